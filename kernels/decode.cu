@@ -1,0 +1,480 @@
+// Paged-attention decode kernel family for workbench.
+//
+// One source, many variants: every knob is a preprocessor constant (WB_*), so each variant is
+// its own cubin and the compiler sees constant trip counts everywhere.
+//
+// Layout (vLLM's paged cache):
+//   query  [num_seqs, num_heads, HEAD]            (seq stride passed in; heads contiguous)
+//   keys   [num_blocks, num_kv_heads, HEAD/X, BLOCK, X]   X = 16 / sizeof(elem)
+//   values [num_blocks, num_kv_heads, HEAD, BLOCK]
+//   out    [num_seqs, num_heads, HEAD]            (contiguous)
+// so the K (or V) tile of one (block, kv head) is one contiguous run of HEAD*BLOCK elements:
+// exactly one bulk L2 prefetch.
+//
+// Algorithm "twopass" (the shape of vLLM's kernel, written here from the idea):
+//   one CTA = (group of WB_QPC query heads sharing one KV head, sequence, partition);
+//   pass 1: warps take KV blocks round-robin, compute q.k for all WB_QPC heads from one load of
+//           the K tile, store logits in shared memory and track the running max;
+//   softmax: exponentiate in shared memory, block-reduce the sums;
+//   pass 2: warps take KV blocks again, accumulate p*v for all heads from one load of the V
+//           tile, reduce across warps in shared memory.
+//   With split-K (WB_PARTITION > 0) each partition writes a normalised partial output plus its
+//   max and exp-sum, and wb_reduce combines them.
+//
+// Prefetch: lane 0 of a warp issues cp.async.bulk.prefetch.L2.global for the tile that warp
+// will read WB_PF_DIST iterations later (K in pass 1, V in pass 2); pre-Hopper targets can use
+// per-line prefetch.global.L2 spread over the warp instead.
+
+#include <stdint.h>   // no cuda_fp16.h / cuda_bf16.h: they dominate compile time
+
+#ifndef WB_HEAD
+#error "WB_HEAD must be defined"
+#endif
+#ifndef WB_BLOCK
+#error "WB_BLOCK must be defined"
+#endif
+#ifndef WB_DTYPE            // 0 = fp16, 1 = bf16
+#error "WB_DTYPE must be defined"
+#endif
+#ifndef WB_THREADS
+#error "WB_THREADS must be defined"
+#endif
+#ifndef WB_QPC              // query heads per CTA
+#error "WB_QPC must be defined"
+#endif
+#ifndef WB_PARTITION        // 0 = no split-K, >0 = tokens per partition, -1 = vLLM's v1/v2 rule
+#error "WB_PARTITION must be defined"
+#endif
+#ifndef WB_PF_DIST          // prefetch distance in warp iterations, 0 = off
+#define WB_PF_DIST 0
+#endif
+#ifndef WB_PF_K
+#define WB_PF_K 0
+#endif
+#ifndef WB_PF_V
+#define WB_PF_V 0
+#endif
+#ifndef WB_PF_OP            // 0 = cp.async.bulk.prefetch.L2 (sm_90+), 1 = prefetch.global.L2 lines
+#define WB_PF_OP 0
+#endif
+#ifndef WB_PF_HINT          // 0 = none, 1 = evict_first, 2 = evict_last
+#define WB_PF_HINT 0
+#endif
+
+// Elements are raw 16-bit words; conversions are single PTX instructions (sm_80+).
+typedef uint16_t elem_t;
+
+__device__ __forceinline__ float2 to_float2(uint32_t packed) {
+#if WB_DTYPE == 0
+  float lo, hi;
+  asm("{.reg .b16 l, h;\n mov.b32 {l, h}, %2;\n cvt.f32.f16 %0, l;\n cvt.f32.f16 %1, h;\n}"
+      : "=f"(lo), "=f"(hi) : "r"(packed));
+  return make_float2(lo, hi);
+#else
+  return make_float2(__uint_as_float(packed << 16), __uint_as_float(packed & 0xffff0000u));
+#endif
+}
+__device__ __forceinline__ float to_float(elem_t v) {
+  return to_float2((uint32_t)v).x;
+}
+__device__ __forceinline__ elem_t from_float(float v) {
+  uint16_t r;
+#if WB_DTYPE == 0
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r) : "f"(v));
+#else
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(v));
+#endif
+  return r;
+}
+
+namespace wb {
+
+constexpr int HEAD = WB_HEAD;
+constexpr int BLOCK = WB_BLOCK;
+constexpr int NT = WB_THREADS;
+constexpr int NW = NT / 32;
+constexpr int QPC = WB_QPC;
+constexpr int X = 16 / sizeof(elem_t);        // elements per 16-byte chunk
+constexpr int NCH = HEAD / X;                 // 16-byte chunks per key row (one token)
+constexpr int TG = 32 / BLOCK;                // lanes that share one token in pass 1
+constexpr int CPT = NCH / TG;                 // K chunks per lane per block
+constexpr int CR = BLOCK / X;                 // 16-byte chunks per value row (one head dim)
+constexpr int RPL = HEAD * CR / 32;           // V chunks (= rows) per lane per block
+constexpr int ROW_STEP = 32 / CR;             // row distance between a lane's chunks
+constexpr int TILE_BYTES = HEAD * BLOCK * (int)sizeof(elem_t);
+
+static_assert(NT % 32 == 0 && NT >= 64 && NT <= 1024, "threads per CTA");
+static_assert(32 % BLOCK == 0 || BLOCK == 32, "block size must divide a warp");
+static_assert(NCH % TG == 0, "head size vs block size");
+static_assert((HEAD * CR) % 32 == 0, "head size vs block size (pass 2)");
+static_assert(TILE_BYTES % 16 == 0, "bulk prefetch needs a multiple of 16 bytes");
+
+struct Chunk8 { float v[8]; };
+
+__device__ __forceinline__ Chunk8 unpack(const uint4 raw) {
+  Chunk8 c;
+  const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 f = to_float2(w[i]);
+    c.v[2 * i] = f.x;
+    c.v[2 * i + 1] = f.y;
+  }
+  return c;
+}
+
+__device__ __forceinline__ uint4 load16(const elem_t* p) {
+  return *reinterpret_cast<const uint4*>(p);
+}
+
+// ---- L2 prefetch of one contiguous tile --------------------------------------------------
+__device__ __forceinline__ void prefetch_tile(const elem_t* tile, int lane) {
+#if WB_PF_DIST > 0
+#if WB_PF_OP == 0
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#error "cp.async.bulk.prefetch.L2 needs sm_90 or newer"
+#endif
+  if (lane == 0) {
+#if WB_PF_HINT == 0
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(tile), "r"(TILE_BYTES) : "memory");
+#else
+    uint64_t policy;
+#if WB_PF_HINT == 1
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+#else
+    asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
+#endif
+    asm volatile("cp.async.bulk.prefetch.L2.global.L2::cache_hint [%0], %1, %2;" ::"l"(tile),
+                 "r"(TILE_BYTES), "l"(policy) : "memory");
+#endif
+  }
+#else
+  // one 128-byte line per lane per step
+  const char* base = reinterpret_cast<const char*>(tile);
+#pragma unroll
+  for (int off = lane * 128; off < TILE_BYTES; off += 32 * 128) {
+#if WB_PF_HINT == 0
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(base + off));
+#elif WB_PF_HINT == 2
+    asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(base + off));
+#else
+#error "prefetch.global.L2 has no evict_first form"
+#endif
+  }
+#endif
+#endif
+}
+
+struct Params {
+  elem_t* out;                 // [num_seqs, num_heads, HEAD]
+  float* exp_sums;             // [num_seqs, num_heads, max_parts]      (split-K only)
+  float* max_logits;           // [num_seqs, num_heads, max_parts]      (split-K only)
+  float* tmp_out;              // [num_seqs, num_heads, max_parts, HEAD] (split-K only)
+  const elem_t* q;
+  const elem_t* k_cache;
+  const elem_t* v_cache;
+  const int* block_tables;     // [num_seqs, max_blocks_per_seq]
+  const int* seq_lens;         // [num_seqs]
+  long long q_seq_stride;      // elements
+  long long kv_block_stride;   // elements
+  long long kv_head_stride;    // elements
+  int num_heads;
+  int num_kv_heads;
+  int max_blocks_per_seq;
+  int max_parts;
+  int logits_len;              // tokens of logits room in shared memory (multiple of BLOCK)
+  float scale;
+};
+
+// Shared memory: q[QPC][HEAD] | acc[QPC][HEAD] | stats[2][NW][QPC] | logits[QPC][logits_len]
+template <int PARTITION>
+__device__ __forceinline__ void decode_body(const Params& P) {
+  extern __shared__ float4 smem_raw[];
+  float* q_s = reinterpret_cast<float*>(smem_raw);
+  float* acc_s = q_s + QPC * HEAD;
+  float* warp_max = acc_s + QPC * HEAD;
+  float* warp_sum = warp_max + NW * QPC;
+  float* logits = warp_sum + NW * QPC;
+
+  const int tid = threadIdx.x;
+  const int warp = tid / 32;
+  const int lane = tid % 32;
+  const int group = P.num_heads / P.num_kv_heads;
+  const int chunks_per_group = (group + QPC - 1) / QPC;
+  const int kvh = blockIdx.x / chunks_per_group;
+  const int head0 = kvh * group + (blockIdx.x % chunks_per_group) * QPC;
+  const int nheads = min(QPC, kvh * group + group - head0);   // valid heads in this CTA
+  const int seq = blockIdx.y;
+  const int part = blockIdx.z;
+  const int seq_len = P.seq_lens[seq];
+
+  int tok_begin = 0, tok_end = seq_len;
+  if (PARTITION > 0) {
+    tok_begin = part * PARTITION;
+    if (tok_begin >= seq_len) return;            // nothing of this sequence here
+    tok_end = min(seq_len, tok_begin + PARTITION);
+  }
+  const int blk_begin = tok_begin / BLOCK;
+  const int blk_end = (tok_end + BLOCK - 1) / BLOCK;
+  const int ntok = (blk_end - blk_begin) * BLOCK;    // logits slots used (whole blocks)
+  const int* bt = P.block_tables + (long long)seq * P.max_blocks_per_seq;
+
+  // load queries (zeros for heads past the group), clear accumulators
+  for (int i = tid; i < QPC * HEAD; i += NT) {
+    const int h = i / HEAD, d = i % HEAD;
+    float v = 0.f;
+    if (h < nheads) {
+      const elem_t* qp = P.q + (long long)seq * P.q_seq_stride + (long long)(head0 + h) * HEAD + d;
+      v = to_float(*qp);
+    }
+    q_s[i] = v;
+    acc_s[i] = 0.f;
+  }
+  __syncthreads();
+
+  const elem_t* k_head = P.k_cache + (long long)kvh * P.kv_head_stride;
+  const elem_t* v_head = P.v_cache + (long long)kvh * P.kv_head_stride;
+
+  // ---- pass 1: logits --------------------------------------------------------------------
+  const int tok_in_blk = lane % BLOCK;
+  const int grp = lane / BLOCK;
+  float run_max[QPC];
+#pragma unroll
+  for (int h = 0; h < QPC; ++h) run_max[h] = -INFINITY;
+
+  for (int b = blk_begin + warp; b < blk_end; b += NW) {
+#if WB_PF_DIST > 0 && WB_PF_K
+    {
+      const int pb = b + WB_PF_DIST * NW;
+      if (pb < blk_end) prefetch_tile(k_head + (long long)bt[pb] * P.kv_block_stride, lane);
+    }
+#endif
+    const elem_t* kp = k_head + (long long)bt[b] * P.kv_block_stride;
+    uint4 raw[CPT];
+#pragma unroll
+    for (int i = 0; i < CPT; ++i) raw[i] = load16(kp + ((grp + TG * i) * BLOCK + tok_in_blk) * X);
+    float dot[QPC];
+#pragma unroll
+    for (int h = 0; h < QPC; ++h) dot[h] = 0.f;
+#pragma unroll
+    for (int i = 0; i < CPT; ++i) {
+      const Chunk8 k = unpack(raw[i]);
+      const int d0 = (grp + TG * i) * X;
+#pragma unroll
+      for (int h = 0; h < QPC; ++h) {
+        const float4 qa = *reinterpret_cast<const float4*>(q_s + h * HEAD + d0);
+        const float4 qb = *reinterpret_cast<const float4*>(q_s + h * HEAD + d0 + 4);
+        dot[h] += qa.x * k.v[0] + qa.y * k.v[1] + qa.z * k.v[2] + qa.w * k.v[3] +
+                  qb.x * k.v[4] + qb.y * k.v[5] + qb.z * k.v[6] + qb.w * k.v[7];
+      }
+    }
+#pragma unroll
+    for (int m = BLOCK; m < 32; m *= 2) {
+#pragma unroll
+      for (int h = 0; h < QPC; ++h) dot[h] += __shfl_xor_sync(0xffffffffu, dot[h], m);
+    }
+    if (grp == 0) {
+      const int tok = b * BLOCK + tok_in_blk;
+      const bool valid = tok < tok_end;
+#pragma unroll
+      for (int h = 0; h < QPC; ++h) {
+        const float l = valid ? dot[h] * P.scale : -INFINITY;
+        logits[h * P.logits_len + (tok - blk_begin * BLOCK)] = l;
+        run_max[h] = fmaxf(run_max[h], l);
+      }
+    }
+  }
+
+  // ---- softmax ---------------------------------------------------------------------------
+#pragma unroll
+  for (int h = 0; h < QPC; ++h) {
+    float m = run_max[h];
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    if (lane == 0) warp_max[warp * QPC + h] = m;
+  }
+  __syncthreads();
+  float head_max[QPC];
+#pragma unroll
+  for (int h = 0; h < QPC; ++h) {
+    float m = -INFINITY;
+    for (int w = 0; w < NW; ++w) m = fmaxf(m, warp_max[w * QPC + h]);
+    head_max[h] = m;
+  }
+  const int valid_tok = tok_end - blk_begin * BLOCK;   // slots at or past this are padding
+#pragma unroll
+  for (int h = 0; h < QPC; ++h) {
+    float s = 0.f;
+    for (int t = tid; t < ntok; t += NT) {
+      const float e = t < valid_tok ? __expf(logits[h * P.logits_len + t] - head_max[h]) : 0.f;
+      logits[h * P.logits_len + t] = e;
+      s += e;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) warp_sum[warp * QPC + h] = s;
+  }
+  __syncthreads();
+  float head_sum[QPC];
+#pragma unroll
+  for (int h = 0; h < QPC; ++h) {
+    float s = 0.f;
+    for (int w = 0; w < NW; ++w) s += warp_sum[w * QPC + h];
+    head_sum[h] = s;
+  }
+
+  // ---- pass 2: p @ V ---------------------------------------------------------------------
+  const int vpart = lane % CR;          // which 16-byte slice of a value row
+  const int row0 = lane / CR;
+  float acc[QPC][RPL];
+#pragma unroll
+  for (int h = 0; h < QPC; ++h)
+#pragma unroll
+    for (int i = 0; i < RPL; ++i) acc[h][i] = 0.f;
+
+  for (int b = blk_begin + warp; b < blk_end; b += NW) {
+#if WB_PF_DIST > 0 && WB_PF_V
+    {
+      const int pb = b + WB_PF_DIST * NW;
+      if (pb < blk_end) prefetch_tile(v_head + (long long)bt[pb] * P.kv_block_stride, lane);
+    }
+#endif
+    const elem_t* vp = v_head + (long long)bt[b] * P.kv_block_stride;
+    uint4 raw[RPL];
+#pragma unroll
+    for (int i = 0; i < RPL; ++i) raw[i] = load16(vp + (row0 + ROW_STEP * i) * BLOCK + vpart * X);
+    const int slot = (b - blk_begin) * BLOCK + vpart * X;     // first of this lane's 8 tokens
+    const bool tail = slot + X > valid_tok;                   // some tokens are padding
+    float p[QPC][8];
+#pragma unroll
+    for (int h = 0; h < QPC; ++h) {
+      const float4 pa = *reinterpret_cast<const float4*>(logits + h * P.logits_len + slot);
+      const float4 pb = *reinterpret_cast<const float4*>(logits + h * P.logits_len + slot + 4);
+      p[h][0] = pa.x; p[h][1] = pa.y; p[h][2] = pa.z; p[h][3] = pa.w;
+      p[h][4] = pb.x; p[h][5] = pb.y; p[h][6] = pb.z; p[h][7] = pb.w;
+    }
+#pragma unroll
+    for (int i = 0; i < RPL; ++i) {
+      Chunk8 v = unpack(raw[i]);
+      if (tail) {
+        // padding slots of a cache block may hold anything (NaN included): 0 * NaN is NaN
+#pragma unroll
+        for (int j = 0; j < 8; ++j) v.v[j] = slot + j < valid_tok ? v.v[j] : 0.f;
+      }
+#pragma unroll
+      for (int h = 0; h < QPC; ++h) {
+        float a = acc[h][i];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) a += p[h][j] * v.v[j];
+        acc[h][i] = a;
+      }
+    }
+  }
+  // lanes that share a row hold different tokens: add them, then add across warps
+#pragma unroll
+  for (int m = 1; m < CR; m *= 2) {
+#pragma unroll
+    for (int h = 0; h < QPC; ++h)
+#pragma unroll
+      for (int i = 0; i < RPL; ++i) acc[h][i] += __shfl_xor_sync(0xffffffffu, acc[h][i], m);
+  }
+  if (vpart == 0) {
+#pragma unroll
+    for (int h = 0; h < QPC; ++h)
+#pragma unroll
+      for (int i = 0; i < RPL; ++i) {
+        if (NW == 1) acc_s[h * HEAD + row0 + ROW_STEP * i] = acc[h][i];
+        else atomicAdd(acc_s + h * HEAD + row0 + ROW_STEP * i, acc[h][i]);
+      }
+  }
+  __syncthreads();
+
+  // ---- write -----------------------------------------------------------------------------
+  for (int i = tid; i < QPC * HEAD; i += NT) {
+    const int h = i / HEAD, d = i % HEAD;
+    if (h >= nheads) continue;
+    float inv = 0.f;
+#pragma unroll
+    for (int hh = 0; hh < QPC; ++hh) if (hh == h) inv = 1.f / head_sum[hh];
+    const float o = acc_s[i] * inv;
+    const long long row = (long long)seq * P.num_heads + head0 + h;
+    if (PARTITION > 0) {
+      P.tmp_out[(row * P.max_parts + part) * HEAD + d] = o;
+      if (d == 0) {
+        float mx = 0.f, sm = 0.f;
+#pragma unroll
+        for (int hh = 0; hh < QPC; ++hh) if (hh == h) { mx = head_max[hh]; sm = head_sum[hh]; }
+        P.max_logits[row * P.max_parts + part] = mx;
+        P.exp_sums[row * P.max_parts + part] = sm;
+      }
+    } else {
+      P.out[row * HEAD + d] = from_float(o);
+    }
+  }
+}
+
+}  // namespace wb
+
+// ---- entry points ----------------------------------------------------------------------------
+// The Python launcher passes one Params struct by value.
+#if WB_PARTITION == 0 || WB_PARTITION == -1
+extern "C" __global__ void __launch_bounds__(WB_THREADS) wb_decode_full(const wb::Params p) {
+  wb::decode_body<0>(p);
+}
+#endif
+
+#if WB_PARTITION != 0
+#if WB_PARTITION == -1
+#define WB_SPLIT_TOKENS 512
+#else
+#define WB_SPLIT_TOKENS WB_PARTITION
+#endif
+static_assert(WB_SPLIT_TOKENS % WB_BLOCK == 0, "partition must be a multiple of the block size");
+
+extern "C" __global__ void __launch_bounds__(WB_THREADS) wb_decode_split(const wb::Params p) {
+  wb::decode_body<WB_SPLIT_TOKENS>(p);
+}
+
+// Combine partitions: grid (num_heads, num_seqs), 128 threads; smem 2 * max_parts floats.
+extern "C" __global__ void __launch_bounds__(128) wb_reduce(const wb::Params p) {
+  extern __shared__ float4 smem_raw[];
+  float* w = reinterpret_cast<float*>(smem_raw);
+  __shared__ float red[4];
+  __shared__ float gmax_s, inv_s;
+  const int head = blockIdx.x, seq = blockIdx.y, tid = threadIdx.x;
+  const int nparts = (p.seq_lens[seq] + WB_SPLIT_TOKENS - 1) / WB_SPLIT_TOKENS;
+  const long long row = (long long)seq * p.num_heads + head;
+  const float* ml = p.max_logits + row * p.max_parts;
+  const float* es = p.exp_sums + row * p.max_parts;
+
+  float m = -INFINITY;
+  for (int i = tid; i < nparts; i += 128) m = fmaxf(m, ml[i]);
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  if (tid % 32 == 0) red[tid / 32] = m;
+  __syncthreads();
+  if (tid == 0) gmax_s = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+  __syncthreads();
+  const float gmax = gmax_s;
+  float s = 0.f;
+  for (int i = tid; i < nparts; i += 128) {
+    const float wi = es[i] * __expf(ml[i] - gmax);
+    w[i] = wi;
+    s += wi;
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
+  __syncthreads();                     // everyone has read red[] before it is reused
+  if (tid % 32 == 0) red[tid / 32] = s;
+  __syncthreads();
+  if (tid == 0) inv_s = 1.f / (red[0] + red[1] + red[2] + red[3]);
+  __syncthreads();
+  const float inv = inv_s;
+  const float* to = p.tmp_out + row * p.max_parts * WB_HEAD;
+  for (int d = tid; d < WB_HEAD; d += 128) {
+    float o = 0.f;
+    for (int i = 0; i < nparts; ++i) o += w[i] * to[(long long)i * WB_HEAD + d];
+    p.out[row * WB_HEAD + d] = from_float(o * inv);
+  }
+}
+#endif

@@ -1,0 +1,89 @@
+"""nvcc builds: the whole default space for sm_90a (a variant that fails to compile fails CI),
+a shape sample, a sm_80 sample, the cache, and compile errors recorded rather than raised."""
+import os
+import shutil
+
+import pytest
+
+from workbench import build as build_mod
+from workbench.build import build_many, build_variant, parse_ptxas, summarize
+from workbench.space import enumerate_space, load_space
+from workbench.variant import HEAD_SIZES, Variant, baseline, paper
+
+pytestmark = pytest.mark.skipif(shutil.which("nvcc") is None and not os.environ.get("CUDACXX"),
+                                reason="nvcc not installed")
+
+
+def _assert_all_built(results):
+    failed = [(r.variant.name, r.error) for r in results if not r.ok]
+    assert not failed, failed[:3]
+
+
+@pytest.mark.slow
+def test_default_space_compiles_for_sm90a(cubin_cache):
+    en = enumerate_space(load_space(), "sm_90a")
+    results = build_many(en.valid, "sm_90a")
+    _assert_all_built(results)
+    s = summarize(results)
+    print(f"\ndefault space sm_90a: {s.built} built, {s.cached} cached, {len(en.invalid)} invalid, {s.failed} failed")
+    assert s.built + s.cached == len(en.valid) >= 1000
+    by = {r.variant: r for r in results}
+    assert set(by[baseline()].resources) == {"wb_decode_full", "wb_decode_split", "wb_reduce"}
+    assert by[baseline()].resources["wb_decode_full"].registers > 0
+
+
+def test_every_shape_compiles(cubin_cache):
+    """All head sizes x block sizes x dtypes: baseline, paper and a grouped split-K variant."""
+    vs = []
+    for h in HEAD_SIZES:
+        for b in (16, 32):
+            for dt in ("bf16", "fp16"):
+                vs += [baseline(h, b, dt), paper(h, b, dt),
+                       Variant(head_size=h, block_size=b, dtype=dt, threads=256, heads_per_cta=4, partition=512,
+                               prefetch_distance=2, prefetch_target="kv", prefetch_hint="evict_last")]
+    _assert_all_built(build_many([v for v in vs if v.is_valid()], "sm_90a"))
+
+
+def test_sm80_sample(cubin_cache):
+    en = enumerate_space(load_space(), "sm_80")
+    assert en.invalid                                          # bulk prefetch cannot exist there
+    sample = [baseline(), paper().with_(prefetch_op="line"),
+              paper().with_(prefetch_op="line", prefetch_hint="evict_last", heads_per_cta=4, threads=256, partition=256),
+              Variant(head_size=256, dtype="fp16", block_size=32, partition=1024, prefetch_distance=2,
+                      prefetch_target="k", prefetch_op="line")]
+    results = build_many(sample, "sm_80")
+    _assert_all_built(results)
+    assert build_variant(paper(), "sm_80").status == "invalid"
+
+
+def test_cache_hit_and_key_inputs(cubin_cache):
+    v = Variant(threads=64, partition=256)
+    first = build_variant(v, "sm_90a")
+    again = build_variant(v, "sm_90a")
+    assert first.ok and again.status == "cached" and again.cubin == first.cubin
+    assert again.resources == first.resources
+    assert build_variant(v, "sm_90").cache_key != first.cache_key
+
+
+def test_compile_error_is_recorded_not_raised(cubin_cache, tmp_path, monkeypatch):
+    (tmp_path / "decode.cu").write_text("this is not CUDA;\n")
+    monkeypatch.setattr(build_mod, "kernels_dir", lambda: tmp_path)
+    results = build_many([baseline(), paper()], "sm_90a")
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert "error" in results[0].error
+
+
+def test_parse_ptxas_report():
+    log = """ptxas info    : Compiling entry function 'wb_decode_split' for 'sm_90a'
+ptxas info    : Function properties for wb_decode_split
+    8 bytes stack frame, 4 bytes spill stores, 8 bytes spill loads
+ptxas info    : Used 72 registers, used 1 barriers, 32 bytes smem
+ptxas info    : Compiling entry function 'wb_reduce' for 'sm_90a'
+ptxas info    : Function properties for wb_reduce
+    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 32 registers, used 1 barriers
+"""
+    r = parse_ptxas(log)
+    assert r["wb_decode_split"].registers == 72 and r["wb_decode_split"].shared_static == 32
+    assert (r["wb_decode_split"].spill_stores, r["wb_decode_split"].spill_loads) == (4, 8)
+    assert r["wb_reduce"].registers == 32 and r["wb_reduce"].stack_frame == 0

@@ -1,0 +1,127 @@
+"""GPU: every variant of a stated grid against the fp32 reference.
+
+Rules (issue 2): rel error ||out-ref||/||ref|| <= 1e-2 (bf16) / 5e-3 (fp16), no NaN; output
+poisoned with NaN before each run; padding slots of the last block hold NaN; fresh random
+inputs per check (a new seed per variant). Set WB_RESULTS=DIR to keep a JSON of every check.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+
+import pytest
+
+from workbench.build import build_many
+from workbench.space import enumerate_space, load_space
+from workbench.variant import HEAD_SIZES, Variant, baseline, paper
+from workbench.workload import WorkloadSpec
+
+pytestmark = pytest.mark.gpu
+_seed = itertools.count(1000)
+
+
+def _run(tag: str, pairs: list[tuple[Variant, WorkloadSpec]], expect: str = "pass"):
+    from workbench.check import check_variant
+    from workbench.launch import load
+
+    builds = {b.variant: b for b in build_many(sorted({v for v, _ in pairs}, key=lambda v: v.key), "sm_90a")}
+    failed = [b for b in builds.values() if not b.ok]
+    assert not failed, [(b.variant.name, b.error) for b in failed]
+    results = []
+    loaded = {}
+    for v, spec in pairs:
+        if v not in loaded:
+            loaded[v] = load(builds[v])
+        spec = WorkloadSpec(**{**spec.to_dict(), "seed": next(_seed)})
+        results.append(check_variant(loaded[v], spec))
+    for k in loaded.values():
+        k.close()
+    out_dir = os.environ.get("WB_RESULTS")
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, f"check-{tag}.json"), "w") as f:
+            json.dump([r.to_dict() for r in results], f, indent=1)
+    bad = [r for r in results if r.status != expect]
+    errs = [r.rel_error for r in results if r.status == "pass"]
+    print(f"\n[{tag}] {len(results)} checks, {len({v for v, _ in pairs})} variants, "
+          f"{len({s.label for _, s in pairs})} shapes, worst rel err {max(errs) if errs else float('nan'):.3e}, "
+          f"not-{expect}: {len(bad)}")
+    assert not bad, [(r.variant, r.workload, r.status, r.detail) for r in bad[:10]]
+    return results
+
+
+MIXED = (1, 17, 200, 511, 1000, 3001)
+
+
+def test_default_space_llama8b(cubin_cache):
+    """Every valid variant of the default space for 32/8 heads, d128, bf16, block 16."""
+    en = enumerate_space(load_space(), "sm_90a", group=4)
+    spec = WorkloadSpec(seq_lens=MIXED, num_heads=32, num_kv_heads=8)
+    _run("default-space", [(v, spec) for v in en.valid])
+
+
+def _knob_sample(group: int, head: int, block: int, dtype: str) -> list[Variant]:
+    base = dict(head_size=head, block_size=block, dtype=dtype)
+    vs = [baseline(head, block, dtype), paper(head, block, dtype)]
+    for qpc in sorted({1, min(2, group), min(4, group), group}):
+        for threads, part, pf in ((64, 256, dict(prefetch_distance=2, prefetch_target="k")),
+                                  (256, 512, dict(prefetch_distance=1, prefetch_target="kv", prefetch_hint="evict_last")),
+                                  (512, 0, {}),
+                                  (128, 1024, dict(prefetch_distance=4, prefetch_target="v", prefetch_op="line"))):
+            v = Variant(**base, threads=threads, heads_per_cta=qpc, partition=part, **pf)
+            if v.is_valid("sm_90a"):
+                vs.append(v)
+    return vs
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+@pytest.mark.parametrize("block", [16, 32])
+def test_head_sizes(cubin_cache, dtype, block):
+    """All head sizes x a knob sample, GQA 4, mixed lengths."""
+    pairs = []
+    for head in HEAD_SIZES:
+        spec = WorkloadSpec(seq_lens=(1, 33, 700, 2049), num_heads=16, num_kv_heads=4,
+                            head_size=head, block_size=block, dtype=dtype)
+        pairs += [(v, spec) for v in _knob_sample(4, head, block, dtype)]
+    _run(f"heads-{dtype}-b{block}", pairs)
+
+
+@pytest.mark.parametrize("heads,kv_heads", [(8, 8), (32, 8), (28, 4), (8, 1)])
+def test_gqa_ratios(cubin_cache, heads, kv_heads):
+    """GQA 1, 4, 7, 8 (MHA, Llama-3.1-8B, Qwen2.5-7B, Llama-3.1-70B at TP8)."""
+    g = heads // kv_heads
+    spec = WorkloadSpec(seq_lens=(5, 129, 1500, 4096), num_heads=heads, num_kv_heads=kv_heads)
+    _run(f"gqa{g}", [(v, spec) for v in _knob_sample(g, 128, 16, "bf16")])
+
+
+def test_sequence_lengths(cubin_cache):
+    """Lengths around block and partition edges, one sequence each, and mixed in one batch."""
+    lens = (1, 2, 15, 16, 17, 31, 32, 33, 255, 256, 257, 511, 513, 1023, 1025, 8191, 8193)
+    vs = [baseline(), paper(), Variant(threads=256, heads_per_cta=4, partition=256, prefetch_distance=2,
+                                        prefetch_target="kv"),
+          Variant(threads=128, heads_per_cta=2, partition=0, prefetch_distance=1, prefetch_target="k")]
+    pairs = [(v, WorkloadSpec(seq_lens=(n,), num_heads=32, num_kv_heads=8)) for v in vs for n in lens]
+    pairs += [(v, WorkloadSpec(seq_lens=lens, num_heads=32, num_kv_heads=8)) for v in vs]
+    _run("lengths", pairs)
+
+
+def test_long_contexts(cubin_cache):
+    """131072 tokens with split-K (every partition size), alone and mixed with short sequences;
+    and 16384 tokens without split-K (needs > 48 KB of dynamic shared memory)."""
+    vs = [Variant(partition=p, threads=t, heads_per_cta=q, prefetch_distance=d, prefetch_target="kv")
+          for p, t, q, d in ((256, 128, 1, 0), (512, 256, 4, 1), (1024, 512, 2, 4), (-1, 128, 1, 1))]
+    pairs = [(v, WorkloadSpec(seq_lens=(131072,), num_heads=32, num_kv_heads=8)) for v in vs]
+    pairs += [(v, WorkloadSpec(seq_lens=(131071, 3, 70001), num_heads=32, num_kv_heads=8)) for v in vs]
+    unsplit = [Variant(partition=0, heads_per_cta=1), Variant(partition=0, heads_per_cta=2, threads=256,
+                                                              prefetch_distance=2, prefetch_target="kv")]
+    pairs += [(v, WorkloadSpec(seq_lens=(16384, 100), num_heads=32, num_kv_heads=8)) for v in unsplit]
+    _run("long", pairs)
+
+
+def test_long_context_without_split_is_rejected(cubin_cache):
+    """A whole-sequence launch whose logits cannot fit in shared memory is refused before launch."""
+    vs = [Variant(partition=0, heads_per_cta=1), Variant(partition=0, heads_per_cta=4, threads=256)]
+    results = _run("rejected", [(v, WorkloadSpec(seq_lens=(131072,), num_heads=32, num_kv_heads=8)) for v in vs],
+                   expect="rejected")
+    assert all("split-K" in r.detail for r in results)

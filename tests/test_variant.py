@@ -1,0 +1,87 @@
+import json
+
+import pytest
+
+from workbench.errors import VariantRejected, WorkbenchError
+from workbench.variant import PARTITION_VLLM, Variant, baseline, named, paper, parse_arch
+
+
+def test_baseline_and_paper_are_what_the_issue_says():
+    b, p = baseline(), paper()
+    assert (b.heads_per_cta, b.threads, b.prefetch_distance, b.partition) == (1, 128, 0, PARTITION_VLLM)
+    assert p == b.with_(prefetch_distance=1, prefetch_target="kv", prefetch_op="bulk")
+    assert b.label == "baseline" and p.label == "paper"
+    assert named("paper", 64, 32, "fp16") == paper(64, 32, "fp16")
+    assert Variant(threads=256).label == Variant(threads=256).name
+
+
+def test_key_is_stable_and_prefetch_off_is_canonical():
+    # recorded once: a changed key would orphan every cached cubin and stored trial
+    assert baseline().key == "58f5224b2339"
+    off = Variant(prefetch_distance=0, prefetch_target="kv", prefetch_hint="evict_last")
+    assert off == Variant() and off.key == Variant().key and hash(off) == hash(Variant())
+    assert Variant.from_dict(json.loads(json.dumps(paper().to_dict()))) == paper()
+    assert len({Variant(threads=t).key for t in (64, 128, 256, 512)}) == 4
+
+
+@pytest.mark.parametrize("knobs", [
+    {"head_size": 100}, {"block_size": 8}, {"dtype": "fp8"}, {"threads": 96 + 1}, {"threads": 1024},
+    {"heads_per_cta": 0}, {"partition": 300}, {"prefetch_distance": 9},
+    {"prefetch_distance": 1, "prefetch_target": "q"}, {"prefetch_distance": 1, "prefetch_target": "k", "prefetch_op": "tma"},
+    {"algorithm": "magic"}, {"threads": "many"},
+])
+def test_bad_knob_values_raise_user_errors(knobs):
+    with pytest.raises(WorkbenchError):
+        Variant(**knobs)
+
+
+def test_unknown_knob_named_in_error():
+    with pytest.raises(WorkbenchError, match="unknown knob.*warps"):
+        Variant.from_dict({"warps": 4})
+
+
+def test_partition_spellings():
+    assert Variant(partition="none").partition == 0
+    assert Variant(partition="vllm").partition == PARTITION_VLLM
+    assert Variant(partition="512").partition == 512
+
+
+def test_arch_rules():
+    assert paper().is_valid("sm_90a") and paper().is_valid("sm_90")
+    assert "sm_90+" in paper().invalid_reasons("sm_80")[0]
+    line = paper().with_(prefetch_op="line")
+    assert line.is_valid("sm_80")
+    assert not line.with_(prefetch_hint="evict_first").is_valid("sm_80")
+    with pytest.raises(WorkbenchError):
+        parse_arch("sm_70")
+    with pytest.raises(WorkbenchError):
+        parse_arch("hopper")
+
+
+def test_register_budget_rule():
+    # d256 block 32: 8 heads x 256 rows x 4 chunks / 32 lanes = 256 accumulators per lane
+    v = Variant(head_size=256, block_size=32, heads_per_cta=8, partition=512)
+    assert v.accumulators == 256 and not v.is_valid()
+    assert Variant(head_size=256, block_size=32, heads_per_cta=4, partition=512).is_valid()
+
+
+def test_vllm_v1_v2_rule():
+    b = baseline()
+    assert not b.uses_split(num_seqs=64, num_heads=32, max_seq_len=4096)    # 2048 > 512 work -> v1
+    assert b.uses_split(num_seqs=8, num_heads=32, max_seq_len=4096)         # 256 <= 512 -> v2
+    assert not b.uses_split(num_seqs=1, num_heads=32, max_seq_len=512)      # one partition -> v1
+    assert b.uses_split(num_seqs=256, num_heads=32, max_seq_len=8193)       # too long -> v2
+    assert Variant(partition=256).uses_split(1, 32, 10) and not Variant(partition=0).uses_split(1, 32, 10**6)
+
+
+def test_long_context_without_split_rejected_before_launch():
+    v = Variant(partition=0)
+    limit = 227 * 1024
+    v.check_workload(1, 32, 8, 128, 16384, limit)                      # 64 KB of logits: fine
+    with pytest.raises(VariantRejected, match="split-K"):
+        v.check_workload(1, 32, 8, 128, 131072, limit)                 # 512 KB: refused
+    assert 50000 < v.max_context_unsplit(limit) < 60000
+    with pytest.raises(VariantRejected, match="group"):
+        Variant(heads_per_cta=8).check_workload(1, 32, 8, 128, 100, limit)
+    with pytest.raises(VariantRejected, match="head size"):
+        v.check_workload(1, 32, 8, 64, 100, limit)

@@ -1,0 +1,35 @@
+import pytest
+import torch
+
+from workbench.errors import WorkbenchError
+from workbench.workload import WorkloadSpec, build_workload
+
+
+def test_block_tables_distinct_seeded_and_padded_with_nan():
+    spec = WorkloadSpec(seq_lens=(1, 16, 17, 100), num_heads=8, num_kv_heads=2, head_size=64, num_blocks=64, seed=7)
+    a, b = build_workload(spec), build_workload(spec)
+    assert torch.equal(a.block_tables, b.block_tables) and torch.equal(a.query, b.query)
+    used = [int(a.block_tables[i, j]) for i, n in enumerate(spec.blocks_per_seq) for j in range(n)]
+    assert len(used) == len(set(used)) == spec.blocks_needed == 1 + 1 + 2 + 7
+    assert all(0 <= u < 64 for u in used)
+    assert a.block_tables.dtype == torch.int32 and a.seq_lens.tolist() == [1, 16, 17, 100]
+    assert a.key_cache.shape == (64, 2, 8, 16, 8) and a.value_cache.shape == (64, 2, 64, 16)
+    last = int(a.block_tables[2, 1])                       # seq of 17: slot 1.. of its 2nd block
+    assert torch.isnan(a.value_cache[last, :, :, 1:]).all() and not torch.isnan(a.value_cache[last, :, :, 0]).any()
+    assert (a.query != 0).float().mean() > 0.99            # never zeros
+    c = build_workload(WorkloadSpec(**{**spec.to_dict(), "seed": 8}))
+    assert not torch.equal(a.block_tables, c.block_tables)
+
+
+def test_kv_bytes_and_labels():
+    s = WorkloadSpec.uniform(8, 4096)
+    assert s.kv_bytes == 8 * 4096 * 8 * 128 * 2 * 2 == 128 * 2**20
+    assert s.label.startswith("b8x4096 h32/8 d128")
+    assert WorkloadSpec.from_dict(s.to_dict()) == s
+
+
+@pytest.mark.parametrize("kw", [dict(seq_lens=()), dict(seq_lens=(0,)), dict(seq_lens=(4,), num_heads=6, num_kv_heads=4),
+                                dict(seq_lens=(4,), head_size=100), dict(seq_lens=(40,), num_blocks=1)])
+def test_bad_specs(kw):
+    with pytest.raises(WorkbenchError):
+        WorkloadSpec(**kw)

@@ -1,0 +1,38 @@
+"""Where the data directories (kernels/, profiles/, tuning/) and the caches live.
+
+A wheel carries the data directories inside the package (workbench/data/<name>, copied by
+setup.py); a source checkout or editable install reads them from the repository root.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PKG = Path(__file__).resolve().parent
+
+
+def data_dir(name: str) -> Path:
+    for candidate in (_PKG / "data" / name, _PKG.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"workbench data directory {name!r} not found (broken install?)")
+
+
+def kernels_dir() -> Path:
+    return data_dir("kernels")
+
+
+def tuning_dir() -> Path:
+    return data_dir("tuning")
+
+
+def profiles_dir() -> Path:
+    return data_dir("profiles")
+
+
+def cache_dir() -> Path:
+    """Per-user cache (cubins, ceilings); WORKBENCH_CACHE overrides."""
+    env = os.environ.get("WORKBENCH_CACHE")
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "workbench"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
