@@ -4,13 +4,13 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 source .offline/activate.sh .offline
-pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
+python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
 export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1 WB_RESULTS=$OUT
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee $OUT/gpu.txt
 python3 -c "import torch, cuda.bindings; print('torch', torch.__version__, 'cuda.bindings', cuda.bindings.__version__)"
 nvcc --version | tail -1
-( time workbench compile --group 4 --json > $OUT/compile-default-g4.json ) 2>&1 | grep real
+( time python3 -m workbench compile --group 4 --json > $OUT/compile-default-g4.json ) 2>&1 | grep real
 python3 -c "import json; d=json.load(open('$OUT/compile-default-g4.json')); print({k: d[k] for k in ('built','cached','invalid','failed')})"
-python3 -m pytest -q -m gpu tests/test_gpu_correctness.py -k "lengths" -x -s 2>&1 | tail -5
+python3 -m pytest -q -m gpu tests/test_gpu_correctness.py -k "lengths" -x 2>&1 | tail -15
 python3 -m pytest -q -m gpu tests/test_gpu_correctness.py -s -p no:cacheprovider 2>&1 | tee $OUT/pytest-gpu.log | grep -E "^\[|passed|failed|Error|assert" | tail -30
-for v in baseline paper; do workbench variant $v; done 2>&1 | tail -40
+for v in baseline paper; do python3 -m workbench variant $v; done 2>&1 | tail -40

@@ -195,7 +195,8 @@ class LoadedVariant:
         if tuple(value_cache.shape[2:]) != (v.head_size, v.block_size):
             raise WorkbenchError(f"value_cache shape {tuple(value_cache.shape)} does not match "
                                  f"[blocks, kv_heads, {v.head_size}, {v.block_size}]")
-        if key_cache.stride() != value_cache.stride() or not key_cache[0, 0].is_contiguous():
+        if key_cache.stride()[:2] != value_cache.stride()[:2] or not (key_cache[0, 0].is_contiguous()
+                                                                     and value_cache[0, 0].is_contiguous()):
             raise WorkbenchError("key and value caches must share strides and hold contiguous tiles")
         if query.stride(2) != 1 or query.stride(1) != v.head_size or not out.is_contiguous():
             raise WorkbenchError("query heads must be contiguous and out fully contiguous")
