@@ -92,6 +92,44 @@ def variant_cmd(
         out.print(rt)
 
 
+@app.command("measure")
+def measure_cmd(
+    variants: str = typer.Option("baseline,paper", help="comma-separated: baseline, paper, or a knob=value;... spec"),
+    batch: int = typer.Option(8), context: int = typer.Option(4096),
+    heads: int = typer.Option(32), kv_heads: int = typer.Option(8), head_size: int = typer.Option(128),
+    dtype: str = typer.Option("bf16"), block_size: int = typer.Option(16),
+    launches: int = typer.Option(50, help="timed launches per variant (>= 30)"),
+    profile: str = typer.Option("none", help="none | ncu | nsys | all"),
+    out_dir: Path = typer.Option(Path("wb-measure"), "--out", help="directory for results.json and captures"),
+) -> None:
+    """Time variants with a cold L2 (and capture them under ncu / nsys); write results.json."""
+    from workbench.measure import Job
+    from workbench.report import results_table
+    from workbench.session import measure
+    from workbench.variant import Variant, named
+    from workbench.workload import WorkloadSpec
+
+    if profile not in ("none", "ncu", "nsys", "all"):
+        raise WorkbenchError(f"--profile {profile!r}: use none, ncu, nsys or all")
+    if launches < 30:
+        raise WorkbenchError("--launches must be >= 30 (medians of fewer launches are noise)")
+    vs = []
+    for item in variants.split(","):
+        if "=" in item:
+            knobs = dict(kv.split("=", 1) for kv in item.split(";"))
+            vs.append(Variant.from_dict({"head_size": head_size, "dtype": dtype, "block_size": block_size, **knobs}))
+        else:
+            vs.append(named(item.strip(), head_size, block_size, dtype))
+    spec = WorkloadSpec.uniform(batch, context, num_heads=heads, num_kv_heads=kv_heads, head_size=head_size,
+                                block_size=block_size, dtype=dtype)
+    job = Job(variants=[v.to_dict() for v in vs], workloads=[spec.to_dict()], launches=launches)
+    res, notes = measure(job, out_dir, profile)
+    out.print(results_table(res))
+    for n in notes:
+        out.print(n)
+    out.print(f"results: {out_dir / 'results.json'}")
+
+
 def main() -> None:
     # typer (standalone) handles usage errors itself (exit 2); ours are WorkbenchError
     try:

@@ -182,6 +182,27 @@ def build_variant(v: Variant, arch: str = "sm_90a", *, nvcc: str | None = None,
     return r
 
 
+def build_source(source: str, arch: str, defs: dict[str, int] | None = None) -> str:
+    """Compile a helper kernel of kernels/ (e.g. the read probe) to a cached cubin; its path.
+
+    Unlike variants, a helper that fails to compile is a broken install: raise."""
+    nvcc = find_nvcc()
+    src = kernels_dir() / source
+    flags = [f"-D{k}={v}" for k, v in sorted((defs or {}).items())]
+    key = hashlib.sha256(json.dumps([src.read_text(), arch, flags, nvcc_version(nvcc)]).encode()).hexdigest()[:20]
+    d = cache_dir() / "cubins" / arch
+    d.mkdir(parents=True, exist_ok=True)
+    cubin = d / f"{Path(source).stem}-{key}.cubin"
+    if not cubin.exists():
+        tmp = cubin.with_suffix(f".{os.getpid()}.tmp")
+        proc = subprocess.run([nvcc, "-cubin", gencode(arch), "-O3", "-std=c++17", *flags, "-o", str(tmp), str(src)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise WorkbenchError(f"nvcc failed on {src}: {proc.stderr.strip()[-500:]}")
+        os.replace(tmp, cubin)
+    return str(cubin)
+
+
 @dataclass(frozen=True)
 class BuildSummary:
     built: int

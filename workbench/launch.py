@@ -75,6 +75,39 @@ def device_smem_optin(device_index: int = 0) -> int:
     return int(_check(drv.cuDeviceGetAttribute(attr, dev), "cuDeviceGetAttribute"))
 
 
+class Module:
+    """A cubin loaded into the current context; launches take ctypes arguments."""
+
+    def __init__(self, cubin: str, device_index: int):
+        ensure_context(device_index)
+        self._drv = _driver()
+        self._module = _check(self._drv.cuModuleLoad(cubin.encode()), f"cuModuleLoad {cubin}")
+        self._funcs: dict[str, Any] = {}
+        self._smem_set: dict[str, int] = {}
+
+    def function(self, name: str) -> Any:
+        if name not in self._funcs:
+            self._funcs[name] = _check(self._drv.cuModuleGetFunction(self._module, name.encode()),
+                                       f"cuModuleGetFunction {name}")
+        return self._funcs[name]
+
+    def launch(self, name: str, grid: tuple[int, int, int], block: int, smem: int, args: list[Any],
+               stream: int) -> None:
+        f = self.function(name)
+        if smem > 48 * 1024 and self._smem_set.get(name, 0) < smem:
+            attr = self._drv.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+            _check(self._drv.cuFuncSetAttribute(f, attr, smem), "cuFuncSetAttribute")
+            self._smem_set[name] = smem
+        ptrs = (ctypes.c_void_p * len(args))(*[ctypes.addressof(a) for a in args])
+        _check(self._drv.cuLaunchKernel(f, *grid, block, 1, 1, smem, self._drv.CUstream(stream),
+                                        ctypes.addressof(ptrs), 0), f"launch {name}")
+
+    def close(self) -> None:
+        if self._module is not None:
+            _check(self._drv.cuModuleUnload(self._module), "cuModuleUnload")
+            self._module, self._funcs = None, {}
+
+
 @dataclass
 class Workspace:
     """Split-K scratch: per (seq, head, partition) max / exp-sum and partial outputs (fp32)."""
@@ -95,37 +128,19 @@ class LoadedVariant:
         self.build = build
         self.variant = build.variant
         self.device_index = torch.cuda.current_device() if device_index is None else device_index
-        ensure_context(self.device_index)
-        drv = _driver()
-        self._module = _check(drv.cuModuleLoad(build.cubin.encode()), f"cuModuleLoad {build.cubin}")
-        self._funcs: dict[str, Any] = {}
-        for name in ("wb_decode_full", "wb_decode_split", "wb_reduce"):
-            if name in build.resources:
-                self._funcs[name] = _check(drv.cuModuleGetFunction(self._module, name.encode()),
-                                           f"cuModuleGetFunction {name}")
-        self._smem_set: dict[str, int] = {}
+        self.module = Module(build.cubin, self.device_index)
         self.smem_limit = device_smem_optin(self.device_index)
 
     def close(self) -> None:
         """Unload the module (many variants are checked in one process)."""
-        if self._module is not None:
-            _check(_driver().cuModuleUnload(self._module), "cuModuleUnload")
-            self._module, self._funcs = None, {}
-
-    def _ensure_smem(self, name: str, nbytes: int) -> None:
-        if nbytes > 48 * 1024 and self._smem_set.get(name, 0) < nbytes:
-            drv = _driver()
-            attr = drv.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-            _check(drv.cuFuncSetAttribute(self._funcs[name], attr, nbytes), "cuFuncSetAttribute")
-            self._smem_set[name] = nbytes
+        self.module.close()
 
     def _launch(self, name: str, grid: tuple[int, int, int], block: int, smem: int,
                 params: _Params, stream: int) -> None:
-        drv = _driver()
-        self._ensure_smem(name, smem)
-        arg_ptrs = (ctypes.c_void_p * 1)(ctypes.addressof(params))
-        _check(drv.cuLaunchKernel(self._funcs[name], *grid, block, 1, 1, smem, drv.CUstream(stream),
-                                  ctypes.addressof(arg_ptrs), 0), f"launch {name} of {self.variant.name}")
+        try:
+            self.module.launch(name, grid, block, smem, [params], stream)
+        except KernelFault as e:
+            raise KernelFault(f"{self.variant.name}: {e}") from None
 
     def workspace(self, num_seqs: int, num_heads: int, max_seq_len: int) -> Workspace:
         import torch

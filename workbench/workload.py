@@ -159,3 +159,28 @@ def build_workload(spec: WorkloadSpec, device: Any = "cpu", *, poison_padding: b
                     seq_lens=torch.tensor(spec.seq_lens, dtype=torch.int32, device=dev),
                     scale=1.0 / math.sqrt(D))
 
+
+
+def build_rotation(spec: WorkloadSpec, device: Any, min_bytes: int) -> tuple[Workload, list[Any]]:
+    """A workload whose pool holds several disjoint copies of the batch's blocks.
+
+    Launch i reads through block table i % copies; the copies together span >= min_bytes
+    (4x L2 for cold-L2 timing), so no launch finds the previous launch's KV in L2.
+    """
+    import torch
+
+    copies = max(2, math.ceil(min_bytes / max(1, spec.blocks_needed * spec.block_bytes)))
+    pooled = WorkloadSpec(**{**spec.to_dict(), "num_blocks": max(spec.num_blocks, copies * spec.blocks_needed)})
+    w = build_workload(pooled, device, poison_padding=False)
+    ids = torch.randperm(pooled.pool_blocks, generator=torch.Generator().manual_seed(spec.seed + 2))
+    width = max(spec.blocks_per_seq)
+    tables = []
+    at = 0
+    for _ in range(copies):
+        bt = torch.zeros(spec.num_seqs, width, dtype=torch.int32)
+        for i, n in enumerate(spec.blocks_per_seq):
+            bt[i, :n] = ids[at:at + n]
+            at += n
+        tables.append(bt.to(w.query.device))
+    w.block_tables = tables[0]
+    return w, tables

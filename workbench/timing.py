@@ -1,0 +1,138 @@
+"""Cold-L2 timing of one variant on one workload: CUDA events around each launch.
+
+Cold by construction: launches rotate over disjoint copies of the batch's KV blocks spanning
+>= 4x the device's L2. The GPU is kept busy (a spin kernel) while the host enqueues all launches,
+so host launch overhead never shows up between a launch's start and end events. Each timed
+region is one NVTX range (domain `workbench`) named after the variant, so an Nsight capture can
+be cut per variant.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .gpuinfo import GpuInfo
+from .workload import WorkloadSpec
+
+NVTX_DOMAIN = "workbench"
+MIN_LAUNCHES = 30
+
+
+@dataclass
+class TimingResult:
+    variant: dict[str, Any]
+    variant_name: str
+    label: str
+    workload: dict[str, Any]
+    workload_label: str
+    median_us: float
+    p10_us: float
+    p90_us: float
+    mean_us: float
+    launches: int
+    kv_bytes: int
+    gbps: float
+    split: bool
+    rotation_copies: int
+    pool_bytes: int
+    gpu: dict[str, Any]
+    ceiling_gbps: float = 0.0
+    efficiency: float = 0.0
+    nvtx_range: str = ""
+    method: str = "cuda-events, cold L2 (rotating block tables)"
+    recorded_at: str = ""
+    samples_us: list[float] = field(default_factory=list)
+
+    @property
+    def spread(self) -> float:
+        """(p90 - p10) / median."""
+        return (self.p90_us - self.p10_us) / self.median_us if self.median_us else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["spread"] = self.spread
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TimingResult":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def nvtx_range_name(variant_label: str, workload_label: str) -> str:
+    # ncu's --nvtx-include treats '/' as the range separator and '@' as the domain one
+    return f"{variant_label} :: {workload_label}".replace("/", "-").replace("@", "_")
+
+
+class _Range:
+    """NVTX push/pop in the workbench domain; a no-op when the nvtx package is missing."""
+
+    def __init__(self, name: str):
+        self.name = name
+        try:
+            import nvtx
+            self._nvtx = nvtx
+        except ImportError:
+            self._nvtx = None
+
+    def __enter__(self):
+        if self._nvtx:
+            self._nvtx.push_range(message=self.name, domain=NVTX_DOMAIN)
+        return self
+
+    def __exit__(self, *exc):
+        if self._nvtx:
+            self._nvtx.pop_range(domain=NVTX_DOMAIN)
+
+
+def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: int = 50, warmup: int = 5,
+                 ceiling_gbps: float = 0.0, device: Any = "cuda") -> TimingResult:
+    import torch
+
+    from .workload import build_rotation
+
+    launches = max(launches, 1)
+    w, tables = build_rotation(spec, device, 4 * max(info.l2_bytes, 1 << 20))
+    out = torch.empty_like(w.query)
+    v = kernel.variant
+    ws = kernel.workspace(spec.num_seqs, spec.num_heads, spec.max_seq_len) \
+        if v.uses_split(spec.num_seqs, spec.num_heads, spec.max_seq_len) else None
+
+    def launch(i: int) -> None:
+        kernel(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, tables[i % len(tables)],
+               w.seq_lens, spec.max_seq_len, workspace=ws)
+
+    # warm up for >= 50 ms, not a fixed count: clocks ramp up from idle over tens of ms
+    t_end = time.perf_counter() + 0.05
+    i = 0
+    while i < warmup or time.perf_counter() < t_end:
+        launch(i)
+        i += 1
+        if i % 8 == 0:
+            torch.cuda.synchronize()
+    torch.cuda.synchronize()
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
+    name = nvtx_range_name(v.label, spec.label)
+    # up to ~150 us of host work per launch: keep the GPU spinning until all are queued (the spin
+    # kernel is launched before the range opens, so profilers do not attribute it to the variant)
+    torch.cuda._sleep(int(launches * 150e-6 * 1.98e9))
+    with _Range(name):
+        for i in range(launches):
+            starts[i].record()
+            launch(i + warmup)
+            ends[i].record()
+        torch.cuda.synchronize()
+    samples = [s.elapsed_time(e) * 1e3 for s, e in zip(starts, ends)]
+    med = statistics.median(samples)
+    q = statistics.quantiles(samples, n=10) if len(samples) >= 2 else [med] * 9
+    gbps = spec.kv_bytes / (med * 1e-6) / 1e9
+    return TimingResult(
+        variant=v.to_dict(), variant_name=v.name, label=v.label, workload=spec.to_dict(),
+        workload_label=spec.label, median_us=med, p10_us=q[0], p90_us=q[-1],
+        mean_us=statistics.fmean(samples), launches=launches, kv_bytes=spec.kv_bytes, gbps=gbps,
+        split=ws is not None, rotation_copies=len(tables),
+        pool_bytes=w.key_cache.numel() * 2 * w.key_cache.element_size(), gpu=info.to_dict(),
+        ceiling_gbps=ceiling_gbps, efficiency=gbps / ceiling_gbps if ceiling_gbps else 0.0,
+        nvtx_range=name, recorded_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), samples_us=samples)
