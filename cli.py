@@ -130,6 +130,74 @@ def measure_cmd(
     out.print(f"results: {out_dir / 'results.json'}")
 
 
+@app.command("inspect")
+def inspect_cmd(
+    target: Path = typer.Argument(..., help="results .json, .ncu-rep, ncu raw .csv, nsys .sqlite or .nsys-rep"),
+    compare: Optional[list[str]] = typer.Option(None, "--compare", help="two variant labels: --compare baseline --compare paper"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: latency and demand L2 hit vs prefetch distance"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+) -> None:
+    """Show L2 metrics (demand hit rate, DRAM bytes, duration, efficiency) of a capture. No GPU needed."""
+    from workbench import inspect as ins
+    from workbench.report import results_table, rows
+
+    kind, data = ins.load_target(target)
+    if compare and len(compare) != 2:
+        raise WorkbenchError("--compare takes exactly two variant labels (give --compare twice)")
+    if (compare or plot) and kind != "results":
+        raise WorkbenchError("--compare and --plot need a results .json (from `workbench measure`)")
+    if kind == "results":
+        payload = ins.compare(data, *compare) if compare else rows(data)
+        if plot:
+            out.print(f"plot: {ins.plot(data, plot)}")
+        if as_json:
+            print(json.dumps(payload, indent=1))
+        elif compare:
+            t = Table(title=f"{compare[0]} (A) vs {compare[1]} (B)")
+            for c in ("workload", "metric", "A", "B", "B/A"):
+                t.add_column(c)
+            for r in payload:
+                f = lambda x: "–" if x is None or x != x else (f"{x:.4g}" if isinstance(x, float) else str(x))  # noqa: E731
+                t.add_row(r["workload"], r["metric"], f(r["a"]), f(r["b"]), f(r["b_over_a"]))
+            out.print(t)
+        else:
+            out.print(results_table(data))
+        return
+    recs = ins.ncu_rows(data) if kind == "ncu" else [r.to_dict() for r in data]
+    if as_json:
+        print(json.dumps(recs, indent=1))
+        return
+    t = Table(title=f"{target.name} ({kind})")
+    for c in recs[0].keys() if recs else []:
+        t.add_column(c)
+    for r in recs:
+        t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()])
+    out.print(t)
+
+
+@app.command("doctor")
+def doctor_cmd(as_json: bool = typer.Option(False, "--json"),
+               no_probe: bool = typer.Option(False, "--no-probe", help="skip running ncu/nsys on a tiny program")) -> None:
+    """Check this host: GPU, driver, CUDA, nvcc, ncu (+ counter permission), nsys, Python packages."""
+    from workbench.doctor import main_job_ready, run_checks
+
+    checks = run_checks(probe_profilers=not no_probe)
+    ready = main_job_ready(checks)
+    if as_json:
+        print(json.dumps({"ready": ready, "checks": [c.to_dict() for c in checks]}, indent=1))
+    else:
+        t = Table(title="workbench doctor")
+        for c in ("check", "status", "detail", "how to fix"):
+            t.add_column(c)
+        colour = {"ok": "green", "warn": "yellow", "missing": "red"}
+        for c in checks:
+            t.add_row(c.name + (" *" if c.required else ""), f"[{colour[c.status]}]{c.status}[/]", Text(c.detail), Text(c.fix))
+        out.print(t)
+        out.print("* needed by the main job. " + ("Ready." if ready else "The main job cannot run here."))
+    if not ready:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     # typer (standalone) handles usage errors itself (exit 2); ours are WorkbenchError
     try:

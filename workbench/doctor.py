@@ -1,0 +1,112 @@
+"""Is this host ready for the main job? One row per dependency: ok / missing / warn + the fix."""
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str          # ok | missing | warn
+    detail: str
+    fix: str = ""
+    required: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _module(name: str, pip: str, required: bool = False) -> Check:
+    try:
+        m = importlib.import_module(name)
+        return Check(name, "ok", str(getattr(m, "__version__", "installed")), required=required)
+    except Exception as e:  # an import can fail in many ways (ABI, missing .so)
+        return Check(name, "missing", f"{type(e).__name__}: {e}"[:120], f"pip install {pip}", required)
+
+
+def _gpu() -> Check:
+    try:
+        import torch
+        if not torch.cuda.is_available():
+            return Check("GPU", "missing", "torch sees no CUDA device", "run on a host with an NVIDIA GPU and driver", True)
+        from .gpuinfo import gpu_info
+        g = gpu_info(0)
+        return Check("GPU", "ok", f"{g.name} ({g.arch}, {g.sm_count} SMs, L2 {g.l2_bytes >> 20} MiB), "
+                     f"driver {g.driver}, CUDA runtime {g.cuda_runtime}", required=True)
+    except Exception as e:
+        return Check("GPU", "missing", str(e)[:120], "install the NVIDIA driver and a CUDA build of torch", True)
+
+
+def _nvcc() -> Check:
+    from .build import find_nvcc, nvcc_version
+    from .errors import WorkbenchError
+    try:
+        n = find_nvcc()
+        return Check("nvcc", "ok", f"{nvcc_version(n)} ({n})", required=True)
+    except WorkbenchError as e:
+        return Check("nvcc", "missing", "not found", str(e), True)
+
+
+def _ncu(probe: bool) -> Check:
+    from .errors import WorkbenchError
+    from .ncu import find_ncu, ncu_version
+    try:
+        n = find_ncu()
+    except WorkbenchError:
+        return Check("ncu", "missing", "not found", "install Nsight Compute (ships with the CUDA toolkit); "
+                     "tune/measure still run with --profile none")
+    v = ncu_version(n)
+    if not probe:
+        return Check("ncu", "ok", f"{v} (counter permission not probed: no GPU)")
+    code = "import torch; x=torch.ones(1<<20, device='cuda'); (x*2).sum().item()"
+    p = subprocess.run([n, "--clock-control", "none", "--metrics", "gpu__time_duration.sum", "-c", "1",
+                        sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    if "ERR_NVGPUCTRPERM" in p.stdout + p.stderr:
+        return Check("ncu", "warn", f"{v}: no permission to read GPU counters (ERR_NVGPUCTRPERM)",
+                     "run as root or load the driver with NVreg_RestrictProfilingToAdminUsers=0")
+    ok = "gpu__time_duration.sum" in p.stdout
+    return Check("ncu", "ok" if ok else "warn", f"{v}: counters {'readable' if ok else 'not read'}",
+                 "" if ok else (p.stderr or p.stdout).strip()[-160:])
+
+
+def _nsys(probe: bool) -> Check:
+    from .nsys import find_nsys
+    n = find_nsys()
+    if not n:
+        return Check("nsys", "missing", "not found", "install Nsight Systems (optional: captures are skipped)")
+    if not probe:
+        return Check("nsys", "ok", f"{n} (report writing not probed: no GPU)")
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "t"
+        subprocess.run([n, "profile", "-t", "cuda", "-o", str(out), "--force-overwrite", "true", sys.executable, "-c",
+                        "import torch; torch.ones(8, device='cuda').sum().item()"], capture_output=True, text=True, timeout=300)
+        ok = out.with_suffix(".nsys-rep").exists()
+    return Check("nsys", "ok" if ok else "warn", f"{n}: {'writes reports' if ok else 'cannot build its report'}",
+                 "" if ok else "QdstrmImporter needs libdw1 and libelf1 (apt install libdw1 libelf1)")
+
+
+def run_checks(probe_profilers: bool = True) -> list[Check]:
+    checks: list[Callable[[], Check]] = [
+        _gpu, _nvcc,
+        lambda: _module("torch", "torch", True),
+        lambda: _module("cuda.bindings", "cuda-bindings", True),
+        lambda: _module("pynvml", "nvidia-ml-py"),
+        lambda: _module("nvtx", "nvtx"),
+        lambda: _module("optuna", "optuna"),
+        lambda: _module("xformers", "xformers"),
+    ]
+    out = [c() for c in checks]
+    gpu_ok = out[0].status == "ok"
+    out.insert(2, _ncu(probe_profilers and gpu_ok))
+    out.insert(3, _nsys(probe_profilers and gpu_ok))
+    return out
+
+
+def main_job_ready(checks: list[Check]) -> bool:
+    return all(c.status == "ok" for c in checks if c.required)

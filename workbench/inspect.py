@@ -1,0 +1,107 @@
+"""Read any capture the workbench makes (results JSON, .ncu-rep / ncu raw CSV, nsys .sqlite /
+.nsys-rep) into rows of metrics; compare two variants; plot against prefetch distance.
+Needs no GPU; a .ncu-rep needs ncu (to export it), a .nsys-rep needs nsys."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import WorkbenchError
+from .measure import Results
+
+COMPARE_KEYS = ("median_us", "gbps", "efficiency", "ncu_us", "dram_over_kv", "l2_demand_hit", "l2_hit_all",
+                "long_scoreboard_pct", "occupancy_pct", "registers", "nsys_us")
+
+
+def load_target(path: str | Path) -> tuple[str, Any]:
+    """-> (kind, data): ('results', Results) | ('ncu', [kernel dicts]) | ('nsys', [RangeKernels])."""
+    p = Path(path)
+    if not p.exists():
+        raise WorkbenchError(f"{p}: file not found")
+    suf = p.suffix.lower()
+    if suf == ".json":
+        return "results", Results.load(p)
+    if suf in (".csv", ".ncu-rep"):
+        from .ncu import export_csv, parse_raw_csv
+        text = p.read_text() if suf == ".csv" else export_csv(p)
+        kernels = parse_raw_csv(text)
+        if not kernels:
+            raise WorkbenchError(f"{p}: no profiled kernels in it (expected `ncu --csv --page raw` output)")
+        return "ncu", kernels
+    if suf in (".sqlite", ".nsys-rep"):
+        from .nsys import export_sqlite, find_nsys, range_kernels
+        if suf == ".nsys-rep":
+            nsys = find_nsys()
+            if not nsys:
+                raise WorkbenchError(f"{p}: reading a .nsys-rep needs nsys; export it to .sqlite on the GPU host")
+            p = export_sqlite(nsys, p)
+        return "nsys", range_kernels(p)
+    raise WorkbenchError(f"{p}: unknown kind of file; give a results .json, .ncu-rep, ncu .csv, .sqlite or .nsys-rep")
+
+
+def ncu_rows(kernels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from .ncu import DEMAND_HIT, DEMAND_READ, _num
+    out = []
+    for k in kernels:
+        reads, hits = _num(k.get(DEMAND_READ, "")), _num(k.get(DEMAND_HIT, ""))
+        out.append({"id": int(_num(k.get("ID", "0"))), "kernel": k.get("Kernel Name", ""),
+                    "duration_us": _num(k.get("gpu__time_duration.sum", "")) / 1e3,
+                    "dram_bytes": _num(k.get("dram__bytes_read.sum", "")),
+                    "l2_demand_hit": hits / reads if reads else float("nan"),
+                    "l2_hit_all": _num(k.get("lts__t_sector_hit_rate.pct", "")) / 100,
+                    "long_scoreboard_pct": _num(k.get("smsp__warp_issue_stalled_long_scoreboard_per_warp_active.pct", "")),
+                    "registers": _num(k.get("launch__registers_per_thread", ""))})
+    return out
+
+
+def compare(res: Results, a: str, b: str) -> list[dict[str, Any]]:
+    """Side by side of two variant labels (per workload): value A, value B, B/A."""
+    from .report import rows
+    rs = rows(res)
+    labels = {r["variant"] for r in rs}
+    for x in (a, b):
+        if x not in labels:
+            raise WorkbenchError(f"no variant {x!r} in these results; present: {', '.join(sorted(labels))}")
+    out = []
+    for wl in dict.fromkeys(r["workload"] for r in rs):
+        ra = next((r for r in rs if r["variant"] == a and r["workload"] == wl), None)
+        rb = next((r for r in rs if r["variant"] == b and r["workload"] == wl), None)
+        if not ra or not rb:
+            continue
+        for k in COMPARE_KEYS:
+            va, vb = ra.get(k), rb.get(k)
+            ratio = vb / va if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and va else None
+            out.append({"workload": wl, "metric": k, "a": va, "b": vb, "b_over_a": ratio})
+    return out
+
+
+def plot(res: Results, path: str | Path) -> Path:
+    """Latency and demand L2 hit rate against prefetch distance, one line per layout."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise WorkbenchError("--plot needs matplotlib: pip install matplotlib") from None
+    from .variant import Variant
+    lines: dict[str, list[tuple[int, float, float]]] = {}
+    for r in res.results:
+        v = Variant.from_dict(r["variant"])
+        # a layout = every knob but the distance (prefetch off joins each prefetching layout at 0)
+        layout = v.with_(prefetch_distance=0).name.replace("-pf0", "")
+        hit = (r.get("ncu") or {}).get("l2_demand_hit_rate", float("nan"))
+        lines.setdefault(f"{layout} · {r['workload_label']}", []).append((v.prefetch_distance, r["median_us"], hit))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, pts in lines.items():
+        pts.sort()
+        ax1.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+        ax2.plot([p[0] for p in pts], [p[2] * 100 for p in pts], marker="o", label=name)
+    ax1.set_xlabel("prefetch distance (tiles)"); ax1.set_ylabel("median latency (µs, cold L2)")
+    ax2.set_xlabel("prefetch distance (tiles)"); ax2.set_ylabel("L2 hit rate on demand loads (%)")
+    ax1.legend(fontsize=6); ax1.grid(alpha=.3); ax2.grid(alpha=.3)
+    fig.suptitle(f"{res.gpu.get('name')} · driver {res.gpu.get('driver')}")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
