@@ -117,17 +117,22 @@ def torch_dtype(name: str) -> Any:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
-def make_block_tables(spec: WorkloadSpec, generator: Any) -> Any:
+def _fill_table(spec: WorkloadSpec, ids: Any) -> Any:
+    """Block table [num_seqs, max_blocks] taking consecutive ids for each sequence (0-padded)."""
     import torch
 
-    ids = torch.randperm(spec.pool_blocks, generator=generator)[: spec.blocks_needed].to(torch.int32)
-    width = max(spec.blocks_per_seq)
-    bt = torch.zeros(spec.num_seqs, width, dtype=torch.int32)
+    bt = torch.zeros(spec.num_seqs, max(spec.blocks_per_seq), dtype=torch.int32)
     at = 0
     for i, n in enumerate(spec.blocks_per_seq):
         bt[i, :n] = ids[at:at + n]
         at += n
     return bt
+
+
+def make_block_tables(spec: WorkloadSpec, generator: Any) -> Any:
+    import torch
+
+    return _fill_table(spec, torch.randperm(spec.pool_blocks, generator=generator)[: spec.blocks_needed].to(torch.int32))
 
 
 def build_workload(spec: WorkloadSpec, device: Any = "cpu", *, poison_padding: bool = True) -> Workload:
@@ -173,14 +178,8 @@ def build_rotation(spec: WorkloadSpec, device: Any, min_bytes: int) -> tuple[Wor
     pooled = WorkloadSpec(**{**spec.to_dict(), "num_blocks": max(spec.num_blocks, copies * spec.blocks_needed)})
     w = build_workload(pooled, device, poison_padding=False)
     ids = torch.randperm(pooled.pool_blocks, generator=torch.Generator().manual_seed(spec.seed + 2))
-    width = max(spec.blocks_per_seq)
-    tables = []
-    at = 0
-    for _ in range(copies):
-        bt = torch.zeros(spec.num_seqs, width, dtype=torch.int32)
-        for i, n in enumerate(spec.blocks_per_seq):
-            bt[i, :n] = ids[at:at + n]
-            at += n
-        tables.append(bt.to(w.query.device))
+    need = spec.blocks_needed
+    tables = [_fill_table(spec, ids[c * need:(c + 1) * need].to(torch.int32)).to(w.query.device)
+              for c in range(copies)]
     w.block_tables = tables[0]
     return w, tables
