@@ -15,7 +15,7 @@ from workbench.errors import WorkbenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Profile and autotune vLLM's paged-attention decode kernel.")
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 160)  # pipes: no 80-column squeeze
 err = Console(stderr=True)
 
 

@@ -95,3 +95,64 @@ def test_doctor_without_gpu():
     if not torch.cuda.is_available():
         assert names["GPU"]["status"] == "missing" and names["GPU"]["fix"]
         assert r.returncode != 0 and d["ready"] is False
+
+
+class _FakeReport:
+    """The slice of ncu's `ncu_report` API that read_report walks (load_report -> ranges ->
+    actions -> metrics, NVTX state), filled from the real CSV fixture. The real module is
+    exercised on the GPU host (scripts/device_measure.sh compares both readers)."""
+
+    def __init__(self, kernels, ranges):
+        self.kernels, self.ranges = kernels, ranges
+
+    def load_report(self, path):
+        ks, rs = self.kernels, self.ranges
+
+        class Metric:
+            def __init__(self, v): self.v = v
+            def as_double(self): return float(self.v.replace(",", ""))
+
+        class Domain:
+            def __init__(self, r): self.r = r
+            def name(self): return "workbench"
+            def push_pop_ranges(self): return [self.r]
+
+        class Nvtx:
+            def __init__(self, r): self.r = r
+            def domains(self): return [7]
+            def domain_by_id(self, i): return Domain(self.r)
+
+        class Action:
+            def __init__(self, k, r): self.k, self.r = k, r
+            def name(self): return self.k["Kernel Name"]
+            def metric_names(self): return [n for n in self.k if "__" in n]
+            def metric_by_name(self, n): return Metric(self.k[n])
+            def nvtx_state(self): return Nvtx(self.r)
+
+        class Range:
+            def num_actions(self): return len(ks)
+            def action_by_idx(self, i): return Action(ks[i], rs[i])
+
+        class Ctx:
+            def num_ranges(self): return 1
+            def range_by_idx(self, i): return Range()
+        return Ctx()
+
+
+def test_ncu_report_reader_matches_csv_and_checks_ranges():
+    from workbench.ncu import read_report
+    kernels = parse_raw_csv((FX / "profile.ncu.csv").read_text())
+    res = Results.load(FX / "results.json")
+    names = [r["nvtx_range"] for r in res.results for _ in range(6)]      # 3 launches x 2 kernels each
+    manifest = [{"nvtx_range": r["nvtx_range"], "launches": 3, "kernels_per_launch": 2} for r in res.results]
+    got = read_report(Path("x.ncu-rep"), module=_FakeReport(kernels, names))
+    assert [k["NVTX Range"] for k in got] == names
+    a = {m.nvtx_range: m for m in metrics_per_range(got, manifest)}
+    b = {m.nvtx_range: m for m in metrics_per_range(kernels, manifest)}
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].duration_us == pytest.approx(b[k].duration_us)
+        assert a[k].l2_demand_hit_rate == pytest.approx(b[k].l2_demand_hit_rate)
+    swapped = read_report(Path("x.ncu-rep"), module=_FakeReport(kernels, names[::-1]))
+    with pytest.raises(WorkbenchError, match="out of step"):
+        metrics_per_range(swapped, manifest)

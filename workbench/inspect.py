@@ -22,9 +22,8 @@ def load_target(path: str | Path) -> tuple[str, Any]:
     if suf == ".json":
         return "results", Results.load(p)
     if suf in (".csv", ".ncu-rep"):
-        from .ncu import export_csv, parse_raw_csv
-        text = p.read_text() if suf == ".csv" else export_csv(p)
-        kernels = parse_raw_csv(text)
+        from .ncu import parse_raw_csv, read_kernels
+        kernels = parse_raw_csv(p.read_text()) if suf == ".csv" else read_kernels(p)[0]
         if not kernels:
             raise WorkbenchError(f"{p}: no profiled kernels in it (expected `ncu --csv --page raw` output)")
         return "ncu", kernels
@@ -45,6 +44,7 @@ def ncu_rows(kernels: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for k in kernels:
         reads, hits = _num(k.get(DEMAND_READ, "")), _num(k.get(DEMAND_HIT, ""))
         out.append({"id": int(_num(k.get("ID", "0"))), "kernel": k.get("Kernel Name", ""),
+                    "range": k.get("NVTX Range", ""),
                     "duration_us": _num(k.get("gpu__time_duration.sum", "")) / 1e3,
                     "dram_bytes": _num(k.get("dram__bytes_read.sum", "")),
                     "l2_demand_hit": hits / reads if reads else float("nan"),

@@ -87,7 +87,8 @@ def run_job(job: Job) -> Results:
         for wd in job.workloads:
             spec = WorkloadSpec.from_dict(wd)
             r = time_variant(k, spec, info, launches=job.launches, warmup=job.warmup,
-                             ceiling_gbps=ceiling.gbps if ceiling else 0.0)
+                             ceiling_gbps=ceiling.gbps if ceiling else 0.0,
+                             hold=job.profiler != "ncu")
             d = r.to_dict()
             d["kernels_per_launch"] = 2 if r.split else 1
             results.append(d)

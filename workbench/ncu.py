@@ -1,5 +1,7 @@
 """Nsight Compute driver: run the measuring process under ncu, one NVTX range per variant, and
-read the metrics back (CSV import of the .ncu-rep; the raw CSV parser works without ncu).
+read the metrics back: through ncu's own `ncu_report` Python module when it can be found
+(`<ncu install>/extras/python`), else through `ncu --import --csv --page raw` (that CSV parser
+also serves machines without ncu, on exported CSV files).
 
 L2 hit rate is scored on demand loads: lookup_hit / read sectors from the SMs (tex unit).
 `lts__t_sector_hit_rate.pct` counts the prefetch requests too, which inflates it: both are kept.
@@ -117,6 +119,88 @@ def run_ncu(job_path: Path, results_path: Path, report: Path, ranges: list[str],
     raise WorkbenchError(f"ncu rejected metrics repeatedly: {dropped}")
 
 
+def find_ncu_report() -> Any | None:
+    """ncu's Python report interface (ships with ncu, not on PyPI), or None."""
+    try:
+        import ncu_report  # type: ignore[import-not-found]
+        return ncu_report
+    except ImportError:
+        pass
+    try:
+        ncu = find_ncu()
+    except WorkbenchError:
+        return None
+    root = Path(os.path.realpath(ncu)).parent
+    globs = [str(root / "extras" / "python"), str(root.parent / "*" / "extras" / "python"),
+             str(root.parent / "nsight-compute*" / "extras" / "python"),
+             "/opt/nvidia/nsight-compute/*/extras/python", "/usr/local/cuda*/nsight-compute*/extras/python"]
+    for cand in (Path(p) for g in globs for p in sorted(glob.glob(g), reverse=True)):
+        if (cand / "ncu_report.py").exists():
+            sys.path.insert(0, str(cand))
+            try:
+                import ncu_report  # type: ignore[import-not-found]
+                return ncu_report
+            except ImportError:
+                sys.path.remove(str(cand))
+    return None
+
+
+def _metric_value(m: Any) -> str:
+    for get in ("as_double", "as_uint64", "as_string"):
+        try:
+            return str(getattr(m, get)())
+        except Exception:                 # wrong accessor for this metric's type
+            continue
+    return ""
+
+
+def read_report(report: Path, metrics: tuple[str, ...] = METRICS, module: Any = None) -> list[dict[str, Any]]:
+    """A .ncu-rep through `ncu_report` -> the same kernel dicts as parse_raw_csv (base units),
+    plus "NVTX Range": the innermost push/pop range of the workbench domain."""
+    mod = module or find_ncu_report()
+    if mod is None:
+        raise WorkbenchError("ncu's ncu_report module not found")
+    ctx = mod.load_report(str(report))
+    kernels, kid = [], 0
+    for ri in range(ctx.num_ranges()):
+        rng = ctx.range_by_idx(ri)
+        for ai in range(rng.num_actions()):
+            a = rng.action_by_idx(ai)
+            k: dict[str, Any] = {"ID": str(kid), "Kernel Name": a.name()}
+            kid += 1
+            names = set(a.metric_names())
+            for name in metrics:
+                if name in names:
+                    k[name] = _metric_value(a.metric_by_name(name))
+            k["NVTX Range"] = _nvtx_range(a)
+            kernels.append(k)
+    return kernels
+
+
+def _nvtx_range(action: Any) -> str:
+    try:
+        st = action.nvtx_state()
+        for did in st.domains():
+            dom = st.domain_by_id(did)
+            if dom.name() == NVTX_DOMAIN:
+                rs = list(dom.push_pop_ranges())
+                return rs[-1] if rs else ""
+    except Exception:                     # no NVTX state recorded for this action
+        pass
+    return ""
+
+
+def read_kernels(report: Path) -> tuple[list[dict[str, Any]], str]:
+    """Kernel dicts of a .ncu-rep and how they were read ('ncu_report' or 'csv')."""
+    mod = find_ncu_report()
+    if mod is not None:
+        try:
+            return read_report(report, module=mod), "ncu_report"
+        except Exception:                 # an ncu_report that cannot open this file: fall back
+            pass
+    return parse_raw_csv(export_csv(report)), "csv"
+
+
 def export_csv(report: Path) -> str:
     ncu = find_ncu()
     proc = subprocess.run([ncu, "--import", str(report), "--csv", "--page", "raw", "--print-units", "base"],
@@ -165,6 +249,10 @@ def metrics_per_range(kernels: list[dict[str, Any]], manifest: list[dict[str, An
         for _ in range(m["launches"]):
             ks = kernels[at:at + m["kernels_per_launch"]]
             at += m["kernels_per_launch"]
+            seen = {k.get("NVTX Range") for k in ks} - {None}
+            if seen and seen != {m["nvtx_range"]}:     # ncu_report names each kernel's range: check
+                raise WorkbenchError(f"ncu report out of step: kernels of {sorted(seen)} where "
+                                     f"{m['nvtx_range']!r} was expected")
             names = [k.get("Kernel Name", "") for k in ks]
             main = ks[0]
             agg = {a: sum(_num(k.get(a, "nan")) for k in ks) for a in ADDITIVE}
@@ -218,7 +306,8 @@ def profile_job(job: Any, workdir: Path, launches: int = 3) -> tuple[Any, list[N
     (workdir / "profile.ncu.csv").write_text(csv_text)
     manifest = [{"nvtx_range": r["nvtx_range"], "launches": r["launches"],
                  "kernels_per_launch": r["kernels_per_launch"]} for r in res.results]
-    metrics = metrics_per_range(parse_raw_csv(csv_text), manifest)
-    res.profile = {"tool": "ncu", "version": ncu_version(find_ncu()), "report": str(rep),
+    kernels, reader = read_kernels(rep)
+    metrics = metrics_per_range(kernels, manifest)
+    res.profile = {"tool": "ncu", "version": ncu_version(find_ncu()), "report": str(rep), "reader": reader,
                    "dropped_metrics": dropped, "metrics": [m.to_dict() for m in metrics]}
     return res, metrics, rep

@@ -1,8 +1,9 @@
 """Cold-L2 timing of one variant on one workload: CUDA events around each launch.
 
 Cold by construction: launches rotate over disjoint copies of the batch's KV blocks spanning
->= 4x the device's L2. The GPU is kept busy (a spin kernel) while the host enqueues all launches,
-so host launch overhead never shows up between a launch's start and end events. Each timed
+>= 4x the device's L2. The stream is held by a blocking kernel (kernels/blocker.cu, released
+through a pinned host flag) while the host enqueues every timed launch, so host launch overhead
+never shows up between a launch's start and end events. Each timed
 region is one NVTX range (domain `workbench`) named after the variant, so an Nsight capture can
 be cut per variant.
 """
@@ -41,7 +42,7 @@ class TimingResult:
     ceiling_gbps: float = 0.0
     efficiency: float = 0.0
     nvtx_range: str = ""
-    method: str = "cuda-events, cold L2 (rotating block tables)"
+    method: str = "cuda-events per launch, cold L2 (rotating block tables), all launches queued first"
     recorded_at: str = ""
     samples_us: list[float] = field(default_factory=list)
 
@@ -86,8 +87,36 @@ class _Range:
             self._nvtx.pop_range(domain=NVTX_DOMAIN)
 
 
+class _Gate:
+    """A kernel that holds the current stream until the host opens the gate (a pinned flag)."""
+
+    TIMEOUT_NS = 2_000_000_000
+
+    def __init__(self, device_index: int, arch: str):
+        import torch
+
+        from .build import build_source
+        from .launch import Module
+        self._mod = Module(build_source("blocker.cu", arch), device_index)
+        self._flag = torch.zeros(1, dtype=torch.int32, pin_memory=True)   # mapped: UVA pointer works on device
+        self._stream = torch.cuda.current_stream().cuda_stream
+
+    def hold(self) -> None:
+        import ctypes
+        self._flag[0] = 0
+        self._mod.launch("wb_block_until", (1, 1, 1), 1, 0,
+                         [ctypes.c_void_p(self._flag.data_ptr()), ctypes.c_ulonglong(self.TIMEOUT_NS)], self._stream)
+
+    def release(self) -> None:
+        self._flag[0] = 1
+
+    def unload(self) -> None:
+        self._mod.close()
+
+
 def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: int = 50, warmup: int = 5,
-                 ceiling_gbps: float = 0.0, device: Any = "cuda") -> TimingResult:
+                 ceiling_gbps: float = 0.0, device: Any = "cuda", hold: bool = True) -> TimingResult:
+    """`hold=False` under ncu: it serialises launches, so a held stream would wait for its timeout."""
     import torch
 
     from .workload import build_rotation
@@ -115,15 +144,19 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
     name = nvtx_range_name(v.label, spec.label)
-    # up to ~150 us of host work per launch: keep the GPU spinning until all are queued (the spin
-    # kernel is launched before the range opens, so profilers do not attribute it to the variant)
-    torch.cuda._sleep(int(launches * 150e-6 * 1.98e9))
+    gate = _Gate(kernel.device_index, info.arch) if hold else None
+    if gate:
+        gate.hold()   # before the range opens, so profilers do not attribute it to the variant
     with _Range(name):
         for i in range(launches):
             starts[i].record()
             launch(i + warmup)
             ends[i].record()
+        if gate:
+            gate.release()
         torch.cuda.synchronize()
+    if gate:
+        gate.unload()
     samples = [s.elapsed_time(e) * 1e3 for s, e in zip(starts, ends)]
     med = statistics.median(samples)
     q = statistics.quantiles(samples, n=10) if len(samples) >= 2 else [med] * 9
