@@ -60,6 +60,9 @@
 #ifndef WB_PF_HINT          // 0 = none, 1 = evict_first, 2 = evict_last
 #define WB_PF_HINT 0
 #endif
+#ifndef WB_FAULT            // test-only: 0 none, 1 write out of bounds, 2 wrong values, 3 hang
+#define WB_FAULT 0
+#endif
 
 // Elements are raw 16-bit words; conversions are single PTX instructions (sm_80+).
 typedef uint16_t elem_t;
@@ -408,7 +411,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
         P.exp_sums[row * P.max_parts + part] = sm;
       }
     } else {
-      P.out[row * HEAD + d] = from_float(o);
+      P.out[row * HEAD + d] = from_float(WB_FAULT == 2 ? o + 0.25f : o);
     }
   }
 }
@@ -417,8 +420,19 @@ __device__ __forceinline__ void decode_body(const Params& P) {
 
 // ---- entry points ----------------------------------------------------------------------------
 // The Python launcher passes one Params struct by value.
+
+// Test-only faults, so the tuner's isolation can be tested on a real GPU: a write 4 TB past the
+// output (illegal address: the CUDA context is lost), or a spin that never ends (the watchdog).
+__device__ __forceinline__ void wb_fault(const wb::Params& p) {
+#if WB_FAULT == 1
+  if (threadIdx.x == 0 && blockIdx.x == 0) reinterpret_cast<volatile char*>(p.out)[1ll << 42] = 1;
+#elif WB_FAULT == 3
+  if (threadIdx.x == 0) { const volatile int* f = p.seq_lens; while (f[0] >= 0) __nanosleep(1000); }
+#endif
+}
 #if WB_PARTITION == 0 || WB_PARTITION == -1
 extern "C" __global__ void __launch_bounds__(WB_THREADS) wb_decode_full(const wb::Params p) {
+  wb_fault(p);
   wb::decode_body<0>(p);
 }
 #endif
@@ -432,6 +446,7 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) wb_decode_full(const wb
 static_assert(WB_SPLIT_TOKENS % WB_BLOCK == 0, "partition must be a multiple of the block size");
 
 extern "C" __global__ void __launch_bounds__(WB_THREADS) wb_decode_split(const wb::Params p) {
+  wb_fault(p);
   wb::decode_body<WB_SPLIT_TOKENS>(p);
 }
 
@@ -474,7 +489,7 @@ extern "C" __global__ void __launch_bounds__(128) wb_reduce(const wb::Params p) 
   for (int d = tid; d < WB_HEAD; d += 128) {
     float o = 0.f;
     for (int i = 0; i < nparts; ++i) o += w[i] * to[(long long)i * WB_HEAD + d];
-    p.out[row * WB_HEAD + d] = from_float(o * inv);
+    p.out[row * WB_HEAD + d] = from_float(WB_FAULT == 2 ? o * inv + 0.25f : o * inv);
   }
 }
 #endif

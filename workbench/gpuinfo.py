@@ -59,3 +59,21 @@ def gpu_info(index: int = 0) -> GpuInfo:
                    compute_capability=f"{p.major}.{p.minor}", sm_count=p.multi_processor_count,
                    l2_bytes=int(getattr(p, "L2_cache_size", 0)), sm_clock_mhz=extra.get("sm_clock_mhz", 0),
                    mem_clock_mhz=extra.get("mem_clock_mhz", 0), uuid=extra.get("uuid", ""))
+
+
+def device_names() -> list[str]:
+    """Names of the visible NVIDIA GPUs through NVML: no CUDA context in the calling process
+    (the tuner's workers own the contexts). Empty when there is none (or no driver)."""
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+    except Exception:
+        return []
+    try:
+        out = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            n = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
+            out.append(n.decode() if isinstance(n, bytes) else n)
+        return out
+    except Exception:
+        return []

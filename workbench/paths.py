@@ -36,3 +36,11 @@ def cache_dir() -> Path:
     base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "workbench"
     base.mkdir(parents=True, exist_ok=True)
     return base
+
+
+def user_data_dir() -> Path:
+    """Per-user data (studies); WORKBENCH_HOME overrides."""
+    env = os.environ.get("WORKBENCH_HOME")
+    base = Path(env) if env else Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "workbench"
+    base.mkdir(parents=True, exist_ok=True)
+    return base

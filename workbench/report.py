@@ -51,3 +51,35 @@ def results_table(res: Any, title: str | None = None) -> Table:
                   _f(r["long_scoreboard_pct"], ".0f"), _f(r["occupancy_pct"], ".0f"),
                   _f(r["registers"], ".0f"), _f(r["nsys_us"], ".1f"))
     return t
+
+
+def top_table(summary: Any, k: int = 5) -> Table:
+    """Top-k of a tune summary (fastest geomean first; ★ = on the Pareto front)."""
+    from .tui import knobs
+    t = Table(title=f"top {k} of study {summary.study}", title_justify="left")
+    for c in ("trial", "P", "variant", "geomean µs", "× baseline", "mean eff", "L2 demand hit"):
+        t.add_column(c, justify="left" if c in ("variant", "P") else "right")
+    for r in summary.top[:k]:
+        lbl = r["label"] if r["label"] in ("baseline", "paper") else ""
+        t.add_row(str(r["trial"]), "★" if r["pareto"] else "", f"{lbl} {knobs(r['variant'])}".strip(),
+                  _f(r["geomean_us"], ".1f"), _f(r["speedup_baseline"], ".2f"), _f(r["efficiency_mean"], ".2f"),
+                  _f(r["l2_demand_hit"], ".1%"))
+    return t
+
+
+def dispatch_table(d: dict[str, Any]) -> Table:
+    """Best variant per (batch, context) bucket with its speedups over baseline and paper."""
+    from .tui import knobs
+    t = Table(title=f"dispatch table · {d['gpu']} · best overall: trial #{d['best_overall']['trial']}",
+              title_justify="left")
+    for c in ("bucket", "batch", "context", "variant", "trial", "µs", "eff", "baseline µs", "× baseline",
+              "paper µs", "× paper"):
+        t.add_column(c, justify="left" if c in ("bucket", "variant", "batch", "context") else "right")
+    for r in d["rows"]:
+        b = r["bucket"]
+        rng = lambda lo, hi: f"{lo}–{hi - 1}" if hi else f"{lo}+"  # noqa: E731
+        t.add_row(f"b{b['batch']}x{b['context']}", rng(b["batch_lo"], b["batch_hi"]),
+                  rng(b["context_lo"], b["context_hi"]), knobs(r["variant"]), str(r["trial"]),
+                  _f(r["median_us"], ".1f"), _f(r["efficiency"], ".2f"), _f(r["baseline_us"], ".1f"),
+                  _f(r["speedup_baseline"], ".2f"), _f(r["paper_us"], ".1f"), _f(r["speedup_paper"], ".2f"))
+    return t

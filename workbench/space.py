@@ -12,7 +12,7 @@ from .variant import Variant
 from .yamlio import load_yaml
 
 TUNABLE = ("algorithm", "threads", "heads_per_cta", "partition", "prefetch_distance",
-           "prefetch_target", "prefetch_op", "prefetch_hint")
+           "prefetch_target", "prefetch_op", "prefetch_hint", "fault")
 SHAPE = ("head_size", "block_size", "dtype")
 GROUP = "group"     # heads_per_cta value meaning "the whole GQA group"
 
@@ -27,6 +27,11 @@ class Space:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "knobs": {k: list(v) for k, v in self.knobs.items()},
                 "shape": {k: list(v) for k, v in self.shape.items()}, "source": self.source}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Space":
+        return cls(name=d["name"], knobs={k: tuple(v) for k, v in d["knobs"].items()},
+                   shape={k: tuple(v) for k, v in d.get("shape", {}).items()}, source=d.get("source", ""))
 
 
 @dataclass(frozen=True)

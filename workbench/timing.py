@@ -115,14 +115,17 @@ class _Gate:
 
 
 def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: int = 50, warmup: int = 5,
-                 ceiling_gbps: float = 0.0, device: Any = "cuda", hold: bool = True) -> TimingResult:
-    """`hold=False` under ncu: it serialises launches, so a held stream would wait for its timeout."""
+                 ceiling_gbps: float = 0.0, device: Any = "cuda", hold: bool = True,
+                 rotation: tuple[Any, list[Any]] | None = None, warmup_s: float = 0.05) -> TimingResult:
+    """`hold=False` under ncu: it serialises launches, so a held stream would wait for its timeout.
+    `rotation`: a (workload, block tables) pair from build_rotation to reuse across variants.
+    `warmup_s`: clocks ramp up from idle over tens of ms; later shapes of a busy worker need less."""
     import torch
 
     from .workload import build_rotation
 
     launches = max(launches, 1)
-    w, tables = build_rotation(spec, device, 4 * max(info.l2_bytes, 1 << 20))
+    w, tables = rotation or build_rotation(spec, device, 4 * max(info.l2_bytes, 1 << 20))
     out = torch.empty_like(w.query)
     v = kernel.variant
     ws = kernel.workspace(spec.num_seqs, spec.num_heads, spec.max_seq_len) \
@@ -132,8 +135,8 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
         kernel(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, tables[i % len(tables)],
                w.seq_lens, spec.max_seq_len, workspace=ws)
 
-    # warm up for >= 50 ms, not a fixed count: clocks ramp up from idle over tens of ms
-    t_end = time.perf_counter() + 0.05
+    # warm up for a time, not a fixed count
+    t_end = time.perf_counter() + warmup_s
     i = 0
     while i < warmup or time.perf_counter() < t_end:
         launch(i)

@@ -24,6 +24,7 @@ PARTITIONS = (PARTITION_NONE, 256, 512, 1024, PARTITION_VLLM)
 PREFETCH_TARGETS = ("k", "v", "kv")
 PREFETCH_OPS = ("bulk", "line")          # cp.async.bulk.prefetch.L2 (sm_90+) / prefetch.global.L2
 PREFETCH_HINTS = ("none", "evict_first", "evict_last")
+FAULTS = ("none", "oob_write", "wrong_values", "hang")   # test-only variants (isolation tests)
 MAX_PREFETCH_DISTANCE = 8
 MAX_HEADS_PER_CTA = 16
 MAX_ACCUMULATORS = 128       # fp32 p@V accumulators per lane before the kernel must spill
@@ -78,6 +79,7 @@ class Variant:
     prefetch_target: str = "none"
     prefetch_op: str = "none"
     prefetch_hint: str = "none"
+    fault: str = "none"          # test-only; left out of to_dict (and so of the key) when "none"
 
     def __post_init__(self) -> None:
         def bad(knob: str, value: Any, allowed: Any) -> WorkbenchError:
@@ -111,6 +113,8 @@ class Variant:
         set_("prefetch_distance", as_int("prefetch_distance", self.prefetch_distance))
         if not 0 <= self.prefetch_distance <= MAX_PREFETCH_DISTANCE:
             raise bad("prefetch_distance", self.prefetch_distance, f"0..{MAX_PREFETCH_DISTANCE}")
+        if self.fault not in FAULTS:
+            raise bad("fault", self.fault, FAULTS)
         if self.prefetch_distance == 0:
             # prefetch off: the other prefetch knobs mean nothing; one canonical form
             for k in ("prefetch_target", "prefetch_op", "prefetch_hint"):
@@ -142,8 +146,9 @@ class Variant:
         if self.prefetch_distance:
             hint = {"none": "", "evict_first": ".ef", "evict_last": ".el"}[self.prefetch_hint]
             pf = f"pf{self.prefetch_distance}{self.prefetch_target}.{self.prefetch_op}{hint}"
+        fault = "" if self.fault == "none" else f"-FAULT.{self.fault}"
         return (f"d{self.head_size}b{self.block_size}{self.dtype}-{self.algorithm}-t{self.threads}"
-                f"-q{self.heads_per_cta}-p{partition_label(self.partition)}-{pf}")
+                f"-q{self.heads_per_cta}-p{partition_label(self.partition)}-{pf}{fault}")
 
     @property
     def key(self) -> str:
@@ -160,7 +165,10 @@ class Variant:
         return self.name
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["fault"] == "none":
+            del d["fault"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Variant":

@@ -1,0 +1,294 @@
+"""The Optuna side of tuning: storages (SQLite default, JournalStorage file, PostgreSQL), the
+study's config, the search space as Optuna parameters, seeds, and trial bookkeeping.
+
+Objectives: geometric-mean latency over the suite's buckets (minimise) and L2 hit rate of demand
+loads on the profile shape (maximise). A trial that fails (build, check, launch, crash, hang) is
+told FAIL with its reason stored, so it can never be on the Pareto front or best.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import WorkbenchError
+from .paths import user_data_dir
+from .space import GROUP, Space
+from .trial import Measurement
+from .variant import Variant, baseline, paper
+
+DIRECTIONS = ("minimize", "maximize")
+KNOB_ORDER = ("threads", "heads_per_cta", "partition", "prefetch_distance", "prefetch_target",
+              "prefetch_op", "prefetch_hint", "fault")
+PF_ONLY = ("prefetch_target", "prefetch_op", "prefetch_hint")    # asked only when prefetching
+
+
+def mask_url(url: str) -> str:
+    """Never print a password: postgresql://user:secret@host -> postgresql://user:***@host."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def default_storage(multi_device: bool) -> str:
+    d = user_data_dir()
+    # one process, several devices: a journal file takes concurrent writers without SQLite's locks
+    return f"journal:///{d / 'studies.journal'}" if multi_device else f"sqlite:///{d / 'studies.db'}"
+
+
+def open_storage(url: str) -> Any:
+    import optuna
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if url.startswith("journal://") or url.endswith((".journal", ".jsonl")):
+        path = Path(url.removeprefix("journal://")) if url.startswith("journal://") else Path(url)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as e:
+            raise WorkbenchError(f"cannot open journal storage {path}: {e.strerror}") from None
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if not re.match(r"^(sqlite|postgresql|postgres|mysql)(\+\w+)?://", url):
+        raise WorkbenchError(f"storage {mask_url(url)!r} not understood: use sqlite:///FILE, "
+                             "journal:///FILE or postgresql://USER:PASS@HOST/DB")
+    try:
+        kw: dict[str, Any] = {}
+        if not url.startswith("sqlite"):
+            kw["engine_kwargs"] = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return RDBStorage(url, **kw)
+    except ImportError as e:
+        raise WorkbenchError(f"storage {mask_url(url)}: driver missing ({e.name}); for PostgreSQL "
+                             "`pip install psycopg2-binary`") from None
+    except Exception as e:                       # sqlalchemy OperationalError etc.
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise WorkbenchError(f"storage {mask_url(url)} unreachable: {mask_url(msg)[:300]}") from None
+
+
+# ---- search space as Optuna parameters ----------------------------------------------------
+def choices(space: Space, group: int, prefetch_kind: str) -> dict[str, list[Any]]:
+    """Knob -> allowed values for this model's GQA group and this GPU's prefetch support."""
+    out: dict[str, list[Any]] = {}
+    for k in KNOB_ORDER:
+        if k not in space.knobs:
+            continue
+        vals = list(space.knobs[k])
+        if k == "heads_per_cta":
+            vals = list(dict.fromkeys(group if v == GROUP else int(v) for v in vals if v == GROUP or int(v) <= group))
+        elif k == "partition":
+            vals = [str(v) for v in vals]
+        elif k == "prefetch_op":
+            vals = [v for v in vals if prefetch_kind == "bulk" or v == "line"] or (["line"] if prefetch_kind == "line" else [])
+        elif k == "prefetch_distance" and prefetch_kind == "none":
+            vals = [0]
+        if vals:
+            out[k] = vals
+    return out
+
+
+def suggest_variant(trial: Any, ch: dict[str, list[Any]], shape: dict[str, Any]) -> Variant:
+    p: dict[str, Any] = {}
+    for k in KNOB_ORDER:
+        if k not in ch or (k in PF_ONLY and not p.get("prefetch_distance")):
+            continue
+        p[k] = trial.suggest_categorical(k, ch[k])
+    return Variant.from_dict({**shape, **p})
+
+
+def params_of(v: Variant, ch: dict[str, list[Any]]) -> dict[str, Any] | None:
+    """The Optuna params that make `v`, or None when the space cannot express it."""
+    d = v.to_dict()
+    from .variant import partition_label
+    out: dict[str, Any] = {}
+    for k in KNOB_ORDER:
+        if k not in ch:
+            continue
+        if k in PF_ONLY and not v.prefetch_distance:
+            continue
+        val = partition_label(v.partition) if k == "partition" else d.get(k, "none")
+        if val not in ch[k]:
+            return None
+        out[k] = val
+    return out
+
+
+def heuristic(shape: dict[str, Any], group: int, prefetch_kind: str) -> Variant:
+    """A guess an engineer would try first: one CTA per GQA group (each KV tile read once),
+    256 threads, split-K 512 for parallelism at small batch, prefetch two tiles ahead."""
+    hpc = max(x for x in (1, 2, 4, 8) if x <= group and group % x == 0)
+    pf = {} if prefetch_kind == "none" else {"prefetch_distance": 2, "prefetch_target": "kv",
+                                             "prefetch_op": prefetch_kind}
+    return Variant(**shape, threads=256, heads_per_cta=hpc, partition=512, **pf)
+
+
+def seeds(shape: dict[str, Any], group: int, prefetch_kind: str) -> list[tuple[str, Variant]]:
+    b, p = baseline(**shape), paper(**shape)
+    if prefetch_kind == "line":
+        p = p.with_(prefetch_op="line")
+    out = [("baseline", b)]
+    if prefetch_kind != "none":
+        out.append(("paper", p))
+    out.append(("heuristic", heuristic(shape, group, prefetch_kind)))
+    return out
+
+
+# ---- study ----------------------------------------------------------------------------------
+@dataclass
+class StudyHandle:
+    study: Any
+    storage_url: str
+    created: bool
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+
+def make_sampler(seed: int | None = None) -> Any:
+    import optuna
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # multivariate/group/constant_liar are "experimental"
+        return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True,
+                                          n_startup_trials=8, seed=seed)
+
+
+def open_study(name: str, storage_url: str, config: dict[str, Any] | None, *, create: bool = True,
+               seed: int | None = None) -> StudyHandle:
+    """Create (atomically: only one creator wins) or load a study; check its config matches."""
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(storage_url)
+    created = False
+    try:
+        if not create:
+            raise optuna.exceptions.DuplicatedStudyError
+        study = optuna.create_study(study_name=name, storage=storage, directions=list(DIRECTIONS),
+                                    sampler=make_sampler(seed))
+        created = True
+        if config is not None:
+            study.set_user_attr("config", config)
+            study.set_user_attr("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    except optuna.exceptions.DuplicatedStudyError:
+        try:
+            study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(seed))
+        except KeyError:
+            known = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+            raise WorkbenchError(f"no study {name!r} in {mask_url(storage_url)}; studies there: "
+                                 f"{', '.join(known) or 'none'}") from None
+    except WorkbenchError:
+        raise
+    except Exception as e:
+        raise WorkbenchError(f"storage {mask_url(storage_url)}: {mask_url(str(e).splitlines()[0])[:300]}") from None
+    if config is not None and not created:
+        have = study.user_attrs.get("config")
+        if have is None:
+            # a racing creator has not written it yet
+            for _ in range(50):
+                time.sleep(0.1)
+                have = study.user_attrs.get("config")
+                if have:
+                    break
+        diff = [k for k in ("gpu", "model", "tp", "dtype", "block_size", "suite_name", "space_name")
+                if have and have.get(k) != config.get(k)]
+        if diff:
+            raise WorkbenchError(f"study {name!r} was made for " +
+                                 ", ".join(f"{k}={have.get(k)}" for k in diff) +
+                                 f" (now {', '.join(f'{k}={config.get(k)}' for k in diff)}); "
+                                 "pick another --study name")
+    return StudyHandle(study, storage_url, created)
+
+
+def enqueue_seeds(h: StudyHandle, seed_list: list[tuple[str, Variant]], ch: dict[str, list[Any]]) -> list[str]:
+    """Enqueue each seed once per study (skip those already present). Returns notes."""
+    from optuna.trial import TrialState
+    notes = []
+    trials = h.study.get_trials(deepcopy=False)
+    have = {t.user_attrs.get("seed") for t in trials}
+    present = {tuple(sorted((t.params or t.system_attrs.get("fixed_params", {})).items()))
+               for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)}
+    for name, v in seed_list:
+        p = params_of(v, ch)
+        if p is None:
+            notes.append(f"seed {name} is outside this space: not enqueued")
+            continue
+        if name in have or tuple(sorted(p.items())) in present:
+            continue
+        h.study.enqueue_trial(p, user_attrs={"seed": name}, skip_if_exists=False)
+    return notes
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def recover_stale(h: StudyHandle) -> list[int]:
+    """RUNNING trials whose owner process (on this host) is gone -- killed mid-trial: mark them
+    FAIL and enqueue their parameters again. Returns the trial numbers recovered."""
+    from optuna.trial import TrialState
+    host = socket.gethostname()
+    out = []
+    for t in h.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        own = t.user_attrs.get("owner", "")
+        ohost, _, opid = own.rpartition(":")
+        if ohost != host or not opid.isdigit() or _pid_alive(int(opid)):
+            continue
+        h.study._storage.set_trial_user_attr(t._trial_id, "failure", "interrupted: its process was killed")
+        h.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        if t.params:
+            attrs = {"retry_of": t.number}
+            if "seed" in t.user_attrs:
+                attrs["seed"] = t.user_attrs["seed"]
+            h.study.enqueue_trial(t.params, user_attrs=attrs)
+        out.append(t.number)
+    return out
+
+
+def tell(h: StudyHandle, trial: Any, m: Measurement) -> None:
+    from optuna.trial import TrialState
+    trial.set_user_attr("measurement", m.to_dict())
+    if m.ok:
+        hit = m.l2_demand_hit
+        trial.set_user_attr("l2_measured", hit is not None)
+        h.study.tell(trial, [m.geomean_us, hit if hit is not None else 0.0])
+    else:
+        trial.set_user_attr("failure", f"{m.stage}: {m.reason}")
+        h.study.tell(trial, state=TrialState.FAIL)
+
+
+def completed(study: Any) -> list[tuple[int, Measurement]]:
+    from optuna.trial import TrialState
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        d = t.user_attrs.get("measurement")
+        if d:
+            out.append((t.number, Measurement.from_dict(d)))
+    return out
+
+
+def failures(study: Any) -> list[tuple[int, str, str]]:
+    from optuna.trial import TrialState
+    return [(t.number, (t.user_attrs.get("measurement") or {}).get("name", "?"), t.user_attrs.get("failure", "?"))
+            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))]
+
+
+def pareto_numbers(study: Any) -> set[int]:
+    try:
+        return {t.number for t in study.best_trials}
+    except Exception:                # no complete trial yet
+        return set()
