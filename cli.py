@@ -143,10 +143,12 @@ def _run_tune(cfg, notes, replay, replay_delay, as_json) -> None:
         out.print(f"study {cfg.study} in {mask_url(cfg.storage)} · logs and captures in {cfg.workdir}")
     for n in notes:
         view({"type": "note", "text": n})
+    from workbench.tui import screen_text
     try:
         s = run_tune(cfg, backend_factory(cfg, replay, replay_delay), view)
     finally:
         view.close()
+        (cfg.workdir / "last-screen.txt").write_text(screen_text(view.st))
     s.notes[:0] = notes
     if as_json:
         print(json.dumps(s.to_dict(), indent=1))
@@ -157,6 +159,7 @@ def _run_tune(cfg, notes, replay, replay_delay, as_json) -> None:
     if s.best:
         out.print(f"best (fastest on the Pareto front): trial #{s.best['trial']} {s.best['name']} · "
                   f"{s.best['geomean_us']:.1f} µs geomean", highlight=False)
+    out.print(f"final screen: {cfg.workdir / 'last-screen.txt'}")
     out.print(f"{s.trials_run} trials this run ({s.repeats} repeats reused) in {s.elapsed_s:.0f} s · study: "
               f"{s.complete} complete, {s.failed} failed · `workbench export --study {cfg.study}` next")
 
@@ -167,7 +170,7 @@ def tune_cmd(
     model: str = typer.Option(..., help="model profile, e.g. llama-3.1-8b"),
     tp: int = typer.Option(1, help="tensor-parallel degree: heads per GPU = heads / tp"),
     dtype: str = typer.Option("bf16"), block_size: int = typer.Option(16),
-    trials: int = typer.Option(64, help="new trials for this run"),
+    trials: int = typer.Option(160, help="new trials for this run"),
     timeout: float = typer.Option(420.0, help="seconds: no trial starts after this"),
     study: Optional[str] = typer.Option(None, help="study name (default: gpu-model-tp-dtype-block-suite)"),
     storage: Optional[str] = typer.Option(None, help="sqlite:///F, journal:///F or postgresql://... (default: "
@@ -215,7 +218,9 @@ def worker_cmd(
 
 @app.command("inspect")
 def inspect_cmd(
-    target: Path = typer.Argument(..., help="results .json, .ncu-rep, ncu raw .csv, nsys .sqlite or .nsys-rep"),
+    target: str = typer.Argument(..., help="results .json, .ncu-rep, ncu raw .csv, nsys .sqlite/.nsys-rep, "
+                                           "or study:NAME[#TRIAL]"),
+    storage: Optional[str] = typer.Option(None, help="storage of a study: target (default: the user SQLite)"),
     compare: Optional[list[str]] = typer.Option(None, "--compare", help="two variant labels: --compare baseline --compare paper"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: latency and demand L2 hit vs prefetch distance"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
@@ -224,7 +229,7 @@ def inspect_cmd(
     from workbench import inspect as ins
     from workbench.report import results_table, rows
 
-    kind, data = ins.load_target(target)
+    kind, data = ins.load_target(target, storage)
     if compare and len(compare) != 2:
         raise WorkbenchError("--compare takes exactly two variant labels (give --compare twice)")
     if (compare or plot) and kind != "results":
@@ -246,15 +251,17 @@ def inspect_cmd(
         else:
             out.print(results_table(data))
         return
-    recs = ins.ncu_rows(data) if kind == "ncu" else [r.to_dict() for r in data]
+    recs = ins.ncu_rows(data) if kind == "ncu" else data if kind == "study" else [r.to_dict() for r in data]
     if as_json:
         print(json.dumps(recs, indent=1))
         return
-    t = Table(title=f"{target.name} ({kind})")
-    for c in recs[0].keys() if recs else []:
+    t = Table(title=f"{Path(target).name if kind != 'study' else target} ({kind})")
+    cols = list(dict.fromkeys(k for r in recs for k in r))
+    for c in cols:
         t.add_column(c)
     for r in recs:
-        t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()])
+        t.add_row(*[f"{v:.4g}" if isinstance(v, float) else "" if v is None else str(v)
+                    for v in (r.get(c) for c in cols)])
     out.print(t)
 
 

@@ -191,6 +191,9 @@ class ReplayBackend:
         self.ceiling = d.get("ceiling", {})
         self.recorded = d.get("recorded", "")
         self._by_key = {m["key"]: m for m in d.get("measurements", [])}
+        # one real failure per test-only fault kind, played back for any variant with that fault
+        self._fault = {m["variant"].get("fault"): m for m in d.get("measurements", [])
+                       if m["variant"].get("fault", "none") != "none"}
         self.restarts = 0
         self.needs_build = False
 
@@ -202,6 +205,10 @@ class ReplayBackend:
         if self.delay:
             time.sleep(self.delay)
         rec = self._by_key.get(v.key)
+        if rec is None and v.fault in self._fault:
+            f = self._fault[v.fault]
+            return Measurement.failure(v, f["stage"], f"{f['reason']} (recorded for {f['name']})",
+                                       device=self.device, gpu=self.gpu.get("name", ""))
         if rec is None:
             return Measurement.failure(v, "not-recorded", f"{v.name} is not in {self.source}",
                                        device=self.device, gpu=self.gpu.get("name", ""))

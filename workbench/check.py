@@ -44,7 +44,7 @@ def check_variant(kernel: LoadedVariant, spec: WorkloadSpec, device: Any = "cuda
     except VariantRejected as e:
         return CheckResult(name, spec.label, "rejected", detail=str(e))
     except (KernelFault, RuntimeError) as e:
-        return CheckResult(name, spec.label, "fault", detail=str(e))
+        return CheckResult(name, spec.label, "fault", detail=(str(e).strip().splitlines() or ["?"])[0])
     ref = reference_decode(w.query, w.key_cache, w.value_cache, w.block_tables, w.seq_lens,
                            w.scale, spec.num_kv_heads)
     nans = int(torch.isnan(out).sum())

@@ -13,8 +13,47 @@ COMPARE_KEYS = ("median_us", "gbps", "efficiency", "ncu_us", "dram_over_kv", "l2
                 "long_scoreboard_pct", "occupancy_pct", "registers", "nsys_us")
 
 
-def load_target(path: str | Path) -> tuple[str, Any]:
-    """-> (kind, data): ('results', Results) | ('ncu', [kernel dicts]) | ('nsys', [RangeKernels])."""
+def study_rows(target: str, storage: str | None) -> list[dict[str, Any]]:
+    """`study:NAME` -> one row per trial; `study:NAME#N` -> one row per bucket of trial N."""
+    from .study import default_storage, open_study
+    from .trial import Measurement
+    name, _, num = target.removeprefix("study:").partition("#")
+    h = open_study(name, storage or default_storage(False), None, create=False)
+    trials = h.study.get_trials(deepcopy=False)
+    if num:
+        if not num.isdigit() or int(num) >= len(trials):
+            raise WorkbenchError(f"study {name!r} has trials 0..{len(trials) - 1}; got #{num}")
+        t = trials[int(num)]
+        d = t.user_attrs.get("measurement")
+        if not d:
+            raise WorkbenchError(f"trial #{num} of {name!r} has no measurement ({t.state.name}: "
+                                 f"{t.user_attrs.get('failure', 'not run yet')})")
+        m = Measurement.from_dict(d)
+        n = m.ncu or {}
+        rows = [{"trial": t.number, "variant": m.name, "bucket": x.bucket, "median_us": x.median_us,
+                 "p10_us": x.p10_us, "p90_us": x.p90_us, "efficiency": x.efficiency, "split": x.split}
+                for x in m.timings]
+        rows.append({"trial": t.number, "variant": m.name, "bucket": "ncu (profile shape)",
+                     "median_us": n.get("duration_us"), "l2_demand_hit": n.get("l2_demand_hit_rate"),
+                     "l2_hit_all": n.get("l2_hit_rate_all"), "dram_bytes": n.get("dram_bytes_read"),
+                     "long_scoreboard_pct": n.get("long_scoreboard_pct"), "registers": n.get("registers")})
+        return rows
+    out = []
+    for t in trials:
+        d = t.user_attrs.get("measurement") or {}
+        n = d.get("ncu") or {}
+        out.append({"trial": t.number, "state": t.state.name, "variant": d.get("name", ""),
+                    "geomean_us": d.get("geomean_us"), "l2_demand_hit": n.get("l2_demand_hit_rate"),
+                    "l2_hit_all": n.get("l2_hit_rate_all"), "dram_bytes": n.get("dram_bytes_read"),
+                    "failure": t.user_attrs.get("failure", "")})
+    return out
+
+
+def load_target(path: str | Path, storage: str | None = None) -> tuple[str, Any]:
+    """-> (kind, data): ('results', Results) | ('ncu', [kernel dicts]) | ('nsys', [RangeKernels])
+    | ('study', [row dicts])."""
+    if str(path).startswith("study:"):
+        return "study", study_rows(str(path), storage)
     p = Path(path)
     if not p.exists():
         raise WorkbenchError(f"{p}: file not found")

@@ -54,7 +54,7 @@ def default_study(gpu: GpuProfile, heads: HeadShape, dtype: str, block: int, sui
 
 
 def make_config(*, gpu: str, model: str, tp: int = 1, dtype: str = "bf16", block_size: int = 16,
-                trials: int = 64, timeout: float = 420.0, study: str | None = None, storage: str | None = None,
+                trials: int = 160, timeout: float = 420.0, study: str | None = None, storage: str | None = None,
                 profile: str = "ncu", devices: str = "0", allow_mismatch: bool = False,
                 suite: str = "default", space: str | None = None, batch: int = 8, trial_timeout: float = 60.0,
                 replay: Path | None = None, seed: int | None = None) -> tuple[TuneConfig, list[str]]:
@@ -73,6 +73,9 @@ def make_config(*, gpu: str, model: str, tp: int = 1, dtype: str = "bf16", block
     su = load_suite(suite)
     sp = load_space(space)
     devs = parse_devices(devices)
+    if not replay:                     # checked first: a host without nvcc cannot tune at all
+        from .build import find_nvcc
+        find_nvcc()
     real = attached(devs, replay)
     g, note = resolve_gpu(gpu, real, allow_mismatch)
     if note:
@@ -83,8 +86,6 @@ def make_config(*, gpu: str, model: str, tp: int = 1, dtype: str = "bf16", block
         raise WorkbenchError(f"the space {sp.name} has no valid variant for head size {heads.head_size}, block "
                              f"{block_size}, {dtype} on {g.arch} (e.g. {why}); use another --space")
     if not replay:
-        from .build import find_nvcc
-        find_nvcc()
         if profile == "ncu":
             from .ncu import find_ncu
             find_ncu()

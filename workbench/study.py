@@ -64,8 +64,10 @@ def open_storage(url: str) -> Any:
             warnings.simplefilter("ignore")
             return RDBStorage(url, **kw)
     except ImportError as e:
-        raise WorkbenchError(f"storage {mask_url(url)}: driver missing ({e.name}); for PostgreSQL "
-                             "`pip install psycopg2-binary`") from None
+        cause = e.__cause__ or e
+        raise WorkbenchError(f"storage {mask_url(url)}: database driver missing "
+                             f"({getattr(cause, 'name', None) or cause}); for PostgreSQL "
+                             "`pip install 'psycopg[binary]'`") from None
     except Exception as e:                       # sqlalchemy OperationalError etc.
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise WorkbenchError(f"storage {mask_url(url)} unreachable: {mask_url(msg)[:300]}") from None
@@ -237,16 +239,22 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def recover_stale(h: StudyHandle) -> list[int]:
-    """RUNNING trials whose owner process (on this host) is gone -- killed mid-trial: mark them
-    FAIL and enqueue their parameters again. Returns the trial numbers recovered."""
+def recover_stale(h: StudyHandle) -> tuple[list[int], list[tuple[int, Measurement]]]:
+    """RUNNING trials whose owner process (on this host) is gone -- killed mid-run. A trial whose
+    measurement was already stored is returned to be profiled and told; one killed while being
+    measured is marked FAIL and its parameters are enqueued again.
+    Returns (re-queued trial numbers, [(trial number, measurement) to finish])."""
     from optuna.trial import TrialState
     host = socket.gethostname()
-    out = []
+    requeued, finish = [], []
     for t in h.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         own = t.user_attrs.get("owner", "")
         ohost, _, opid = own.rpartition(":")
         if ohost != host or not opid.isdigit() or _pid_alive(int(opid)):
+            continue
+        h.study._storage.set_trial_user_attr(t._trial_id, "owner", owner())   # claim it
+        if t.user_attrs.get("measurement"):
+            finish.append((t.number, Measurement.from_dict(t.user_attrs["measurement"])))
             continue
         h.study._storage.set_trial_user_attr(t._trial_id, "failure", "interrupted: its process was killed")
         h.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
@@ -255,20 +263,27 @@ def recover_stale(h: StudyHandle) -> list[int]:
             if "seed" in t.user_attrs:
                 attrs["seed"] = t.user_attrs["seed"]
             h.study.enqueue_trial(t.params, user_attrs=attrs)
-        out.append(t.number)
-    return out
+        requeued.append(t.number)
+    return requeued, finish
 
 
 def tell(h: StudyHandle, trial: Any, m: Measurement) -> None:
+    """`trial`: an optuna Trial, or a trial number (finishing a recovered trial)."""
     from optuna.trial import TrialState
-    trial.set_user_attr("measurement", m.to_dict())
+    set_attr = (trial.set_user_attr if not isinstance(trial, int) else
+                lambda k, v: h.study._storage.set_trial_user_attr(_trial_id(h, trial), k, v))
+    set_attr("measurement", m.to_dict())
     if m.ok:
         hit = m.l2_demand_hit
-        trial.set_user_attr("l2_measured", hit is not None)
-        h.study.tell(trial, [m.geomean_us, hit if hit is not None else 0.0])
+        set_attr("l2_measured", hit is not None)
+        h.study.tell(trial, [m.geomean_us, hit if hit is not None else 0.0], skip_if_finished=True)
     else:
-        trial.set_user_attr("failure", f"{m.stage}: {m.reason}")
-        h.study.tell(trial, state=TrialState.FAIL)
+        set_attr("failure", f"{m.stage}: {m.reason}")
+        h.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def _trial_id(h: StudyHandle, number: int) -> int:
+    return h.study._storage.get_trial_id_from_study_id_trial_number(h.study._study_id, number)
 
 
 def completed(study: Any) -> list[tuple[int, Measurement]]:

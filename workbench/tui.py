@@ -144,6 +144,28 @@ def failure_line(st: TuneState) -> Text:
     return Text(f"failures: {len(st.failed)} · last #{n} {m.name}: {m.stage}: {m.reason}"[:300], style="yellow")
 
 
+def screen(st: TuneState, progress: Any = None) -> Any:
+    with st.lock:
+        parts = [Panel(header(st), border_style="cyan")]
+        if progress is not None:
+            parts.append(progress)
+        else:
+            el = time.monotonic() - st.t0
+            parts.append(Text(f"trials {st.done}/{st.total} · elapsed {el:.0f} s"))
+        parts += [devices_table(st), top_table(st), failure_line(st)]
+        if st.notes:
+            parts.append(Text("\n".join(st.notes[-3:]), style="dim"))
+    return Group(*parts)
+
+
+def screen_text(st: TuneState, width: int = 150) -> str:
+    """The screen as plain text (saved at the end of every run, terminal or not)."""
+    import io
+    rec = Console(record=True, width=width, file=io.StringIO())
+    rec.print(screen(st))
+    return rec.export_text()
+
+
 class LiveView:
     def __init__(self, console: Console):
         self.st = TuneState()
@@ -154,12 +176,7 @@ class LiveView:
         self.live = Live(console=console, refresh_per_second=4, get_renderable=self.render)
 
     def render(self) -> Any:
-        with self.st.lock:
-            parts = [Panel(header(self.st), border_style="cyan"), self.progress, devices_table(self.st),
-                     top_table(self.st), failure_line(self.st)]
-            if self.st.notes:
-                parts.append(Text("\n".join(self.st.notes[-3:]), style="dim"))
-        return Group(*parts)
+        return screen(self.st, self.progress)
 
     def __call__(self, ev: dict[str, Any]) -> None:
         self.st.apply(ev)

@@ -33,7 +33,7 @@ class TuneConfig:
     space: Space
     study: str
     storage: str
-    trials: int = 64
+    trials: int = 160
     timeout: float = 420.0
     profile: str = "ncu"
     devices: tuple[int, ...] = (0,)
@@ -117,9 +117,11 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
     h = open_study(cfg.study, cfg.storage, cfg.study_config(), seed=cfg.seed)
     ch = choices(cfg.space, cfg.heads.group, cfg.gpu.prefetch)
     notes = []
-    rec = recover_stale(h)
+    rec, finish = recover_stale(h)
     if rec:
-        notes.append(f"re-queued {len(rec)} trial(s) interrupted by a killed run: {rec}")
+        notes.append(f"re-queued {len(rec)} trial(s) killed while being measured: {rec}")
+    if finish:
+        notes.append(f"finishing {len(finish)} trial(s) measured by a killed run: {[n for n, _ in finish]}")
     notes += enqueue_seeds(h, seeds(cfg.shape, cfg.heads.group, cfg.gpu.prefetch), ch)
     budget = Budget(cfg.trials, cfg.timeout)
     observe({"type": "start", "config": cfg.study_config(), "storage": cfg.storage, "study": h.name,
@@ -139,6 +141,15 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
             backend.setup()
             observe({"type": "device", "device": dev, "gpu": getattr(backend, "gpu", {}),
                      "ceiling": getattr(backend, "ceiling", {})})
+            if dev == cfg.devices[0] and finish:
+                todo = [m for _, m in finish if m.ok and m.ncu is None]
+                if todo and cfg.profile != "none":
+                    backend.profile(todo)
+                with lock:
+                    for n, m in finish:
+                        tell(h, n, m)
+                        if m.ok:
+                            known.setdefault(m.key, (n, m))
             while not stop.is_set():
                 n = budget.claim(cfg.batch, reserve_s=15.0 if cfg.profile != "none" else 2.0)
                 if n == 0:
@@ -180,6 +191,8 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
                         t0 = time.monotonic()
                         m = backend.measure(b)
                         budget.record(time.monotonic() - t0)
+                    with lock:                           # stored now: a kill -9 before tell loses nothing
+                        t.set_user_attr("measurement", m.to_dict())
                     results.append((t, m, False))
                 fresh = [m for _, m, rep in results if not rep and m.ok]
                 if fresh and cfg.profile != "none":

@@ -1,0 +1,192 @@
+"""The tuning loop on the replay backend: real measurements recorded on an NVIDIA H100 80GB HBM3
+(driver 580.159.04, torch 2.11+cu130, nvcc 13.0) on 2026-11-21 by scripts/record_replay.py --
+every variant of tests/fixtures/replay-space.yaml on the default suite (llama-3.1-8b heads,
+bf16, block 16, cold L2, 30 launches per bucket, ncu on b8x4096), plus the real failures of the
+test-only fault variants (wrong values, a write out of bounds, a hang)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REPLAY = ROOT / "tests/fixtures/h100-2026-11-21/replay.json"
+SPACE = ROOT / "tests/fixtures/replay-space.yaml"
+
+
+def wb(args, home, timeout=300, **kw):
+    env = {**os.environ, "WORKBENCH_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, **kw)
+
+
+def tune(home, *extra, trials=20, study="s", storage=None):
+    args = ["tune", "--gpu", "h100", "--model", "llama-3.1-8b", "--replay", str(REPLAY), "--space", str(SPACE),
+            "--trials", str(trials), "--study", study, "--profile", "none", "--seed", "1", "--json", *extra]
+    if storage:
+        args += ["--storage", storage]
+    p = wb(args, home)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return json.loads(p.stdout)
+
+
+def trials_of(storage, study):
+    import optuna
+    from workbench.study import open_storage
+    return optuna.load_study(study_name=study, storage=open_storage(storage)).get_trials(deepcopy=False)
+
+
+def test_seeds_once_failures_infeasible_dispatch(tmp_path):
+    s = tune(tmp_path, trials=24)
+    assert s["trials_run"] == 24 and s["complete"] + s["failed"] == 24
+    # failures carry their recorded reason and are never best, on the front, or in the dispatch table
+    assert any("check" in f["reason"] for f in s["failures"]) or any("crash" in f["reason"] for f in s["failures"])
+    bad = {f["trial"] for f in s["failures"]}
+    assert not bad & set(s["pareto"])
+    assert s["best"]["variant"].get("fault", "none") == "none"
+    d = s["dispatch"]
+    assert [r["bucket"]["batch"] for r in d["rows"]][:3] == [1, 1, 1] and len(d["rows"]) == 12
+    # each bucket's pick is the fastest complete trial there
+    rec = {m["key"]: m for m in json.loads(REPLAY.read_text())["measurements"]}
+    storage = f"sqlite:///{tmp_path}/studies.db"
+    done = [t for t in trials_of(storage, "s") if t.state.name == "COMPLETE"]
+    for row in d["rows"]:
+        lbl = f"b{row['bucket']['batch']}x{row['bucket']['context']}"
+        best = min(next(x["median_us"] for x in t.user_attrs["measurement"]["timings"] if x["bucket"] == lbl)
+                   for t in done)
+        assert row["median_us"] == pytest.approx(best)
+        assert row["key"] in rec
+    # baseline and paper seeded once; a second run resumes the same study and does not re-seed
+    s2 = tune(tmp_path, trials=6)
+    assert s2["complete"] + s2["failed"] == 30
+    ts = trials_of(storage, "s")
+    for seed in ("baseline", "paper", "heuristic"):
+        assert sum(t.user_attrs.get("seed") == seed for t in ts) == 1, seed
+    base = next(t for t in ts if t.user_attrs.get("seed") == "baseline")
+    assert base.state.name == "COMPLETE" and base.user_attrs["measurement"]["label"] == "baseline"
+
+
+def test_resume_after_kill_9_loses_at_most_the_in_flight_trial(tmp_path):
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
+    args = [sys.executable, "-m", "workbench", "tune", "--gpu", "h100", "--model", "llama-3.1-8b", "--replay",
+            str(REPLAY), "--space", str(SPACE), "--trials", "40", "--study", "k", "--profile", "none",
+            "--replay-delay", "0.25", "--batch", "4", "--json"]
+    p = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    storage = f"sqlite:///{tmp_path}/studies.db"
+    deadline = time.time() + 120
+    while time.time() < deadline:                    # wait until some trials are measured
+        time.sleep(0.5)
+        try:
+            ts = trials_of(storage, "k")
+        except Exception:
+            continue
+        if sum(t.state.name in ("COMPLETE", "FAIL") for t in ts) >= 6 and any(
+                t.state.name == "RUNNING" and "measurement" in t.user_attrs for t in ts):
+            break
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    before = trials_of(storage, "k")
+    running = [t for t in before if t.state.name == "RUNNING"]
+    measured = [t for t in running if "measurement" in t.user_attrs]
+    unmeasured = [t for t in running if "measurement" not in t.user_attrs]
+    assert running and measured
+    s = tune(tmp_path, trials=4, study="k")
+    after = {t.number: t for t in trials_of(storage, "k")}
+    assert not [t for t in after.values() if t.state.name in ("RUNNING", "WAITING")]
+    for t in measured:                               # measured before the kill: finished, not redone
+        assert after[t.number].state.name in ("COMPLETE", "FAIL")
+        assert after[t.number].user_attrs.get("failure", "").find("interrupted") < 0
+    lost = [n for n, t in after.items() if "interrupted" in t.user_attrs.get("failure", "")]
+    assert len(lost) <= len(unmeasured) <= 4          # at most what was mid-measurement (one per batch slot)
+    for n in lost:                                    # ... and each of those was queued again
+        assert any(t.user_attrs.get("retry_of") == n for t in after.values())
+    assert "finishing" in " ".join(s["notes"])
+
+
+def _concurrent(tmp_path, storage):
+    first = tune(tmp_path, trials=3, study="c", storage=storage)
+    assert first["trials_run"] == 3
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-m", "workbench", "worker", "--study", "c", "--storage", storage,
+                               "--replay", str(REPLAY), "--trials", "10", "--batch", "2", "--replay-delay", "0.02",
+                               "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (o, e) in zip(procs, outs):
+        assert p.returncode == 0, e[-2000:]
+        assert json.loads(o)["trials_run"] == 10
+    ts = trials_of(storage, "c")
+    assert len(ts) == 3 + 40                                       # none lost
+    assert sorted(t.number for t in ts) == list(range(43))          # none duplicated
+    assert all(t.state.name in ("COMPLETE", "FAIL") for t in ts)
+    told = [t for t in ts if "measurement" in t.user_attrs or "failure" in t.user_attrs]
+    assert len(told) == 43
+    for seed in ("baseline", "paper", "heuristic"):
+        assert sum(t.user_attrs.get("seed") == seed for t in ts) == 1
+
+
+def test_four_workers_on_one_journal_study(tmp_path):
+    _concurrent(tmp_path, f"journal:///{tmp_path}/studies.journal")
+
+
+@pytest.mark.skipif(not os.environ.get("WORKBENCH_TEST_PG"),
+                    reason="no PostgreSQL server: .ci/run installs and starts one and sets WORKBENCH_TEST_PG")
+def test_four_workers_on_postgresql(tmp_path):
+    import uuid
+    url = os.environ["WORKBENCH_TEST_PG"]
+    # a fresh database per run: the study must start empty
+    import sqlalchemy
+    db = f"wb_{uuid.uuid4().hex[:10]}"
+    eng = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(sqlalchemy.text(f"CREATE DATABASE {db}"))
+    eng.dispose()
+    _concurrent(tmp_path, url.rsplit("/", 1)[0] + "/" + db)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--gpu", "h999", "--model", "llama-3.1-8b"], "unknown GPU 'h999'; known: a100, h100, h20, h200, l40s"),
+    (["--gpu", "h100", "--model", "llama-9"], "unknown model 'llama-9'; known: gemma-2-9b"),
+    (["--gpu", "h100", "--model", "qwen2.5-7b", "--tp", "8"], "do not split over --tp 8"),
+    (["--gpu", "h200", "--model", "llama-3.1-8b"], "attached GPU is 'NVIDIA H100 80GB HBM3'"),
+    (["--gpu", "h100", "--model", "llama-3.1-8b", "--storage", "postgresql://wb:hunter2@127.0.0.1:9/x"],
+     "postgresql://wb:***@127.0.0.1:9/x unreachable"),
+    (["--gpu", "h100", "--model", "llama-3.1-8b", "--devices", "0,x"], "--devices"),
+    (["--gpu", "h100", "--model", "llama-3.1-8b", "--profile", "vtune"], "--profile 'vtune'"),
+])
+def test_tune_bad_input(tmp_path, args, needle):
+    p = wb(["tune", *args, "--replay", str(REPLAY), "--space", str(SPACE)], tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert needle in p.stderr.replace("\n", " ").replace("  ", " ") or needle in " ".join(p.stderr.split()), p.stderr
+    assert "Traceback" not in p.stderr and "hunter2" not in p.stderr + p.stdout
+
+
+def test_tune_bad_files(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\nknobs:\n  threads: [128\n  heads_per_cta: [1]\n")
+    p = wb(["tune", "--gpu", "h100", "--model", "llama-3.1-8b", "--replay", str(REPLAY), "--space", str(broken)], tmp_path)
+    assert p.returncode == 2 and f"{broken}:" in p.stderr and "broken YAML" in p.stderr
+    odd = tmp_path / "odd.yaml"
+    odd.write_text("name: odd\nnum_heads: 8\nnum_kv_heads: 8\nhead_size: 100\n")
+    p = wb(["tune", "--gpu", "h100", "--model", str(odd), "--replay", str(REPLAY)], tmp_path)
+    assert p.returncode == 2 and "head size 100 is not served" in p.stderr
+
+
+def test_no_gpu_and_no_nvcc_say_so(tmp_path):
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "CUDA_HOME": str(tmp_path),
+           "CUDACXX": ""}
+    p = subprocess.run([sys.executable, "-m", "workbench", "tune", "--gpu", "h100", "--model", "llama-3.1-8b"],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 2 and "nvcc not found" in p.stderr
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+        pytest.skip("this machine has an NVIDIA GPU")
+    except Exception:
+        pass
+    p = wb(["tune", "--gpu", "h100", "--model", "llama-3.1-8b"], tmp_path)
+    assert p.returncode == 2 and "no NVIDIA GPU visible" in p.stderr, p.stderr
