@@ -249,8 +249,13 @@ def _unbuilt(v: Any, arch: str) -> Any:
 
 def top_rows(done: list[tuple[int, Measurement]], k: int, pareto: set[int]) -> list[dict[str, Any]]:
     base = next((m for _, m in done if m.label == "baseline"), None)
-    rows = []
-    for n, m in sorted(done, key=lambda x: x[1].geomean_us)[:k]:
+    rows, seen = [], set()
+    for n, m in sorted(done, key=lambda x: x[1].geomean_us):
+        if m.key in seen:                 # a repeat of a variant already listed
+            continue
+        seen.add(m.key)
+        if len(rows) == k:
+            break
         eff = [t.efficiency for t in m.timings if t.efficiency]
         rows.append({"trial": n, "name": m.name, "label": m.label, "variant": m.variant,
                      "geomean_us": m.geomean_us,
