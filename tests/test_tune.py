@@ -190,3 +190,15 @@ def test_no_gpu_and_no_nvcc_say_so(tmp_path):
         pass
     p = wb(["tune", "--gpu", "h100", "--model", "llama-3.1-8b"], tmp_path)
     assert p.returncode == 2 and "no NVIDIA GPU visible" in p.stderr, p.stderr
+
+
+def test_timeout_is_honoured(tmp_path):
+    t0 = __import__("time").monotonic()
+    p = wb(["tune", "--gpu", "h100", "--model", "llama-3.1-8b", "--replay", str(REPLAY), "--space", str(SPACE),
+            "--trials", "500", "--timeout", "4", "--profile", "none", "--replay-delay", "0.2", "--batch", "2",
+            "--json"], tmp_path)
+    took = __import__("time").monotonic() - t0
+    assert p.returncode == 0, p.stderr[-2000:]
+    s = json.loads(p.stdout)
+    assert 0 < s["trials_run"] < 500 and s["elapsed_s"] < 6, (s["trials_run"], s["elapsed_s"])
+    assert took < 30
