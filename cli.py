@@ -216,6 +216,33 @@ def worker_cmd(
     _run_tune(cfg, [], replay, replay_delay, as_json)
 
 
+@app.command("export")
+def export_cmd(
+    study: str = typer.Option(..., help="a tuned study"),
+    storage: Optional[str] = typer.Option(None, help="its storage URL (default: the user SQLite)"),
+    out_dir: Path = typer.Option(..., "--out", help="directory for the package source"),
+    name: Optional[str] = typer.Option(None, help="Python package name (default wb_<gpu>_<model>)"),
+    wheel: bool = typer.Option(False, "--wheel", help="also build the wheel (needs CUDA torch and nvcc here)"),
+    gpu: Optional[str] = typer.Option(None, help="refuse a study tuned for another GPU profile"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Write the study's dispatch table as a pip-installable vLLM attention backend package."""
+    from workbench.export import export_study
+    from workbench.study import default_storage, mask_url
+
+    r = export_study(study, storage or default_storage(False), out_dir, name=name, wheel=wheel, gpu=gpu)
+    if as_json:
+        print(json.dumps(r.to_dict(), indent=1))
+        return
+    out.print(f"package {r.package} ({len(r.variants)} variant(s)) written to {r.out} from study {study} "
+              f"in {mask_url(storage or default_storage(False))}", highlight=False)
+    for f in r.files:
+        out.print(f"  {f}", highlight=False)
+    if r.wheel:
+        out.print(f"wheel: {r.wheel} (build log {r.build_log})")
+    out.print(f"install: pip install --no-build-isolation {r.out}   ·   serve: vllm serve MODEL --attention-backend CUSTOM")
+
+
 @app.command("inspect")
 def inspect_cmd(
     target: str = typer.Argument(..., help="results .json, .ncu-rep, ncu raw .csv, nsys .sqlite/.nsys-rep, "

@@ -64,10 +64,19 @@
 #define WB_FAULT 0
 #endif
 
+// Several variants can live in one binary (the exported torch extension): each translation unit
+// then defines WB_NS (namespace of its device code) and WB_SYM (suffix of its entry points).
+#ifndef WB_NS
+#define WB_NS wb
+#endif
+#ifndef WB_SYM
+#define WB_SYM(name) name
+#endif
+
 // Elements are raw 16-bit words; conversions are single PTX instructions (sm_80+).
 typedef uint16_t elem_t;
 
-__device__ __forceinline__ float2 to_float2(uint32_t packed) {
+static __device__ __forceinline__ float2 to_float2(uint32_t packed) {
 #if WB_DTYPE == 0
   float lo, hi;
   asm("{.reg .b16 l, h;\n mov.b32 {l, h}, %2;\n cvt.f32.f16 %0, l;\n cvt.f32.f16 %1, h;\n}"
@@ -77,10 +86,10 @@ __device__ __forceinline__ float2 to_float2(uint32_t packed) {
   return make_float2(__uint_as_float(packed << 16), __uint_as_float(packed & 0xffff0000u));
 #endif
 }
-__device__ __forceinline__ float to_float(elem_t v) {
+static __device__ __forceinline__ float to_float(elem_t v) {
   return to_float2((uint32_t)v).x;
 }
-__device__ __forceinline__ elem_t from_float(float v) {
+static __device__ __forceinline__ elem_t from_float(float v) {
   uint16_t r;
 #if WB_DTYPE == 0
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r) : "f"(v));
@@ -90,7 +99,7 @@ __device__ __forceinline__ elem_t from_float(float v) {
   return r;
 }
 
-namespace wb {
+namespace WB_NS {
 
 constexpr int HEAD = WB_HEAD;
 constexpr int BLOCK = WB_BLOCK;
@@ -416,14 +425,14 @@ __device__ __forceinline__ void decode_body(const Params& P) {
   }
 }
 
-}  // namespace wb
+}  // namespace WB_NS
 
 // ---- entry points ----------------------------------------------------------------------------
 // The Python launcher passes one Params struct by value.
 
 // Test-only faults, so the tuner's isolation can be tested on a real GPU: a write 4 TB past the
 // output (illegal address: the CUDA context is lost), or a spin that never ends (the watchdog).
-__device__ __forceinline__ void wb_fault(const wb::Params& p) {
+static __device__ __forceinline__ void wb_fault(const WB_NS::Params& p) {
 #if WB_FAULT == 1
   if (threadIdx.x == 0 && blockIdx.x == 0) reinterpret_cast<volatile char*>(p.out)[1ll << 42] = 1;
 #elif WB_FAULT == 3
@@ -431,9 +440,9 @@ __device__ __forceinline__ void wb_fault(const wb::Params& p) {
 #endif
 }
 #if WB_PARTITION == 0 || WB_PARTITION == -1
-extern "C" __global__ void __launch_bounds__(WB_THREADS) wb_decode_full(const wb::Params p) {
+extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_full)(const WB_NS::Params p) {
   wb_fault(p);
-  wb::decode_body<0>(p);
+  WB_NS::decode_body<0>(p);
 }
 #endif
 
@@ -445,13 +454,13 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) wb_decode_full(const wb
 #endif
 static_assert(WB_SPLIT_TOKENS % WB_BLOCK == 0, "partition must be a multiple of the block size");
 
-extern "C" __global__ void __launch_bounds__(WB_THREADS) wb_decode_split(const wb::Params p) {
+extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split)(const WB_NS::Params p) {
   wb_fault(p);
-  wb::decode_body<WB_SPLIT_TOKENS>(p);
+  WB_NS::decode_body<WB_SPLIT_TOKENS>(p);
 }
 
 // Combine partitions: grid (num_heads, num_seqs), 128 threads; smem 2 * max_parts floats.
-extern "C" __global__ void __launch_bounds__(128) wb_reduce(const wb::Params p) {
+extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce)(const WB_NS::Params p) {
   extern __shared__ float4 smem_raw[];
   float* w = reinterpret_cast<float*>(smem_raw);
   __shared__ float red[4];

@@ -141,6 +141,10 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
             backend.setup()
             observe({"type": "device", "device": dev, "gpu": getattr(backend, "gpu", {}),
                      "ceiling": getattr(backend, "ceiling", {})})
+            with lock:                      # provenance for export: driver, CUDA, torch of the tuned GPU
+                if getattr(backend, "gpu", None) and "gpu_info" not in h.study.user_attrs:
+                    h.study.set_user_attr("gpu_info", backend.gpu)
+                    h.study.set_user_attr("ceiling", getattr(backend, "ceiling", {}))
             if dev == cfg.devices[0] and finish:
                 todo = [m for _, m in finish if m.ok and m.ncu is None]
                 if todo and cfg.profile != "none":

@@ -1,0 +1,29 @@
+// Arguments of one decode launch, shared by the torch op (ops.cpp) and every variant's launcher.
+#pragma once
+#include <cuda_runtime.h>
+
+enum WbStatus { WB_OK = 0, WB_TOO_LONG = 1, WB_NEED_WORKSPACE = 2, WB_LAUNCH_FAILED = 3 };
+
+struct WbArgs {
+  void* out;
+  const void* q;
+  const void* k;
+  const void* v;
+  const int* block_tables;
+  const int* seq_lens;
+  float* exp_sums;          // split-K workspace (nullptr when the launch needs none)
+  float* max_logits;
+  float* tmp_out;
+  long long q_seq_stride;
+  long long kv_block_stride;
+  long long kv_head_stride;
+  int num_seqs;
+  int num_heads;
+  int num_kv_heads;
+  int max_blocks_per_seq;
+  int max_seq_len;
+  int max_parts;
+  int smem_limit;           // opt-in dynamic shared memory per block of the device
+  float scale;
+  cudaStream_t stream;
+};

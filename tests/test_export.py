@@ -1,0 +1,153 @@
+"""`workbench export` on the H100 study recorded by the default tune run (NVIDIA H100 80GB HBM3,
+driver 580.159.04, 2026-11-21; tests/fixtures/h100-2026-11-21/studies.db): rendered tree,
+dispatch table = the study's best per bucket, generated Python, generated CUDA through nvcc."""
+import importlib.util
+import json
+import os
+import py_compile
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DB = ROOT / "tests/fixtures/h100-2026-11-21/studies.db"
+STUDY = "h100-llama-3.1-8b-tp1-bf16-blk16-default"
+
+
+def storage(tmp_path):
+    db = tmp_path / "studies.db"
+    shutil.copy(DB, db)                     # never write to the fixture
+    return f"sqlite:///{db}"
+
+
+def wb(args, tmp_path):
+    env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    st = storage(tmp)
+    p = wb(["export", "--study", STUDY, "--storage", st, "--out", str(tmp / "pkg"), "--json"], tmp)
+    assert p.returncode == 0, p.stderr
+    return tmp / "pkg", json.loads(p.stdout), st
+
+
+def test_tree(exported):
+    out, r, _ = exported
+    pkg = out / r["package"]
+    assert r["package"] == "wb_h100_llama_3_1_8b"
+    for f in ("setup.py", "pyproject.toml", "README.md"):
+        assert (out / f).is_file()
+    for f in ("__init__.py", "plugin.py", "vllm_backend.py", "dispatch.py", "dispatch.json", "csrc/ops.cpp",
+              "csrc/decode.cu", "csrc/launch.cuh", "csrc/wb_args.h", "csrc/dispatch.h"):
+        assert (pkg / f).is_file(), f
+    cus = sorted((pkg / "csrc").glob("v*.cu"))
+    assert len(cus) == len(r["variants"]) >= 1
+    pp = (out / "pyproject.toml").read_text()
+    assert '[project.entry-points."vllm.general_plugins"]' in pp and "wb_h100_llama_3_1_8b.plugin:register" in pp
+    assert "compute_90a" in (out / "setup.py").read_text()
+    readme = (out / "README.md").read_text()
+    assert "vllm serve" in readme and "--attention-backend CUSTOM" in readme and STUDY in readme
+    assert "TORCH_LIBRARY(wb_h100_llama_3_1_8b, m)" in (pkg / "csrc/ops.cpp").read_text()
+
+
+def test_dispatch_is_the_studys_best_per_bucket(exported):
+    import optuna
+    from workbench.study import open_storage
+    out, r, st = exported
+    doc = json.loads((out / r["package"] / "dispatch.json").read_text())
+    trials = optuna.load_study(study_name=STUDY, storage=open_storage(st)).get_trials(deepcopy=False)
+    done = [t.user_attrs["measurement"] for t in trials if t.state.name == "COMPLETE"]
+    assert len(doc["rows"]) == 12
+    for row in doc["rows"]:
+        lbl = f"b{row['bucket']['batch']}x{row['bucket']['context']}"
+        times = [(next(x["median_us"] for x in m["timings"] if x["bucket"] == lbl), m["key"]) for m in done]
+        best_us, _ = min(times)
+        assert row["median_us"] == pytest.approx(best_us)
+        assert dict(times)[row["median_us"]] == row["key"] or row["median_us"] == best_us
+    base = next(m for m in done if m["label"] == "baseline")
+    row = doc["rows"][4]
+    assert row["baseline_us"] == pytest.approx(next(x["median_us"] for x in base["timings"]
+                                                    if x["bucket"] == "b8x4096"))
+    assert doc["provenance"]["device_name"] == "NVIDIA H100 80GB HBM3"
+
+
+def test_generated_python_compiles_and_picks_like_the_suite(exported):
+    from workbench.suite import Suite
+    out, r, _ = exported
+    pkg = out / r["package"]
+    for f in pkg.glob("*.py"):
+        py_compile.compile(str(f), doraise=True)
+    spec = importlib.util.spec_from_file_location("d", pkg / "dispatch.py")
+    d = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(d)
+    doc = json.loads((pkg / "dispatch.json").read_text())
+    suite = Suite.from_dict(doc["config"]["suite"])
+    keys = [v for v in doc["variants_by_index"]]
+    from workbench.variant import Variant
+    keys = [Variant.from_dict(v).key for v in keys]
+    by_bucket = {f"b{r_['bucket']['batch']}x{r_['bucket']['context']}": r_["key"] for r_ in doc["rows"]}
+    for n in (1, 2, 3, 7, 8, 20, 64, 100, 500):
+        for L in (1, 100, 1500, 2048, 5000, 8191, 8192, 30000, 131072):
+            assert keys[d.pick_variant(n, L)] == by_bucket[suite.bucket_for(n, L).label], (n, L)
+
+
+def test_generated_cuda_compiles_with_nvcc(exported, tmp_path):
+    from workbench.build import find_nvcc
+    out, r, _ = exported
+    csrc = out / r["package"] / "csrc"
+    nvcc = find_nvcc()
+    for cu in sorted(csrc.glob("v*.cu")):
+        p = subprocess.run([nvcc, "-c", "-O3", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-I", str(csrc),
+                            str(cu), "-o", str(tmp_path / (cu.stem + ".o"))], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+    # the torch op file against torch's headers (CPU torch lacks one generated CUDA header: stub it)
+    gxx = shutil.which("g++")
+    if not gxx:
+        pytest.skip("no g++ to syntax-check ops.cpp")
+    import sysconfig
+
+    from torch.utils.cpp_extension import include_paths
+    stub = tmp_path / "stub/c10/cuda/impl"
+    stub.mkdir(parents=True)
+    (stub / "cuda_cmake_macros.h").write_text("")
+    cands = [os.environ.get("CUDA_HOME", ""), "/usr/local/cuda", str(Path(nvcc).resolve().parent.parent)]
+    cands += [str(Path(p).parent.parent) for p in ("/usr/local/cuda-13.0/bin/nvcc",)]
+    cuda_inc = next((Path(c) / "include" for c in cands if c and (Path(c) / "include/cuda_runtime.h").exists()), None)
+    if cuda_inc is None:
+        pytest.skip("CUDA headers not found for the ops.cpp syntax check")
+    cmd = [gxx, "-std=c++17", "-fsyntax-only", f"-I{tmp_path / 'stub'}", *[f"-I{p}" for p in include_paths()],
+           f"-I{cuda_inc}", f"-I{sysconfig.get_paths()['include']}", f"-I{csrc}", "-DTORCH_EXTENSION_NAME=_C",
+           str(csrc / "ops.cpp")]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+
+
+def test_export_bad_input(tmp_path):
+    st = storage(tmp_path)
+    p = wb(["export", "--study", "nope", "--storage", st, "--out", str(tmp_path / "o")], tmp_path)
+    assert p.returncode == 2 and "no study 'nope'" in p.stderr
+    p = wb(["export", "--study", STUDY, "--storage", st, "--out", str(tmp_path / "o"), "--gpu", "h200"], tmp_path)
+    assert p.returncode == 2 and "tuned for h100" in p.stderr
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    p = wb(["export", "--study", STUDY, "--storage", st, "--out", str(ro / "x")], tmp_path)
+    if os.geteuid() != 0:                           # root writes anywhere
+        assert p.returncode == 2 and "cannot write" in p.stderr
+    p = wb(["export", "--study", STUDY, "--storage", st, "--out", "/proc/wb-export"], tmp_path)
+    assert p.returncode == 2 and "cannot write to /proc/wb-export" in p.stderr
+    import optuna
+
+    from workbench.study import open_storage
+    s = optuna.create_study(study_name="empty", storage=open_storage(st), directions=["minimize", "maximize"])
+    s.set_user_attr("config", {"gpu": "h100"})
+    p = wb(["export", "--study", "empty", "--storage", st, "--out", str(tmp_path / "e")], tmp_path)
+    assert p.returncode == 2 and "no completed trial" in p.stderr
+    for p_ in (p,):
+        assert "Traceback" not in p_.stderr
