@@ -50,7 +50,7 @@ def test_tree(exported):
     assert len(cus) == len(r["variants"]) >= 1
     pp = (out / "pyproject.toml").read_text()
     assert '[project.entry-points."vllm.general_plugins"]' in pp and "wb_h100_llama_3_1_8b.plugin:register" in pp
-    assert "compute_90a" in (out / "setup.py").read_text()
+    assert '"TORCH_CUDA_ARCH_LIST", "9.0a"' in (out / "setup.py").read_text()
     readme = (out / "README.md").read_text()
     assert "vllm serve" in readme and "--attention-backend CUSTOM" in readme and STUDY in readme
     assert "TORCH_LIBRARY(wb_h100_llama_3_1_8b, m)" in (pkg / "csrc/ops.cpp").read_text()

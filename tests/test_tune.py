@@ -73,13 +73,14 @@ def test_seeds_once_failures_infeasible_dispatch(tmp_path):
 def test_resume_after_kill_9_loses_at_most_the_in_flight_trial(tmp_path):
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
     args = [sys.executable, "-m", "workbench", "tune", "--gpu", "h100", "--model", "llama-3.1-8b", "--replay",
-            str(REPLAY), "--space", str(SPACE), "--trials", "40", "--study", "k", "--profile", "none",
+            str(REPLAY), "--space", str(SPACE), "--trials", "400", "--study", "k", "--profile", "none",
             "--replay-delay", "0.25", "--batch", "4", "--json"]
     p = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     storage = f"sqlite:///{tmp_path}/studies.db"
     deadline = time.time() + 120
     while time.time() < deadline:                    # wait until some trials are measured
-        time.sleep(0.5)
+        assert p.poll() is None, "the tune ended before it could be killed"
+        time.sleep(0.3)
         try:
             ts = trials_of(storage, "k")
         except Exception:

@@ -96,7 +96,7 @@ def variant_list(table: DispatchTable) -> list[dict[str, Any]]:
 
 def export_study(study: str, storage: str, out: Path, name: str | None = None, wheel: bool = False,
                  gpu: str | None = None) -> ExportResult:
-    from .build import defines, gencode
+    from .build import defines
     from .variant import Variant
 
     table, prov = load_table(study, storage, gpu)
@@ -132,7 +132,7 @@ def export_study(study: str, storage: str, out: Path, name: str | None = None, w
     heads = cfg["heads"]
     subs = {"PKG": pkg, "DIST": pkg.replace("_", "-"), "VERSION": time.strftime("%Y.%m.%d"),
             "GPU": cfg["gpu"], "GPU_NAME": prov["device_name"] or cfg["gpu"], "MODEL": cfg["model"],
-            "STUDY": study, "CLASS": BACKEND_CLASS, "GENCODE": json.dumps(gencode(arch)),
+            "STUDY": study, "CLASS": BACKEND_CLASS, "ARCH_LIST": _arch_list(arch),
             "HEAD": str(heads["head_size"]), "BLOCK": str(cfg["block_size"]), "DTYPE": cfg["dtype"],
             "CC": str(int(re.sub(r"\D", "", arch)))}
     ex = src / "export"
@@ -150,6 +150,12 @@ def export_study(study: str, storage: str, out: Path, name: str | None = None, w
     if wheel:
         res.wheel, res.build_log = build_wheel(out)
     return res
+
+
+def _arch_list(arch: str) -> str:
+    """sm_90a -> 9.0a (TORCH_CUDA_ARCH_LIST form)."""
+    m = re.fullmatch(r"sm_(\d+)(\d)(a?)", arch)
+    return f"{m.group(1)}.{m.group(2)}{m.group(3)}" if m else arch
 
 
 def build_wheel(out: Path) -> tuple[str, str]:
