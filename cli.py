@@ -243,6 +243,66 @@ def export_cmd(
     out.print(f"install: pip install --no-build-isolation {r.out}   ·   serve: vllm serve MODEL --attention-backend CUSTOM")
 
 
+@app.command("bench")
+def bench_cmd(
+    gpu: str = typer.Option("auto", help="GPU profile the attached GPU must match (auto: any known)"),
+    model: str = typer.Option("llama-3.1-8b", help="model whose heads the suite uses"),
+    tp: int = typer.Option(1), dtype: str = typer.Option("bf16"), block_size: int = typer.Option(16),
+    suite: str = typer.Option("bench", help="suite name or YAML (batch x context grid)"),
+    peers: str = typer.Option("baseline,paper,tuned,xformers,sdpa,flex", help="comma-separated"),
+    study: Optional[str] = typer.Option(None, help="tuned = this study's dispatch table (else a quick sweep)"),
+    storage: Optional[str] = typer.Option(None),
+    launches: int = typer.Option(30, help="timed launches per peer and shape (>= 30)"),
+    out_file: Path = typer.Option(Path("bench.json"), "--out", help="JSON of the run"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: efficiency vs KV bytes, one line per peer"),
+) -> None:
+    """Our kernels vs xformers, SDPA (unpaged) and FlexAttention on one suite, cold L2, vs the floor."""
+    from rich.progress import Progress
+
+    from workbench.bench import plot as bench_plot, run_bench, tuned_picker
+    from workbench.gpuinfo import device_names
+    from workbench.peers import PEERS
+    from workbench.profiles import head_shape, load_model, resolve_gpu
+    from workbench.report import bench_table
+    from workbench.suite import load_suite
+
+    names = [p.strip() for p in peers.split(",") if p.strip()]
+    bad = [p for p in names if p not in ("baseline", "paper", "tuned", *PEERS)]
+    if bad:
+        raise WorkbenchError(f"--peers: unknown {', '.join(bad)}; choose from baseline, paper, tuned, {', '.join(PEERS)}")
+    if launches < 30:
+        raise WorkbenchError("--launches must be >= 30")
+    heads = head_shape(load_model(model), tp)
+    su = load_suite(suite)
+    devs = device_names()
+    if not devs:
+        raise WorkbenchError("no NVIDIA GPU visible: `workbench bench` measures on a GPU")
+    g, note = resolve_gpu(gpu, devs[0])
+    pick, tuned_note = (tuned_picker(study, storage, heads, dtype, block_size, g.arch) if "tuned" in names
+                        else (None, ""))
+    skipped = su.skipped_buckets(heads, dtype, block_size)
+    with Progress(transient=True, console=err) as prog:
+        task = prog.add_task("bench", total=len(su.specs(heads, dtype, block_size)) * len(names))
+        run = run_bench(heads=heads, dtype=dtype, block_size=block_size, suite=su, peers=names, launches=launches,
+                        pick=pick, tuned_note=tuned_note, save=lambda r: r.save(out_file),
+                        progress=lambda s: prog.update(task, advance=1, description=s))
+    if skipped:
+        run.notes.append(f"shapes over the suite's max_kv_gb skipped: {', '.join(skipped)}")
+    run.save(out_file)
+    out.print(bench_table(run))
+    sm = run.to_dict()["summary"]
+    for p, v in sm["geomean_speedup_of_tuned"].items():
+        out.print(f"tuned vs {p}: geomean speedup {v:.2f}×" if v else f"tuned vs {p}: –")
+    out.print("efficiency geomean: " + ", ".join(f"{p} {v:.2f}" for p, v in sm["efficiency_geomean"].items() if v))
+    if sm["shapes_where_tuned_is_slower_than_baseline"]:
+        out.print(f"tuned slower than baseline on: {', '.join(sm['shapes_where_tuned_is_slower_than_baseline'])}")
+    for n in run.notes:
+        out.print(f"note: {n}", highlight=False)
+    if plot:
+        out.print(f"plot: {bench_plot(run, plot)}")
+    out.print(f"results: {out_file}")
+
+
 @app.command("inspect")
 def inspect_cmd(
     target: str = typer.Argument(..., help="results .json, .ncu-rep, ncu raw .csv, nsys .sqlite/.nsys-rep, "

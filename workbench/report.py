@@ -83,3 +83,25 @@ def dispatch_table(d: dict[str, Any]) -> Table:
                   _f(r["median_us"], ".1f"), _f(r["efficiency"], ".2f"), _f(r["baseline_us"], ".1f"),
                   _f(r["speedup_baseline"], ".2f"), _f(r["paper_us"], ".1f"), _f(r["speedup_paper"], ".2f"))
     return t
+
+
+def bench_table(run: Any) -> Table:
+    """Shapes down, peers across: median µs and efficiency (floor ÷ latency)."""
+    g = run.gpu
+    t = Table(title=f"{g.get('name')} · driver {g.get('driver')} · ceiling {run.ceiling.get('gbps', 0):.0f} GB/s · "
+              f"{run.heads.get('model')} ({run.heads.get('num_heads')}/{run.heads.get('num_kv_heads')} d"
+              f"{run.heads.get('head_size')}) {run.dtype} block {run.block_size} · cold L2 · µs (eff)", title_justify="left")
+    t.add_column("shape")
+    t.add_column("KV MB", justify="right")
+    cols = [*run.peers, "floor"]
+    for p in cols:
+        t.add_column(p, justify="right")
+    by = {(r.peer, r.shape): r for r in run.results}
+    for shape in dict.fromkeys(r.shape for r in run.results):
+        kv = next(r.kv_bytes for r in run.results if r.shape == shape)
+        cells = []
+        for p in cols:
+            r = by.get((p, shape))
+            cells.append("–" if not r or not r.median_us else f"{r.median_us:.1f} ({r.efficiency:.2f})")
+        t.add_row(shape, f"{kv / 1e6:.0f}", *cells)
+    return t

@@ -172,3 +172,58 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
         pool_bytes=w.key_cache.numel() * 2 * w.key_cache.element_size(), gpu=info.to_dict(),
         ceiling_gbps=ceiling_gbps, efficiency=gbps / ceiling_gbps if ceiling_gbps else 0.0,
         nvtx_range=name, recorded_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), samples_us=samples)
+
+
+def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str = "",
+               graphs: bool = True, warmup_s: float = 0.05) -> tuple[list[float], str]:
+    """Cold-L2 timing of any GPU work (peers): `calls[i]` runs one launch over rotation copy i.
+    Each call is captured once into a CUDA graph (host overhead out of the picture even for
+    Python-heavy ops); replays are timed with events, all queued behind the gate. Falls back to
+    plain calls when capture fails. Returns (samples in µs, method)."""
+    import torch
+
+    for c in calls:                          # compile / autotune / allocate outside any graph
+        c()
+    torch.cuda.synchronize()
+    runners, method = list(calls), "cuda-events per launch, cold L2 (rotating copies), all queued first"
+    if graphs:
+        try:
+            gs = []
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            for c in calls:
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g, stream=s):
+                    c()
+                gs.append(g)
+            torch.cuda.current_stream().wait_stream(s)
+            runners = [g.replay for g in gs]
+            method = "CUDA graph replay per launch, " + method.split(", ", 1)[1]
+        except Exception as e:              # an op that syncs or allocates oddly: time it eagerly
+            torch.cuda.synchronize()
+            method += f" (no CUDA graph: {type(e).__name__})"
+    t_end = time.perf_counter() + warmup_s
+    i = 0
+    while i < 3 or time.perf_counter() < t_end:
+        runners[i % len(runners)]()
+        i += 1
+        if i % 8 == 0:
+            torch.cuda.synchronize()
+    torch.cuda.synchronize()
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
+    # eager ops may synchronise inside: holding the stream would then stall until the timeout
+    gate = _Gate(torch.cuda.current_device(), info.arch) if method.startswith("CUDA graph") else None
+    if gate:
+        gate.hold()
+    with _Range(name.replace("/", "-").replace("@", "_")):
+        for k in range(launches):
+            starts[k].record()
+            runners[(k + 1) % len(runners)]()
+            ends[k].record()
+        if gate:
+            gate.release()
+        torch.cuda.synchronize()
+    if gate:
+        gate.unload()
+    return [a.elapsed_time(b) * 1e3 for a, b in zip(starts, ends)], method
