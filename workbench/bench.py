@@ -59,6 +59,18 @@ class BenchRun:
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
+    @classmethod
+    def load(cls, path: str | Path) -> "BenchRun":
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise WorkbenchError(f"{path}: not a readable bench JSON ({e})") from None
+        if d.get("kind") != "workbench-bench":
+            raise WorkbenchError(f"{path}: not a workbench bench file")
+        d.pop("summary", None)
+        d["results"] = [PeerResult(**r) for r in d["results"]]
+        return cls(**d)
+
 
 def geomean(xs: list[float]) -> float | None:
     xs = [x for x in xs if x and x > 0 and x == x]
@@ -142,9 +154,9 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
                     q = statistics.quantiles(samples, n=10)
                     r.median_us, r.p10_us, r.p90_us = statistics.median(samples), q[0], q[-1]
                     r.rel_error, r.method = err, method
-                    if note not in told:
-                        notes.append(f"{p}: {note}")
-                        told.add(note)
+                    if p not in told:              # once per peer (copies differ per shape)
+                        notes.append(f"{p}: {note.rsplit(', ', 1)[0]}")
+                        told.add(p)
                     del calls
             except PeerUnavailable as e:
                 r.note = str(e)

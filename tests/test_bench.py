@@ -1,0 +1,50 @@
+"""`workbench bench` output on a real run: NVIDIA H100 80GB HBM3, driver 580.159.04, torch
+2.11+cu130, xformers 0.0.35 (Triton split-k called directly), 2026-11-21
+(results/issue6-h100/bench-h100.json, made by scripts/device_bench.sh)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench.bench import BenchRun, plot, summary
+from workbench.errors import WorkbenchError
+from workbench.report import bench_table
+
+RUN = Path(__file__).resolve().parent.parent / "results/issue6-h100/bench-h100.json"
+
+
+def test_summary_table_plot(tmp_path):
+    run = BenchRun.load(RUN)
+    s = summary(run)
+    shapes = {r.shape for r in run.results}
+    assert len(shapes) == 18
+    # recomputed from the rows: tuned vs baseline is the geomean of per-shape ratios
+    by = {(r.peer, r.shape): r.median_us for r in run.results}
+    import math
+    g = math.exp(sum(math.log(by[("baseline", x)] / by[("tuned", x)]) for x in shapes) / len(shapes))
+    assert s["geomean_speedup_of_tuned"]["baseline"] == pytest.approx(g)
+    assert s["shapes_where_tuned_is_slower_than_baseline"] == []
+    floor = [r for r in run.results if r.peer == "floor"]
+    assert all(r.efficiency == 1.0 for r in floor)
+    for r in run.results:                       # efficiency = floor / latency everywhere
+        f = next(x.median_us for x in floor if x.shape == r.shape)
+        if r.median_us:
+            assert r.efficiency == pytest.approx(f / r.median_us)
+    from rich.console import Console
+    c = Console(record=True, width=200)
+    c.print(bench_table(run))
+    text = c.export_text()
+    assert "b64x4096" in text and "xformers" in text and "floor" in text
+    assert plot(run, tmp_path / "b.png").stat().st_size > 10_000
+
+
+def test_bench_bad_input(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    with pytest.raises(WorkbenchError, match="not a workbench bench file"):
+        BenchRun.load(bad)
+    p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--peers", "baseline,nope"], capture_output=True, text=True)
+    assert p.returncode == 2 and "unknown nope" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--launches", "5"], capture_output=True, text=True)
+    assert p.returncode == 2 and ">= 30" in p.stderr
