@@ -60,6 +60,12 @@
 #ifndef WB_PF_HINT          // 0 = none, 1 = evict_first, 2 = evict_last
 #define WB_PF_HINT 0
 #endif
+#ifndef WB_KLOAD8           // 1 = K read as vLLM does: 8-byte vectors, two lanes per token (block 16)
+#define WB_KLOAD8 0
+#endif
+#ifndef WB_SERIAL           // 1 = one KV block in flight per warp (no unrolling of the block loops)
+#define WB_SERIAL 0
+#endif
 #ifndef WB_FAULT            // test-only: 0 none, 1 write out of bounds, 2 wrong values, 3 hang
 #define WB_FAULT 0
 #endif
@@ -254,6 +260,9 @@ __device__ __forceinline__ void decode_body(const Params& P) {
 #pragma unroll
   for (int h = 0; h < QPC; ++h) run_max[h] = -INFINITY;
 
+#if WB_SERIAL
+#pragma unroll 1
+#endif
   for (int b = blk_begin + warp; b < blk_end; b += NW) {
 #if WB_PF_DIST > 0 && WB_PF_K
     {
@@ -262,12 +271,29 @@ __device__ __forceinline__ void decode_body(const Params& P) {
     }
 #endif
     const elem_t* kp = k_head + (long long)bt[b] * P.kv_block_stride;
-    uint4 raw[CPT];
-#pragma unroll
-    for (int i = 0; i < CPT; ++i) raw[i] = load16(kp + ((grp + TG * i) * BLOCK + tok_in_blk) * X);
     float dot[QPC];
 #pragma unroll
     for (int h = 0; h < QPC; ++h) dot[h] = 0.f;
+#if WB_KLOAD8 && WB_BLOCK == 16
+    // vLLM's thread-group read: each of a token's two lanes takes one 8-byte half of every chunk
+    uint2 raw8[NCH];
+#pragma unroll
+    for (int j = 0; j < NCH; ++j)
+      raw8[j] = *reinterpret_cast<const uint2*>(kp + (j * BLOCK + tok_in_blk) * X + grp * (X / 2));
+#pragma unroll
+    for (int j = 0; j < NCH; ++j) {
+      const float2 a = to_float2(raw8[j].x), c = to_float2(raw8[j].y);
+      const int d0 = j * X + grp * (X / 2);
+#pragma unroll
+      for (int h = 0; h < QPC; ++h) {
+        const float4 qa = *reinterpret_cast<const float4*>(q_s + h * HEAD + d0);
+        dot[h] += qa.x * a.x + qa.y * a.y + qa.z * c.x + qa.w * c.y;
+      }
+    }
+#else
+    uint4 raw[CPT];
+#pragma unroll
+    for (int i = 0; i < CPT; ++i) raw[i] = load16(kp + ((grp + TG * i) * BLOCK + tok_in_blk) * X);
 #pragma unroll
     for (int i = 0; i < CPT; ++i) {
       const Chunk8 k = unpack(raw[i]);
@@ -280,6 +306,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
                   qb.x * k.v[4] + qb.y * k.v[5] + qb.z * k.v[6] + qb.w * k.v[7];
       }
     }
+#endif
 #pragma unroll
     for (int m = BLOCK; m < 32; m *= 2) {
 #pragma unroll
@@ -344,6 +371,9 @@ __device__ __forceinline__ void decode_body(const Params& P) {
 #pragma unroll
     for (int i = 0; i < RPL; ++i) acc[h][i] = 0.f;
 
+#if WB_SERIAL
+#pragma unroll 1
+#endif
   for (int b = blk_begin + warp; b < blk_end; b += NW) {
 #if WB_PF_DIST > 0 && WB_PF_V
     {

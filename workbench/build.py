@@ -109,6 +109,10 @@ def defines(v: Variant) -> list[str]:
         "WB_PF_OP": {"none": 0, "bulk": 0, "line": 1}[v.prefetch_op],
         "WB_PF_HINT": {"none": 0, "evict_first": 1, "evict_last": 2}[v.prefetch_hint],
     }
+    if v.k_load == 8:
+        d["WB_KLOAD8"] = 1
+    if v.serial:
+        d["WB_SERIAL"] = 1
     if v.fault != "none":
         d["WB_FAULT"] = {"oob_write": 1, "wrong_values": 2, "hang": 3}[v.fault]
     return [f"-D{k}={val}" for k, val in d.items()]

@@ -79,6 +79,8 @@ class Variant:
     prefetch_target: str = "none"
     prefetch_op: str = "none"
     prefetch_hint: str = "none"
+    k_load: int = 16             # bytes per K load per lane: 16, or 8 (vLLM's thread-group read, block 16)
+    serial: bool = False         # one KV block in flight per warp (vLLM's loop); defaults stay out of the key
     fault: str = "none"          # test-only; left out of to_dict (and so of the key) when "none"
 
     def __post_init__(self) -> None:
@@ -113,6 +115,10 @@ class Variant:
         set_("prefetch_distance", as_int("prefetch_distance", self.prefetch_distance))
         if not 0 <= self.prefetch_distance <= MAX_PREFETCH_DISTANCE:
             raise bad("prefetch_distance", self.prefetch_distance, f"0..{MAX_PREFETCH_DISTANCE}")
+        if self.k_load not in (8, 16) or isinstance(self.k_load, bool):
+            raise bad("k_load", self.k_load, (8, 16))
+        if not isinstance(self.serial, bool):
+            raise bad("serial", self.serial, (False, True))
         if self.fault not in FAULTS:
             raise bad("fault", self.fault, FAULTS)
         if self.prefetch_distance == 0:
@@ -147,8 +153,9 @@ class Variant:
             hint = {"none": "", "evict_first": ".ef", "evict_last": ".el"}[self.prefetch_hint]
             pf = f"pf{self.prefetch_distance}{self.prefetch_target}.{self.prefetch_op}{hint}"
         fault = "" if self.fault == "none" else f"-FAULT.{self.fault}"
+        style = ("-k8" if self.k_load == 8 else "") + ("-serial" if self.serial else "")
         return (f"d{self.head_size}b{self.block_size}{self.dtype}-{self.algorithm}-t{self.threads}"
-                f"-q{self.heads_per_cta}-p{partition_label(self.partition)}-{pf}{fault}")
+                f"-q{self.heads_per_cta}-p{partition_label(self.partition)}-{pf}{style}{fault}")
 
     @property
     def key(self) -> str:
@@ -166,8 +173,9 @@ class Variant:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if d["fault"] == "none":
-            del d["fault"]
+        for k, default in (("fault", "none"), ("k_load", 16), ("serial", False)):
+            if d[k] == default:
+                del d[k]
         return d
 
     @classmethod
@@ -193,6 +201,8 @@ class Variant:
         if self.accumulators > MAX_ACCUMULATORS:
             reasons.append(f"{self.accumulators} fp32 accumulators per lane (> {MAX_ACCUMULATORS}): "
                            "fewer heads per CTA for this head/block size")
+        if self.k_load == 8 and self.block_size != 16:
+            reasons.append("k_load 8 (vLLM's two-lanes-per-token read) exists for block size 16 only")
         if self.partition > 0 and self.partition % self.block_size:
             reasons.append("partition must be a multiple of the block size")
         if self.partition > 0 or self.partition == PARTITION_VLLM:
