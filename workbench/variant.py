@@ -115,10 +115,14 @@ class Variant:
         set_("prefetch_distance", as_int("prefetch_distance", self.prefetch_distance))
         if not 0 <= self.prefetch_distance <= MAX_PREFETCH_DISTANCE:
             raise bad("prefetch_distance", self.prefetch_distance, f"0..{MAX_PREFETCH_DISTANCE}")
-        if self.k_load not in (8, 16) or isinstance(self.k_load, bool):
+        set_("k_load", as_int("k_load", self.k_load))
+        if self.k_load not in (8, 16):
             raise bad("k_load", self.k_load, (8, 16))
-        if not isinstance(self.serial, bool):
+        ser = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
+            str(self.serial).strip().lower()) if not isinstance(self.serial, bool) else self.serial
+        if ser is None:
             raise bad("serial", self.serial, (False, True))
+        set_("serial", ser)
         if self.fault not in FAULTS:
             raise bad("fault", self.fault, FAULTS)
         if self.prefetch_distance == 0:
