@@ -66,6 +66,9 @@
 #ifndef WB_SERIAL           // 1 = one KV block in flight per warp (no unrolling of the block loops)
 #define WB_SERIAL 0
 #endif
+#ifndef WB_FUSED_REDUCE     // 1 = split-K partials combined by the last CTA of each (seq, head group)
+#define WB_FUSED_REDUCE 0
+#endif
 #ifndef WB_FAULT            // test-only: 0 none, 1 write out of bounds, 2 wrong values, 3 hang
 #define WB_FAULT 0
 #endif
@@ -202,6 +205,7 @@ struct Params {
   int max_parts;
   int logits_len;              // tokens of logits room in shared memory (multiple of BLOCK)
   float scale;
+  int* counters;               // [num_seqs, gridDim.x], zero, self-resetting (fused reduce only)
 };
 
 // Shared memory: q[QPC][HEAD] | acc[QPC][HEAD] | stats[2][NW][QPC] | logits[QPC][logits_len]
@@ -453,6 +457,42 @@ __device__ __forceinline__ void decode_body(const Params& P) {
       P.out[row * HEAD + d] = from_float(WB_FAULT == 2 ? o + 0.25f : o);
     }
   }
+#if WB_FUSED_REDUCE
+  if (PARTITION > 0) {
+    // the last partition of this (seq, head group) to finish combines all of them: no second
+    // kernel, no launch gap (threadfence-reduction pattern: publish, count, last one reads)
+    __shared__ int is_last;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+      const int nparts = (seq_len + PARTITION - 1) / PARTITION;
+      int* ctr = P.counters + (long long)seq * gridDim.x + blockIdx.x;
+      is_last = atomicAdd(ctr, 1) == nparts - 1;
+      if (is_last) *ctr = 0;                       // ready for the next launch
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    const int nparts = (seq_len + PARTITION - 1) / PARTITION;
+    for (int i = tid; i < QPC * HEAD; i += NT) {
+      const int h = i / HEAD, d = i % HEAD;
+      if (h >= nheads) continue;
+      const long long row = (long long)seq * P.num_heads + head0 + h;
+      const float* ml = P.max_logits + row * P.max_parts;
+      const float* es = P.exp_sums + row * P.max_parts;
+      const float* to = P.tmp_out + row * P.max_parts * HEAD + d;
+      float gmax = -INFINITY;
+      for (int j = 0; j < nparts; ++j) gmax = fmaxf(gmax, __ldcg(ml + j));
+      float wsum = 0.f, o = 0.f;
+      for (int j = 0; j < nparts; ++j) {
+        const float w = __ldcg(es + j) * __expf(__ldcg(ml + j) - gmax);
+        wsum += w;
+        o += w * __ldcg(to + (long long)j * HEAD);
+      }
+      P.out[row * HEAD + d] = from_float(WB_FAULT == 2 ? o / wsum + 0.25f : o / wsum);
+    }
+  }
+#endif
 }
 
 }  // namespace WB_NS

@@ -113,6 +113,8 @@ def defines(v: Variant) -> list[str]:
         d["WB_KLOAD8"] = 1
     if v.serial:
         d["WB_SERIAL"] = 1
+    if v.reduce == "fused":
+        d["WB_FUSED_REDUCE"] = 1
     if v.fault != "none":
         d["WB_FAULT"] = {"oob_write": 1, "wrong_values": 2, "hang": 3}[v.fault]
     return [f"-D{k}={val}" for k, val in d.items()]

@@ -27,6 +27,7 @@ class _Params(ctypes.Structure):
         ("kv_head_stride", ctypes.c_longlong), ("num_heads", ctypes.c_int),
         ("num_kv_heads", ctypes.c_int), ("max_blocks_per_seq", ctypes.c_int),
         ("max_parts", ctypes.c_int), ("logits_len", ctypes.c_int), ("scale", ctypes.c_float),
+        ("counters", ctypes.c_void_p),
     ]
 
 
@@ -115,6 +116,7 @@ class Workspace:
     max_logits: Any
     tmp_out: Any
     max_parts: int
+    counters: Any = None         # fused reduce: one int per (seq, CTA column), zero
 
 
 class LoadedVariant:
@@ -148,10 +150,12 @@ class LoadedVariant:
         parts = max(1, math.ceil(max_seq_len / self.variant.split_tokens()))
         dev = torch.device("cuda", self.device_index)
         f32 = torch.float32
+        cols = num_heads  # >= grid x for any heads-per-CTA
         return Workspace(torch.empty(num_seqs, num_heads, parts, dtype=f32, device=dev),
                          torch.empty(num_seqs, num_heads, parts, dtype=f32, device=dev),
                          torch.empty(num_seqs, num_heads, parts, self.variant.head_size, dtype=f32, device=dev),
-                         parts)
+                         parts, torch.zeros(num_seqs * cols, dtype=torch.int32, device=dev)
+                         if self.variant.reduce == "fused" else None)
 
     def __call__(self, out: Any, query: Any, key_cache: Any, value_cache: Any, num_kv_heads: int,
                  scale: float, block_tables: Any, seq_lens: Any, max_seq_len: int,
@@ -188,9 +192,14 @@ class LoadedVariant:
         p.exp_sums, p.max_logits, p.tmp_out = ws.exp_sums.data_ptr(), ws.max_logits.data_ptr(), ws.tmp_out.data_ptr()
         p.max_parts = ws.max_parts
         p.logits_len = v.split_tokens()
+        if v.reduce == "fused":
+            if ws.counters is None or ws.counters.numel() < num_seqs * grid_x:
+                raise WorkbenchError("fused reduce needs the workspace's counters (use kernel.workspace())")
+            p.counters = ws.counters.data_ptr()
         self._launch("wb_decode_split", (grid_x, num_seqs, parts), v.threads,
                      v.smem_bytes(p.logits_len), p, stream)
-        self._launch("wb_reduce", (num_heads, num_seqs, 1), 128, 8 * ws.max_parts, p, stream)
+        if v.reduce != "fused":
+            self._launch("wb_reduce", (num_heads, num_seqs, 1), 128, 8 * ws.max_parts, p, stream)
 
     def _validate(self, out: Any, query: Any, key_cache: Any, value_cache: Any,
                   block_tables: Any, seq_lens: Any) -> None:

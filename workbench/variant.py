@@ -81,6 +81,7 @@ class Variant:
     prefetch_hint: str = "none"
     k_load: int = 16             # bytes per K load per lane: 16, or 8 (vLLM's thread-group read, block 16)
     serial: bool = False         # one KV block in flight per warp (vLLM's loop); defaults stay out of the key
+    reduce: str = "kernel"       # split-K partials combined by a second kernel, or "fused" (last CTA)
     fault: str = "none"          # test-only; left out of to_dict (and so of the key) when "none"
 
     def __post_init__(self) -> None:
@@ -123,6 +124,10 @@ class Variant:
         if ser is None:
             raise bad("serial", self.serial, (False, True))
         set_("serial", ser)
+        if self.reduce not in ("kernel", "fused"):
+            raise bad("reduce", self.reduce, ("kernel", "fused"))
+        if self.partition == PARTITION_NONE and self.reduce == "fused":
+            set_("reduce", "kernel")       # no split-K: nothing to reduce, one canonical form
         if self.fault not in FAULTS:
             raise bad("fault", self.fault, FAULTS)
         if self.prefetch_distance == 0:
@@ -157,7 +162,8 @@ class Variant:
             hint = {"none": "", "evict_first": ".ef", "evict_last": ".el"}[self.prefetch_hint]
             pf = f"pf{self.prefetch_distance}{self.prefetch_target}.{self.prefetch_op}{hint}"
         fault = "" if self.fault == "none" else f"-FAULT.{self.fault}"
-        style = ("-k8" if self.k_load == 8 else "") + ("-serial" if self.serial else "")
+        style = ("-k8" if self.k_load == 8 else "") + ("-serial" if self.serial else "") + \
+            ("-fused" if self.reduce == "fused" else "")
         return (f"d{self.head_size}b{self.block_size}{self.dtype}-{self.algorithm}-t{self.threads}"
                 f"-q{self.heads_per_cta}-p{partition_label(self.partition)}-{pf}{style}{fault}")
 
@@ -177,7 +183,7 @@ class Variant:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k, default in (("fault", "none"), ("k_load", 16), ("serial", False)):
+        for k, default in (("fault", "none"), ("k_load", 16), ("serial", False), ("reduce", "kernel")):
             if d[k] == default:
                 del d[k]
         return d

@@ -67,6 +67,10 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
   } else {
 #if WB_PARTITION != 0
     if (!a.exp_sums || !a.max_logits || !a.tmp_out || a.max_parts < parts) return WB_NEED_WORKSPACE;
+#if WB_FUSED_REDUCE
+    if (!a.counters) return WB_NEED_WORKSPACE;
+#endif
+    p.counters = a.counters;
     p.exp_sums = a.exp_sums;
     p.max_logits = a.max_logits;
     p.tmp_out = a.tmp_out;
@@ -77,7 +81,9 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
         cudaFuncSetAttribute(WB_SYM(wb_decode_split), cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess)
       return WB_LAUNCH_FAILED;
     WB_SYM(wb_decode_split)<<<dim3(grid_x, a.num_seqs, parts), block, smem, a.stream>>>(p);
+#if !WB_FUSED_REDUCE
     WB_SYM(wb_reduce)<<<dim3(a.num_heads, a.num_seqs, 1), 128, 8 * a.max_parts, a.stream>>>(p);
+#endif
 #endif
   }
   return cudaPeekAtLastError() == cudaSuccess ? WB_OK : WB_LAUNCH_FAILED;

@@ -1,8 +1,10 @@
 // Torch ops of the exported package: vLLM's old paged_attention_v1/v2 argument order, and
 // decode_variant (one variant by index, for tests and timing). The dispatch table and variant
 // list come from dispatch.h, rendered by `workbench export` from a study.
+#include <algorithm>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -20,6 +22,16 @@ int pick(int64_t num_seqs, int64_t max_seq_len) {
       return b.variant;
   }
   return kBest;
+}
+
+// Fused-reduce counters: zeroed once per device, grown on demand; the kernels leave them zero.
+int* counters_for(const at::Tensor& q, int64_t n) {
+  static std::vector<at::Tensor> per_device;
+  const int dev = q.get_device();
+  if ((int)per_device.size() <= dev) per_device.resize(dev + 1);
+  at::Tensor& t = per_device[dev];
+  if (!t.defined() || t.numel() < n) t = at::zeros({std::max<int64_t>(n, 4096)}, q.options().dtype(at::kInt));
+  return t.data_ptr<int>();
 }
 
 int smem_optin(const at::Tensor& t) {
@@ -76,6 +88,7 @@ void run(int variant, at::Tensor& out, const at::Tensor& q, const at::Tensor& k,
   a.max_logits = parts ? ml.data_ptr<float>() : nullptr;
   a.tmp_out = parts ? to.data_ptr<float>() : nullptr;
   a.max_parts = parts ? (int)es.size(2) : 1;
+  a.counters = parts ? counters_for(q, (int64_t)num_seqs * num_heads) : nullptr;
   a.q_seq_stride = q.stride(0); a.kv_block_stride = k.stride(0); a.kv_head_stride = k.stride(1);
   a.num_seqs = num_seqs; a.num_heads = num_heads; a.num_kv_heads = (int)num_kv_heads;
   a.max_blocks_per_seq = bt.size(1); a.max_seq_len = (int)max_seq_len; a.scale = (float)scale;

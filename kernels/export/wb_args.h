@@ -14,6 +14,7 @@ struct WbArgs {
   float* exp_sums;          // split-K workspace (nullptr when the launch needs none)
   float* max_logits;
   float* tmp_out;
+  int* counters;            // fused reduce: zeroed ints, one per (seq, CTA column); self-resetting
   long long q_seq_stride;
   long long kv_block_stride;
   long long kv_head_stride;
