@@ -85,3 +85,18 @@ def test_long_context_without_split_rejected_before_launch():
         Variant(heads_per_cta=8).check_workload(1, 32, 8, 128, 100, limit)
     with pytest.raises(VariantRejected, match="head size"):
         v.check_workload(1, 32, 8, 64, 100, limit)
+
+
+def test_style_knobs_keep_default_keys_and_validate():
+    from workbench.variant import Variant, baseline
+    b = baseline()
+    assert b.key == "58f5224b2339"                          # new knobs at defaults change nothing
+    assert "k_load" not in b.to_dict() and "serial" not in b.to_dict() and "reduce" not in b.to_dict()
+    v = Variant.from_dict({**b.to_dict(), "k_load": "8", "serial": "1", "reduce": "fused"})
+    assert (v.k_load, v.serial, v.reduce) == (8, True, "fused") and v.key != b.key
+    assert v.name.endswith("-k8-serial-fused")
+    assert Variant.from_dict({**b.to_dict(), "partition": "none", "reduce": "fused"}).reduce == "kernel"
+    assert b.with_(k_load=8, block_size=32).invalid_reasons("sm_90a")
+    for bad in ({"k_load": 4}, {"serial": "maybe"}, {"reduce": "atomic"}):
+        with pytest.raises(WorkbenchError):
+            Variant.from_dict({**b.to_dict(), **bad})
