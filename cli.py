@@ -255,6 +255,7 @@ def bench_cmd(
     launches: int = typer.Option(30, help="timed launches per peer and shape (>= 30)"),
     out_file: Path = typer.Option(Path("bench.json"), "--out", help="JSON of the run"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: efficiency vs KV bytes, one line per peer"),
+    prefetch_map: bool = typer.Option(False, "--prefetch-map", help="instead: best with vs without L2 prefetch per shape"),
 ) -> None:
     """Our kernels vs xformers, SDPA (unpaged) and FlexAttention on one suite, cold L2, vs the floor."""
     from rich.progress import Progress
@@ -278,6 +279,16 @@ def bench_cmd(
     if not devs:
         raise WorkbenchError("no NVIDIA GPU visible: `workbench bench` measures on a GPU")
     g, note = resolve_gpu(gpu, devs[0])
+    if prefetch_map:
+        from workbench.bench import prefetch_table, run_prefetch_map
+        with Progress(transient=True, console=err) as prog:
+            task = prog.add_task("prefetch map", total=len(su.specs(heads, dtype, block_size)))
+            m = run_prefetch_map(heads=heads, dtype=dtype, block_size=block_size, suite=su, launches=launches,
+                                 progress=lambda s: prog.update(task, advance=1, description=s))
+        out_file.write_text(json.dumps(m, indent=1))
+        out.print(prefetch_table(m))
+        out.print(f"results: {out_file}")
+        return
     pick, tuned_note = (tuned_picker(study, storage, heads, dtype, block_size, g.arch) if "tuned" in names
                         else (None, ""))
     skipped = su.skipped_buckets(heads, dtype, block_size)
