@@ -48,3 +48,22 @@ def test_bench_bad_input(tmp_path):
     assert p.returncode == 2 and "unknown nope" in p.stderr
     p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--launches", "5"], capture_output=True, text=True)
     assert p.returncode == 2 and ">= 30" in p.stderr
+
+
+def test_prefetch_map_tables():
+    """The prefetch maps recorded on an H100 and an H200 (2026-11-21, scripts/device_pfmap.sh)."""
+    import json
+
+    from rich.console import Console
+
+    from workbench.bench import prefetch_table
+    root = Path(__file__).resolve().parent.parent / "results"
+    for gpu in ("h100", "h200"):
+        m = json.loads((root / f"issue6-{gpu}/prefetch-map.json").read_text())
+        assert m["kind"] == "workbench-prefetch-map" and len(m["rows"]) == 18
+        for r in m["rows"]:
+            assert r["prefetch_gain"] == pytest.approx(r["best_without_us"] / r["best_with_us"])
+            assert "-pf0" in r["best_without"] and "-pf0" not in r["best_with"]
+        c = Console(record=True, width=200)
+        c.print(prefetch_table(m))
+        assert "helps" in c.export_text()
