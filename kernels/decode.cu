@@ -66,6 +66,9 @@
 #ifndef WB_SERIAL           // 1 = one KV block in flight per warp (no unrolling of the block loops)
 #define WB_SERIAL 0
 #endif
+#ifndef WB_ALGO             // 0 = twopass (logits in shared memory), 1 = onepass (online softmax)
+#define WB_ALGO 0
+#endif
 #ifndef WB_FUSED_REDUCE     // 1 = split-K partials combined by the last CTA of each (seq, head group)
 #define WB_FUSED_REDUCE 0
 #endif
@@ -257,6 +260,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
   const elem_t* k_head = P.k_cache + (long long)kvh * P.kv_head_stride;
   const elem_t* v_head = P.v_cache + (long long)kvh * P.kv_head_stride;
 
+#if WB_ALGO == 0
   // ---- pass 1: logits --------------------------------------------------------------------
   const int tok_in_blk = lane % BLOCK;
   const int grp = lane / BLOCK;
@@ -416,6 +420,134 @@ __device__ __forceinline__ void decode_body(const Params& P) {
       }
     }
   }
+#else
+  // ---- onepass: each warp streams its blocks once, K and V of a block loaded together, with a
+  // running max / sum per head (online softmax); warps are merged at the end. No logits array:
+  // shared memory does not grow with the context.
+  const int valid_tok = tok_end - blk_begin * BLOCK;   // slots at or past this are padding
+  const int tok_in_blk = lane % BLOCK;
+  const int grp = lane / BLOCK;
+  const int vpart = lane % CR;          // which 16-byte slice of a value row (8 tokens)
+  const int row0 = lane / CR;
+  float acc[QPC][RPL], m_w[QPC], s_w[QPC];
+#pragma unroll
+  for (int h = 0; h < QPC; ++h) {
+    m_w[h] = -INFINITY;
+    s_w[h] = 0.f;
+#pragma unroll
+    for (int i = 0; i < RPL; ++i) acc[h][i] = 0.f;
+  }
+#if WB_SERIAL
+#pragma unroll 1
+#endif
+  for (int b = blk_begin + warp; b < blk_end; b += NW) {
+#if WB_PF_DIST > 0
+    {
+      const int pb = b + WB_PF_DIST * NW;
+      if (pb < blk_end) {
+#if WB_PF_K
+        prefetch_tile(k_head + (long long)bt[pb] * P.kv_block_stride, lane);
+#endif
+#if WB_PF_V
+        prefetch_tile(v_head + (long long)bt[pb] * P.kv_block_stride, lane);
+#endif
+      }
+    }
+#endif
+    const long long boff = (long long)bt[b] * P.kv_block_stride;
+    const elem_t* kp = k_head + boff;
+    const elem_t* vp = v_head + boff;
+    uint4 kraw[CPT], vraw[RPL];
+#pragma unroll
+    for (int i = 0; i < CPT; ++i) kraw[i] = load16(kp + ((grp + TG * i) * BLOCK + tok_in_blk) * X);
+#pragma unroll
+    for (int i = 0; i < RPL; ++i) vraw[i] = load16(vp + (row0 + ROW_STEP * i) * BLOCK + vpart * X);
+    float dot[QPC];
+#pragma unroll
+    for (int h = 0; h < QPC; ++h) dot[h] = 0.f;
+#pragma unroll
+    for (int i = 0; i < CPT; ++i) {
+      const Chunk8 k = unpack(kraw[i]);
+      const int d0 = (grp + TG * i) * X;
+#pragma unroll
+      for (int h = 0; h < QPC; ++h) {
+        const float4 qa = *reinterpret_cast<const float4*>(q_s + h * HEAD + d0);
+        const float4 qb = *reinterpret_cast<const float4*>(q_s + h * HEAD + d0 + 4);
+        dot[h] += qa.x * k.v[0] + qa.y * k.v[1] + qa.z * k.v[2] + qa.w * k.v[3] +
+                  qb.x * k.v[4] + qb.y * k.v[5] + qb.z * k.v[6] + qb.w * k.v[7];
+      }
+    }
+#pragma unroll
+    for (int m = BLOCK; m < 32; m *= 2) {
+#pragma unroll
+      for (int h = 0; h < QPC; ++h) dot[h] += __shfl_xor_sync(0xffffffffu, dot[h], m);
+    }
+    // every lane now holds the logit of token tok_in_blk (the lanes of a token agree)
+    const bool valid = b * BLOCK + tok_in_blk < tok_end;
+    float pt[QPC], corr[QPC];
+#pragma unroll
+    for (int h = 0; h < QPC; ++h) {
+      const float l = valid ? dot[h] * P.scale : -INFINITY;
+      float bm = l;
+#pragma unroll
+      for (int o = 1; o < BLOCK; o *= 2) bm = fmaxf(bm, __shfl_xor_sync(0xffffffffu, bm, o));
+      const float m_new = fmaxf(m_w[h], bm);
+      corr[h] = m_w[h] == -INFINITY ? 0.f : __expf(m_w[h] - m_new);
+      pt[h] = valid ? __expf(l - m_new) : 0.f;
+      float bs = pt[h];
+#pragma unroll
+      for (int o = 1; o < BLOCK; o *= 2) bs += __shfl_xor_sync(0xffffffffu, bs, o);
+      s_w[h] = s_w[h] * corr[h] + bs;
+      m_w[h] = m_new;
+    }
+    const int slot = (b - blk_begin) * BLOCK + vpart * X;     // first of this lane's 8 tokens
+    const bool tail = slot + X > valid_tok;
+    float p[QPC][8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int h = 0; h < QPC; ++h) p[h][j] = __shfl_sync(0xffffffffu, pt[h], vpart * X + j);
+#pragma unroll
+    for (int i = 0; i < RPL; ++i) {
+      Chunk8 v = unpack(vraw[i]);
+      if (tail) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) v.v[j] = slot + j < valid_tok ? v.v[j] : 0.f;
+      }
+#pragma unroll
+      for (int h = 0; h < QPC; ++h) {
+        float a = acc[h][i] * corr[h];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) a += p[h][j] * v.v[j];
+        acc[h][i] = a;
+      }
+    }
+  }
+  // merge warps: common max, rescale each warp's sum and accumulators to it
+  float head_max[QPC], head_sum[QPC];
+#pragma unroll
+  for (int h = 0; h < QPC; ++h)
+    if (lane == 0) warp_max[warp * QPC + h] = m_w[h];
+  __syncthreads();
+#pragma unroll
+  for (int h = 0; h < QPC; ++h) {
+    float mx = -INFINITY;
+    for (int w = 0; w < NW; ++w) mx = fmaxf(mx, warp_max[w * QPC + h]);
+    head_max[h] = mx;
+    const float f = m_w[h] == -INFINITY ? 0.f : __expf(m_w[h] - mx);
+#pragma unroll
+    for (int i = 0; i < RPL; ++i) acc[h][i] *= f;
+    if (lane == 0) warp_sum[warp * QPC + h] = s_w[h] * f;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int h = 0; h < QPC; ++h) {
+    float sm = 0.f;
+    for (int w = 0; w < NW; ++w) sm += warp_sum[w * QPC + h];
+    head_sum[h] = sm;
+  }
+#endif
+
   // lanes that share a row hold different tokens: add them, then add across warps
 #pragma unroll
   for (int m = 1; m < CR; m *= 2) {

@@ -109,6 +109,8 @@ def defines(v: Variant) -> list[str]:
         "WB_PF_OP": {"none": 0, "bulk": 0, "line": 1}[v.prefetch_op],
         "WB_PF_HINT": {"none": 0, "evict_first": 1, "evict_last": 2}[v.prefetch_hint],
     }
+    if v.algorithm == "onepass":
+        d["WB_ALGO"] = 1
     if v.k_load == 8:
         d["WB_KLOAD8"] = 1
     if v.serial:

@@ -17,7 +17,7 @@ from .errors import VariantRejected, WorkbenchError
 HEAD_SIZES = (64, 80, 96, 112, 128, 192, 256)
 BLOCK_SIZES = (16, 32)
 DTYPES = ("fp16", "bf16")
-ALGORITHMS = ("twopass",)
+ALGORITHMS = ("twopass", "onepass")
 PARTITION_NONE = 0
 PARTITION_VLLM = -1          # vLLM's v1/v2 rule: whole sequence, or split-K 512 past it
 PARTITIONS = (PARTITION_NONE, 256, 512, 1024, PARTITION_VLLM)
@@ -229,11 +229,14 @@ class Variant:
         """Dynamic shared memory of the decode kernel for `logits_tokens` slots of logits."""
         warps = self.threads // 32
         floats = 2 * self.heads_per_cta * self.head_size + 2 * warps * self.heads_per_cta
-        floats += self.heads_per_cta * logits_tokens
+        if self.algorithm == "twopass":          # onepass keeps no logits
+            floats += self.heads_per_cta * logits_tokens
         return 4 * floats
 
     def max_context_unsplit(self, smem_limit: int) -> int:
         """Longest sequence a whole-sequence (no split-K) launch can hold in shared memory."""
+        if self.algorithm == "onepass":
+            return 1 << 30
         fixed = self.smem_bytes(0)
         slots = (smem_limit - fixed) // (4 * self.heads_per_cta)
         return max(0, slots // self.block_size * self.block_size)

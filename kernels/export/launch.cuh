@@ -20,6 +20,9 @@ static inline bool WB_SYM(wb_uses_split_impl)(int num_seqs, int num_heads, int m
 
 static inline int WB_SYM(wb_smem_bytes)(int logits_tokens) {
   const int warps = WB_THREADS / 32;
+#if WB_ALGO == 1
+  logits_tokens = 0;   // onepass keeps no logits in shared memory
+#endif
   return 4 * (2 * WB_QPC * WB_HEAD + 2 * warps * WB_QPC + WB_QPC * logits_tokens);
 }
 
