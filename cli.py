@@ -101,6 +101,8 @@ def measure_cmd(
     launches: int = typer.Option(50, help="timed launches per variant (>= 30)"),
     profile: str = typer.Option("none", help="none | ncu | nsys | all"),
     out_dir: Path = typer.Option(Path("wb-measure"), "--out", help="directory for results.json and captures"),
+    pool_gb: float = typer.Option(0.0, help="KV pool size in GB the block tables draw from (0: just what the "
+                                             "rotation needs; a serving engine's pool is tens of GB)"),
 ) -> None:
     """Time variants with a cold L2 (and capture them under ncu / nsys); write results.json."""
     from workbench.measure import Job
@@ -122,6 +124,10 @@ def measure_cmd(
             vs.append(named(item.strip(), head_size, block_size, dtype))
     spec = WorkloadSpec.uniform(batch, context, num_heads=heads, num_kv_heads=kv_heads, head_size=head_size,
                                 block_size=block_size, dtype=dtype)
+    if pool_gb < 0:
+        raise WorkbenchError("--pool-gb must be >= 0")
+    if pool_gb:
+        spec = WorkloadSpec(**{**spec.to_dict(), "num_blocks": max(spec.blocks_needed, int(pool_gb * 1e9 // spec.block_bytes))})
     job = Job(variants=[v.to_dict() for v in vs], workloads=[spec.to_dict()], launches=launches)
     res, notes = measure(job, out_dir, profile)
     out.print(results_table(res))
