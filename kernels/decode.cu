@@ -66,6 +66,9 @@
 #ifndef WB_SERIAL           // 1 = one KV block in flight per warp (no unrolling of the block loops)
 #define WB_SERIAL 0
 #endif
+#ifndef WB_VLLM_MATH        // 1 = vLLM's operand precision: q kept 16-bit (converted at each use,
+#define WB_VLLM_MATH 0      //     k_load 8 path), probabilities rounded to 16-bit before p.V
+#endif
 #ifndef WB_ALGO             // 0 = twopass (logits in shared memory), 1 = onepass (online softmax)
 #define WB_ALGO 0
 #endif
@@ -252,7 +255,11 @@ __device__ __forceinline__ void decode_body(const Params& P) {
       const elem_t* qp = P.q + (long long)seq * P.q_seq_stride + (long long)(head0 + h) * HEAD + d;
       v = to_float(*qp);
     }
+#if WB_VLLM_MATH
+    if (i < QPC * HEAD) reinterpret_cast<elem_t*>(q_s)[i] = from_float(v);   // 16-bit, as vLLM keeps it
+#else
     q_s[i] = v;
+#endif
     acc_s[i] = 0.f;
   }
   __syncthreads();
@@ -294,8 +301,14 @@ __device__ __forceinline__ void decode_body(const Params& P) {
       const int d0 = j * X + grp * (X / 2);
 #pragma unroll
       for (int h = 0; h < QPC; ++h) {
+#if WB_VLLM_MATH
+        const uint2 q4 = *reinterpret_cast<const uint2*>(reinterpret_cast<const elem_t*>(q_s) + h * HEAD + d0);
+        const float2 q0 = to_float2(q4.x), q1 = to_float2(q4.y);
+        dot[h] += q0.x * a.x + q0.y * a.y + q1.x * c.x + q1.y * c.y;
+#else
         const float4 qa = *reinterpret_cast<const float4*>(q_s + h * HEAD + d0);
         dot[h] += qa.x * a.x + qa.y * a.y + qa.z * c.x + qa.w * c.y;
+#endif
       }
     }
 #else
@@ -402,6 +415,10 @@ __device__ __forceinline__ void decode_body(const Params& P) {
       const float4 pb = *reinterpret_cast<const float4*>(logits + h * P.logits_len + slot + 4);
       p[h][0] = pa.x; p[h][1] = pa.y; p[h][2] = pa.z; p[h][3] = pa.w;
       p[h][4] = pb.x; p[h][5] = pb.y; p[h][6] = pb.z; p[h][7] = pb.w;
+#if WB_VLLM_MATH
+#pragma unroll
+      for (int j = 0; j < 8; ++j) p[h][j] = to_float(from_float(p[h][j]));   // vLLM's 16-bit probabilities
+#endif
     }
 #pragma unroll
     for (int i = 0; i < RPL; ++i) {

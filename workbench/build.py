@@ -113,6 +113,8 @@ def defines(v: Variant) -> list[str]:
         d["WB_ALGO"] = 1
     if v.k_load == 8:
         d["WB_KLOAD8"] = 1
+    if v.vllm_math:
+        d["WB_VLLM_MATH"] = 1
     if v.serial:
         d["WB_SERIAL"] = 1
     if v.reduce == "fused":

@@ -82,6 +82,7 @@ class Variant:
     k_load: int = 16             # bytes per K load per lane: 16, or 8 (vLLM's thread-group read, block 16)
     serial: bool = False         # one KV block in flight per warp (vLLM's loop); defaults stay out of the key
     reduce: str = "kernel"       # split-K partials combined by a second kernel, or "fused" (last CTA)
+    vllm_math: bool = False      # vLLM's operand precision: 16-bit q (with k_load 8), 16-bit probabilities
     fault: str = "none"          # test-only; left out of to_dict (and so of the key) when "none"
 
     def __post_init__(self) -> None:
@@ -124,6 +125,11 @@ class Variant:
         if ser is None:
             raise bad("serial", self.serial, (False, True))
         set_("serial", ser)
+        vm = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
+            str(self.vllm_math).strip().lower()) if not isinstance(self.vllm_math, bool) else self.vllm_math
+        if vm is None:
+            raise bad("vllm_math", self.vllm_math, (False, True))
+        set_("vllm_math", vm)
         if self.reduce not in ("kernel", "fused"):
             raise bad("reduce", self.reduce, ("kernel", "fused"))
         if self.partition == PARTITION_NONE and self.reduce == "fused":
@@ -163,7 +169,7 @@ class Variant:
             pf = f"pf{self.prefetch_distance}{self.prefetch_target}.{self.prefetch_op}{hint}"
         fault = "" if self.fault == "none" else f"-FAULT.{self.fault}"
         style = ("-k8" if self.k_load == 8 else "") + ("-serial" if self.serial else "") + \
-            ("-fused" if self.reduce == "fused" else "")
+            ("-fused" if self.reduce == "fused" else "") + ("-vmath" if self.vllm_math else "")
         return (f"d{self.head_size}b{self.block_size}{self.dtype}-{self.algorithm}-t{self.threads}"
                 f"-q{self.heads_per_cta}-p{partition_label(self.partition)}-{pf}{style}{fault}")
 
@@ -183,7 +189,8 @@ class Variant:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k, default in (("fault", "none"), ("k_load", 16), ("serial", False), ("reduce", "kernel")):
+        for k, default in (("fault", "none"), ("k_load", 16), ("serial", False), ("reduce", "kernel"),
+                           ("vllm_math", False)):
             if d[k] == default:
                 del d[k]
         return d
@@ -211,6 +218,8 @@ class Variant:
         if self.accumulators > MAX_ACCUMULATORS:
             reasons.append(f"{self.accumulators} fp32 accumulators per lane (> {MAX_ACCUMULATORS}): "
                            "fewer heads per CTA for this head/block size")
+        if self.vllm_math and (self.k_load != 8 or self.algorithm != "twopass"):
+            reasons.append("vllm_math goes with k_load 8 and the twopass algorithm")
         if self.k_load == 8 and self.block_size != 16:
             reasons.append("k_load 8 (vLLM's two-lanes-per-token read) exists for block size 16 only")
         if self.partition > 0 and self.partition % self.block_size:
