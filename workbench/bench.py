@@ -163,6 +163,11 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
                 if f"{p}:{e}" not in told:
                     notes.append(f"{p} not run: {e}")
                     told.add(f"{p}:{e}")
+            except Exception as e:              # a peer that breaks on one shape must not end the run
+                msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+                r.note = f"failed: {type(e).__name__}: {msg}"
+                notes.append(f"{p} failed on {b.label}: {type(e).__name__}: {msg}")
+                torch.cuda.synchronize()
             r.efficiency = floor_us / r.median_us if r.median_us else None
             results.append(r)
             gc.collect()
