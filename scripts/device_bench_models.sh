@@ -5,7 +5,7 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 source .offline/activate.sh .offline
 python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
 export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1 COLUMNS=220
-for m in "qwen2.5-7b 1" "llama-3.1-70b 8" "gemma-2-9b 1" "llama-2-7b 1"; do
+for m in ${MODELS:-"qwen2.5-7b 1" "llama-3.1-70b 8" "gemma-2-9b 1" "llama-2-7b 1"}; do
   set -- $m
   SECONDS=0
   timeout 170 python3 -m workbench bench --model $1 --tp $2 --peers baseline,paper,tuned,xformers,sdpa \

@@ -218,7 +218,8 @@ def _sweep_picker(heads: Any, dtype: str, block_size: int, arch: str) -> Callabl
     from .timing import time_variant
     from .variant import Variant
     g = heads.group
-    hpc = max(x for x in (1, 2, 4, 8) if x <= g and g % x == 0)
+    # one CTA per GQA group when it fits (group 7 for qwen2.5-7b: 7, not a power of two)
+    hpc = g if g <= 8 else max(x for x in (1, 2, 4, 8) if g % x == 0)
     base = dict(head_size=heads.head_size, block_size=block_size, dtype=dtype)
     cands = [Variant(**base, threads=t, heads_per_cta=q, partition=p, prefetch_distance=d,
                      prefetch_target="kv" if d else "none")
@@ -280,7 +281,7 @@ PF_DISTANCES = (0, 1, 2, 4)
 
 
 def prefetch_layouts(group: int) -> list[dict[str, Any]]:
-    hpcs = sorted({1, max(x for x in (1, 2, 4, 8) if x <= group and group % x == 0)})
+    hpcs = sorted({1, group if group <= 8 else max(x for x in (1, 2, 4, 8) if group % x == 0)})
     return [dict(threads=t, heads_per_cta=q, partition=p) for t in (128, 256) for q in hpcs
             for p in ("vllm", 256, 1024)]
 
