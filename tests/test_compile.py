@@ -44,6 +44,21 @@ def test_every_shape_compiles(cubin_cache):
     _assert_all_built(build_many([v for v in vs if v.is_valid()], "sm_90a"))
 
 
+def test_other_algorithms_and_knobs_compile(cubin_cache):
+    """onepass at every shape, the fused reduce, the vLLM-style knobs and the test-only faults."""
+    vs = []
+    for h in HEAD_SIZES:
+        for b in (16, 32):
+            for dt in ("bf16", "fp16"):
+                vs += [Variant(head_size=h, block_size=b, dtype=dt, algorithm="onepass", threads=128, heads_per_cta=q,
+                               partition=p, prefetch_distance=d, prefetch_target="kv" if d else "none")
+                       for q, p, d in ((1, "vllm", 0), (4, 1024, 1), (2, "none", 2))]
+    vs += [baseline().with_(reduce="fused"), paper().with_(heads_per_cta=4, partition=256, reduce="fused"),
+           baseline().with_(k_load=8, serial=True, vllm_math=True), paper().with_(k_load=8, vllm_math=True),
+           *(baseline().with_(fault=f) for f in ("oob_write", "wrong_values", "hang"))]
+    _assert_all_built(build_many([v for v in vs if v.is_valid()], "sm_90a"))
+
+
 def test_sm80_sample(cubin_cache):
     en = enumerate_space(load_space(), "sm_80")
     assert en.invalid                                          # bulk prefetch cannot exist there

@@ -125,3 +125,22 @@ def test_long_context_without_split_is_rejected(cubin_cache):
     results = _run("rejected", [(v, WorkloadSpec(seq_lens=(131072,), num_heads=32, num_kv_heads=8)) for v in vs],
                    expect="rejected")
     assert all("split-K" in r.detail for r in results)
+
+
+@pytest.mark.parametrize("heads,kv_heads", [(32, 8), (28, 4), (8, 8)])
+def test_onepass_fused_and_vllm_style(cubin_cache, heads, kv_heads):
+    """The other algorithm and knobs: onepass (incl. 131072 tokens without split-K, which twopass
+    refuses), the fused split-K reduce, vLLM-style reads and 16-bit operands."""
+    g = heads // kv_heads
+    q = g if g <= 8 else 4
+    vs = [Variant(algorithm="onepass", threads=t, heads_per_cta=h, partition=p, prefetch_distance=d,
+                  prefetch_target="kv" if d else "none")
+          for t, h, p, d in ((128, 1, "vllm", 0), (128, q, 1024, 1), (256, min(2, g), 256, 2), (64, q, "none", 0))]
+    vs += [baseline().with_(reduce="fused"), Variant(threads=128, heads_per_cta=q, partition=256, reduce="fused",
+                                                    prefetch_distance=1, prefetch_target="kv"),
+           baseline().with_(k_load=8, vllm_math=True, serial=True), paper().with_(k_load=8, vllm_math=True)]
+    pairs = [(v, WorkloadSpec(seq_lens=lens, num_heads=heads, num_kv_heads=kv_heads))
+             for v in vs for lens in ((1, 17, 1000, 4096, 9000), (16,), (33000,))]
+    pairs += [(Variant(algorithm="onepass", threads=128, heads_per_cta=q, partition=0),
+               WorkloadSpec(seq_lens=(131072, 5), num_heads=heads, num_kv_heads=kv_heads))]
+    _run(f"other-algos-gqa{g}", pairs)
