@@ -122,7 +122,7 @@ def config_from_study(study: str, storage: str, *, devices: str = "0", trials: i
     return TuneConfig(gpu=g, heads=heads, dtype=c["dtype"], block_size=c["block_size"], suite=Suite.from_dict(c["suite"]),
                       space=Space.from_dict(c["space"]), study=study, storage=storage, trials=trials, timeout=timeout,
                       profile=c.get("profile", "ncu") if not replay else "none", devices=devs, batch=batch,
-                      trial_timeout=trial_timeout, workdir=work, device_name=real)
+                      trial_timeout=trial_timeout, workdir=work, device_name=real, role="worker")
 
 
 def backend_factory(cfg: TuneConfig, replay: Path | None = None, replay_delay: float = 0.0) -> Any:

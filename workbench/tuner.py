@@ -43,6 +43,7 @@ class TuneConfig:
     seed: int | None = None
     workdir: Path = Path(".")
     device_name: str = ""                 # the real GPU (labels every result)
+    role: str = "tune"                    # "worker" joins a study and never enqueues seeds
 
     @property
     def shape(self) -> dict[str, Any]:
@@ -122,7 +123,10 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
         notes.append(f"re-queued {len(rec)} trial(s) killed while being measured: {rec}")
     if finish:
         notes.append(f"finishing {len(finish)} trial(s) measured by a killed run: {[n for n, _ in finish]}")
-    notes += enqueue_seeds(h, seeds(cfg.shape, cfg.heads.group, cfg.gpu.prefetch), ch)
+    # seeds: enqueued by the study's creator; a later `tune` fills in only what is missing (its
+    # creator died first); workers never enqueue, so racing joiners cannot duplicate them
+    if h.created or cfg.role == "tune":
+        notes += enqueue_seeds(h, seeds(cfg.shape, cfg.heads.group, cfg.gpu.prefetch), ch)
     budget = Budget(cfg.trials, cfg.timeout)
     observe({"type": "start", "config": cfg.study_config(), "storage": cfg.storage, "study": h.name,
              "created": h.created, "trials": cfg.trials, "timeout": cfg.timeout, "devices": list(cfg.devices),
