@@ -214,6 +214,44 @@ struct Params {
   int* counters;               // [num_seqs, gridDim.x], zero, self-resetting (fused reduce only)
 };
 
+// dot[h] += q[h] . k over this lane's CPT 16-byte chunks of one key row (both algorithms)
+__device__ __forceinline__ void qk_dot(const uint4 (&raw)[CPT], const float* q_s, int grp, float (&dot)[QPC]) {
+#pragma unroll
+  for (int i = 0; i < CPT; ++i) {
+    const Chunk8 k = unpack(raw[i]);
+    const int d0 = (grp + TG * i) * X;
+#pragma unroll
+    for (int h = 0; h < QPC; ++h) {
+      const float4 qa = *reinterpret_cast<const float4*>(q_s + h * HEAD + d0);
+      const float4 qb = *reinterpret_cast<const float4*>(q_s + h * HEAD + d0 + 4);
+      dot[h] += qa.x * k.v[0] + qa.y * k.v[1] + qa.z * k.v[2] + qa.w * k.v[3] +
+                qb.x * k.v[4] + qb.y * k.v[5] + qb.z * k.v[6] + qb.w * k.v[7];
+    }
+  }
+}
+
+// acc[h][row] += p[h][:8] . v over this lane's RPL value rows (8 tokens from `slot` on).
+// Padding slots of a cache block may hold anything (NaN included), and 0 * NaN is NaN: zero them.
+__device__ __forceinline__ void pv_acc(const uint4 (&raw)[RPL], const float (&p)[QPC][8], int slot, int valid_tok,
+                                       float (&acc)[QPC][RPL]) {
+  const bool tail = slot + X > valid_tok;
+#pragma unroll
+  for (int i = 0; i < RPL; ++i) {
+    Chunk8 v = unpack(raw[i]);
+    if (tail) {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v.v[j] = slot + j < valid_tok ? v.v[j] : 0.f;
+    }
+#pragma unroll
+    for (int h = 0; h < QPC; ++h) {
+      float a = acc[h][i];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) a += p[h][j] * v.v[j];
+      acc[h][i] = a;
+    }
+  }
+}
+
 // Shared memory: q[QPC][HEAD] | acc[QPC][HEAD] | stats[2][NW][QPC] | logits[QPC][logits_len]
 template <int PARTITION>
 __device__ __forceinline__ void decode_body(const Params& P) {
@@ -315,18 +353,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
     uint4 raw[CPT];
 #pragma unroll
     for (int i = 0; i < CPT; ++i) raw[i] = load16(kp + ((grp + TG * i) * BLOCK + tok_in_blk) * X);
-#pragma unroll
-    for (int i = 0; i < CPT; ++i) {
-      const Chunk8 k = unpack(raw[i]);
-      const int d0 = (grp + TG * i) * X;
-#pragma unroll
-      for (int h = 0; h < QPC; ++h) {
-        const float4 qa = *reinterpret_cast<const float4*>(q_s + h * HEAD + d0);
-        const float4 qb = *reinterpret_cast<const float4*>(q_s + h * HEAD + d0 + 4);
-        dot[h] += qa.x * k.v[0] + qa.y * k.v[1] + qa.z * k.v[2] + qa.w * k.v[3] +
-                  qb.x * k.v[4] + qb.y * k.v[5] + qb.z * k.v[6] + qb.w * k.v[7];
-      }
-    }
+    qk_dot(raw, q_s, grp, dot);
 #endif
 #pragma unroll
     for (int m = BLOCK; m < 32; m *= 2) {
@@ -407,7 +434,6 @@ __device__ __forceinline__ void decode_body(const Params& P) {
 #pragma unroll
     for (int i = 0; i < RPL; ++i) raw[i] = load16(vp + (row0 + ROW_STEP * i) * BLOCK + vpart * X);
     const int slot = (b - blk_begin) * BLOCK + vpart * X;     // first of this lane's 8 tokens
-    const bool tail = slot + X > valid_tok;                   // some tokens are padding
     float p[QPC][8];
 #pragma unroll
     for (int h = 0; h < QPC; ++h) {
@@ -420,22 +446,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
       for (int j = 0; j < 8; ++j) p[h][j] = to_float(from_float(p[h][j]));   // vLLM's 16-bit probabilities
 #endif
     }
-#pragma unroll
-    for (int i = 0; i < RPL; ++i) {
-      Chunk8 v = unpack(raw[i]);
-      if (tail) {
-        // padding slots of a cache block may hold anything (NaN included): 0 * NaN is NaN
-#pragma unroll
-        for (int j = 0; j < 8; ++j) v.v[j] = slot + j < valid_tok ? v.v[j] : 0.f;
-      }
-#pragma unroll
-      for (int h = 0; h < QPC; ++h) {
-        float a = acc[h][i];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) a += p[h][j] * v.v[j];
-        acc[h][i] = a;
-      }
-    }
+    pv_acc(raw, p, slot, valid_tok, acc);
   }
 #else
   // ---- onepass: each warp streams its blocks once, K and V of a block loaded together, with a
@@ -482,18 +493,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
     float dot[QPC];
 #pragma unroll
     for (int h = 0; h < QPC; ++h) dot[h] = 0.f;
-#pragma unroll
-    for (int i = 0; i < CPT; ++i) {
-      const Chunk8 k = unpack(kraw[i]);
-      const int d0 = (grp + TG * i) * X;
-#pragma unroll
-      for (int h = 0; h < QPC; ++h) {
-        const float4 qa = *reinterpret_cast<const float4*>(q_s + h * HEAD + d0);
-        const float4 qb = *reinterpret_cast<const float4*>(q_s + h * HEAD + d0 + 4);
-        dot[h] += qa.x * k.v[0] + qa.y * k.v[1] + qa.z * k.v[2] + qa.w * k.v[3] +
-                  qb.x * k.v[4] + qb.y * k.v[5] + qb.z * k.v[6] + qb.w * k.v[7];
-      }
-    }
+    qk_dot(kraw, q_s, grp, dot);
 #pragma unroll
     for (int m = BLOCK; m < 32; m *= 2) {
 #pragma unroll
@@ -518,27 +518,16 @@ __device__ __forceinline__ void decode_body(const Params& P) {
       m_w[h] = m_new;
     }
     const int slot = (b - blk_begin) * BLOCK + vpart * X;     // first of this lane's 8 tokens
-    const bool tail = slot + X > valid_tok;
     float p[QPC][8];
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
       for (int h = 0; h < QPC; ++h) p[h][j] = __shfl_sync(0xffffffffu, pt[h], vpart * X + j);
 #pragma unroll
-    for (int i = 0; i < RPL; ++i) {
-      Chunk8 v = unpack(vraw[i]);
-      if (tail) {
+    for (int h = 0; h < QPC; ++h)
 #pragma unroll
-        for (int j = 0; j < 8; ++j) v.v[j] = slot + j < valid_tok ? v.v[j] : 0.f;
-      }
-#pragma unroll
-      for (int h = 0; h < QPC; ++h) {
-        float a = acc[h][i] * corr[h];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) a += p[h][j] * v.v[j];
-        acc[h][i] = a;
-      }
-    }
+      for (int i = 0; i < RPL; ++i) acc[h][i] *= corr[h];   // the running max moved
+    pv_acc(vraw, p, slot, valid_tok, acc);
   }
   // merge warps: common max, rescale each warp's sum and accumulators to it
   float head_max[QPC], head_sum[QPC];

@@ -2,10 +2,8 @@
 # Issue 6 (first cut) on the GPU host: workbench bench on the default bench suite, tuned = the
 # H100 study committed as a fixture (same GPU type), with xformers and SDPA peers.
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-source .offline/activate.sh .offline
-python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
-export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1 COLUMNS=220
+source scripts/device_env.sh
+export COLUMNS=220
 cp tests/fixtures/h100-2026-11-21/studies.db /tmp/studies.db
 SECONDS=0
 timeout 540 python3 -m workbench bench --study h100-llama-3.1-8b-tp1-bf16-blk16-default --storage sqlite:////tmp/studies.db \

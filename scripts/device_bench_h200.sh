@@ -2,10 +2,8 @@
 # Issue 6 on an H200: workbench bench, tuned = best of the built-in sweep per shape (no H200 study).
 
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-source .offline/activate.sh .offline
-python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
-export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1 COLUMNS=220
+source scripts/device_env.sh
+export COLUMNS=220
 cp tests/fixtures/h100-2026-11-21/studies.db /tmp/studies.db
 SECONDS=0
 timeout 540 python3 -m workbench bench \

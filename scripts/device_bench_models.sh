@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
 # Issue 6: the bench suite for the other models (tuned = built-in sweep: no study for them).
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-source .offline/activate.sh .offline
-python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
-export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1 COLUMNS=220
+source scripts/device_env.sh
+export COLUMNS=220
 for m in ${MODELS:-"qwen2.5-7b 1" "llama-3.1-70b 8" "gemma-2-9b 1" "llama-2-7b 1"}; do
   set -- $m
   SECONDS=0

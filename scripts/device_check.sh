@@ -2,10 +2,8 @@
 # One device call: install, compile the default space, run the GPU correctness tests, print the
 # ptxas figures of baseline/paper. Logs and JSON land in $OUT (the device tool brings them back).
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-source .offline/activate.sh .offline
-python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
-export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1 WB_RESULTS=$OUT
+source scripts/device_env.sh
+export WB_RESULTS=$OUT
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee $OUT/gpu.txt
 python3 -c "import torch, cuda.bindings; print('torch', torch.__version__, 'cuda.bindings', cuda.bindings.__version__)"
 nvcc --version | tail -1

@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
 # Issue 5 on the GPU host: tune (24 trials) -> export --wheel -> install -> check ops and latency.
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-source .offline/activate.sh .offline
-python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
-export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1 WB_RESULTS=$OUT MAX_JOBS=16
+source scripts/device_env.sh
+export WB_RESULTS=$OUT MAX_JOBS=16
 which ninja || echo "no ninja"
 SECONDS=0
 timeout 560 python3 -m pytest -q -m gpu tests/test_gpu_export.py -x 2>&1 | tail -30

@@ -2,10 +2,7 @@
 # Issue 6 prerequisite: how far are `baseline` / `paper` from vLLM's own kernel (FACTS.md table),
 # and do vLLM's K read (8-byte thread-group loads) / one-block-in-flight loop close the gap?
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-source .offline/activate.sh .offline
-python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
-export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1
+source scripts/device_env.sh
 V="baseline,paper,threads=128;partition=vllm;k_load=8;serial=1,threads=128;partition=vllm;k_load=8;serial=1;prefetch_distance=1;prefetch_target=kv,threads=128;partition=vllm;k_load=8,threads=128;partition=vllm;serial=1"
 run() { python3 -m workbench measure --variants "$V" --batch $1 --context $2 --heads $3 --kv-heads $4 --out /tmp/f-$1-$2-$3-$4 > /dev/null 2>$OUT/err-$1-$2-$3-$4.txt || tail -3 $OUT/err-$1-$2-$3-$4.txt; }
 run 1 4096 32 8; run 8 4096 32 8; run 64 4096 32 8; run 1 32768 32 8; run 16 16384 32 8; run 256 1024 32 8

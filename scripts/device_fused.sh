@@ -1,7 +1,4 @@
 #!/usr/bin/env bash
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-source .offline/activate.sh .offline
-python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
-export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1
+source scripts/device_env.sh
 timeout 400 python3 scripts/fused_probe.py $OUT/fused.json 2>&1 | tee $OUT/fused.txt | tail -70

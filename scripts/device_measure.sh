@@ -2,10 +2,7 @@
 # One device call for issue 3: baseline vs paper at batch 8 x 4096, 32/8 heads, d128, bf16,
 # block 16: cold-L2 timing, read ceiling, ncu and nsys captures; everything lands in $OUT.
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-source .offline/activate.sh .offline
-python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
-export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1
+source scripts/device_env.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader
 python3 -m workbench measure --variants baseline,paper --batch 8 --context 4096 --profile all --out /tmp/m 2>&1 | tee $OUT/measure.txt
 # a second plain timing run: is the median reproducible across processes?

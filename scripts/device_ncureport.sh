@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Where is ncu_report on this host, and does reading a .ncu-rep through it match the CSV import?
 set -uo pipefail
-source .offline/activate.sh .offline
-python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
+source scripts/device_env.sh
 which ncu; readlink -f "$(which ncu)"; ls -d /opt/nvidia/nsight-compute/*/extras/python /usr/local/cuda*/nsight-compute*/extras/python 2>/dev/null
 find / -name ncu_report.py -not -path '*/proc/*' 2>/dev/null | head -5
 python3 - <<'PY'

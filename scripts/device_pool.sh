@@ -2,10 +2,7 @@
 # Is the gap to vLLM's numbers (FACTS.md: 12 GB pool, random block tables) a TLB effect of pool
 # size? baseline / paper at the FACTS shapes, block tables drawn from a 12 GB pool.
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-source .offline/activate.sh .offline
-python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
-export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1
+source scripts/device_env.sh
 run() { python3 -m workbench measure --variants baseline,paper --batch $1 --context $2 --heads $3 --kv-heads $4 --pool-gb 12 --out /tmp/p-$1-$2-$3-$4 > /dev/null 2>$OUT/e.txt || tail -3 $OUT/e.txt; }
 run 1 4096 32 8; run 8 4096 32 8; run 64 4096 32 8; run 1 32768 32 8; run 16 16384 32 8; run 256 1024 32 8
 run 8 4096 64 8; run 8 4096 32 32; run 64 4096 8 1

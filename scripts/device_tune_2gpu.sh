@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # Issue 4 on an H200x2 host: two devices, one worker each, one study (journal file).
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-source .offline/activate.sh .offline
-python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
+source scripts/device_env.sh
 export WORKBENCH_CACHE=/tmp/wbcache WORKBENCH_HOME=/tmp/wbhome PYTHONUNBUFFERED=1
 nvidia-smi -L
 SECONDS=0

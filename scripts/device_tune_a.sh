@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # Device call A for issue 4: GPU fault-isolation test, replay recording, a short tune with ncu.
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-source .offline/activate.sh .offline
-python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
+source scripts/device_env.sh
 export WORKBENCH_CACHE=/tmp/wbcache WORKBENCH_HOME=/tmp/wbhome PYTHONUNBUFFERED=1 WB_RESULTS=$OUT
 python3 -m workbench compile --group 4 --json > /dev/null 2>&1 &   # warm the cubin cache meanwhile (CPU only)
 SECONDS=0

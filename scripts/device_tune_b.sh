@@ -2,9 +2,7 @@
 # Device call B for issue 4: the main job, exactly as a user runs it, in a pseudo-terminal
 # (so the live TUI path runs); final screen, summary JSON and study DB come back in $OUT.
 set -uo pipefail
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-source .offline/activate.sh .offline
-python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
+source scripts/device_env.sh
 export WORKBENCH_CACHE=/tmp/wbcache WORKBENCH_HOME=/tmp/wbhome PYTHONUNBUFFERED=1 COLUMNS=150 LINES=60
 SECONDS=0
 if command -v script >/dev/null; then

@@ -250,12 +250,8 @@ def _sweep_picker(heads: Any, dtype: str, block_size: int, arch: str) -> Callabl
 
 
 def plot(run: BenchRun, path: str | Path) -> Path:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise WorkbenchError("--plot needs matplotlib: pip install matplotlib") from None
+    from .report import pyplot
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 5))
     for p in run.peers:
         pts = sorted((r.kv_bytes / 1e6, r.efficiency) for r in run.results if r.peer == p and r.efficiency)

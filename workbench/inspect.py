@@ -116,12 +116,8 @@ def compare(res: Results, a: str, b: str) -> list[dict[str, Any]]:
 
 def plot(res: Results, path: str | Path) -> Path:
     """Latency and demand L2 hit rate against prefetch distance, one line per layout."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise WorkbenchError("--plot needs matplotlib: pip install matplotlib") from None
+    from .report import pyplot
+    plt = pyplot()
     from .variant import Variant
     lines: dict[str, list[tuple[int, float, float]]] = {}
     for r in res.results:

@@ -6,6 +6,18 @@ from typing import Any
 from rich.table import Table
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend (plots are written, never shown)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from .errors import WorkbenchError
+        raise WorkbenchError("--plot needs matplotlib: pip install matplotlib") from None
+    return plt
+
+
 def _f(x: Any, fmt: str) -> str:
     try:
         if x is None or x != x:

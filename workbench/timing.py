@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from functools import lru_cache
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -87,6 +88,14 @@ class _Range:
             self._nvtx.pop_range(domain=NVTX_DOMAIN)
 
 
+@lru_cache(maxsize=None)
+def _blocker(device_index: int, arch: str) -> Any:
+    """The blocking kernel's module, loaded once per device (it lives as long as the process)."""
+    from .build import build_source
+    from .launch import Module
+    return Module(build_source("blocker.cu", arch), device_index)
+
+
 class _Gate:
     """A kernel that holds the current stream until the host opens the gate (a pinned flag)."""
 
@@ -95,9 +104,7 @@ class _Gate:
     def __init__(self, device_index: int, arch: str):
         import torch
 
-        from .build import build_source
-        from .launch import Module
-        self._mod = Module(build_source("blocker.cu", arch), device_index)
+        self._mod = _blocker(device_index, arch)
         self._flag = torch.zeros(1, dtype=torch.int32, pin_memory=True)   # mapped: UVA pointer works on device
         self._stream = torch.cuda.current_stream().cuda_stream
 
@@ -110,8 +117,37 @@ class _Gate:
     def release(self) -> None:
         self._flag[0] = 1
 
-    def unload(self) -> None:
-        self._mod.close()
+
+def _timed(run: Any, *, launches: int, min_warmup: int, warmup_s: float, name: str, hold: bool,
+           device_index: int, arch: str) -> list[float]:
+    """Warm up (a time, not a count: clocks ramp up from idle), then `launches` event-timed calls
+    of run(i), i counting on so rotation copies alternate; with `hold`, all are queued behind the
+    gate first. The gate kernel is launched before the NVTX range opens, so profilers do not
+    attribute it to the variant. Returns µs per call."""
+    import torch
+
+    t_end = time.perf_counter() + warmup_s
+    i = 0
+    while i < min_warmup or time.perf_counter() < t_end:
+        run(i)
+        i += 1
+        if i % 8 == 0:
+            torch.cuda.synchronize()
+    torch.cuda.synchronize()
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
+    gate = _Gate(device_index, arch) if hold else None
+    if gate:
+        gate.hold()
+    with _Range(name):
+        for k in range(launches):
+            starts[k].record()
+            run(i + k)
+            ends[k].record()
+        if gate:
+            gate.release()
+        torch.cuda.synchronize()
+    return [a.elapsed_time(b) * 1e3 for a, b in zip(starts, ends)]
 
 
 def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: int = 50, warmup: int = 5,
@@ -135,32 +171,9 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
         kernel(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, tables[i % len(tables)],
                w.seq_lens, spec.max_seq_len, workspace=ws)
 
-    # warm up for a time, not a fixed count
-    t_end = time.perf_counter() + warmup_s
-    i = 0
-    while i < warmup or time.perf_counter() < t_end:
-        launch(i)
-        i += 1
-        if i % 8 == 0:
-            torch.cuda.synchronize()
-    torch.cuda.synchronize()
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
     name = nvtx_range_name(v.label, spec.label)
-    gate = _Gate(kernel.device_index, info.arch) if hold else None
-    if gate:
-        gate.hold()   # before the range opens, so profilers do not attribute it to the variant
-    with _Range(name):
-        for i in range(launches):
-            starts[i].record()
-            launch(i + warmup)
-            ends[i].record()
-        if gate:
-            gate.release()
-        torch.cuda.synchronize()
-    if gate:
-        gate.unload()
-    samples = [s.elapsed_time(e) * 1e3 for s, e in zip(starts, ends)]
+    samples = _timed(launch, launches=launches, min_warmup=warmup, warmup_s=warmup_s, name=name, hold=hold,
+                     device_index=kernel.device_index, arch=info.arch)
     med = statistics.median(samples)
     q = statistics.quantiles(samples, n=10) if len(samples) >= 2 else [med] * 9
     gbps = spec.kv_bytes / (med * 1e-6) / 1e9
@@ -202,28 +215,8 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
         except Exception as e:              # an op that syncs or allocates oddly: time it eagerly
             torch.cuda.synchronize()
             method += f" (no CUDA graph: {type(e).__name__})"
-    t_end = time.perf_counter() + warmup_s
-    i = 0
-    while i < 3 or time.perf_counter() < t_end:
-        runners[i % len(runners)]()
-        i += 1
-        if i % 8 == 0:
-            torch.cuda.synchronize()
-    torch.cuda.synchronize()
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
     # eager ops may synchronise inside: holding the stream would then stall until the timeout
-    gate = _Gate(torch.cuda.current_device(), info.arch) if method.startswith("CUDA graph") else None
-    if gate:
-        gate.hold()
-    with _Range(name.replace("/", "-").replace("@", "_")):
-        for k in range(launches):
-            starts[k].record()
-            runners[(k + 1) % len(runners)]()
-            ends[k].record()
-        if gate:
-            gate.release()
-        torch.cuda.synchronize()
-    if gate:
-        gate.unload()
-    return [a.elapsed_time(b) * 1e3 for a, b in zip(starts, ends)], method
+    samples = _timed(lambda i: runners[i % len(runners)](), launches=launches, min_warmup=3, warmup_s=warmup_s,
+                     name=name.replace("/", "-").replace("@", "_"), hold=method.startswith("CUDA graph"),
+                     device_index=torch.cuda.current_device(), arch=info.arch)
+    return samples, method
