@@ -255,7 +255,9 @@ def bench_cmd(
     model: str = typer.Option("llama-3.1-8b", help="model whose heads the suite uses"),
     tp: int = typer.Option(1), dtype: str = typer.Option("bf16"), block_size: int = typer.Option(16),
     suite: str = typer.Option("bench", help="suite name or YAML (batch x context grid)"),
-    peers: str = typer.Option("baseline,paper,tuned,xformers,sdpa,flex", help="comma-separated"),
+    peers: str = typer.Option("vllm,vllm-paper,baseline,paper,tuned,xformers,sdpa,flex",
+                              help="comma-separated; vllm / vllm-paper = vLLM 0.10.2's own kernel without / with "
+                                   "the paper's prefetch (built from its sdist)"),
     study: Optional[str] = typer.Option(None, help="tuned = this study's dispatch table (else a quick sweep)"),
     storage: Optional[str] = typer.Option(None),
     launches: int = typer.Option(30, help="timed launches per peer and shape (>= 30)"),
@@ -274,9 +276,10 @@ def bench_cmd(
     from workbench.suite import load_suite
 
     names = [p.strip() for p in peers.split(",") if p.strip()]
-    bad = [p for p in names if p not in ("baseline", "paper", "tuned", *PEERS)]
+    from workbench.bench import OURS
+    bad = [p for p in names if p not in (*OURS, *PEERS)]
     if bad:
-        raise WorkbenchError(f"--peers: unknown {', '.join(bad)}; choose from baseline, paper, tuned, {', '.join(PEERS)}")
+        raise WorkbenchError(f"--peers: unknown {', '.join(bad)}; choose from {', '.join((*OURS, *PEERS))}")
     if launches < 30:
         raise WorkbenchError("--launches must be >= 30")
     heads = head_shape(load_model(model), tp)

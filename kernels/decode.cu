@@ -21,6 +21,12 @@
 //   With split-K (WB_PARTITION > 0) each partition writes a normalised partial output plus its
 //   max and exp-sum, and wb_reduce combines them.
 //
+// Stages (WB_STAGES >= 2, twopass): each warp keeps S-1 of its next tiles in flight with
+// cp.async into a per-warp ring in shared memory, so loads no longer wait on the dot products and
+// cost no registers; every lane copies exactly the 16-byte chunks it later reads (no warp sync).
+// The first V tiles are issued before the softmax, hiding the pass switch. The CTA's block-table
+// entries are staged in shared memory once.
+//
 // Prefetch: lane 0 of a warp issues cp.async.bulk.prefetch.L2.global for the tile that warp
 // will read WB_PF_DIST iterations later (K in pass 1, V in pass 2); pre-Hopper targets can use
 // per-line prefetch.global.L2 spread over the warp instead.
@@ -74,6 +80,9 @@
 #endif
 #ifndef WB_FUSED_REDUCE     // 1 = split-K partials combined by the last CTA of each (seq, head group)
 #define WB_FUSED_REDUCE 0
+#endif
+#ifndef WB_STAGES           // 0 = K/V read into registers; S >= 2 = each warp streams its tiles through
+#define WB_STAGES 0         //     an S-deep ring in shared memory with cp.async (S-1 tiles in flight)
 #endif
 #ifndef WB_FAULT            // test-only: 0 none, 1 write out of bounds, 2 wrong values, 3 hang
 #define WB_FAULT 0
@@ -153,6 +162,14 @@ __device__ __forceinline__ Chunk8 unpack(const uint4 raw) {
 __device__ __forceinline__ uint4 load16(const elem_t* p) {
   return *reinterpret_cast<const uint4*>(p);
 }
+
+__device__ __forceinline__ void cp_async16(void* smem_dst, const void* gmem_src) {
+  const uint32_t d = (uint32_t)__cvta_generic_to_shared(smem_dst);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(gmem_src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
 // ---- L2 prefetch of one contiguous tile --------------------------------------------------
 __device__ __forceinline__ void prefetch_tile(const elem_t* tile, int lane) {
@@ -253,6 +270,7 @@ __device__ __forceinline__ void pv_acc(const uint4 (&raw)[RPL], const float (&p)
 }
 
 // Shared memory: q[QPC][HEAD] | acc[QPC][HEAD] | stats[2][NW][QPC] | logits[QPC][logits_len]
+//                [| ring[NW][STAGES][HEAD*BLOCK] elems | block table[logits_len / BLOCK] ints]
 template <int PARTITION>
 __device__ __forceinline__ void decode_body(const Params& P) {
   extern __shared__ float4 smem_raw[];
@@ -284,6 +302,14 @@ __device__ __forceinline__ void decode_body(const Params& P) {
   const int blk_end = (tok_end + BLOCK - 1) / BLOCK;
   const int ntok = (blk_end - blk_begin) * BLOCK;    // logits slots used (whole blocks)
   const int* bt = P.block_tables + (long long)seq * P.max_blocks_per_seq;
+#if WB_STAGES > 0 && WB_ALGO == 0
+  constexpr int TILE = HEAD * BLOCK;                  // elements of one K or V tile
+  elem_t* ring = reinterpret_cast<elem_t*>(logits + QPC * P.logits_len) + warp * WB_STAGES * TILE;
+  int* bt_s = reinterpret_cast<int*>(reinterpret_cast<elem_t*>(logits + QPC * P.logits_len) + NW * WB_STAGES * TILE);
+  for (int i = tid; i < blk_end - blk_begin; i += NT) bt_s[i] = bt[blk_begin + i];
+  bt = bt_s - blk_begin;                              // same indexing as the global table
+  const int nmine = (blk_end - blk_begin - warp + NW - 1) / NW;   // blocks this warp takes
+#endif
 
   // load queries (zeros for heads past the group), clear accumulators
   for (int i = tid; i < QPC * HEAD; i += NT) {
@@ -313,6 +339,21 @@ __device__ __forceinline__ void decode_body(const Params& P) {
 #pragma unroll
   for (int h = 0; h < QPC; ++h) run_max[h] = -INFINITY;
 
+#if WB_STAGES > 0
+  // this lane's chunks of a K tile (the same offsets are copied and read)
+  auto k_off = [&](int i) { return ((grp + TG * i) * BLOCK + tok_in_blk) * X; };
+  auto issue_k = [&](int j) {
+    if (j < nmine) {
+      const elem_t* src = k_head + (long long)bt[blk_begin + warp + j * NW] * P.kv_block_stride;
+      elem_t* dst = ring + (j % WB_STAGES) * TILE;
+#pragma unroll
+      for (int i = 0; i < CPT; ++i) cp_async16(dst + k_off(i), src + k_off(i));
+    }
+    cp_async_commit();                 // empty groups keep the count uniform
+  };
+#pragma unroll
+  for (int j = 0; j < WB_STAGES - 1; ++j) issue_k(j);
+#endif
 #if WB_SERIAL
 #pragma unroll 1
 #endif
@@ -323,7 +364,14 @@ __device__ __forceinline__ void decode_body(const Params& P) {
       if (pb < blk_end) prefetch_tile(k_head + (long long)bt[pb] * P.kv_block_stride, lane);
     }
 #endif
+#if WB_STAGES > 0
+    const int jj = (b - blk_begin - warp) / NW;
+    issue_k(jj + WB_STAGES - 1);
+    cp_async_wait<WB_STAGES - 1>();
+    const elem_t* kp = ring + (jj % WB_STAGES) * TILE;   // the staged tile (shared memory)
+#else
     const elem_t* kp = k_head + (long long)bt[b] * P.kv_block_stride;
+#endif
     float dot[QPC];
 #pragma unroll
     for (int h = 0; h < QPC; ++h) dot[h] = 0.f;
@@ -371,6 +419,26 @@ __device__ __forceinline__ void decode_body(const Params& P) {
       }
     }
   }
+
+#if WB_STAGES > 0
+  // drain the K ring (only empty groups can remain), then start the first V tiles now so they
+  // land during the softmax
+  cp_async_wait<0>();
+  __syncwarp();                        // V chunks of a lane overwrite K chunks other lanes read
+  const int vpart_ = lane % CR, row0_ = lane / CR;
+  auto v_off = [&](int i) { return (row0_ + ROW_STEP * i) * BLOCK + vpart_ * X; };
+  auto issue_v = [&](int j) {
+    if (j < nmine) {
+      const elem_t* src = v_head + (long long)bt[blk_begin + warp + j * NW] * P.kv_block_stride;
+      elem_t* dst = ring + (j % WB_STAGES) * TILE;
+#pragma unroll
+      for (int i = 0; i < RPL; ++i) cp_async16(dst + v_off(i), src + v_off(i));
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int j = 0; j < WB_STAGES - 1; ++j) issue_v(j);
+#endif
 
   // ---- softmax ---------------------------------------------------------------------------
 #pragma unroll
@@ -429,7 +497,14 @@ __device__ __forceinline__ void decode_body(const Params& P) {
       if (pb < blk_end) prefetch_tile(v_head + (long long)bt[pb] * P.kv_block_stride, lane);
     }
 #endif
+#if WB_STAGES > 0
+    const int jj = (b - blk_begin - warp) / NW;
+    issue_v(jj + WB_STAGES - 1);
+    cp_async_wait<WB_STAGES - 1>();
+    const elem_t* vp = ring + (jj % WB_STAGES) * TILE;
+#else
     const elem_t* vp = v_head + (long long)bt[b] * P.kv_block_stride;
+#endif
     uint4 raw[RPL];
 #pragma unroll
     for (int i = 0; i < RPL; ++i) raw[i] = load16(vp + (row0 + ROW_STEP * i) * BLOCK + vpart * X);

@@ -4,3 +4,4 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 source .offline/activate.sh .offline
 python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
 export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1
+[ -d .offline/vllm-0.10.2-src ] && export WORKBENCH_VLLM_SRC=$PWD/.offline/vllm-0.10.2-src

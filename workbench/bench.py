@@ -13,7 +13,9 @@ from typing import Any, Callable
 
 from .errors import WorkbenchError
 
-OURS = ("baseline", "paper", "tuned")
+OURS = ("baseline", "paper", "tuned", "vllm", "vllm-paper")
+# vLLM's own kernel (fetched sdist) is the reference the targets are stated against
+REFERENCE = ("vllm", "vllm-paper")
 CHECK_MAX_BYTES = 1_100_000_000
 
 
@@ -102,8 +104,11 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
     from .launch import load
     from .timing import time_variant
     from .variant import named
+    from .peers import PeerUnavailable
     v = pick(spec) if name == "tuned" else named(name, **shape)
     b = build_variant(v, info.arch)
+    if not b.ok and name in REFERENCE:
+        raise PeerUnavailable(f"vLLM's own kernel did not build: {b.error.splitlines()[-1] if b.error else b.status}")
     if not b.ok:
         raise WorkbenchError(f"{v.name} does not build: {b.error}")
     k = load(b, 0)

@@ -88,6 +88,8 @@ def nvcc_version(nvcc: str) -> str:
 def source_hash() -> str:
     h = hashlib.sha256()
     for p in sorted(kernels_dir().glob("*.cu*")):
+        if p.name == "vllm_ref.cu":          # the reference kernel has its own key (vllm_ref.py)
+            continue
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -119,6 +121,8 @@ def defines(v: Variant) -> list[str]:
         d["WB_SERIAL"] = 1
     if v.reduce == "fused":
         d["WB_FUSED_REDUCE"] = 1
+    if v.stages:
+        d["WB_STAGES"] = v.stages
     if v.fault != "none":
         d["WB_FAULT"] = {"oob_write": 1, "wrong_values": 2, "hang": 3}[v.fault]
     return [f"-D{k}={val}" for k, val in d.items()]
@@ -157,6 +161,13 @@ def build_variant(v: Variant, arch: str = "sm_90a", *, nvcc: str | None = None,
     if reasons:
         return BuildResult(v, arch, "invalid", error="; ".join(reasons))
     nvcc = nvcc or find_nvcc()
+    if v.algorithm == "vllm":
+        from . import vllm_ref
+        try:
+            src_hash = vllm_ref.source_hash()
+            vllm_ref.ensure_source()
+        except WorkbenchError as e:
+            return BuildResult(v, arch, "failed", error=str(e))
     src_hash = src_hash or source_hash()
     key = cache_key(v, arch, nvcc, src_hash)
     d = cache_dir() / "cubins" / arch
@@ -172,8 +183,12 @@ def build_variant(v: Variant, arch: str = "sm_90a", *, nvcc: str | None = None,
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="wb-nvcc-") as tmp:
         out = Path(tmp) / "k.cubin"
-        cmd = [nvcc, "-cubin", gencode(arch), *NVCC_FLAGS, *defines(v), "-o", str(out),
-               str(kernels_dir() / KERNEL_SOURCE)]
+        if v.algorithm == "vllm":
+            from . import vllm_ref
+            cmd = vllm_ref.compile_command(nvcc, gencode(arch), NVCC_FLAGS, v, out)
+        else:
+            cmd = [nvcc, "-cubin", gencode(arch), *NVCC_FLAGS, *defines(v), "-o", str(out),
+                   str(kernels_dir() / KERNEL_SOURCE)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         secs = time.perf_counter() - t0
         if proc.returncode != 0 or not out.exists():

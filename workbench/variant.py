@@ -17,7 +17,7 @@ from .errors import VariantRejected, WorkbenchError
 HEAD_SIZES = (64, 80, 96, 112, 128, 192, 256)
 BLOCK_SIZES = (16, 32)
 DTYPES = ("fp16", "bf16")
-ALGORITHMS = ("twopass", "onepass")
+ALGORITHMS = ("twopass", "onepass", "vllm")   # vllm: vLLM 0.10.2's own kernel (reference only)
 PARTITION_NONE = 0
 PARTITION_VLLM = -1          # vLLM's v1/v2 rule: whole sequence, or split-K 512 past it
 PARTITIONS = (PARTITION_NONE, 256, 512, 1024, PARTITION_VLLM)
@@ -26,6 +26,7 @@ PREFETCH_OPS = ("bulk", "line")          # cp.async.bulk.prefetch.L2 (sm_90+) / 
 PREFETCH_HINTS = ("none", "evict_first", "evict_last")
 FAULTS = ("none", "oob_write", "wrong_values", "hang")   # test-only variants (isolation tests)
 MAX_PREFETCH_DISTANCE = 8
+STAGES = (0, 2, 3, 4)
 MAX_HEADS_PER_CTA = 16
 MAX_ACCUMULATORS = 128       # fp32 p@V accumulators per lane before the kernel must spill
 VLLM_V1_MAX_SEQ = 8192       # vLLM's rule: v1 up to this length ...
@@ -83,6 +84,7 @@ class Variant:
     serial: bool = False         # one KV block in flight per warp (vLLM's loop); defaults stay out of the key
     reduce: str = "kernel"       # split-K partials combined by a second kernel, or "fused" (last CTA)
     vllm_math: bool = False      # vLLM's operand precision: 16-bit q (with k_load 8), 16-bit probabilities
+    stages: int = 0              # 0: K/V tiles read into registers; 2-4: cp.async ring in shared memory per warp
     fault: str = "none"          # test-only; left out of to_dict (and so of the key) when "none"
 
     def __post_init__(self) -> None:
@@ -117,6 +119,9 @@ class Variant:
         set_("prefetch_distance", as_int("prefetch_distance", self.prefetch_distance))
         if not 0 <= self.prefetch_distance <= MAX_PREFETCH_DISTANCE:
             raise bad("prefetch_distance", self.prefetch_distance, f"0..{MAX_PREFETCH_DISTANCE}")
+        set_("stages", as_int("stages", self.stages))
+        if self.stages not in STAGES:
+            raise bad("stages", self.stages, STAGES)
         set_("k_load", as_int("k_load", self.k_load))
         if self.k_load not in (8, 16):
             raise bad("k_load", self.k_load, (8, 16))
@@ -168,7 +173,7 @@ class Variant:
             hint = {"none": "", "evict_first": ".ef", "evict_last": ".el"}[self.prefetch_hint]
             pf = f"pf{self.prefetch_distance}{self.prefetch_target}.{self.prefetch_op}{hint}"
         fault = "" if self.fault == "none" else f"-FAULT.{self.fault}"
-        style = ("-k8" if self.k_load == 8 else "") + ("-serial" if self.serial else "") + \
+        style = (f"-s{self.stages}" if self.stages else "") + ("-k8" if self.k_load == 8 else "") + ("-serial" if self.serial else "") + \
             ("-fused" if self.reduce == "fused" else "") + ("-vmath" if self.vllm_math else "")
         return (f"d{self.head_size}b{self.block_size}{self.dtype}-{self.algorithm}-t{self.threads}"
                 f"-q{self.heads_per_cta}-p{partition_label(self.partition)}-{pf}{style}{fault}")
@@ -182,7 +187,7 @@ class Variant:
     @property
     def label(self) -> str:
         """'baseline', 'paper' or the knob name."""
-        for alias, fn in (("baseline", baseline), ("paper", paper)):
+        for alias, fn in (("baseline", baseline), ("paper", paper), ("vllm", vllm), ("vllm-paper", vllm_paper)):
             if self == fn(self.head_size, self.block_size, self.dtype):
                 return alias
         return self.name
@@ -190,7 +195,7 @@ class Variant:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for k, default in (("fault", "none"), ("k_load", 16), ("serial", False), ("reduce", "kernel"),
-                           ("vllm_math", False)):
+                           ("vllm_math", False), ("stages", 0)):
             if d[k] == default:
                 del d[k]
         return d
@@ -218,6 +223,16 @@ class Variant:
         if self.accumulators > MAX_ACCUMULATORS:
             reasons.append(f"{self.accumulators} fp32 accumulators per lane (> {MAX_ACCUMULATORS}): "
                            "fewer heads per CTA for this head/block size")
+        if self.algorithm == "vllm":
+            if (self.threads, self.heads_per_cta) != (128, 1):
+                reasons.append("algorithm vllm is vLLM's own kernel: 128 threads, one query head per CTA")
+            if (self.k_load, self.serial, self.vllm_math, self.reduce, self.fault, self.stages) != \
+                    (16, False, False, "kernel", "none", 0):
+                reasons.append("algorithm vllm takes no style knobs (k_load, serial, vllm_math, reduce, fault)")
+            if self.prefetch_distance and (self.prefetch_op, self.prefetch_hint) != ("bulk", "none"):
+                reasons.append("algorithm vllm prefetches with cp.async.bulk.prefetch.L2, no hint (the paper's change)")
+        if self.stages and (self.algorithm != "twopass" or self.k_load != 16 or self.serial):
+            reasons.append("stages (cp.async ring) go with the twopass algorithm, 16-byte K loads, not serial")
         if self.vllm_math and (self.k_load != 8 or self.algorithm != "twopass"):
             reasons.append("vllm_math goes with k_load 8 and the twopass algorithm")
         if self.k_load == 8 and self.block_size != 16:
@@ -237,17 +252,24 @@ class Variant:
     def smem_bytes(self, logits_tokens: int) -> int:
         """Dynamic shared memory of the decode kernel for `logits_tokens` slots of logits."""
         warps = self.threads // 32
+        if self.algorithm == "vllm":             # vLLM: logits, or the cross-warp output reduction
+            return max(4 * logits_tokens, 4 * (warps // 2) * self.head_size)
         floats = 2 * self.heads_per_cta * self.head_size + 2 * warps * self.heads_per_cta
         if self.algorithm == "twopass":          # onepass keeps no logits
             floats += self.heads_per_cta * logits_tokens
-        return 4 * floats
+        ring = warps * self.stages * self.head_size * self.block_size * self.elem_bytes
+        table = 4 * -(-logits_tokens // self.block_size) if self.stages else 0
+        return 4 * floats + ring + table
 
     def max_context_unsplit(self, smem_limit: int) -> int:
         """Longest sequence a whole-sequence (no split-K) launch can hold in shared memory."""
         if self.algorithm == "onepass":
             return 1 << 30
+        if self.algorithm == "vllm":
+            return smem_limit // 4 // self.block_size * self.block_size
         fixed = self.smem_bytes(0)
-        slots = (smem_limit - fixed) // (4 * self.heads_per_cta)
+        per_token = 4 * self.heads_per_cta + (4 / self.block_size if self.stages else 0)
+        slots = int((smem_limit - fixed) // per_token)
         return max(0, slots // self.block_size * self.block_size)
 
     def uses_split(self, num_seqs: int, num_heads: int, max_seq_len: int) -> bool:
@@ -300,9 +322,20 @@ def paper(head_size: int = 128, block_size: int = 16, dtype: str = "bf16") -> Va
         prefetch_distance=1, prefetch_target="kv", prefetch_op="bulk", prefetch_hint="none")
 
 
+def vllm(head_size: int = 128, block_size: int = 16, dtype: str = "bf16") -> Variant:
+    """vLLM 0.10.2's own kernel (fetched, never shipped): the reference `baseline` must match."""
+    return baseline(head_size, block_size, dtype).with_(algorithm="vllm")
+
+
+def vllm_paper(head_size: int = 128, block_size: int = 16, dtype: str = "bf16") -> Variant:
+    """vLLM's own kernel with the paper's change patched in: the reference `paper` must match."""
+    return paper(head_size, block_size, dtype).with_(algorithm="vllm")
+
+
+NAMED = {"baseline": baseline, "paper": paper, "vllm": vllm, "vllm-paper": vllm_paper}
+
+
 def named(name: str, head_size: int = 128, block_size: int = 16, dtype: str = "bf16") -> Variant:
-    if name == "baseline":
-        return baseline(head_size, block_size, dtype)
-    if name == "paper":
-        return paper(head_size, block_size, dtype)
-    raise WorkbenchError(f"unknown named variant {name!r}: use baseline or paper")
+    if name in NAMED:
+        return NAMED[name](head_size, block_size, dtype)
+    raise WorkbenchError(f"unknown named variant {name!r}: use {', '.join(NAMED)}")
