@@ -100,3 +100,19 @@ def test_style_knobs_keep_default_keys_and_validate():
     for bad in ({"k_load": 4}, {"serial": "maybe"}, {"reduce": "atomic"}):
         with pytest.raises(WorkbenchError):
             Variant.from_dict({**b.to_dict(), **bad})
+
+
+def test_stages_rules_and_shared_memory():
+    from workbench.variant import Variant
+    v = Variant(threads=128, heads_per_cta=4, partition=1024, stages=3)
+    assert v.is_valid() and v.name.endswith("-s3") and v.to_dict()["stages"] == 3
+    assert "stages" not in Variant().to_dict()                 # default stays out of the key
+    # ring: 4 warps x 3 tiles x 128 x 16 bf16; block table: 1024 / 16 ints
+    assert v.smem_bytes(1024) - v.with_(stages=0).smem_bytes(1024) == 4 * 3 * 128 * 16 * 2 + 4 * 64
+    assert not Variant(algorithm="onepass", stages=2).is_valid()
+    assert not Variant(k_load=8, stages=2).is_valid()
+    assert not Variant(threads=512, heads_per_cta=8, partition=1024, stages=4).is_valid()   # > 227 KB
+    import pytest
+    from workbench.errors import WorkbenchError
+    with pytest.raises(WorkbenchError, match="stages"):
+        Variant(stages=5)

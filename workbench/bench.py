@@ -226,10 +226,14 @@ def _sweep_picker(heads: Any, dtype: str, block_size: int, arch: str) -> Callabl
     # one CTA per GQA group when it fits (group 7 for qwen2.5-7b: 7, not a power of two)
     hpc = g if g <= 8 else max(x for x in (1, 2, 4, 8) if g % x == 0)
     base = dict(head_size=heads.head_size, block_size=block_size, dtype=dtype)
+    # register-load layouts the first H100 study liked, and their cp.async-staged counterparts
+    # (stages 3-4 won 1.1-1.2x from 134 MB up in scripts/stages_probe.py)
     cands = [Variant(**base, threads=t, heads_per_cta=q, partition=p, prefetch_distance=d,
-                     prefetch_target="kv" if d else "none")
-             for t, q, p, d in ((128, hpc, -1, 1), (128, hpc, 1024, 1), (256, min(2, hpc), -1, 0),
-                                (128, min(2, hpc), -1, 0), (256, min(2, hpc), 256, 0), (512, 1, 256, 1))]
+                     prefetch_target="kv" if d else "none", stages=st)
+             for t, q, p, d, st in ((128, hpc, -1, 1, 0), (128, hpc, 1024, 1, 0), (256, min(2, hpc), -1, 0, 0),
+                                    (256, min(2, hpc), 256, 0, 0), (128, hpc, 1024, 0, 3), (128, hpc, 1024, 0, 4),
+                                    (128, hpc, -1, 0, 3), (256, hpc, -1, 0, 4), (256, min(2, hpc), 256, 0, 3),
+                                    (128, hpc, 256, 0, 3))]
     cands = [c for c in dict.fromkeys(cands) if c.is_valid(arch)]
     built = [b for b in build_many(cands, arch) if b.ok]
     info = gpu_info(0)
@@ -283,8 +287,8 @@ PF_DISTANCES = (0, 1, 2, 4)
 
 def prefetch_layouts(group: int) -> list[dict[str, Any]]:
     hpcs = sorted({1, group if group <= 8 else max(x for x in (1, 2, 4, 8) if group % x == 0)})
-    return [dict(threads=t, heads_per_cta=q, partition=p) for t in (128, 256) for q in hpcs
-            for p in ("vllm", 256, 1024)]
+    return [dict(threads=t, heads_per_cta=q, partition=p, stages=s) for t in (128, 256) for q in hpcs
+            for p in ("vllm", 256, 1024) for s in (0, 4)]
 
 
 def run_prefetch_map(*, heads: Any, dtype: str, block_size: int, suite: Any, launches: int,

@@ -141,7 +141,8 @@ def _compiled_flex() -> Any:
     return _FLEX["fn"]
 
 
-def flex_attention(spec: WorkloadSpec, min_bytes: int, check: bool = True) -> tuple[list[Callable[[], None]], str, float]:
+def flex_attention(spec: WorkloadSpec, min_bytes: int, check: bool = True, device: str = "cuda",
+                   copies: int | None = None) -> tuple[list[Callable[[], None]], str, float]:
     """FlexAttention paged decode: one [1, KH, pages*page, D] pool per K and V, and per sequence a
     block mask whose KV blocks are its *physical* pages (what torch's paged-attention helper builds),
     all marked full, so no mask_mod runs in the kernel. Sequence lengths must fill whole pages (the
@@ -158,13 +159,13 @@ def flex_attention(spec: WorkloadSpec, min_bytes: int, check: bool = True) -> tu
     dt = torch_dtype(spec.dtype)
     pages_per_seq = [n // page for n in spec.seq_lens]
     need, maxp = sum(pages_per_seq), max(pages_per_seq)
-    n = _copies(spec.kv_bytes, min_bytes)
+    n = copies or _copies(spec.kv_bytes, min_bytes)
     pool = need * n
-    k = torch.randn(1, KH, pool * page, D, device="cuda", dtype=dt)
-    v = torch.randn(1, KH, pool * page, D, device="cuda", dtype=dt)
-    q = torch.randn(B, H, 1, D, device="cuda", dtype=dt)
+    k = torch.randn(1, KH, pool * page, D, device=device, dtype=dt)
+    v = torch.randn(1, KH, pool * page, D, device=device, dtype=dt)
+    q = torch.randn(B, H, 1, D, device=device, dtype=dt)
     perm = torch.randperm(pool, generator=torch.Generator().manual_seed(5))
-    counts = torch.tensor(pages_per_seq, dtype=torch.int32, device="cuda").view(B, 1, 1)
+    counts = torch.tensor(pages_per_seq, dtype=torch.int32, device=device).view(B, 1, 1)
     # Every listed block is "full": the compiled kernel visits exactly the listed pages and never
     # evaluates mask_mod. mask_mod states the same rule for eager flex (a token is visible to
     # sequence b iff its page belongs to b); one owner table for all copies avoids recompiles, so
@@ -184,15 +185,17 @@ def flex_attention(spec: WorkloadSpec, min_bytes: int, check: bool = True) -> tu
         # columns = pool pages, as torch's paged helper does: indices are physical page numbers
         idx = torch.zeros(B, 1, 1, pool, dtype=torch.int32)
         idx[:, 0, 0, :maxp] = bt
-        idx = idx.cuda()
+        idx = idx.to(device)
         masks.append((counts, idx))
-    owner = owner.cuda()
+    owner = owner.to(device)
 
     def same_seq(b: Any, h: Any, q_idx: Any, kv_idx: Any) -> Any:
         return owner[kv_idx // page] == b
     masks = [BlockMask.from_kv_blocks(torch.zeros_like(c), torch.zeros_like(i), c, i, BLOCK_SIZE=page,
                                       mask_mod=same_seq, seq_lengths=(1, pool * page)) for c, i in masks]
-    fa = _compiled_flex()
+    fa = _compiled_flex() if device != "cpu" else None
+    if fa is None:                                    # tests: eager flex on the CPU
+        from torch.nn.attention.flex_attention import flex_attention as fa
     out = [None]
 
     def call(i: int) -> Callable[[], None]:
@@ -203,9 +206,10 @@ def flex_attention(spec: WorkloadSpec, min_bytes: int, check: bool = True) -> tu
     err = math.nan
     if check:
         calls[0]()
-        torch.cuda.synchronize()
+        if device != "cpu":
+            torch.cuda.synchronize()
         L = spec.max_seq_len
-        tok = (tables[0].cuda().long()[:, :, None] * page + torch.arange(page, device="cuda")).reshape(B, -1)[:, :L]
+        tok = (tables[0].to(device).long()[:, :, None] * page + torch.arange(page, device=device)).reshape(B, -1)[:, :L]
         kc = k[0][:, tok].permute(1, 0, 2, 3)            # [B, KH, L, D]
         vc = v[0][:, tok].permute(1, 0, 2, 3)
         ref = reference_out(spec, q.reshape(B, H, D), kc, vc)

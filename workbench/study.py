@@ -23,7 +23,7 @@ from .trial import Measurement
 from .variant import Variant, baseline, paper
 
 DIRECTIONS = ("minimize", "maximize")
-KNOB_ORDER = ("threads", "heads_per_cta", "partition", "prefetch_distance", "prefetch_target",
+KNOB_ORDER = ("threads", "heads_per_cta", "partition", "stages", "prefetch_distance", "prefetch_target",
               "prefetch_op", "prefetch_hint", "fault")
 PF_ONLY = ("prefetch_target", "prefetch_op", "prefetch_hint")    # asked only when prefetching
 
@@ -113,7 +113,7 @@ def params_of(v: Variant, ch: dict[str, list[Any]]) -> dict[str, Any] | None:
             continue
         if k in PF_ONLY and not v.prefetch_distance:
             continue
-        val = partition_label(v.partition) if k == "partition" else d.get(k, "none")
+        val = partition_label(v.partition) if k == "partition" else d.get(k, getattr(v, k))
         if val not in ch[k]:
             return None
         out[k] = val
@@ -129,7 +129,8 @@ def heuristic(shape: dict[str, Any], group: int, prefetch_kind: str) -> Variant:
     return Variant(**shape, threads=256, heads_per_cta=hpc, partition=512, **pf)
 
 
-def seeds(shape: dict[str, Any], group: int, prefetch_kind: str) -> list[tuple[str, Variant]]:
+def seeds(shape: dict[str, Any], group: int, prefetch_kind: str,
+          ch_has_stages: bool | None = None) -> list[tuple[str, Variant]]:
     b, p = baseline(**shape), paper(**shape)
     if prefetch_kind == "line":
         p = p.with_(prefetch_op="line")
@@ -137,6 +138,11 @@ def seeds(shape: dict[str, Any], group: int, prefetch_kind: str) -> list[tuple[s
     if prefetch_kind != "none":
         out.append(("paper", p))
     out.append(("heuristic", heuristic(shape, group, prefetch_kind)))
+    # the layout that won most shapes of the stages probe (H200, 2026-11-21): staged tiles
+    hpc = heuristic(shape, group, "none").heads_per_cta
+    staged = Variant(**shape, threads=128, heads_per_cta=hpc, partition=1024, stages=3)
+    if ch_has_stages is None or ch_has_stages:
+        out.append(("staged", staged))
     return out
 
 

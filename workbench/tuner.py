@@ -126,7 +126,8 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
     # seeds: enqueued by the study's creator; a later `tune` fills in only what is missing (its
     # creator died first); workers never enqueue, so racing joiners cannot duplicate them
     if h.created or cfg.role == "tune":
-        notes += enqueue_seeds(h, seeds(cfg.shape, cfg.heads.group, cfg.gpu.prefetch), ch)
+        notes += enqueue_seeds(h, seeds(cfg.shape, cfg.heads.group, cfg.gpu.prefetch,
+                                           ch_has_stages=len(ch.get("stages", [0])) > 1), ch)
     budget = Budget(cfg.trials, cfg.timeout)
     observe({"type": "start", "config": cfg.study_config(), "storage": cfg.storage, "study": h.name,
              "created": h.created, "trials": cfg.trials, "timeout": cfg.timeout, "devices": list(cfg.devices),
