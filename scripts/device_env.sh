@@ -1,6 +1,6 @@
 # Sourced by every scripts/device_*.sh: bundled wheels (optuna, nvtx, xformers) and nsys libs,
 # this checkout installed without deps (the image's torch is the one to use), cache and $OUT.
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+export OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 source .offline/activate.sh .offline
 python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
 export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1
