@@ -191,8 +191,10 @@ def flex_attention(spec: WorkloadSpec, min_bytes: int, check: bool = True, devic
 
     def same_seq(b: Any, h: Any, q_idx: Any, kv_idx: Any) -> Any:
         return owner[kv_idx // page] == b
+    # compute_q_blocks=False: the transposed (backward) indices would be a dense pages x pages map
     masks = [BlockMask.from_kv_blocks(torch.zeros_like(c), torch.zeros_like(i), c, i, BLOCK_SIZE=page,
-                                      mask_mod=same_seq, seq_lengths=(1, pool * page)) for c, i in masks]
+                                      mask_mod=same_seq, seq_lengths=(1, pool * page), compute_q_blocks=False)
+             for c, i in masks]
     fa = _compiled_flex() if device != "cpu" else None
     if fa is None:                                    # tests: eager flex on the CPU
         from torch.nn.attention.flex_attention import flex_attention as fa
