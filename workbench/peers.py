@@ -130,6 +130,7 @@ def xformers_splitk(spec: WorkloadSpec, min_bytes: int, check: bool = True) -> t
 
 
 _FLEX: dict[str, Any] = {}
+FLEX_PAGE = 128
 
 
 def _compiled_flex() -> Any:
@@ -152,7 +153,10 @@ def flex_attention(spec: WorkloadSpec, min_bytes: int, check: bool = True, devic
         from torch.nn.attention.flex_attention import BlockMask
     except Exception as e:
         raise PeerUnavailable(f"FlexAttention unavailable on torch {torch.__version__}: {type(e).__name__}: {e}") from None
-    page = spec.block_size
+    # flex's default sparse block is 128 tokens, and torch's BlockMask handling still builds maps
+    # that grow as batch x pages^2 (a 1 GB pool of 16-token pages asks for 128+ GiB): page 128
+    # when the lengths allow, the cache block size otherwise
+    page = FLEX_PAGE if all(n % FLEX_PAGE == 0 for n in spec.seq_lens) else spec.block_size
     if any(n % page for n in spec.seq_lens):
         raise PeerUnavailable(f"flex peer needs lengths that fill whole pages of {page} (no mask_mod in the timed path)")
     B, H, KH, D = spec.num_seqs, spec.num_heads, spec.num_kv_heads, spec.head_size
