@@ -165,7 +165,7 @@ def build_variant(v: Variant, arch: str = "sm_90a", *, nvcc: str | None = None,
         from . import vllm_ref
         try:
             src_hash = vllm_ref.source_hash()
-            vllm_ref.ensure_source()
+            ref_root = vllm_ref.ensure_source()   # found or fetched once, before the cache lookup
         except WorkbenchError as e:
             return BuildResult(v, arch, "failed", error=str(e))
     src_hash = src_hash or source_hash()
@@ -185,7 +185,7 @@ def build_variant(v: Variant, arch: str = "sm_90a", *, nvcc: str | None = None,
         out = Path(tmp) / "k.cubin"
         if v.algorithm == "vllm":
             from . import vllm_ref
-            cmd = vllm_ref.compile_command(nvcc, gencode(arch), NVCC_FLAGS, v, out)
+            cmd = vllm_ref.compile_command(nvcc, gencode(arch), NVCC_FLAGS, v, out, ref_root)
         else:
             cmd = [nvcc, "-cubin", gencode(arch), *NVCC_FLAGS, *defines(v), "-o", str(out),
                    str(kernels_dir() / KERNEL_SOURCE)]

@@ -134,8 +134,7 @@ def defines(v) -> list[str]:  # noqa: ANN001  (Variant; imported lazily by build
     return [f"-D{k}={val}" for k, val in d.items()]
 
 
-def compile_command(nvcc: str, arch_flag: str, flags: tuple[str, ...], v, out: Path) -> list[str]:  # noqa: ANN001
-    root = ensure_source(download=True)
+def compile_command(nvcc: str, arch_flag: str, flags: tuple[str, ...], v, out: Path, root: Path) -> list[str]:  # noqa: ANN001
     return [nvcc, "-cubin", arch_flag, *flags, *defines(v), f"-I{root / 'csrc'}", f"-I{root / 'stubs'}",
             "-o", str(out), str(kernels_dir() / WRAPPER)]
 
