@@ -60,7 +60,7 @@ def compile_cmd(
 
 @app.command("variant")
 def variant_cmd(
-    name: str = typer.Argument(..., help="baseline, paper, or knob=value pairs separated by commas"),
+    name: str = typer.Argument(..., help="baseline, paper (vLLM's own kernel), simple, simple-pf, or knob=value pairs separated by commas"),
     arch: str = typer.Option("sm_90a"),
     head_size: int = typer.Option(128),
     dtype: str = typer.Option("bf16"),
@@ -94,7 +94,7 @@ def variant_cmd(
 
 @app.command("measure")
 def measure_cmd(
-    variants: str = typer.Option("baseline,paper", help="comma-separated: baseline, paper, or a knob=value;... spec"),
+    variants: str = typer.Option("baseline,paper", help="comma-separated: baseline, paper, simple, simple-pf, or a knob=value;... spec"),
     batch: int = typer.Option(8), context: int = typer.Option(4096),
     heads: int = typer.Option(32), kv_heads: int = typer.Option(8), head_size: int = typer.Option(128),
     dtype: str = typer.Option("bf16"), block_size: int = typer.Option(16),
@@ -255,9 +255,10 @@ def bench_cmd(
     model: str = typer.Option("llama-3.1-8b", help="model whose heads the suite uses"),
     tp: int = typer.Option(1), dtype: str = typer.Option("bf16"), block_size: int = typer.Option(16),
     suite: str = typer.Option("bench", help="suite name or YAML (batch x context grid)"),
-    peers: str = typer.Option("vllm,vllm-paper,baseline,paper,tuned,xformers,sdpa,flex",
-                              help="comma-separated; vllm / vllm-paper = vLLM 0.10.2's own kernel without / with "
-                                   "the paper's prefetch (built from its sdist)"),
+    peers: str = typer.Option("baseline,paper,simple,simple-pf,tuned,xformers,sdpa,flex",
+                              help="comma-separated; baseline / paper = vLLM 0.10.2's own kernel without / with "
+                                   "the paper's prefetch (built from its sdist); simple / simple-pf = ours in "
+                                   "vLLM's decomposition"),
     study: Optional[str] = typer.Option(None, help="tuned = this study's dispatch table (else a quick sweep)"),
     storage: Optional[str] = typer.Option(None),
     launches: int = typer.Option(30, help="timed launches per peer and shape (>= 30)"),
@@ -314,8 +315,9 @@ def bench_cmd(
     for p, v in sm["geomean_speedup_of_tuned"].items():
         out.print(f"tuned vs {p}: geomean speedup {v:.2f}×" if v else f"tuned vs {p}: –")
     out.print("efficiency geomean: " + ", ".join(f"{p} {v:.2f}" for p, v in sm["efficiency_geomean"].items() if v))
-    if sm["shapes_where_tuned_is_slower_than_baseline"]:
-        out.print(f"tuned slower than baseline on: {', '.join(sm['shapes_where_tuned_is_slower_than_baseline'])}")
+    for ref in ("baseline", "simple"):
+        if sm[f"shapes_where_tuned_is_slower_than_{ref}"]:
+            out.print(f"tuned slower than {ref} on: {', '.join(sm[f'shapes_where_tuned_is_slower_than_{ref}'])}")
     for n in run.notes:
         out.print(f"note: {n}", highlight=False)
     if plot:

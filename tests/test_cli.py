@@ -19,7 +19,7 @@ def run(*args, cache=None):
     (["compile", "--arch", "sm_70"], "sm_80"),
     (["compile", "--dtype", "fp8"], "dtype"),
     (["variant", "warps=4"], "unknown knob"),
-    (["variant", "fancy"], "use baseline, paper, vllm"),
+    (["variant", "fancy"], "use baseline, paper, simple"),
 ])
 def test_bad_input_exit_2(args, needle):
     r = run(*args)

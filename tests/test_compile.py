@@ -8,7 +8,7 @@ import pytest
 from workbench import build as build_mod
 from workbench.build import build_many, build_variant, parse_ptxas, summarize
 from workbench.space import enumerate_space, load_space
-from workbench.variant import HEAD_SIZES, Variant, baseline, paper
+from workbench.variant import HEAD_SIZES, Variant, simple, simple_pf
 
 pytestmark = pytest.mark.skipif(shutil.which("nvcc") is None and not os.environ.get("CUDACXX"),
                                 reason="nvcc not installed")
@@ -28,17 +28,17 @@ def test_default_space_compiles_for_sm90a(cubin_cache):
     print(f"\ndefault space sm_90a: {s.built} built, {s.cached} cached, {len(en.invalid)} invalid, {s.failed} failed")
     assert s.built + s.cached == len(en.valid) >= 1000
     by = {r.variant: r for r in results}
-    assert set(by[baseline()].resources) == {"wb_decode_full", "wb_decode_split", "wb_reduce"}
-    assert by[baseline()].resources["wb_decode_full"].registers > 0
+    assert set(by[simple()].resources) == {"wb_decode_full", "wb_decode_split", "wb_reduce"}
+    assert by[simple()].resources["wb_decode_full"].registers > 0
 
 
 def test_every_shape_compiles(cubin_cache):
-    """All head sizes x block sizes x dtypes: baseline, paper and a grouped split-K variant."""
+    """All head sizes x block sizes x dtypes: simple, simple-pf and a grouped split-K variant."""
     vs = []
     for h in HEAD_SIZES:
         for b in (16, 32):
             for dt in ("bf16", "fp16"):
-                vs += [baseline(h, b, dt), paper(h, b, dt),
+                vs += [simple(h, b, dt), simple_pf(h, b, dt),
                        Variant(head_size=h, block_size=b, dtype=dt, threads=256, heads_per_cta=4, partition=512,
                                prefetch_distance=2, prefetch_target="kv", prefetch_hint="evict_last")]
     _assert_all_built(build_many([v for v in vs if v.is_valid()], "sm_90a"))
@@ -53,22 +53,22 @@ def test_other_algorithms_and_knobs_compile(cubin_cache):
                 vs += [Variant(head_size=h, block_size=b, dtype=dt, algorithm="onepass", threads=128, heads_per_cta=q,
                                partition=p, prefetch_distance=d, prefetch_target="kv" if d else "none")
                        for q, p, d in ((1, "vllm", 0), (4, 1024, 1), (2, "none", 2))]
-    vs += [baseline().with_(reduce="fused"), paper().with_(heads_per_cta=4, partition=256, reduce="fused"),
-           baseline().with_(k_load=8, serial=True, vllm_math=True), paper().with_(k_load=8, vllm_math=True),
-           *(baseline().with_(fault=f) for f in ("oob_write", "wrong_values", "hang"))]
+    vs += [simple().with_(reduce="fused"), simple_pf().with_(heads_per_cta=4, partition=256, reduce="fused"),
+           simple().with_(k_load=8, serial=True, vllm_math=True), simple_pf().with_(k_load=8, vllm_math=True),
+           *(simple().with_(fault=f) for f in ("oob_write", "wrong_values", "hang"))]
     _assert_all_built(build_many([v for v in vs if v.is_valid()], "sm_90a"))
 
 
 def test_sm80_sample(cubin_cache):
     en = enumerate_space(load_space(), "sm_80")
     assert en.invalid                                          # bulk prefetch cannot exist there
-    sample = [baseline(), paper().with_(prefetch_op="line"),
-              paper().with_(prefetch_op="line", prefetch_hint="evict_last", heads_per_cta=4, threads=256, partition=256),
+    sample = [simple(), simple_pf().with_(prefetch_op="line"),
+              simple_pf().with_(prefetch_op="line", prefetch_hint="evict_last", heads_per_cta=4, threads=256, partition=256),
               Variant(head_size=256, dtype="fp16", block_size=32, partition=1024, prefetch_distance=2,
                       prefetch_target="k", prefetch_op="line")]
     results = build_many(sample, "sm_80")
     _assert_all_built(results)
-    assert build_variant(paper(), "sm_80").status == "invalid"
+    assert build_variant(simple_pf(), "sm_80").status == "invalid"
 
 
 def test_cache_hit_and_key_inputs(cubin_cache):
@@ -83,7 +83,7 @@ def test_cache_hit_and_key_inputs(cubin_cache):
 def test_compile_error_is_recorded_not_raised(cubin_cache, tmp_path, monkeypatch):
     (tmp_path / "decode.cu").write_text("this is not CUDA;\n")
     monkeypatch.setattr(build_mod, "kernels_dir", lambda: tmp_path)
-    results = build_many([baseline(), paper()], "sm_90a")
+    results = build_many([simple(), simple_pf()], "sm_90a")
     assert [r.status for r in results] == ["failed", "failed"]
     assert "error" in results[0].error
 

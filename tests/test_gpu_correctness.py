@@ -14,7 +14,7 @@ import pytest
 
 from workbench.build import build_many
 from workbench.space import enumerate_space, load_space
-from workbench.variant import HEAD_SIZES, Variant, baseline, paper
+from workbench.variant import HEAD_SIZES, Variant, simple, simple_pf
 from workbench.workload import WorkloadSpec
 
 pytestmark = pytest.mark.gpu
@@ -63,7 +63,7 @@ def test_default_space_llama8b(cubin_cache):
 
 def _knob_sample(group: int, head: int, block: int, dtype: str) -> list[Variant]:
     base = dict(head_size=head, block_size=block, dtype=dtype)
-    vs = [baseline(head, block, dtype), paper(head, block, dtype)]
+    vs = [simple(head, block, dtype), simple_pf(head, block, dtype)]
     for qpc in sorted({1, min(2, group), min(4, group), group}):
         for threads, part, pf in ((64, 256, dict(prefetch_distance=2, prefetch_target="k")),
                                   (256, 512, dict(prefetch_distance=1, prefetch_target="kv", prefetch_hint="evict_last")),
@@ -98,7 +98,7 @@ def test_gqa_ratios(cubin_cache, heads, kv_heads):
 def test_sequence_lengths(cubin_cache):
     """Lengths around block and partition edges, one sequence each, and mixed in one batch."""
     lens = (1, 2, 15, 16, 17, 31, 32, 33, 255, 256, 257, 511, 513, 1023, 1025, 8191, 8193)
-    vs = [baseline(), paper(), Variant(threads=256, heads_per_cta=4, partition=256, prefetch_distance=2,
+    vs = [simple(), simple_pf(), Variant(threads=256, heads_per_cta=4, partition=256, prefetch_distance=2,
                                         prefetch_target="kv"),
           Variant(threads=128, heads_per_cta=2, partition=0, prefetch_distance=1, prefetch_target="k")]
     pairs = [(v, WorkloadSpec(seq_lens=(n,), num_heads=32, num_kv_heads=8)) for v in vs for n in lens]
@@ -136,9 +136,9 @@ def test_onepass_fused_and_vllm_style(cubin_cache, heads, kv_heads):
     vs = [Variant(algorithm="onepass", threads=t, heads_per_cta=h, partition=p, prefetch_distance=d,
                   prefetch_target="kv" if d else "none")
           for t, h, p, d in ((128, 1, "vllm", 0), (128, q, 1024, 1), (256, min(2, g), 256, 2), (64, q, "none", 0))]
-    vs += [baseline().with_(reduce="fused"), Variant(threads=128, heads_per_cta=q, partition=256, reduce="fused",
+    vs += [simple().with_(reduce="fused"), Variant(threads=128, heads_per_cta=q, partition=256, reduce="fused",
                                                     prefetch_distance=1, prefetch_target="kv"),
-           baseline().with_(k_load=8, vllm_math=True, serial=True), paper().with_(k_load=8, vllm_math=True)]
+           simple().with_(k_load=8, vllm_math=True, serial=True), simple_pf().with_(k_load=8, vllm_math=True)]
     pairs = [(v, WorkloadSpec(seq_lens=lens, num_heads=heads, num_kv_heads=kv_heads))
              for v in vs for lens in ((1, 17, 1000, 4096, 9000), (16,), (33000,))]
     pairs += [(Variant(algorithm="onepass", threads=128, heads_per_cta=q, partition=0),

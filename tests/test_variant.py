@@ -3,24 +3,32 @@ import json
 import pytest
 
 from workbench.errors import VariantRejected, WorkbenchError
-from workbench.variant import PARTITION_VLLM, Variant, baseline, named, paper, parse_arch
+from workbench.variant import PARTITION_VLLM, Variant, baseline, named, paper, parse_arch, simple, simple_pf
 
 
 def test_baseline_and_paper_are_what_the_issue_says():
+    # baseline / paper: vLLM's own kernel without / with the paper's prefetch; simple / simple-pf:
+    # ours in the same decomposition
     b, p = baseline(), paper()
-    assert (b.heads_per_cta, b.threads, b.prefetch_distance, b.partition) == (1, 128, 0, PARTITION_VLLM)
+    assert (b.algorithm, b.heads_per_cta, b.threads, b.prefetch_distance, b.partition) == \
+        ("vllm", 1, 128, 0, PARTITION_VLLM)
     assert p == b.with_(prefetch_distance=1, prefetch_target="kv", prefetch_op="bulk")
     assert b.label == "baseline" and p.label == "paper"
     assert named("paper", 64, 32, "fp16") == paper(64, 32, "fp16")
+    s, sp = simple(), simple_pf()
+    assert (s.algorithm, s.heads_per_cta, s.threads, s.partition) == ("twopass", 1, 128, PARTITION_VLLM)
+    assert sp == s.with_(prefetch_distance=1, prefetch_target="kv", prefetch_op="bulk")
+    assert s.label == "simple" and sp.label == "simple-pf" and b == s.with_(algorithm="vllm")
     assert Variant(threads=256).label == Variant(threads=256).name
 
 
 def test_key_is_stable_and_prefetch_off_is_canonical():
     # recorded once: a changed key would orphan every cached cubin and stored trial
-    assert baseline().key == "58f5224b2339"
+    assert simple().key == "58f5224b2339"
     off = Variant(prefetch_distance=0, prefetch_target="kv", prefetch_hint="evict_last")
     assert off == Variant() and off.key == Variant().key and hash(off) == hash(Variant())
     assert Variant.from_dict(json.loads(json.dumps(paper().to_dict()))) == paper()
+    assert Variant.from_dict(json.loads(json.dumps(simple_pf().to_dict()))) == simple_pf()
     assert len({Variant(threads=t).key for t in (64, 128, 256, 512)}) == 4
 
 
@@ -47,9 +55,9 @@ def test_partition_spellings():
 
 
 def test_arch_rules():
-    assert paper().is_valid("sm_90a") and paper().is_valid("sm_90")
-    assert "sm_90+" in paper().invalid_reasons("sm_80")[0]
-    line = paper().with_(prefetch_op="line")
+    assert simple_pf().is_valid("sm_90a") and simple_pf().is_valid("sm_90")
+    assert "sm_90+" in simple_pf().invalid_reasons("sm_80")[0]
+    line = simple_pf().with_(prefetch_op="line")
     assert line.is_valid("sm_80")
     assert not line.with_(prefetch_hint="evict_first").is_valid("sm_80")
     with pytest.raises(WorkbenchError):
@@ -66,7 +74,7 @@ def test_register_budget_rule():
 
 
 def test_vllm_v1_v2_rule():
-    b = baseline()
+    b = simple()
     assert not b.uses_split(num_seqs=64, num_heads=32, max_seq_len=4096)    # 2048 > 512 work -> v1
     assert b.uses_split(num_seqs=8, num_heads=32, max_seq_len=4096)         # 256 <= 512 -> v2
     assert not b.uses_split(num_seqs=1, num_heads=32, max_seq_len=512)      # one partition -> v1
@@ -88,8 +96,8 @@ def test_long_context_without_split_rejected_before_launch():
 
 
 def test_style_knobs_keep_default_keys_and_validate():
-    from workbench.variant import Variant, baseline
-    b = baseline()
+    from workbench.variant import Variant, simple
+    b = simple()
     assert b.key == "58f5224b2339"                          # new knobs at defaults change nothing
     assert "k_load" not in b.to_dict() and "serial" not in b.to_dict() and "reduce" not in b.to_dict()
     v = Variant.from_dict({**b.to_dict(), "k_load": "8", "serial": "1", "reduce": "fused"})

@@ -10,7 +10,7 @@ import pytest
 
 from workbench import vllm_ref
 from workbench.errors import WorkbenchError
-from workbench.variant import Variant, named, vllm, vllm_paper
+from workbench.variant import Variant, baseline, named, paper, simple
 
 KERNEL = """
 template <int X> __device__ void paged_attention_kernel() {
@@ -70,12 +70,13 @@ def test_prepare_checks_the_pin_and_extracts_only_kernel_headers(tmp_path, monke
 
 
 def test_reference_variants_and_their_rules():
-    assert vllm().label == "vllm" and vllm_paper().label == "vllm-paper"
-    assert named("vllm-paper") == vllm_paper() and vllm_paper().prefetch_distance == 1
-    assert vllm().is_valid() and vllm_paper().is_valid()
-    assert "128 threads" in " ".join(vllm().with_(heads_per_cta=2).invalid_reasons())
-    assert "no style knobs" in " ".join(vllm().with_(stages=3).invalid_reasons())
-    assert vllm().smem_bytes(512) == 2048 and vllm().smem_bytes(16) == 4 * 2 * 128   # logits or the warp reduction
+    assert baseline().label == "baseline" and paper().label == "paper"
+    assert baseline().algorithm == "vllm" and baseline() == simple().with_(algorithm="vllm")
+    assert named("paper") == paper() and paper().prefetch_distance == 1
+    assert baseline().is_valid() and paper().is_valid()
+    assert "128 threads" in " ".join(baseline().with_(heads_per_cta=2).invalid_reasons())
+    assert "no style knobs" in " ".join(baseline().with_(stages=3).invalid_reasons())
+    assert baseline().smem_bytes(512) == 2048 and baseline().smem_bytes(16) == 4 * 2 * 128   # logits or the warp reduction
     with pytest.raises(WorkbenchError, match="unknown named variant"):
         named("vllm2")
 
@@ -88,7 +89,7 @@ def test_vllm_reference_compiles(cubin_cache):
     except WorkbenchError as e:
         pytest.skip(f"vLLM sdist unreachable here: {e}")
     from workbench.build import build_variant
-    for v in (vllm(), vllm_paper(), vllm(dtype="fp16"), vllm().with_(partition="none")):
+    for v in (baseline(), paper(), baseline(dtype="fp16"), baseline().with_(partition="none")):
         r = build_variant(v, "sm_90a")
         assert r.ok, r.error
         assert set(r.resources) >= {"wb_decode_full"} and all(x.spill_stores == 0 for x in r.resources.values())

@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 from .errors import WorkbenchError
 
-OURS = ("baseline", "paper", "tuned", "vllm", "vllm-paper")
-# vLLM's own kernel (fetched sdist) is the reference the targets are stated against
-REFERENCE = ("vllm", "vllm-paper")
+OURS = ("baseline", "paper", "simple", "simple-pf", "tuned")
+# baseline / paper are vLLM's own kernel (fetched sdist): the reference every speedup is stated against
+REFERENCE = ("baseline", "paper")
 CHECK_MAX_BYTES = 1_100_000_000
 
 
@@ -91,9 +91,10 @@ def summary(run: BenchRun) -> dict[str, Any]:
         ratios = [by[(p, s)].median_us / by[("tuned", s)].median_us for s in shapes
                   if (p, s) in by and ("tuned", s) in by and by[(p, s)].median_us and by[("tuned", s)].median_us]
         out["geomean_speedup_of_tuned"][p] = geomean(ratios)
-    slower = [s for s in shapes if ("tuned", s) in by and ("baseline", s) in by and by[("tuned", s)].median_us
-              and by[("baseline", s)].median_us and by[("tuned", s)].median_us > by[("baseline", s)].median_us]
-    out["shapes_where_tuned_is_slower_than_baseline"] = slower
+    for ref in ("baseline", "simple"):
+        out[f"shapes_where_tuned_is_slower_than_{ref}"] = [
+            s for s in shapes if ("tuned", s) in by and (ref, s) in by and by[("tuned", s)].median_us
+            and by[(ref, s)].median_us and by[("tuned", s)].median_us > by[(ref, s)].median_us]
     return out
 
 
@@ -198,7 +199,7 @@ def tuned_picker(study: str | None, storage: str | None, heads: Any, dtype: str,
     from .variant import Variant
     if study:
         from .dispatch import build_dispatch
-        from .study import completed, default_storage, open_study
+        from .study import completed, default_storage, open_study, references
         from .suite import Suite
         h = open_study(study, storage or default_storage(False), None, create=False)
         cfg = h.study.user_attrs.get("config") or {}
@@ -206,7 +207,7 @@ def tuned_picker(study: str | None, storage: str | None, heads: Any, dtype: str,
                 or cfg.get("dtype") != dtype or cfg.get("block_size") != block_size:
             raise WorkbenchError(f"study {study!r} was tuned for {cfg.get('model')} tp{cfg.get('tp')} {cfg.get('dtype')} "
                                  f"block {cfg.get('block_size')}: bench that shape (--model/--tp) or pick another study")
-        table = build_dispatch(study, cfg, completed(h.study))
+        table = build_dispatch(study, cfg, completed(h.study), references(h.study))
         s = Suite.from_dict(cfg["suite"])
         by = {f"b{r.bucket['batch']}x{r.bucket['context']}": Variant.from_dict(r.variant) for r in table.rows}
         return (lambda spec: by[s.bucket_for(spec.num_seqs, spec.max_seq_len).label],

@@ -1,5 +1,5 @@
 """The tuned result: best variant per (batch, context) bucket of the suite, plus one best overall,
-with each bucket's speedup over `baseline` and `paper` measured in the same study."""
+with each bucket's speedup over `baseline` and `paper` (vLLM's own kernel, measured beside the study)."""
 from __future__ import annotations
 
 import json
@@ -61,13 +61,14 @@ class DispatchTable:
                    best_overall=d["best_overall"], variants=d.get("variants", []))
 
 
-def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Measurement]]) -> DispatchTable:
-    """From a study's completed trials (trial number, measurement)."""
+def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Measurement]],
+                   refs: dict[str, Measurement] | None = None) -> DispatchTable:
+    """From a study's completed trials (trial number, measurement) and its reference measurements."""
     from .suite import Suite
     if not done:
         raise WorkbenchError(f"study {study!r} has no completed trial yet: nothing to dispatch")
     suite = Suite.from_dict(config["suite"])
-    ref = {lbl: next((m for _, m in done if m.label == lbl), None) for lbl in ("baseline", "paper")}
+    ref = {lbl: (refs or {}).get(lbl) for lbl in ("baseline", "paper")}
     rows = []
     for b in suite.buckets():
         cands = [(n, m, m.timing(b.label)) for n, m in done]

@@ -61,7 +61,7 @@ def _writable(out: Path) -> None:
 
 
 def load_table(study: str, storage: str, gpu: str | None = None) -> tuple[DispatchTable, dict[str, Any]]:
-    from .study import completed, open_study
+    from .study import completed, open_study, references
     h = open_study(study, storage, None, create=False)
     cfg = h.study.user_attrs.get("config")
     if not cfg:
@@ -72,7 +72,7 @@ def load_table(study: str, storage: str, gpu: str | None = None) -> tuple[Dispat
     done = completed(h.study)
     if not done:
         raise WorkbenchError(f"study {study!r} has no completed trial: run `workbench tune` first")
-    table = build_dispatch(study, cfg, done)
+    table = build_dispatch(study, cfg, done, references(h.study))
     prov = {"study": study, "gpu_profile": cfg["gpu"], "device_name": cfg.get("device_name", ""),
             "gpu_info": h.study.user_attrs.get("gpu_info", {}), "ceiling": h.study.user_attrs.get("ceiling", {}),
             "created": h.study.user_attrs.get("created", ""), "trials": len(done)}
@@ -245,8 +245,9 @@ head {cfg['heads']['head_size']}), {cfg['dtype']}, KV block {cfg['block_size']},
 {chr(10).join(rows)}
 
 Best overall: v{index[table.best_overall['key']]} `{table.best_overall['name']}`. Speedups are against
-workbench's `baseline` (vLLM's kernel design: one query head per CTA, no prefetch) and `paper`
-(baseline + bulk L2 prefetch one tile ahead), measured in the same study.
+`baseline` (vLLM 0.10.2's own paged-attention kernel, built from its pinned source) and `paper`
+(the same kernel with the paper's bulk L2 prefetch one tile ahead), measured beside the study on the
+same GPU, suite and cold-L2 timing ("–": not measured in this study).
 
 ## Install and run
 ```bash

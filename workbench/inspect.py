@@ -46,6 +46,11 @@ def study_rows(target: str, storage: str | None) -> list[dict[str, Any]]:
                     "geomean_us": d.get("geomean_us"), "l2_demand_hit": n.get("l2_demand_hit_rate"),
                     "l2_hit_all": n.get("l2_hit_rate_all"), "dram_bytes": n.get("dram_bytes_read"),
                     "failure": t.user_attrs.get("failure", "")})
+    for lbl, d in (h.study.user_attrs.get("references") or {}).items():     # vLLM's own kernel
+        n = d.get("ncu") or {}
+        out.append({"trial": f"ref {lbl}", "state": "REFERENCE", "variant": d.get("name", ""),
+                    "geomean_us": d.get("geomean_us"), "l2_demand_hit": n.get("l2_demand_hit_rate"),
+                    "l2_hit_all": n.get("l2_hit_rate_all"), "dram_bytes": n.get("dram_bytes_read"), "failure": ""})
     return out
 
 

@@ -72,7 +72,7 @@ def top_table(summary: Any, k: int = 5) -> Table:
     for c in ("trial", "P", "variant", "geomean µs", "× baseline", "mean eff", "L2 demand hit"):
         t.add_column(c, justify="left" if c in ("variant", "P") else "right")
     for r in summary.top[:k]:
-        lbl = r["label"] if r["label"] in ("baseline", "paper") else ""
+        lbl = r["label"] if r["label"] in ("simple", "simple-pf") else ""
         t.add_row(str(r["trial"]), "★" if r["pareto"] else "", f"{lbl} {knobs(r['variant'])}".strip(),
                   _f(r["geomean_us"], ".1f"), _f(r["speedup_baseline"], ".2f"), _f(r["efficiency_mean"], ".2f"),
                   _f(r["l2_demand_hit"], ".1%"))

@@ -20,7 +20,7 @@ from .errors import WorkbenchError
 from .paths import user_data_dir
 from .space import GROUP, Space
 from .trial import Measurement
-from .variant import Variant, baseline, paper
+from .variant import Variant, simple, simple_pf
 
 DIRECTIONS = ("minimize", "maximize")
 KNOB_ORDER = ("threads", "heads_per_cta", "partition", "stages", "prefetch_distance", "prefetch_target",
@@ -131,12 +131,14 @@ def heuristic(shape: dict[str, Any], group: int, prefetch_kind: str) -> Variant:
 
 def seeds(shape: dict[str, Any], group: int, prefetch_kind: str,
           ch_has_stages: bool | None = None) -> list[tuple[str, Variant]]:
-    b, p = baseline(**shape), paper(**shape)
+    # our kernel in vLLM's decomposition, without and with the paper's prefetch (the references
+    # `baseline` / `paper` are vLLM's own kernel: measured beside the study, not searched)
+    b, p = simple(**shape), simple_pf(**shape)
     if prefetch_kind == "line":
         p = p.with_(prefetch_op="line")
-    out = [("baseline", b)]
+    out = [("simple", b)]
     if prefetch_kind != "none":
-        out.append(("paper", p))
+        out.append(("simple-pf", p))
     out.append(("heuristic", heuristic(shape, group, prefetch_kind)))
     # the layout that won most shapes of the stages probe (H200, 2026-11-21): staged tiles
     hpc = heuristic(shape, group, "none").heads_per_cta
@@ -300,6 +302,17 @@ def completed(study: Any) -> list[tuple[int, Measurement]]:
         if d:
             out.append((t.number, Measurement.from_dict(d)))
     return out
+
+
+def references(study: Any) -> dict[str, Measurement]:
+    """`baseline` / `paper` (vLLM's own kernel) measured beside this study, by label."""
+    return {k: Measurement.from_dict(d) for k, d in (study.user_attrs.get("references") or {}).items()}
+
+
+def save_reference(h: StudyHandle, m: Measurement) -> None:
+    refs = dict(h.study.user_attrs.get("references") or {})
+    refs[m.label] = m.to_dict()
+    h.study.set_user_attr("references", refs)
 
 
 def failures(study: Any) -> list[tuple[int, str, str]]:

@@ -69,6 +69,11 @@ class Measurement:
     def from_dict(cls, d: dict[str, Any]) -> "Measurement":
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         known["timings"] = [BucketTiming(**t) for t in d.get("timings", [])]
+        try:                # labels follow today's names (before 2026-11-21 `baseline` was our `simple`)
+            from .variant import Variant
+            known["label"] = Variant.from_dict(known["variant"]).label
+        except Exception:
+            pass
         return cls(**known)
 
     @classmethod

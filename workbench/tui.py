@@ -45,6 +45,7 @@ class TuneState:
         self.ceiling: dict[int, float] = {}
         self.results: list[tuple[int, Measurement, bool]] = []
         self.failed: list[tuple[int, Measurement]] = []
+        self.refs: dict[str, Measurement] = {}      # baseline / paper: vLLM's own kernel
         self.notes: list[str] = []
         self.summary: dict[str, Any] | None = None
         self.t0 = time.monotonic()
@@ -68,6 +69,10 @@ class TuneState:
                     self.results.append((ev["trial"], m, ev["repeat"]))
                 else:
                     self.failed.append((ev["trial"], m))
+            elif t == "references":
+                for d in ev["measurements"]:
+                    m = Measurement.from_dict(d)
+                    self.refs[m.label] = m
             elif t == "note":
                 self.notes.append(ev["text"])
             elif t == "finish":
@@ -93,7 +98,7 @@ class TuneState:
         return True
 
     def baseline(self) -> Measurement | None:
-        return next((m for _, m, _ in self.results if m.label == "baseline"), None)
+        return self.refs.get("baseline")
 
 
 def header(st: TuneState) -> Text:
@@ -119,7 +124,7 @@ def top_table(st: TuneState, k: int = 8) -> Table:
         t.add_column(col, justify="right" if col not in ("variant", "P") else "left")
     for n, m, par in st.top(k):
         eff = [x.efficiency for x in m.timings if x.efficiency]
-        t.add_row(str(n), "★" if par else "", f"{m.label if m.label in ('baseline', 'paper') else ''} "
+        t.add_row(str(n), "★" if par else "", f"{m.label if m.label in ('simple', 'simple-pf') else ''} "
                   f"{knobs(m.variant)}".strip(), _f(m.geomean_us),
                   _f(base.geomean_us / m.geomean_us if base else None, "{:.2f}×"),
                   _f(sum(eff) / len(eff) if eff else None, "{:.2f}"), _f(m.l2_demand_hit, "{:.1%}"))
@@ -225,6 +230,11 @@ class PlainView:
             else:
                 p(f"[{ev['done']}/{self.st.total}] #{ev['trial']} GPU{ev['device']} {m.name}: FAILED "
                   f"{m.stage}: {m.reason}"[:400], highlight=False)
+        elif t == "references":
+            for d in ev["measurements"]:
+                m = Measurement.from_dict(d)
+                p(f"reference {m.label} (vLLM's own kernel): {m.geomean_us:.1f} µs geomean · L2 demand hit "
+                  f"{_f(m.l2_demand_hit, '{:.1%}')}", highlight=False)
         elif t == "note":
             p(f"note: {ev['text']}")
 

@@ -18,7 +18,7 @@ from .errors import WorkbenchError
 from .profiles import GpuProfile, HeadShape
 from .space import Space
 from .study import (StudyHandle, choices, completed, enqueue_seeds, failures, open_study, owner, pareto_numbers,
-                    recover_stale, seeds, suggest_variant, tell)
+                    recover_stale, references, save_reference, seeds, suggest_variant, tell)
 from .suite import Suite
 from .trial import Measurement
 
@@ -71,6 +71,7 @@ class TuneSummary:
     dispatch: dict[str, Any] | None
     failures: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    references: dict[str, Any] = field(default_factory=dict)    # baseline / paper: vLLM's own kernel
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +151,10 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
                 if getattr(backend, "gpu", None) and "gpu_info" not in h.study.user_attrs:
                     h.study.set_user_attr("gpu_info", backend.gpu)
                     h.study.set_user_attr("ceiling", getattr(backend, "ceiling", {}))
+            if dev == cfg.devices[0] and cfg.role == "tune":
+                for n in measure_references(cfg, h, backend, lock, observe):
+                    notes.append(n)
+                    observe({"type": "note", "text": n})
             if dev == cfg.devices[0] and finish:
                 todo = [m for _, m in finish if m.ok and m.ncu is None]
                 if todo and cfg.profile != "none":
@@ -249,6 +254,46 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
     return s
 
 
+def measure_references(cfg: TuneConfig, h: StudyHandle, backend: Any, lock: threading.Lock,
+                       observe: Observer) -> list[str]:
+    """`baseline` / `paper` (vLLM's own kernel, without / with the paper's prefetch) measured once
+    per study on the same suite and worker as the trials: every speedup is quoted against them.
+    Kept in the study's user attributes, not as trials, so the sampler never sees them."""
+    from .build import build_many
+    from .variant import NAMED, REFERENCES
+    with lock:
+        have = references(h.study)
+    todo = [NAMED[r](**cfg.shape) for r in REFERENCES if r not in have]
+    if not todo:
+        observe({"type": "references", "measurements": [m.to_dict() for m in have.values()]})
+        return []
+    observe({"type": "stage", "device": cfg.devices[0], "stage": "references",
+             "text": "vLLM's own kernel: " + ", ".join(v.label for v in todo)})
+    builds = build_many(todo, cfg.gpu.arch) if getattr(backend, "needs_build", True) \
+        else [_unbuilt(v, cfg.gpu.arch) for v in todo]
+    notes, got = [], []
+    for b in builds:
+        if b.status in ("failed", "invalid"):
+            notes.append(f"reference {b.variant.label} unavailable ({b.status}): {b.error.splitlines()[0][:300]}"
+                         if b.error else f"reference {b.variant.label} unavailable ({b.status})")
+            continue
+        m = backend.measure(b)
+        if not m.ok:
+            notes.append(f"reference {m.label} failed at {m.stage}: {m.reason[:300]}")
+            continue
+        got.append(m)
+    if got and cfg.profile != "none":
+        note = backend.profile(got)
+        if note:
+            notes.append(note)
+    with lock:
+        for m in got:
+            save_reference(h, m)
+    if got or have:
+        observe({"type": "references", "measurements": [m.to_dict() for m in [*have.values(), *got]]})
+    return notes
+
+
 def _unbuilt(v: Any, arch: str) -> Any:
     """A build record for backends that need no cubin (replay): only the validity verdict."""
     from .build import BuildResult
@@ -256,8 +301,9 @@ def _unbuilt(v: Any, arch: str) -> Any:
     return BuildResult(variant=v, arch=arch, status="invalid" if why else "cached", error="; ".join(why))
 
 
-def top_rows(done: list[tuple[int, Measurement]], k: int, pareto: set[int]) -> list[dict[str, Any]]:
-    base = next((m for _, m in done if m.label == "baseline"), None)
+def top_rows(done: list[tuple[int, Measurement]], k: int, pareto: set[int],
+             refs: dict[str, Measurement] | None = None) -> list[dict[str, Any]]:
+    base = (refs or {}).get("baseline")
     rows, seen = [], set()
     for n, m in sorted(done, key=lambda x: x[1].geomean_us):
         if m.key in seen:                 # a repeat of a variant already listed
@@ -278,21 +324,24 @@ def summarize(h: StudyHandle, storage: str, elapsed: float, run: int, repeats: i
     from .dispatch import build_dispatch
     from .study import mask_url
     done = completed(h.study)
+    refs = references(h.study)
     par = pareto_numbers(h.study)
     fails = failures(h.study)
     dispatch = None
     best = None
     if done:
-        d = build_dispatch(h.name, h.study.user_attrs.get("config", {}), done)
+        d = build_dispatch(h.name, h.study.user_attrs.get("config", {}), done, refs)
         dispatch = d.to_dict()
         front = [(n, m) for n, m in done if n in par] or done
         n, m = min(front, key=lambda x: x[1].geomean_us)
         best = {"trial": n, "name": m.name, "variant": m.variant, "geomean_us": m.geomean_us,
                 "l2_demand_hit": m.l2_demand_hit}
     return TuneSummary(study=h.name, storage=mask_url(storage), elapsed_s=elapsed, trials_run=run,
-                       complete=len(done), failed=len(fails), repeats=repeats, top=top_rows(done, 5, par),
+                       complete=len(done), failed=len(fails), repeats=repeats, top=top_rows(done, 5, par, refs),
                        pareto=sorted(par), best=best, dispatch=dispatch,
-                       failures=[{"trial": n, "variant": v, "reason": r} for n, v, r in fails], notes=notes)
+                       failures=[{"trial": n, "variant": v, "reason": r} for n, v, r in fails], notes=notes,
+                       references={k: {"name": m.name, "geomean_us": m.geomean_us, "l2_demand_hit": m.l2_demand_hit}
+                                   for k, m in refs.items()})
 
 
 def geomean(xs: list[float]) -> float:
