@@ -738,6 +738,12 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_full)(
 static_assert(WB_SPLIT_TOKENS % WB_BLOCK == 0, "partition must be a multiple of the block size");
 
 extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split)(const WB_NS::Params p) {
+#if __CUDA_ARCH__ >= 900 && !WB_FUSED_REDUCE
+  // programmatic dependent launch: once every CTA of this grid has started, the reduce grid may
+  // be scheduled into SMs as they free up (it waits for our results in griddepcontrol.wait), so
+  // its launch latency hides behind our tail. A no-op when the reduce is launched normally.
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
   wb_fault(p);
   WB_NS::decode_body<WB_SPLIT_TOKENS>(p);
 }
@@ -751,6 +757,10 @@ extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce)(const WB_NS:
   const int head = blockIdx.x, seq = blockIdx.y, tid = threadIdx.x;
   const int nparts = (p.seq_lens[seq] + WB_SPLIT_TOKENS - 1) / WB_SPLIT_TOKENS;
   const long long row = (long long)seq * p.num_heads + head;
+#if __CUDA_ARCH__ >= 900
+  // PDL: the split grid's partials are complete and visible after this (a no-op without PDL)
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
   const float* ml = p.max_logits + row * p.max_parts;
   const float* es = p.exp_sums + row * p.max_parts;
 

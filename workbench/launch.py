@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,7 @@ class Module:
         self._module = _check(self._drv.cuModuleLoad(cubin.encode()), f"cuModuleLoad {cubin}")
         self._funcs: dict[str, Any] = {}
         self._smem_set: dict[str, int] = {}
+        self._pdl_configs: dict[tuple[Any, ...], Any] = {}
 
     def function(self, name: str) -> Any:
         if name not in self._funcs:
@@ -93,15 +95,33 @@ class Module:
         return self._funcs[name]
 
     def launch(self, name: str, grid: tuple[int, int, int], block: int, smem: int, args: list[Any],
-               stream: int) -> None:
+               stream: int, pdl: bool = False) -> None:
+        """pdl: programmatic dependent launch (sm_90+) -- the kernel may start while the previous
+        one on the stream finishes; it must wait for its inputs with griddepcontrol.wait."""
         f = self.function(name)
         if smem > 48 * 1024 and self._smem_set.get(name, 0) < smem:
             attr = self._drv.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
             _check(self._drv.cuFuncSetAttribute(f, attr, smem), "cuFuncSetAttribute")
             self._smem_set[name] = smem
         ptrs = (ctypes.c_void_p * len(args))(*[ctypes.addressof(a) for a in args])
-        _check(self._drv.cuLaunchKernel(f, *grid, block, 1, 1, smem, self._drv.CUstream(stream),
-                                        ctypes.addressof(ptrs), 0), f"launch {name}")
+        if not pdl:
+            _check(self._drv.cuLaunchKernel(f, *grid, block, 1, 1, smem, self._drv.CUstream(stream),
+                                            ctypes.addressof(ptrs), 0), f"launch {name}")
+            return
+        key = (name, grid, block, smem, stream)
+        cfg = self._pdl_configs.get(key)
+        if cfg is None:                    # built once: launch overhead matters at 10 µs kernels
+            drv = self._drv
+            cfg = drv.CUlaunchConfig()
+            cfg.gridDimX, cfg.gridDimY, cfg.gridDimZ = grid
+            cfg.blockDimX, cfg.blockDimY, cfg.blockDimZ = block, 1, 1
+            cfg.sharedMemBytes, cfg.hStream = smem, drv.CUstream(stream)
+            a = drv.CUlaunchAttribute()
+            a.id = drv.CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+            a.value.programmaticStreamSerializationAllowed = 1
+            cfg.attrs, cfg.numAttrs = [a], 1
+            self._pdl_configs[key] = cfg
+        _check(self._drv.cuLaunchKernelEx(cfg, f, ctypes.addressof(ptrs), 0), f"launch {name} (PDL)")
 
     def close(self) -> None:
         if self._module is not None:
@@ -132,15 +152,19 @@ class LoadedVariant:
         self.device_index = torch.cuda.current_device() if device_index is None else device_index
         self.module = Module(build.cubin, self.device_index)
         self.smem_limit = device_smem_optin(self.device_index)
+        # our reduce kernel waits on griddepcontrol (sm_90+); vLLM's own does not, so never PDL it
+        cc = torch.cuda.get_device_capability(self.device_index)
+        self.pdl = (cc[0] >= 9 and self.variant.algorithm != "vllm"
+                    and os.environ.get("WORKBENCH_PDL", "1") != "0")
 
     def close(self) -> None:
         """Unload the module (many variants are checked in one process)."""
         self.module.close()
 
     def _launch(self, name: str, grid: tuple[int, int, int], block: int, smem: int,
-                params: _Params, stream: int) -> None:
+                params: _Params, stream: int, pdl: bool = False) -> None:
         try:
-            self.module.launch(name, grid, block, smem, [params], stream)
+            self.module.launch(name, grid, block, smem, [params], stream, pdl)
         except KernelFault as e:
             raise KernelFault(f"{self.variant.name}: {e}") from None
 
@@ -199,7 +223,7 @@ class LoadedVariant:
         self._launch("wb_decode_split", (grid_x, num_seqs, parts), v.threads,
                      v.smem_bytes(p.logits_len), p, stream)
         if v.reduce != "fused":
-            self._launch("wb_reduce", (num_heads, num_seqs, 1), 128, 8 * ws.max_parts, p, stream)
+            self._launch("wb_reduce", (num_heads, num_seqs, 1), 128, 8 * ws.max_parts, p, stream, self.pdl)
 
     def _validate(self, out: Any, query: Any, key_cache: Any, value_cache: Any,
                   block_tables: Any, seq_lens: Any) -> None:

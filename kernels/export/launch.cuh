@@ -36,6 +36,18 @@ extern "C" int WB_SYM(wb_split_parts)(int num_seqs, int num_heads, int max_seq_l
   return (max_seq_len + tokens - 1) / tokens;
 }
 
+// Programmatic dependent launch for the reduce kernel on sm_90+ (it waits on griddepcontrol):
+// its launch overlaps the split kernel's tail. Compute capability cached per device.
+static inline bool WB_SYM(wb_pdl_ok)() {
+  static int major[64] = {0};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
+  if (major[dev] == 0 &&
+      cudaDeviceGetAttribute(&major[dev], cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+    return false;
+  return major[dev] >= 9;
+}
+
 // 0 = launched; otherwise a WbStatus code (the caller turns it into a message).
 extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
   WB_NS::Params p{};
@@ -85,7 +97,21 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
       return WB_LAUNCH_FAILED;
     WB_SYM(wb_decode_split)<<<dim3(grid_x, a.num_seqs, parts), block, smem, a.stream>>>(p);
 #if !WB_FUSED_REDUCE
-    WB_SYM(wb_reduce)<<<dim3(a.num_heads, a.num_seqs, 1), 128, 8 * a.max_parts, a.stream>>>(p);
+    if (WB_SYM(wb_pdl_ok)()) {
+      cudaLaunchConfig_t cfg = {};
+      cfg.gridDim = dim3(a.num_heads, a.num_seqs, 1);
+      cfg.blockDim = dim3(128);
+      cfg.dynamicSmemBytes = 8 * a.max_parts;
+      cfg.stream = a.stream;
+      cudaLaunchAttribute attr[1];
+      attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attr[0].val.programmaticStreamSerializationAllowed = 1;
+      cfg.attrs = attr;
+      cfg.numAttrs = 1;
+      if (cudaLaunchKernelEx(&cfg, WB_SYM(wb_reduce), p) != cudaSuccess) return WB_LAUNCH_FAILED;
+    } else {
+      WB_SYM(wb_reduce)<<<dim3(a.num_heads, a.num_seqs, 1), 128, 8 * a.max_parts, a.stream>>>(p);
+    }
 #endif
 #endif
   }
