@@ -244,6 +244,10 @@ class Variant:
             need = self.smem_bytes(tokens)
             if need > smem_optin(cc):
                 reasons.append(f"split-K partition needs {need} B of shared memory (> {smem_optin(cc)})")
+        elif self.partition == PARTITION_NONE and self.smem_bytes(self.block_size) > smem_optin(cc):
+            # e.g. 16 warps x a 4-deep cp.async ring: no context at all would fit
+            reasons.append(f"a whole-sequence launch needs {self.smem_bytes(self.block_size)} B of shared memory "
+                           f"for a single block (> {smem_optin(cc)}): fewer threads or stages")
         return reasons
 
     def is_valid(self, arch: str = "sm_90a") -> bool:
