@@ -151,3 +151,36 @@ def test_export_bad_input(tmp_path):
     assert p.returncode == 2 and "no completed trial" in p.stderr
     for p_ in (p,):
         assert "Traceback" not in p_.stderr
+
+
+def test_export_launcher_shared_memory_matches_workbench(tmp_path):
+    """launch.cuh sizes dynamic shared memory itself: it must agree with Variant.smem_bytes for
+    every knob that changes it (a smaller value is an out-of-bounds write on the GPU). Host code
+    only, so it runs without a GPU."""
+    from workbench.build import defines, find_nvcc
+    from workbench.variant import Variant
+    nvcc = find_nvcc()
+    if not nvcc:
+        pytest.skip("nvcc not installed")
+    vs = [Variant(), Variant(threads=256, heads_per_cta=4, partition=1024, stages=3),
+          Variant(threads=64, heads_per_cta=2, partition=0, stages=4), Variant(algorithm="onepass", heads_per_cta=4),
+          Variant(threads=128, heads_per_cta=4, partition=256, stages=2, dtype="fp16", head_size=256, block_size=32)]
+    tokens = (16, 512, 1024, 3008)
+    csrc = ROOT / "kernels"
+    (tmp_path / "launch.cuh").write_text((csrc / "export/launch.cuh").read_text())
+    (tmp_path / "wb_args.h").write_text((csrc / "export/wb_args.h").read_text())
+    (tmp_path / "decode.cu").write_text((csrc / "decode.cu").read_text())
+    got = []
+    for i, v in enumerate(vs):          # one program per variant (decode.cu is one per TU)
+        defs = "\n".join(f"#define {d[2:].split('=')[0]} {d.split('=')[1]}" for d in defines(v))
+        (tmp_path / f"v{i}.cu").write_text(
+            f"#include <cstdio>\n{defs}\n#define WB_NS wb_v{i}\n#define WB_SYM(name) name##_v{i}\n"
+            "#include \"decode.cu\"\n#include \"launch.cuh\"\nint main() {\n"
+            + "".join(f"  printf(\"%d\\n\", wb_smem_bytes_v{i}({t}));\n" for t in tokens) + "  return 0;\n}\n")
+        exe = tmp_path / f"v{i}"
+        p = subprocess.run([nvcc, "-O1", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-I", str(tmp_path),
+                            str(tmp_path / f"v{i}.cu"), "-o", str(exe)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-3000:]
+        got += [int(x) for x in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
+    want = [v.smem_bytes(t) for v in vs for t in tokens]
+    assert got == want

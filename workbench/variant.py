@@ -32,6 +32,7 @@ MAX_ACCUMULATORS = 128       # fp32 p@V accumulators per lane before the kernel 
 VLLM_V1_MAX_SEQ = 8192       # vLLM's rule: v1 up to this length ...
 VLLM_V1_MIN_WORK = 512       # ... if one partition suffices or num_seqs * num_heads exceeds this
 VLLM_PARTITION = 512
+MIN_UNSPLIT_TOKENS = 4096    # a whole-sequence (partition none) variant must hold at least this context
 
 # Opt-in shared memory per block (bytes) by SM major.minor, used before a device is at hand.
 _SMEM_OPTIN = {80: 163 * 1024, 86: 99 * 1024, 87: 163 * 1024, 89: 99 * 1024, 90: 227 * 1024,
@@ -244,10 +245,11 @@ class Variant:
             need = self.smem_bytes(tokens)
             if need > smem_optin(cc):
                 reasons.append(f"split-K partition needs {need} B of shared memory (> {smem_optin(cc)})")
-        elif self.partition == PARTITION_NONE and self.smem_bytes(self.block_size) > smem_optin(cc):
-            # e.g. 16 warps x a 4-deep cp.async ring: no context at all would fit
-            reasons.append(f"a whole-sequence launch needs {self.smem_bytes(self.block_size)} B of shared memory "
-                           f"for a single block (> {smem_optin(cc)}): fewer threads or stages")
+        elif self.partition == PARTITION_NONE and self.smem_bytes(MIN_UNSPLIT_TOKENS) > smem_optin(cc):
+            # e.g. 16 warps x a 3-deep cp.async ring leave room for < 2k tokens of logits
+            reasons.append(f"a whole-sequence launch of {MIN_UNSPLIT_TOKENS} tokens needs "
+                           f"{self.smem_bytes(MIN_UNSPLIT_TOKENS)} B of shared memory (> {smem_optin(cc)}): "
+                           "fewer threads, stages or heads per CTA, or a split-K partition")
         return reasons
 
     def is_valid(self, arch: str = "sm_90a") -> bool:

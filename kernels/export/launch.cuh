@@ -23,7 +23,12 @@ static inline int WB_SYM(wb_smem_bytes)(int logits_tokens) {
 #if WB_ALGO == 1
   logits_tokens = 0;   // onepass keeps no logits in shared memory
 #endif
-  return 4 * (2 * WB_QPC * WB_HEAD + 2 * warps * WB_QPC + WB_QPC * logits_tokens);
+  int bytes = 4 * (2 * WB_QPC * WB_HEAD + 2 * warps * WB_QPC + WB_QPC * logits_tokens);
+#if WB_STAGES > 0
+  // the per-warp cp.async ring of K/V tiles, then the CTA's slice of the block table
+  bytes += warps * WB_STAGES * WB_HEAD * WB_BLOCK * (int)sizeof(elem_t) + 4 * ((logits_tokens + WB_BLOCK - 1) / WB_BLOCK);
+#endif
+  return bytes;
 }
 
 extern "C" int WB_SYM(wb_split_parts)(int num_seqs, int num_heads, int max_seq_len) {
