@@ -1,6 +1,7 @@
 """`workbench bench` output on a real run: NVIDIA H100 80GB HBM3, driver 580.159.04, torch
 2.11+cu130, xformers 0.0.35 (Triton split-k called directly), 2026-11-21
-(results/issue6-h100/bench-h100.json, made by scripts/device_bench.sh)."""
+(results/issue6-h100/v2/bench-h100.json, made by scripts/device_pdl.sh): baseline / paper = vLLM's
+own kernel, simple / simple-pf = ours in vLLM's decomposition, tuned = the v2 study's table."""
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from workbench.bench import BenchRun, plot, summary
 from workbench.errors import WorkbenchError
 from workbench.report import bench_table
 
-RUN = Path(__file__).resolve().parent.parent / "results/issue6-h100/bench-h100.json"
+RUN = Path(__file__).resolve().parent.parent / "results/issue6-h100/v2/bench-h100.json"
 
 
 def test_summary_table_plot(tmp_path):
@@ -24,7 +25,9 @@ def test_summary_table_plot(tmp_path):
     import math
     g = math.exp(sum(math.log(by[("baseline", x)] / by[("tuned", x)]) for x in shapes) / len(shapes))
     assert s["geomean_speedup_of_tuned"]["baseline"] == pytest.approx(g)
-    assert s["shapes_where_tuned_is_slower_than_baseline"] == []
+    assert s["shapes_where_tuned_is_slower_than_baseline"] == [] and s["shapes_where_tuned_is_slower_than_simple"] == []
+    assert {"baseline", "paper", "simple", "simple-pf", "tuned", "xformers", "sdpa", "flex"} <= set(run.peers)
+    assert all(r.variant.startswith("d128b16bf16-vllm-") for r in run.results if r.peer in ("baseline", "paper"))
     floor = [r for r in run.results if r.peer == "floor"]
     assert all(r.efficiency == 1.0 for r in floor)
     for r in run.results:                       # efficiency = floor / latency everywhere

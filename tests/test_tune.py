@@ -60,14 +60,26 @@ def test_seeds_once_failures_infeasible_dispatch(tmp_path):
                    for t in done)
         assert row["median_us"] == pytest.approx(best)
         assert row["key"] in rec
-    # baseline and paper seeded once; a second run resumes the same study and does not re-seed
+    # baseline / paper (vLLM's own kernel, recorded with the replay) measured beside the study, not
+    # as trials; every speedup is against them
+    rb = next(m for m in rec.values() if m["variant"].get("algorithm") == "vllm" and not m["variant"].get("prefetch_distance"))
+    assert s["references"]["baseline"]["geomean_us"] == pytest.approx(rb["geomean_us"])
+    assert set(s["references"]) == {"baseline", "paper"}
+    for row in d["rows"]:
+        lbl = f"b{row['bucket']['batch']}x{row['bucket']['context']}"
+        assert row["baseline_us"] == pytest.approx(next(x["median_us"] for x in rb["timings"] if x["bucket"] == lbl))
+        assert row["speedup_baseline"] == pytest.approx(row["baseline_us"] / row["median_us"])
+    assert all(t.user_attrs.get("measurement", {}).get("variant", {}).get("algorithm") != "vllm"
+               for t in trials_of(storage, "s"))
+    # seeds enqueued once; a second run resumes the same study, re-seeds nothing, re-measures no reference
     s2 = tune(tmp_path, trials=6)
     assert s2["complete"] + s2["failed"] == 30
+    assert s2["references"] == s["references"] and not any("reference" in n for n in s2["notes"])
     ts = trials_of(storage, "s")
-    for seed in ("baseline", "paper", "heuristic"):
+    for seed in ("simple", "simple-pf", "heuristic"):
         assert sum(t.user_attrs.get("seed") == seed for t in ts) == 1, seed
-    base = next(t for t in ts if t.user_attrs.get("seed") == "baseline")
-    assert base.state.name == "COMPLETE" and base.user_attrs["measurement"]["label"] == "baseline"
+    base = next(t for t in ts if t.user_attrs.get("seed") == "simple")
+    assert base.state.name == "COMPLETE" and base.user_attrs["measurement"]["label"] == "simple"
 
 
 def test_resume_after_kill_9_loses_at_most_the_in_flight_trial(tmp_path):
@@ -126,7 +138,7 @@ def _concurrent(tmp_path, storage):
     assert all(t.state.name in ("COMPLETE", "FAIL") for t in ts)
     told = [t for t in ts if "measurement" in t.user_attrs or "failure" in t.user_attrs]
     assert len(told) == 43
-    for seed in ("baseline", "paper", "heuristic"):
+    for seed in ("simple", "simple-pf", "heuristic"):
         assert sum(t.user_attrs.get("seed") == seed for t in ts) == 1
 
 
