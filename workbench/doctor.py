@@ -91,6 +91,17 @@ def _nsys(probe: bool) -> Check:
                  "" if ok else "QdstrmImporter needs libdw1 and libelf1 (apt install libdw1 libelf1)")
 
 
+def _vllm_source() -> Check:
+    """baseline / paper are vLLM's own kernel: its source must be prepared or downloadable."""
+    from .errors import WorkbenchError
+    from .vllm_ref import VERSION, ensure_source
+    try:
+        return Check(f"vLLM {VERSION} kernel source", "ok", f"{ensure_source(download=False)} (baseline / paper)")
+    except WorkbenchError as e:
+        return Check(f"vLLM {VERSION} kernel source", "warn", "not prepared: fetched on first use (needs network)",
+                     str(e).split(": ", 1)[-1][:200])
+
+
 def run_checks(probe_profilers: bool = True) -> list[Check]:
     checks: list[Callable[[], Check]] = [
         _gpu, _nvcc,
@@ -100,6 +111,7 @@ def run_checks(probe_profilers: bool = True) -> list[Check]:
         lambda: _module("nvtx", "nvtx"),
         lambda: _module("optuna", "optuna"),
         lambda: _module("xformers", "xformers"),
+        _vllm_source,
     ]
     out = [c() for c in checks]
     gpu_ok = out[0].status == "ok"
