@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Historical (session 3): written for the names of then -- baseline/paper = today's simple/simple-pf,
+# vllm/vllm-paper = today's baseline/paper. Kept as the record of how results/issue6-*/ were made.
 # Issue 6 v1 on the GPU host: the cp.async `stages` knob, correctness + layout grid (scripts/stages_probe.py).
 set -uo pipefail
 source scripts/device_env.sh

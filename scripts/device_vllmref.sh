@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Historical (session 3): written for the names of then -- baseline/paper = today's simple/simple-pf,
+# vllm/vllm-paper = today's baseline/paper. Kept as the record of how results/issue6-*/ were made.
 # Issue 6 fidelity, settled against the real thing: vLLM 0.10.2's own kernel (`vllm`, and
 # `vllm-paper` = the paper's prefetch patched into it) built from its sdist, measured in our
 # harness next to `baseline` / `paper` on the FACTS.md shapes; correctness first; ncu of 8x4k.
