@@ -1,11 +1,4 @@
 #!/usr/bin/env bash
-# Issue 6 v1 bench on an H100: tuned = the v1 study (staged-tiles space), vLLM's own kernel rows, flex.
-set -uo pipefail
-source scripts/device_env.sh
-export COLUMNS=230
-cp results/issue6-h100/v1/studies.db /tmp/studies.db
-SECONDS=0
-timeout 575 python3 -m workbench bench --study h100-llama-3.1-8b-tp1-bf16-blk16-default --storage sqlite:////tmp/studies.db \
-  --out $OUT/bench-h100.json --plot $OUT/bench-h100.png > $OUT/bench.txt 2> $OUT/bench.err
-echo "rc=$? ${SECONDS}s"
-cat $OUT/bench.txt | tail -45; grep -v -i "xformers\|python\|memory-eff\|reinstall" $OUT/bench.err | tail -5
+# Issue 6 v1 bench on an H100: tuned = the v1 study (staged-tiles space). Historical names: see
+# README (its vllm/vllm-paper/baseline/paper are today's baseline/paper/simple/simple-pf).
+exec bash scripts/device_bench_study.sh results/issue6-h100/v1/studies.db h100-llama-3.1-8b-tp1-bf16-blk16-default h100

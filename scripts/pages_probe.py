@@ -5,28 +5,18 @@ pool, as FACTS.md's method) vs contiguous tables (each sequence's pages in order
 usage: python scripts/pages_probe.py STUDY STORAGE OUT_DIR"""
 import json, statistics, sys
 import torch
-from workbench.bench import tuned_picker
-from workbench.build import build_many
-from workbench.ceiling import read_ceiling
-from workbench.gpuinfo import gpu_info
+from tuned_table import tuned_table
 from workbench.launch import load
-from workbench.profiles import head_shape, load_model
-from workbench.suite import load_suite
 from workbench.timing import time_variant
 from workbench.workload import _fill_table, build_rotation
 
 study, storage, out = sys.argv[1:4]
-info = gpu_info(0)
-ceil = read_ceiling(0).gbps
-heads = head_shape(load_model("llama-3.1-8b"), 1)
-pick, _ = tuned_picker(study, storage, heads, "bf16", 16, info.arch)
 want = ("b1x32768", "b8x4096", "b8x32768", "b16x16384", "b64x4096", "b256x1024", "b64x32768")
-specs = [(b, s) for b, s in load_suite("bench").specs(heads, "bf16", 16) if b.label in want]
-built = {b.variant: b for b in build_many(list(dict.fromkeys(pick(s) for _, s in specs)), info.arch)}
+info, ceil, table = tuned_table(study, storage, want)
 rows = []
-for b, spec in specs:
-    v = pick(spec)
-    k = load(built[v], 0)
+for b, spec, build in table:
+    v = build.variant
+    k = load(build, 0)
     w, rand = build_rotation(spec, "cuda", 4 * info.l2_bytes)
     need = spec.blocks_needed
     contig = [_fill_table(spec, torch.arange(c * need, (c + 1) * need, dtype=torch.int32)).to(w.query.device)

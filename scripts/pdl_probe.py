@@ -4,29 +4,18 @@ Per bench shape: the tuned dispatch table's variant, PDL on vs off, interleaved 
 off), cold L2, 30 launches each; correctness with PDL on for every split variant.
 usage: python scripts/pdl_probe.py STUDY STORAGE OUT_DIR"""
 import json, statistics, sys
-from workbench.bench import tuned_picker
-from workbench.build import build_many
-from workbench.ceiling import read_ceiling
+from tuned_table import tuned_table
 from workbench.check import check_variant
-from workbench.gpuinfo import gpu_info
 from workbench.launch import load
-from workbench.profiles import head_shape, load_model
-from workbench.suite import load_suite
 from workbench.timing import time_variant
 from workbench.workload import WorkloadSpec, build_rotation
 
 study, storage, out = sys.argv[1:4]
-info = gpu_info(0)
-ceil = read_ceiling(0).gbps
-heads = head_shape(load_model("llama-3.1-8b"), 1)
-pick, _ = tuned_picker(study, storage, heads, "bf16", 16, info.arch)
-specs = load_suite("bench").specs(heads, "bf16", 16)
-vs = {b.label: pick(s) for b, s in specs}
-built = {b.variant: b for b in build_many(list(dict.fromkeys(vs.values())), info.arch)}
+info, ceil, table = tuned_table(study, storage)
 rows, checks = [], []
-for b, spec in specs:
-    v = vs[b.label]
-    k = load(built[v], 0)
+for b, spec, build in table:
+    v = build.variant
+    k = load(build, 0)
     split = v.uses_split(spec.num_seqs, spec.num_heads, spec.max_seq_len)
     if not split:
         k.close()

@@ -182,10 +182,9 @@ def flex_attention(spec: WorkloadSpec, min_bytes: int, check: bool = True, devic
         at = 0
         for b, np_ in enumerate(pages_per_seq):
             bt[b, :np_] = ids[at:at + np_].to(torch.int32)
+            owner[bt[b, :np_].long()] = b
             at += np_
         tables.append(bt)
-        for b, np_ in enumerate(pages_per_seq):
-            owner[bt[b, :np_].long()] = b
         # columns = pool pages, as torch's paged helper does: indices are physical page numbers
         idx = torch.zeros(B, 1, 1, pool, dtype=torch.int32)
         idx[:, 0, 0, :maxp] = bt

@@ -69,11 +69,12 @@ class Measurement:
     def from_dict(cls, d: dict[str, Any]) -> "Measurement":
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         known["timings"] = [BucketTiming(**t) for t in d.get("timings", [])]
+        from .errors import WorkbenchError
+        from .variant import Variant
         try:                # labels follow today's names (before 2026-11-21 `baseline` was our `simple`)
-            from .variant import Variant
             known["label"] = Variant.from_dict(known["variant"]).label
-        except Exception:
-            pass
+        except (WorkbenchError, TypeError, KeyError):
+            pass            # a variant this version cannot rebuild keeps its stored label
         return cls(**known)
 
     @classmethod

@@ -127,8 +127,7 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
     # seeds: enqueued by the study's creator; a later `tune` fills in only what is missing (its
     # creator died first); workers never enqueue, so racing joiners cannot duplicate them
     if h.created or cfg.role == "tune":
-        notes += enqueue_seeds(h, seeds(cfg.shape, cfg.heads.group, cfg.gpu.prefetch,
-                                           ch_has_stages=len(ch.get("stages", [0])) > 1), ch)
+        notes += enqueue_seeds(h, seeds(cfg.shape, cfg.heads.group, cfg.gpu.prefetch), ch)
     budget = Budget(cfg.trials, cfg.timeout)
     observe({"type": "start", "config": cfg.study_config(), "storage": cfg.storage, "study": h.name,
              "created": h.created, "trials": cfg.trials, "timeout": cfg.timeout, "devices": list(cfg.devices),
@@ -273,9 +272,9 @@ def measure_references(cfg: TuneConfig, h: StudyHandle, backend: Any, lock: thre
         else [_unbuilt(v, cfg.gpu.arch) for v in todo]
     notes, got = [], []
     for b in builds:
-        if b.status in ("failed", "invalid"):
-            notes.append(f"reference {b.variant.label} unavailable ({b.status}): {b.error.splitlines()[0][:300]}"
-                         if b.error else f"reference {b.variant.label} unavailable ({b.status})")
+        if not b.ok:
+            why = b.error.splitlines()[0][:300] if b.error else ""
+            notes.append(f"reference {b.variant.label} unavailable ({b.status}){': ' + why if why else ''}")
             continue
         m = backend.measure(b)
         if not m.ok:
