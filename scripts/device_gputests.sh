@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The GPU test files on the device (after the PDL change and the whole-sequence smem rule).
+# The GPU test files on the device; their printed summaries (variants, checks, worst relative
+# error, export timings) and result files come back under $OUT.
 set -uo pipefail
 source scripts/device_env.sh
+export WB_RESULTS=/tmp/wbres
 SECONDS=0
-for t in ${TESTS:-test_gpu_correctness test_gpu_export}; do
-  timeout $((590 - SECONDS)) python3 -m pytest -q -p no:cacheprovider tests/$t.py > $OUT/$t.txt 2>&1
-  echo "$t rc=$? ${SECONDS}s"; grep "^\[" $OUT/$t.txt | head -20; tail -2 $OUT/$t.txt
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+for t in ${TESTS:-test_gpu_correctness test_gpu_export test_gpu_tune}; do
+  timeout $((590 - SECONDS)) python3 -m pytest -q -s -p no:cacheprovider tests/$t.py > $OUT/$t.txt 2>&1
+  echo "$t rc=$? ${SECONDS}s"; grep -E "^\[|passed|failed" $OUT/$t.txt | head -20
 done
+cat $WB_RESULTS/export-check.txt 2>/dev/null | head -30
+tar czf $OUT/wbres.tgz -C /tmp wbres 2>/dev/null
