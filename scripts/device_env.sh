@@ -1,5 +1,6 @@
-# Sourced by every scripts/device_*.sh: bundled wheels (optuna, nvtx, xformers) and nsys libs,
-# this checkout installed without deps (the image's torch is the one to use), cache and $OUT.
+# Sourced by the device recipes (scripts/device_*.sh): bundled wheels (optuna, nvtx, xformers) and nsys
+# libs, this checkout installed without deps (the image's torch is the one to use), cache and $OUT.
+# Prerequisites: .offline/ built by ../shared/offline-gpu/bundle.sh (+ activate.sh copied in), carried to the host.
 export OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 source .offline/activate.sh .offline
 python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING

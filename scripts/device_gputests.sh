@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Prerequisites: a GPU host with the .offline bundle carried (bash ../shared/offline-gpu/bundle.sh .offline
+# && cp ../shared/offline-gpu/activate.sh .offline/). Run from the repository root.
 # The GPU test files on the device; their printed summaries (variants, checks, worst relative
 # error, export timings) and result files come back under $OUT.
 set -uo pipefail

@@ -1,6 +1,6 @@
 """`workbench bench` output on a real run: NVIDIA H100 80GB HBM3, driver 580.159.04, torch
 2.11+cu130, xformers 0.0.35 (Triton split-k called directly), 2026-11-21
-(results/issue6-h100/v2/bench-h100.json, made by scripts/device_pdl.sh): baseline / paper = vLLM's
+(tests/fixtures/bench-h100-2026-11-22.json, recorded on an H100 on 2026-11-22 by `workbench bench` at commit c0ea9b6): baseline / paper = vLLM's
 own kernel, simple / simple-pf = ours in vLLM's decomposition, tuned = the v2 study's table."""
 import subprocess
 import sys
@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from workbench.bench import BenchRun, plot, summary
+from workbench.bench.run import BenchRun, summary
+from workbench.ui.plots import bench_plot as plot
 from workbench.errors import WorkbenchError
-from workbench.report import bench_table
+from workbench.ui.report import bench_table
 
-RUN = Path(__file__).resolve().parent.parent / "results/issue6-h100/v2/bench-h100.json"
+RUN = Path(__file__).resolve().parent.parent / "tests/fixtures/bench-h100-2026-11-22.json"
 
 
 def test_summary_table_plot(tmp_path):
@@ -54,15 +55,15 @@ def test_bench_bad_input(tmp_path):
 
 
 def test_prefetch_map_tables():
-    """The prefetch maps recorded on an H100 and an H200 (2026-11-21, scripts/device_pfmap.sh)."""
+    """The prefetch maps recorded on an H100 and an H200 (2026-11-21, `workbench bench --prefetch-map`)."""
     import json
 
     from rich.console import Console
 
-    from workbench.bench import prefetch_table
-    root = Path(__file__).resolve().parent.parent / "results"
+    from workbench.bench.prefetch_map import prefetch_table
+    root = Path(__file__).resolve().parent / "fixtures"
     for gpu in ("h100", "h200"):
-        m = json.loads((root / f"issue6-{gpu}/prefetch-map.json").read_text())
+        m = json.loads((root / f"prefetch-map-{gpu}-2026-11-21.json").read_text())
         assert m["kind"] == "workbench-prefetch-map" and len(m["rows"]) == 18
         for r in m["rows"]:
             assert r["prefetch_gain"] == pytest.approx(r["best_without_us"] / r["best_with_us"])

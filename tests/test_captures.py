@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from workbench import inspect as ins
+from workbench.ui import inspect as ins
+from workbench.ui.plots import results_plot
 from workbench.errors import WorkbenchError
-from workbench.measure import Results
-from workbench.ncu import metrics_per_range, parse_raw_csv
-from workbench.nsys import range_kernels
+from workbench.measure.job import Results
+from workbench.measure.ncu import metrics_per_range, parse_raw_csv
+from workbench.measure.nsys import range_kernels
 
 FX = Path(__file__).parent / "fixtures" / "h100-2026-11-21"
 
@@ -62,7 +63,7 @@ def test_results_merge_and_compare():
 
 def test_plot(tmp_path):
     pytest.importorskip("matplotlib")
-    p = ins.plot(Results.load(FX / "results.json"), tmp_path / "p.png")
+    p = results_plot(Results.load(FX / "results.json"), tmp_path / "p.png")
     assert p.stat().st_size > 10_000 and p.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -143,7 +144,7 @@ class _FakeReport:
 
 
 def test_ncu_report_reader_matches_csv_and_checks_ranges():
-    from workbench.ncu import read_report
+    from workbench.measure.ncu import read_report
     kernels = parse_raw_csv((FX / "profile.ncu.csv").read_text())
     res = Results.load(FX / "results.json")
     names = [r["nvtx_range"] for r in res.results for _ in range(6)]      # 3 launches x 2 kernels each

@@ -5,10 +5,11 @@ import shutil
 
 import pytest
 
-from workbench import build as build_mod
-from workbench.build import build_many, build_variant, parse_ptxas, summarize
-from workbench.space import enumerate_space, load_space
-from workbench.variant import HEAD_SIZES, Variant, simple, simple_pf
+from workbench.kernel import build as build_mod
+from workbench.kernel.build import build_many, build_variant, parse_ptxas, summarize
+from workbench.kernel.space import enumerate_space, load_space
+from workbench.kernel.variant import HEAD_SIZES, Variant
+from workbench.kernel.references import simple, simple_pf
 
 pytestmark = pytest.mark.skipif(shutil.which("nvcc") is None and not os.environ.get("CUDACXX"),
                                 reason="nvcc not installed")

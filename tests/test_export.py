@@ -58,7 +58,7 @@ def test_tree(exported):
 
 def test_dispatch_is_the_studys_best_per_bucket(exported):
     import optuna
-    from workbench.study import open_storage
+    from workbench.tune.storage import open_storage
     out, r, st = exported
     doc = json.loads((out / r["package"] / "dispatch.json").read_text())
     trials = optuna.load_study(study_name=STUDY, storage=open_storage(st)).get_trials(deepcopy=False)
@@ -81,7 +81,7 @@ def test_dispatch_is_the_studys_best_per_bucket(exported):
 
 
 def test_generated_python_compiles_and_picks_like_the_suite(exported):
-    from workbench.suite import Suite
+    from workbench.measure.suite import Suite
     out, r, _ = exported
     pkg = out / r["package"]
     for f in pkg.glob("*.py"):
@@ -92,7 +92,7 @@ def test_generated_python_compiles_and_picks_like_the_suite(exported):
     doc = json.loads((pkg / "dispatch.json").read_text())
     suite = Suite.from_dict(doc["config"]["suite"])
     keys = [v for v in doc["variants_by_index"]]
-    from workbench.variant import Variant
+    from workbench.kernel.variant import Variant
     keys = [Variant.from_dict(v).key for v in keys]
     by_bucket = {f"b{r_['bucket']['batch']}x{r_['bucket']['context']}": r_["key"] for r_ in doc["rows"]}
     for n in (1, 2, 3, 7, 8, 20, 64, 100, 500):
@@ -101,7 +101,7 @@ def test_generated_python_compiles_and_picks_like_the_suite(exported):
 
 
 def test_generated_cuda_compiles_with_nvcc(exported, tmp_path):
-    from workbench.build import find_nvcc
+    from workbench.kernel.build import find_nvcc
     out, r, _ = exported
     csrc = out / r["package"] / "csrc"
     nvcc = find_nvcc()
@@ -147,7 +147,7 @@ def test_export_bad_input(tmp_path):
     assert p.returncode == 2 and "cannot write to /proc/wb-export" in p.stderr
     import optuna
 
-    from workbench.study import open_storage
+    from workbench.tune.storage import open_storage
     s = optuna.create_study(study_name="empty", storage=open_storage(st), directions=["minimize", "maximize"])
     s.set_user_attr("config", {"gpu": "h100"})
     p = wb(["export", "--study", "empty", "--storage", st, "--out", str(tmp_path / "e")], tmp_path)
@@ -160,8 +160,8 @@ def test_export_launcher_shared_memory_matches_workbench(tmp_path):
     """launch.cuh sizes dynamic shared memory itself: it must agree with Variant.smem_bytes for
     every knob that changes it (a smaller value is an out-of-bounds write on the GPU). Host code
     only, so it runs without a GPU."""
-    from workbench.build import defines, find_nvcc
-    from workbench.variant import Variant
+    from workbench.kernel.build import defines, find_nvcc
+    from workbench.kernel.variant import Variant
     nvcc = find_nvcc()
     if not nvcc:
         pytest.skip("nvcc not installed")

@@ -12,18 +12,19 @@ import os
 
 import pytest
 
-from workbench.build import build_many
-from workbench.space import enumerate_space, load_space
-from workbench.variant import HEAD_SIZES, Variant, simple, simple_pf
-from workbench.workload import WorkloadSpec
+from workbench.kernel.build import build_many
+from workbench.kernel.space import enumerate_space, load_space
+from workbench.kernel.variant import HEAD_SIZES, Variant
+from workbench.kernel.references import simple, simple_pf
+from workbench.measure.workload import WorkloadSpec
 
 pytestmark = pytest.mark.gpu
 _seed = itertools.count(1000)
 
 
 def _run(tag: str, pairs: list[tuple[Variant, WorkloadSpec]], expect: str = "pass"):
-    from workbench.check import check_variant
-    from workbench.launch import load
+    from workbench.measure.check import check_variant
+    from workbench.kernel.launch import load
 
     builds = {b.variant: b for b in build_many(sorted({v for v, _ in pairs}, key=lambda v: v.key), "sm_90a")}
     failed = [b for b in builds.values() if not b.ok]

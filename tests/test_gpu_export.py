@@ -1,5 +1,5 @@
 """The exported package on a real GPU: a short tune, `workbench export --wheel` (builds the torch
-extension), install the wheel, then scripts/check_export.py: ops vs the fp32 reference on every
+extension), install the wheel, then tests/export_check.py: ops vs the fp32 reference on every
 bucket of the suite (and vLLM's v1/v2 signatures on a ragged batch), latency within 5% of
 workbench's own launcher for the same variants."""
 import json
@@ -32,7 +32,7 @@ def test_exported_package_builds_matches_and_keeps_speed(tmp_path):
     p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), r["wheel"]],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    p = subprocess.run([sys.executable, str(ROOT / "scripts/check_export.py"), str(out), str(res / "export-check.json")],
+    p = subprocess.run([sys.executable, str(ROOT / "tests/export_check.py"), str(out), str(res / "export-check.json")],
                        capture_output=True, text=True, env={**env, "PYTHONPATH": f"{site}:{env.get('PYTHONPATH', '')}"})
     (res / "export-check.txt").write_text(p.stdout + p.stderr[-3000:])
     assert p.returncode == 0, p.stdout + p.stderr[-3000:]

@@ -17,7 +17,7 @@ def test_faulty_variants_fail_alone(tmp_path):
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
     cmd = [sys.executable, "-m", "workbench", "tune", "--gpu", "auto", "--model", "llama-3.1-8b",
            "--space", str(ROOT / "tests/fixtures/fault-space.yaml"), "--suite", "quick", "--profile", "none",
-           "--trials", "12", "--batch", "4", "--trial-timeout", "30", "--study", "faults", "--seed", "3", "--json"]
+           "--trials", "12", "--trials-per-batch", "4", "--trial-timeout", "30", "--study", "faults", "--seed", "3", "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = json.loads(proc.stdout)

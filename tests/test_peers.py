@@ -2,8 +2,9 @@
 one copy: the mask_mod states the page ownership exactly for one copy) against the fp32 reference."""
 import pytest
 
-from workbench.peers import PeerUnavailable, flex_attention
-from workbench.workload import WorkloadSpec
+from workbench.bench.peers.common import PeerUnavailable
+from workbench.bench.peers.flex import flex_attention
+from workbench.measure.workload import WorkloadSpec
 
 
 @pytest.mark.parametrize("batch,ctx,heads,kv_heads,head", [(3, 64, 8, 2, 64), (2, 160, 4, 4, 64), (1, 48, 8, 1, 128), (2, 256, 8, 2, 64)])

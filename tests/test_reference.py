@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from workbench.reference import reference_decode, relative_error
-from workbench.workload import WorkloadSpec, build_workload
+from workbench.measure.reference import reference_decode, relative_error
+from workbench.measure.workload import WorkloadSpec, build_workload
 
 
 def naive(w):

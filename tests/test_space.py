@@ -1,7 +1,7 @@
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.space import enumerate_space, load_space
+from workbench.kernel.space import enumerate_space, load_space
 
 
 def test_default_space_enumerates():

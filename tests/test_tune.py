@@ -1,5 +1,5 @@
 """The tuning loop on the replay backend: real measurements recorded on an NVIDIA H100 80GB HBM3
-(driver 580.159.04, torch 2.11+cu130, nvcc 13.0) on 2026-11-21 by scripts/record_replay.py --
+(driver 580.159.04, torch 2.11+cu130, nvcc 13.0) on 2026-11-21 by tests/fixtures/record_replay.py --
 every variant of tests/fixtures/replay-space.yaml on the default suite (llama-3.1-8b heads,
 bf16, block 16, cold L2, 30 launches per bucket, ncu on b8x4096), plus the real failures of the
 test-only fault variants (wrong values, a write out of bounds, a hang)."""
@@ -36,7 +36,7 @@ def tune(home, *extra, trials=20, study="s", storage=None):
 
 def trials_of(storage, study):
     import optuna
-    from workbench.study import open_storage
+    from workbench.tune.storage import open_storage
     return optuna.load_study(study_name=study, storage=open_storage(storage)).get_trials(deepcopy=False)
 
 
@@ -86,7 +86,7 @@ def test_resume_after_kill_9_loses_at_most_the_in_flight_trial(tmp_path):
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
     args = [sys.executable, "-m", "workbench", "tune", "--gpu", "h100", "--model", "llama-3.1-8b", "--replay",
             str(REPLAY), "--space", str(SPACE), "--trials", "400", "--study", "k", "--profile", "none",
-            "--replay-delay", "0.25", "--batch", "4", "--json"]
+            "--replay-delay", "0.25", "--trials-per-batch", "4", "--json"]
     p = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     storage = f"sqlite:///{tmp_path}/studies.db"
     deadline = time.time() + 120
@@ -128,7 +128,7 @@ def _concurrent(tmp_path, storage):
     assert first["trials_run"] == 3
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
     procs = [subprocess.Popen([sys.executable, "-m", "workbench", "worker", "--study", "c", "--storage", storage,
-                               "--replay", str(REPLAY), "--trials", "10", "--batch", "2", "--replay-delay", "0.02",
+                               "--replay", str(REPLAY), "--trials", "10", "--trials-per-batch", "2", "--replay-delay", "0.02",
                                "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(4)]
     outs = [p.communicate(timeout=600) for p in procs]
@@ -211,7 +211,7 @@ def test_no_gpu_and_no_nvcc_say_so(tmp_path):
 def test_timeout_is_honoured(tmp_path):
     t0 = __import__("time").monotonic()
     p = wb(["tune", "--gpu", "h100", "--model", "llama-3.1-8b", "--replay", str(REPLAY), "--space", str(SPACE),
-            "--trials", "500", "--timeout", "4", "--profile", "none", "--replay-delay", "0.2", "--batch", "2",
+            "--trials", "500", "--timeout", "4", "--profile", "none", "--replay-delay", "0.2", "--trials-per-batch", "2",
             "--json"], tmp_path)
     took = __import__("time").monotonic() - t0
     assert p.returncode == 0, p.stderr[-2000:]

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from workbench.errors import VariantRejected, WorkbenchError
-from workbench.variant import PARTITION_VLLM, Variant, baseline, named, paper, parse_arch, simple, simple_pf
+from workbench.kernel.variant import PARTITION_VLLM, Variant, parse_arch
+from workbench.kernel.references import baseline, named, paper, simple, simple_pf
 
 
 def test_baseline_and_paper_are_what_the_issue_says():
@@ -96,7 +97,8 @@ def test_long_context_without_split_rejected_before_launch():
 
 
 def test_style_knobs_keep_default_keys_and_validate():
-    from workbench.variant import Variant, simple
+    from workbench.kernel.variant import Variant
+    from workbench.kernel.references import simple
     b = simple()
     assert b.key == "58f5224b2339"                          # new knobs at defaults change nothing
     assert "k_load" not in b.to_dict() and "serial" not in b.to_dict() and "reduce" not in b.to_dict()
@@ -111,7 +113,7 @@ def test_style_knobs_keep_default_keys_and_validate():
 
 
 def test_stages_rules_and_shared_memory():
-    from workbench.variant import Variant
+    from workbench.kernel.variant import Variant
     v = Variant(threads=128, heads_per_cta=4, partition=1024, stages=3)
     assert v.is_valid() and v.name.endswith("-s3") and v.to_dict()["stages"] == 3
     assert "stages" not in Variant().to_dict()                 # default stays out of the key

@@ -16,7 +16,7 @@ DEPS = ["torch==2.13.0", "packaging", "numpy", "psutil", "pyzmq", "urllib3", "re
 
 
 def _venv() -> Path:
-    from workbench.paths import cache_dir
+    from workbench.config.paths import cache_dir
     d = Path(os.environ.get("WORKBENCH_VLLM_VENV") or cache_dir() / "vllm-0.33.0-venv")
     py = d / "bin" / "python"
     if (d / ".ready").exists():

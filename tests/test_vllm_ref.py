@@ -2,15 +2,14 @@
 variant rules, and (with nvcc and the real sdist reachable or prepared) that it compiles."""
 import hashlib
 import io
-import os
 import shutil
 import tarfile
 
 import pytest
 
-from workbench import vllm_ref
+from workbench.kernel import vllm_ref
 from workbench.errors import WorkbenchError
-from workbench.variant import Variant, baseline, named, paper, simple
+from workbench.kernel.references import baseline, named, paper, simple
 
 KERNEL = """
 template <int X> __device__ void paged_attention_kernel() {
@@ -88,7 +87,7 @@ def test_vllm_reference_compiles(cubin_cache):
         vllm_ref.ensure_source(download=True)
     except WorkbenchError as e:
         pytest.skip(f"vLLM sdist unreachable here: {e}")
-    from workbench.build import build_variant
+    from workbench.kernel.build import build_variant
     for v in (baseline(), paper(), baseline(dtype="fp16"), baseline().with_(partition="none")):
         r = build_variant(v, "sm_90a")
         assert r.ok, r.error

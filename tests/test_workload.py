@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from workbench.errors import WorkbenchError
-from workbench.workload import WorkloadSpec, build_workload
+from workbench.measure.workload import WorkloadSpec, build_workload
 
 
 def test_block_tables_distinct_seeded_and_padded_with_nan():

@@ -35,7 +35,7 @@ def _gpu() -> Check:
         import torch
         if not torch.cuda.is_available():
             return Check("GPU", "missing", "torch sees no CUDA device", "run on a host with an NVIDIA GPU and driver", True)
-        from .gpuinfo import gpu_info
+        from workbench.measure.gpuinfo import gpu_info
         g = gpu_info(0)
         return Check("GPU", "ok", f"{g.name} ({g.arch}, {g.sm_count} SMs, L2 {g.l2_bytes >> 20} MiB), "
                      f"driver {g.driver}, CUDA runtime {g.cuda_runtime}", required=True)
@@ -44,8 +44,8 @@ def _gpu() -> Check:
 
 
 def _nvcc() -> Check:
-    from .build import find_nvcc, nvcc_version
-    from .errors import WorkbenchError
+    from workbench.kernel.build import find_nvcc, nvcc_version
+    from workbench.errors import WorkbenchError
     try:
         n = find_nvcc()
         return Check("nvcc", "ok", f"{nvcc_version(n)} ({n})", required=True)
@@ -54,8 +54,8 @@ def _nvcc() -> Check:
 
 
 def _ncu(probe: bool) -> Check:
-    from .errors import WorkbenchError
-    from .ncu import find_ncu, ncu_version
+    from workbench.errors import WorkbenchError
+    from workbench.measure.ncu import find_ncu, ncu_version
     try:
         n = find_ncu()
     except WorkbenchError:
@@ -76,7 +76,7 @@ def _ncu(probe: bool) -> Check:
 
 
 def _nsys(probe: bool) -> Check:
-    from .nsys import find_nsys
+    from workbench.measure.nsys import find_nsys
     n = find_nsys()
     if not n:
         return Check("nsys", "missing", "not found", "install Nsight Systems (optional: captures are skipped)")
@@ -93,8 +93,8 @@ def _nsys(probe: bool) -> Check:
 
 def _vllm_source() -> Check:
     """baseline / paper are vLLM's own kernel: its source must be prepared or downloadable."""
-    from .errors import WorkbenchError
-    from .vllm_ref import VERSION, ensure_source
+    from workbench.errors import WorkbenchError
+    from workbench.kernel.vllm_ref import VERSION, ensure_source
     try:
         return Check(f"vLLM {VERSION} kernel source", "ok", f"{ensure_source(download=False)} (baseline / paper)")
     except WorkbenchError as e:

@@ -1,0 +1,106 @@
+"""On a GPU host, with an exported package importable: its ops vs the fp32 reference and its
+latency vs workbench's own launcher, per bucket of the study's suite (same cold-L2 harness).
+    python tests/export_check.py EXPORT_DIR OUT.json"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(export_dir: str, out_json: str) -> int:
+    import importlib
+
+    import torch
+
+    from workbench.kernel.build import build_variant
+    from workbench.measure.ceiling import read_ceiling
+    from workbench.measure.gpuinfo import gpu_info
+    from workbench.kernel.launch import load
+    from workbench.measure.reference import reference_decode, relative_error
+    from workbench.measure.suite import Suite
+    from workbench.measure.timing import time_variant
+    from workbench.kernel.variant import Variant
+    from workbench.measure.workload import WorkloadSpec, build_workload
+    from workbench.config.profiles import HeadShape
+
+    doc = json.loads(next(Path(export_dir).glob("*/dispatch.json")).read_text())
+    pkg_name = next(p.parent.name for p in Path(export_dir).glob("*/dispatch.json"))
+    pkg = importlib.import_module(pkg_name)
+    pkg.load_ops()
+    op = getattr(torch.ops, pkg_name)
+    cfg = doc["config"]
+    heads = HeadShape(**cfg["heads"])
+    suite = Suite.from_dict(cfg["suite"])
+    variants = [Variant.from_dict(v) for v in doc["variants_by_index"]]
+    info = gpu_info(0)
+    ceiling = read_ceiling(0)
+
+    class Exported:
+        """The exported op behind the interface time_variant drives."""
+        def __init__(self, idx: int):
+            self.idx, self.variant, self.device_index = idx, variants[idx], 0
+
+        def workspace(self, *a):
+            return None
+
+        def __call__(self, out, q, k, v, nkv, scale, bt, sl, max_seq_len, workspace=None):
+            op.decode_variant(out, q, k, v, nkv, scale, bt, sl, max_seq_len, self.idx)
+
+    rows = []
+    for r in doc["rows"]:
+        b = r["bucket"]
+        spec = WorkloadSpec.uniform(b["batch"], b["context"], num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
+                                    head_size=heads.head_size, block_size=cfg["block_size"], dtype=cfg["dtype"])
+        idx = pkg.pick_variant(spec.num_seqs, spec.max_seq_len)
+        assert variants[idx].key == r["key"], (b, idx)
+        # correctness through the public decode() (dispatch inside), fresh inputs, NaN-poisoned output
+        w = build_workload(spec, "cuda")
+        out = w.new_output()
+        pkg.decode(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, w.block_tables,
+                   w.seq_lens, spec.max_seq_len)
+        torch.cuda.synchronize()
+        ref = reference_decode(w.query, w.key_cache, w.value_cache, w.block_tables, w.seq_lens, w.scale, spec.num_kv_heads)
+        err = relative_error(out, ref)
+        del w, out, ref
+        t_exp = time_variant(Exported(idx), spec, info, launches=50, ceiling_gbps=ceiling.gbps)
+        lv = load(build_variant(variants[idx], info.arch), 0)
+        t_wb = time_variant(lv, spec, info, launches=50, ceiling_gbps=ceiling.gbps)
+        lv.close()
+        rows.append({"bucket": f"b{b['batch']}x{b['context']}", "variant": idx, "name": r["name"], "max_rel_err": err,
+                     "exported_us": t_exp.median_us, "exported_spread": t_exp.spread,
+                     "workbench_us": t_wb.median_us, "study_us": r["median_us"],
+                     "ratio_vs_workbench": t_exp.median_us / t_wb.median_us,
+                     "ratio_vs_study": t_exp.median_us / r["median_us"]})
+        print(f"{rows[-1]['bucket']:>11} v{idx:<2} err {err:.2e}  exported {t_exp.median_us:8.1f} us  "
+              f"workbench {t_wb.median_us:8.1f} us  study {r['median_us']:8.1f} us  "
+              f"ratio {rows[-1]['ratio_vs_workbench']:.3f} / {rows[-1]['ratio_vs_study']:.3f}", flush=True)
+    # vLLM's old op signatures: v1 and v2 on a ragged batch
+    spec = WorkloadSpec(seq_lens=(1000, 17, 4096, 333, 9000), num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
+                        head_size=heads.head_size, block_size=cfg["block_size"], dtype=cfg["dtype"], seed=5)
+    w = build_workload(spec, "cuda")
+    ref = reference_decode(w.query, w.key_cache, w.value_cache, w.block_tables, w.seq_lens, w.scale, spec.num_kv_heads)
+    one = torch.ones(1, dtype=torch.float32, device="cuda")
+    o1 = w.new_output()
+    pkg.paged_attention_v1(o1, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, w.block_tables,
+                           w.seq_lens, spec.block_size, spec.max_seq_len, None, "auto", one, one)
+    parts = (spec.max_seq_len + 511) // 512
+    f = dict(dtype=torch.float32, device="cuda")
+    es, ml = torch.empty(spec.num_seqs, heads.num_heads, parts, **f), torch.empty(spec.num_seqs, heads.num_heads, parts, **f)
+    to = torch.empty(spec.num_seqs, heads.num_heads, parts, heads.head_size, **f)
+    o2 = w.new_output()
+    pkg.paged_attention_v2(o2, es, ml, to, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale,
+                           w.block_tables, w.seq_lens, spec.block_size, spec.max_seq_len, None, "auto", one, one)
+    torch.cuda.synchronize()
+    extra = {"v1_ragged_err": relative_error(o1, ref), "v2_ragged_err": relative_error(o2, ref)}
+    print(extra)
+    Path(out_json).write_text(json.dumps({"gpu": info.to_dict(), "rows": rows, **extra}, indent=1))
+    worst_err = max(r["max_rel_err"] for r in rows + [{"max_rel_err": extra["v1_ragged_err"]},
+                                                        {"max_rel_err": extra["v2_ragged_err"]}])
+    worst_ratio = max(abs(r["ratio_vs_workbench"] - 1) for r in rows)
+    print(f"worst rel err {worst_err:.2e}; worst latency deviation vs workbench {worst_ratio:.1%}")
+    return 0 if worst_err < 1e-2 and worst_ratio <= 0.05 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

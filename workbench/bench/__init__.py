@@ -1,0 +1,1 @@
+"""`workbench bench`: our kernels against what users run, same harness, one run."""

@@ -1,0 +1,73 @@
+"""bench.pickers (split from bench.py)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from workbench.errors import WorkbenchError
+
+
+def tuned_picker(study: str | None, storage: str | None, heads: Any, dtype: str, block_size: int,
+                 arch: str) -> tuple[Callable[[Any], Any], str]:
+    """The study's dispatch table, or (no study) the best of a small built-in sweep per shape."""
+    from workbench.kernel.variant import Variant
+    if study:
+        from workbench.tune.dispatch import build_dispatch
+        from workbench.tune.storage import completed, default_storage, open_study, references
+        from workbench.measure.suite import Suite
+        h = open_study(study, storage or default_storage(False), None, create=False)
+        cfg = h.study.user_attrs.get("config") or {}
+        if cfg.get("heads", {}).get("num_heads") != heads.num_heads or cfg.get("heads", {}).get("num_kv_heads") != heads.num_kv_heads \
+                or cfg.get("dtype") != dtype or cfg.get("block_size") != block_size:
+            raise WorkbenchError(f"study {study!r} was tuned for {cfg.get('model')} tp{cfg.get('tp')} {cfg.get('dtype')} "
+                                 f"block {cfg.get('block_size')}: bench that shape (--model/--tp) or pick another study")
+        table = build_dispatch(study, cfg, completed(h.study), references(h.study))
+        s = Suite.from_dict(cfg["suite"])
+        by = {f"b{r.bucket['batch']}x{r.bucket['context']}": Variant.from_dict(r.variant) for r in table.rows}
+        return (lambda spec: by[s.bucket_for(spec.num_seqs, spec.max_seq_len).label],
+                f"tuned = dispatch table of study {study} ({len(table.rows)} buckets)")
+    return _sweep_picker(heads, dtype, block_size, arch), "tuned = best of a built-in sweep per shape (no --study)"
+
+
+def _sweep_picker(heads: Any, dtype: str, block_size: int, arch: str) -> Callable[[Any], Any]:
+    import torch
+
+    from workbench.kernel.build import build_many
+    from workbench.measure.gpuinfo import gpu_info
+    from workbench.kernel.launch import load
+    from workbench.measure.timing import time_variant
+    from workbench.kernel.variant import Variant
+    g = heads.group
+    # one CTA per GQA group when it fits (group 7 for qwen2.5-7b: 7, not a power of two)
+    hpc = g if g <= 8 else max(x for x in (1, 2, 4, 8) if g % x == 0)
+    base = dict(head_size=heads.head_size, block_size=block_size, dtype=dtype)
+    # register-load layouts the first H100 study liked, and their cp.async-staged counterparts
+    # (stages 3-4 won 1.1-1.2x from 134 MB up in scripts/stages_probe.py)
+    cands = [Variant(**base, threads=t, heads_per_cta=q, partition=p, prefetch_distance=d,
+                     prefetch_target="kv" if d else "none", stages=st)
+             for t, q, p, d, st in ((128, hpc, -1, 1, 0), (128, hpc, 1024, 1, 0), (256, min(2, hpc), -1, 0, 0),
+                                    (256, min(2, hpc), 256, 0, 0), (128, hpc, 1024, 0, 3), (128, hpc, 1024, 0, 4),
+                                    (128, hpc, -1, 0, 3), (256, hpc, -1, 0, 4), (256, min(2, hpc), 256, 0, 3),
+                                    (128, hpc, 256, 0, 3))]
+    cands = [c for c in dict.fromkeys(cands) if c.is_valid(arch)]
+    built = [b for b in build_many(cands, arch) if b.ok]
+    info = gpu_info(0)
+    cache: dict[str, Any] = {}
+
+    def pick(spec: Any) -> Any:
+        if spec.label not in cache:
+            best = None
+            for b in built:
+                k = load(b, 0)
+                try:
+                    t = time_variant(k, spec, info, launches=30).median_us
+                except Exception:
+                    t = math.inf
+                finally:
+                    k.close()
+                if best is None or t < best[0]:
+                    best = (t, b.variant)
+            cache[spec.label] = best[1]
+            torch.cuda.empty_cache()
+        return cache[spec.label]
+    return pick

@@ -1,0 +1,191 @@
+"""`workbench bench`: our variants and what users would pick instead, side by side on one suite
+of decode shapes, cold L2 for all, against the floor (KV bytes ÷ the measured read ceiling)."""
+from __future__ import annotations
+
+import gc
+import json
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from workbench.errors import WorkbenchError
+from workbench.measure.stats import geomean
+
+# rows built from kernels/: vLLM 0.10.2's own kernel (baseline, paper), ours (simple, simple-pf, tuned)
+KERNEL_ROWS = ("baseline", "paper", "simple", "simple-pf", "tuned")
+CHECK_MAX_BYTES = 1_100_000_000
+
+
+@dataclass
+class PeerResult:
+    peer: str
+    shape: str
+    batch: int
+    context: int
+    kv_bytes: int
+    median_us: float | None = None
+    p10_us: float | None = None
+    p90_us: float | None = None
+    efficiency: float | None = None          # floor ÷ median
+    rel_error: float | None = None
+    variant: str = ""
+    method: str = ""
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BenchRun:
+    gpu: dict[str, Any]
+    ceiling: dict[str, Any]
+    heads: dict[str, Any]
+    dtype: str
+    block_size: int
+    suite: dict[str, Any]
+    peers: list[str]
+    results: list[PeerResult]
+    created: str
+    notes: list[str] = field(default_factory=list)
+    kind: str = "workbench-bench"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["summary"] = summary(self)
+        return d
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BenchRun":
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise WorkbenchError(f"{path}: not a readable bench JSON ({e})") from None
+        if d.get("kind") != "workbench-bench":
+            raise WorkbenchError(f"{path}: not a workbench bench file")
+        d.pop("summary", None)
+        d["results"] = [PeerResult(**r) for r in d["results"]]
+        return cls(**d)
+
+
+def summary(run: BenchRun) -> dict[str, Any]:
+    by: dict[tuple[str, str], PeerResult] = {(r.peer, r.shape): r for r in run.results}
+    shapes = list(dict.fromkeys(r.shape for r in run.results))
+    out: dict[str, Any] = {"geomean_speedup_of_tuned": {}, "efficiency_geomean": {}}
+    for p in run.peers:
+        effs = [by[(p, s)].efficiency for s in shapes if (p, s) in by and by[(p, s)].efficiency]
+        out["efficiency_geomean"][p] = geomean(effs)
+        if p == "tuned":
+            continue
+        ratios = [by[(p, s)].median_us / by[("tuned", s)].median_us for s in shapes
+                  if (p, s) in by and ("tuned", s) in by and by[(p, s)].median_us and by[("tuned", s)].median_us]
+        out["geomean_speedup_of_tuned"][p] = geomean(ratios)
+    for ref in ("baseline", "simple"):
+        out[f"shapes_where_tuned_is_slower_than_{ref}"] = [
+            s for s in shapes if ("tuned", s) in by and (ref, s) in by and by[("tuned", s)].median_us
+            and by[(ref, s)].median_us and by[("tuned", s)].median_us > by[(ref, s)].median_us]
+    return out
+
+
+def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: Callable[[Any], Any] | None,
+          shape: dict[str, Any]) -> PeerResult:
+    from workbench.kernel.build import build_variant
+    from workbench.measure.check import check_variant
+    from workbench.kernel.launch import load
+    from workbench.measure.timing import time_variant
+    from workbench.bench.peers.common import PeerUnavailable
+    from workbench.kernel.references import REFERENCES, named
+    v = pick(spec) if name == "tuned" else named(name, **shape)
+    b = build_variant(v, info.arch)
+    if not b.ok and name in REFERENCES:        # vLLM's own kernel: its source may be out of reach
+        raise PeerUnavailable(f"vLLM's own kernel did not build: {b.error.splitlines()[-1] if b.error else b.status}")
+    if not b.ok:
+        raise WorkbenchError(f"{v.name} does not build: {b.error}")
+    k = load(b, 0)
+    try:
+        # the fp32 reference gathers the whole batch: checked up to CHECK_MAX_BYTES of KV
+        ck = check_variant(k, spec, "cuda") if spec.kv_bytes <= CHECK_MAX_BYTES else None
+        t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling)
+    finally:
+        k.close()
+    bad = ck is not None and not ck.ok
+    return PeerResult(peer=name, shape="", batch=0, context=0, kv_bytes=spec.kv_bytes, median_us=t.median_us,
+                      p10_us=t.p10_us, p90_us=t.p90_us, rel_error=None if ck is None else (ck.rel_error if ck.ok else math.nan),
+                      variant=v.name, method=t.method, note=f"check {ck.status}: {ck.detail}" if bad else "")
+
+
+def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: list[str], launches: int,
+              pick: Callable[[Any], Any] | None, progress: Callable[[str], None], tuned_note: str,
+              save: Callable[[BenchRun], None] | None = None) -> BenchRun:
+    import torch
+
+    from workbench.measure.ceiling import read_ceiling
+    from workbench.measure.gpuinfo import gpu_info
+    from workbench.bench.peers import PEERS
+    from workbench.bench.peers.common import PeerUnavailable
+    from workbench.measure.timing import time_calls
+
+    if not torch.cuda.is_available():
+        raise WorkbenchError("no CUDA device visible: `workbench bench` measures on a GPU")
+    info = gpu_info(0)
+    ceiling = read_ceiling(0)
+    shape = {"head_size": heads.head_size, "block_size": block_size, "dtype": dtype}
+    min_bytes = 4 * max(info.l2_bytes, 1 << 20)
+    results: list[PeerResult] = []
+    notes = [tuned_note] if tuned_note else []
+    told: set[str] = set()
+    for b, spec in suite.specs(heads, dtype, block_size):
+        floor_us = spec.kv_bytes / (ceiling.gbps * 1e9) * 1e6
+        for p in peers:
+            progress(f"{b.label} · {p}")
+            r = PeerResult(peer=p, shape=b.label, batch=b.batch, context=b.context, kv_bytes=spec.kv_bytes)
+            try:
+                if p in KERNEL_ROWS:
+                    got = _ours(p, spec, info, ceiling.gbps, launches, pick, shape)
+                    got.shape, got.batch, got.context = b.label, b.batch, b.context
+                    r = got
+                else:
+                    calls, note, err = PEERS[p](spec, min_bytes, check=spec.kv_bytes <= CHECK_MAX_BYTES)
+                    samples, method = time_calls(calls, info, launches=launches, name=f"{p} :: {b.label}")
+                    q = statistics.quantiles(samples, n=10)
+                    r.median_us, r.p10_us, r.p90_us = statistics.median(samples), q[0], q[-1]
+                    r.rel_error, r.method = err, method
+                    if p not in told:              # once per peer (copies differ per shape)
+                        notes.append(f"{p}: {note.rsplit(', ', 1)[0]}")
+                        told.add(p)
+                    del calls
+            except PeerUnavailable as e:
+                r.note = str(e)
+                if f"{p}:{e}" not in told:
+                    notes.append(f"{p} not run: {e}")
+                    told.add(f"{p}:{e}")
+            except Exception as e:              # a peer that breaks on one shape must not end the run
+                msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+                r.note = f"failed: {type(e).__name__}: {msg}"
+                notes.append(f"{p} failed on {b.label}: {type(e).__name__}: {msg}")
+                torch.cuda.synchronize()
+            r.efficiency = floor_us / r.median_us if r.median_us else None
+            results.append(r)
+            gc.collect()
+            torch.cuda.empty_cache()
+        results.append(PeerResult(peer="floor", shape=b.label, batch=b.batch, context=b.context,
+                                  kv_bytes=spec.kv_bytes, median_us=floor_us, efficiency=1.0,
+                                  method=f"KV bytes ÷ read ceiling {ceiling.gbps:.0f} GB/s"))
+        if save:                              # after every shape: a killed run keeps what it measured
+            save(_run(info, ceiling, heads, dtype, block_size, suite, peers, results, notes))
+    return _run(info, ceiling, heads, dtype, block_size, suite, peers, results, notes)
+
+
+def _run(info: Any, ceiling: Any, heads: Any, dtype: str, block_size: int, suite: Any, peers: list[str],
+         results: list[PeerResult], notes: list[str]) -> BenchRun:
+    return BenchRun(gpu=info.to_dict(), ceiling=ceiling.to_dict(), heads=heads.to_dict(), dtype=dtype,
+                    block_size=block_size, suite=suite.to_dict(), peers=list(peers), results=results,
+                    created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), notes=notes)
+
+

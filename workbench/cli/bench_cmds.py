@@ -1,0 +1,89 @@
+"""`workbench bench`: our kernels beside the peers users run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from workbench.cli.app import app, err, out
+from workbench.errors import WorkbenchError
+
+
+@app.command("bench")
+def bench_cmd(
+    gpu: str = typer.Option("auto", help="GPU profile the attached GPU must match (auto: any known)"),
+    model: str = typer.Option("llama-3.1-8b", help="model whose heads the suite uses"),
+    tp: int = typer.Option(1, help="tensor-parallel degree (divides the heads)"), dtype: str = typer.Option("bf16", help="bf16 or fp16"), block_size: int = typer.Option(16, help="KV block (page) size in tokens"),
+    suite: str = typer.Option("bench", help="suite name or YAML (batch x context grid)"),
+    peers: str = typer.Option("baseline,paper,simple,simple-pf,tuned,xformers,sdpa,flex",
+                              help="comma-separated; baseline / paper = vLLM 0.10.2's own kernel without / with "
+                                   "the paper's prefetch (built from its sdist); simple / simple-pf = ours in "
+                                   "vLLM's decomposition"),
+    study: Optional[str] = typer.Option(None, help="tuned = this study's dispatch table (else a quick sweep)"),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL (default: the study's default location)"),
+    launches: int = typer.Option(30, help="timed launches per peer and shape (>= 30)"),
+    out_file: Path = typer.Option(Path("bench.json"), "--out", help="JSON of the run"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: efficiency vs KV bytes, one line per peer"),
+    prefetch_map: bool = typer.Option(False, "--prefetch-map", help="instead: best with vs without L2 prefetch per shape"),
+) -> None:
+    """Our kernels vs xformers, SDPA (unpaged) and FlexAttention on one suite, cold L2, vs the floor."""
+    from rich.progress import Progress
+
+    from workbench.ui.plots import bench_plot
+    from workbench.bench.run import run_bench
+    from workbench.bench.pickers import tuned_picker
+    from workbench.measure.gpuinfo import device_names
+    from workbench.bench.peers import PEERS
+    from workbench.config.profiles import head_shape, load_model, resolve_gpu
+    from workbench.ui.report import bench_table
+    from workbench.measure.suite import load_suite
+
+    names = [p.strip() for p in peers.split(",") if p.strip()]
+    from workbench.bench.run import KERNEL_ROWS
+    bad = [p for p in names if p not in (*KERNEL_ROWS, *PEERS)]
+    if bad:
+        raise WorkbenchError(f"--peers: unknown {', '.join(bad)}; choose from {', '.join((*KERNEL_ROWS, *PEERS))}")
+    if launches < 30:
+        raise WorkbenchError("--launches must be >= 30")
+    heads = head_shape(load_model(model), tp)
+    su = load_suite(suite)
+    devs = device_names()
+    if not devs:
+        raise WorkbenchError("no NVIDIA GPU visible: `workbench bench` measures on a GPU")
+    g, note = resolve_gpu(gpu, devs[0])
+    if prefetch_map:
+        from workbench.bench.prefetch_map import prefetch_table, run_prefetch_map
+        with Progress(transient=True, console=err) as prog:
+            task = prog.add_task("prefetch map", total=len(su.specs(heads, dtype, block_size)))
+            m = run_prefetch_map(heads=heads, dtype=dtype, block_size=block_size, suite=su, launches=launches,
+                                 progress=lambda s: prog.update(task, advance=1, description=s))
+        out_file.write_text(json.dumps(m, indent=1))
+        out.print(prefetch_table(m))
+        out.print(f"results: {out_file}")
+        return
+    pick, tuned_note = (tuned_picker(study, storage, heads, dtype, block_size, g.arch) if "tuned" in names
+                        else (None, ""))
+    skipped = su.skipped_buckets(heads, dtype, block_size)
+    with Progress(transient=True, console=err) as prog:
+        task = prog.add_task("bench", total=len(su.specs(heads, dtype, block_size)) * len(names))
+        run = run_bench(heads=heads, dtype=dtype, block_size=block_size, suite=su, peers=names, launches=launches,
+                        pick=pick, tuned_note=tuned_note, save=lambda r: r.save(out_file),
+                        progress=lambda s: prog.update(task, advance=1, description=s))
+    if skipped:
+        run.notes.append(f"shapes over the suite's max_kv_gb skipped: {', '.join(skipped)}")
+    run.save(out_file)
+    out.print(bench_table(run))
+    sm = run.to_dict()["summary"]
+    for p, v in sm["geomean_speedup_of_tuned"].items():
+        out.print(f"tuned vs {p}: geomean speedup {v:.2f}×" if v else f"tuned vs {p}: –")
+    out.print("efficiency geomean: " + ", ".join(f"{p} {v:.2f}" for p, v in sm["efficiency_geomean"].items() if v))
+    for ref in ("baseline", "simple"):
+        if sm[f"shapes_where_tuned_is_slower_than_{ref}"]:
+            out.print(f"tuned slower than {ref} on: {', '.join(sm[f'shapes_where_tuned_is_slower_than_{ref}'])}")
+    for n in run.notes:
+        out.print(f"note: {n}", highlight=False)
+    if plot:
+        out.print(f"plot: {bench_plot(run, plot)}")
+    out.print(f"results: {out_file}")

@@ -1,0 +1,1 @@
+"""Where data and caches live, YAML loading, GPU and model profiles."""

@@ -1,0 +1,1 @@
+"""Render a study's dispatch table as a pip-installable vLLM attention backend."""

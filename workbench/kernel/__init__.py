@@ -1,0 +1,1 @@
+"""The kernel family: variants and their knobs, search spaces, nvcc builds, launches."""

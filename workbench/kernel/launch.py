@@ -1,0 +1,259 @@
+"""Load a variant's cubin and launch it on torch tensors (current stream) via cuda.bindings.
+
+GPU imports happen inside functions: this module imports on a machine without CUDA.
+The kernel takes one `Params` struct by value (see kernels/decode.cu); `_Params` mirrors it.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.kernel.build import BuildResult
+from workbench.errors import WorkbenchError
+
+
+class KernelFault(RuntimeError):
+    """A CUDA error raised by a variant's launch (illegal address, launch failure, ...)."""
+
+
+class _Params(ctypes.Structure):
+    _fields_ = [
+        ("out", ctypes.c_void_p), ("exp_sums", ctypes.c_void_p), ("max_logits", ctypes.c_void_p),
+        ("tmp_out", ctypes.c_void_p), ("q", ctypes.c_void_p), ("k_cache", ctypes.c_void_p),
+        ("v_cache", ctypes.c_void_p), ("block_tables", ctypes.c_void_p), ("seq_lens", ctypes.c_void_p),
+        ("q_seq_stride", ctypes.c_longlong), ("kv_block_stride", ctypes.c_longlong),
+        ("kv_head_stride", ctypes.c_longlong), ("num_heads", ctypes.c_int),
+        ("num_kv_heads", ctypes.c_int), ("max_blocks_per_seq", ctypes.c_int),
+        ("max_parts", ctypes.c_int), ("logits_len", ctypes.c_int), ("scale", ctypes.c_float),
+        ("counters", ctypes.c_void_p),
+    ]
+
+
+def _driver():
+    try:
+        from cuda.bindings import driver
+    except ImportError:  # older cuda-python layout
+        try:
+            from cuda import cuda as driver  # type: ignore[no-redef]
+        except ImportError:
+            raise WorkbenchError("cuda-python is missing: pip install cuda-python") from None
+    return driver
+
+
+def _check(result: Any, what: str) -> Any:
+    drv = _driver()
+    err, *rest = result if isinstance(result, tuple) else (result,)
+    if err != drv.CUresult.CUDA_SUCCESS:
+        _, msg = drv.cuGetErrorString(err)
+        name = msg.decode() if isinstance(msg, bytes) else str(msg)
+        raise KernelFault(f"{what}: {err.name if hasattr(err, 'name') else err} ({name})")
+    if not rest:
+        return None
+    return rest[0] if len(rest) == 1 else tuple(rest)
+
+
+def ensure_context(device_index: int) -> None:
+    """Make torch's primary context current for the driver API on this thread."""
+    import torch
+
+    torch.cuda.init()
+    with torch.cuda.device(device_index):
+        torch.cuda.current_stream()  # forces context creation
+    drv = _driver()
+    ctx = _check(drv.cuCtxGetCurrent(), "cuCtxGetCurrent")
+    if not ctx or int(ctx) == 0:
+        dev = _check(drv.cuDeviceGet(device_index), "cuDeviceGet")
+        pctx = _check(drv.cuDevicePrimaryCtxRetain(dev), "cuDevicePrimaryCtxRetain")
+        _check(drv.cuCtxSetCurrent(pctx), "cuCtxSetCurrent")
+
+
+def device_smem_optin(device_index: int = 0) -> int:
+    drv = _driver()
+    dev = _check(drv.cuDeviceGet(device_index), "cuDeviceGet")
+    attr = drv.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN
+    return int(_check(drv.cuDeviceGetAttribute(attr, dev), "cuDeviceGetAttribute"))
+
+
+class Module:
+    """A cubin loaded into the current context; launches take ctypes arguments."""
+
+    def __init__(self, cubin: str, device_index: int):
+        ensure_context(device_index)
+        self._drv = _driver()
+        self._module = _check(self._drv.cuModuleLoad(cubin.encode()), f"cuModuleLoad {cubin}")
+        self._funcs: dict[str, Any] = {}
+        self._smem_set: dict[str, int] = {}
+        self._pdl_configs: dict[tuple[Any, ...], Any] = {}
+
+    def function(self, name: str) -> Any:
+        if name not in self._funcs:
+            self._funcs[name] = _check(self._drv.cuModuleGetFunction(self._module, name.encode()),
+                                       f"cuModuleGetFunction {name}")
+        return self._funcs[name]
+
+    def launch(self, name: str, grid: tuple[int, int, int], block: int, smem: int, args: list[Any],
+               stream: int, pdl: bool = False) -> None:
+        """pdl: programmatic dependent launch (sm_90+) -- the kernel may start while the previous
+        one on the stream finishes; it must wait for its inputs with griddepcontrol.wait."""
+        f = self.function(name)
+        if smem > 48 * 1024 and self._smem_set.get(name, 0) < smem:
+            attr = self._drv.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+            _check(self._drv.cuFuncSetAttribute(f, attr, smem), "cuFuncSetAttribute")
+            self._smem_set[name] = smem
+        ptrs = (ctypes.c_void_p * len(args))(*[ctypes.addressof(a) for a in args])
+        if not pdl:
+            _check(self._drv.cuLaunchKernel(f, *grid, block, 1, 1, smem, self._drv.CUstream(stream),
+                                            ctypes.addressof(ptrs), 0), f"launch {name}")
+            return
+        key = (name, grid, block, smem, stream)
+        cfg = self._pdl_configs.get(key)
+        if cfg is None:                    # built once: launch overhead matters at 10 µs kernels
+            drv = self._drv
+            cfg = drv.CUlaunchConfig()
+            cfg.gridDimX, cfg.gridDimY, cfg.gridDimZ = grid
+            cfg.blockDimX, cfg.blockDimY, cfg.blockDimZ = block, 1, 1
+            cfg.sharedMemBytes, cfg.hStream = smem, drv.CUstream(stream)
+            a = drv.CUlaunchAttribute()
+            a.id = drv.CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+            a.value.programmaticStreamSerializationAllowed = 1
+            cfg.attrs, cfg.numAttrs = [a], 1
+            self._pdl_configs[key] = cfg
+        _check(self._drv.cuLaunchKernelEx(cfg, f, ctypes.addressof(ptrs), 0), f"launch {name} (PDL)")
+
+    def close(self) -> None:
+        if self._module is not None:
+            _check(self._drv.cuModuleUnload(self._module), "cuModuleUnload")
+            self._module, self._funcs = None, {}
+
+
+@dataclass
+class Workspace:
+    """Split-K scratch: per (seq, head, partition) max / exp-sum and partial outputs (fp32)."""
+    exp_sums: Any
+    max_logits: Any
+    tmp_out: Any
+    max_parts: int
+    counters: Any = None         # fused reduce: one int per (seq, CTA column), zero
+
+
+class LoadedVariant:
+    """A built variant loaded into the current CUDA context, callable like a paged-attention op."""
+
+    def __init__(self, build: BuildResult, device_index: int | None = None):
+        import torch
+
+        if not build.ok:
+            raise WorkbenchError(f"{build.variant.name} was not built ({build.status}: {build.error})")
+        self.build = build
+        self.variant = build.variant
+        self.device_index = torch.cuda.current_device() if device_index is None else device_index
+        self.module = Module(build.cubin, self.device_index)
+        self.smem_limit = device_smem_optin(self.device_index)
+        # our reduce kernel waits on griddepcontrol (sm_90+); vLLM's own does not, so never PDL it
+        cc = torch.cuda.get_device_capability(self.device_index)
+        self.pdl = (cc[0] >= 9 and self.variant.algorithm != "vllm"
+                    and os.environ.get("WORKBENCH_PDL", "1") != "0")
+
+    def close(self) -> None:
+        """Unload the module (many variants are checked in one process)."""
+        self.module.close()
+
+    def _launch(self, name: str, grid: tuple[int, int, int], block: int, smem: int,
+                params: _Params, stream: int, pdl: bool = False) -> None:
+        try:
+            self.module.launch(name, grid, block, smem, [params], stream, pdl)
+        except KernelFault as e:
+            raise KernelFault(f"{self.variant.name}: {e}") from None
+
+    def workspace(self, num_seqs: int, num_heads: int, max_seq_len: int) -> Workspace:
+        import torch
+
+        parts = max(1, math.ceil(max_seq_len / self.variant.split_tokens()))
+        dev = torch.device("cuda", self.device_index)
+        f32 = torch.float32
+        cols = num_heads  # >= grid x for any heads-per-CTA
+        return Workspace(torch.empty(num_seqs, num_heads, parts, dtype=f32, device=dev),
+                         torch.empty(num_seqs, num_heads, parts, dtype=f32, device=dev),
+                         torch.empty(num_seqs, num_heads, parts, self.variant.head_size, dtype=f32, device=dev),
+                         parts, torch.zeros(num_seqs * cols, dtype=torch.int32, device=dev)
+                         if self.variant.reduce == "fused" else None)
+
+    def __call__(self, out: Any, query: Any, key_cache: Any, value_cache: Any, num_kv_heads: int,
+                 scale: float, block_tables: Any, seq_lens: Any, max_seq_len: int,
+                 workspace: Workspace | None = None) -> None:
+        """out[s, h, :] = softmax(scale * q k^T) v over the paged cache (shapes as vLLM's)."""
+        import torch
+
+        v = self.variant
+        num_seqs, num_heads, head_size = query.shape
+        self._validate(out, query, key_cache, value_cache, block_tables, seq_lens)
+        v.check_workload(num_seqs, num_heads, num_kv_heads, head_size, max_seq_len, self.smem_limit)
+        group = num_heads // num_kv_heads
+        grid_x = num_kv_heads * math.ceil(group / v.heads_per_cta)
+        stream = torch.cuda.current_stream(query.device).cuda_stream
+        p = _Params()
+        p.out, p.q = out.data_ptr(), query.data_ptr()
+        p.k_cache, p.v_cache = key_cache.data_ptr(), value_cache.data_ptr()
+        p.block_tables, p.seq_lens = block_tables.data_ptr(), seq_lens.data_ptr()
+        p.q_seq_stride = query.stride(0)
+        p.kv_block_stride, p.kv_head_stride = key_cache.stride(0), key_cache.stride(1)
+        p.num_heads, p.num_kv_heads = num_heads, num_kv_heads
+        p.max_blocks_per_seq = block_tables.shape[1]
+        p.scale = float(scale)
+        if not v.uses_split(num_seqs, num_heads, max_seq_len):
+            p.logits_len = math.ceil(max_seq_len / v.block_size) * v.block_size
+            p.max_parts = 1
+            self._launch("wb_decode_full", (grid_x, num_seqs, 1), v.threads,
+                         v.smem_bytes(p.logits_len), p, stream)
+            return
+        ws = workspace or self.workspace(num_seqs, num_heads, max_seq_len)
+        parts = math.ceil(max_seq_len / v.split_tokens())
+        if ws.max_parts < parts:
+            raise WorkbenchError(f"workspace holds {ws.max_parts} partitions, launch needs {parts}")
+        p.exp_sums, p.max_logits, p.tmp_out = ws.exp_sums.data_ptr(), ws.max_logits.data_ptr(), ws.tmp_out.data_ptr()
+        p.max_parts = ws.max_parts
+        p.logits_len = v.split_tokens()
+        if v.reduce == "fused":
+            if ws.counters is None or ws.counters.numel() < num_seqs * grid_x:
+                raise WorkbenchError("fused reduce needs the workspace's counters (use kernel.workspace())")
+            p.counters = ws.counters.data_ptr()
+        self._launch("wb_decode_split", (grid_x, num_seqs, parts), v.threads,
+                     v.smem_bytes(p.logits_len), p, stream)
+        if v.reduce != "fused":
+            self._launch("wb_reduce", (num_heads, num_seqs, 1), 128, 8 * ws.max_parts, p, stream, self.pdl)
+
+    def _validate(self, out: Any, query: Any, key_cache: Any, value_cache: Any,
+                  block_tables: Any, seq_lens: Any) -> None:
+        import torch
+
+        v = self.variant
+        want = torch.bfloat16 if v.dtype == "bf16" else torch.float16
+        for name, t in (("out", out), ("query", query), ("key_cache", key_cache), ("value_cache", value_cache)):
+            if t.dtype != want:
+                raise WorkbenchError(f"{name} is {t.dtype}, variant {v.name} is built for {want}")
+            if not t.is_cuda:
+                raise WorkbenchError(f"{name} must be a CUDA tensor")
+        x = 16 // query.element_size()
+        if tuple(key_cache.shape[2:]) != (v.head_size // x, v.block_size, x):
+            raise WorkbenchError(f"key_cache shape {tuple(key_cache.shape)} does not match "
+                                 f"[blocks, kv_heads, {v.head_size // x}, {v.block_size}, {x}]")
+        if tuple(value_cache.shape[2:]) != (v.head_size, v.block_size):
+            raise WorkbenchError(f"value_cache shape {tuple(value_cache.shape)} does not match "
+                                 f"[blocks, kv_heads, {v.head_size}, {v.block_size}]")
+        if key_cache.stride()[:2] != value_cache.stride()[:2] or not (key_cache[0, 0].is_contiguous()
+                                                                     and value_cache[0, 0].is_contiguous()):
+            raise WorkbenchError("key and value caches must share strides and hold contiguous tiles")
+        if query.stride(2) != 1 or query.stride(1) != v.head_size or not out.is_contiguous():
+            raise WorkbenchError("query heads must be contiguous and out fully contiguous")
+        if out.shape != query.shape:
+            raise WorkbenchError(f"out shape {tuple(out.shape)} != query shape {tuple(query.shape)}")
+        for name, t in (("block_tables", block_tables), ("seq_lens", seq_lens)):
+            if t.dtype != torch.int32 or not t.is_contiguous():
+                raise WorkbenchError(f"{name} must be a contiguous int32 tensor")
+
+
+def load(build: BuildResult, device_index: int | None = None) -> LoadedVariant:
+    return LoadedVariant(build, device_index)

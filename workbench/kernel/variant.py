@@ -1,0 +1,319 @@
+"""One kernel variant: a frozen, validated, hashable set of compile-time knobs.
+
+All validity rules live here: value domains (raised as WorkbenchError, a user typo), combination
+rules per target arch (returned as reasons: the variant is *invalid*, not broken), and the
+launch-time rules that depend on a workload (shared memory for whole-sequence logits, GQA group).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from workbench.errors import VariantRejected, WorkbenchError
+
+HEAD_SIZES = (64, 80, 96, 112, 128, 192, 256)
+BLOCK_SIZES = (16, 32)
+DTYPES = ("fp16", "bf16")
+ALGORITHMS = ("twopass", "onepass", "vllm")   # vllm: vLLM 0.10.2's own kernel (reference only)
+PARTITION_NONE = 0
+PARTITION_VLLM = -1          # vLLM's v1/v2 rule: whole sequence, or split-K 512 past it
+PARTITIONS = (PARTITION_NONE, 256, 512, 1024, PARTITION_VLLM)
+PREFETCH_TARGETS = ("k", "v", "kv")
+PREFETCH_OPS = ("bulk", "line")          # cp.async.bulk.prefetch.L2 (sm_90+) / prefetch.global.L2
+PREFETCH_HINTS = ("none", "evict_first", "evict_last")
+FAULTS = ("none", "oob_write", "wrong_values", "hang")   # test-only variants (isolation tests)
+MAX_PREFETCH_DISTANCE = 8
+STAGES = (0, 2, 3, 4)
+MAX_HEADS_PER_CTA = 16
+MAX_ACCUMULATORS = 128       # fp32 p@V accumulators per lane before the kernel must spill
+VLLM_V1_MAX_SEQ = 8192       # vLLM's rule: v1 up to this length ...
+VLLM_V1_MIN_WORK = 512       # ... if one partition suffices or num_seqs * num_heads exceeds this
+VLLM_PARTITION = 512
+MIN_UNSPLIT_TOKENS = 4096    # a whole-sequence (partition none) variant must hold at least this context
+
+# Opt-in shared memory per block (bytes) by SM major.minor, used before a device is at hand.
+_SMEM_OPTIN = {80: 163 * 1024, 86: 99 * 1024, 87: 163 * 1024, 89: 99 * 1024, 90: 227 * 1024,
+               100: 227 * 1024, 103: 227 * 1024, 120: 99 * 1024}
+
+
+def parse_arch(arch: str) -> int:
+    """'sm_90a' -> 90. Only sm_80 and newer are supported (bf16, L2 prefetch hints)."""
+    m = re.fullmatch(r"sm_(\d{2,3})a?", arch or "")
+    if not m:
+        raise WorkbenchError(f"unknown arch {arch!r}: use the form sm_90a, sm_90, sm_80 ...")
+    cc = int(m.group(1))
+    if cc < 80:
+        raise WorkbenchError(f"arch {arch} is older than sm_80, which workbench does not support")
+    return cc
+
+
+def _partition_from(value: Any) -> int:
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in ("none", "off", "0"):
+            return PARTITION_NONE
+        if v == "vllm":
+            return PARTITION_VLLM
+        if v.isdigit():
+            value = int(v)
+    if isinstance(value, bool) or not isinstance(value, int) or value not in PARTITIONS:
+        raise WorkbenchError(f"partition must be one of none, 256, 512, 1024, vllm (got {value!r})")
+    return value
+
+
+def partition_label(p: int) -> str:
+    return {PARTITION_NONE: "none", PARTITION_VLLM: "vllm"}.get(p, str(p))
+
+
+@dataclass(frozen=True)
+class Variant:
+    head_size: int = 128
+    block_size: int = 16
+    dtype: str = "bf16"
+    algorithm: str = "twopass"
+    threads: int = 128
+    heads_per_cta: int = 1
+    partition: int = PARTITION_VLLM
+    prefetch_distance: int = 0
+    prefetch_target: str = "none"
+    prefetch_op: str = "none"
+    prefetch_hint: str = "none"
+    k_load: int = 16             # bytes per K load per lane: 16, or 8 (vLLM's thread-group read, block 16)
+    serial: bool = False         # one KV block in flight per warp (vLLM's loop); defaults stay out of the key
+    reduce: str = "kernel"       # split-K partials combined by a second kernel, or "fused" (last CTA)
+    vllm_math: bool = False      # vLLM's operand precision: 16-bit q (with k_load 8), 16-bit probabilities
+    stages: int = 0              # 0: K/V tiles read into registers; 2-4: cp.async ring in shared memory per warp
+    fault: str = "none"          # test-only; left out of to_dict (and so of the key) when "none"
+
+    def __post_init__(self) -> None:
+        def bad(knob: str, value: Any, allowed: Any) -> WorkbenchError:
+            return WorkbenchError(f"{knob}: {value!r} is not supported; allowed: {allowed}")
+
+        def as_int(knob: str, value: Any) -> int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, str) and value.strip().isdigit():
+                    return int(value)
+                raise WorkbenchError(f"{knob}: expected an integer, got {value!r}")
+            return value
+
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)
+        set_("head_size", as_int("head_size", self.head_size))
+        if self.head_size not in HEAD_SIZES:
+            raise bad("head_size", self.head_size, HEAD_SIZES)
+        set_("block_size", as_int("block_size", self.block_size))
+        if self.block_size not in BLOCK_SIZES:
+            raise bad("block_size", self.block_size, BLOCK_SIZES)
+        if self.dtype not in DTYPES:
+            raise bad("dtype", self.dtype, DTYPES)
+        if self.algorithm not in ALGORITHMS:
+            raise bad("algorithm", self.algorithm, ALGORITHMS)
+        set_("threads", as_int("threads", self.threads))
+        if not (64 <= self.threads <= 512 and self.threads % 32 == 0):
+            raise bad("threads", self.threads, "multiples of 32 from 64 to 512")
+        set_("heads_per_cta", as_int("heads_per_cta", self.heads_per_cta))
+        if not 1 <= self.heads_per_cta <= MAX_HEADS_PER_CTA:
+            raise bad("heads_per_cta", self.heads_per_cta, f"1..{MAX_HEADS_PER_CTA}")
+        set_("partition", _partition_from(self.partition))
+        set_("prefetch_distance", as_int("prefetch_distance", self.prefetch_distance))
+        if not 0 <= self.prefetch_distance <= MAX_PREFETCH_DISTANCE:
+            raise bad("prefetch_distance", self.prefetch_distance, f"0..{MAX_PREFETCH_DISTANCE}")
+        set_("stages", as_int("stages", self.stages))
+        if self.stages not in STAGES:
+            raise bad("stages", self.stages, STAGES)
+        set_("k_load", as_int("k_load", self.k_load))
+        if self.k_load not in (8, 16):
+            raise bad("k_load", self.k_load, (8, 16))
+        ser = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
+            str(self.serial).strip().lower()) if not isinstance(self.serial, bool) else self.serial
+        if ser is None:
+            raise bad("serial", self.serial, (False, True))
+        set_("serial", ser)
+        vm = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
+            str(self.vllm_math).strip().lower()) if not isinstance(self.vllm_math, bool) else self.vllm_math
+        if vm is None:
+            raise bad("vllm_math", self.vllm_math, (False, True))
+        set_("vllm_math", vm)
+        if self.reduce not in ("kernel", "fused"):
+            raise bad("reduce", self.reduce, ("kernel", "fused"))
+        if self.partition == PARTITION_NONE and self.reduce == "fused":
+            set_("reduce", "kernel")       # no split-K: nothing to reduce, one canonical form
+        if self.fault not in FAULTS:
+            raise bad("fault", self.fault, FAULTS)
+        if self.prefetch_distance == 0:
+            # prefetch off: the other prefetch knobs mean nothing; one canonical form
+            for k in ("prefetch_target", "prefetch_op", "prefetch_hint"):
+                set_(k, "none")
+        else:
+            if self.prefetch_target not in PREFETCH_TARGETS:
+                raise bad("prefetch_target", self.prefetch_target, PREFETCH_TARGETS)
+            if self.prefetch_op == "none":
+                set_("prefetch_op", "bulk")
+            if self.prefetch_op not in PREFETCH_OPS:
+                raise bad("prefetch_op", self.prefetch_op, PREFETCH_OPS)
+            if self.prefetch_hint not in PREFETCH_HINTS:
+                raise bad("prefetch_hint", self.prefetch_hint, PREFETCH_HINTS)
+
+    # ---- derived ------------------------------------------------------------------------
+    @property
+    def elem_bytes(self) -> int:
+        return 2
+
+    @property
+    def accumulators(self) -> int:
+        """fp32 accumulators per lane in the p@V pass: heads x value rows held by a lane."""
+        chunks_per_row = self.block_size * self.elem_bytes // 16
+        return self.heads_per_cta * self.head_size * chunks_per_row // 32
+
+    @property
+    def name(self) -> str:
+        pf = "pf0"
+        if self.prefetch_distance:
+            hint = {"none": "", "evict_first": ".ef", "evict_last": ".el"}[self.prefetch_hint]
+            pf = f"pf{self.prefetch_distance}{self.prefetch_target}.{self.prefetch_op}{hint}"
+        fault = "" if self.fault == "none" else f"-FAULT.{self.fault}"
+        style = (f"-s{self.stages}" if self.stages else "") + ("-k8" if self.k_load == 8 else "") + ("-serial" if self.serial else "") + \
+            ("-fused" if self.reduce == "fused" else "") + ("-vmath" if self.vllm_math else "")
+        return (f"d{self.head_size}b{self.block_size}{self.dtype}-{self.algorithm}-t{self.threads}"
+                f"-q{self.heads_per_cta}-p{partition_label(self.partition)}-{pf}{style}{fault}")
+
+    @property
+    def key(self) -> str:
+        """Stable 12-hex hash of the knobs (independent of field order and Python version)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def label(self) -> str:
+        """A named variant's name ('baseline', 'paper', 'simple', 'simple-pf'), else the knob name."""
+        from workbench.kernel.references import NAMED   # references are built from Variant
+        for alias, fn in NAMED.items():
+            if self == fn(self.head_size, self.block_size, self.dtype):
+                return alias
+        return self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k, default in (("fault", "none"), ("k_load", 16), ("serial", False), ("reduce", "kernel"),
+                           ("vllm_math", False), ("stages", 0)):
+            if d[k] == default:
+                del d[k]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Variant":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise WorkbenchError(f"unknown knob(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    def with_(self, **changes: Any) -> "Variant":
+        return replace(self, **changes)
+
+    # ---- rules --------------------------------------------------------------------------
+    def invalid_reasons(self, arch: str = "sm_90a") -> list[str]:
+        """Why this variant cannot exist on `arch` (empty list = valid)."""
+        cc = parse_arch(arch)
+        reasons: list[str] = []
+        if self.prefetch_op == "bulk" and cc < 90:
+            reasons.append("cp.async.bulk.prefetch.L2 needs sm_90+; use prefetch_op line")
+        if self.prefetch_op == "line" and self.prefetch_hint == "evict_first":
+            reasons.append("prefetch.global.L2 has no evict_first form")
+        if self.accumulators > MAX_ACCUMULATORS:
+            reasons.append(f"{self.accumulators} fp32 accumulators per lane (> {MAX_ACCUMULATORS}): "
+                           "fewer heads per CTA for this head/block size")
+        if self.algorithm == "vllm":
+            if (self.threads, self.heads_per_cta) != (128, 1):
+                reasons.append("algorithm vllm is vLLM's own kernel: 128 threads, one query head per CTA")
+            if (self.k_load, self.serial, self.vllm_math, self.reduce, self.fault, self.stages) != \
+                    (16, False, False, "kernel", "none", 0):
+                reasons.append("algorithm vllm takes no style knobs (k_load, serial, vllm_math, reduce, fault)")
+            if self.prefetch_distance and (self.prefetch_op, self.prefetch_hint) != ("bulk", "none"):
+                reasons.append("algorithm vllm prefetches with cp.async.bulk.prefetch.L2, no hint (the paper's change)")
+        if self.stages and (self.algorithm != "twopass" or self.k_load != 16 or self.serial):
+            reasons.append("stages (cp.async ring) go with the twopass algorithm, 16-byte K loads, not serial")
+        if self.vllm_math and (self.k_load != 8 or self.algorithm != "twopass"):
+            reasons.append("vllm_math goes with k_load 8 and the twopass algorithm")
+        if self.k_load == 8 and self.block_size != 16:
+            reasons.append("k_load 8 (vLLM's two-lanes-per-token read) exists for block size 16 only")
+        if self.partition > 0 and self.partition % self.block_size:
+            reasons.append("partition must be a multiple of the block size")
+        if self.partition > 0 or self.partition == PARTITION_VLLM:
+            tokens = self.partition if self.partition > 0 else VLLM_PARTITION
+            need = self.smem_bytes(tokens)
+            if need > smem_optin(cc):
+                reasons.append(f"split-K partition needs {need} B of shared memory (> {smem_optin(cc)})")
+        elif self.partition == PARTITION_NONE and self.smem_bytes(MIN_UNSPLIT_TOKENS) > smem_optin(cc):
+            # e.g. 16 warps x a 3-deep cp.async ring leave room for < 2k tokens of logits
+            reasons.append(f"a whole-sequence launch of {MIN_UNSPLIT_TOKENS} tokens needs "
+                           f"{self.smem_bytes(MIN_UNSPLIT_TOKENS)} B of shared memory (> {smem_optin(cc)}): "
+                           "fewer threads, stages or heads per CTA, or a split-K partition")
+        return reasons
+
+    def is_valid(self, arch: str = "sm_90a") -> bool:
+        return not self.invalid_reasons(arch)
+
+    def smem_bytes(self, logits_tokens: int) -> int:
+        """Dynamic shared memory of the decode kernel for `logits_tokens` slots of logits."""
+        warps = self.threads // 32
+        if self.algorithm == "vllm":             # vLLM: logits, or the cross-warp output reduction
+            return max(4 * logits_tokens, 4 * (warps // 2) * self.head_size)
+        floats = 2 * self.heads_per_cta * self.head_size + 2 * warps * self.heads_per_cta
+        if self.algorithm == "twopass":          # onepass keeps no logits
+            floats += self.heads_per_cta * logits_tokens
+        ring = warps * self.stages * self.head_size * self.block_size * self.elem_bytes
+        table = 4 * -(-logits_tokens // self.block_size) if self.stages else 0
+        return 4 * floats + ring + table
+
+    def max_context_unsplit(self, smem_limit: int) -> int:
+        """Longest sequence a whole-sequence (no split-K) launch can hold in shared memory."""
+        if self.algorithm == "onepass":
+            return 1 << 30
+        if self.algorithm == "vllm":
+            return smem_limit // 4 // self.block_size * self.block_size
+        fixed = self.smem_bytes(0)
+        per_token = 4 * self.heads_per_cta + (4 / self.block_size if self.stages else 0)
+        slots = int((smem_limit - fixed) // per_token)
+        return max(0, slots // self.block_size * self.block_size)
+
+    def uses_split(self, num_seqs: int, num_heads: int, max_seq_len: int) -> bool:
+        """Whether a launch of this variant for this batch goes through split-K + reduce."""
+        if self.partition == PARTITION_NONE:
+            return False
+        if self.partition > 0:
+            return True
+        parts = -(-max_seq_len // VLLM_PARTITION)
+        use_v1 = max_seq_len <= VLLM_V1_MAX_SEQ and (parts == 1 or num_seqs * num_heads > VLLM_V1_MIN_WORK)
+        return not use_v1
+
+    def split_tokens(self) -> int:
+        return VLLM_PARTITION if self.partition == PARTITION_VLLM else self.partition
+
+    def check_workload(self, num_seqs: int, num_heads: int, num_kv_heads: int, head_size: int,
+                       max_seq_len: int, smem_limit: int) -> None:
+        """Reject, before launch, a workload this variant cannot run (raises VariantRejected)."""
+        if head_size != self.head_size:
+            raise VariantRejected(f"{self.name}: built for head size {self.head_size}, workload has {head_size}")
+        if num_kv_heads <= 0 or num_heads % num_kv_heads:
+            raise VariantRejected(f"num_heads {num_heads} is not a multiple of num_kv_heads {num_kv_heads}")
+        group = num_heads // num_kv_heads
+        if self.heads_per_cta > group:
+            raise VariantRejected(f"{self.name}: {self.heads_per_cta} query heads per CTA but the GQA "
+                                  f"group has only {group}")
+        if not self.uses_split(num_seqs, num_heads, max_seq_len):
+            slots = -(-max_seq_len // self.block_size) * self.block_size
+            need = self.smem_bytes(slots)
+            if need > smem_limit:
+                raise VariantRejected(
+                    f"{self.name}: a {max_seq_len}-token sequence without split-K needs {need} B of "
+                    f"shared memory for its logits (limit {smem_limit} B, i.e. at most "
+                    f"{self.max_context_unsplit(smem_limit)} tokens); use a split-K partition")
+
+
+def smem_optin(cc: int) -> int:
+    return _SMEM_OPTIN.get(cc, 99 * 1024)
+
+

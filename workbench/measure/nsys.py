@@ -1,0 +1,116 @@
+"""Nsight Systems driver: trace the measuring process (cuda + nvtx) and read per-NVTX-range
+kernel time from the exported SQLite: range -> runtime calls of its thread inside it ->
+kernels with the same correlation id."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import WorkbenchError
+
+
+@dataclass
+class RangeKernels:
+    nvtx_range: str
+    kernels: int
+    median_launch_us: float        # kernels of one launch summed, median over launches
+    total_kernel_us: float
+    range_us: float                 # wall time of the range itself
+    kernel_names: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def find_nsys() -> str | None:
+    cands = [os.environ.get("NSYS"), shutil.which("nsys"),
+             *sorted(glob.glob("/opt/nvidia/nsight-systems/*/bin/nsys"), reverse=True),
+             *sorted(glob.glob("/opt/nvidia/nsight-compute/*/host/target-linux-x64/nsys"), reverse=True)]
+    for c in cands:
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    return None
+
+
+def _text(con: sqlite3.Connection, table: str) -> bool:
+    return bool(con.execute("select name from sqlite_master where type='table' and name=?", (table,)).fetchone())
+
+
+def range_kernels(sqlite_path: str | Path, kernels_per_launch: dict[str, int] | None = None) -> list[RangeKernels]:
+    """Per NVTX push/pop range: the kernels launched from inside it (same thread), their time."""
+    p = Path(sqlite_path)
+    if not p.exists():
+        raise WorkbenchError(f"{p}: file not found")
+    con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+    try:
+        for t in ("NVTX_EVENTS", "CUPTI_ACTIVITY_KIND_RUNTIME", "CUPTI_ACTIVITY_KIND_KERNEL"):
+            if not _text(con, t):
+                raise WorkbenchError(f"{p}: no {t} table (was the capture made with -t cuda,nvtx?)")
+        strings = dict(con.execute("select id, value from StringIds")) if _text(con, "StringIds") else {}
+        ranges = con.execute(
+            "select start, end, globalTid, coalesce(text, ''), textId from NVTX_EVENTS "
+            "where end is not null and end > start order by start").fetchall()
+        out = []
+        for start, end, tid, text, text_id in ranges:
+            name = text or strings.get(text_id, "")
+            rows = con.execute(
+                "select k.start, k.end, k.shortName from CUPTI_ACTIVITY_KIND_RUNTIME r "
+                "join CUPTI_ACTIVITY_KIND_KERNEL k on k.correlationId = r.correlationId "
+                "where r.globalTid = ? and r.start >= ? and r.end <= ? order by k.start",
+                (tid, start, end)).fetchall()
+            if not rows:
+                continue
+            durs = [(e - s) / 1e3 for s, e, _ in rows]
+            kpl = (kernels_per_launch or {}).get(name, 1)
+            launches = [sum(durs[i:i + kpl]) for i in range(0, len(durs), kpl)]
+            out.append(RangeKernels(name, len(rows), statistics.median(launches), sum(durs), (end - start) / 1e3,
+                                    sorted({strings.get(n, str(n)) for _, _, n in rows})))
+        return out
+    finally:
+        con.close()
+
+
+def export_sqlite(nsys: str, report: Path) -> Path:
+    out = report.with_suffix(".sqlite")
+    proc = subprocess.run([nsys, "export", "--type", "sqlite", "--force-overwrite", "true", "-o", str(out), str(report)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not out.exists():
+        raise WorkbenchError(f"nsys export failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
+    return out
+
+
+def trace_job(job: Any, workdir: Path) -> tuple[Any, list[RangeKernels] | None, str]:
+    """Run a measure Job under nsys. Returns (results, per-range kernel times or None, note)."""
+    from workbench.measure.job import Job, Results
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    j = Job(**{**job.to_dict(), "ceiling": False, "profiler": "nsys"})
+    job_path, res_path, rep = workdir / "nsys-job.json", workdir / "nsys-results.json", workdir / "trace.nsys-rep"
+    job_path.write_text(json.dumps(j.to_dict()))
+    nsys = find_nsys()
+    if nsys is None:
+        return None, None, "nsys not found: install Nsight Systems (skipped)"
+    proc = subprocess.run([nsys, "profile", "-t", "cuda,nvtx", "-o", str(rep.with_suffix("")), "--force-overwrite",
+                           "true", sys.executable, "-m", "workbench.measure.job", str(job_path), str(res_path)],
+                          capture_output=True, text=True)
+    if not res_path.exists():
+        raise WorkbenchError(f"measuring under nsys failed: {(proc.stderr or proc.stdout).strip()[-600:]}")
+    res = Results.load(res_path)
+    if not rep.exists():
+        return res, None, ("nsys could not build its report (QdstrmImporter needs libdw1/libelf1): "
+                           + (proc.stderr or proc.stdout).strip()[-300:])
+    try:
+        db = export_sqlite(nsys, rep)
+    except WorkbenchError as e:
+        return res, None, str(e)
+    kpl = {r["nvtx_range"]: r["kernels_per_launch"] for r in res.results}
+    return res, range_kernels(db, kpl), "ok"

@@ -1,0 +1,222 @@
+"""Cold-L2 timing of one variant on one workload: CUDA events around each launch.
+
+Cold by construction: launches rotate over disjoint copies of the batch's KV blocks spanning
+>= 4x the device's L2. The stream is held by a blocking kernel (kernels/blocker.cu, released
+through a pinned host flag) while the host enqueues every timed launch, so host launch overhead
+never shows up between a launch's start and end events. Each timed
+region is one NVTX range (domain `workbench`) named after the variant, so an Nsight capture can
+be cut per variant.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from functools import lru_cache
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from workbench.measure.gpuinfo import GpuInfo
+from workbench.measure.workload import WorkloadSpec
+
+NVTX_DOMAIN = "workbench"
+MIN_LAUNCHES = 30
+
+
+@dataclass
+class TimingResult:
+    variant: dict[str, Any]
+    variant_name: str
+    label: str
+    workload: dict[str, Any]
+    workload_label: str
+    median_us: float
+    p10_us: float
+    p90_us: float
+    mean_us: float
+    launches: int
+    kv_bytes: int
+    gbps: float
+    split: bool
+    rotation_copies: int
+    pool_bytes: int
+    gpu: dict[str, Any]
+    ceiling_gbps: float = 0.0
+    efficiency: float = 0.0
+    nvtx_range: str = ""
+    method: str = "cuda-events per launch, cold L2 (rotating block tables), all launches queued first"
+    recorded_at: str = ""
+    samples_us: list[float] = field(default_factory=list)
+
+    @property
+    def spread(self) -> float:
+        """(p90 - p10) / median."""
+        return (self.p90_us - self.p10_us) / self.median_us if self.median_us else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["spread"] = self.spread
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TimingResult":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def nvtx_range_name(variant_label: str, workload_label: str) -> str:
+    # ncu's --nvtx-include treats '/' as the range separator and '@' as the domain one
+    return f"{variant_label} :: {workload_label}".replace("/", "-").replace("@", "_")
+
+
+class _Range:
+    """NVTX push/pop in the workbench domain; a no-op when the nvtx package is missing."""
+
+    def __init__(self, name: str):
+        self.name = name
+        try:
+            import nvtx
+            self._nvtx = nvtx
+        except ImportError:
+            self._nvtx = None
+
+    def __enter__(self):
+        if self._nvtx:
+            self._nvtx.push_range(message=self.name, domain=NVTX_DOMAIN)
+        return self
+
+    def __exit__(self, *exc):
+        if self._nvtx:
+            self._nvtx.pop_range(domain=NVTX_DOMAIN)
+
+
+@lru_cache(maxsize=None)
+def _blocker(device_index: int, arch: str) -> Any:
+    """The blocking kernel's module, loaded once per device (it lives as long as the process)."""
+    from workbench.kernel.build import build_source
+    from workbench.kernel.launch import Module
+    return Module(build_source("blocker.cu", arch), device_index)
+
+
+class _Gate:
+    """A kernel that holds the current stream until the host opens the gate (a pinned flag)."""
+
+    TIMEOUT_NS = 2_000_000_000
+
+    def __init__(self, device_index: int, arch: str):
+        import torch
+
+        self._mod = _blocker(device_index, arch)
+        self._flag = torch.zeros(1, dtype=torch.int32, pin_memory=True)   # mapped: UVA pointer works on device
+        self._stream = torch.cuda.current_stream().cuda_stream
+
+    def hold(self) -> None:
+        import ctypes
+        self._flag[0] = 0
+        self._mod.launch("wb_block_until", (1, 1, 1), 1, 0,
+                         [ctypes.c_void_p(self._flag.data_ptr()), ctypes.c_ulonglong(self.TIMEOUT_NS)], self._stream)
+
+    def release(self) -> None:
+        self._flag[0] = 1
+
+
+def _timed(run: Any, *, launches: int, min_warmup: int, warmup_s: float, name: str, hold: bool,
+           device_index: int, arch: str) -> list[float]:
+    """Warm up (a time, not a count: clocks ramp up from idle), then `launches` event-timed calls
+    of run(i), i counting on so rotation copies alternate; with `hold`, all are queued behind the
+    gate first. The gate kernel is launched before the NVTX range opens, so profilers do not
+    attribute it to the variant. Returns µs per call."""
+    import torch
+
+    t_end = time.perf_counter() + warmup_s
+    i = 0
+    while i < min_warmup or time.perf_counter() < t_end:
+        run(i)
+        i += 1
+        if i % 8 == 0:
+            torch.cuda.synchronize()
+    torch.cuda.synchronize()
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
+    gate = _Gate(device_index, arch) if hold else None
+    if gate:
+        gate.hold()
+    with _Range(name):
+        for k in range(launches):
+            starts[k].record()
+            run(i + k)
+            ends[k].record()
+        if gate:
+            gate.release()
+        torch.cuda.synchronize()
+    return [a.elapsed_time(b) * 1e3 for a, b in zip(starts, ends)]
+
+
+def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: int = 50, warmup: int = 5,
+                 ceiling_gbps: float = 0.0, device: Any = "cuda", hold: bool = True,
+                 rotation: tuple[Any, list[Any]] | None = None, warmup_s: float = 0.05) -> TimingResult:
+    """`hold=False` under ncu: it serialises launches, so a held stream would wait for its timeout.
+    `rotation`: a (workload, block tables) pair from build_rotation to reuse across variants.
+    `warmup_s`: clocks ramp up from idle over tens of ms; later shapes of a busy worker need less."""
+    import torch
+
+    from workbench.measure.workload import build_rotation
+
+    launches = max(launches, 1)
+    w, tables = rotation or build_rotation(spec, device, 4 * max(info.l2_bytes, 1 << 20))
+    out = torch.empty_like(w.query)
+    v = kernel.variant
+    ws = kernel.workspace(spec.num_seqs, spec.num_heads, spec.max_seq_len) \
+        if v.uses_split(spec.num_seqs, spec.num_heads, spec.max_seq_len) else None
+
+    def launch(i: int) -> None:
+        kernel(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, tables[i % len(tables)],
+               w.seq_lens, spec.max_seq_len, workspace=ws)
+
+    name = nvtx_range_name(v.label, spec.label)
+    samples = _timed(launch, launches=launches, min_warmup=warmup, warmup_s=warmup_s, name=name, hold=hold,
+                     device_index=kernel.device_index, arch=info.arch)
+    med = statistics.median(samples)
+    q = statistics.quantiles(samples, n=10) if len(samples) >= 2 else [med] * 9
+    gbps = spec.kv_bytes / (med * 1e-6) / 1e9
+    return TimingResult(
+        variant=v.to_dict(), variant_name=v.name, label=v.label, workload=spec.to_dict(),
+        workload_label=spec.label, median_us=med, p10_us=q[0], p90_us=q[-1],
+        mean_us=statistics.fmean(samples), launches=launches, kv_bytes=spec.kv_bytes, gbps=gbps,
+        split=ws is not None, rotation_copies=len(tables),
+        pool_bytes=w.key_cache.numel() * 2 * w.key_cache.element_size(), gpu=info.to_dict(),
+        ceiling_gbps=ceiling_gbps, efficiency=gbps / ceiling_gbps if ceiling_gbps else 0.0,
+        nvtx_range=name, recorded_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), samples_us=samples)
+
+
+def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str = "",
+               graphs: bool = True, warmup_s: float = 0.05) -> tuple[list[float], str]:
+    """Cold-L2 timing of any GPU work (peers): `calls[i]` runs one launch over rotation copy i.
+    Each call is captured once into a CUDA graph (host overhead out of the picture even for
+    Python-heavy ops); replays are timed with events, all queued behind the gate. Falls back to
+    plain calls when capture fails. Returns (samples in µs, method)."""
+    import torch
+
+    for c in calls:                          # compile / autotune / allocate outside any graph
+        c()
+    torch.cuda.synchronize()
+    runners, method = list(calls), "cuda-events per launch, cold L2 (rotating copies), all queued first"
+    if graphs:
+        try:
+            gs = []
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            for c in calls:
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g, stream=s):
+                    c()
+                gs.append(g)
+            torch.cuda.current_stream().wait_stream(s)
+            runners = [g.replay for g in gs]
+            method = "CUDA graph replay per launch, " + method.split(", ", 1)[1]
+        except Exception as e:              # an op that syncs or allocates oddly: time it eagerly
+            torch.cuda.synchronize()
+            method += f" (no CUDA graph: {type(e).__name__})"
+    # eager ops may synchronise inside: holding the stream would then stall until the timeout
+    samples = _timed(lambda i: runners[i % len(runners)](), launches=launches, min_warmup=3, warmup_s=warmup_s,
+                     name=name.replace("/", "-").replace("@", "_"), hold=method.startswith("CUDA graph"),
+                     device_index=torch.cuda.current_device(), arch=info.arch)
+    return samples, method

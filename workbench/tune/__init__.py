@@ -1,0 +1,1 @@
+"""Optuna storage and encoding, the tuning loop, the per-GPU worker, dispatch tables."""

@@ -1,0 +1,89 @@
+"""The tuned result: best variant per (batch, context) bucket of the suite, plus one best overall,
+with each bucket's speedup over `baseline` and `paper` (vLLM's own kernel, measured beside the study)."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import WorkbenchError
+from workbench.tune.trial import Measurement
+
+
+@dataclass
+class DispatchRow:
+    bucket: dict[str, Any]
+    variant: dict[str, Any]
+    name: str
+    key: str
+    trial: int
+    median_us: float
+    efficiency: float
+    baseline_us: float | None
+    paper_us: float | None
+
+    @property
+    def speedup_baseline(self) -> float | None:
+        return self.baseline_us / self.median_us if self.baseline_us else None
+
+    @property
+    def speedup_paper(self) -> float | None:
+        return self.paper_us / self.median_us if self.paper_us else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["speedup_baseline"], d["speedup_paper"] = self.speedup_baseline, self.speedup_paper
+        return d
+
+
+@dataclass
+class DispatchTable:
+    study: str
+    gpu: str
+    config: dict[str, Any]
+    rows: list[DispatchRow]
+    best_overall: dict[str, Any]
+    variants: list[dict[str, Any]] = field(default_factory=list)     # distinct variants the rows use
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "workbench-dispatch", "study": self.study, "gpu": self.gpu, "config": self.config,
+                "rows": [r.to_dict() for r in self.rows], "best_overall": self.best_overall,
+                "variants": self.variants}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DispatchTable":
+        rows = [DispatchRow(**{k: r[k] for k in DispatchRow.__dataclass_fields__}) for r in d["rows"]]
+        return cls(study=d["study"], gpu=d["gpu"], config=d["config"], rows=rows,
+                   best_overall=d["best_overall"], variants=d.get("variants", []))
+
+
+def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Measurement]],
+                   refs: dict[str, Measurement] | None = None) -> DispatchTable:
+    """From a study's completed trials (trial number, measurement) and its reference measurements."""
+    from workbench.measure.suite import Suite
+    if not done:
+        raise WorkbenchError(f"study {study!r} has no completed trial yet: nothing to dispatch")
+    suite = Suite.from_dict(config["suite"])
+    ref = {lbl: (refs or {}).get(lbl) for lbl in ("baseline", "paper")}
+    rows = []
+    for b in suite.buckets():
+        cands = [(n, m, m.timing(b.label)) for n, m in done]
+        cands = [c for c in cands if c[2] is not None]
+        if not cands:
+            continue
+        n, m, t = min(cands, key=lambda c: c[2].median_us)
+        bt = ref["baseline"].timing(b.label) if ref["baseline"] else None
+        pt = ref["paper"].timing(b.label) if ref["paper"] else None
+        rows.append(DispatchRow(bucket=b.to_dict(), variant=m.variant, name=m.name, key=m.key, trial=n,
+                                median_us=t.median_us, efficiency=t.efficiency,
+                                baseline_us=bt.median_us if bt else None, paper_us=pt.median_us if pt else None))
+    n, best = min(done, key=lambda x: x[1].geomean_us)
+    used = {r.key: r.variant for r in rows}
+    return DispatchTable(study=study, gpu=best.gpu, config=config, rows=rows,
+                         best_overall={"trial": n, "name": best.name, "key": best.key, "variant": best.variant,
+                                       "geomean_us": best.geomean_us},
+                         variants=list(used.values()))

@@ -1,0 +1,138 @@
+"""Turn `workbench tune` / `workbench worker` arguments into a TuneConfig, checking everything a
+user can get wrong before any GPU work starts (one clear message each)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import WorkbenchError
+from workbench.config.paths import user_data_dir
+from workbench.config.profiles import GpuProfile, HeadShape, head_shape, load_model, resolve_gpu
+from workbench.kernel.space import Space, enumerate_space, load_space
+from workbench.measure.suite import Suite, load_suite
+from workbench.tune.tuner import TuneConfig
+from workbench.kernel.variant import BLOCK_SIZES, DTYPES
+
+PROFILE_MODES = ("ncu", "nsys", "none")
+
+
+def parse_devices(text: str) -> tuple[int, ...]:
+    if not re.fullmatch(r"\d+(,\d+)*", text.strip()):
+        raise WorkbenchError(f"--devices {text!r}: give GPU indices like 0 or 0,1,2")
+    devs = tuple(int(x) for x in text.split(","))
+    if len(set(devs)) != len(devs):
+        raise WorkbenchError(f"--devices {text!r} names a GPU twice")
+    return devs
+
+
+def attached(devices: tuple[int, ...], replay: Path | None) -> str:
+    """The real GPU's name (all listed devices must be the same kind)."""
+    if replay:
+        try:
+            return json.loads(Path(replay).read_text())["gpu"]["name"]
+        except (OSError, ValueError, KeyError) as e:
+            raise WorkbenchError(f"{replay}: not a replay file ({e})") from None
+    from workbench.measure.gpuinfo import device_names
+    names = device_names()
+    if not names:
+        raise WorkbenchError("no NVIDIA GPU visible (NVML found none): `workbench tune` measures on a GPU; "
+                             "run it on a GPU host (`workbench doctor` checks one)")
+    bad = [d for d in devices if d >= len(names)]
+    if bad:
+        raise WorkbenchError(f"--devices {','.join(map(str, bad))}: only {len(names)} GPU(s) visible "
+                             f"(0..{len(names) - 1})")
+    kinds = {names[d] for d in devices}
+    if len(kinds) > 1:
+        raise WorkbenchError(f"--devices mixes GPU kinds ({', '.join(sorted(kinds))}); tune one kind per study")
+    return kinds.pop()
+
+
+def default_study(gpu: GpuProfile, heads: HeadShape, dtype: str, block: int, suite: Suite) -> str:
+    return f"{gpu.name}-{heads.model}-tp{heads.tp}-{dtype}-blk{block}-{suite.name}"
+
+
+def make_config(*, gpu: str, model: str, tp: int = 1, dtype: str = "bf16", block_size: int = 16,
+                trials: int = 160, timeout: float = 420.0, study: str | None = None, storage: str | None = None,
+                profile: str = "ncu", devices: str = "0", allow_mismatch: bool = False,
+                suite: str = "default", space: str | None = None, batch: int = 8, trial_timeout: float = 60.0,
+                replay: Path | None = None, seed: int | None = None) -> tuple[TuneConfig, list[str]]:
+    notes: list[str] = []
+    if dtype not in DTYPES:
+        raise WorkbenchError(f"--dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    if block_size not in BLOCK_SIZES:
+        raise WorkbenchError(f"--block-size {block_size}: use one of {', '.join(map(str, BLOCK_SIZES))}")
+    if profile not in PROFILE_MODES:
+        raise WorkbenchError(f"--profile {profile!r}: use one of {', '.join(PROFILE_MODES)}")
+    if trials < 1:
+        raise WorkbenchError("--trials must be >= 1")
+    if timeout <= 0:
+        raise WorkbenchError("--timeout must be > 0 seconds")
+    heads = head_shape(load_model(model), tp)
+    su = load_suite(suite)
+    sp = load_space(space)
+    devs = parse_devices(devices)
+    if not replay:                     # checked first: a host without nvcc cannot tune at all
+        from workbench.kernel.build import find_nvcc
+        find_nvcc()
+    real = attached(devs, replay)
+    g, note = resolve_gpu(gpu, real, allow_mismatch)
+    if note:
+        notes.append(note)
+    en = enumerate_space(sp, g.arch, head_size=heads.head_size, block_size=block_size, dtype=dtype, group=heads.group)
+    if not en.valid:
+        why = en.invalid[0][1][0] if en.invalid else "no variant"
+        raise WorkbenchError(f"the space {sp.name} has no valid variant for head size {heads.head_size}, block "
+                             f"{block_size}, {dtype} on {g.arch} (e.g. {why}); use another --space")
+    if not replay:
+        if profile == "ncu":
+            from workbench.measure.ncu import find_ncu
+            find_ncu()
+    skipped = su.skipped_buckets(heads, dtype, block_size)
+    if skipped:
+        notes.append(f"suite {su.name}: buckets over max_kv_gb skipped: {', '.join(skipped)}")
+    if storage is None:
+        from workbench.tune.storage import default_storage
+        storage = default_storage(len(devs) > 1)
+    name = study or default_study(g, heads, dtype, block_size, su)
+    work = user_data_dir() / "runs" / re.sub(r"[^\w.-]", "_", name)
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = TuneConfig(gpu=g, heads=heads, dtype=dtype, block_size=block_size, suite=su, space=sp, study=name,
+                     storage=storage, trials=trials, timeout=timeout, profile=profile, devices=devs, batch=batch,
+                     trial_timeout=trial_timeout, seed=seed, workdir=work, device_name=real)
+    return cfg, notes
+
+
+def config_from_study(study: str, storage: str, *, devices: str = "0", trials: int = 64, timeout: float = 420.0,
+                      batch: int = 8, trial_timeout: float = 60.0, replay: Path | None = None,
+                      allow_mismatch: bool = False) -> TuneConfig:
+    """`workbench worker`: join an existing study with the config stored in it."""
+    from workbench.tune.storage import open_study
+    h = open_study(study, storage, None, create=False)
+    c = h.study.user_attrs.get("config")
+    if not c:
+        raise WorkbenchError(f"study {study!r} holds no workbench config: start it with `workbench tune`")
+    devs = parse_devices(devices)
+    real = attached(devs, replay)
+    g, _ = resolve_gpu(c["gpu"], real, allow_mismatch)
+    heads = HeadShape(**c["heads"])
+    work = user_data_dir() / "runs" / re.sub(r"[^\w.-]", "_", study)
+    work.mkdir(parents=True, exist_ok=True)
+    return TuneConfig(gpu=g, heads=heads, dtype=c["dtype"], block_size=c["block_size"], suite=Suite.from_dict(c["suite"]),
+                      space=Space.from_dict(c["space"]), study=study, storage=storage, trials=trials, timeout=timeout,
+                      profile=c.get("profile", "ncu") if not replay else "none", devices=devs, batch=batch,
+                      trial_timeout=trial_timeout, workdir=work, device_name=real, role="worker")
+
+
+def backend_factory(cfg: TuneConfig, replay: Path | None = None, replay_delay: float = 0.0) -> Any:
+    from workbench.tune.backend import ReplayBackend, WorkerBackend
+    if replay:
+        return lambda dev: ReplayBackend(replay, dev, delay=replay_delay)
+    specs = cfg.suite.specs(cfg.heads, cfg.dtype, cfg.block_size)
+    setup: dict[str, Any] = {"buckets": [[b.label, s.to_dict()] for b, s in specs],
+                             "checks": [s.to_dict() for s in cfg.suite.check_specs(cfg.heads, cfg.dtype, cfg.block_size)],
+                             "launches": cfg.launches}
+    prof = cfg.suite.profile_spec(cfg.heads, cfg.dtype, cfg.block_size).to_dict()
+    return lambda dev: WorkerBackend(dev, setup, trial_timeout=cfg.trial_timeout, log=cfg.workdir / f"worker-gpu{dev}.log",
+                                     profile=cfg.profile, profile_dir=cfg.workdir / "profiles", profile_spec=prof)

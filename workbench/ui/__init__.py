@@ -1,0 +1,1 @@
+"""Terminal UI, rich tables and plots."""

@@ -1,0 +1,107 @@
+"""Rich renderings of results (timing + ncu + nsys), shared by measure and inspect."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+
+def _f(x: Any, fmt: str) -> str:
+    try:
+        if x is None or x != x:
+            return "–"
+        return format(x, fmt)
+    except (TypeError, ValueError):
+        return "–"
+
+
+def rows(res: Any) -> list[dict[str, Any]]:
+    """Flat per-(variant, workload) rows with the figures inspect shows and compares."""
+    out = []
+    for r in res.results:
+        n, s = r.get("ncu") or {}, r.get("nsys") or {}
+        out.append({
+            "variant": r["label"], "workload": r["workload_label"], "median_us": r["median_us"],
+            "p10_us": r["p10_us"], "p90_us": r["p90_us"], "spread": r.get("spread"), "gbps": r["gbps"],
+            "efficiency": r.get("efficiency") or None, "kv_bytes": r["kv_bytes"],
+            "ncu_us": n.get("duration_us"), "dram_bytes": n.get("dram_bytes_read"),
+            "dram_over_kv": (n["dram_bytes_read"] / r["kv_bytes"]) if n.get("dram_bytes_read") else None,
+            "l2_demand_hit": n.get("l2_demand_hit_rate"), "l2_hit_all": n.get("l2_hit_rate_all"),
+            "long_scoreboard_pct": n.get("long_scoreboard_pct"), "occupancy_pct": n.get("achieved_occupancy_pct"),
+            "registers": n.get("registers"), "nsys_us": s.get("median_launch_us"),
+            "prefetch_distance": r["variant"].get("prefetch_distance", 0),
+        })
+    return out
+
+
+def results_table(res: Any, title: str | None = None) -> Table:
+    g = res.gpu
+    ceil = (res.ceiling or {}).get("gbps")
+    t = Table(title=title or f"{g.get('name')} · driver {g.get('driver')} · ceiling "
+              f"{_f(ceil, '.0f')} GB/s · SM {g.get('sm_clock_mhz')} MHz", title_justify="left")
+    cols = ["variant", "workload", "median µs", "p10–p90 µs", "spread", "GB/s", "eff", "ncu µs",
+            "DRAM/KV", "L2 hit demand", "L2 hit all", "long-sb %", "occ %", "regs", "nsys µs"]
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("variant", "workload") else "right")
+    for r in rows(res):
+        t.add_row(r["variant"], r["workload"], _f(r["median_us"], ".1f"),
+                  f"{_f(r['p10_us'], '.1f')}–{_f(r['p90_us'], '.1f')}", _f(r["spread"], ".1%"),
+                  _f(r["gbps"], ".0f"), _f(r["efficiency"], ".2f"), _f(r["ncu_us"], ".1f"),
+                  _f(r["dram_over_kv"], ".2f"), _f(r["l2_demand_hit"], ".1%"), _f(r["l2_hit_all"], ".1%"),
+                  _f(r["long_scoreboard_pct"], ".0f"), _f(r["occupancy_pct"], ".0f"),
+                  _f(r["registers"], ".0f"), _f(r["nsys_us"], ".1f"))
+    return t
+
+
+def top_table(summary: Any, k: int = 5) -> Table:
+    """Top-k of a tune summary (fastest geomean first; ★ = on the Pareto front)."""
+    from workbench.ui.tui import knobs
+    t = Table(title=f"top {k} of study {summary.study}", title_justify="left")
+    for c in ("trial", "P", "variant", "geomean µs", "× baseline", "mean eff", "L2 demand hit"):
+        t.add_column(c, justify="left" if c in ("variant", "P") else "right")
+    for r in summary.top[:k]:
+        lbl = r["label"] if r["label"] in ("simple", "simple-pf") else ""
+        t.add_row(str(r["trial"]), "★" if r["pareto"] else "", f"{lbl} {knobs(r['variant'])}".strip(),
+                  _f(r["geomean_us"], ".1f"), _f(r["speedup_baseline"], ".2f"), _f(r["efficiency_mean"], ".2f"),
+                  _f(r["l2_demand_hit"], ".1%"))
+    return t
+
+
+def dispatch_table(d: dict[str, Any]) -> Table:
+    """Best variant per (batch, context) bucket with its speedups over baseline and paper."""
+    from workbench.ui.tui import knobs
+    t = Table(title=f"dispatch table · {d['gpu']} · best overall: trial #{d['best_overall']['trial']}",
+              title_justify="left")
+    for c in ("bucket", "batch", "context", "variant", "trial", "µs", "eff", "baseline µs", "× baseline",
+              "paper µs", "× paper"):
+        t.add_column(c, justify="left" if c in ("bucket", "variant", "batch", "context") else "right")
+    for r in d["rows"]:
+        b = r["bucket"]
+        rng = lambda lo, hi: f"{lo}–{hi - 1}" if hi else f"{lo}+"  # noqa: E731
+        t.add_row(f"b{b['batch']}x{b['context']}", rng(b["batch_lo"], b["batch_hi"]),
+                  rng(b["context_lo"], b["context_hi"]), knobs(r["variant"]), str(r["trial"]),
+                  _f(r["median_us"], ".1f"), _f(r["efficiency"], ".2f"), _f(r["baseline_us"], ".1f"),
+                  _f(r["speedup_baseline"], ".2f"), _f(r["paper_us"], ".1f"), _f(r["speedup_paper"], ".2f"))
+    return t
+
+
+def bench_table(run: Any) -> Table:
+    """Shapes down, peers across: median µs and efficiency (floor ÷ latency)."""
+    g = run.gpu
+    t = Table(title=f"{g.get('name')} · driver {g.get('driver')} · ceiling {run.ceiling.get('gbps', 0):.0f} GB/s · "
+              f"{run.heads.get('model')} ({run.heads.get('num_heads')}/{run.heads.get('num_kv_heads')} d"
+              f"{run.heads.get('head_size')}) {run.dtype} block {run.block_size} · cold L2 · µs (eff)", title_justify="left")
+    t.add_column("shape")
+    t.add_column("KV MB", justify="right")
+    cols = [*run.peers, "floor"]
+    for p in cols:
+        t.add_column(p, justify="right")
+    by = {(r.peer, r.shape): r for r in run.results}
+    for shape in dict.fromkeys(r.shape for r in run.results):
+        kv = next(r.kv_bytes for r in run.results if r.shape == shape)
+        cells = []
+        for p in cols:
+            r = by.get((p, shape))
+            cells.append("–" if not r or not r.median_us else f"{r.median_us:.1f} ({r.efficiency:.2f})")
+        t.add_row(shape, f"{kv / 1e6:.0f}", *cells)
+    return t
