@@ -48,7 +48,8 @@
 #ifndef WB_QPC              // query heads per CTA
 #error "WB_QPC must be defined"
 #endif
-#ifndef WB_PARTITION        // 0 = no split-K, >0 = tokens per partition, -1 = vLLM's v1/v2 rule
+#ifndef WB_PARTITION        // 0 = no split-K, >0 = tokens per partition, -1 = vLLM's v1/v2 rule,
+                            // -2 = auto: tokens per partition chosen per launch (Params.part_tokens)
 #error "WB_PARTITION must be defined"
 #endif
 #ifndef WB_PF_DIST          // prefetch distance in warp iterations, 0 = off
@@ -130,6 +131,9 @@ constexpr int BLOCK = WB_BLOCK;
 constexpr int NT = WB_THREADS;
 constexpr int NW = NT / 32;
 constexpr int QPC = WB_QPC;
+// per-warp softmax stats, padded to an even count so the logits after them stay 16-byte
+// aligned for float4 reads (odd warps x odd heads per CTA would misalign them)
+constexpr int NWQ = (NW * QPC + 1) & ~1;
 constexpr int X = 16 / sizeof(elem_t);        // elements per 16-byte chunk
 constexpr int NCH = HEAD / X;                 // 16-byte chunks per key row (one token)
 constexpr int TG = 32 / BLOCK;                // lanes that share one token in pass 1
@@ -229,6 +233,7 @@ struct Params {
   int logits_len;              // tokens of logits room in shared memory (multiple of BLOCK)
   float scale;
   int* counters;               // [num_seqs, gridDim.x], zero, self-resetting (fused reduce only)
+  int part_tokens;             // tokens per partition when WB_PARTITION == -2 (auto), else unused
 };
 
 // dot[h] += q[h] . k over this lane's CPT 16-byte chunks of one key row (both algorithms)
@@ -277,8 +282,8 @@ __device__ __forceinline__ void decode_body(const Params& P) {
   float* q_s = reinterpret_cast<float*>(smem_raw);
   float* acc_s = q_s + QPC * HEAD;
   float* warp_max = acc_s + QPC * HEAD;
-  float* warp_sum = warp_max + NW * QPC;
-  float* logits = warp_sum + NW * QPC;
+  float* warp_sum = warp_max + NWQ;
+  float* logits = warp_sum + NWQ;
 
   const int tid = threadIdx.x;
   const int warp = tid / 32;
@@ -291,12 +296,24 @@ __device__ __forceinline__ void decode_body(const Params& P) {
   const int seq = blockIdx.y;
   const int part = blockIdx.z;
   const int seq_len = P.seq_lens[seq];
+  // PARTITION: 0 whole sequence, > 0 compile-time split, < 0 split of P.part_tokens tokens
+  constexpr bool kSplit = PARTITION != 0;
+  const int ptok = PARTITION > 0 ? PARTITION : P.part_tokens;
 
+  if (seq_len <= 0) {
+    // an empty sequence (vLLM pads CUDA-graph batches with them): zeros, no block-table read.
+    // Split launches leave it to the reduce, unless this kernel reduces itself (fused).
+    if (!kSplit || (WB_FUSED_REDUCE && part == 0)) {
+      for (int i = threadIdx.x; i < nheads * HEAD; i += NT)
+        P.out[((long long)seq * P.num_heads + head0) * HEAD + i] = from_float(0.f);
+    }
+    return;
+  }
   int tok_begin = 0, tok_end = seq_len;
-  if (PARTITION > 0) {
-    tok_begin = part * PARTITION;
+  if (kSplit) {
+    tok_begin = part * ptok;
     if (tok_begin >= seq_len) return;            // nothing of this sequence here
-    tok_end = min(seq_len, tok_begin + PARTITION);
+    tok_end = min(seq_len, tok_begin + ptok);
   }
   const int blk_begin = tok_begin / BLOCK;
   const int blk_end = (tok_end + BLOCK - 1) / BLOCK;
@@ -657,7 +674,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
     for (int hh = 0; hh < QPC; ++hh) if (hh == h) inv = 1.f / head_sum[hh];
     const float o = acc_s[i] * inv;
     const long long row = (long long)seq * P.num_heads + head0 + h;
-    if (PARTITION > 0) {
+    if (kSplit) {
       P.tmp_out[(row * P.max_parts + part) * HEAD + d] = o;
       if (d == 0) {
         float mx = 0.f, sm = 0.f;
@@ -671,14 +688,14 @@ __device__ __forceinline__ void decode_body(const Params& P) {
     }
   }
 #if WB_FUSED_REDUCE
-  if (PARTITION > 0) {
+  if (kSplit) {
     // the last partition of this (seq, head group) to finish combines all of them: no second
     // kernel, no launch gap (threadfence-reduction pattern: publish, count, last one reads)
     __shared__ int is_last;
     __threadfence();
     __syncthreads();
     if (tid == 0) {
-      const int nparts = (seq_len + PARTITION - 1) / PARTITION;
+      const int nparts = (seq_len + ptok - 1) / ptok;
       int* ctr = P.counters + (long long)seq * gridDim.x + blockIdx.x;
       is_last = atomicAdd(ctr, 1) == nparts - 1;
       if (is_last) *ctr = 0;                       // ready for the next launch
@@ -686,7 +703,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
     __syncthreads();
     if (!is_last) return;
     __threadfence();
-    const int nparts = (seq_len + PARTITION - 1) / PARTITION;
+    const int nparts = (seq_len + ptok - 1) / ptok;
     for (int i = tid; i < QPC * HEAD; i += NT) {
       const int h = i / HEAD, d = i % HEAD;
       if (h >= nheads) continue;
@@ -722,7 +739,7 @@ static __device__ __forceinline__ void wb_fault(const WB_NS::Params& p) {
   if (threadIdx.x == 0) { const volatile int* f = p.seq_lens; while (f[0] >= 0) __nanosleep(1000); }
 #endif
 }
-#if WB_PARTITION == 0 || WB_PARTITION == -1
+#if WB_PARTITION == 0 || WB_PARTITION < 0
 extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_full)(const WB_NS::Params p) {
   wb_fault(p);
   WB_NS::decode_body<0>(p);
@@ -732,10 +749,12 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_full)(
 #if WB_PARTITION != 0
 #if WB_PARTITION == -1
 #define WB_SPLIT_TOKENS 512
+#elif WB_PARTITION == -2
+#define WB_SPLIT_TOKENS (-2)        // auto: decode_body reads Params.part_tokens
 #else
 #define WB_SPLIT_TOKENS WB_PARTITION
 #endif
-static_assert(WB_SPLIT_TOKENS % WB_BLOCK == 0, "partition must be a multiple of the block size");
+static_assert(WB_SPLIT_TOKENS < 0 || WB_SPLIT_TOKENS % WB_BLOCK == 0, "partition must be a multiple of the block size");
 
 extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split)(const WB_NS::Params p) {
 #if __CUDA_ARCH__ >= 900 && !WB_FUSED_REDUCE
@@ -755,8 +774,13 @@ extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce)(const WB_NS:
   __shared__ float red[4];
   __shared__ float gmax_s, inv_s;
   const int head = blockIdx.x, seq = blockIdx.y, tid = threadIdx.x;
-  const int nparts = (p.seq_lens[seq] + WB_SPLIT_TOKENS - 1) / WB_SPLIT_TOKENS;
+  const int ptok = WB_SPLIT_TOKENS > 0 ? WB_SPLIT_TOKENS : p.part_tokens;
+  const int nparts = (max(p.seq_lens[seq], 0) + ptok - 1) / ptok;
   const long long row = (long long)seq * p.num_heads + head;
+  if (nparts == 0) {                   // empty sequence: zeros (the split grid wrote nothing)
+    for (int d = tid; d < WB_HEAD; d += 128) p.out[row * WB_HEAD + d] = from_float(0.f);
+    return;
+  }
 #if __CUDA_ARCH__ >= 900
   // PDL: the split grid's partials are complete and visible after this (a no-op without PDL)
   asm volatile("griddepcontrol.wait;" ::: "memory");

@@ -145,3 +145,23 @@ def test_onepass_fused_and_vllm_style(cubin_cache, heads, kv_heads):
     pairs += [(Variant(algorithm="onepass", threads=128, heads_per_cta=q, partition=0),
                WorkloadSpec(seq_lens=(131072, 5), num_heads=heads, num_kv_heads=kv_heads))]
     _run(f"other-algos-gqa{g}", pairs)
+
+
+def test_empty_sequences_auto_split_and_odd_layouts(cubin_cache):
+    """Issue 14: length-0 sequences (vLLM's CUDA-graph padding) give zeros on every path (whole,
+    split + reduce kernel, fused reduce, auto split) without following their block-table row
+    (poisoned: a read would fault); odd warps x odd heads per CTA (misaligned float4 before the
+    stats padding); auto split over lengths that take the whole-sequence and the split path."""
+    kw = dict(head_size=128, block_size=16, dtype="bf16")
+    vs = [Variant(**kw, threads=t, heads_per_cta=q, partition=p, reduce=r, stages=s)
+          for t, q, p, r, s in [(128, 4, "none", "kernel", 0), (128, 4, 512, "kernel", 0), (128, 4, 512, "fused", 0),
+                                (256, 4, "auto", "kernel", 4), (128, 4, "auto", "fused", 0), (128, 1, "vllm", "kernel", 0),
+                                (96, 1, "none", "kernel", 0), (160, 1, 256, "kernel", 0), (224, 1, "auto", "kernel", 3)]]
+    vs = [v for v in vs if v.is_valid()]
+    shapes = [WorkloadSpec(seq_lens=(0, 1000, 0, 17), num_heads=32, num_kv_heads=8, **kw),
+              WorkloadSpec(seq_lens=(4096, 0), num_heads=32, num_kv_heads=8, **kw),
+              WorkloadSpec(seq_lens=(30000, 5, 0), num_heads=32, num_kv_heads=8, **kw),
+              WorkloadSpec.uniform(64, 2048, num_heads=32, num_kv_heads=8, **kw),
+              WorkloadSpec.uniform(1, 32768, num_heads=32, num_kv_heads=8, **kw)]
+    pairs = [(v, s) for v in vs for s in shapes if not (v.partition == 0 and s.max_seq_len > 8192)]
+    _run("empty-auto-odd", pairs)

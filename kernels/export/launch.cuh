@@ -7,8 +7,8 @@
 static inline bool WB_SYM(wb_uses_split_impl)(int num_seqs, int num_heads, int max_seq_len) {
 #if WB_PARTITION == 0
   return false;
-#elif WB_PARTITION > 0
-  return true;
+#elif WB_PARTITION > 0 || WB_PARTITION == -2
+  return true;          // auto: wb_run may still take the whole-sequence path (wb_auto_tokens)
 #else
   // vLLM's v1/v2 rule: whole sequence up to 8192 tokens when one partition suffices or the
   // batch has enough (sequence, head) pairs; split-K 512 otherwise
@@ -23,7 +23,8 @@ static inline int WB_SYM(wb_smem_bytes)(int logits_tokens) {
 #if WB_ALGO == 1
   logits_tokens = 0;   // onepass keeps no logits in shared memory
 #endif
-  int bytes = 4 * (2 * WB_QPC * WB_HEAD + 2 * warps * WB_QPC + WB_QPC * logits_tokens);
+  const int stats = (warps * WB_QPC + 1) & ~1;   // padded even, as in decode.cu
+  int bytes = 4 * (2 * WB_QPC * WB_HEAD + 2 * stats + WB_QPC * logits_tokens);
 #if WB_STAGES > 0
   // the per-warp cp.async ring of K/V tiles, then the CTA's slice of the block table
   bytes += warps * WB_STAGES * WB_HEAD * WB_BLOCK * (int)sizeof(elem_t) + 4 * ((logits_tokens + WB_BLOCK - 1) / WB_BLOCK);
@@ -35,10 +36,40 @@ extern "C" int WB_SYM(wb_split_parts)(int num_seqs, int num_heads, int max_seq_l
   if (!WB_SYM(wb_uses_split_impl)(num_seqs, num_heads, max_seq_len)) return 0;
 #if WB_PARTITION > 0
   const int tokens = WB_PARTITION;
+#elif WB_PARTITION == -2
+  const int tokens = 64;    // auto: the most partitions it can pick (workspace sizing)
 #else
   const int tokens = 512;
 #endif
   return (max_seq_len + tokens - 1) / tokens;
+}
+
+#if WB_PARTITION != 0
+#define WB_SPLIT_TOKENS_OR_0 WB_SPLIT_TOKENS
+#else
+#define WB_SPLIT_TOKENS_OR_0 0
+#endif
+
+// auto partitions (WB_PARTITION == -2), the rule of Variant.auto_tokens: enough partitions that
+// the grid holds 2 CTAs per SM, none under 256 tokens, multiples of 64 that fit shared memory.
+// 0 = whole sequence.
+static inline int WB_SYM(wb_auto_tokens)(int ctas, int max_seq_len, int sm_count, int smem_limit) {
+  const int fixed = WB_SYM(wb_smem_bytes)(0);
+#if WB_STAGES > 0
+  const double per_token = 4.0 * WB_QPC + 4.0 / WB_BLOCK;
+#else
+  const double per_token = 4.0 * WB_QPC;
+#endif
+  int fit = (int)((smem_limit - fixed) / per_token) / WB_BLOCK * WB_BLOCK;
+  fit = fit / 64 * 64;
+  const int want = (2 * sm_count + (ctas > 0 ? ctas : 1) - 1) / (ctas > 0 ? ctas : 1);
+  const int cap = (max_seq_len + 255) / 256;
+  const int parts = want < 1 ? 1 : (want < cap ? want : (cap < 1 ? 1 : cap));
+  int tokens = (max_seq_len + parts - 1) / parts;
+  tokens = (tokens + 63) / 64 * 64;
+  if (parts == 1 && max_seq_len <= fit) return 0;
+  tokens = tokens < fit ? tokens : fit;
+  return tokens < 64 ? 64 : tokens;
 }
 
 // Programmatic dependent launch for the reduce kernel on sm_90+ (it waits on griddepcontrol):
@@ -53,7 +84,19 @@ static inline bool WB_SYM(wb_pdl_ok)() {
   return major[dev] >= 9;
 }
 
-// 0 = launched; otherwise a WbStatus code (the caller turns it into a message).
+// A failed CUDA call: report it to the caller (a.cuda_error) and clear it, so that it is not
+// blamed on the next launch.
+static inline int WB_SYM(wb_failed)(const WbArgs& a, cudaError_t e) {
+  (void)cudaGetLastError();
+  if (a.cuda_error) *a.cuda_error = (int)e;
+  return WB_LAUNCH_FAILED;
+}
+
+// 0 = launched; otherwise a WbStatus code (the caller turns it into a message). The grid covers
+// a.max_seq_len tokens per sequence (split-K: ceil(max_seq_len / partition) partitions; whole
+// sequence: logits room for max_seq_len tokens); each sequence's real length is read on the device
+// from seq_lens, so a launch captured in a CUDA graph with max_seq_len = the model's maximum
+// serves every shorter batch of the same size at replay.
 extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
   WB_NS::Params p{};
   p.out = reinterpret_cast<elem_t*>(a.out);
@@ -72,20 +115,29 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
   const int group = a.num_heads / a.num_kv_heads;
   const dim3 block(WB_THREADS);
   const int grid_x = a.num_kv_heads * ((group + WB_QPC - 1) / WB_QPC);
+#if WB_PARTITION == -2
+  const int ptok = WB_SYM(wb_auto_tokens)(grid_x * a.num_seqs, a.max_seq_len, a.sm_count, a.smem_limit);
+  const int parts = ptok == 0 ? 0 : (a.max_seq_len + ptok - 1) / ptok;
+#else
+  const int ptok = WB_PARTITION == 0 ? 0 : WB_SPLIT_TOKENS_OR_0;
+  (void)ptok;
   const int parts = WB_SYM(wb_split_parts)(a.num_seqs, a.num_heads, a.max_seq_len);
+#endif
   if (parts == 0) {
-#if WB_PARTITION == 0 || WB_PARTITION == -1
+#if WB_PARTITION == 0 || WB_PARTITION < 0
     p.logits_len = (a.max_seq_len + WB_BLOCK - 1) / WB_BLOCK * WB_BLOCK;
     p.max_parts = 1;
     const int smem = WB_SYM(wb_smem_bytes)(p.logits_len);
     if (smem > a.smem_limit) return WB_TOO_LONG;
-    if (smem > 48 * 1024 &&
-        cudaFuncSetAttribute(WB_SYM(wb_decode_full), cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess)
-      return WB_LAUNCH_FAILED;
+    if (smem > 48 * 1024) {
+      const cudaError_t e = cudaFuncSetAttribute(WB_SYM(wb_decode_full), cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      if (e != cudaSuccess) return WB_SYM(wb_failed)(a, e);
+    }
     WB_SYM(wb_decode_full)<<<dim3(grid_x, a.num_seqs, 1), block, smem, a.stream>>>(p);
 #endif
   } else {
 #if WB_PARTITION != 0
+    if (a.parts_needed) *a.parts_needed = parts;
     if (!a.exp_sums || !a.max_logits || !a.tmp_out || a.max_parts < parts) return WB_NEED_WORKSPACE;
 #if WB_FUSED_REDUCE
     if (!a.counters) return WB_NEED_WORKSPACE;
@@ -95,11 +147,13 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
     p.max_logits = a.max_logits;
     p.tmp_out = a.tmp_out;
     p.max_parts = a.max_parts;
-    p.logits_len = WB_SPLIT_TOKENS;
+    p.logits_len = ptok;
+    p.part_tokens = ptok;
     const int smem = WB_SYM(wb_smem_bytes)(p.logits_len);
-    if (smem > 48 * 1024 &&
-        cudaFuncSetAttribute(WB_SYM(wb_decode_split), cudaFuncAttributeMaxDynamicSharedMemorySize, smem) != cudaSuccess)
-      return WB_LAUNCH_FAILED;
+    if (smem > 48 * 1024) {
+      const cudaError_t e = cudaFuncSetAttribute(WB_SYM(wb_decode_split), cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      if (e != cudaSuccess) return WB_SYM(wb_failed)(a, e);
+    }
     WB_SYM(wb_decode_split)<<<dim3(grid_x, a.num_seqs, parts), block, smem, a.stream>>>(p);
 #if !WB_FUSED_REDUCE
     if (WB_SYM(wb_pdl_ok)()) {
@@ -113,12 +167,14 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
       attr[0].val.programmaticStreamSerializationAllowed = 1;
       cfg.attrs = attr;
       cfg.numAttrs = 1;
-      if (cudaLaunchKernelEx(&cfg, WB_SYM(wb_reduce), p) != cudaSuccess) return WB_LAUNCH_FAILED;
+      const cudaError_t e = cudaLaunchKernelEx(&cfg, WB_SYM(wb_reduce), p);
+      if (e != cudaSuccess) return WB_SYM(wb_failed)(a, e);
     } else {
       WB_SYM(wb_reduce)<<<dim3(a.num_heads, a.num_seqs, 1), 128, 8 * a.max_parts, a.stream>>>(p);
     }
 #endif
 #endif
   }
-  return cudaPeekAtLastError() == cudaSuccess ? WB_OK : WB_LAUNCH_FAILED;
+  const cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? WB_OK : WB_SYM(wb_failed)(a, e);
 }

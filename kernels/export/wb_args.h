@@ -14,17 +14,22 @@ struct WbArgs {
   float* exp_sums;          // split-K workspace (nullptr when the launch needs none)
   float* max_logits;
   float* tmp_out;
-  int* counters;            // fused reduce: zeroed ints, one per (seq, CTA column); self-resetting
+  int* counters;            // fused reduce: zeroed ints, one per (seq, CTA column); self-resetting.
+                            // Never shared by two streams at once (ops.cpp: the caller's, or one per stream)
   long long q_seq_stride;
   long long kv_block_stride;
   long long kv_head_stride;
   int num_seqs;
   int num_heads;
   int num_kv_heads;
-  int max_blocks_per_seq;
-  int max_seq_len;
+  int max_blocks_per_seq;   // row stride of block_tables (elements)
+  int max_seq_len;          // launch bound: the grid (split-K) or the logits room (whole sequence)
   int max_parts;
   int smem_limit;           // opt-in dynamic shared memory per block of the device
+  int sm_count;             // multiprocessors of the device (auto partitions fill them)
   float scale;
   cudaStream_t stream;
+  int* cuda_error;          // optional out: the CUDA error of a failed launch (WB_LAUNCH_FAILED)
+  int* parts_needed;        // optional out: split-K partitions of this launch (set before WB_NEED_WORKSPACE,
+                            // so that a caller can call once without a workspace to learn its size)
 };

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 from workbench.errors import WorkbenchError
 from workbench.config.paths import cache_dir, kernels_dir
-from workbench.kernel.variant import PARTITION_VLLM, Variant, parse_arch
+from workbench.kernel.variant import Variant, parse_arch
 
 KERNEL_SOURCE = "decode.cu"
 NVCC_FLAGS = ("-O3", "-std=c++17", "-Xptxas", "-v", "--threads", "1")
@@ -105,7 +105,7 @@ def defines(v: Variant) -> list[str]:
     d = {
         "WB_HEAD": v.head_size, "WB_BLOCK": v.block_size, "WB_DTYPE": 0 if v.dtype == "fp16" else 1,
         "WB_THREADS": v.threads, "WB_QPC": v.heads_per_cta,
-        "WB_PARTITION": v.partition if v.partition != PARTITION_VLLM else -1,
+        "WB_PARTITION": v.partition,   # -1 = vLLM rule, -2 = auto (the same codes in decode.cu)
         "WB_PF_DIST": v.prefetch_distance,
         "WB_PF_K": int("k" in v.prefetch_target), "WB_PF_V": int("v" in v.prefetch_target),
         "WB_PF_OP": {"none": 0, "bulk": 0, "line": 1}[v.prefetch_op],

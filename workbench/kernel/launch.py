@@ -13,6 +13,7 @@ from typing import Any
 
 from workbench.kernel.build import BuildResult
 from workbench.errors import WorkbenchError
+from workbench.kernel.variant import PARTITION_AUTO
 
 
 class KernelFault(RuntimeError):
@@ -28,7 +29,7 @@ class _Params(ctypes.Structure):
         ("kv_head_stride", ctypes.c_longlong), ("num_heads", ctypes.c_int),
         ("num_kv_heads", ctypes.c_int), ("max_blocks_per_seq", ctypes.c_int),
         ("max_parts", ctypes.c_int), ("logits_len", ctypes.c_int), ("scale", ctypes.c_float),
-        ("counters", ctypes.c_void_p),
+        ("counters", ctypes.c_void_p), ("part_tokens", ctypes.c_int),
     ]
 
 
@@ -152,6 +153,7 @@ class LoadedVariant:
         self.device_index = torch.cuda.current_device() if device_index is None else device_index
         self.module = Module(build.cubin, self.device_index)
         self.smem_limit = device_smem_optin(self.device_index)
+        self.sm_count = torch.cuda.get_device_properties(self.device_index).multi_processor_count
         # our reduce kernel waits on griddepcontrol (sm_90+); vLLM's own does not, so never PDL it
         cc = torch.cuda.get_device_capability(self.device_index)
         self.pdl = (cc[0] >= 9 and self.variant.algorithm != "vllm"
@@ -203,19 +205,27 @@ class LoadedVariant:
         p.num_heads, p.num_kv_heads = num_heads, num_kv_heads
         p.max_blocks_per_seq = block_tables.shape[1]
         p.scale = float(scale)
-        if not v.uses_split(num_seqs, num_heads, max_seq_len):
+        if num_seqs > 65535:
+            raise WorkbenchError(f"{num_seqs} sequences: at most 65535 per launch (grid y)")
+        if v.partition == PARTITION_AUTO:
+            ptok = v.auto_tokens(grid_x * num_seqs, max_seq_len, self.sm_count, self.smem_limit)
+            split = ptok > 0
+        else:
+            ptok, split = v.split_tokens(), v.uses_split(num_seqs, num_heads, max_seq_len)
+        if not split:
             p.logits_len = math.ceil(max_seq_len / v.block_size) * v.block_size
             p.max_parts = 1
             self._launch("wb_decode_full", (grid_x, num_seqs, 1), v.threads,
                          v.smem_bytes(p.logits_len), p, stream)
             return
         ws = workspace or self.workspace(num_seqs, num_heads, max_seq_len)
-        parts = math.ceil(max_seq_len / v.split_tokens())
+        parts = math.ceil(max_seq_len / ptok)
         if ws.max_parts < parts:
             raise WorkbenchError(f"workspace holds {ws.max_parts} partitions, launch needs {parts}")
         p.exp_sums, p.max_logits, p.tmp_out = ws.exp_sums.data_ptr(), ws.max_logits.data_ptr(), ws.tmp_out.data_ptr()
         p.max_parts = ws.max_parts
-        p.logits_len = v.split_tokens()
+        p.logits_len = ptok
+        p.part_tokens = ptok
         if v.reduce == "fused":
             if ws.counters is None or ws.counters.numel() < num_seqs * grid_x:
                 raise WorkbenchError("fused reduce needs the workspace's counters (use kernel.workspace())")

@@ -126,3 +126,23 @@ def enumerate_space(space: Space, arch: str = "sm_90a", *, head_size: int | None
         else:
             valid.append(v)
     return Enumeration(valid=tuple(valid), invalid=tuple(invalid))
+
+
+def stratified_sample(variants: list[Variant], fraction: float, min_per_value: int = 6) -> list[Variant]:
+    """A deterministic sample of a space's variants in which every value of every knob appears at
+    least `min_per_value` times (or as often as it exists), topped up to `fraction` of the whole by
+    key order. CI compiles this; the GPU host compiles the whole space."""
+    ordered = sorted(variants, key=lambda v: v.key)          # key = hash: a spread, stable order
+    picked: dict[str, Variant] = {}
+    seen: dict[tuple[str, Any], int] = {}
+    for v in ordered:
+        pairs = [(k, val) for k, val in v.to_dict().items()]
+        if any(seen.get(p, 0) < min_per_value for p in pairs):
+            picked[v.key] = v
+            for p in pairs:
+                seen[p] = seen.get(p, 0) + 1
+    for v in ordered:
+        if len(picked) >= fraction * len(variants):
+            break
+        picked.setdefault(v.key, v)
+    return [v for v in ordered if v.key in picked]

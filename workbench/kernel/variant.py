@@ -20,7 +20,11 @@ DTYPES = ("fp16", "bf16")
 ALGORITHMS = ("twopass", "onepass", "vllm")   # vllm: vLLM 0.10.2's own kernel (reference only)
 PARTITION_NONE = 0
 PARTITION_VLLM = -1          # vLLM's v1/v2 rule: whole sequence, or split-K 512 past it
-PARTITIONS = (PARTITION_NONE, 256, 512, 1024, PARTITION_VLLM)
+PARTITION_AUTO = -2          # tokens per partition chosen per launch so the grid fills the GPU
+PARTITIONS = (PARTITION_NONE, 256, 512, 1024, PARTITION_VLLM, PARTITION_AUTO)
+AUTO_WAVES = 2               # auto: aim for this many CTAs per SM ...
+AUTO_MIN_TOKENS = 256        # ... without partitions shorter than this
+AUTO_GRAIN = 64              # auto partitions are multiples of this many tokens
 PREFETCH_TARGETS = ("k", "v", "kv")
 PREFETCH_OPS = ("bulk", "line")          # cp.async.bulk.prefetch.L2 (sm_90+) / prefetch.global.L2
 PREFETCH_HINTS = ("none", "evict_first", "evict_last")
@@ -57,15 +61,17 @@ def _partition_from(value: Any) -> int:
             return PARTITION_NONE
         if v == "vllm":
             return PARTITION_VLLM
+        if v == "auto":
+            return PARTITION_AUTO
         if v.isdigit():
             value = int(v)
     if isinstance(value, bool) or not isinstance(value, int) or value not in PARTITIONS:
-        raise WorkbenchError(f"partition must be one of none, 256, 512, 1024, vllm (got {value!r})")
+        raise WorkbenchError(f"partition must be one of none, 256, 512, 1024, vllm, auto (got {value!r})")
     return value
 
 
 def partition_label(p: int) -> str:
-    return {PARTITION_NONE: "none", PARTITION_VLLM: "vllm"}.get(p, str(p))
+    return {PARTITION_NONE: "none", PARTITION_VLLM: "vllm", PARTITION_AUTO: "auto"}.get(p, str(p))
 
 
 @dataclass(frozen=True)
@@ -241,8 +247,8 @@ class Variant:
             reasons.append("k_load 8 (vLLM's two-lanes-per-token read) exists for block size 16 only")
         if self.partition > 0 and self.partition % self.block_size:
             reasons.append("partition must be a multiple of the block size")
-        if self.partition > 0 or self.partition == PARTITION_VLLM:
-            tokens = self.partition if self.partition > 0 else VLLM_PARTITION
+        if self.partition > 0 or self.partition in (PARTITION_VLLM, PARTITION_AUTO):
+            tokens = {PARTITION_VLLM: VLLM_PARTITION, PARTITION_AUTO: AUTO_MIN_TOKENS}.get(self.partition, self.partition)
             need = self.smem_bytes(tokens)
             if need > smem_optin(cc):
                 reasons.append(f"split-K partition needs {need} B of shared memory (> {smem_optin(cc)})")
@@ -261,7 +267,8 @@ class Variant:
         warps = self.threads // 32
         if self.algorithm == "vllm":             # vLLM: logits, or the cross-warp output reduction
             return max(4 * logits_tokens, 4 * (warps // 2) * self.head_size)
-        floats = 2 * self.heads_per_cta * self.head_size + 2 * warps * self.heads_per_cta
+        stats = -(-warps * self.heads_per_cta // 2) * 2      # padded even: keeps the logits 16-byte aligned
+        floats = 2 * self.heads_per_cta * self.head_size + 2 * stats
         if self.algorithm == "twopass":          # onepass keeps no logits
             floats += self.heads_per_cta * logits_tokens
         ring = warps * self.stages * self.head_size * self.block_size * self.elem_bytes
@@ -283,14 +290,28 @@ class Variant:
         """Whether a launch of this variant for this batch goes through split-K + reduce."""
         if self.partition == PARTITION_NONE:
             return False
-        if self.partition > 0:
+        if self.partition > 0 or self.partition == PARTITION_AUTO:   # auto: whole only when it fits (auto_tokens)
             return True
         parts = -(-max_seq_len // VLLM_PARTITION)
         use_v1 = max_seq_len <= VLLM_V1_MAX_SEQ and (parts == 1 or num_seqs * num_heads > VLLM_V1_MIN_WORK)
         return not use_v1
 
     def split_tokens(self) -> int:
-        return VLLM_PARTITION if self.partition == PARTITION_VLLM else self.partition
+        """Tokens per partition (auto: the smallest it can pick, which sizes workspaces)."""
+        return {PARTITION_VLLM: VLLM_PARTITION, PARTITION_AUTO: AUTO_GRAIN}.get(self.partition, self.partition)
+
+    def auto_tokens(self, ctas: int, max_seq_len: int, sm_count: int, smem_limit: int) -> int:
+        """Tokens per partition of an auto launch with `ctas` CTAs per partition; 0 = whole sequence.
+        Enough partitions that the grid holds AUTO_WAVES CTAs per SM, none shorter than
+        AUTO_MIN_TOKENS, each within shared memory. The exported launcher mirrors this rule."""
+        fit = self.max_context_unsplit(smem_limit) // AUTO_GRAIN * AUTO_GRAIN
+        want = -(-AUTO_WAVES * sm_count // max(1, ctas))
+        parts = max(1, min(want, -(-max_seq_len // AUTO_MIN_TOKENS)))
+        tokens = -(-max_seq_len // parts)
+        tokens = -(-tokens // AUTO_GRAIN) * AUTO_GRAIN
+        if parts == 1 and max_seq_len <= fit:
+            return 0
+        return max(AUTO_GRAIN, min(tokens, fit))
 
     def check_workload(self, num_seqs: int, num_heads: int, num_kv_heads: int, head_size: int,
                        max_seq_len: int, smem_limit: int) -> None:

@@ -26,6 +26,9 @@ def reference_decode(query: Any, key_cache: Any, value_cache: Any, block_tables:
     lens = [int(n) for n in seq_lens.tolist()]
     out = torch.empty(num_seqs, num_heads, head, dtype=torch.float32, device=query.device)
     for s, n in enumerate(lens):
+        if n == 0:                         # an empty (padding) sequence attends to nothing: zeros
+            out[s] = 0.0
+            continue
         nb = -(-n // block)
         k, v = gather_kv(key_cache, value_cache, block_tables[s, :nb].long(), n)
         k, v = k.float(), v.float()

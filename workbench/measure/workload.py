@@ -26,8 +26,9 @@ class WorkloadSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seq_lens", tuple(int(x) for x in self.seq_lens))
-        if not self.seq_lens or min(self.seq_lens) < 1:
-            raise WorkbenchError("a workload needs at least one sequence, each of length >= 1")
+        # length 0 is allowed: vLLM pads CUDA-graph batches with empty sequences
+        if not self.seq_lens or min(self.seq_lens) < 0 or max(self.seq_lens) < 1:
+            raise WorkbenchError("a workload needs at least one sequence of length >= 1 (and none negative)")
         if self.num_kv_heads < 1 or self.num_heads % self.num_kv_heads:
             raise WorkbenchError(f"num_heads {self.num_heads} must be a multiple of num_kv_heads {self.num_kv_heads}")
         if self.head_size not in HEAD_SIZES:
@@ -117,6 +118,9 @@ def torch_dtype(name: str) -> Any:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
+EMPTY_ROW_BLOCK = 1 << 30       # far past any pool
+
+
 def _fill_table(spec: WorkloadSpec, ids: Any) -> Any:
     """Block table [num_seqs, max_blocks] taking consecutive ids for each sequence (0-padded)."""
     import torch
@@ -125,6 +129,8 @@ def _fill_table(spec: WorkloadSpec, ids: Any) -> Any:
     at = 0
     for i, n in enumerate(spec.blocks_per_seq):
         bt[i, :n] = ids[at:at + n]
+        if n == 0:                 # an empty sequence: a kernel that follows this entry faults
+            bt[i, :] = EMPTY_ROW_BLOCK
         at += n
     return bt
 
