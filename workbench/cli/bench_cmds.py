@@ -17,10 +17,12 @@ def bench_cmd(
     model: str = typer.Option("llama-3.1-8b", help="model whose heads the suite uses"),
     tp: int = typer.Option(1, help="tensor-parallel degree (divides the heads)"), dtype: str = typer.Option("bf16", help="bf16 or fp16"), block_size: int = typer.Option(16, help="KV block (page) size in tokens"),
     suite: str = typer.Option("bench", help="suite name or YAML (batch x context grid)"),
-    peers: str = typer.Option("baseline,paper,simple,simple-pf,tuned,xformers,sdpa,flex",
+    peers: str = typer.Option("baseline,paper,simple,simple-pf,tuned,fa3,flashinfer,flashinfer-tc,xqa",
                               help="comma-separated; baseline / paper = vLLM 0.10.2's own kernel without / with "
                                    "the paper's prefetch (built from its sdist); simple / simple-pf = ours in "
-                                   "vLLM's decomposition"),
+                                   "vLLM's decomposition; fa3 / flashinfer / flashinfer-tc / xqa = the decode "
+                                   "kernels vLLM serves with (scripts/bundle_peers.sh brings them to a host); "
+                                   "also selectable: sdpa, xformers, flex"),
     study: Optional[str] = typer.Option(None, help="tuned = this study's dispatch table (else a quick sweep)"),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL (default: the study's default location)"),
     launches: int = typer.Option(30, help="timed launches per peer and shape (>= 30)"),
@@ -28,7 +30,7 @@ def bench_cmd(
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: efficiency vs KV bytes, one line per peer"),
     prefetch_map: bool = typer.Option(False, "--prefetch-map", help="instead: best with vs without L2 prefetch per shape"),
 ) -> None:
-    """Our kernels vs xformers, SDPA (unpaged) and FlexAttention on one suite, cold L2, vs the floor."""
+    """Our kernels vs FA3, FlashInfer and XQA (and optionally xformers, SDPA, FlexAttention) on one suite, cold L2, vs the floor."""
     from rich.progress import Progress
 
     from workbench.ui.plots import bench_plot
