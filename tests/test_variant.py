@@ -126,3 +126,30 @@ def test_stages_rules_and_shared_memory():
     from workbench.errors import WorkbenchError
     with pytest.raises(WorkbenchError, match="stages"):
         Variant(stages=5)
+
+
+def test_auto_partitions_fill_whole_waves():
+    """The auto split's plan (a cost model: waves x (tokens + fixed cost)) on H200-like numbers:
+    never worse under its own model than the fixed partitions the space offers, one wave at
+    b16 x 4k (where 1024-token partitions leave 512 CTAs on 396 slots), the whole sequence when
+    it fits one wave, partitions within shared memory and multiples of the grain."""
+    from workbench.kernel.variant import (AUTO_GRAIN, AUTO_REDUCE_TOKENS, AUTO_WAVE_TOKENS, Occupancy)
+    occ = Occupancy(sm_count=132, smem_per_sm=233472, smem_reserved=1024, smem_limit=232448,
+                    split_blocks=3, whole_blocks=3)
+    v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto", stages=3)
+
+    def cost(tokens: int, L: int, ctas: int) -> int:
+        whole = tokens == 0
+        t = L if whole else tokens
+        parts = 1 if whole else -(-L // t)
+        slots = occ.sm_count * occ.blocks_per_sm(v.smem_bytes(t), whole)
+        return -(-parts * ctas // slots) * (t + AUTO_WAVE_TOKENS) + (0 if whole else AUTO_REDUCE_TOKENS)
+
+    for B, L in [(1, 1024), (1, 32768), (8, 4096), (8, 16384), (16, 4096), (64, 1024), (64, 4096), (256, 1024)]:
+        ctas = B * 8
+        t = v.auto_tokens(ctas, L, occ)
+        assert t == 0 or (t % AUTO_GRAIN == 0 and v.smem_bytes(t) <= occ.smem_limit), (B, L, t)
+        assert cost(t, L, ctas) <= min(cost(f, L, ctas) for f in (256, 512, 1024)), (B, L, t)
+    t = v.auto_tokens(16 * 8, 4096, occ)
+    assert t > 0 and -(-4096 // t) * 128 <= 132 * occ.blocks_per_sm(v.smem_bytes(t), False)
+    assert v.auto_tokens(256 * 8, 1024, occ) == 0

@@ -50,10 +50,36 @@ extern "C" int WB_SYM(wb_split_parts)(int num_seqs, int num_heads, int max_seq_l
 #define WB_SPLIT_TOKENS_OR_0 0
 #endif
 
-// auto partitions (WB_PARTITION == -2), the rule of Variant.auto_tokens: enough partitions that
-// the grid holds 2 CTAs per SM, none under 256 tokens, multiples of 64 that fit shared memory.
-// 0 = whole sequence.
-static inline int WB_SYM(wb_auto_tokens)(int ctas, int max_seq_len, int sm_count, int smem_limit) {
+// auto partitions (WB_PARTITION == -2): Variant.auto_tokens's rule (workbench/kernel/variant.py).
+// Pick the partition count p minimising waves(p) x (tokens(p) + 128) (+64 tokens for the reduce
+// when split): partitions multiples of 64 tokens, none under 256, at most 128, within shared memory;
+// waves from the SM slots that threads, registers (occupancy API, no dynamic smem) and each
+// partition's shared memory allow. 0 = whole sequence. Device numbers are read once per device.
+#if WB_PARTITION == -2
+struct WB_SYM(WbOcc) { int sms, smem_sm, reserved, split_blocks, whole_blocks; };
+static inline const WB_SYM(WbOcc)* WB_SYM(wb_occ)() {
+  static WB_SYM(WbOcc) occ[64];
+  static bool ready[64] = {false};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return nullptr;
+  if (!ready[dev]) {
+    WB_SYM(WbOcc) o{};
+    if (cudaDeviceGetAttribute(&o.sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&o.smem_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&o.reserved, cudaDevAttrReservedSharedMemoryPerBlock, dev) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o.split_blocks, WB_SYM(wb_decode_split), WB_THREADS, 0) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o.whole_blocks, WB_SYM(wb_decode_full), WB_THREADS, 0) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return nullptr;
+    }
+    occ[dev] = o;
+    ready[dev] = true;
+  }
+  return &occ[dev];
+}
+
+static inline int WB_SYM(wb_auto_tokens)(int ctas, int max_seq_len, int smem_limit) {
+  const WB_SYM(WbOcc)* o = WB_SYM(wb_occ)();
   const int fixed = WB_SYM(wb_smem_bytes)(0);
 #if WB_STAGES > 0
   const double per_token = 4.0 * WB_QPC + 4.0 / WB_BLOCK;
@@ -62,15 +88,35 @@ static inline int WB_SYM(wb_auto_tokens)(int ctas, int max_seq_len, int sm_count
 #endif
   int fit = (int)((smem_limit - fixed) / per_token) / WB_BLOCK * WB_BLOCK;
   fit = fit / 64 * 64;
-  const int want = (2 * sm_count + (ctas > 0 ? ctas : 1) - 1) / (ctas > 0 ? ctas : 1);
-  const int cap = (max_seq_len + 255) / 256;
-  const int parts = want < 1 ? 1 : (want < cap ? want : (cap < 1 ? 1 : cap));
-  int tokens = (max_seq_len + parts - 1) / parts;
-  tokens = (tokens + 63) / 64 * 64;
-  if (parts == 1 && max_seq_len <= fit) return 0;
-  tokens = tokens < fit ? tokens : fit;
-  return tokens < 64 ? 64 : tokens;
+  if (!o) return fit < 64 ? 64 : fit;
+  if (ctas < 1) ctas = 1;
+  int cap = (max_seq_len + 255) / 256;
+  cap = cap < 1 ? 1 : (cap > 128 ? 128 : cap);
+  long long best_cost = -1;
+  int best_tokens = fit < 64 ? 64 : fit;
+  for (int p = 1; p <= cap; ++p) {
+    int tokens = (max_seq_len + p - 1) / p;
+    const bool whole = p == 1 && max_seq_len <= fit;
+    if (!whole) {
+      tokens = (tokens + 63) / 64 * 64;
+      if (tokens > fit) tokens = fit;
+      if (tokens < 64) continue;
+    }
+    const int parts = whole ? 1 : (max_seq_len + tokens - 1) / tokens;
+    const int smem = WB_SYM(wb_smem_bytes)(tokens);
+    if (smem > smem_limit) continue;
+    int per_sm = o->smem_sm / (smem + o->reserved);
+    const int by_threads = whole ? o->whole_blocks : o->split_blocks;
+    if (by_threads < per_sm) per_sm = by_threads;
+    const long long slots = (long long)o->sms * per_sm;
+    if (slots < 1) continue;
+    const long long waves = ((long long)parts * ctas + slots - 1) / slots;
+    const long long cost = waves * (tokens + 128) + (whole ? 0 : 64);
+    if (best_cost < 0 || cost < best_cost) { best_cost = cost; best_tokens = whole ? 0 : tokens; }
+  }
+  return best_tokens;
 }
+#endif
 
 // Programmatic dependent launch for the reduce kernel on sm_90+ (it waits on griddepcontrol):
 // its launch overlaps the split kernel's tail. Compute capability cached per device.
@@ -116,7 +162,7 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
   const dim3 block(WB_THREADS);
   const int grid_x = a.num_kv_heads * ((group + WB_QPC - 1) / WB_QPC);
 #if WB_PARTITION == -2
-  const int ptok = WB_SYM(wb_auto_tokens)(grid_x * a.num_seqs, a.max_seq_len, a.sm_count, a.smem_limit);
+  const int ptok = WB_SYM(wb_auto_tokens)(grid_x * a.num_seqs, a.max_seq_len, a.smem_limit);
   const int parts = ptok == 0 ? 0 : (a.max_seq_len + ptok - 1) / ptok;
 #else
   const int ptok = WB_PARTITION == 0 ? 0 : WB_SPLIT_TOKENS_OR_0;

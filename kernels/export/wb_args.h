@@ -26,7 +26,6 @@ struct WbArgs {
   int max_seq_len;          // launch bound: the grid (split-K) or the logits room (whole sequence)
   int max_parts;
   int smem_limit;           // opt-in dynamic shared memory per block of the device
-  int sm_count;             // multiprocessors of the device (auto partitions fill them)
   float scale;
   cudaStream_t stream;
   int* cuda_error;          // optional out: the CUDA error of a failed launch (WB_LAUNCH_FAILED)

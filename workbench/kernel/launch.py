@@ -13,7 +13,7 @@ from typing import Any
 
 from workbench.kernel.build import BuildResult
 from workbench.errors import WorkbenchError
-from workbench.kernel.variant import PARTITION_AUTO
+from workbench.kernel.variant import PARTITION_AUTO, Occupancy
 
 
 class KernelFault(RuntimeError):
@@ -153,11 +153,37 @@ class LoadedVariant:
         self.device_index = torch.cuda.current_device() if device_index is None else device_index
         self.module = Module(build.cubin, self.device_index)
         self.smem_limit = device_smem_optin(self.device_index)
-        self.sm_count = torch.cuda.get_device_properties(self.device_index).multi_processor_count
+        self._occ: Occupancy | None = None
+        self._auto: dict[tuple[int, int], int] = {}       # (ctas, max_seq_len) -> tokens
         # our reduce kernel waits on griddepcontrol (sm_90+); vLLM's own does not, so never PDL it
         cc = torch.cuda.get_device_capability(self.device_index)
         self.pdl = (cc[0] >= 9 and self.variant.algorithm != "vllm"
                     and os.environ.get("WORKBENCH_PDL", "1") != "0")
+
+    def occupancy(self) -> Occupancy:
+        """The device and occupancy numbers auto launches plan with (read once)."""
+        if self._occ is None:
+            drv, m = _driver(), self.module
+            dev = _check(drv.cuDeviceGet(self.device_index), "cuDeviceGet")
+            A = drv.CUdevice_attribute
+
+            def attr(a: Any) -> int:
+                return int(_check(drv.cuDeviceGetAttribute(a, dev), "cuDeviceGetAttribute"))
+
+            def blocks(name: str) -> int:
+                return int(_check(drv.cuOccupancyMaxActiveBlocksPerMultiprocessor(
+                    m.function(name), self.variant.threads, 0), "cuOccupancyMaxActiveBlocksPerMultiprocessor"))
+            self._occ = Occupancy(attr(A.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT),
+                                  attr(A.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR),
+                                  attr(A.CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK),
+                                  self.smem_limit, blocks("wb_decode_split"), blocks("wb_decode_full"))
+        return self._occ
+
+    def auto_tokens(self, ctas: int, max_seq_len: int) -> int:
+        key = (ctas, max_seq_len)
+        if key not in self._auto:
+            self._auto[key] = self.variant.auto_tokens(ctas, max_seq_len, self.occupancy())
+        return self._auto[key]
 
     def close(self) -> None:
         """Unload the module (many variants are checked in one process)."""
@@ -208,7 +234,7 @@ class LoadedVariant:
         if num_seqs > 65535:
             raise WorkbenchError(f"{num_seqs} sequences: at most 65535 per launch (grid y)")
         if v.partition == PARTITION_AUTO:
-            ptok = v.auto_tokens(grid_x * num_seqs, max_seq_len, self.sm_count, self.smem_limit)
+            ptok = self.auto_tokens(grid_x * num_seqs, max_seq_len)
             split = ptok > 0
         else:
             ptok, split = v.split_tokens(), v.uses_split(num_seqs, num_heads, max_seq_len)

@@ -22,9 +22,11 @@ PARTITION_NONE = 0
 PARTITION_VLLM = -1          # vLLM's v1/v2 rule: whole sequence, or split-K 512 past it
 PARTITION_AUTO = -2          # tokens per partition chosen per launch so the grid fills the GPU
 PARTITIONS = (PARTITION_NONE, 256, 512, 1024, PARTITION_VLLM, PARTITION_AUTO)
-AUTO_WAVES = 2               # auto: aim for this many CTAs per SM ...
-AUTO_MIN_TOKENS = 256        # ... without partitions shorter than this
+AUTO_MIN_TOKENS = 256        # auto: no partition shorter than this ...
+AUTO_MAX_PARTS = 128         # ... nor more partitions than this
 AUTO_GRAIN = 64              # auto partitions are multiples of this many tokens
+AUTO_REDUCE_TOKENS = 64      # the reduce (a second short kernel) costs about this many tokens of a CTA
+AUTO_WAVE_TOKENS = 128       # a wave's fixed cost (q load, pipeline fill, partial write) in tokens
 PREFETCH_TARGETS = ("k", "v", "kv")
 PREFETCH_OPS = ("bulk", "line")          # cp.async.bulk.prefetch.L2 (sm_90+) / prefetch.global.L2
 PREFETCH_HINTS = ("none", "evict_first", "evict_last")
@@ -300,18 +302,36 @@ class Variant:
         """Tokens per partition (auto: the smallest it can pick, which sizes workspaces)."""
         return {PARTITION_VLLM: VLLM_PARTITION, PARTITION_AUTO: AUTO_GRAIN}.get(self.partition, self.partition)
 
-    def auto_tokens(self, ctas: int, max_seq_len: int, sm_count: int, smem_limit: int) -> int:
+    def auto_tokens(self, ctas: int, max_seq_len: int, occ: "Occupancy") -> int:
         """Tokens per partition of an auto launch with `ctas` CTAs per partition; 0 = whole sequence.
-        Enough partitions that the grid holds AUTO_WAVES CTAs per SM, none shorter than
-        AUTO_MIN_TOKENS, each within shared memory. The exported launcher mirrors this rule."""
-        fit = self.max_context_unsplit(smem_limit) // AUTO_GRAIN * AUTO_GRAIN
-        want = -(-AUTO_WAVES * sm_count // max(1, ctas))
-        parts = max(1, min(want, -(-max_seq_len // AUTO_MIN_TOKENS)))
-        tokens = -(-max_seq_len // parts)
-        tokens = -(-tokens // AUTO_GRAIN) * AUTO_GRAIN
-        if parts == 1 and max_seq_len <= fit:
-            return 0
-        return max(AUTO_GRAIN, min(tokens, fit))
+
+        A decode CTA's time grows with the tokens it reads, and CTAs run in waves of the SM slots
+        the occupancy allows: so pick the partition count p minimising
+        waves(p) x (tokens(p) + a wave's fixed cost) (+ the reduce when p > 1), partitions multiples of AUTO_GRAIN, none
+        under AUTO_MIN_TOKENS, each within shared memory; ties go to fewer partitions. This is
+        what fills the last wave instead of leaving a third of the GPU idle (b16 x 4k with
+        1024-token partitions: 512 CTAs on 396 slots). The exported launcher mirrors it."""
+        fit = self.max_context_unsplit(occ.smem_limit) // AUTO_GRAIN * AUTO_GRAIN
+        ctas = max(1, ctas)
+        best: tuple[float, int, int] | None = None          # (cost, parts, tokens)
+        cap = max(1, min(AUTO_MAX_PARTS, -(-max_seq_len // AUTO_MIN_TOKENS)))
+        for p in range(1, cap + 1):
+            tokens = -(-max_seq_len // p)
+            whole = p == 1 and max_seq_len <= fit
+            if not whole:
+                tokens = min(fit, -(-tokens // AUTO_GRAIN) * AUTO_GRAIN)
+                if tokens < AUTO_GRAIN:
+                    continue
+            parts = 1 if whole else -(-max_seq_len // tokens)
+            slots = occ.sm_count * occ.blocks_per_sm(self.smem_bytes(tokens), whole)
+            if slots < 1:
+                continue
+            waves = -(-parts * ctas // slots)
+            cost = waves * (tokens + AUTO_WAVE_TOKENS) + (0 if whole else AUTO_REDUCE_TOKENS)
+            if best is None or cost < best[0]:
+                best = (cost, parts, 0 if whole else tokens)
+        return best[2] if best else max(AUTO_GRAIN, fit)
+
 
     def check_workload(self, num_seqs: int, num_heads: int, num_kv_heads: int, head_size: int,
                        max_seq_len: int, smem_limit: int) -> None:
@@ -332,6 +352,25 @@ class Variant:
                     f"{self.name}: a {max_seq_len}-token sequence without split-K needs {need} B of "
                     f"shared memory for its logits (limit {smem_limit} B, i.e. at most "
                     f"{self.max_context_unsplit(smem_limit)} tokens); use a split-K partition")
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """What an auto launch plans with: the device's SMs and shared memory, and how many CTAs of
+    the split / whole kernel fit on one SM by threads and registers alone (CUDA's occupancy API
+    with no dynamic shared memory); shared memory is then counted per partition size."""
+    sm_count: int
+    smem_per_sm: int            # shared memory per SM
+    smem_reserved: int          # per block, reserved by the system
+    smem_limit: int             # opt-in dynamic shared memory per block
+    split_blocks: int           # CTAs per SM of the split kernel by threads and registers
+    whole_blocks: int           # CTAs per SM of the whole-sequence kernel likewise
+
+    def blocks_per_sm(self, smem: int, whole: bool) -> int:
+        if smem > self.smem_limit:
+            return 0
+        by_smem = self.smem_per_sm // (smem + self.smem_reserved)
+        return min(self.whole_blocks if whole else self.split_blocks, by_smem)
 
 
 def smem_optin(cc: int) -> int:
