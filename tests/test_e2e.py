@@ -1,0 +1,599 @@
+"""`workbench e2e` on a CPU: config.json generation, the grid, the metrics, the prediction, the
+correctness verdicts, the JSON records, and the driver's resume / failure handling with a fake
+runner in a real child process (no GPU, no vLLM)."""
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.e2e import compare, run_e2e
+from workbench.e2e.attention_share import classify, share_from_window, window_kernels
+from workbench.e2e.child import run_child
+from workbench.e2e.correctness import PointOutputs, Tolerances, agreement, compare_topk
+from workbench.e2e.grid import (GridPlan, GridPoint, engine_limits, parse_sizes, plan_grid, prompt_len,
+                                tokens_needed)
+from workbench.e2e.metrics import decode_window, percentile
+from workbench.e2e.model_config import hf_config, kv_bytes_per_token, load_arch, param_count, write_model_dir
+from workbench.e2e.prediction import load_kernel_ratios, predicted_ratio, within
+from workbench.e2e.results import BackendResult, E2eRun, PointResult, ShareResult
+from workbench.e2e.runner import make_prompts
+from workbench.e2e.runner_args import NVTX_PREFIX
+from workbench.e2e.settings import EngineSettings, weight_spec
+from workbench.errors import WorkbenchError
+from workbench.config.profiles import known, load_model
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_H100 = ROOT / "tests/fixtures/bench-h100-2026-11-22.json"
+
+
+# ---- config.json from the profiles ---------------------------------------------------------------
+def test_config_json_for_every_model_profile(tmp_path):
+    names = known("models")
+    assert "llama-3.1-8b" in names and not any("/" in n for n in names)   # arch/ is not a model profile
+    for name in names:
+        m = load_model(name)
+        d = write_model_dir(name, tmp_path / name)
+        cfg = json.loads((tmp_path / name / "config.json").read_text())
+        arch = load_arch(name)
+        assert cfg["architectures"] == [arch.architecture]
+        assert (cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"], cfg["num_hidden_layers"]) == \
+            (m.num_heads, m.num_kv_heads, m.head_size, m.layers), name
+        for k in ("hidden_size", "intermediate_size", "vocab_size", "max_position_embeddings", "rope_theta",
+                  "rms_norm_eps", "model_type"):
+            assert cfg[k] == getattr(arch, k), (name, k)
+        assert cfg["torch_dtype"] == "bfloat16"
+        assert d.kv_bytes_per_token == 2 * m.layers * m.num_kv_heads * m.head_size * 2
+        assert (d.num_heads, d.num_kv_heads, d.head_size, d.num_layers) == (m.num_heads, m.num_kv_heads,
+                                                                            m.head_size, m.layers)
+
+
+def test_config_json_llama_3_1_8b_is_the_published_one(tmp_path):
+    write_model_dir("llama-3.1-8b", tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    want = {"architectures": ["LlamaForCausalLM"], "hidden_size": 4096, "intermediate_size": 14336,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
+            "vocab_size": 128256, "max_position_embeddings": 131072, "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
+            "tie_word_embeddings": False}
+    assert {k: cfg[k] for k in want} == want
+    assert cfg["rope_scaling"]["rope_type"] == "llama3" and cfg["rope_scaling"]["factor"] == 8.0
+    m, a = load_model("llama-3.1-8b"), load_arch("llama-3.1-8b")
+    assert param_count(m, a) == 8_030_261_248            # Llama-3.1-8B's published parameter count
+    assert kv_bytes_per_token(m) == 131072
+    g = json.loads(json.dumps(hf_config(load_model("gemma-2-9b"), load_arch("gemma-2-9b"))))
+    assert g["architectures"] == ["Gemma2ForCausalLM"] and g["head_dim"] == 256 and g["final_logit_softcapping"] == 30.0
+    assert param_count(load_model("gemma-2-9b"), load_arch("gemma-2-9b")) == 9_241_705_984   # tied embeddings
+
+
+def test_arch_profile_errors(tmp_path):
+    with pytest.raises(WorkbenchError, match="no architecture for model 'nope'.*add one"):
+        load_arch("nope", tmp_path)
+    (tmp_path / "x.yaml").write_text((ROOT / "profiles/models/arch/llama-3.1-8b.yaml").read_text() + "colour: red\n")
+    with pytest.raises(WorkbenchError, match="unknown field.*colour"):
+        load_arch("x", tmp_path)
+    (tmp_path / "y.yaml").write_text((ROOT / "profiles/models/arch/llama-3.1-8b.yaml").read_text()
+                                     + "  num_attention_heads: 4\n")
+    with pytest.raises(WorkbenchError, match="may not set num_attention_heads"):
+        load_arch("y", tmp_path)
+    (tmp_path / "z.yaml").write_text((ROOT / "profiles/models/arch/llama-3.1-8b.yaml").read_text()
+                                     .replace("LlamaForCausalLM", "GPT2LMHeadModel"))
+    with pytest.raises(WorkbenchError, match="not one e2e generates"):
+        load_arch("z", tmp_path)
+
+
+# ---- the grid ------------------------------------------------------------------------------------
+def test_parse_sizes():
+    assert parse_sizes("1k, 4k,32k,4096", "--contexts") == [1024, 4096, 32768]
+    assert parse_sizes("64,1,8", "--batches") == [1, 8, 64]
+    for bad in ("", "0", "1,x", "-4"):
+        with pytest.raises(WorkbenchError, match="--batches"):
+            parse_sizes(bad, "--batches")
+
+
+def test_grid_skips_what_does_not_fit_and_says_why():
+    m = load_model("llama-3.1-8b")
+    kvb = kv_bytes_per_token(m)
+    cap = 600_000                          # ≈ 79 GB of KV at 131072 B/token
+    plan = plan_grid([1, 8, 32, 64], [1024, 4096, 16384, 32768], decode_steps=128, block_size=16,
+                     kv_capacity_tokens=cap, max_position_embeddings=131072, max_num_batched_tokens=16384,
+                     kv_bytes_per_token=kvb)
+    skipped = {s.label: s.reason for s in plan.skipped}
+    assert set(skipped) == {"b32x32768", "b64x16384", "b64x32768"}
+    assert all("KV tokens" in r and "holds 600000" in r and "GB" in r for r in skipped.values())
+    assert len(plan.points) == 13 and GridPoint(32, 16384) in plan.points
+    for p in plan.points:
+        assert tokens_needed(p, 128, 16, 16384) <= cap
+    for s in plan.skipped:
+        assert tokens_needed(GridPoint(s.batch, s.context), 128, 16, 16384) > cap
+    # the model's own limit: Llama-2 stops at 4096 positions
+    plan2 = plan_grid([1], [1024, 4096, 16384], decode_steps=128, block_size=16, kv_capacity_tokens=None,
+                      max_position_embeddings=4096, max_num_batched_tokens=16384)
+    assert [p.label for p in plan2.points] == ["b1x1024"]
+    assert {s.label for s in plan2.skipped} == {"b1x4096", "b1x16384"}
+    assert all("max_position_embeddings 4096" in s.reason for s in plan2.skipped)
+    # the decode steps are centred on the context; the engine covers the longest sequence
+    assert prompt_len(4096, 128) == 4032
+    max_len, seqs = engine_limits(plan.points, 128, 16384, 16)
+    assert seqs == 64 and max_len % 16 == 0 and max_len >= 32768 + 64
+    with pytest.raises(WorkbenchError, match="no grid point fits"):
+        engine_limits([], 128, 16384, 16)
+
+
+# ---- throughput and ITL from token arrival times -----------------------------------------------
+def test_decode_window_staggered_prefill():
+    # 4 sequences leave a chunked prefill at steps 0..3 (10 ms apart) and each then makes 20 tokens
+    step = 0.010
+    times = [[(start + j) * step for j in range(20)] for start in range(4)]
+    w = decode_window(times)
+    assert w.t0 == pytest.approx(3 * step) and w.t1 == pytest.approx(19 * step)
+    assert w.steps == 16 and w.tokens == 64 and w.batch == 4
+    assert w.tok_s == pytest.approx(4 / step)
+    assert w.itl_mean_ms == pytest.approx(10.0) and w.itl_p99_ms == pytest.approx(10.0)
+    # one 50 ms hiccup inside the window: the mean and the p99 see it
+    times = [[t + (0.04 if t > 0.1 else 0) for t in seq] for seq in times]
+    w2 = decode_window(times)
+    assert w2.itl_p99_ms > 40 and w2.itl_mean_ms == pytest.approx((w2.t1 - w2.t0) * 1e3 / 16)
+    assert decode_window([[0.1], [0.1, 0.2]]) is None
+    assert decode_window([[0.0, 0.1], [0.2, 0.3]]) is None     # never all decoding together
+    assert percentile([1, 2, 3, 4], 50) == 2.5 and percentile([5], 99) == 5 and percentile(range(101), 99) == 99
+
+
+# ---- prediction ----------------------------------------------------------------------------------
+def test_predicted_ratio_formula():
+    assert predicted_ratio(0.0, 3.0) == 1.0
+    assert predicted_ratio(1.0, 1.25) == pytest.approx(1.25)
+    assert predicted_ratio(0.5, 2.0) == pytest.approx(1 / 0.75)
+    assert predicted_ratio(0.3, 0.8) == pytest.approx(1 / (0.7 + 0.3 / 0.8))     # a slower kernel: < 1
+    assert within(1.015, 1.0) and not within(1.025, 1.0) and within(0.981, 1.0)
+    for a, k in ((-0.1, 1.0), (1.1, 1.0), (0.5, 0.0)):
+        with pytest.raises(ValueError):
+            predicted_ratio(a, k)
+
+
+def _bench(tmp_path, rows, heads=None):
+    doc = {"kind": "workbench-bench", "gpu": {"name": "NVIDIA H100"}, "dtype": "bf16", "block_size": 16,
+           "heads": heads or {"model": "llama-3.1-8b", "tp": 1, "num_heads": 32, "num_kv_heads": 8, "head_size": 128},
+           "peers": sorted({r[0] for r in rows}), "created": "x",
+           "results": [{"peer": p, "batch": b, "context": c, "median_us": t} for p, b, c, t in rows]}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_kernel_ratio_from_bench_json(tmp_path):
+    p = _bench(tmp_path, [("tuned", 8, 4096, 80.0), ("fa3", 8, 4096, 100.0), ("tuned", 1, 1024, 6.0),
+                          ("fa3", 1, 1024, 9.0), ("fa3", 64, 4096, 700.0)])
+    heads = {"num_heads": 32, "num_kv_heads": 8, "head_size": 128}
+    kr = load_kernel_ratios(p, heads=heads, dtype="bf16", block_size=16)
+    assert kr.k(8, 4096) == pytest.approx(1.25) and kr.k(1, 1024) == pytest.approx(1.5)
+    assert kr.k(64, 4096) is None and kr.gpu == "NVIDIA H100"
+    with pytest.raises(WorkbenchError, match="other heads"):
+        load_kernel_ratios(p, heads={**heads, "num_kv_heads": 4})
+    with pytest.raises(WorkbenchError, match="block 16, e2e runs block 32"):
+        load_kernel_ratios(p, block_size=32)
+    with pytest.raises(WorkbenchError, match="'xqa'.*was not measured"):
+        load_kernel_ratios(p, ref="xqa")
+    # a real bench file (H100, 2026-11-21) predates the fa3 peer: said so; its own peers work
+    with pytest.raises(WorkbenchError, match="'fa3' .*not measured.*peers: baseline"):
+        load_kernel_ratios(BENCH_H100)
+    real = load_kernel_ratios(BENCH_H100, ref="baseline", heads=heads, dtype="bf16", block_size=16)
+    rows = json.loads(BENCH_H100.read_text())["results"]
+    t = {(r["peer"], r["batch"], r["context"]): r["median_us"] for r in rows}
+    assert len(real.ratios) == 18
+    assert real.k(8, 4096) == pytest.approx(t[("baseline", 8, 4096)] / t[("tuned", 8, 4096)])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(WorkbenchError, match="not a workbench bench file"):
+        load_kernel_ratios(bad)
+
+
+# ---- correctness verdicts ------------------------------------------------------------------------
+def _outs(n=10, steps=16, lp=-1.0):
+    ids = [[(i * 7 + s) % 50 for s in range(steps)] for i in range(n)]
+    tops = [[[[t, lp - 0.1 * t] for t in range(20)] for _ in range(2)] for _ in range(n)]
+    return PointOutputs(ids=ids, top_logprobs=tops)
+
+
+def test_correctness_ids_fraction():
+    ref = _outs()
+    assert agreement(ref, _outs()).ok and agreement(ref, _outs()).ids_match_fraction == 1.0
+    got = _outs()
+    got.ids[0][5] += 1                      # one of 10 diverges at step 5: 90%, still a pass
+    a = agreement(ref, got)
+    assert a.ids_match_fraction == pytest.approx(0.9) and a.ok and a.verdict == "pass"
+    assert a.mean_matching_prefix == pytest.approx((9 * 16 + 5) / 10)
+    got.ids[1][15] += 1                     # two of 10: 80%
+    b = agreement(ref, got)
+    assert not b.ok and "greedy ids match on 80%" in b.verdict
+    # unless vLLM's own second backend follows FLASH_ATTN no better (random weights: rounding noise)
+    f = agreement(ref, got, floor_ids=0.8)
+    assert f.ok and f.verdict == "pass (ids 80% ≥ TRITON_ATTN's 80%)"
+    f = agreement(ref, got, floor_ids=0.85)
+    assert not f.ok and "< 90% and < TRITON_ATTN's 85%" in f.verdict
+    got2 = _outs()
+    got2.ids[3][16 - 1] += 0                # identical
+    got2.ids[3] = got2.ids[3][:15] + [999]  # the 16th id differs
+    assert agreement(ref, got2).ids_match_fraction == pytest.approx(0.9)
+    assert not agreement(ref, PointOutputs(ids=ref.ids[:5], top_logprobs=[])).ok       # not comparable
+
+
+def test_correctness_logprob_tolerance():
+    tol = Tolerances()
+    a = [[1, -1.0], [2, -10.0]]
+    edge = tol.logprob_atol + tol.logprob_rtol * 10.0
+    assert compare_topk(a, [[1, -1.0], [2, -10.0 - edge * 0.99]], tol)[0]
+    ok, d = compare_topk(a, [[1, -1.0], [2, -10.0 - edge * 1.01]], tol)
+    assert not ok and d == pytest.approx(edge * 1.01)
+    assert compare_topk(a, [[2, -10.0], [1, -1.0]], tol) == (True, 0.0)          # order does not matter
+    assert compare_topk(a, [[7, -1.0], [8, -10.0]], tol) == (False, None)         # nothing in common
+    ref = _outs()
+    got = _outs()
+    got.top_logprobs[4][1][0][1] += 0.5                   # one sequence, first decode step: 90% within
+    r = agreement(ref, got)
+    assert r.ok and r.logprob_ok_fraction == pytest.approx(0.9) and r.logprob_max_abs_diff == pytest.approx(0.5)
+    got.top_logprobs[5][0][3][1] -= 0.3                   # a second one (step 0): 80%
+    r = agreement(ref, got)
+    assert not r.ok and "log-probabilities within bf16 tolerance on 80%" in r.verdict
+    # where step 0 chose another token, step 1 saw other inputs: only step 0 is compared
+    got = _outs()
+    got.ids[2][0] += 1
+    got.top_logprobs[2][1][0][1] += 5.0
+    r = agreement(ref, got)
+    assert r.logprob_ok_fraction == 1.0 and r.positions_compared == 19
+
+
+# ---- records -------------------------------------------------------------------------------------
+def _run_record(tmp_path):
+    pts = [GridPoint(1, 1024), GridPoint(8, 4096)]
+    run = E2eRun(model={"model": "llama-3.1-8b"}, backends=["FLASH_ATTN", "CUSTOM", "TRITON_ATTN"],
+                 settings=EngineSettings(max_model_len=4224, max_num_seqs=8).to_dict(),
+                 grid={**GridPlan(points=pts).to_dict(), "requested": {"batches": [1, 8], "contexts": [1024, 4096]}},
+                 decode_steps=128, tolerances=Tolerances().to_dict(),
+                 bench={"ratios": {"b1x1024": 2.0, "b8x4096": 1.25}}, provenance={"gpu": "NVIDIA H200"})
+    speed = {"FLASH_ATTN": 1000.0, "CUSTOM": 1100.0}
+    for name, f in speed.items():
+        run.results[name] = BackendResult(backend=name, status="ok", points=[
+            PointResult(batch=p.batch, context=p.context, tok_s=f * p.batch, itl_mean_ms=1000 / f, itl_p99_ms=2.0,
+                        outputs=_outs(n=p.batch)) for p in pts])
+    run.results["TRITON_ATTN"] = BackendResult(backend="TRITON_ATTN", status="failed", reason="backend refuses")
+    run.shares = [ShareResult(backend="FLASH_ATTN", batch=1, context=1024, steps=16, attention_us_per_step=300.0,
+                              kernel_us_per_step=900.0, a_kernels=1 / 3, a=0.3),
+                  ShareResult(backend="FLASH_ATTN", batch=8, context=4096, steps=16, a_kernels=0.4, a=None)]
+    return run
+
+
+def test_json_round_trip_and_table(tmp_path):
+    run = _run_record(tmp_path)
+    path = tmp_path / "e2e.json"
+    run.save(path)
+    back = E2eRun.load(path)
+    assert back.to_dict() == run.to_dict()
+    assert isinstance(back.results["CUSTOM"].points[1].outputs, PointOutputs)
+    rs = compare.rows(back)
+    by = {(r.point, r.backend): r for r in rs}
+    c = by[("b1x1024", "CUSTOM")]
+    assert c.ratio == pytest.approx(1.1) and c.k == 2.0 and c.a == 0.3 and c.speed_ok
+    assert c.predicted == pytest.approx(1 / (0.7 + 0.3 / 2.0))
+    assert c.vs_predicted == pytest.approx(1.1 * (0.7 + 0.15) - 1) and c.prediction_ok is False      # −6.5%
+    c8 = by[("b8x4096", "CUSTOM")]
+    assert c8.a == pytest.approx(0.4)                                # no step time: share of kernel time
+    assert c8.predicted == pytest.approx(1 / (0.6 + 0.4 / 1.25)) and c8.prediction_ok is True      # +1.2%
+    assert by[("b1x1024", "CUSTOM")].correctness.ok
+    assert by[("b1x1024", "TRITON_ATTN")].status == "missing" and "refuses" in by[("b1x1024", "TRITON_ATTN")].reason
+    s = compare.summary(back)
+    assert s["geomean_ratio_vs_reference"]["CUSTOM"] == pytest.approx(1.1)
+    assert s["package"]["slower_than_floor"] == [] and s["package"]["prediction_compared"] == 2
+    assert s["package"]["prediction_within_2pct"] == 1 and s["package"]["prediction_off"] == ["b1x1024: -6.5%"]
+    assert "TRITON_ATTN" in s["failed"]
+    from rich.console import Console
+    con = Console(record=True, width=250)
+    con.print(compare.table(back))
+    text = con.export_text()
+    assert "b8x4096" in text and "1.100" in text and "backend refuses" in text and "NVIDIA H200" in text
+    assert compare.plot(back, tmp_path / "e2e.png").stat().st_size > 10_000
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"kind": "workbench-bench"}))
+    with pytest.raises(WorkbenchError, match="not a workbench e2e file"):
+        E2eRun.load(bad)
+
+
+# ---- engine settings, prompts, weights -----------------------------------------------------------
+def test_engine_settings_kwargs_and_prompts():
+    s = EngineSettings(max_model_len=33024, max_num_seqs=64)
+    kw = s.llm_kwargs("/m", "CUSTOM")
+    assert kw["load_format"] == "dummy" and kw["skip_tokenizer_init"] is True and kw["attention_backend"] == "CUSTOM"
+    assert (kw["block_size"], kw["max_model_len"], kw["max_num_seqs"], kw["dtype"]) == (16, 33024, 64, "bfloat16")
+    assert "enforce_eager" not in kw and "compilation_config" not in kw            # CUDA graphs: vLLM's default
+    assert kw["enable_prefix_caching"] is False
+    mod, cls = kw["worker_extension_cls"].rsplit(".", 1)
+    import importlib
+    assert hasattr(importlib.import_module(mod).__dict__[cls], "wb_redraw_weights")
+    assert s.llm_kwargs("/m", "FLASH_ATTN") == {**kw, "attention_backend": "FLASH_ATTN"}
+    assert EngineSettings.from_dict(s.to_dict()) == s
+    assert s.weights == "gpt2:0.02"
+    assert weight_spec("dummy") is None and weight_spec("normal:0.02") == ("normal", 0.02)
+    assert weight_spec("gpt2:1e-2") == ("gpt2", 0.01)
+    for bad in ("normal", "normal:2", "uniform:0.1", "gpt2:"):
+        with pytest.raises(WorkbenchError, match="--weights"):
+            weight_spec(bad)
+    with pytest.raises(WorkbenchError, match="--gpu-memory-utilization"):
+        EngineSettings(max_model_len=1, max_num_seqs=1, gpu_memory_utilization=1.5)
+    p = GridPoint(4, 1024)
+    a, b = make_prompts(p, 128, 128256, 1), make_prompts(p, 128, 128256, 1)
+    assert a == b and len(a) == 4 and all(len(x) == prompt_len(1024, 128) for x in a)
+    assert a[0] != a[1] and make_prompts(p, 128, 128256, 2) != a
+    assert all(100 <= t < 128256 - 300 for x in a for t in x)
+
+
+def test_redraw_weights_is_seeded_and_leaves_norms_at_one():
+    torch = pytest.importorskip("torch")
+    from workbench.e2e.worker_ext import redraw
+
+    def model():
+        m = torch.nn.Module()
+        m.proj = torch.nn.Linear(256, 512, bias=True)
+        m.input_layernorm = torch.nn.LayerNorm(256)
+        return m
+    a, b = model(), model()
+    n = redraw(a.named_parameters(), 3, 0.02)
+    redraw(b.named_parameters(), 3, 0.02)
+    assert n == 256 * 512
+    assert torch.equal(a.proj.weight, b.proj.weight)
+    assert float(a.proj.weight.detach().std()) == pytest.approx(0.02, rel=0.05)
+    assert torch.all(a.proj.bias == 0) and torch.all(a.input_layernorm.weight == 1)
+    c = model()
+    redraw(c.named_parameters(), 4, 0.02)
+    assert not torch.equal(a.proj.weight, c.proj.weight)
+    # gpt2: the embedding carries the stream, the residual outputs are scaled by 1/sqrt(2 * layers)
+    llama = torch.nn.Module()
+    llama.embed_tokens = torch.nn.Embedding(1000, 256)
+    llama.layers = torch.nn.ModuleList(torch.nn.Module() for _ in range(8))
+    for blk in llama.layers:
+        blk.o_proj = torch.nn.Linear(256, 256, bias=False)
+        blk.qkv_proj = torch.nn.Linear(256, 384, bias=False)
+    llama.lm_head = torch.nn.Linear(256, 1000, bias=False)
+    redraw(llama.named_parameters(), 0, 0.02, "gpt2")
+    sd = {k: float(v.detach().float().std()) for k, v in llama.named_parameters()}
+    assert sd["embed_tokens.weight"] == pytest.approx(1.0, rel=0.05)
+    assert sd["layers.3.o_proj.weight"] == pytest.approx(0.02 / 4, rel=0.05)
+    assert sd["layers.3.qkv_proj.weight"] == pytest.approx(0.02, rel=0.05)
+    assert sd["lm_head.weight"] == pytest.approx(0.02, rel=0.05)
+
+
+# ---- attention share from an nsys SQLite export ----------------------------------------------------
+def test_kernel_classes():
+    fa3 = ("void cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<flash::CollectiveMainloop"
+           "FwdSm90<2, cute::tuple<>, cute::bfloat16_t>>>>(flash::FlashAttnFwdSm90::Params)")
+    assert classify(fa3) == "attention"
+    assert classify("void flash::prepare_varlen_num_blocks_kernel(int, int)") == "attention"
+    assert classify("wb_decode_split_v3") == "attention" and classify("wb_reduce_v0") == "attention"
+    assert classify("kernel_unified_attention_2d") == "attention"
+    assert classify("void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16>(...)") == "kv_write"
+    for other in ("triton_red_fused__to_copy_add_mean_mul_pow_rsqrt_0", "nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NTN",
+                  "void vllm::rotary_embedding_kernel<c10::BFloat16, true>(...)", "act_and_mul_kernel",
+                  "flashinfer::sampling::TopKTopPSamplingFromProbKernel"):
+        assert classify(other) == "other", other
+
+
+def _fake_capture(path):
+    con = sqlite3.connect(path)
+    con.execute("create table StringIds (id integer primary key, value text)")
+    con.execute("create table NVTX_EVENTS (start int, end int, text text, textId int, globalTid int)")
+    con.execute("create table CUPTI_ACTIVITY_KIND_KERNEL (start int, end int, demangledName int, shortName int)")
+    names = {1: "wb_decode_split_v0", 2: "triton_poi_fused_mul_0", 3: "void vllm::reshape_and_cache_flash_kernel<>",
+             4: NVTX_PREFIX + "b8x4096"}
+    con.executemany("insert into StringIds values (?, ?)", names.items())
+    con.execute("insert into NVTX_EVENTS values (1000, 5000, NULL, 4, 1)")          # the window, by string id
+    con.execute("insert into NVTX_EVENTS values (6000, 9000, 'other range', NULL, 1)")
+    rows = [(900, 990, 1, 1)]                                                       # before the window
+    for s in range(1000, 5000, 1000):                                               # 4 steps
+        rows += [(s, s + 300, 1, 1), (s + 300, s + 800, 2, 2), (s + 800, s + 850, 3, 3)]
+    rows += [(6000, 7000, 1, 1)]                                                    # after it
+    con.executemany("insert into CUPTI_ACTIVITY_KIND_KERNEL values (?, ?, ?, ?)", rows)
+    con.commit()
+    con.close()
+
+
+def test_attention_share_from_capture(tmp_path):
+    db = tmp_path / "c.sqlite"
+    _fake_capture(db)
+    w = window_kernels(db)
+    assert set(w) == {"b8x4096"}
+    k = w["b8x4096"]
+    assert (k.kernels, k.total_ns, k.attention_ns, k.kv_write_ns) == (12, 4 * 850, 4 * 300, 4 * 50)
+    s = share_from_window("CUSTOM", 8, 4096, k, steps=4, step_ms=0.001)
+    assert s.status == "ok" and s.attention_us_per_step == pytest.approx(0.3)
+    assert s.a_kernels == pytest.approx(300 / 850) and s.a == pytest.approx(0.3)
+    assert s.kv_write_us_per_step == pytest.approx(0.05) and s.attention_kernels == ["wb_decode_split_v0"]
+    assert share_from_window("CUSTOM", 8, 4096, k, steps=4, step_ms=None).a is None
+    assert share_from_window("CUSTOM", 8, 4096, None, 4, 1.0).status == "failed"
+    empty = tmp_path / "e.sqlite"
+    sqlite3.connect(empty).execute("create table StringIds (id int, value text)").connection.close()
+    with pytest.raises(WorkbenchError, match="no NVTX_EVENTS table"):
+        window_kernels(empty)
+
+
+# ---- child processes -------------------------------------------------------------------------------
+def test_child_timeout_kills_its_whole_group(tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    code = ("import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+            f"open({str(pidfile)!r}, 'w').write(str(p.pid)); print('[e2e] started', flush=True); time.sleep(60)")
+    seen = []
+    ex = run_child([sys.executable, "-c", code], env=dict(os.environ), log=tmp_path / "c.log", progress=seen.append,
+                   timeout_s=3)
+    assert ex.timed_out and ex.seconds < 30 and seen == ["started"]
+    gpid = int(pidfile.read_text())
+    for _ in range(50):
+        try:
+            os.kill(gpid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the grandchild outlived its group")
+    assert "started" in (tmp_path / "c.log").read_text()
+
+
+# ---- the driver: resume, failures, with a fake runner in a real child ---------------------------
+FAKE_RUNNER = textwrap.dedent('''
+    import json, os, sys
+    from workbench.e2e.correctness import PointOutputs
+    from workbench.e2e.results import BackendResult, PointResult
+    from workbench.e2e.runner_args import RunnerArgs
+
+    args = RunnerArgs.load(sys.argv[1])
+    with open(os.environ["FAKE_E2E_LOG"], "a") as f:
+        f.write(json.dumps({"backend": args.backend, "mode": args.mode,
+                            "points": ["b%dx%d" % (p["batch"], p["context"]) for p in args.points]}) + "\\n")
+    if args.backend == "FLASHINFER":                      # dies before writing anything
+        print("Traceback (most recent call last):\\nRuntimeError: boom in FlashInfer", flush=True)
+        sys.exit(1)
+    res = BackendResult.from_dict(args.previous) if args.previous else BackendResult(backend=args.backend)
+    if args.backend == "TRITON_ATTN":                     # the engine refuses, and says why
+        res.status, res.reason = "failed", "the engine did not start: ValueError: head size 96 not supported"
+        res.save(args.out)
+        sys.exit(3)
+    speed = {"FLASH_ATTN": 1000.0, "CUSTOM": 1050.0}[args.backend]
+    for p in args.points:
+        b, c = p["batch"], p["context"]
+        ids = [[(i + s) % 97 for s in range(16)] for i in range(b)]
+        tops = [[[[t, -1.0 - t / 10] for t in range(20)]] * 2 for _ in range(b)]
+        res.points.append(PointResult(batch=b, context=c, tok_s=speed * b, itl_mean_ms=1000 / speed,
+                                      itl_p99_ms=1.5, outputs=PointOutputs(ids=ids, top_logprobs=tops)))
+        print("[e2e] %s b%dx%d done" % (args.backend, b, c), flush=True)
+        res.save(args.out)
+        if os.environ.get("FAKE_E2E_DIE_AFTER_ONE") == args.backend:
+            sys.exit(9)
+    res.status = "ok"
+    res.engine = {"gpu": "Fake H200", "vllm": "0.26.0", "torch": "2.11.0"}
+    res.save(args.out)
+''')
+
+
+@pytest.fixture
+def fake_runner(tmp_path, monkeypatch):
+    d = tmp_path / "fake"
+    d.mkdir()
+    (d / "fake_e2e_runner.py").write_text(FAKE_RUNNER)
+    monkeypatch.setenv("PYTHONPATH", str(d))
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_E2E_LOG", str(log))
+
+    def calls():
+        return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    return calls
+
+
+def _e2e(out, backends, progress=None, **kw):
+    return run_e2e("llama-3.1-8b", None, backends, ([1, 8], [1024, 4096]), out, None, decode_steps=64,
+                   gpu_memory=80 * 10**9, share_backends=[], runner_module="fake_e2e_runner", plot=False,
+                   progress=progress or (lambda s: None), **kw)
+
+
+def test_resume_measures_nothing_twice(tmp_path, fake_runner):
+    out = tmp_path / "out"
+    run = _e2e(out, ["CUSTOM", "FLASH_ATTN"])
+    assert [c["backend"] for c in fake_runner()] == ["FLASH_ATTN", "CUSTOM"]          # reference first
+    assert all(c["points"] == ["b1x1024", "b1x4096", "b8x1024", "b8x4096"] for c in fake_runner())
+    assert run.results["CUSTOM"].status == "ok" and len(run.results["CUSTOM"].points) == 4
+    assert json.loads((out / "model" / "config.json").read_text())["num_key_value_heads"] == 8
+    again = _e2e(out, ["CUSTOM", "FLASH_ATTN"])
+    assert len(fake_runner()) == 2                                                   # nothing measured twice
+    assert again.results["CUSTOM"].to_dict() == run.results["CUSTOM"].to_dict()
+    assert any(n.startswith("resumed") for n in again.notes)
+    row = next(r for r in again.table if r["backend"] == "CUSTOM" and r["point"] == "b8x4096")
+    assert row["ratio"] == pytest.approx(1.05) and row["correctness"]["ok"]
+    # a backend that stopped after one point: only the rest is measured on resume
+    doc = json.loads((out / "e2e.json").read_text())
+    doc["results"]["CUSTOM"]["points"] = doc["results"]["CUSTOM"]["points"][:1]
+    doc["results"]["CUSTOM"]["status"] = "partial"
+    (out / "e2e.json").write_text(json.dumps(doc))
+    third = _e2e(out, ["CUSTOM", "FLASH_ATTN"])
+    assert fake_runner()[-1] == {"backend": "CUSTOM", "mode": "measure", "points": ["b1x4096", "b8x1024", "b8x4096"]}
+    assert len(fake_runner()) == 3 and len(third.results["CUSTOM"].points) == 4
+    with pytest.raises(WorkbenchError, match="other settings.*--fresh"):
+        _e2e(out, ["CUSTOM", "FLASH_ATTN"], block_size=32)
+    # one backend per call: the run keeps them all, the reference is not measured again
+    out2 = tmp_path / "out2"
+    _e2e(out2, ["CUSTOM"])
+    more = _e2e(out2, ["TRITON_ATTN"])
+    assert [c["backend"] for c in fake_runner()[-3:]] == ["FLASH_ATTN", "CUSTOM", "TRITON_ATTN"]
+    assert more.backends == ["FLASH_ATTN", "CUSTOM", "TRITON_ATTN"]
+    assert {r["backend"] for r in more.table if r["ratio"]} == {"FLASH_ATTN", "CUSTOM"}
+    _e2e(out, ["CUSTOM", "FLASH_ATTN"], block_size=32, fresh=True)
+    assert len(fake_runner()) == 8
+
+
+def test_failing_backends_are_reported_and_the_rest_run(tmp_path, fake_runner, monkeypatch):
+    import workbench.measure.nsys
+    monkeypatch.setattr(workbench.measure.nsys, "find_nsys", lambda: None)
+    seen = []
+    out = tmp_path / "out"
+    run = run_e2e("llama-3.1-8b", None, ["TRITON_ATTN", "FLASHINFER", "CUSTOM"], ([1, 8], [1024]), out, None,
+                  decode_steps=64, gpu_memory=80 * 10**9, runner_module="fake_e2e_runner", plot=False,
+                  progress=seen.append)
+    assert [c["backend"] for c in fake_runner()] == ["FLASH_ATTN", "TRITON_ATTN", "FLASHINFER", "CUSTOM"]
+    r = run.results
+    assert r["TRITON_ATTN"].status == "failed" and "head size 96 not supported" in r["TRITON_ATTN"].reason
+    assert r["FLASHINFER"].status == "failed" and "boom in FlashInfer" in r["FLASHINFER"].reason
+    assert "exited 1" in r["FLASHINFER"].reason
+    assert r["CUSTOM"].status == "ok" and r["FLASH_ATTN"].status == "ok"
+    assert set(run.summary["failed"]) == {"TRITON_ATTN", "FLASHINFER"}
+    assert any("nsys not found" in n for n in run.notes)                              # a not measured, said so
+    assert any("FLASH_ATTN b8x1024 done" in s for s in seen) and any("TRITON_ATTN: failed" in s for s in seen)
+    assert run.provenance["gpu"] == "Fake H200" and run.provenance["vllm"] == "0.26.0"
+    saved = E2eRun.load(out / "e2e.json")
+    assert saved.results["FLASHINFER"].reason == r["FLASHINFER"].reason
+    assert (out / "logs" / "FLASHINFER.log").read_text().count("boom") == 1
+    # a child that dies after one point keeps that point (status partial) and the run goes on
+    monkeypatch.setenv("FAKE_E2E_DIE_AFTER_ONE", "CUSTOM")
+    out2 = tmp_path / "out2"
+    run2 = run_e2e("llama-3.1-8b", None, ["CUSTOM"], ([1, 8], [1024]), out2, None, decode_steps=64,
+                   gpu_memory=80 * 10**9, share_backends=[], runner_module="fake_e2e_runner", plot=False,
+                   progress=seen.append)
+    assert run2.results["CUSTOM"].status == "partial" and len(run2.results["CUSTOM"].points) == 1
+    assert "exited 9" in run2.results["CUSTOM"].reason
+
+
+def test_install_exported_package_finds_its_entry_point(tmp_path):
+    from workbench.e2e.install import install_package
+    src = tmp_path / "wbpkg"
+    (src / "wb_fake_pkg").mkdir(parents=True)
+    (src / "wb_fake_pkg" / "__init__.py").write_text("")
+    (src / "wb_fake_pkg" / "plugin.py").write_text("def register():\n    pass\n")
+    (src / "pyproject.toml").write_text(textwrap.dedent('''
+        [build-system]
+        requires = ["setuptools>=64"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "wb-fake-pkg"
+        version = "1.2.3"
+        [project.entry-points."vllm.general_plugins"]
+        wb_fake_pkg = "wb_fake_pkg.plugin:register"
+        [tool.setuptools]
+        packages = ["wb_fake_pkg"]
+    '''))
+    site = tmp_path / "site"
+    got = install_package(src, site, log=tmp_path / "install.log")
+    assert got.dist == "wb-fake-pkg" and got.version == "1.2.3" and not got.reused
+    assert got.entry_points == ["wb_fake_pkg = wb_fake_pkg.plugin:register"] and got.name == "wb_fake_pkg"
+    # a child with the site on PYTHONPATH sees the entry point through importlib.metadata
+    code = ("from importlib.metadata import entry_points; "
+            "print([e.value for e in entry_points(group='vllm.general_plugins')])")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(site)})
+    assert "wb_fake_pkg.plugin:register" in p.stdout
+    assert install_package(src, site).reused                              # same source: not reinstalled
+    time.sleep(0.05)
+    (src / "wb_fake_pkg" / "plugin.py").write_text("def register():\n    return 1\n")
+    assert not install_package(src, site).reused                          # changed: installed again
+    with pytest.raises(WorkbenchError, match="not found"):
+        install_package(tmp_path / "missing", site)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WorkbenchError, match="no pyproject.toml"):
+        install_package(tmp_path / "empty", site)

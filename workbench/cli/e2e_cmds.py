@@ -1,0 +1,46 @@
+"""`workbench e2e`: the exported package against vLLM's own backends, end to end in vLLM."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from workbench.cli.app import app, err, out
+
+
+@app.command("e2e")
+def e2e_cmd(
+    model: str = typer.Option("llama-3.1-8b", help="model profile (profiles/models/): its architecture, random weights"),
+    package: Optional[str] = typer.Option(None, help="exported package (directory or wheel) to run as CUSTOM"),
+    backends: str = typer.Option("CUSTOM,FLASH_ATTN,TRITON_ATTN,FLASHINFER",
+                                 help="comma-separated vLLM attention backends (CUSTOM = --package)"),
+    batches: str = typer.Option("1,8,32,64", help="batch sizes, e.g. 1,8,32,64"),
+    contexts: str = typer.Option("1k,4k,16k,32k", help="context lengths, e.g. 1k,4k,16k,32k"),
+    steps: int = typer.Option(128, help="decode steps timed per point"),
+    out_dir: Path = typer.Option(Path("e2e"), "--out", help="output folder (e2e.json, e2e.png, logs/)"),
+    bench: Optional[Path] = typer.Option(None, help="a `workbench bench` JSON with fa3: kernel ratio k per shape"),
+    share_backends: str = typer.Option("FLASH_ATTN", help="backends whose attention share is captured with nsys "
+                                                          "(none: skip)"),
+    gpu_memory_utilization: float = typer.Option(0.90, help="vLLM's gpu_memory_utilization"),
+    weights: str = typer.Option("gpt2:0.02", help="random weights: gpt2:STD, normal:STD or dummy"),
+    fresh: bool = typer.Option(False, help="measure again instead of resuming the saved run"),
+    timeout: Optional[float] = typer.Option(None, help="seconds one backend's child process may take"),
+) -> None:
+    """Decode tok/s and inter-token latency of vLLM with the exported backend vs its own, CUDA graphs on."""
+    from workbench.e2e import parse_sizes, run_e2e
+    from workbench.e2e.compare import table
+
+    if steps < 8:
+        from workbench.errors import WorkbenchError
+        raise WorkbenchError("--steps must be >= 8")
+    names = [b.strip().upper() for b in backends.split(",") if b.strip()]
+    shares = [] if share_backends.strip().lower() == "none" else [b.strip().upper() for b in share_backends.split(",") if b.strip()]
+    run = run_e2e(model, package, names, (parse_sizes(batches, "--batches"), parse_sizes(contexts, "--contexts")),
+                  out_dir, str(bench) if bench else None, decode_steps=steps,
+                  gpu_memory_utilization=gpu_memory_utilization, weights=weights, share_backends=shares,
+                  fresh=fresh, child_timeout_s=timeout, progress=lambda line: err.print(line, markup=False))
+    out.print(table(run))
+    for n in run.notes:
+        out.print(f"note: {n}")
+    out.print(f"results: {Path(out_dir) / 'e2e.json'}")

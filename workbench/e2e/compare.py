@@ -1,0 +1,210 @@
+"""The e2e table: per grid point and backend, throughput and ITL, the ratio to FLASH_ATTN, attention's
+share a, the kernel ratio k, predicted vs measured, and the correctness verdict; a rich table and a
+plot of it. Works from an `E2eRun` alone (its JSON holds the bench ratios it used).
+
+Columns "a" = FLASH_ATTN's attention share at the point (what the prediction uses), "a own" = the
+row's backend's own share where it was captured too (share_backends).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.measure.stats import geomean
+
+from .correctness import Agreement, Tolerances, agreement
+from .prediction import RATIO_TOLERANCE, predicted_ratio
+from .results import E2eRun
+
+PACKAGE_BACKEND = "CUSTOM"
+SPEED_FLOOR = 0.99            # the package never slower than FLASH_ATTN (issue 13's target)
+
+
+@dataclass
+class Row:
+    point: str
+    batch: int
+    context: int
+    backend: str
+    status: str
+    reason: str = ""
+    tok_s: float | None = None
+    itl_mean_ms: float | None = None
+    itl_p99_ms: float | None = None
+    ratio: float | None = None              # tok/s ÷ FLASH_ATTN's at the point
+    a: float | None = None                  # FLASH_ATTN's attention share at the point
+    a_own: float | None = None              # this backend's own attention share (if captured)
+    k: float | None = None                  # kernel ratio from the bench (package row only)
+    predicted: float | None = None
+    vs_predicted: float | None = None       # measured ÷ predicted − 1
+    prediction_ok: bool | None = None
+    speed_ok: bool | None = None
+    correctness: Agreement | None = None
+    self_ids_match: float | None = None     # this backend vs itself run twice (its own rounding noise)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["correctness"] = self.correctness.to_dict() if self.correctness else None
+        return d
+
+
+def _share_a(run: E2eRun, backend: str, batch: int, context: int) -> float | None:
+    s = run.share(backend, batch, context)
+    if s is None or s.status != "ok":
+        return None
+    return s.a if s.a is not None else s.a_kernels
+
+
+def rows(run: E2eRun) -> list[Row]:
+    tol = Tolerances(**run.tolerances) if run.tolerances else Tolerances()
+    ratios = (run.bench or {}).get("ratios") or {}
+    ref = run.results.get(run.reference)
+    out = []
+    for pd in run.grid.get("points", []):
+        b, c = int(pd["batch"]), int(pd["context"])
+        label = f"b{b}x{c}"
+        rp = ref.point(b, c) if ref else None
+        a = _share_a(run, run.reference, b, c)
+        for name in run.backends:
+            br = run.results.get(name)
+            p = br.point(b, c) if br else None
+            if p is None:
+                why = (br.reason if br and br.status == "failed" else "not measured") if br else "not run"
+                out.append(Row(label, b, c, name, status="missing", reason=why, a=a))
+                continue
+            r = Row(label, b, c, name, status=p.status, reason=p.reason, tok_s=p.tok_s, itl_mean_ms=p.itl_mean_ms,
+                    itl_p99_ms=p.itl_p99_ms, a=a, a_own=_share_a(run, name, b, c), self_ids_match=p.self_ids_match)
+            if p.tok_s and rp is not None and rp.tok_s:
+                r.ratio = p.tok_s / rp.tok_s
+            if name != run.reference and p.outputs is not None and rp is not None and rp.outputs is not None:
+                floor = None
+                fb = run.results.get(tol.ids_floor_backend)
+                fp = fb.point(b, c) if fb is not None and name != tol.ids_floor_backend else None
+                if fp is not None and fp.outputs is not None:
+                    floor = agreement(rp.outputs, fp.outputs, tol).ids_match_fraction
+                r.correctness = agreement(rp.outputs, p.outputs, tol, floor)
+            if name == PACKAGE_BACKEND:
+                r.k = ratios.get(label)
+                if r.ratio is not None:
+                    r.speed_ok = r.ratio >= SPEED_FLOOR
+                if r.k is not None and a is not None:
+                    r.predicted = predicted_ratio(a, r.k)
+                    if r.ratio is not None:
+                        r.vs_predicted = r.ratio / r.predicted - 1.0
+                        r.prediction_ok = abs(r.vs_predicted) <= RATIO_TOLERANCE
+            out.append(r)
+    return out
+
+
+def summary(run: E2eRun, rs: list[Row] | None = None) -> dict[str, Any]:
+    rs = rows(run) if rs is None else rs
+    out: dict[str, Any] = {"geomean_ratio_vs_reference": {}, "correctness": {}, "failed": {}}
+    for name in run.backends:
+        mine = [r for r in rs if r.backend == name]
+        out["geomean_ratio_vs_reference"][name] = geomean([r.ratio for r in mine if r.ratio])
+        checked = [r for r in mine if r.correctness is not None]
+        if checked:
+            out["correctness"][name] = {"pass": sum(r.correctness.ok for r in checked), "of": len(checked)}
+        bad = [f"{r.point}: {r.reason}" for r in mine if r.status in ("failed", "missing")]
+        if bad:
+            out["failed"][name] = bad
+    pkg = [r for r in rs if r.backend == PACKAGE_BACKEND and r.ratio is not None]
+    if pkg:
+        out["package"] = {
+            "points": len(pkg),
+            "slower_than_floor": [r.point for r in pkg if r.speed_ok is False],
+            "prediction_within_2pct": sum(1 for r in pkg if r.prediction_ok),
+            "prediction_compared": sum(1 for r in pkg if r.prediction_ok is not None),
+            "prediction_off": [f"{r.point}: {r.vs_predicted:+.1%}" for r in pkg if r.prediction_ok is False],
+        }
+    return out
+
+
+def _f(x: Any, fmt: str) -> str:
+    if x is None or (isinstance(x, float) and x != x):
+        return "–"
+    return format(x, fmt)
+
+
+def table(run: E2eRun, rs: list[Row] | None = None) -> Any:
+    from rich.table import Table
+    rs = rows(run) if rs is None else rs
+    s = run.settings
+    prov = run.provenance or {}
+    t = Table(title=f"vLLM e2e · {prov.get('gpu', '?')} · {run.model.get('model')} · {s.get('dtype')} block "
+                    f"{s.get('block_size')} · {run.decode_steps} decode steps · vLLM {prov.get('vllm', '?')} · "
+                    f"weights {s.get('weights')}", title_justify="left")
+    for c in ("point", "backend", "tok/s", "ITL ms", "p99 ms", f"× {run.reference}", "a", "a own", "k",
+              "predicted ×", "meas/pred", "ids match (self)", "max |Δlogprob|", "verdict"):
+        t.add_column(c, justify="left" if c in ("point", "backend", "verdict") else "right")
+    last = None
+    for r in rs:
+        if last is not None and r.point != last:
+            t.add_section()
+        last = r.point
+        ag = r.correctness
+        verdict = []
+        if r.status not in ("ok",):
+            verdict.append(f"{r.status}: {r.reason}"[:60])
+        if ag is not None:
+            verdict.append("correct" if ag.ok else ag.verdict[:60])
+        if r.speed_ok is False:
+            verdict.append(f"< {SPEED_FLOOR}×")
+        if r.prediction_ok is not None:
+            verdict.append("as predicted" if r.prediction_ok else "off prediction")
+        t.add_row(r.point, r.backend, _f(r.tok_s, ".0f"), _f(r.itl_mean_ms, ".2f"), _f(r.itl_p99_ms, ".2f"),
+                  _f(r.ratio, ".3f"), _f(r.a, ".2f"), _f(r.a_own if r.backend != run.reference else None, ".2f"),
+                  _f(r.k, ".2f"),
+                  _f(r.predicted, ".3f"), _f(None if r.vs_predicted is None else r.vs_predicted * 100, "+.1f") +
+                  ("%" if r.vs_predicted is not None else ""),
+                  _f(ag.ids_match_fraction if ag else None, ".0%") + (f" ({r.self_ids_match:.0%})" if r.self_ids_match
+                                                                      is not None else ""),
+                  _f(ag.logprob_max_abs_diff if ag else None, ".3f"),
+                  "; ".join(verdict))
+    return t
+
+
+def plot(run: E2eRun, path: str | Path, rs: list[Row] | None = None) -> Path:
+    """Left: each backend's tok/s ÷ FLASH_ATTN per point; right: the package's measured vs predicted."""
+    from workbench.ui.plots import pyplot
+    plt = pyplot()
+    rs = rows(run) if rs is None else rs
+    points = list(dict.fromkeys(r.point for r in rs))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [2, 1]})
+    names = [n for n in run.backends if n != run.reference]
+    w = 0.8 / max(1, len(names))
+    for i, n in enumerate(names):
+        ys = [next((r.ratio for r in rs if r.point == p and r.backend == n and r.ratio), float("nan")) for p in points]
+        ax.bar([j + i * w - 0.4 + w / 2 for j in range(len(points))], ys, width=w, label=n)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.axhline(SPEED_FLOOR, color="r", lw=0.8, ls="--", label=f"{SPEED_FLOOR}×")
+    ax.set_xticks(range(len(points)))
+    ax.set_xticklabels(points, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel(f"decode tok/s ÷ {run.reference}")
+    ax.set_title(f"{(run.provenance or {}).get('gpu', '?')} · {run.model.get('model')}", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=.3, axis="y")
+    pk = [r for r in rs if r.backend == PACKAGE_BACKEND and r.predicted and r.ratio]
+    if pk:
+        xs, ys = [r.predicted for r in pk], [r.ratio for r in pk]
+        lo, hi = min(xs + ys) * 0.97, max(xs + ys) * 1.03
+        ax2.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+        ax2.fill_between([lo, hi], [lo * (1 - RATIO_TOLERANCE), hi * (1 - RATIO_TOLERANCE)],
+                         [lo * (1 + RATIO_TOLERANCE), hi * (1 + RATIO_TOLERANCE)], alpha=.15, label="±2%")
+        ax2.scatter(xs, ys, c=[r.a for r in pk], cmap="viridis")
+        for r in pk:
+            ax2.annotate(r.point, (r.predicted, r.ratio), fontsize=7)
+        ax2.legend(fontsize=8)
+    else:
+        ax2.text(0.5, 0.5, "no prediction\n(needs a bench JSON and a)", ha="center", va="center",
+                 transform=ax2.transAxes)
+    ax2.set_xlabel("predicted 1 / ((1 − a) + a / k)")
+    ax2.set_ylabel("measured")
+    ax2.set_title(f"{PACKAGE_BACKEND}: measured vs predicted", fontsize=10)
+    ax2.grid(alpha=.3)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
