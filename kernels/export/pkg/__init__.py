@@ -1,8 +1,15 @@
 """@PKG@: decode kernels tuned by workbench (study @STUDY@, @GPU_NAME@), as torch ops and a vLLM
-attention backend. Importing this module loads the compiled ops into torch.ops.@PKG@."""
+attention backend. Importing this module loads no extension; the ops are loaded into
+torch.ops.@PKG@ on first use (load_ops), so the package imports on a machine without a GPU."""
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+
 from .dispatch import BEST, BUCKETS, VARIANTS, pick_variant  # noqa: F401
 
-__all__ = ["decode", "paged_attention_v1", "paged_attention_v2", "pick_variant", "load_ops"]
+__all__ = ["decode", "paged_attention_v1", "paged_attention_v2", "pick_variant", "load_ops", "split_parts",
+           "launch_parts", "workspace_floats"]
 
 _loaded = False
 
@@ -15,13 +22,85 @@ def load_ops() -> None:
         _loaded = True
 
 
-def decode(out, query, key_cache, value_cache, num_kv_heads, scale, block_tables, seq_lens, max_seq_len):
-    """Paged decode attention with the variant the dispatch table picks for (num_seqs, max_seq_len)."""
+@lru_cache(maxsize=1)
+def _variants() -> tuple:
+    """(partition knob, query heads per CTA) of each variant, by index."""
+    doc = json.loads(Path(__file__).with_name("dispatch.json").read_text())
+    return tuple((int(v["partition"]), int(v["heads_per_cta"])) for v in doc["variants_by_index"])
+
+
+AUTO_MIN_TOKENS = 256       # auto partitions (knob -2) are never shorter (launch.cuh, wb_auto_tokens)
+
+
+def split_parts(variant: int, num_seqs: int, num_heads: int, max_seq_len: int) -> int:
+    """Split-K partitions one launch of `variant` makes (0: whole sequence), as its launcher
+    (launch.cuh) decides: the partition knob, vLLM's v1/v2 rule for -1, and for auto (-2) a bound:
+    auto picks partitions of at least AUTO_MIN_TOKENS tokens, or as long as shared memory holds,
+    which tuning checked to be at least that many (the exact count depends on the grid and the
+    device: the op asks the launcher for it)."""
+    partition = _variants()[variant][0]
+    if partition > 0:
+        return math.ceil(max_seq_len / partition)
+    if partition == 0:
+        return 0
+    if partition == -2:
+        return math.ceil(max_seq_len / AUTO_MIN_TOKENS)
+    parts = math.ceil(max_seq_len / 512)
+    return 0 if max_seq_len <= 8192 and (parts == 1 or num_seqs * num_heads > 512) else parts
+
+
+def launch_parts(num_seqs: int, num_heads: int, num_kv_heads: int, max_seq_len: int, variant: int = -1) -> int:
+    """The most split-K partitions the op may use for this launch: the variant's own, or, for a
+    whole-sequence launch, those of the split variant it falls back to when the sequence does not
+    fit shared memory (ops.cpp fallback_split: the table's long-context pick, else the first)."""
+    v = pick_variant(num_seqs, max_seq_len) if variant < 0 else variant
+    own = split_parts(v, num_seqs, num_heads, max_seq_len)
+    if own:
+        return own
+    group = num_heads // max(num_kv_heads, 1)
+    for c in (pick_variant(num_seqs, 2**31 - 1), *range(len(_variants()))):
+        if c != v and _variants()[c][1] <= group:
+            parts = split_parts(c, num_seqs, num_heads, max_seq_len)
+            if parts:
+                return parts
+    return 0
+
+
+def workspace_rows(rows: int, num_heads: int, num_kv_heads: int, max_seq_len: int) -> int:
+    """max over launches of up to `rows` sequences and max_seq_len tokens (the dispatch table's
+    picks, fallbacks included) of num_seqs * num_heads * partitions. The picks are constant on
+    cells bounded by the buckets' edges (and vLLM's rule's: 512 and 8192 tokens, 512 (seq, head)
+    pairs), and the count grows with both num_seqs and max_seq_len inside a cell: its upper corner
+    is its maximum, so only the cells' upper corners are evaluated."""
+    if rows <= 0 or max_seq_len <= 0:
+        return 0
+    ns = {rows, 512 // max(num_heads, 1)} | {b[1] - 1 for b in BUCKETS if b[1]} | {b[0] - 1 for b in BUCKETS}
+    ls = {max_seq_len, 512, 8192} | {b[3] - 1 for b in BUCKETS if b[3]} | {b[2] - 1 for b in BUCKETS}
+    ns = sorted(n for n in ns if 1 <= n <= rows)
+    ls = sorted(L for L in ls if 1 <= L <= max_seq_len)
+    return max(n * num_heads * launch_parts(n, num_heads, num_kv_heads, L) for n in ns for L in ls)
+
+
+def workspace_floats(rows: int, num_heads: int, num_kv_heads: int, max_seq_len: int, head_size: int) -> int:
+    """fp32 elements of a flat split-K workspace that serves every launch of up to `rows` sequences
+    of up to max_seq_len tokens without allocating: exp_sums | max_logits | tmp_out, each 16-byte
+    aligned (the layout ops.cpp slices it into)."""
+    n = workspace_rows(rows, num_heads, num_kv_heads, max_seq_len)
+    a4 = (n + 3) // 4 * 4
+    return 2 * a4 + n * head_size
+
+
+def decode(out, query, key_cache, value_cache, num_kv_heads, scale, block_tables, seq_lens, max_seq_len,
+           variant=None, workspace=None, counters=None):
+    """Paged decode attention. variant None: the dispatch table's pick for (num_seqs, max_seq_len).
+    max_seq_len bounds the launch; each sequence's length is read on the device from seq_lens.
+    workspace (flat fp32, workspace_floats long) and counters (zeroed int32, num_seqs * num_heads)
+    are optional: pass them to launch without allocating (e.g. under CUDA-graph capture)."""
     import torch
     load_ops()
-    v = pick_variant(query.shape[0], int(max_seq_len))
+    v = pick_variant(query.shape[0], int(max_seq_len)) if variant is None or variant < 0 else int(variant)
     torch.ops.@PKG@.decode_variant(out, query, key_cache, value_cache, int(num_kv_heads), float(scale),
-                                   block_tables, seq_lens, int(max_seq_len), v)
+                                   block_tables, seq_lens, int(max_seq_len), v, workspace, counters)
     return out
 
 
@@ -33,7 +112,8 @@ def paged_attention_v1(*args, **kw):
 
 
 def paged_attention_v2(*args, **kw):
-    """vLLM's old `paged_attention_v2` argument order (exp_sums, max_logits, tmp_out after out)."""
+    """vLLM's old `paged_attention_v2` argument order (exp_sums, max_logits, tmp_out after out;
+    tmp_out may be in the output dtype, as vLLM allocated it: the op then uses an fp32 one)."""
     import torch
     load_ops()
     return torch.ops.@PKG@.paged_attention_v2(*args, **kw)
