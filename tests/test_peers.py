@@ -343,3 +343,14 @@ def test_real_peers_on_gpu(name):
         samples, method = time_calls(calls, info, launches=30, name=name)
         assert method.startswith("CUDA graph replay"), method
         assert len(samples) == 30 and min(samples) > 0
+
+
+def test_doctor_lists_every_peer_and_vllm():
+    """`workbench doctor` names each peer `bench` knows (with how to provide a missing one) and vLLM."""
+    from workbench.bench.peers import PEERS
+    from workbench.doctor import run_checks
+    checks = {c.name: c for c in run_checks(probe_profilers=False)}
+    assert "vllm" in checks
+    for name in PEERS:
+        c = checks[f"peer {name}"]
+        assert c.status == "ok" or c.fix, (name, c)

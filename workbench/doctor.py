@@ -60,19 +60,20 @@ def _ncu(probe: bool) -> Check:
         n = find_ncu()
     except WorkbenchError:
         return Check("ncu", "missing", "not found", "install Nsight Compute (ships with the CUDA toolkit); "
-                     "tune/measure still run with --profile none")
+                     "or tune with --profile none (no L2 objective)", True)
     v = ncu_version(n)
     if not probe:
-        return Check("ncu", "ok", f"{v} (counter permission not probed: no GPU)")
+        return Check("ncu", "ok", f"{v} (counter permission not probed: no GPU)", required=True)
     code = "import torch; x=torch.ones(1<<20, device='cuda'); (x*2).sum().item()"
     p = subprocess.run([n, "--clock-control", "none", "--metrics", "gpu__time_duration.sum", "-c", "1",
                         sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     if "ERR_NVGPUCTRPERM" in p.stdout + p.stderr:
         return Check("ncu", "warn", f"{v}: no permission to read GPU counters (ERR_NVGPUCTRPERM)",
-                     "run as root or load the driver with NVreg_RestrictProfilingToAdminUsers=0")
+                     "run as root or load the driver with NVreg_RestrictProfilingToAdminUsers=0; "
+                     "or tune with --profile none (no L2 objective)", True)
     ok = "gpu__time_duration.sum" in p.stdout
     return Check("ncu", "ok" if ok else "warn", f"{v}: counters {'readable' if ok else 'not read'}",
-                 "" if ok else (p.stderr or p.stdout).strip()[-160:])
+                 "" if ok else (p.stderr or p.stdout).strip()[-160:], True)
 
 
 def _nsys(probe: bool) -> Check:
@@ -102,6 +103,36 @@ def _vllm_source() -> Check:
                      str(e).split(": ", 1)[-1][:200])
 
 
+def _peers() -> list[Check]:
+    """The kernels `workbench bench` compares with (found without importing them or CUDA)."""
+    from workbench.bench.peers import peer_status
+    out = []
+    for st in peer_status():
+        if st.get("available"):
+            out.append(Check(f"peer {st['name']}", "ok", str(st.get("version") or "found")))
+        else:
+            out.append(Check(f"peer {st['name']}", "warn", str(st.get("reason") or "not found"),
+                             str(st.get("provide") or "")))
+    return out
+
+
+def _vllm() -> Check:
+    """vLLM for `workbench e2e` and the exported backend (0.26 on torch 2.11 hosts, 0.33 on 2.14)."""
+    import importlib.metadata
+    import importlib.util
+    try:
+        version = importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    if version is None or importlib.util.find_spec("vllm") is None:
+        return Check("vllm", "warn", "not installed (needed by `workbench e2e`, not by tune)",
+                     "pip install vllm (its pinned torch), or on an offline host: bash scripts/bundle_vllm.sh, "
+                     "then source scripts/vllm_activate.sh .vllm")
+    supported = version.startswith(("0.26.", "0.33."))
+    return Check("vllm", "ok" if supported else "warn", f"{version}" + ("" if supported else
+                 " (the exported backend is tested against 0.26 and 0.33)"))
+
+
 def run_checks(probe_profilers: bool = True) -> list[Check]:
     checks: list[Callable[[], Check]] = [
         _gpu, _nvcc,
@@ -109,7 +140,7 @@ def run_checks(probe_profilers: bool = True) -> list[Check]:
         lambda: _module("cuda.bindings", "cuda-bindings", True),
         lambda: _module("pynvml", "nvidia-ml-py"),
         lambda: _module("nvtx", "nvtx"),
-        lambda: _module("optuna", "optuna"),
+        lambda: _module("optuna", "optuna", True),          # tune keeps its study in optuna
         lambda: _module("xformers", "xformers"),
         _vllm_source,
     ]
@@ -117,8 +148,14 @@ def run_checks(probe_profilers: bool = True) -> list[Check]:
     gpu_ok = out[0].status == "ok"
     out.insert(2, _ncu(probe_profilers and gpu_ok))
     out.insert(3, _nsys(probe_profilers and gpu_ok))
-    return out
+    return out + [_vllm()] + _peers()
 
 
 def main_job_ready(checks: list[Check]) -> bool:
-    return all(c.status == "ok" for c in checks if c.required)
+    """`workbench tune` as its defaults run it (--profile ncu: the L2 objective needs ncu)."""
+    return not blocking(checks)
+
+
+def blocking(checks: list[Check]) -> list[Check]:
+    """What the main job needs and this host lacks."""
+    return [c for c in checks if c.required and c.status != "ok"]
