@@ -1,14 +1,14 @@
 # peers_activate.sh [DEST]   -- SOURCE it on the offline GPU host:  source scripts/peers_activate.sh .peers
 #
 # Installs the peers bundle made by scripts/bundle_peers.sh (FA3 from vLLM 0.26.0, FlashInfer
-# 0.7.2.post1, apache-tvm-ffi 0.1.11) into $PEERS_SITE (default /tmp/peers-site) and sets up this
+# 0.7.2.post1, apache-tvm-ffi 0.1.11) into $WB_PEERS_SITE (default /tmp/peers-site) and sets up this
 # shell. Needs only python3 (xz and sha256sum are used when present). Returns non-zero on error.
-#   - DEST/MANIFEST.sha256 is checked; the archives are unpacked only when $PEERS_SITE does not
+#   - DEST/MANIFEST.sha256 is checked; the archives are unpacked only when $WB_PEERS_SITE does not
 #     already hold this exact bundle (same manifest hash): a warm host keeps /tmp between calls,
 #     so later calls cost nothing, and may even leave .peers out of `carry` (the unpacked tree in
 #     /tmp is then used as it is). Unpacking goes to a fresh folder swapped in at the end, so an
 #     interrupted unpack never leaves a half tree behind.
-#   - PYTHONPATH gets $PEERS_SITE/site (flashinfer, tvm_ffi, their dist-info) and $PEERS_SITE/fa3.
+#   - PYTHONPATH gets $WB_PEERS_SITE/site (flashinfer, tvm_ffi, their dist-info) and $WB_PEERS_SITE/fa3.
 #   - FLASHINFER_WORKSPACE_BASE=/tmp (FlashInfer 0.7.2 JIT-compiles into
 #     $FLASHINFER_WORKSPACE_BASE/.cache/flashinfer/<version>/<arch>/cached_ops, so the ~1 min of
 #     decode/prefill/XQA builds is paid once per warm host), TVM_FFI_CACHE_DIR=/tmp/tvm-ffi-cache.
@@ -18,7 +18,7 @@
 #   vllm/vllm_flash_attn/__init__.py does `from vllm.vllm_flash_attn.flash_attn_interface import ...`
 #   and flash_attn_interface.py needs only torch and its sibling `_vllm_fa3_C` at import time
 #   (`vllm.platforms` is imported lazily, only by is_fa_version_supported()/
-#   fa_version_unsupported_reason(), and `.cute` only for fa_version=4). So $PEERS_SITE/fa3/vllm/
+#   fa_version_unsupported_reason(), and `.cute` only for fa_version=4). So $WB_PEERS_SITE/fa3/vllm/
 #   deliberately has NO __init__.py: `vllm` is then a PEP 420 namespace package. Python's import
 #   system picks a regular package (a directory with __init__.py) over namespace portions wherever
 #   each sits on sys.path, so a real vLLM (scripts/vllm_activate.sh, a pip install, a source tree)
@@ -33,7 +33,7 @@
 #   run(command="source scripts/peers_activate.sh .peers && python3 bench_peers.py", carry=[".peers"])
 
 _peers_activate() {
-  local dest=${1:-.peers} site=${PEERS_SITE:-/tmp/peers-site} py want have a
+  local dest=${1:-.peers} site=${WB_PEERS_SITE:-/tmp/peers-site} py want have a
   py=$(command -v python3 || command -v python) || { echo "peers_activate: no python3" >&2; return 1; }
   if [ -f "$dest/MANIFEST.sha256" ]; then
     if command -v sha256sum >/dev/null; then
