@@ -24,31 +24,193 @@ from workbench.measure.nsys import range_kernels
 FX = Path(__file__).parent / "fixtures" / "h100-2026-11-21"
 
 
-def test_ncu_csv_parses_and_attributes_by_launch_order():
+def test_ncu_csv_parses_a_real_capture():
+    """The real CSV export: its NVTX column names each kernel's range; every KV byte is read
+    once from DRAM, and the paper's prefetch lands in L2 (a property of the H100 run)."""
     kernels = parse_raw_csv((FX / "profile.ncu.csv").read_text())
     assert len(kernels) == 12                       # 2 variants x 3 launches x (split + reduce)
     assert {k["Kernel Name"] for k in kernels} == {"wb_decode_split", "wb_reduce"}
     res = Results.load(FX / "results.json")
-    manifest = [{"nvtx_range": r["nvtx_range"], "launches": 3, "kernels_per_launch": r["kernels_per_launch"]}
-                for r in res.results]
+    assert [k["NVTX Range"] for k in kernels] == [r["nvtx_range"] for r in res.results for _ in range(6)]
+    manifest = [{"nvtx_range": r["nvtx_range"], "launches": 3} for r in res.results]
     m = {x.nvtx_range.split(" ::")[0]: x for x in metrics_per_range(kernels, manifest)}
     kv = res.results[0]["kv_bytes"]
     for v in ("baseline", "paper"):
         assert 0.9 < m[v].dram_bytes_read / kv < 1.1           # each KV byte read once from DRAM
         assert 0 < m[v].l2_demand_hit_rate < 1 and m[v].l2_hit_rate_all > 0
-        assert m[v].registers > 0 and m[v].kernels == ["wb_decode_split", "wb_reduce"]
+        assert m[v].registers > 0 and m[v].kernels == ["wb_decode_split", "wb_reduce"] and m[v].launches == 3
     assert m["paper"].l2_demand_hit_rate > m["baseline"].l2_demand_hit_rate   # the prefetch lands in L2
-    with pytest.raises(WorkbenchError, match="kernels"):
-        metrics_per_range(kernels[:-1], manifest)
 
 
-def test_nsys_sqlite_ranges():
-    ranges = {r.nvtx_range.split(" ::")[0]: r for r in
-              range_kernels(FX / "trace.sqlite", {r["nvtx_range"]: 2 for r in Results.load(FX / "results.json").results})}
+def test_nsys_sqlite_ranges_of_a_real_capture():
+    ranges = {r.nvtx_range.split(" ::")[0]: r for r in range_kernels(FX / "trace.sqlite")}
     assert set(ranges) == {"baseline", "paper"}
     for r in ranges.values():
-        assert r.kernels == 100 and set(r.kernel_names) == {"wb_decode_split", "wb_reduce"}
+        assert r.kernels == 100 and r.launches == 50 and set(r.kernel_names) == {"wb_decode_split", "wb_reduce"}
         assert 20 < r.median_launch_us < 500 and r.range_us >= r.total_kernel_us
+
+
+def test_ncu_csv_reader_agrees_with_ncu_report_on_a_real_mixed_batch():
+    """A real capture mixing the three launch kinds in one profiling batch: split-K + reduce,
+    fused reduce (one kernel), whole sequence (one kernel). Recorded on an NVIDIA H200 (driver
+    580.159.04, ncu 2025.3.1) on 2026-11-28 by `workbench measure --variants <the five in
+    docs/perf-notes.md, "L2 demand hit rate"> --batch 8 --context 4096 --profile ncu`:
+    l2-repeat-1.json holds the metrics read through ncu's own `ncu_report` module (reader
+    "ncu_report"), ncu-mixed.csv the same report exported as CSV. The CSV path (NVTX column,
+    attribution, launch cutting) must find the same numbers for every entry."""
+    fx = FX.parent / "h200-2026-11-28"
+    res = Results.load(fx / "l2-repeat-1.json")
+    assert res.profile["ncu"]["reader"] == "ncu_report"
+    kernels = parse_raw_csv((fx / "ncu-mixed.csv").read_text())
+    manifest = [{"nvtx_range": r["nvtx_range"], "launches": 3} for r in res.results]
+    got = {m.nvtx_range: m for m in metrics_per_range(kernels, manifest)}
+    kinds = set()
+    for r in res.results:
+        want, m = r["ncu"], got[r["nvtx_range"]]
+        kinds.add(tuple(want["kernels"]))
+        assert m.kernels == want["kernels"] and m.launches == want["launches"] == 3
+        for k in ("duration_us", "l2_demand_read_sectors", "l2_demand_hit_sectors", "l2_demand_hit_rate",
+                  "dram_bytes_read", "registers"):
+            assert getattr(m, k) == pytest.approx(want[k]), (r["nvtx_range"], k)
+        assert 0.9 < m.dram_bytes_read / r["kv_bytes"] < 1.1
+    assert kinds == {("wb_decode_split", "wb_reduce"), ("wb_decode_split",), ("wb_decode_full",)}
+
+
+# ---- attribution of kernels to ranges and launches, on inputs built here with known answers ----
+# Three entries of one profiling batch, as a tune batch mixes them: a split-K variant with the
+# reduce kernel (2 kernels a launch), a fused-reduce variant (1 kernel) and a whole-sequence
+# variant (1 kernel). Per launch: (kernel name, duration ns, demand read sectors, demand hit
+# sectors, DRAM bytes, registers).
+SPLIT, FUSED, WHOLE = "splitk :: b8x4096", "fused :: b8x4096", "whole :: b8x4096"
+LAUNCHES = {
+    SPLIT: [[("wb_decode_split", 50_000, 1000, 100, 32_000, 80), ("wb_reduce", 5_000, 10, 10, 0, 32)],
+            [("wb_decode_split", 60_000, 1000, 300, 32_000, 80), ("wb_reduce", 6_000, 10, 10, 0, 32)],
+            [("wb_decode_split", 40_000, 1000, 200, 32_000, 80), ("wb_reduce", 4_000, 10, 10, 0, 32)]],
+    FUSED: [[("wb_decode_split", 52_000, 2000, 500, 64_000, 96)],
+            [("wb_decode_split", 58_000, 2000, 700, 64_000, 96)],
+            [("wb_decode_split", 51_000, 2000, 600, 64_000, 96)]],
+    WHOLE: [[("wb_decode_full", 70_000, 4000, 0, 128_000, 64)],
+            [("wb_decode_full", 72_000, 4000, 40, 128_000, 64)],
+            [("wb_decode_full", 71_000, 4000, 20, 128_000, 64)]],
+}
+MANIFEST = [{"nvtx_range": r, "launches": 3} for r in LAUNCHES]
+# by hand: medians over launches of the per-launch sums (additive) or the main kernel (the rest)
+WANT = {SPLIT: dict(duration_us=55.0, l2_demand_read_sectors=1010, l2_demand_hit_sectors=210, registers=80,
+                    dram_bytes_read=32_000, kernels=["wb_decode_split", "wb_reduce"]),
+        FUSED: dict(duration_us=52.0, l2_demand_read_sectors=2000, l2_demand_hit_sectors=600, registers=96,
+                    dram_bytes_read=64_000, kernels=["wb_decode_split"]),
+        WHOLE: dict(duration_us=71.0, l2_demand_read_sectors=4000, l2_demand_hit_sectors=20, registers=64,
+                    dram_bytes_read=128_000, kernels=["wb_decode_full"])}
+
+
+def _kernels(order="job", ranges=True):
+    """Kernel dicts as parse_raw_csv / read_report return them (metric values as strings)."""
+    from workbench.measure.ncu import DEMAND_HIT, DEMAND_READ
+    per = {r: [[{"Kernel Name": n, "gpu__time_duration.sum": str(d), DEMAND_READ: str(rd), DEMAND_HIT: str(h),
+                 "dram__bytes_read.sum": str(b), "launch__registers_per_thread": str(g),
+                 **({"NVTX Range": r} if ranges else {})} for n, d, rd, h, b, g in launch]
+               for launch in ls] for r, ls in LAUNCHES.items()}
+    if order == "job":                                   # entry after entry, as the job launches them
+        ks = [k for ls in per.values() for launch in ls for k in launch]
+    else:                                                # launches of the entries interleaved
+        ks = [k for i in range(3) for ls in per.values() for k in ls[i]]
+    for i, k in enumerate(ks):
+        k["ID"] = str(i)
+    return ks
+
+
+def _check(metrics, want=WANT):
+    got = {m.nvtx_range: m for m in metrics}
+    assert set(got) == set(want)
+    for r, w in want.items():
+        m = got[r]
+        assert m.launches == 3 and m.kernels == w["kernels"], r
+        assert m.duration_us == pytest.approx(w["duration_us"]), r
+        assert m.l2_demand_read_sectors == w["l2_demand_read_sectors"], r
+        assert m.l2_demand_hit_sectors == w["l2_demand_hit_sectors"], r
+        assert m.l2_demand_hit_rate == pytest.approx(w["l2_demand_hit_sectors"] / w["l2_demand_read_sectors"]), r
+        assert m.dram_bytes_read == w["dram_bytes_read"] and m.registers == w["registers"], r
+
+
+def test_ncu_attributes_by_range_whatever_the_kernel_count():
+    _check(metrics_per_range(_kernels(), MANIFEST))
+    _check(metrics_per_range(_kernels(order="interleaved"), MANIFEST))    # the range decides, not the order
+
+
+def test_ncu_attributes_by_kernel_name_without_ranges():
+    _check(metrics_per_range(_kernels(ranges=False), MANIFEST))
+    ks = [k for k in _kernels(ranges=False) if not (k["ID"] == "11")]
+    with pytest.raises(WorkbenchError, match="launches"):     # a lost launch: order can no longer attribute
+        metrics_per_range(ks, MANIFEST)
+
+
+def test_ncu_one_range_without_kernels_costs_only_itself():
+    ks = [k for k in _kernels() if k["NVTX Range"] != FUSED]
+    _check(metrics_per_range(ks, MANIFEST), {r: w for r, w in WANT.items() if r != FUSED})
+    # a launch whose reduce kernel was not profiled is left out of the medians
+    ks = [k for k in _kernels() if not (k["NVTX Range"] == SPLIT and k["ID"] == "5")]
+    m = {x.nvtx_range: x for x in metrics_per_range(ks, MANIFEST)}[SPLIT]
+    assert m.launches == 2 and m.duration_us == pytest.approx((55 + 66) / 2)
+
+
+def test_ncu_csv_nvtx_column_is_read():
+    """A raw-page CSV as `ncu --import --csv --page raw --print-units base` writes it, built here:
+    ==PROF== chatter, a units row, and the NVTX column (one quoted entry per open range, the
+    innermost last; another domain's range around ours)."""
+    import csv
+    import io
+    from workbench.measure.ncu import METRICS
+    col = "thread Domain:Push/Pop_Range:PL_Type:PL_Value:CLR_Type:Color:Msg_Type:Msg"
+    header = ["ID", "Process ID", col, "Kernel Name", *METRICS]
+    buf = io.StringIO()
+    w = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    w.writerow(header)
+    w.writerow(["", "", "", "", *["" for _ in METRICS]])
+    for k in _kernels(order="interleaved"):
+        r = k["NVTX Range"]
+        nvtx = f'551  "outer:sweep:none:none:RGB:0xff:REGISTERED:sweep" "workbench:{r}:none:none:RGB:0xff:REGISTERED:{r}" '
+        w.writerow([k["ID"], "551", nvtx, k["Kernel Name"], *[k.get(m, "") for m in METRICS]])
+    text = "==PROF== Connected to process 551\n" + buf.getvalue()
+    kernels = parse_raw_csv(text)
+    assert [k["NVTX Range"] for k in kernels] == [k["NVTX Range"] for k in _kernels(order="interleaved")]
+    _check(metrics_per_range(kernels, MANIFEST))
+
+
+def test_nsys_attributes_by_range_and_cuts_launches_by_name(tmp_path):
+    """An nsys SQLite export built here: three ranges on one thread, a fourth on another thread
+    whose kernels must not count, and kernels correlated to runtime calls inside each range."""
+    import sqlite3
+    db = tmp_path / "t.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("create table StringIds (id integer, value text)")
+    con.execute("create table NVTX_EVENTS (start int, end int, globalTid int, text text, textId int)")
+    con.execute("create table CUPTI_ACTIVITY_KIND_RUNTIME (start int, end int, globalTid int, correlationId int)")
+    con.execute("create table CUPTI_ACTIVITY_KIND_KERNEL (start int, end int, shortName int, correlationId int)")
+    names = {"wb_decode_split": 1, "wb_reduce": 2, "wb_decode_full": 3, "other_kernel": 4}
+    con.executemany("insert into StringIds values (?, ?)", [(i, n) for n, i in names.items()] + [(9, WHOLE)])
+    t, corr = 1_000_000, 0
+    for r, ls in LAUNCHES.items():
+        start = t
+        for launch in ls:
+            for n, d, *_ in launch:
+                corr += 1
+                con.execute("insert into CUPTI_ACTIVITY_KIND_RUNTIME values (?, ?, 1, ?)", (t, t + 100, corr))
+                con.execute("insert into CUPTI_ACTIVITY_KIND_KERNEL values (?, ?, ?, ?)", (t + 200, t + 200 + d, names[n], corr))
+                t += d + 1000
+        con.execute("insert into NVTX_EVENTS values (?, ?, 1, ?, ?)",
+                    (start - 10, t, None if r == WHOLE else r, 9 if r == WHOLE else None))   # registered string
+        # another thread's kernel while this range is open: not this range's
+        corr += 1
+        con.execute("insert into CUPTI_ACTIVITY_KIND_RUNTIME values (?, ?, 2, ?)", (start + 5, start + 50, corr))
+        con.execute("insert into CUPTI_ACTIVITY_KIND_KERNEL values (?, ?, 4, ?)", (start + 60, start + 90_000, corr))
+    con.commit()
+    con.close()
+    got = {r.nvtx_range: r for r in range_kernels(db)}
+    assert set(got) == {SPLIT, FUSED, WHOLE}
+    for r, w in WANT.items():
+        assert got[r].launches == 3 and got[r].kernels == 3 * len(w["kernels"]), r
+        assert got[r].median_launch_us == pytest.approx(w["duration_us"]), r
+        assert got[r].kernel_names == sorted(w["kernels"]), r
 
 
 def test_results_merge_and_compare():
@@ -103,60 +265,51 @@ def test_doctor_without_gpu():
 
 class _FakeReport:
     """The slice of ncu's `ncu_report` API that read_report walks (load_report -> ranges ->
-    actions -> metrics, NVTX state), filled from the real CSV fixture. The real module is
+    actions -> metrics, NVTX state), serving the kernels built above. The real module is
     exercised on the GPU host (scripts/device_measure.sh compares both readers)."""
 
-    def __init__(self, kernels, ranges):
-        self.kernels, self.ranges = kernels, ranges
+    def __init__(self, kernels):
+        self.kernels = kernels
 
     def load_report(self, path):
-        ks, rs = self.kernels, self.ranges
+        ks = self.kernels
 
         class Metric:
             def __init__(self, v): self.v = v
             def as_double(self): return float(self.v.replace(",", ""))
 
         class Domain:
-            def __init__(self, r): self.r = r
-            def name(self): return "workbench"
-            def push_pop_ranges(self): return [self.r]
+            def __init__(self, name, rs): self._name, self.rs = name, rs
+            def name(self): return self._name
+            def push_pop_ranges(self): return self.rs
 
         class Nvtx:
             def __init__(self, r): self.r = r
-            def domains(self): return [7]
-            def domain_by_id(self, i): return Domain(self.r)
+            def domains(self): return [3, 7]
+            def domain_by_id(self, i): return Domain("outer", ["sweep"]) if i == 3 else Domain("workbench", ["batch", self.r])
 
         class Action:
-            def __init__(self, k, r): self.k, self.r = k, r
+            def __init__(self, k): self.k = k
             def name(self): return self.k["Kernel Name"]
             def metric_names(self): return [n for n in self.k if "__" in n]
             def metric_by_name(self, n): return Metric(self.k[n])
-            def nvtx_state(self): return Nvtx(self.r)
+            def nvtx_state(self): return Nvtx(self.k["NVTX Range"])
 
         class Range:
-            def num_actions(self): return len(ks)
-            def action_by_idx(self, i): return Action(ks[i], rs[i])
+            def __init__(self, part): self.part = part
+            def num_actions(self): return len(self.part)
+            def action_by_idx(self, i): return Action(self.part[i])
 
-        class Ctx:
-            def num_ranges(self): return 1
-            def range_by_idx(self, i): return Range()
+        class Ctx:                           # two report ranges, as ncu splits a capture
+            def num_ranges(self): return 2
+            def range_by_idx(self, i): return Range(ks[:7] if i == 0 else ks[7:])
         return Ctx()
 
 
-def test_ncu_report_reader_matches_csv_and_checks_ranges():
+def test_ncu_report_reader_names_each_kernels_range():
     from workbench.measure.ncu import read_report
-    kernels = parse_raw_csv((FX / "profile.ncu.csv").read_text())
-    res = Results.load(FX / "results.json")
-    names = [r["nvtx_range"] for r in res.results for _ in range(6)]      # 3 launches x 2 kernels each
-    manifest = [{"nvtx_range": r["nvtx_range"], "launches": 3, "kernels_per_launch": 2} for r in res.results]
-    got = read_report(Path("x.ncu-rep"), module=_FakeReport(kernels, names))
-    assert [k["NVTX Range"] for k in got] == names
-    a = {m.nvtx_range: m for m in metrics_per_range(got, manifest)}
-    b = {m.nvtx_range: m for m in metrics_per_range(kernels, manifest)}
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].duration_us == pytest.approx(b[k].duration_us)
-        assert a[k].l2_demand_hit_rate == pytest.approx(b[k].l2_demand_hit_rate)
-    swapped = read_report(Path("x.ncu-rep"), module=_FakeReport(kernels, names[::-1]))
-    with pytest.raises(WorkbenchError, match="out of step"):
-        metrics_per_range(swapped, manifest)
+    built = _kernels(order="interleaved")
+    got = read_report(Path("x.ncu-rep"), module=_FakeReport(built))
+    assert [k["Kernel Name"] for k in got] == [k["Kernel Name"] for k in built]
+    assert [k["NVTX Range"] for k in got] == [k["NVTX Range"] for k in built]     # innermost, our domain
+    _check(metrics_per_range(got, MANIFEST))

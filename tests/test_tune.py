@@ -40,6 +40,32 @@ def trials_of(storage, study):
     return optuna.load_study(study_name=study, storage=open_storage(storage)).get_trials(deepcopy=False)
 
 
+LLAMA_SHAPE = {"head_size": 128, "block_size": 16, "dtype": "bf16"}
+
+
+def check_no_duplicate_work(ts, measured_before=()):
+    """Duplicates are judged on variant keys (trial numbers are unique by construction):
+    - every trial's stored measurement is of the variant its own parameters describe;
+    - a trial marked repeat_of reuses an earlier complete trial of the same variant;
+    - a variant complete before this run (`measured_before`: its trials) is never measured
+      again: the run reuses the stored result."""
+    from workbench.kernel.variant import Variant
+    by_number = {t.number: t for t in ts}
+    before = {by_number[n].user_attrs["measurement"]["key"] for n in measured_before}
+    for t in ts:
+        m = t.user_attrs.get("measurement")
+        if m is None:
+            continue
+        key = Variant.from_dict({**LLAMA_SHAPE, **t.params}).key
+        assert m["key"] == key, (t.number, t.params, m["name"])
+        if "repeat_of" in t.user_attrs:
+            src = by_number[t.user_attrs["repeat_of"]]
+            assert src.number < t.number and src.state.name == "COMPLETE", t.number
+            assert src.user_attrs["measurement"]["key"] == key, t.number
+        elif t.number not in measured_before:
+            assert key not in before, f"trial {t.number} measured {m['name']} again (stored before this run)"
+
+
 def test_seeds_once_failures_infeasible_dispatch(tmp_path):
     s = tune(tmp_path, trials=24)
     assert s["trials_run"] == 24 and s["complete"] + s["failed"] == 24
@@ -72,10 +98,12 @@ def test_seeds_once_failures_infeasible_dispatch(tmp_path):
     assert all(t.user_attrs.get("measurement", {}).get("variant", {}).get("algorithm") != "vllm"
                for t in trials_of(storage, "s"))
     # seeds enqueued once; a second run resumes the same study, re-seeds nothing, re-measures no reference
+    first = [t.number for t in trials_of(storage, "s") if t.state.name == "COMPLETE"]
     s2 = tune(tmp_path, trials=6)
     assert s2["complete"] + s2["failed"] == 30
     assert s2["references"] == s["references"] and not any("reference" in n for n in s2["notes"])
     ts = trials_of(storage, "s")
+    check_no_duplicate_work(ts, first)
     for seed in ("simple", "simple-pf", "heuristic"):
         assert sum(t.user_attrs.get("seed") == seed for t in ts) == 1, seed
     base = next(t for t in ts if t.user_attrs.get("seed") == "simple")
@@ -137,10 +165,12 @@ def _concurrent(tmp_path, storage):
         assert json.loads(o)["trials_run"] == 10
     ts = trials_of(storage, "c")
     assert len(ts) == 3 + 40                                       # none lost
-    assert sorted(t.number for t in ts) == list(range(43))          # none duplicated
     assert all(t.state.name in ("COMPLETE", "FAIL") for t in ts)
     told = [t for t in ts if "measurement" in t.user_attrs or "failure" in t.user_attrs]
     assert len(told) == 43
+    # none duplicated: no trial carries another's result, and what the first run measured is
+    # reused by every worker, not measured again
+    check_no_duplicate_work(ts, [t.number for t in ts if t.number < 3 and t.state.name == "COMPLETE"])
     for seed in ("simple", "simple-pf", "heuristic"):
         assert sum(t.user_attrs.get("seed") == seed for t in ts) == 1
 
@@ -218,3 +248,54 @@ def test_timeout_is_honoured(tmp_path):
     s = json.loads(p.stdout)
     assert 0 < s["trials_run"] < 500 and s["elapsed_s"] < 6, (s["trials_run"], s["elapsed_s"])
     assert took < 30
+
+
+def test_row_labels_show_every_knob_that_differs():
+    """The tune screen and the top-k / dispatch tables label a variant with ui.tui.knobs(): two
+    variants of one study must never share a label. (The H100 bench-suite study showed
+    't128 q4 split 512 pf 2kv evict_last' for two variants, 34% and 0.2% L2 demand hit: they
+    differed in stages, which the label left out; algorithm and reduce were missing too.)"""
+    from dataclasses import fields
+
+    from workbench.kernel.space import enumerate_space, load_space
+    from workbench.kernel.variant import Variant
+    from workbench.ui.tui import SHAPE_KNOBS, knobs
+    s3 = Variant(threads=128, heads_per_cta=4, partition=512, prefetch_distance=2, prefetch_target="kv",
+                 prefetch_hint="evict_last", stages=3)
+    for a, b in ((s3, s3.with_(stages=4)), (Variant(), Variant(algorithm="onepass")),
+                 (Variant(partition=512), Variant(partition=512, reduce="fused"))):
+        assert knobs(a.to_dict()) != knobs(b.to_dict()), (a.name, b.name)
+    # every knob, including any added later: each changed alone changes the label
+    base = Variant(partition=512, prefetch_distance=2, prefetch_target="kv")
+    other = {"algorithm": "onepass", "threads": 256, "heads_per_cta": 2, "partition": 1024, "prefetch_distance": 4,
+             "prefetch_target": "k", "prefetch_op": "line", "prefetch_hint": "evict_last", "k_load": 8,
+             "serial": True, "reduce": "fused", "vllm_math": True, "stages": 3, "fault": "hang"}
+    for f in fields(Variant):
+        if f.name in SHAPE_KNOBS:
+            continue
+        assert f.name in other, f"knob {f.name} is new: give it another value here"
+        v = base.with_(**{f.name: other[f.name]})
+        assert v.key != base.key and knobs(v.to_dict()) != knobs(base.to_dict()), f.name
+    # and over the whole default space (valid and invalid): one label per variant
+    en = enumerate_space(load_space(), group=4)
+    labels: dict[str, set[str]] = {}
+    for v in (*en.valid, *(v for v, _ in en.invalid)):
+        labels.setdefault(knobs(v.to_dict()), set()).add(v.key)
+    assert len(labels) > 1000 and all(len(keys) == 1 for keys in labels.values())
+
+
+def test_tune_screen_rows_tell_stages_apart():
+    from workbench.kernel.variant import Variant
+    from workbench.tune.trial import OK, BucketTiming, Measurement
+    from workbench.ui.tui import TuneState, screen_text
+    st = TuneState()
+    st.apply({"type": "start", "config": {}, "storage": "sqlite:///x", "study": "s", "trials": 2})
+    for n, stages in ((1, 3), (2, 4)):
+        v = Variant(threads=128, heads_per_cta=4, partition=512, prefetch_distance=2, prefetch_target="kv",
+                    prefetch_hint="evict_last", stages=stages)
+        m = Measurement(variant=v.to_dict(), key=v.key, name=v.name, label=v.label, status=OK,
+                        timings=[BucketTiming("b8x4096", 100.0 + n, 99.0, 102.0, 1 << 27, 0.7, True)],
+                        ncu={"l2_demand_hit_rate": {3: 0.342, 4: 0.002}[stages]})
+        st.apply({"type": "result", "device": 0, "trial": n, "measurement": m.to_dict(), "repeat": False, "done": n})
+    text = screen_text(st, width=200)
+    assert "split 512 s3 pf 2kv evict_last" in text and "split 512 s4 pf 2kv evict_last" in text

@@ -18,6 +18,24 @@ from workbench.measure.workload import WorkloadSpec
 
 RESULTS_KIND = "workbench-results"
 
+# One launch of a variant is one main kernel (wb_decode_full, or wb_decode_split) followed, for a
+# split-K launch with reduce "kernel", by wb_reduce; a fused-reduce split-K launch is one kernel.
+# How many kernels a launch makes depends on the variant *and* the shape (partition vllm / auto
+# pick whole or split per launch), so profilers cut launches by kernel name, never by a count.
+FOLLOWER_KERNELS = ("wb_reduce",)
+
+
+def split_launches(names: list[str]) -> list[list[int]]:
+    """Indices of kernels (in launch order) grouped into launches: a launch begins at every kernel
+    that is not a follower (the split-K reduce); a follower joins the launch before it."""
+    out: list[list[int]] = []
+    for i, n in enumerate(names):
+        if out and n in FOLLOWER_KERNELS:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
 
 @dataclass
 class Job:
@@ -89,9 +107,7 @@ def run_job(job: Job) -> Results:
             r = time_variant(k, spec, info, launches=job.launches, warmup=job.warmup,
                              ceiling_gbps=ceiling.gbps if ceiling else 0.0,
                              hold=job.profiler != "ncu")
-            d = r.to_dict()
-            d["kernels_per_launch"] = 2 if r.split else 1
-            results.append(d)
+            results.append(r.to_dict())
         k.close()
     return Results(gpu=info.to_dict(), results=results, ceiling=ceiling.to_dict() if ceiling else None,
                    profiler=job.profiler, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

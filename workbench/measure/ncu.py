@@ -218,8 +218,25 @@ def _num(s: str) -> float:
         return float("nan")
 
 
+_NVTX_COLUMN = "thread Domain:Push/Pop_Range"     # prefix of the CSV column naming a kernel's ranges
+
+
+def _csv_nvtx_range(cell: str) -> str | None:
+    """The innermost push/pop range of the workbench domain in ncu's CSV NVTX column, whose value
+    reads `<tid>  "<domain>:<range>:<PL_Type>:<PL_Value>:<CLR_Type>:<Color>:<Msg_Type>:<Msg>" …`
+    (one quoted entry per open range, outermost first; Msg is the range's name again). Range
+    names hold ':' themselves (`variant :: workload`), hence the back-reference."""
+    found = None
+    for entry in re.findall(r'"([^"]*)"', cell or ""):
+        m = re.fullmatch(rf"{re.escape(NVTX_DOMAIN)}:(.*):[^:]*:[^:]*:[^:]*:[^:]*:[^:]*:\1", entry.strip())
+        if m:
+            found = m.group(1)
+    return found
+
+
 def parse_raw_csv(text: str) -> list[dict[str, Any]]:
-    """`ncu --csv --page raw --print-units base` -> one dict per profiled kernel, in ID order."""
+    """`ncu --csv --page raw --print-units base` -> one dict per profiled kernel, in ID order;
+    "NVTX Range" holds the kernel's workbench range when the CSV has ncu's NVTX column."""
     lines = [l for l in text.splitlines() if l.startswith('"')]    # skip ==PROF== chatter
     rows = list(csv.reader(io.StringIO("\n".join(lines))))
     if not rows:
@@ -229,31 +246,63 @@ def parse_raw_csv(text: str) -> list[dict[str, Any]]:
     if body and body[0] and body[0][0] == "":                      # units row
         body = body[1:]
     kernels = [dict(zip(header, r)) for r in body if r and r[0] != ""]
+    col = next((h for h in header if h.startswith(_NVTX_COLUMN)), None)
+    if col is not None:
+        for k in kernels:
+            rng = _csv_nvtx_range(k.get(col, ""))
+            if rng is not None:
+                k["NVTX Range"] = rng
     kernels.sort(key=lambda k: int(_num(k.get("ID", "0"))))
     return kernels
 
 
-def metrics_per_range(kernels: list[dict[str, Any]], manifest: list[dict[str, Any]]) -> list[NcuMetrics]:
-    """Attribute kernels to (variant, workload) entries by launch order.
+def _launches_by_entry(kernels: list[dict[str, Any]], manifest: list[dict[str, Any]]) -> dict[str, list[list[dict[str, Any]]]]:
+    """Each manifest entry's launches (lists of kernel dicts).
 
-    The measuring process launches, for each entry in order, `launches` times
-    `kernels_per_launch` kernels inside that entry's NVTX range, and nothing else inside ranges.
-    """
-    want = sum(m["launches"] * m["kernels_per_launch"] for m in manifest)
-    if want != len(kernels):
-        raise WorkbenchError(f"ncu report holds {len(kernels)} kernels, the job launched {want} in ranges")
-    out, at = [], 0
+    By range, when the report names each kernel's NVTX range (ncu_report; the CSV's NVTX column):
+    every kernel inside an entry's range is that entry's, whatever their number. Otherwise by
+    order: the kernel stream is cut into launches by kernel name (job.split_launches) and handed
+    out `launches` per entry, in the job's order; then the launch totals must agree."""
+    from workbench.measure.job import split_launches
+
+    def cut(ks: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        return [[ks[i] for i in g] for g in split_launches([k.get("Kernel Name", "") for k in ks])]
+
+    if any(k.get("NVTX Range") for k in kernels):
+        mine: dict[str, list[dict[str, Any]]] = {m["nvtx_range"]: [] for m in manifest}
+        for k in kernels:
+            if k.get("NVTX Range") in mine:
+                mine[k["NVTX Range"]].append(k)
+        return {r: cut(ks) for r, ks in mine.items()}
+    launches = cut(kernels)
+    want = sum(m["launches"] for m in manifest)
+    if want != len(launches):
+        raise WorkbenchError(f"ncu report holds {len(launches)} launches ({len(kernels)} kernels) and no NVTX "
+                             f"range names; the job made {want} launches in ranges")
+    out, at = {}, 0
     for m in manifest:
+        out[m["nvtx_range"]] = launches[at:at + m["launches"]]
+        at += m["launches"]
+    return out
+
+
+def metrics_per_range(kernels: list[dict[str, Any]], manifest: list[dict[str, Any]]) -> list[NcuMetrics]:
+    """Metrics per (variant, workload) entry of `manifest` ({"nvtx_range", "launches"} each, in
+    the job's order): additive metrics summed over a launch's kernels, the rest from its main
+    (first) kernel, medians over launches. Launches whose kernel names differ from the entry's
+    usual launch (a kernel ncu did not profile) are left out. An entry with no kernel in its
+    range gets no metrics; the other entries keep theirs."""
+    by = _launches_by_entry(kernels, manifest)
+    out = []
+    for m in manifest:
+        launches = by.get(m["nvtx_range"]) or []
+        if not launches:
+            continue
+        shapes = [tuple(k.get("Kernel Name", "") for k in ks) for ks in launches]
+        usual = max(set(shapes), key=lambda s: (shapes.count(s), -shapes.index(s)))
+        launches = [ks for ks, s in zip(launches, shapes) if s == usual]
         per_launch = []
-        names: list[str] = []
-        for _ in range(m["launches"]):
-            ks = kernels[at:at + m["kernels_per_launch"]]
-            at += m["kernels_per_launch"]
-            seen = {k.get("NVTX Range") for k in ks} - {None}
-            if seen and seen != {m["nvtx_range"]}:     # ncu_report names each kernel's range: check
-                raise WorkbenchError(f"ncu report out of step: kernels of {sorted(seen)} where "
-                                     f"{m['nvtx_range']!r} was expected")
-            names = [k.get("Kernel Name", "") for k in ks]
+        for ks in launches:
             main = ks[0]
             agg = {a: sum(_num(k.get(a, "nan")) for k in ks) for a in ADDITIVE}
             agg.update({k: _num(main.get(k, "nan")) for k in METRICS if k not in ADDITIVE})
@@ -265,7 +314,7 @@ def metrics_per_range(kernels: list[dict[str, Any]], manifest: list[dict[str, An
 
         reads, hits = med(DEMAND_READ), med(DEMAND_HIT)
         out.append(NcuMetrics(
-            nvtx_range=m["nvtx_range"], launches=m["launches"],
+            nvtx_range=m["nvtx_range"], launches=len(launches),
             duration_us=med("gpu__time_duration.sum") / 1e3,
             dram_bytes_read=med("dram__bytes_read.sum"),
             l2_demand_read_sectors=reads, l2_demand_hit_sectors=hits,
@@ -279,7 +328,7 @@ def metrics_per_range(kernels: list[dict[str, Any]], manifest: list[dict[str, An
             registers=int(_nz(med("launch__registers_per_thread"))),
             smem_dynamic=int(_nz(med("launch__shared_mem_per_block_dynamic"))),
             smem_static=int(_nz(med("launch__shared_mem_per_block_static"))),
-            kernels=names))
+            kernels=list(usual)))
     return out
 
 
@@ -304,8 +353,7 @@ def profile_job(job: Any, workdir: Path, launches: int = 3) -> tuple[Any, list[N
     res = Results.load(res_path)
     csv_text = export_csv(rep)
     (workdir / "profile.ncu.csv").write_text(csv_text)
-    manifest = [{"nvtx_range": r["nvtx_range"], "launches": r["launches"],
-                 "kernels_per_launch": r["kernels_per_launch"]} for r in res.results]
+    manifest = [{"nvtx_range": r["nvtx_range"], "launches": r["launches"]} for r in res.results]
     kernels, reader = read_kernels(rep)
     metrics = metrics_per_range(kernels, manifest)
     res.profile = {"tool": "ncu", "version": ncu_version(find_ncu()), "report": str(rep), "reader": reader,

@@ -1,6 +1,7 @@
 """Nsight Systems driver: trace the measuring process (cuda + nvtx) and read per-NVTX-range
 kernel time from the exported SQLite: range -> runtime calls of its thread inside it ->
-kernels with the same correlation id."""
+kernels with the same correlation id. Every kernel launched inside a range is that range's;
+its kernels are cut into launches by name (job.split_launches), never by an assumed count."""
 from __future__ import annotations
 
 import glob
@@ -22,6 +23,7 @@ from workbench.errors import WorkbenchError
 class RangeKernels:
     nvtx_range: str
     kernels: int
+    launches: int
     median_launch_us: float        # kernels of one launch summed, median over launches
     total_kernel_us: float
     range_us: float                 # wall time of the range itself
@@ -45,8 +47,11 @@ def _text(con: sqlite3.Connection, table: str) -> bool:
     return bool(con.execute("select name from sqlite_master where type='table' and name=?", (table,)).fetchone())
 
 
-def range_kernels(sqlite_path: str | Path, kernels_per_launch: dict[str, int] | None = None) -> list[RangeKernels]:
-    """Per NVTX push/pop range: the kernels launched from inside it (same thread), their time."""
+def range_kernels(sqlite_path: str | Path) -> list[RangeKernels]:
+    """Per NVTX push/pop range: the kernels launched from inside it (same thread), their time;
+    a launch's kernels (split-K + reduce) summed, median over launches."""
+    from workbench.measure.job import split_launches
+
     p = Path(sqlite_path)
     if not p.exists():
         raise WorkbenchError(f"{p}: file not found")
@@ -70,10 +75,10 @@ def range_kernels(sqlite_path: str | Path, kernels_per_launch: dict[str, int] | 
             if not rows:
                 continue
             durs = [(e - s) / 1e3 for s, e, _ in rows]
-            kpl = (kernels_per_launch or {}).get(name, 1)
-            launches = [sum(durs[i:i + kpl]) for i in range(0, len(durs), kpl)]
-            out.append(RangeKernels(name, len(rows), statistics.median(launches), sum(durs), (end - start) / 1e3,
-                                    sorted({strings.get(n, str(n)) for _, _, n in rows})))
+            names = [strings.get(n, str(n)) for _, _, n in rows]
+            launches = [sum(durs[i] for i in g) for g in split_launches(names)]
+            out.append(RangeKernels(name, len(rows), len(launches), statistics.median(launches), sum(durs),
+                                    (end - start) / 1e3, sorted(set(names))))
         return out
     finally:
         con.close()
@@ -112,5 +117,4 @@ def trace_job(job: Any, workdir: Path) -> tuple[Any, list[RangeKernels] | None, 
         db = export_sqlite(nsys, rep)
     except WorkbenchError as e:
         return res, None, str(e)
-    kpl = {r["nvtx_range"]: r["kernels_per_launch"] for r in res.results}
-    return res, range_kernels(db, kpl), "ok"
+    return res, range_kernels(db), "ok"

@@ -17,16 +17,29 @@ from typing import Any, Callable
 
 from workbench.errors import WorkbenchError
 from workbench.tune.trial import Measurement
+from workbench.tune.worker import TEST_MEASURE_ENV
 from workbench.kernel.variant import Variant
 
 
+# what _request returns instead of a reply
+_TIMEOUT = "timeout"          # no line within the time allowed: the watchdog fires
+_GONE = "gone"                # the protocol stream ended (or could not be written): the process died
+_GARBLED = "garbled"          # a line that is not a JSON reply
+
+
 class WorkerBackend:
-    """One worker process on `device`; the watchdog allows `trial_timeout` seconds per trial."""
+    """One worker process on `device`; the watchdog allows `trial_timeout` seconds per trial.
+
+    `test_measure` (tests only): "module:function" that the worker calls instead of verifying
+    and timing on the GPU (see workbench.tune.worker), so the crash / restart / watchdog code
+    here runs on a machine without one."""
 
     def __init__(self, device: int, setup: dict[str, Any], *, trial_timeout: float = 120.0,
                  setup_timeout: float = 600.0, log: Path | None = None, profile: str = "ncu",
-                 profile_dir: Path | None = None, profile_spec: dict[str, Any] | None = None):
+                 profile_dir: Path | None = None, profile_spec: dict[str, Any] | None = None,
+                 test_measure: str | None = None):
         self.device = device
+        self.test_measure = test_measure
         self._setup_req = {**setup, "op": "setup", "device": device}
         self.trial_timeout = trial_timeout
         self.setup_timeout = setup_timeout
@@ -44,6 +57,9 @@ class WorkerBackend:
     def _start(self) -> None:
         err = open(self.log, "a") if self.log else subprocess.DEVNULL
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop(TEST_MEASURE_ENV, None)
+        if self.test_measure:
+            env[TEST_MEASURE_ENV] = self.test_measure
         self.proc = subprocess.Popen([sys.executable, "-m", "workbench.tune.worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=err, text=True, env=env,
                                      start_new_session=True)
@@ -56,25 +72,50 @@ class WorkerBackend:
             q.put(None)
         threading.Thread(target=pump, daemon=True).start()
         r = self._request(self._setup_req, self.setup_timeout)
-        if r is None or not r.get("ok"):
-            why = "worker died during setup" if r is None else r.get("error", "setup failed")
+        if not isinstance(r, dict) or not r.get("ok"):
+            why = (f"worker gave no answer to setup in {self.setup_timeout:.0f} s" if r == _TIMEOUT else
+                   f"worker died during setup ({self._exit_status()})" if r == _GONE else
+                   "worker answered setup with an unreadable line" if r == _GARBLED else
+                   r.get("error", "setup failed"))
             self.stop()
             raise WorkbenchError(f"GPU {self.device}: {why}" + (f" (log: {self.log})" if self.log else ""))
         self.gpu, self.ceiling = r["gpu"], r["ceiling"]
 
-    def _request(self, req: dict[str, Any], timeout: float) -> dict[str, Any] | None:
-        """Send, wait for one reply; None when the worker died or the watchdog fired."""
+    def _request(self, req: dict[str, Any], timeout: float) -> dict[str, Any] | str:
+        """Send, wait for one reply: the reply, or _TIMEOUT (the watchdog fired: no line in
+        `timeout` s), _GONE (the protocol stream ended: the process died) or _GARBLED."""
         assert self.proc and self.proc.stdin
         try:
             self.proc.stdin.write(json.dumps(req) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
-            return None
+            return _GONE
         try:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
-            return None
-        return json.loads(line) if line else None
+            return _TIMEOUT
+        if line is None:
+            return _GONE
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            return _GARBLED
+        return reply if isinstance(reply, dict) else _GARBLED
+
+    def _exit_status(self) -> str:
+        """How the worker ended, once its protocol stream closed (its exit may trail the close)."""
+        if self.proc is None:
+            return "gone"
+        try:
+            rc = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            return "stream closed, process still running"
+        if rc < 0:
+            try:
+                return f"killed by {signal.Signals(-rc).name}"
+            except ValueError:
+                return f"killed by signal {-rc}"
+        return f"exited with status {rc} without answering"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -103,14 +144,18 @@ class WorkerBackend:
         t0 = time.monotonic()
         r = self._request({"op": "measure", "build": build.to_dict()}, self.trial_timeout)
         v: Variant = build.variant
-        if r is None:
-            hung = self.alive()
+        if not isinstance(r, dict):
+            # the watchdog's verdict is the missing line, not whether the process still runs
+            # (a dead worker's stream can close before its exit status is there to see)
+            if r == _TIMEOUT:
+                stage, why = "hang", f"no answer in {self.trial_timeout:.0f} s: worker killed (watchdog)"
+            elif r == _GONE:
+                stage, why = "crash", f"worker process died ({self._exit_status()})"
+            else:
+                stage, why = "crash", "worker answered with an unreadable line: killed"
             self.stop()
             self.restarts += 1
-            if hung:
-                return Measurement.failure(v, "hang", f"no answer in {self.trial_timeout:.0f} s: worker killed "
-                                           "(watchdog) and restarted", device=self.device, gpu=self.gpu.get("name", ""))
-            return Measurement.failure(v, "crash", "worker process died: restarted", device=self.device,
+            return Measurement.failure(v, stage, why + " and restarted", device=self.device,
                                        gpu=self.gpu.get("name", ""))
         if not r.get("ok"):
             if r.get("fatal"):
@@ -150,13 +195,16 @@ class WorkerBackend:
         from workbench.measure.timing import nvtx_range_name
         from workbench.measure.workload import WorkloadSpec
         wl = WorkloadSpec.from_dict(self.profile_spec).label
+        missing = []
         for m in todo:
             got = by.get(nvtx_range_name(m.label, wl))
             if got and self.profile_mode == "ncu":
                 m.ncu = got
             elif got:
                 m.nsys_us = got["nsys_us"]
-        return ""
+            else:
+                missing.append(m.label)
+        return f"{self.profile_mode}: no kernels captured for {', '.join(missing)}" if missing else ""
 
     def close(self) -> None:
         if self.alive():

@@ -8,6 +8,11 @@ Protocol: one JSON object per line on stdin; one JSON reply per line on the prot
     {"op": "measure", "build": {...}}     -> {"ok": true, "measurement": {...}, "fatal": bool}
     {"op": "quit"}
 A reply with "fatal": true means the context is gone: the worker exits after sending it.
+
+Test-only seam: with WORKBENCH_TEST_MEASURE=module:function in its environment (set by
+WorkerBackend(test_measure=...)), setup touches no GPU and `measure` calls function(state,
+request) -> (Measurement, fatal) instead of verifying and timing on the GPU, so tests can drive
+this process, and the backend's crash / restart / watchdog code, on a machine without one.
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ from typing import Any
 
 from workbench.errors import VariantRejected, WorkbenchError
 from workbench.tune.trial import OK, BucketTiming, Measurement
+
+TEST_MEASURE_ENV = "WORKBENCH_TEST_MEASURE"     # tests only: see the module docstring
 
 
 class _State:
@@ -116,7 +123,23 @@ def _measure(st: _State, req: dict[str, Any]) -> tuple[Measurement, bool]:
                        device=st.device, gpu=gpu), False
 
 
+def _test_hooks(spec: str) -> tuple[Any, Any]:
+    """(setup, measure) for the test-only seam: no GPU at setup, `module:function` measures."""
+    import importlib
+
+    mod, _, fn = spec.partition(":")
+    measure = getattr(importlib.import_module(mod), fn)
+
+    def setup(st: _State, req: dict[str, Any]) -> dict[str, Any]:
+        st.device = int(req.get("device", 0))
+        return {"ok": True, "gpu": {"name": f"test worker ({spec})"}, "ceiling": {}}
+    return setup, measure
+
+
 def main() -> int:
+    setup, measure = _setup, _measure
+    if os.environ.get(TEST_MEASURE_ENV):
+        setup, measure = _test_hooks(os.environ[TEST_MEASURE_ENV])
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)                              # stray prints (libraries) must not corrupt the protocol
     sys.stdout = sys.stderr
@@ -133,9 +156,9 @@ def main() -> int:
         op = req.get("op")
         try:
             if op == "setup":
-                reply(_setup(st, req))
+                reply(setup(st, req))
             elif op == "measure":
-                m, fatal = _measure(st, req)
+                m, fatal = measure(st, req)
                 reply({"ok": True, "measurement": m.to_dict(), "fatal": fatal})
                 if fatal:
                     return 3

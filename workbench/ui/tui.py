@@ -19,14 +19,47 @@ from workbench.measure.stats import dominated
 from workbench.tune.trial import Measurement
 
 
+# head size, block size and dtype are one per study (the header shows them): not in row labels
+SHAPE_KNOBS = ("head_size", "block_size", "dtype")
+
+
 def knobs(v: dict[str, Any]) -> str:
-    from workbench.kernel.variant import partition_label
+    """A variant's knobs as a short row label, e.g. 'twopass t128 q4 split 512 s3 pf 2kv evict_last'.
+    Every knob but the study-wide shape shows when it is not at its default, so two different
+    variants of one study never share a label; a knob this function does not know by name (a
+    new one) shows as name=value."""
+    from dataclasses import MISSING, fields
+
+    from workbench.kernel.variant import Variant, partition_label
+    default = {f.name: f.default for f in fields(Variant) if f.default is not MISSING}
+    d = {**default, **v}
+    parts = [str(d["algorithm"]), f"t{d['threads']}", f"q{d['heads_per_cta']}",
+             f"split {partition_label(d['partition'])}"]
+    if d["reduce"] != default["reduce"]:
+        parts.append(f"{d['reduce']} reduce")
+    if d["stages"]:
+        parts.append(f"s{d['stages']}")
+    if d["k_load"] != default["k_load"]:
+        parts.append(f"k{d['k_load']}")
+    if d["serial"]:
+        parts.append("serial")
+    if d["vllm_math"]:
+        parts.append("vllm-math")
     pf = "off"
-    if v.get("prefetch_distance"):
-        pf = f"{v['prefetch_distance']}{v['prefetch_target']}" + ("" if v.get("prefetch_hint", "none") == "none"
-                                                                     else f" {v['prefetch_hint']}")
-    s = f"t{v['threads']} q{v['heads_per_cta']} split {partition_label(v['partition'])} pf {pf}"
-    return s + (f" FAULT:{v['fault']}" if v.get("fault", "none") != "none" else "")
+    if d["prefetch_distance"]:
+        pf = f"{d['prefetch_distance']}{d['prefetch_target']}"
+        if d["prefetch_op"] not in ("bulk", "none"):
+            pf += f" {d['prefetch_op']}"
+        if d["prefetch_hint"] != "none":
+            pf += f" {d['prefetch_hint']}"
+    parts.append(f"pf {pf}")
+    shown = {"algorithm", "threads", "heads_per_cta", "partition", "reduce", "stages", "k_load", "serial",
+             "vllm_math", "prefetch_distance", "prefetch_target", "prefetch_op", "prefetch_hint", "fault",
+             *SHAPE_KNOBS}
+    parts += [f"{k}={d[k]}" for k in d if k not in shown and d[k] != default.get(k)]
+    if d["fault"] != "none":
+        parts.append(f"FAULT:{d['fault']}")
+    return " ".join(parts)
 
 
 def _f(x: Any, fmt: str = "{:.1f}") -> str:
