@@ -33,7 +33,9 @@ def main() -> None:
     try:
         app()
     except WorkbenchError as e:
-        err.print(Text("error: ", style="bold red") + Text(str(e)))
+        from workbench.tune.storage import mask_url      # whoever raised it: no password on the screen
+        # soft wrap: a path or command in the message stays one copyable piece in a log or pipe
+        err.print(Text("error: ", style="bold red") + Text(mask_url(str(e))), soft_wrap=True)
         raise SystemExit(2)
     except KeyboardInterrupt:
         err.print("aborted")

@@ -25,9 +25,14 @@ def compile_cmd(
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary instead of tables"),
 ) -> None:
     """Build every valid variant of a space into cached cubins; print counts."""
+    from workbench.errors import WorkbenchError
     from workbench.kernel.build import build_many, summarize
     from workbench.kernel.space import enumerate_space, load_space
 
+    if group is not None and group < 1:
+        raise WorkbenchError(f"--group must be >= 1 (got {group}): query heads per KV head of the model")
+    if jobs is not None and jobs < 1:
+        raise WorkbenchError(f"--jobs must be >= 1 (got {jobs}): parallel nvcc processes")
     sp = load_space(space)
     en = enumerate_space(sp, arch, head_size=head_size, block_size=block_size, dtype=dtype, group=group)
     results = build_many(en.valid, arch, jobs=jobs, progress=not as_json and out.is_terminal, force=force)
@@ -53,7 +58,8 @@ def compile_cmd(
 
 @app.command("variant")
 def variant_cmd(
-    name: str = typer.Argument(..., help="baseline, paper (vLLM's own kernel), simple, simple-pf, or knob=value pairs separated by commas"),
+    name: str = typer.Argument(..., help="baseline, paper (vLLM's own kernel), simple, simple-pf, or knob=value pairs "
+                                         "separated by commas, e.g. threads=256,partition=512"),
     arch: str = typer.Option("sm_90a", help="target arch, e.g. sm_90a"),
     head_size: int = typer.Option(128, help="head size"),
     dtype: str = typer.Option("bf16", help="bf16 or fp16"),
@@ -61,12 +67,11 @@ def variant_cmd(
 ) -> None:
     """Show one variant: knobs, validity on an arch, and its ptxas report (builds if needed)."""
     from workbench.kernel.build import build_variant
-    from workbench.kernel.variant import Variant
+    from workbench.kernel.variant import Variant, parse_knobs
     from workbench.kernel.references import named
 
     if "=" in name:
-        knobs = dict(kv.split("=", 1) for kv in name.split(","))
-        v = Variant.from_dict({"head_size": head_size, "dtype": dtype, "block_size": block_size, **knobs})
+        v = Variant.from_dict({"head_size": head_size, "dtype": dtype, "block_size": block_size, **parse_knobs(name)})
     else:
         v = named(name, head_size, block_size, dtype)
     r = build_variant(v, arch)

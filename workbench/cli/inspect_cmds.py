@@ -16,7 +16,8 @@ from workbench.errors import WorkbenchError
 def inspect_cmd(
     target: str = typer.Argument(..., help="results .json, .ncu-rep, ncu raw .csv, nsys .sqlite/.nsys-rep, "
                                            "or study:NAME[#TRIAL]"),
-    storage: Optional[str] = typer.Option(None, help="storage of a study: target (default: the user SQLite)"),
+    storage: Optional[str] = typer.Option(None, help="storage of a study: target (default: the default store that "
+                                                     "holds it, SQLite or journal, in the user data dir)"),
     compare: Optional[list[str]] = typer.Option(None, "--compare", help="two variant labels: --compare baseline --compare paper"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: latency and demand L2 hit vs prefetch distance"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Optional
 
 import typer
 
@@ -11,7 +12,12 @@ from workbench.errors import WorkbenchError
 
 @app.command("measure")
 def measure_cmd(
-    variants: str = typer.Option("baseline,paper", help="comma-separated: baseline, paper, simple, simple-pf, or a knob=value;... spec"),
+    variants: Optional[str] = typer.Option(None, help="named variants, separated by commas: baseline, paper (vLLM's own "
+                                                      "kernel), simple, simple-pf (default: baseline,paper unless "
+                                                      "--variant is given)"),
+    variant: Optional[list[str]] = typer.Option(None, "--variant", help="one variant by its knobs, knob=value pairs "
+                                                "separated by commas, e.g. --variant threads=256,partition=512 (as "
+                                                "`workbench variant` takes them); repeat --variant for more"),
     batch: int = typer.Option(8, help="sequences in the batch"), context: int = typer.Option(4096, help="tokens per sequence"),
     heads: int = typer.Option(32, help="query heads"), kv_heads: int = typer.Option(8, help="KV heads"), head_size: int = typer.Option(128, help="head size"),
     dtype: str = typer.Option("bf16", help="bf16 or fp16"), block_size: int = typer.Option(16, help="KV block (page) size in tokens"),
@@ -25,21 +31,13 @@ def measure_cmd(
     from workbench.measure.job import Job
     from workbench.ui.report import results_table
     from workbench.measure.session import measure
-    from workbench.kernel.variant import Variant
-    from workbench.kernel.references import named
     from workbench.measure.workload import WorkloadSpec
 
     if profile not in ("none", "ncu", "nsys", "all"):
         raise WorkbenchError(f"--profile {profile!r}: use none, ncu, nsys or all")
     if launches < 30:
         raise WorkbenchError("--launches must be >= 30 (medians of fewer launches are noise)")
-    vs = []
-    for item in variants.split(","):
-        if "=" in item:
-            knobs = dict(kv.split("=", 1) for kv in item.split(";"))
-            vs.append(Variant.from_dict({"head_size": head_size, "dtype": dtype, "block_size": block_size, **knobs}))
-        else:
-            vs.append(named(item.strip(), head_size, block_size, dtype))
+    vs = parse_variants(variants, variant, {"head_size": head_size, "dtype": dtype, "block_size": block_size})
     spec = WorkloadSpec.uniform(batch, context, num_heads=heads, num_kv_heads=kv_heads, head_size=head_size,
                                 block_size=block_size, dtype=dtype)
     if pool_gb < 0:
@@ -52,3 +50,33 @@ def measure_cmd(
     for n in notes:
         out.print(n)
     out.print(f"results: {out_dir / 'results.json'}")
+
+
+def parse_variants(names: str | None, specs: list[str] | None, shape: dict[str, Any]) -> list[Any]:
+    """`--variants` names (comma-separated) then each `--variant` (one variant's knob=value pairs,
+    comma-separated). A knob in --variants is refused, never split into several variants."""
+    from workbench.kernel.references import named
+    from workbench.kernel.variant import Variant, parse_knobs
+
+    if names is None and not specs:
+        names = "baseline,paper"
+    out = []
+    if names is not None:
+        items = [x.strip() for x in names.replace(";", ",").split(",")]
+        if "=" in names:
+            knobs = [x for x in items if "=" in x]
+            raise WorkbenchError(f"--variants {names!r}: --variants takes named variants only (baseline, paper, "
+                                 f"simple, simple-pf); give one variant by its knobs with --variant, knob=value "
+                                 f"pairs separated by commas: --variant {','.join(knobs)} (repeat --variant for "
+                                 f"another variant)")
+        for item in items:
+            if not item:
+                raise WorkbenchError(f"--variants {names!r}: empty variant name (a trailing or doubled comma?); "
+                                     "e.g. --variants baseline,paper")
+            out.append(named(item, shape["head_size"], shape["block_size"], shape["dtype"]))
+    for spec in specs or []:
+        if "=" not in spec:
+            out.append(named(spec.strip(), shape["head_size"], shape["block_size"], shape["dtype"]))
+        else:
+            out.append(Variant.from_dict({**shape, **parse_knobs(spec)}))
+    return out

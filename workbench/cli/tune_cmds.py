@@ -26,12 +26,17 @@ def _run_tune(cfg, notes, replay, replay_delay, as_json) -> None:
     from workbench.ui.tui import screen_text
     try:
         s = run_tune(cfg, backend_factory(cfg, replay, replay_delay), view)
+    except KeyboardInterrupt:          # a second Ctrl-C: aborted mid-batch
+        err.print(f"aborted: finished trials are saved; the next run re-queues the trials in flight. To resume, "
+                  f"run the same command: {_same_command(cfg)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
     finally:
         view.close()
-        (cfg.workdir / "last-screen.txt").write_text(screen_text(view.st))
+        (cfg.workdir / "last-screen.txt").write_text(mask_url(screen_text(view.st)))
     s.notes[:0] = notes
     if as_json:
         print(json.dumps(s.to_dict(), indent=1))
+        _interrupted(cfg, s)
         return
     out.print(top_table(s))
     if s.dispatch:
@@ -42,6 +47,29 @@ def _run_tune(cfg, notes, replay, replay_delay, as_json) -> None:
     out.print(f"final screen: {cfg.workdir / 'last-screen.txt'}")
     out.print(f"{s.trials_run} trials this run ({s.repeats} repeats reused) in {s.elapsed_s:.0f} s · study: "
               f"{s.complete} complete, {s.failed} failed · `workbench export --study {cfg.study}` next")
+    _interrupted(cfg, s)
+
+
+def _same_command(cfg) -> str:
+    """The command line of this run (passwords masked), to resume with."""
+    import shlex
+    import sys
+
+    from workbench.tune.storage import mask_url
+    args = sys.argv[1:]
+    if args and args[0] in ("tune", "worker"):
+        return mask_url(shlex.join(["workbench", *args]))
+    return f"`workbench tune ... --study {shlex.quote(cfg.study)}` as before"
+
+
+def _interrupted(cfg, s) -> None:
+    """Ctrl-C: say what happened and how to resume; exit 130 (the shell's code for SIGINT)."""
+    if not s.interrupted:
+        return
+    err.print(f"interrupted after {s.trials_run} trial(s) of {cfg.trials}: finished trials are saved, "
+              f"{len(s.requeued)} in flight re-queued. To resume, run the same command: {_same_command(cfg)}",
+              highlight=False, soft_wrap=True)
+    raise typer.Exit(130)
 
 
 @app.command("tune")
@@ -50,18 +78,20 @@ def tune_cmd(
     model: str = typer.Option(..., help="model profile, e.g. llama-3.1-8b"),
     tp: int = typer.Option(1, help="tensor-parallel degree: heads per GPU = heads / tp"),
     dtype: str = typer.Option("bf16", help="bf16 or fp16"), block_size: int = typer.Option(16, help="KV block (page) size in tokens"),
-    trials: int = typer.Option(160, help="new trials for this run"),
+    trials: int = typer.Option(160, help="new trials for this run (>= 1; Ctrl-C stops cleanly, the same command resumes)"),
     timeout: float = typer.Option(420.0, help="seconds: no trial starts after this"),
     study: Optional[str] = typer.Option(None, help="study name (default: gpu-model-tp-dtype-block-suite)"),
-    storage: Optional[str] = typer.Option(None, help="sqlite:///F, journal:///F or postgresql://... (default: "
-                                                     "SQLite in the user data dir; a journal file for several devices)"),
+    storage: Optional[str] = typer.Option(None, help="sqlite:///F, journal:///F or postgresql://... (default: the "
+                                                     "default store that holds --study; a new study: SQLite in the "
+                                                     "user data dir, a journal file for several devices)"),
     profile: str = typer.Option("ncu", help="ncu (L2 objective) | nsys | none"),
     devices: str = typer.Option("0", help="GPU indices, one worker each: 0,1,..."),
     allow_mismatch: bool = typer.Option(False, help="tune although the attached GPU is not --gpu"),
     suite: str = typer.Option("default", help="workload suite name or YAML"),
     space: Optional[Path] = typer.Option(None, help="search space YAML"),
-    trials_per_batch: int = typer.Option(8, "--trials-per-batch", help="trials asked, measured and profiled together per device"),
-    trial_timeout: float = typer.Option(60.0, help="watchdog: seconds one trial may take"),
+    trials_per_batch: int = typer.Option(8, "--trials-per-batch", help="trials asked, measured and profiled together "
+                                                                       "per device (>= 1)"),
+    trial_timeout: float = typer.Option(60.0, help="watchdog: seconds one trial may take (> 0)"),
     replay: Optional[Path] = typer.Option(None, help="answer from recorded measurements (no GPU)"),
     replay_delay: float = typer.Option(0.0, hidden=True),
     seed: Optional[int] = typer.Option(None, help="sampler seed"),
@@ -100,7 +130,8 @@ def worker_cmd(
 @app.command("export")
 def export_cmd(
     study: str = typer.Option(..., help="a tuned study"),
-    storage: Optional[str] = typer.Option(None, help="its storage URL (default: the user SQLite)"),
+    storage: Optional[str] = typer.Option(None, help="its storage URL (default: the default store that holds it, "
+                                                     "SQLite or journal, in the user data dir)"),
     out_dir: Path = typer.Option(..., "--out", help="directory for the package source"),
     name: Optional[str] = typer.Option(None, help="Python package name (default wb_<gpu>_<model>)"),
     wheel: bool = typer.Option(False, "--wheel", help="also build the wheel (needs CUDA torch and nvcc here)"),
@@ -109,14 +140,16 @@ def export_cmd(
 ) -> None:
     """Write the study's dispatch table as a pip-installable vLLM attention backend package."""
     from workbench.export.package import export_study
-    from workbench.tune.storage import default_storage, mask_url
+    from workbench.tune.storage import default_home, default_storage, mask_url, require_optuna
 
-    r = export_study(study, storage or default_storage(False), out_dir, name=name, wheel=wheel, gpu=gpu)
+    require_optuna()
+    storage = storage or default_home(study) or default_storage(False)    # the study's default location
+    r = export_study(study, storage, out_dir, name=name, wheel=wheel, gpu=gpu)
     if as_json:
         print(json.dumps(r.to_dict(), indent=1))
         return
     out.print(f"package {r.package} ({len(r.variants)} variant(s)) written to {r.out} from study {study} "
-              f"in {mask_url(storage or default_storage(False))}", highlight=False)
+              f"in {mask_url(storage)}", highlight=False)
     for f in r.files:
         out.print(f"  {f}", highlight=False)
     if r.wheel:

@@ -41,9 +41,30 @@ def package_name(gpu: str, model: str) -> str:
 
 
 def _check_name(name: str) -> str:
+    """A package name that imports as itself once installed: an identifier that shadows neither the
+    standard library nor an installed top-level package (a previous export of this name is fine)."""
+    import importlib.util
+    import keyword
+    import sys
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
         raise WorkbenchError(f"--name {name!r}: a package name is lower-case letters, digits and _, "
                              "not starting with a digit")
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        raise WorkbenchError(f"--name {name!r} is a Python keyword: `import {name}` cannot work; choose another")
+    if name in sys.stdlib_module_names or name in sys.builtin_module_names:
+        raise WorkbenchError(f"--name {name!r} would shadow the Python standard library module {name}: "
+                             f"choose another (default wb_<gpu>_<model>)")
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        where = [Path(p) for p in (spec.submodule_search_locations or [])] or \
+            ([Path(spec.origin).parent] if spec.origin and spec.origin not in ("built-in", "frozen") else [])
+        if not any((d / "dispatch.json").exists() for d in where):       # not one of our exports
+            raise WorkbenchError(f"--name {name!r} would shadow the installed package {name} "
+                                 f"({spec.origin or ', '.join(map(str, where)) or '?'}): choose another "
+                                 f"(default wb_<gpu>_<model>)")
     return name
 
 

@@ -76,6 +76,29 @@ def partition_label(p: int) -> str:
     return {PARTITION_NONE: "none", PARTITION_VLLM: "vllm", PARTITION_AUTO: "auto"}.get(p, str(p))
 
 
+def parse_knobs(text: str) -> dict[str, str]:
+    """`threads=256,partition=512` -> {"threads": "256", "partition": "512"}: one variant's knobs,
+    `knob=value` pairs separated by commas (values are checked by Variant). Every malformed piece
+    is a WorkbenchError that shows the form."""
+    form = "give knob=value pairs separated by commas, e.g. threads=256,partition=512"
+    out: dict[str, str] = {}
+    for piece in text.split(","):
+        piece = piece.strip()
+        if not piece:
+            raise WorkbenchError(f"{text!r}: empty knob=value pair (a trailing or doubled comma?); {form}")
+        if "=" not in piece:
+            raise WorkbenchError(f"{text!r}: {piece!r} is not knob=value; {form}")
+        k, _, v = (x.strip() for x in piece.partition("="))
+        if not k:
+            raise WorkbenchError(f"{text!r}: {piece!r} has no knob name; {form}")
+        if not v:
+            raise WorkbenchError(f"{text!r}: no value for {k}; {form}")
+        if k in out:
+            raise WorkbenchError(f"{text!r}: {k} given twice")
+        out[k] = v
+    return out
+
+
 @dataclass(frozen=True)
 class Variant:
     head_size: int = 128

@@ -49,6 +49,21 @@ def attached(devices: tuple[int, ...], replay: Path | None) -> str:
     return kinds.pop()
 
 
+def check_budget(*, trials: int, timeout: float, batch: int, trial_timeout: float) -> None:
+    """The numbers of `tune` / `worker` that a typo can make meaningless (0 trials per batch ran no
+    trial and exited 0; a watchdog of 0 s fails every trial)."""
+    if trials < 1:
+        raise WorkbenchError(f"--trials must be >= 1 (got {trials}): the number of new trials for this run")
+    if batch < 1:
+        raise WorkbenchError(f"--trials-per-batch must be >= 1 (got {batch}): trials measured and profiled "
+                             "together per device (default 8)")
+    if not timeout > 0:
+        raise WorkbenchError(f"--timeout must be > 0 seconds (got {timeout:g})")
+    if not trial_timeout > 0:
+        raise WorkbenchError(f"--trial-timeout must be > 0 seconds (got {trial_timeout:g}): how long one trial "
+                             "may run before the watchdog kills it (default 60)")
+
+
 def default_study(gpu: GpuProfile, heads: HeadShape, dtype: str, block: int, suite: Suite) -> str:
     return f"{gpu.name}-{heads.model}-tp{heads.tp}-{dtype}-blk{block}-{suite.name}"
 
@@ -58,17 +73,16 @@ def make_config(*, gpu: str, model: str, tp: int = 1, dtype: str = "bf16", block
                 profile: str = "ncu", devices: str = "0", allow_mismatch: bool = False,
                 suite: str = "default", space: str | None = None, batch: int = 8, trial_timeout: float = 60.0,
                 replay: Path | None = None, seed: int | None = None) -> tuple[TuneConfig, list[str]]:
+    from workbench.tune.storage import require_optuna
     notes: list[str] = []
+    check_budget(trials=trials, timeout=timeout, batch=batch, trial_timeout=trial_timeout)
+    require_optuna()                   # before any other work: the study lives in optuna
     if dtype not in DTYPES:
         raise WorkbenchError(f"--dtype {dtype!r}: use one of {', '.join(DTYPES)}")
     if block_size not in BLOCK_SIZES:
         raise WorkbenchError(f"--block-size {block_size}: use one of {', '.join(map(str, BLOCK_SIZES))}")
     if profile not in PROFILE_MODES:
         raise WorkbenchError(f"--profile {profile!r}: use one of {', '.join(PROFILE_MODES)}")
-    if trials < 1:
-        raise WorkbenchError("--trials must be >= 1")
-    if timeout <= 0:
-        raise WorkbenchError("--timeout must be > 0 seconds")
     heads = head_shape(load_model(model), tp)
     su = load_suite(suite)
     sp = load_space(space)
@@ -92,10 +106,12 @@ def make_config(*, gpu: str, model: str, tp: int = 1, dtype: str = "bf16", block
     skipped = su.skipped_buckets(heads, dtype, block_size)
     if skipped:
         notes.append(f"suite {su.name}: buckets over max_kv_gb skipped: {', '.join(skipped)}")
-    if storage is None:
-        from workbench.tune.storage import default_storage
-        storage = default_storage(len(devs) > 1)
     name = study or default_study(g, heads, dtype, block_size, su)
+    if storage is None:
+        # one default location per study: continue it where it is (SQLite or journal), else a new
+        # study goes to SQLite (one device) or a journal file (several devices in one process)
+        from workbench.tune.storage import default_home, default_storage
+        storage = default_home(name) or default_storage(len(devs) > 1)
     work = user_data_dir() / "runs" / re.sub(r"[^\w.-]", "_", name)
     work.mkdir(parents=True, exist_ok=True)
     cfg = TuneConfig(gpu=g, heads=heads, dtype=dtype, block_size=block_size, suite=su, space=sp, study=name,
@@ -109,6 +125,7 @@ def config_from_study(study: str, storage: str, *, devices: str = "0", trials: i
                       allow_mismatch: bool = False) -> TuneConfig:
     """`workbench worker`: join an existing study with the config stored in it."""
     from workbench.tune.storage import open_study
+    check_budget(trials=trials, timeout=timeout, batch=batch, trial_timeout=trial_timeout)
     h = open_study(study, storage, None, create=False)
     c = h.study.user_attrs.get("config")
     if not c:

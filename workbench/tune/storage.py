@@ -12,7 +12,7 @@ import re
 import socket
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +23,61 @@ from workbench.tune.trial import Measurement
 DIRECTIONS = ("minimize", "maximize")
 
 
-def mask_url(url: str) -> str:
-    """Never print a password: postgresql://user:secret@host -> postgresql://user:***@host."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+_URL = re.compile(r"[A-Za-z][\w+.-]*://[^\s'\"<>]*")
+_QUERY_SECRET = re.compile(r"([?&;][^=&;#\s]*(?:password|passwd|pwd|secret|token)[^=&;#\s]*=)[^&;#\s]*", re.I)
+
+
+def _mask_one(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    user, colon, _ = rest.partition(":")
+    at = rest.rfind("@")                         # the password may hold '@', ':', '/' and '?' itself
+    if colon and at > len(user) and not re.search(r"[/?#@]", user):   # user:PASSWORD@host...
+        rest = f"{user}:***{rest[at:]}"
+    return _QUERY_SECRET.sub(r"\1***", f"{scheme}://{rest}")
+
+
+def mask_url(text: str) -> str:
+    """Never show a password: every URL in `text` (a storage URL, or a message quoting one) with
+    its user:PASSWORD@ and ?password=… (&password=…) replaced by ***. Text without one is unchanged.
+    postgresql://u:p@ss@host/db -> postgresql://u:***@host/db."""
+    return _URL.sub(lambda m: _mask_one(m.group(0)), text)
+
+
+def require_optuna() -> Any:
+    """The optuna module, or one clear message: it is what every study command stands on."""
+    try:
+        import optuna
+    except ImportError as e:
+        raise WorkbenchError(f"optuna is not installed ({e}): `pip install optuna` (tune, worker, export, "
+                             "inspect study: and bench --study keep their studies with it)") from None
+    return optuna
+
+
+def default_stores() -> list[tuple[str, Path]]:
+    """The two default stores, as (URL, file): one-device runs use SQLite, several devices a journal."""
+    d = user_data_dir()
+    return [(f"sqlite:///{d / 'studies.db'}", d / "studies.db"), (f"journal:///{d / 'studies.journal'}", d / "studies.journal")]
 
 
 def default_storage(multi_device: bool) -> str:
-    d = user_data_dir()
     # one process, several devices: a journal file takes concurrent writers without SQLite's locks
-    return f"journal:///{d / 'studies.journal'}" if multi_device else f"sqlite:///{d / 'studies.db'}"
+    return default_stores()[1 if multi_device else 0][0]
+
+
+def _study_names(url: str) -> list[str]:
+    return [s.study_name for s in open_storage(url).get_all_studies()]
+
+
+def default_home(name: str) -> str | None:
+    """The default store that holds study `name` (whichever backend made it), or None."""
+    for url, path in default_stores():
+        if path.exists() and name in _study_names(url):
+            return url
+    return None
 
 
 def open_storage(url: str) -> Any:
+    require_optuna()
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -71,8 +114,8 @@ def open_storage(url: str) -> Any:
 @dataclass
 class StudyHandle:
     study: Any
-    storage_url: str
-    created: bool
+    storage_url: str = field(repr=False)     # may carry a password: never in a repr
+    created: bool = False
 
     @property
     def name(self) -> str:
@@ -80,17 +123,27 @@ class StudyHandle:
 
 
 def make_sampler(seed: int | None = None) -> Any:
-    import optuna
+    optuna = require_optuna()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # multivariate/group/constant_liar are "experimental"
         return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True,
                                           n_startup_trials=8, seed=seed)
 
 
+def _defaults_other_than(url: str) -> list[tuple[str, Path]]:
+    """The default stores to look in too when `url` is one of them (a study lives in one default
+    store, made by whichever backend its first run used: export, inspect, bench, a later tune
+    find it by name in either)."""
+    stores = default_stores()
+    if url not in [u for u, _ in stores]:
+        return []
+    return [(u, p) for u, p in stores if u != url and p.exists()]
+
+
 def open_study(name: str, storage_url: str, config: dict[str, Any] | None, *, create: bool = True,
                seed: int | None = None) -> StudyHandle:
     """Create (atomically: only one creator wins) or load a study; check its config matches."""
-    import optuna
+    optuna = require_optuna()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(storage_url)
     created = False
@@ -107,8 +160,12 @@ def open_study(name: str, storage_url: str, config: dict[str, Any] | None, *, cr
         try:
             study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(seed))
         except KeyError:
-            known = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-            raise WorkbenchError(f"no study {name!r} in {mask_url(storage_url)}; studies there: "
+            for url, _ in _defaults_other_than(storage_url):
+                if name in _study_names(url):
+                    return open_study(name, url, config, create=False, seed=seed)
+            where = [storage_url, *(u for u, _ in _defaults_other_than(storage_url))]
+            known = sorted({s for u in where for s in _study_names(u)})
+            raise WorkbenchError(f"no study {name!r} in {' or '.join(mask_url(u) for u in where)}; studies there: "
                                  f"{', '.join(known) or 'none'}") from None
     except WorkbenchError:
         raise
@@ -123,14 +180,60 @@ def open_study(name: str, storage_url: str, config: dict[str, Any] | None, *, cr
                 have = study.user_attrs.get("config")
                 if have:
                     break
-        diff = [k for k in ("gpu", "model", "tp", "dtype", "block_size", "suite_name", "space_name")
+        # the space and suite are compared by content below (where the study holds it), not by name
+        by_name = [k for k, whole in (("suite_name", "suite"), ("space_name", "space"))
+                   if not (have and have.get(whole) and config.get(whole))]
+        diff = [k for k in ("gpu", "model", "tp", "dtype", "block_size", *by_name)
                 if have and have.get(k) != config.get(k)]
         if diff:
             raise WorkbenchError(f"study {name!r} was made for " +
                                  ", ".join(f"{k}={have.get(k)}" for k in diff) +
                                  f" (now {', '.join(f'{k}={config.get(k)}' for k in diff)}); "
                                  "pick another --study name")
+        if have:
+            _check_same_space_and_suite(name, have, config)
     return StudyHandle(study, storage_url, created)
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    out = []
+    for k in [*old, *(k for k in new if k not in old)]:
+        if k not in new:
+            out.append(f"{k} {old[k]} -> (removed)")
+        elif k not in old:
+            out.append(f"{k} (new) -> {new[k]}")
+        elif old[k] != new[k]:
+            out.append(f"{k} {old[k]} -> {new[k]}")
+    return out
+
+
+def _check_same_space_and_suite(name: str, have: dict[str, Any], config: dict[str, Any]) -> None:
+    """An edited space (or suite) under the same name: Optuna cannot continue the study (its
+    parameters' choices are fixed) and its trials would not compare. Refused before any trial is
+    asked, with what changed and the two ways on."""
+    old_sp, new_sp = (have.get("space") or {}).get("knobs"), (config.get("space") or {}).get("knobs")
+    if old_sp is not None and new_sp is not None and old_sp != new_sp:
+        stored = user_data_dir() / "runs" / re.sub(r"[^\w.-]", "_", name) / "space-of-study.yaml"
+        try:
+            import yaml
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            stored.write_text(f"# the search space study {name} was made with (written by workbench tune)\n" +
+                              yaml.safe_dump({"name": have["space"].get("name", "stored"), "knobs": old_sp,
+                                              **({"shape": have["space"]["shape"]} if have["space"].get("shape") else {})},
+                                             sort_keys=False, default_flow_style=None))
+            way = f"tune with the space it was made with: --space {stored}"
+        except OSError:
+            way = f"restore the space it was made with ({have['space'].get('source') or 'see `workbench inspect`'})"
+        raise WorkbenchError(f"study {name!r} was made with another search space (space "
+                             f"{have['space'].get('name')}: {'; '.join(_changes(old_sp, new_sp))}); a study keeps "
+                             f"its space. Either pick a new --study name for the edited space, or {way}")
+    keys = ("batches", "contexts", "check", "profile", "max_kv_gb")
+    old_su, new_su = have.get("suite"), config.get("suite")
+    if old_su and new_su and any(old_su.get(k) != new_su.get(k) for k in keys):
+        ch = _changes({k: old_su.get(k) for k in keys}, {k: new_su.get(k) for k in keys})
+        raise WorkbenchError(f"study {name!r} was made with another workload suite (suite {old_su.get('name')}: "
+                             f"{'; '.join(ch)}); its trials would not compare. Either pick a new --study name, or "
+                             f"restore the suite it was made with ({old_su.get('source') or old_su.get('name')})")
 
 
 def owner() -> str:
@@ -216,9 +319,12 @@ def save_reference(h: StudyHandle, m: Measurement) -> None:
 
 
 def failures(study: Any) -> list[tuple[int, str, str]]:
+    """Trials whose variant failed (build, check, launch, crash, hang); not those a stopped run
+    re-queued ("interrupted: …": their parameters were enqueued again)."""
     from optuna.trial import TrialState
     return [(t.number, (t.user_attrs.get("measurement") or {}).get("name", "?"), t.user_attrs.get("failure", "?"))
-            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))]
+            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if not t.user_attrs.get("failure", "").startswith("interrupted")]
 
 
 def pareto_numbers(study: Any) -> set[int]:

@@ -7,16 +7,19 @@ after it, a batch is sized so it should end before it).
 """
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from workbench.errors import WorkbenchError
 from workbench.config.profiles import GpuProfile, HeadShape
 from workbench.kernel.space import Space
-from workbench.tune.storage import StudyHandle, completed, failures, open_study, owner, pareto_numbers, recover_stale, references, save_reference, tell
+from workbench.tune.storage import (StudyHandle, completed, failures, mask_url, open_study, owner, pareto_numbers,
+                                     recover_stale, references, save_reference, tell)
 from workbench.tune.encoding import choices, enqueue_seeds, seeds, suggest_variant
 from workbench.measure.suite import Suite
 from workbench.tune.trial import Measurement
@@ -31,7 +34,7 @@ class TuneConfig:
     suite: Suite
     space: Space
     study: str
-    storage: str
+    storage: str = field(repr=False)      # may carry a password: shown only through mask_url
     trials: int = 160
     timeout: float = 420.0
     profile: str = "ncu"
@@ -71,6 +74,8 @@ class TuneSummary:
     failures: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
     references: dict[str, Any] = field(default_factory=dict)    # baseline / paper: vLLM's own kernel
+    interrupted: bool = False             # Ctrl-C: stopped early; the same command resumes
+    requeued: list[int] = field(default_factory=list)           # trials in flight, failed and enqueued again
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,14 +113,46 @@ class Budget:
 Observer = Callable[[dict[str, Any]], None]
 
 
+@contextlib.contextmanager
+def _ctrl_c_stops(stop: threading.Event, interrupted: threading.Event) -> Iterator[None]:
+    """The first Ctrl-C (SIGINT) asks the loop to stop cleanly: no new batch, the trials in flight
+    finished or re-queued. A second one aborts at once (KeyboardInterrupt). Only the main thread
+    can take signals; elsewhere a KeyboardInterrupt still reaches run_tune's join loop."""
+    def on_sigint(signum: int, frame: Any) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        stop.set()
+    try:
+        prev = signal.getsignal(signal.SIGINT)
+        if prev is signal.SIG_IGN:       # the parent wants SIGINT ignored (a background job): so be it
+            prev = None
+        else:
+            signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:                   # not the main thread
+        prev = None
+    try:
+        yield
+    finally:
+        if prev is not None:
+            signal.signal(signal.SIGINT, prev)
+
+
 def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Observer,
              stop: threading.Event | None = None) -> TuneSummary:
-    from optuna.trial import TrialState
+    stop = stop or threading.Event()
+    interrupted = threading.Event()
+    with _ctrl_c_stops(stop, interrupted):
+        return _run_tune(cfg, make_backend, observe, stop, interrupted)
 
+
+def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Observer, stop: threading.Event,
+              interrupted: threading.Event) -> TuneSummary:
     from workbench.kernel.build import build_many
 
-    stop = stop or threading.Event()
-    h = open_study(cfg.study, cfg.storage, cfg.study_config(), seed=cfg.seed)
+    h = open_study(cfg.study, cfg.storage, cfg.study_config(), seed=cfg.seed)    # WorkbenchError without optuna
+    from optuna.trial import TrialState
+
     ch = choices(cfg.space, cfg.heads.group, cfg.gpu.prefetch)
     notes = []
     rec, finish = recover_stale(h)
@@ -128,7 +165,7 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
     if h.created or cfg.role == "tune":
         notes += enqueue_seeds(h, seeds(cfg.shape, cfg.heads.group, cfg.gpu.prefetch), ch)
     budget = Budget(cfg.trials, cfg.timeout)
-    observe({"type": "start", "config": cfg.study_config(), "storage": cfg.storage, "study": h.name,
+    observe({"type": "start", "config": cfg.study_config(), "storage": mask_url(cfg.storage), "study": h.name,
              "created": h.created, "trials": cfg.trials, "timeout": cfg.timeout, "devices": list(cfg.devices),
              "prior_complete": len(completed(h.study)), "notes": notes})
     for n in notes:
@@ -137,10 +174,26 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
     known: dict[str, tuple[int, Measurement]] = {m.key: (n, m) for n, m in completed(h.study)}
     stats = {"run": 0, "repeats": 0}
     errors: list[BaseException] = []
+    requeued: list[int] = []
+
+    def requeue(t: Any, why: str) -> None:
+        """An asked trial the run will not finish: FAIL with `why`, its parameters enqueued again
+        (the next run measures them first). Call with `lock` held."""
+        t.set_user_attr("failure", why)
+        h.study.tell(t, state=TrialState.FAIL, skip_if_finished=True)
+        if t.params:
+            attrs: dict[str, Any] = {"retry_of": t.number}
+            if "seed" in t.user_attrs:
+                attrs["seed"] = t.user_attrs["seed"]
+            h.study.enqueue_trial(t.params, user_attrs=attrs, skip_if_exists=False)
+        requeued.append(t.number)
 
     def device_loop(dev: int) -> None:
         backend = make_backend(dev)
+        pending: dict[int, Any] = {}             # asked, not yet told: never left RUNNING
         try:
+            if stop.is_set():
+                return
             observe({"type": "stage", "device": dev, "stage": "setup", "text": "starting worker, building workloads"})
             backend.setup()
             observe({"type": "device", "device": dev, "gpu": getattr(backend, "gpu", {}),
@@ -149,11 +202,11 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
                 if getattr(backend, "gpu", None) and "gpu_info" not in h.study.user_attrs:
                     h.study.set_user_attr("gpu_info", backend.gpu)
                     h.study.set_user_attr("ceiling", getattr(backend, "ceiling", {}))
-            if dev == cfg.devices[0] and cfg.role == "tune":
+            if dev == cfg.devices[0] and cfg.role == "tune" and not stop.is_set():
                 for n in measure_references(cfg, h, backend, lock, observe):
                     notes.append(n)
                     observe({"type": "note", "text": n})
-            if dev == cfg.devices[0] and finish:
+            if dev == cfg.devices[0] and finish and not stop.is_set():
                 todo = [m for _, m in finish if m.ok and m.ncu is None]
                 if todo and cfg.profile != "none":
                     backend.profile(todo)
@@ -170,6 +223,7 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
                     asked = []
                     for _ in range(n):
                         t = h.study.ask()
+                        pending[t.number] = t
                         t.set_user_attr("owner", owner())
                         t.set_user_attr("device", dev)
                         try:
@@ -178,6 +232,7 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
                             v = None
                             t.set_user_attr("failure", f"invalid: {e}")
                             h.study.tell(t, state=TrialState.FAIL)
+                            pending.pop(t.number)
                             continue
                         asked.append((t, v))
                 if not asked:
@@ -185,15 +240,19 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
                 observe({"type": "stage", "device": dev, "stage": "compile", "text": f"{len(asked)} variant(s)"})
                 builds = build_many([v for _, v in asked], cfg.gpu.arch) if getattr(backend, "needs_build", True) \
                     else [_unbuilt(v, cfg.gpu.arch) for _, v in asked]
-                results: list[tuple[Any, Measurement, bool]] = []
+                # (trial, measurement, repeat of: None | ("study", n) measured before | ("batch", n) in this batch)
+                results: list[tuple[Any, Measurement, tuple[str, int] | None]] = []
+                batch: dict[str, tuple[int, Measurement]] = {}
                 for (t, v), b in zip(asked, builds):
                     if stop.is_set():
                         break
-                    prev = known.get(v.key)
-                    if prev is not None:                   # measured before in this study: reuse
+                    prev, whence = known.get(v.key), "study"
+                    if prev is None:
+                        prev, whence = batch.get(v.key), "batch"
+                    if prev is not None:                   # measured before (in this study or batch): reuse
                         m = Measurement.from_dict(prev[1].to_dict())
                         t.set_user_attr("repeat_of", prev[0])
-                        results.append((t, m, True))
+                        results.append((t, m, (whence, prev[0])))
                         continue
                     if b.status == "invalid":
                         m = Measurement.failure(v, "invalid", b.error, device=dev)
@@ -203,51 +262,83 @@ def run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obser
                         t0 = time.monotonic()
                         m = backend.measure(b)
                         budget.record(time.monotonic() - t0)
+                        if not m.ok and stop.is_set():
+                            break                      # a failure while stopping may be the stop's doing: re-queued
                     with lock:                           # stored now: a kill -9 before tell loses nothing
                         t.set_user_attr("measurement", m.to_dict())
-                    results.append((t, m, False))
-                fresh = [m for _, m, rep in results if not rep and m.ok]
-                if fresh and cfg.profile != "none":
+                    results.append((t, m, None))
+                    if m.ok:
+                        batch[v.key] = (t.number, m)
+                fresh = [m for _, m, rep in results if rep is None and m.ok]
+                profiled = cfg.profile == "none" or not fresh
+                if fresh and cfg.profile != "none" and not stop.is_set():
                     observe({"type": "stage", "device": dev, "stage": f"profile ({cfg.profile})",
                              "text": f"{len(fresh)} variant(s)"})
                     note = backend.profile(fresh)
+                    profiled = True
                     if note:
                         observe({"type": "note", "text": note})
                 with lock:
                     for t, m, rep in results:
+                        if m.ok and not profiled and (rep is None or rep[0] == "batch"):
+                            # stopped before the batch was profiled: its L2 objective is missing
+                            requeue(t, "interrupted: the run stopped before this trial was profiled")
+                            pending.pop(t.number)
+                            continue
                         tell(h, t, m)
+                        pending.pop(t.number)
                         stats["run"] += 1
-                        stats["repeats"] += rep
-                        if m.ok and not rep:
+                        stats["repeats"] += rep is not None
+                        if m.ok and rep is None:
                             known.setdefault(m.key, (t.number, m))
                         observe({"type": "result", "device": dev, "trial": t.number, "measurement": m.to_dict(),
-                                 "repeat": rep, "done": stats["run"], "elapsed": budget.elapsed()})
+                                 "repeat": rep is not None, "done": stats["run"], "elapsed": budget.elapsed()})
                     for t, _ in asked[len(results):]:         # asked but stopped before measuring
-                        t.set_user_attr("failure", "not measured: the run was stopped")
-                        h.study.tell(t, state=TrialState.FAIL)
+                        requeue(t, "interrupted: the run stopped before this trial was measured")
+                        pending.pop(t.number)
             observe({"type": "stage", "device": dev, "stage": "idle", "text": "done"})
         except BaseException as e:        # surfaced by the main thread
             errors.append(e)
             stop.set()
         finally:
+            try:
+                with lock:                # whatever stopped this loop, no trial stays RUNNING
+                    for t in pending.values():
+                        requeue(t, "interrupted: " + (f"the run stopped on an error ({type(errors[0]).__name__})"
+                                                      if errors else "the run stopped"))
+            except Exception:             # the storage itself failed: the next run's recover_stale re-queues them
+                pass
             backend.close()
 
     threads = [threading.Thread(target=device_loop, args=(d,), daemon=True) for d in cfg.devices]
     for th in threads:
         th.start()
+    said = False
     try:
         for th in threads:
             while th.is_alive():
                 th.join(timeout=0.2)
-    except KeyboardInterrupt:
-        stop.set()
-        for th in threads:
-            th.join(timeout=60)
-        notes.append("interrupted: finished trials are saved; re-run the same command to resume")
+                if interrupted.is_set() and not said:
+                    said = True
+                    observe({"type": "note", "text": "Ctrl-C: stopping; trials in flight are finished or re-queued "
+                                                     "(Ctrl-C again aborts at once)"})
+    except KeyboardInterrupt:             # no signal handler here (not the main thread), or a second Ctrl-C
+        if not interrupted.is_set():
+            interrupted.set()
+            stop.set()
+            for th in threads:
+                th.join(timeout=60)
+        else:
+            raise
     if errors:
         e = errors[0]
-        raise e if isinstance(e, WorkbenchError) else WorkbenchError(f"tuning stopped: {type(e).__name__}: {e}")
+        raise e if isinstance(e, WorkbenchError) else WorkbenchError(f"tuning stopped: {type(e).__name__}: "
+                                                                     f"{mask_url(str(e))}")
+    if interrupted.is_set():
+        notes.append(f"interrupted: finished trials are saved; {len(requeued)} trial(s) in flight re-queued "
+                     f"{sorted(requeued)}: the same command resumes (it runs them first)")
     s = summarize(h, cfg.storage, budget.elapsed(), stats["run"], stats["repeats"], notes)
+    s.interrupted, s.requeued = interrupted.is_set(), sorted(requeued)
     observe({"type": "finish", "summary": s.to_dict()})
     return s
 
@@ -320,7 +411,6 @@ def top_rows(done: list[tuple[int, Measurement]], k: int, pareto: set[int],
 
 def summarize(h: StudyHandle, storage: str, elapsed: float, run: int, repeats: int, notes: list[str]) -> TuneSummary:
     from workbench.tune.dispatch import build_dispatch
-    from workbench.tune.storage import mask_url
     done = completed(h.study)
     refs = references(h.study)
     par = pareto_numbers(h.study)
