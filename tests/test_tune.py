@@ -299,3 +299,23 @@ def test_tune_screen_rows_tell_stages_apart():
         st.apply({"type": "result", "device": 0, "trial": n, "measurement": m.to_dict(), "repeat": False, "done": n})
     text = screen_text(st, width=200)
     assert "split 512 s3 pf 2kv evict_last" in text and "split 512 s4 pf 2kv evict_last" in text
+
+
+def test_latency_is_the_one_objective_and_two_objective_studies_still_resume(tmp_path):
+    """Issue 14: the L2 demand hit rate is shown, not optimised (docs/perf-notes.md); a study made
+    when it was a second objective still takes new trials."""
+    import types
+
+    import optuna
+
+    from workbench.tune.storage import open_study, open_storage, tell
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    h = open_study("new", url, {"x": 1})
+    assert [d.name for d in h.study.directions] == ["MINIMIZE"]
+    optuna.create_study(study_name="old", storage=open_storage(url), directions=["minimize", "maximize"])
+    for name, want in (("new", [12.5]), ("old", [12.5, 0.25])):
+        h = open_study(name, url, None, create=False)
+        m = types.SimpleNamespace(ok=True, l2_demand_hit=0.25, geomean_us=12.5, to_dict=lambda: {"geomean_us": 12.5})
+        trial = h.study.ask()
+        tell(h, trial, m)
+        assert h.study.trials[-1].values == want, name

@@ -1,9 +1,11 @@
 """The Optuna side of tuning: storages (SQLite default, JournalStorage file, PostgreSQL), the
 study's config, the search space as Optuna parameters, seeds, and trial bookkeeping.
 
-Objectives: geometric-mean latency over the suite's buckets (minimise) and L2 hit rate of demand
-loads on the profile shape (maximise). A trial that fails (build, check, launch, crash, hang) is
-told FAIL with its reason stored, so it can never be on the Pareto front or best.
+Objective: geometric-mean latency over the suite's buckets (minimise). The L2 demand hit rate is
+stored and shown, not optimised: it is reproducible but rewards redundant L2 traffic (re-reads,
+prefetches that duplicate demand loads) and runs against latency (docs/perf-notes.md, issue 14).
+Studies made with it as a second objective (maximise) still resume. A trial that fails (build,
+check, launch, crash, hang) is told FAIL with its reason stored, so it can never be best.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from workbench.errors import WorkbenchError
 from workbench.config.paths import user_data_dir
 from workbench.tune.trial import Measurement
 
-DIRECTIONS = ("minimize", "maximize")
+DIRECTIONS = ("minimize",)
 
 
 _URL = re.compile(r"[A-Za-z][\w+.-]*://[^\s'\"<>]*")
@@ -287,7 +289,8 @@ def tell(h: StudyHandle, trial: Any, m: Measurement) -> None:
     if m.ok:
         hit = m.l2_demand_hit
         set_attr("l2_measured", hit is not None)
-        h.study.tell(trial, [m.geomean_us, hit if hit is not None else 0.0], skip_if_finished=True)
+        values = [m.geomean_us] + ([hit if hit is not None else 0.0] if len(h.study.directions) == 2 else [])
+        h.study.tell(trial, values, skip_if_finished=True)
     else:
         set_attr("failure", f"{m.stage}: {m.reason}")
         h.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
