@@ -14,3 +14,11 @@ for t in ${TESTS:-test_gpu_correctness test_gpu_export test_gpu_tune}; do
 done
 cat $WB_RESULTS/export-check.txt 2>/dev/null | head -30
 tar czf $OUT/wbres.tgz -C /tmp wbres 2>/dev/null
+# compute-sanitizer (issue 14) over the new kernel paths and layouts: memcheck and racecheck.
+# cuda-bindings probes driver symbols with cuGetProcAddress, which memcheck reports as API errors:
+# --report-api-errors no keeps the summary to kernel memory and race errors.
+for tool in memcheck racecheck; do
+  timeout 240 compute-sanitizer --tool $tool --report-api-errors no --error-exitcode 9 \
+    python3 -m pytest -q -p no:cacheprovider tests/test_gpu_correctness.py -k empty_sequences > $OUT/sanitizer-$tool.txt 2>&1
+  echo "$tool rc=$?"; grep -E "ERROR SUMMARY|passed|failed" $OUT/sanitizer-$tool.txt | tail -2
+done
