@@ -597,3 +597,16 @@ def test_install_exported_package_finds_its_entry_point(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(WorkbenchError, match="no pyproject.toml"):
         install_package(tmp_path / "empty", site)
+
+
+def test_e2e_command_bad_input_is_one_message(tmp_path):
+    """`workbench e2e` refuses bad grids and step counts before starting anything (exit 2)."""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    for args, words in ((["--batches", "1,x"], "--batches"), (["--steps", "2"], "--steps"),
+                        (["--contexts", "0"], "--contexts")):
+        r = subprocess.run([sys.executable, "-m", "workbench", "e2e", "--out", str(tmp_path / "o"), *args],
+                           capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and words in r.stderr, (args, r.stderr[-500:])
