@@ -319,3 +319,17 @@ def test_latency_is_the_one_objective_and_two_objective_studies_still_resume(tmp
         trial = h.study.ask()
         tell(h, trial, m)
         assert h.study.trials[-1].values == want, name
+
+
+def test_target_profile_numbers_are_shown(tmp_path, monkeypatch):
+    """The GPU profile's spec numbers (what cannot be read off the device) reach the tune notes and
+    the bench's ceiling note."""
+    from workbench.config.profiles import load_gpu
+    from workbench.tune.plan import make_config
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    _, notes = make_config(gpu="h100", model="llama-3.1-8b", replay=REPLAY, storage=f"sqlite:///{tmp_path / 's.db'}")
+    g = load_gpu("h100")
+    line = next(n for n in notes if n.startswith("target h100"))
+    for part in (g.marketing_name, f"{g.sms} SMs", f"{g.l2_mb:g} MB L2", f"{g.memory_gb:g} GB", f"{g.hbm_gbps:g} GB/s"):
+        assert part in line, (part, line)
+    assert g.ceiling_note(3015.0).startswith("read ceiling 3015 GB/s measured = 90% of")

@@ -75,6 +75,8 @@ def bench_cmd(
                         progress=lambda s: prog.update(task, advance=1, description=s))
     if skipped:
         run.notes.append(f"shapes over the suite's max_kv_gb skipped: {', '.join(skipped)}")
+    if run.ceiling.get("gbps"):
+        run.notes.append(g.ceiling_note(float(run.ceiling["gbps"])))
     run.save(out_file)
     out.print(bench_table(run))
     sm = run.to_dict()["summary"]

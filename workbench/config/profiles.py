@@ -36,6 +36,16 @@ class GpuProfile:
         d["match"] = list(self.match)
         return d
 
+    def describe(self) -> str:
+        """The target in one line: the spec numbers a result is read against."""
+        return (f"{self.name}: {self.marketing_name}, {self.sms} SMs, {self.l2_mb:g} MB L2, "
+                f"{self.memory_gb:g} GB HBM at {self.hbm_gbps:g} GB/s (spec)")
+
+    def ceiling_note(self, measured_gbps: float) -> str:
+        """The measured read ceiling against the spec bandwidth (efficiency uses the measured one)."""
+        return (f"read ceiling {measured_gbps:.0f} GB/s measured = {measured_gbps / self.hbm_gbps:.0%} of "
+                f"the {self.marketing_name}'s spec {self.hbm_gbps:g} GB/s")
+
 
 @dataclass(frozen=True)
 class ModelProfile:

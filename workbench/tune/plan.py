@@ -94,6 +94,7 @@ def make_config(*, gpu: str, model: str, tp: int = 1, dtype: str = "bf16", block
     g, note = resolve_gpu(gpu, real, allow_mismatch)
     if note:
         notes.append(note)
+    notes.append(f"target {g.describe()}")
     en = enumerate_space(sp, g.arch, head_size=heads.head_size, block_size=block_size, dtype=dtype, group=heads.group)
     if not en.valid:
         why = en.invalid[0][1][0] if en.invalid else "no variant"
