@@ -71,11 +71,16 @@ def ensure_context(device_index: int) -> None:
         _check(drv.cuCtxSetCurrent(pctx), "cuCtxSetCurrent")
 
 
-def device_smem_optin(device_index: int = 0) -> int:
+def device_attr(device_index: int, name: str) -> int:
+    """One CU_DEVICE_ATTRIBUTE_<name> of a device."""
     drv = _driver()
     dev = _check(drv.cuDeviceGet(device_index), "cuDeviceGet")
-    attr = drv.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN
+    attr = getattr(drv.CUdevice_attribute, f"CU_DEVICE_ATTRIBUTE_{name}")
     return int(_check(drv.cuDeviceGetAttribute(attr, dev), "cuDeviceGetAttribute"))
+
+
+def device_smem_optin(device_index: int = 0) -> int:
+    return device_attr(device_index, "MAX_SHARED_MEMORY_PER_BLOCK_OPTIN")
 
 
 class Module:
@@ -163,19 +168,14 @@ class LoadedVariant:
     def occupancy(self) -> Occupancy:
         """The device and occupancy numbers auto launches plan with (read once)."""
         if self._occ is None:
-            drv, m = _driver(), self.module
-            dev = _check(drv.cuDeviceGet(self.device_index), "cuDeviceGet")
-            A = drv.CUdevice_attribute
-
-            def attr(a: Any) -> int:
-                return int(_check(drv.cuDeviceGetAttribute(a, dev), "cuDeviceGetAttribute"))
+            drv, m, i = _driver(), self.module, self.device_index
 
             def blocks(name: str) -> int:
                 return int(_check(drv.cuOccupancyMaxActiveBlocksPerMultiprocessor(
                     m.function(name), self.variant.threads, 0), "cuOccupancyMaxActiveBlocksPerMultiprocessor"))
-            self._occ = Occupancy(attr(A.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT),
-                                  attr(A.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR),
-                                  attr(A.CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK),
+            self._occ = Occupancy(device_attr(i, "MULTIPROCESSOR_COUNT"),
+                                  device_attr(i, "MAX_SHARED_MEMORY_PER_MULTIPROCESSOR"),
+                                  device_attr(i, "RESERVED_SHARED_MEMORY_PER_BLOCK"),
                                   self.smem_limit, blocks("wb_decode_split"), blocks("wb_decode_full"))
         return self._occ
 
