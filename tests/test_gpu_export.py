@@ -22,13 +22,15 @@ def test_exported_package_builds_matches_and_keeps_speed(tmp_path):
                                             text=True, env=env, **kw)
     p = run(["tune", "--gpu", "auto", "--model", "llama-3.1-8b", "--trials", "24", "--study", "exp", "--json"])
     assert p.returncode == 0, p.stderr[-3000:]
-    out = tmp_path / "export"
+    # WB_KEEP_EXPORT=DIR keeps the package and its installed wheel for a later compute-sanitizer run
+    keep = Path(os.environ.get("WB_KEEP_EXPORT", tmp_path))
+    out = keep / "export"
     p = run(["export", "--study", "exp", "--out", str(out), "--wheel", "--json"])
     (res / "export-build.log").write_text((out / "build.log").read_text() if (out / "build.log").exists() else p.stderr)
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(p.stdout)
     (res / "export-tree.txt").write_text("\n".join(r["files"]))
-    site = tmp_path / "site"
+    site = keep / "site"
     p = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), r["wheel"]],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Device recipe (issue 13): `workbench e2e` on a GPU host, in stages that fit 10-minute calls on one
+# warm host (it keeps /tmp between back-to-back calls).
+#   STAGE=prep  needs .offline/ and .peers/: exports the study's package (source tree: e2e builds it
+#               against the host's torch) and benches tuned vs FA3 on the e2e suite (the grid's
+#               shapes: the kernel ratio k of each point) -> /tmp/wbe2e/{pkg,bench-e2e.json}
+#   STAGE=run   needs the vLLM bundle (scripts/bundle_vllm.sh; part1 in an earlier call, the last
+#               part in this one) and .offline/: `workbench e2e` for BACKENDS (resumes /tmp/wbe2e/run)
+# Usage: STUDY=h200-train DB=results/h200-2026-11-28-v2/studies.db STAGE=prep bash scripts/device_e2e.sh
+#        VLLM=.vllm BACKENDS=CUSTOM,FLASH_ATTN STAGE=run bash scripts/device_e2e.sh
+set -uo pipefail
+source scripts/device_env.sh
+export COLUMNS=220
+W=/tmp/wbe2e; mkdir -p $W
+SECONDS=0
+case ${STAGE:-run} in
+prep)
+  source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || echo "peers bundle missing: FA3 will say why"
+  STUDY=${STUDY:-h200-train}; DB=${DB:-results/h200-2026-11-28-v2/studies.db}
+  cp "$DB" $W/studies.db
+  python3 -m workbench export --study $STUDY --storage sqlite:///$W/studies.db --out $W/pkg --json > $OUT/export.json 2> $OUT/export.err
+  echo "export rc=$? ${SECONDS}s"; tail -3 $OUT/export.err
+  timeout ${BENCH_S:-300} python3 -m workbench bench --study $STUDY --storage sqlite:///$W/studies.db --suite e2e \
+    --peers tuned,fa3 --out $W/bench-e2e.json > $OUT/bench-e2e.txt 2> $OUT/bench-e2e.err
+  echo "bench rc=$? ${SECONDS}s"; tail -3 $OUT/bench-e2e.err; cp $W/bench-e2e.json $OUT/ 2>/dev/null; cat $OUT/bench-e2e.txt
+  ;;
+run)
+  source scripts/vllm_activate.sh ${VLLM:-.vllm} || { echo "vLLM bundle incomplete"; exit 3; }
+  # FlashInfer (for BACKENDS=...FLASHINFER) only when asked: vLLM 0.26 was built against 0.6.14
+  [ "${WITH_FLASHINFER:-0}" = 1 ] && source scripts/peers_activate.sh ${PEERS_DIR:-.peers}
+  PKG=$W/pkg
+  timeout ${E2E_S:-560} python3 -m workbench e2e --package $PKG --bench $W/bench-e2e.json --out $W/run \
+    --backends ${BACKENDS:-CUSTOM,FLASH_ATTN} --share-backends ${SHARES:-FLASH_ATTN} --steps ${STEPS:-128} \
+    --timeout ${CHILD_S:-400} > $OUT/e2e.txt 2> $OUT/e2e.err
+  echo "e2e rc=$? ${SECONDS}s"; tail -40 $OUT/e2e.err
+  tar czf $OUT/e2e-run.tgz -C $W run/e2e.json run/e2e.png run/logs run/backends 2>/dev/null
+  cp $W/run/e2e.json $W/run/e2e.png $OUT/ 2>/dev/null; cat $OUT/e2e.txt
+  ;;
+esac
