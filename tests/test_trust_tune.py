@@ -226,3 +226,88 @@ def test_a_variant_is_measured_once_even_when_asked_twice_in_one_batch(tmp_path)
     ts = trials_of(f"sqlite:///{tmp_path}/studies.db", "d")
     measured = [t for t in ts if t.state.name == "COMPLETE" and "repeat_of" not in t.user_attrs]
     assert len(measured) == 1 and len(ts) == 4
+
+
+@pytest.mark.parametrize("where, profile", [("recovery", "none"), ("setup", "none"), ("first-batch", "none"),
+                                            ("setup", "ncu")])
+def test_ctrl_c_while_recovering_a_killed_run_leaves_nothing_running(tmp_path, monkeypatch, where, profile):
+    """A run killed (-9) mid-batch leaves RUNNING trials, one measured, one not; the next run
+    recovers them (finishes the first, re-queues the second). A Ctrl-C that lands while it does --
+    during the recovery itself, while the worker starts (before the measured one was finished),
+    or in its first batch -- still leaves no trial RUNNING: each is finished or failed with its
+    reason and queued again; exit 130, how to resume; and the same command then resumes. With
+    --profile ncu the killed run's measurement lacks its profile: the interrupted run re-queues it.
+    The SIGINT is real (sent to this process, taken by the tune's own handler in the main thread)."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    import workbench.tune.plan as plan
+    import workbench.tune.tuner as tuner
+    from workbench.cli import app
+    from workbench.tune.backend import ReplayBackend
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    st = f"sqlite:///{tmp_path}/studies.db"
+    args = [*map(str, BASE), "--space", str(SPACE), "--trials", "4", "--study", "r", "--trials-per-batch", "2",
+            "--profile", profile]                 # the last --profile wins over BASE's
+    assert CliRunner().invoke(app, args).exit_code == 0
+    # the killed run: two trials it asked and never told, owned by a process that is gone
+    import optuna
+    study = optuna.load_study(study_name="r", storage=st)
+    done = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = []
+    for src, measured in ((done[0], True), (done[1], False)):
+        study.enqueue_trial(src.params)
+        t = study.ask()
+        for k, dist in src.distributions.items():     # as the tuner does right after asking
+            t.suggest_categorical(k, dist.choices)
+        t.set_user_attr("owner", f"{socket.gethostname()}:{dead.pid}")
+        if measured:
+            t.set_user_attr("measurement", {**src.user_attrs["measurement"], "ncu": None})   # not profiled yet
+        stale.append(t.number)
+    assert [t.state.name for t in trials_of(st, "r") if t.number in stale] == ["RUNNING", "RUNNING"]
+
+    def ctrl_c():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)                       # the main thread's handler runs meanwhile
+
+    if where == "recovery":
+        real = tuner.recover_stale
+        monkeypatch.setattr(tuner, "recover_stale", lambda h: (ctrl_c(), real(h))[1])
+
+    class Interrupting(ReplayBackend):
+        calls = 0
+
+        def setup(self):
+            if where == "setup":
+                ctrl_c()
+
+        def measure(self, build):
+            Interrupting.calls += 1
+            if where == "first-batch" and Interrupting.calls == 1:
+                ctrl_c()
+            return super().measure(build)
+    monkeypatch.setattr(plan, "backend_factory", lambda cfg, replay=None, replay_delay=0.0:
+                        (lambda dev: Interrupting(replay, dev)))
+    r = CliRunner().invoke(app, args)
+    text = " ".join(r.output.split())
+    assert r.exit_code == 130, r.output[-3000:]
+    assert "Traceback" not in r.output and "to resume, run the same command" in text.lower()
+    ts = {t.number: t for t in trials_of(st, "r")}
+    assert not [n for n, t in ts.items() if t.state.name == "RUNNING"], [(n, t.user_attrs) for n, t in ts.items()
+                                                                          if t.state.name == "RUNNING"]
+    for n in stale:                           # finished with its measurement, or failed and queued again
+        t = ts[n]
+        assert t.state.name == "COMPLETE" or (
+            t.state.name == "FAIL" and t.user_attrs["failure"].startswith("interrupted")
+            and any(x.user_attrs.get("retry_of") == n for x in ts.values())), (n, t.state.name, t.user_attrs)
+    assert ts[stale[1]].state.name == "FAIL"  # never measured: not told as if it were
+    assert ts[stale[0]].state.name == ("COMPLETE" if profile == "none" else "FAIL")   # measured: kept unless unprofiled
+    # the same command resumes, and leaves nothing behind
+    monkeypatch.undo()
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output[-3000:]
+    assert not [t for t in trials_of(st, "r") if t.state.name in ("RUNNING", "WAITING")]

@@ -99,9 +99,18 @@ def open_storage(url: str) -> Any:
         kw: dict[str, Any] = {}
         if not url.startswith("sqlite"):
             kw["engine_kwargs"] = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return RDBStorage(url, **kw)
+        for attempt in range(5):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return RDBStorage(url, **kw)
+            except Exception as e:
+                # two processes opening one new database both create its schema: the loser's
+                # insert of the schema version fails (UNIQUE alembic_version); the schema is
+                # there by then, so opening again succeeds
+                if "alembic_version" not in str(e) or attempt == 4:
+                    raise
+                time.sleep(0.2)
     except ImportError as e:
         cause = e.__cause__ or e
         raise WorkbenchError(f"storage {mask_url(url)}: database driver missing "
@@ -269,15 +278,27 @@ def recover_stale(h: StudyHandle) -> tuple[list[int], list[tuple[int, Measuremen
         if t.user_attrs.get("measurement"):
             finish.append((t.number, Measurement.from_dict(t.user_attrs["measurement"])))
             continue
-        h.study._storage.set_trial_user_attr(t._trial_id, "failure", "interrupted: its process was killed")
-        h.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-        if t.params:
-            attrs = {"retry_of": t.number}
-            if "seed" in t.user_attrs:
-                attrs["seed"] = t.user_attrs["seed"]
-            h.study.enqueue_trial(t.params, user_attrs=attrs)
+        requeue_trial(h, t, "interrupted: its process was killed")
         requeued.append(t.number)
     return requeued, finish
+
+
+def requeue_trial(h: StudyHandle, t: Any, why: str) -> None:
+    """A RUNNING trial (FrozenTrial) this run will not finish: FAIL with `why` (a reason starting
+    "interrupted" keeps it out of the failures), its parameters enqueued again so the next run
+    measures them first."""
+    from optuna.trial import TrialState
+    h.study._storage.set_trial_user_attr(t._trial_id, "failure", why)
+    h.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+    if t.params:
+        attrs: dict[str, Any] = {"retry_of": t.number}
+        if "seed" in t.user_attrs:
+            attrs["seed"] = t.user_attrs["seed"]
+        h.study.enqueue_trial(t.params, user_attrs=attrs, skip_if_exists=False)
+
+
+def frozen_trial(h: StudyHandle, number: int) -> Any:
+    return h.study._storage.get_trial(_trial_id(h, number))
 
 
 def tell(h: StudyHandle, trial: Any, m: Measurement) -> None:

@@ -18,8 +18,9 @@ from typing import Any, Callable, Iterator
 from workbench.errors import WorkbenchError
 from workbench.config.profiles import GpuProfile, HeadShape
 from workbench.kernel.space import Space
-from workbench.tune.storage import (StudyHandle, completed, failures, mask_url, open_study, owner, pareto_numbers,
-                                     recover_stale, references, save_reference, tell)
+from workbench.tune.storage import (StudyHandle, completed, failures, frozen_trial, mask_url, open_study, owner,
+                                     pareto_numbers, recover_stale, references, requeue_trial, save_reference, tell)
+from workbench.tune.claims import claim_or_reuse
 from workbench.tune.encoding import choices, enqueue_seeds, seeds, suggest_variant
 from workbench.measure.suite import Suite
 from workbench.tune.trial import Measurement
@@ -156,6 +157,7 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
     ch = choices(cfg.space, cfg.heads.group, cfg.gpu.prefetch)
     notes = []
     rec, finish = recover_stale(h)
+    unfinished = dict(finish)             # recovered, measured, not yet told: see settle_recovered
     if rec:
         notes.append(f"re-queued {len(rec)} trial(s) killed while being measured: {rec}")
     if finish:
@@ -213,6 +215,7 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                 with lock:
                     for n, m in finish:
                         tell(h, n, m)
+                        unfinished.pop(n, None)
                         if m.ok:
                             known.setdefault(m.key, (n, m))
             while not stop.is_set():
@@ -257,6 +260,19 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                     if b.status == "invalid":
                         m = Measurement.failure(v, "invalid", b.error, device=dev)
                     else:
+                        # measured elsewhere meanwhile, or being measured now (another device or
+                        # worker was handed the same variant): wait for that result and reuse it
+                        got = claim_or_reuse(h.study, t, v.key, owner(), lock=lock, stop=stop,
+                                             patience=max(2 * cfg.trial_timeout, cfg.trial_timeout + 60))
+                        if stop.is_set():
+                            break                      # not measured: re-queued below
+                        if got is not None:
+                            m = Measurement.from_dict(got[1].to_dict())
+                            with lock:                 # stored now: its claim is released at once
+                                t.set_user_attr("repeat_of", got[0])
+                                t.set_user_attr("measurement", m.to_dict())
+                            results.append((t, m, ("study", got[0])))
+                            continue
                         observe({"type": "stage", "device": dev, "stage": "verify+time", "trial": t.number,
                                  "text": f"#{t.number} {v.label}"})
                         t0 = time.monotonic()
@@ -310,26 +326,48 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                 pass
             backend.close()
 
+    def settle_recovered() -> None:
+        """Trials recovered from a killed run that this run did not get to finish (a Ctrl-C or an
+        error before the first device's worker was up): never left RUNNING. Told with their stored
+        measurement where it needs no profiling, else failed and queued again, like a batch
+        stopped before its profile."""
+        with lock:
+            for n, m in sorted(unfinished.items()):
+                if m.ok and m.ncu is None and cfg.profile != "none":
+                    requeue_trial(h, frozen_trial(h, n), "interrupted: the run stopped before this recovered "
+                                                         "trial was profiled")
+                    requeued.append(n)
+                else:
+                    tell(h, n, m)
+                unfinished.pop(n)
+
     threads = [threading.Thread(target=device_loop, args=(d,), daemon=True) for d in cfg.devices]
     for th in threads:
         th.start()
     said = False
     try:
-        for th in threads:
-            while th.is_alive():
-                th.join(timeout=0.2)
-                if interrupted.is_set() and not said:
-                    said = True
-                    observe({"type": "note", "text": "Ctrl-C: stopping; trials in flight are finished or re-queued "
-                                                     "(Ctrl-C again aborts at once)"})
-    except KeyboardInterrupt:             # no signal handler here (not the main thread), or a second Ctrl-C
-        if not interrupted.is_set():
-            interrupted.set()
-            stop.set()
+        try:
             for th in threads:
-                th.join(timeout=60)
-        else:
-            raise
+                while th.is_alive():
+                    th.join(timeout=0.2)
+                    if interrupted.is_set() and not said:
+                        said = True
+                        observe({"type": "note", "text": "Ctrl-C: stopping; trials in flight are finished or "
+                                                         "re-queued (Ctrl-C again aborts at once)"})
+        except KeyboardInterrupt:         # no signal handler here (not the main thread), or a second Ctrl-C
+            if not interrupted.is_set():
+                interrupted.set()
+                stop.set()
+                for th in threads:
+                    th.join(timeout=60)
+            else:
+                raise
+    finally:                              # also on the abort: a few writes, and nothing left RUNNING
+        if unfinished:
+            try:
+                settle_recovered()
+            except Exception:             # the storage itself failed: the next run's recover_stale does it
+                pass
     if errors:
         e = errors[0]
         raise e if isinstance(e, WorkbenchError) else WorkbenchError(f"tuning stopped: {type(e).__name__}: "
