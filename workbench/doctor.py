@@ -133,6 +133,34 @@ def _vllm() -> Check:
                  " (the exported backend is tested against 0.26 and 0.33)"))
 
 
+def _green(probe: bool) -> Check:
+    """Green contexts (CUDA 12.4+ driver, Hopper): what `tune --gpu SMALLER` emulates with."""
+    name = "green contexts (emulation)"
+    if not probe:
+        return Check(name, "warn", "not probed: no GPU")
+    try:
+        from workbench.config.profiles import known, load_gpu
+        from workbench.measure.emulation import plan_emulation
+        from workbench.measure.gpuinfo import gpu_info
+        from workbench.measure.greenctx import probe_green
+        g = gpu_info(0)
+        can = []
+        for n in known("gpus"):
+            try:
+                can.append(f"{n} ({plan_emulation(load_gpu(n), g.name).sms} SMs)")
+            except Exception:
+                pass
+        r = probe_green(0, 80 if g.sm_count > 80 else max(8, g.sm_count // 2))
+    except Exception as e:
+        return Check(name, "warn", f"{type(e).__name__}: {e}"[:160], "needs cuda-bindings >= 12.4 and a driver with "
+                     "green contexts; without them `tune --gpu` refuses a GPU that is not attached")
+    if not r["ok"]:
+        return Check(name, "warn", f"do not work here: {r['error']}"[:160],
+                     "`tune --gpu` for a smaller GPU needs them (driver >= 550, cuda-bindings >= 12.4)")
+    return Check(name, "ok", f"asked {r['asked']} SMs, got {r['sms']} (+{r['rest_sms']} left); can emulate: "
+                 f"{', '.join(can) or 'no known profile'}")
+
+
 def run_checks(probe_profilers: bool = True) -> list[Check]:
     checks: list[Callable[[], Check]] = [
         _gpu, _nvcc,
@@ -148,7 +176,7 @@ def run_checks(probe_profilers: bool = True) -> list[Check]:
     gpu_ok = out[0].status == "ok"
     out.insert(2, _ncu(probe_profilers and gpu_ok))
     out.insert(3, _nsys(probe_profilers and gpu_ok))
-    return out + [_vllm()] + _peers()
+    return out + [_green(gpu_ok), _vllm()] + _peers()
 
 
 def main_job_ready(checks: list[Check]) -> bool:

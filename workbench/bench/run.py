@@ -93,8 +93,14 @@ def summary(run: BenchRun) -> dict[str, Any]:
     return out
 
 
+def _measuring(emu: Any) -> Any:
+    """The emulation's timed region (greenctx.Emulation.measuring), or nothing."""
+    import contextlib
+    return emu.measuring() if emu is not None else contextlib.nullcontext()
+
+
 def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: Callable[[Any], Any] | None,
-          shape: dict[str, Any]) -> PeerResult:
+          shape: dict[str, Any], emu: Any = None) -> PeerResult:
     from workbench.kernel.build import build_variant
     from workbench.measure.check import check_variant
     from workbench.kernel.launch import load
@@ -107,11 +113,17 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
         raise PeerUnavailable(f"vLLM's own kernel did not build: {b.error.splitlines()[-1] if b.error else b.status}")
     if not b.ok:
         raise WorkbenchError(f"{v.name} does not build: {b.error}")
-    k = load(b, 0)
+    k = load(b, 0, emu.sms if emu is not None else None)
     try:
         # the fp32 reference gathers the whole batch: checked up to CHECK_MAX_BYTES of KV
         ck = check_variant(k, spec, "cuda") if spec.kv_bytes <= CHECK_MAX_BYTES else None
-        t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling)
+        if emu is not None:                    # the rotation built outside the timed (throttled) region
+            from workbench.measure.workload import build_rotation
+            rot = build_rotation(spec, "cuda", 4 * max(info.l2_bytes, 1 << 20))
+            with _measuring(emu):
+                t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, rotation=rot)
+        else:
+            t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling)
     finally:
         k.close()
     bad = ck is not None and not ck.ok
@@ -122,7 +134,8 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
 
 def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: list[str], launches: int,
               pick: Callable[[Any], Any] | None, progress: Callable[[str], None], tuned_note: str,
-              save: Callable[[BenchRun], None] | None = None) -> BenchRun:
+              save: Callable[[BenchRun], None] | None = None, emu: Any = None) -> BenchRun:
+    """emu: a started greenctx.Emulation: every timed region (ours and the peers') runs inside it."""
     import torch
 
     from workbench.measure.ceiling import read_ceiling
@@ -133,12 +146,14 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
 
     if not torch.cuda.is_available():
         raise WorkbenchError("no CUDA device visible: `workbench bench` measures on a GPU")
-    info = gpu_info(0)
-    ceiling = read_ceiling(0)
+    info = emu.gpu_info() if emu is not None else gpu_info(0)
+    ceiling = emu.ceiling() if emu is not None else read_ceiling(0)
     shape = {"head_size": heads.head_size, "block_size": block_size, "dtype": dtype}
     min_bytes = 4 * max(info.l2_bytes, 1 << 20)
     results: list[PeerResult] = []
     notes = [tuned_note] if tuned_note else []
+    if emu is not None:
+        notes.append(emu.plan.provenance().replace("tuned for", "measured for", 1))
     told: set[str] = set()
     for b, spec in suite.specs(heads, dtype, block_size):
         floor_us = spec.kv_bytes / (ceiling.gbps * 1e9) * 1e6
@@ -147,12 +162,13 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
             r = PeerResult(peer=p, shape=b.label, batch=b.batch, context=b.context, kv_bytes=spec.kv_bytes)
             try:
                 if p in KERNEL_ROWS:
-                    got = _ours(p, spec, info, ceiling.gbps, launches, pick, shape)
+                    got = _ours(p, spec, info, ceiling.gbps, launches, pick, shape, emu)
                     got.shape, got.batch, got.context = b.label, b.batch, b.context
                     r = got
                 else:
                     calls, note, err = PEERS[p](spec, min_bytes, check=spec.kv_bytes <= CHECK_MAX_BYTES)
-                    samples, method = time_calls(calls, info, launches=launches, name=f"{p} :: {b.label}")
+                    with _measuring(emu):
+                        samples, method = time_calls(calls, info, launches=launches, name=f"{p} :: {b.label}")
                     q = statistics.quantiles(samples, n=10)
                     r.median_us, r.p10_us, r.p90_us = statistics.median(samples), q[0], q[-1]
                     r.rel_error, r.method = err, method

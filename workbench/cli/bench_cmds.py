@@ -29,6 +29,9 @@ def bench_cmd(
     out_file: Path = typer.Option(Path("bench.json"), "--out", help="JSON of the run"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: efficiency vs KV bytes, one line per peer"),
     prefetch_map: bool = typer.Option(False, "--prefetch-map", help="instead: best with vs without L2 prefetch per shape"),
+    emulate: Optional[bool] = typer.Option(None, "--emulate/--no-emulate",
+                                           help="time everything inside an emulation of a smaller --gpu of the same "
+                                                "architecture (as `tune` does); default: whenever --gpu names one"),
 ) -> None:
     """Our kernels vs FA3, FlashInfer and XQA (and optionally xformers, SDPA, FlexAttention) on one suite, cold L2, vs the floor."""
     from rich.progress import Progress
@@ -38,7 +41,7 @@ def bench_cmd(
     from workbench.bench.pickers import tuned_picker
     from workbench.measure.gpuinfo import device_names
     from workbench.bench.peers import PEERS
-    from workbench.config.profiles import head_shape, load_model, resolve_gpu
+    from workbench.config.profiles import head_shape, load_model
     from workbench.ui.report import bench_table
     from workbench.measure.suite import load_suite
 
@@ -54,7 +57,11 @@ def bench_cmd(
     devs = device_names()
     if not devs:
         raise WorkbenchError("no NVIDIA GPU visible: `workbench bench` measures on a GPU")
-    g, note = resolve_gpu(gpu, devs[0])
+    from workbench.measure.emulation import resolve_target
+    from workbench.tune.plan import emulate_mode
+    g, plan, note = resolve_target(gpu, devs[0], emulate=emulate_mode(emulate))
+    if plan and prefetch_map:
+        raise WorkbenchError("--prefetch-map does not run under emulation: pass --no-emulate or the attached GPU")
     if prefetch_map:
         from workbench.bench.prefetch_map import prefetch_table, run_prefetch_map
         with Progress(transient=True, console=err) as prog:
@@ -68,15 +75,28 @@ def bench_cmd(
     pick, tuned_note = (tuned_picker(study, storage, heads, dtype, block_size, g.arch) if "tuned" in names
                         else (None, ""))
     skipped = su.skipped_buckets(heads, dtype, block_size)
-    with Progress(transient=True, console=err) as prog:
-        task = prog.add_task("bench", total=len(su.specs(heads, dtype, block_size)) * len(names))
-        run = run_bench(heads=heads, dtype=dtype, block_size=block_size, suite=su, peers=names, launches=launches,
-                        pick=pick, tuned_note=tuned_note, save=lambda r: r.save(out_file),
-                        progress=lambda s: prog.update(task, advance=1, description=s))
+    emu = None
+    if plan:
+        from workbench.measure.greenctx import Emulation
+        err.print(f"emulating: {plan.provenance()} · calibrating the throttle", highlight=False)
+        emu = Emulation(plan, 0).start()
+    try:
+        with Progress(transient=True, console=err) as prog:
+            task = prog.add_task("bench", total=len(su.specs(heads, dtype, block_size)) * len(names))
+            run = run_bench(heads=heads, dtype=dtype, block_size=block_size, suite=su, peers=names,
+                            launches=launches, pick=pick, tuned_note=tuned_note, save=lambda r: r.save(out_file),
+                            progress=lambda s: prog.update(task, advance=1, description=s), emu=emu)
+    finally:
+        if emu is not None:
+            emu.close()
     if skipped:
         run.notes.append(f"shapes over the suite's max_kv_gb skipped: {', '.join(skipped)}")
-    if run.ceiling.get("gbps"):
+    if run.ceiling.get("gbps") and not plan:
         run.notes.append(g.ceiling_note(float(run.ceiling["gbps"])))
+    if plan:
+        run.notes.append(f"read ceiling inside the emulation {float(run.ceiling['gbps']):.0f} GB/s (the {g.name}'s spec "
+                         f"{g.hbm_gbps:g} GB/s)")
+        run.gpu["emulation"] = emu.plan.to_dict() if emu else plan.to_dict()
     run.save(out_file)
     out.print(bench_table(run))
     sm = run.to_dict()["summary"]

@@ -86,7 +86,12 @@ def tune_cmd(
                                                      "user data dir, a journal file for several devices)"),
     profile: str = typer.Option("ncu", help="ncu (L2 objective) | nsys | none"),
     devices: str = typer.Option("0", help="GPU indices, one worker each: 0,1,..."),
-    allow_mismatch: bool = typer.Option(False, help="tune although the attached GPU is not --gpu"),
+    allow_mismatch: bool = typer.Option(False, help="tune although the attached GPU is not --gpu (and cannot "
+                                                    "emulate it): results labelled with the attached GPU"),
+    emulate: Optional[bool] = typer.Option(None, "--emulate/--no-emulate",
+                                           help="emulate a smaller --gpu of the same architecture on the attached "
+                                                "one (its SMs in a green context, HBM throttled, L2 held); default: "
+                                                "whenever the attached GPU can"),
     suite: str = typer.Option("default", help="workload suite name or YAML"),
     space: Optional[Path] = typer.Option(None, help="search space YAML"),
     trials_per_batch: int = typer.Option(8, "--trials-per-batch", help="trials asked, measured and profiled together "
@@ -103,7 +108,8 @@ def tune_cmd(
     cfg, notes = make_config(gpu=gpu, model=model, tp=tp, dtype=dtype, block_size=block_size, trials=trials,
                              timeout=timeout, study=study, storage=storage, profile=profile, devices=devices,
                              allow_mismatch=allow_mismatch, suite=suite, space=str(space) if space else None,
-                             batch=trials_per_batch, trial_timeout=trial_timeout, replay=replay, seed=seed)
+                             batch=trials_per_batch, trial_timeout=trial_timeout, replay=replay, seed=seed,
+                             emulate=emulate)
     _run_tune(cfg, notes, replay, replay_delay, as_json)
 
 

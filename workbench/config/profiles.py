@@ -27,6 +27,7 @@ class GpuProfile:
     hbm_gbps: float
     prefetch: str
     source: str = ""
+    ceiling_gbps: float = 0.0       # measured read ceiling of the real GPU, when known (emulation aims at it)
 
     def matches(self, device_name: str) -> bool:
         return any(re.search(p, device_name, re.IGNORECASE) for p in self.match)
@@ -130,7 +131,8 @@ def _fields(p: Path, doc: dict[str, Any], required: dict[str, type], optional: d
 def load_gpu(name: str) -> GpuProfile:
     doc, p = _load("gpus", name)
     f = _fields(p, doc, {"name": str, "arch": str, "match": tuple, "hbm_gbps": float},
-                {"marketing_name": str, "sms": int, "l2_mb": float, "memory_gb": float, "prefetch": str})
+                {"marketing_name": str, "sms": int, "l2_mb": float, "memory_gb": float, "prefetch": str,
+                 "ceiling_gbps": float})
     try:
         parse_arch(f["arch"])
     except WorkbenchError as e:
@@ -146,7 +148,7 @@ def load_gpu(name: str) -> GpuProfile:
     return GpuProfile(name=f["name"], marketing_name=f.get("marketing_name", f["name"]),
                       match=tuple(str(x) for x in f["match"]), arch=f["arch"], sms=f.get("sms", 0),
                       l2_mb=f.get("l2_mb", 0.0), memory_gb=f.get("memory_gb", 0.0), hbm_gbps=f["hbm_gbps"],
-                      prefetch=pf, source=str(p))
+                      prefetch=pf, source=str(p), ceiling_gbps=f.get("ceiling_gbps", 0.0))
 
 
 def load_model(name: str) -> ModelProfile:

@@ -97,6 +97,10 @@ def load_table(study: str, storage: str, gpu: str | None = None) -> tuple[Dispat
     prov = {"study": study, "gpu_profile": cfg["gpu"], "device_name": cfg.get("device_name", ""),
             "gpu_info": h.study.user_attrs.get("gpu_info", {}), "ceiling": h.study.user_attrs.get("ceiling", {}),
             "created": h.study.user_attrs.get("created", ""), "trials": len(done)}
+    if cfg.get("emulation"):              # tuned by emulation: the plan, with what the worker measured
+        from workbench.measure.emulation import EmulationPlan
+        plan = EmulationPlan.from_dict((prov["gpu_info"] or {}).get("emulation") or cfg["emulation"])
+        prov["emulation"] = {"label": plan.label(), "provenance": plan.provenance()}
     return table, prov
 
 
@@ -152,7 +156,8 @@ def export_study(study: str, storage: str, out: Path, name: str | None = None, w
     write(csrc / "dispatch.h", _dispatch_h(table, variants, index))
     heads = cfg["heads"]
     subs = {"PKG": pkg, "DIST": pkg.replace("_", "-"), "VERSION": time.strftime("%Y.%m.%d"),
-            "GPU": cfg["gpu"], "GPU_NAME": prov["device_name"] or cfg["gpu"], "MODEL": cfg["model"],
+            "GPU": cfg["gpu"], "GPU_NAME": (prov.get("emulation") or {}).get("label") or prov["device_name"] or cfg["gpu"],
+            "MODEL": cfg["model"],
             "STUDY": study, "CLASS": BACKEND_CLASS, "ARCH_LIST": _arch_list(arch),
             "HEAD": str(heads["head_size"]), "BLOCK": str(cfg["block_size"]), "DTYPE": cfg["dtype"],
             "CC": str(int(re.sub(r"\D", "", arch)))}
@@ -250,9 +255,11 @@ def _readme(pkg: str, table: DispatchTable, prov: dict[str, Any], variants: list
         rows.append(f"| {rng(b['batch_lo'], b['batch_hi'])} × {rng(b['context_lo'], b['context_hi'])} | "
                     f"v{index[r.key]} `{r.name}` | {r.median_us:.1f} | {sb} | {sp} |")
     cfg = table.config
+    emu = prov.get("emulation") or {}
+    target = emu["label"].removeprefix("tuned for ") + "**" if emu else f"{prov['device_name'] or cfg['gpu']}**"
     return f"""# {pkg}
 
-Paged-attention decode kernels tuned by [workbench] for **{prov['device_name'] or cfg['gpu']}** and
+Paged-attention decode kernels tuned by [workbench] for **{target} and
 **{cfg['model']}** (TP {cfg['tp']}: {cfg['heads']['num_heads']} query / {cfg['heads']['num_kv_heads']} KV heads,
 head {cfg['heads']['head_size']}), {cfg['dtype']}, KV block {cfg['block_size']}, as torch ops and a vLLM attention backend.
 
@@ -261,7 +268,7 @@ head {cfg['heads']['head_size']}), {cfg['dtype']}, KV block {cfg['block_size']},
 - GPU {g.get('name', prov['device_name'])}, driver {g.get('driver', '?')}, CUDA runtime {g.get('cuda_runtime', '?')},
   torch {g.get('torch', '?')}, arch {cfg['arch']}; read ceiling {(prov.get('ceiling') or {}).get('gbps', 0):.0f} GB/s
 - exported {time.strftime('%Y-%m-%d')}; latencies: cold L2, median of 30 launches, measured by workbench
-
+{f"- {emu['provenance']}" + chr(10) if emu else ""}
 ## Dispatch table
 {chr(10).join(rows)}
 

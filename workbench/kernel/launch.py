@@ -148,7 +148,9 @@ class Workspace:
 class LoadedVariant:
     """A built variant loaded into the current CUDA context, callable like a paged-attention op."""
 
-    def __init__(self, build: BuildResult, device_index: int | None = None):
+    def __init__(self, build: BuildResult, device_index: int | None = None, sm_count: int | None = None):
+        """sm_count: the SMs auto launches plan with when not the device's own (an emulation's
+        green context holds fewer: its split choices must see those)."""
         import torch
 
         if not build.ok:
@@ -159,6 +161,7 @@ class LoadedVariant:
         self.module = Module(build.cubin, self.device_index)
         self.smem_limit = device_smem_optin(self.device_index)
         self._occ: Occupancy | None = None
+        self.sm_count = sm_count
         self._auto: dict[tuple[int, int], int] = {}       # (ctas, max_seq_len) -> tokens
         # our reduce kernel waits on griddepcontrol (sm_90+); vLLM's own does not, so never PDL it
         cc = torch.cuda.get_device_capability(self.device_index)
@@ -173,7 +176,7 @@ class LoadedVariant:
             def blocks(name: str) -> int:
                 return int(_check(drv.cuOccupancyMaxActiveBlocksPerMultiprocessor(
                     m.function(name), self.variant.threads, 0), "cuOccupancyMaxActiveBlocksPerMultiprocessor"))
-            self._occ = Occupancy(device_attr(i, "MULTIPROCESSOR_COUNT"),
+            self._occ = Occupancy(self.sm_count or device_attr(i, "MULTIPROCESSOR_COUNT"),
                                   device_attr(i, "MAX_SHARED_MEMORY_PER_MULTIPROCESSOR"),
                                   device_attr(i, "RESERVED_SHARED_MEMORY_PER_BLOCK"),
                                   self.smem_limit, blocks("wb_decode_split"), blocks("wb_decode_full"))
@@ -291,5 +294,5 @@ class LoadedVariant:
                 raise WorkbenchError(f"{name} must be a contiguous int32 tensor")
 
 
-def load(build: BuildResult, device_index: int | None = None) -> LoadedVariant:
-    return LoadedVariant(build, device_index)
+def load(build: BuildResult, device_index: int | None = None, sm_count: int | None = None) -> LoadedVariant:
+    return LoadedVariant(build, device_index, sm_count)

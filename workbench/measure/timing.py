@@ -128,12 +128,15 @@ def _timed(run: Any, *, launches: int, min_warmup: int, warmup_s: float, name: s
 
     t_end = time.perf_counter() + warmup_s
     i = 0
+    # the current stream, not the device: under emulation (greenctx.py) a throttle kernel runs
+    # on another stream until told to stop, and a device-wide sync would wait for it
+    stream = torch.cuda.current_stream()
     while i < min_warmup or time.perf_counter() < t_end:
         run(i)
         i += 1
         if i % 8 == 0:
-            torch.cuda.synchronize()
-    torch.cuda.synchronize()
+            stream.synchronize()
+    stream.synchronize()
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(launches)]
     gate = _Gate(device_index, arch) if hold else None
@@ -146,7 +149,7 @@ def _timed(run: Any, *, launches: int, min_warmup: int, warmup_s: float, name: s
             ends[k].record()
         if gate:
             gate.release()
-        torch.cuda.synchronize()
+        stream.synchronize()
     return [a.elapsed_time(b) * 1e3 for a, b in zip(starts, ends)]
 
 
@@ -197,7 +200,7 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
 
     for c in calls:                          # compile / autotune / allocate outside any graph
         c()
-    torch.cuda.synchronize()
+    torch.cuda.current_stream().synchronize()     # not the device: see _timed
     runners, method = list(calls), "cuda-events per launch, cold L2 (rotating copies), all queued first"
     if graphs:
         try:
@@ -213,7 +216,7 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
             runners = [g.replay for g in gs]
             method = "CUDA graph replay per launch, " + method.split(", ", 1)[1]
         except Exception as e:              # an op that syncs or allocates oddly: time it eagerly
-            torch.cuda.synchronize()
+            torch.cuda.current_stream().synchronize()
             method += f" (no CUDA graph: {type(e).__name__})"
     # eager ops may synchronise inside: holding the stream would then stall until the timeout
     samples = _timed(lambda i: runners[i % len(runners)](), launches=launches, min_warmup=3, warmup_s=warmup_s,

@@ -10,6 +10,7 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.config.paths import user_data_dir
 from workbench.config.profiles import GpuProfile, HeadShape, head_shape, load_model, resolve_gpu
+from workbench.measure.emulation import plan_emulation, resolve_target
 from workbench.kernel.space import Space, enumerate_space, load_space
 from workbench.measure.suite import Suite, load_suite
 from workbench.tune.tuner import TuneConfig
@@ -64,15 +65,25 @@ def check_budget(*, trials: int, timeout: float, batch: int, trial_timeout: floa
                              "may run before the watchdog kills it (default 60)")
 
 
-def default_study(gpu: GpuProfile, heads: HeadShape, dtype: str, block: int, suite: Suite) -> str:
-    return f"{gpu.name}-{heads.model}-tp{heads.tp}-{dtype}-blk{block}-{suite.name}"
+def default_study(gpu: GpuProfile, heads: HeadShape, dtype: str, block: int, suite: Suite,
+                  emulated_on: str = "") -> str:
+    """emulated_on: the attached GPU's profile when emulating, so an emulated study never shares a
+    name (and trials) with one measured on the real GPU."""
+    g = f"{gpu.name}-emu-{emulated_on}" if emulated_on else gpu.name
+    return f"{g}-{heads.model}-tp{heads.tp}-{dtype}-blk{block}-{suite.name}"
+
+
+def emulate_mode(emulate: bool | None) -> str:
+    """--emulate / --no-emulate / neither -> 'on' / 'off' / 'auto'."""
+    return "auto" if emulate is None else ("on" if emulate else "off")
 
 
 def make_config(*, gpu: str, model: str, tp: int = 1, dtype: str = "bf16", block_size: int = 16,
                 trials: int = 160, timeout: float = 420.0, study: str | None = None, storage: str | None = None,
                 profile: str = "ncu", devices: str = "0", allow_mismatch: bool = False,
                 suite: str = "default", space: str | None = None, batch: int = 8, trial_timeout: float = 60.0,
-                replay: Path | None = None, seed: int | None = None) -> tuple[TuneConfig, list[str]]:
+                replay: Path | None = None, seed: int | None = None,
+                emulate: bool | None = None) -> tuple[TuneConfig, list[str]]:
     from workbench.tune.storage import require_optuna
     notes: list[str] = []
     check_budget(trials=trials, timeout=timeout, batch=batch, trial_timeout=trial_timeout)
@@ -91,10 +102,20 @@ def make_config(*, gpu: str, model: str, tp: int = 1, dtype: str = "bf16", block
         from workbench.kernel.build import find_nvcc
         find_nvcc()
     real = attached(devs, replay)
-    g, note = resolve_gpu(gpu, real, allow_mismatch)
+    mode = emulate_mode(emulate)
+    if replay and mode == "on":
+        raise WorkbenchError("--emulate needs a GPU: a replay answers from recorded measurements")
+    # a replay measures nothing, so nothing is emulated: the pre-emulation rule applies
+    g, plan, note = resolve_target(gpu, real, emulate="off" if replay else mode, allow_mismatch=allow_mismatch)
     if note:
         notes.append(note)
     notes.append(f"target {g.describe()}")
+    if plan:
+        notes.append("emulation: timed launches run in a green context of "
+                     f"{plan.sms} SMs{', beside an HBM throttle' if plan.throttles else ''}"
+                     f"{f', {plan.l2_hold_mb:g} MB of L2 held' if plan.l2_hold_mb else ''}; correctness checks "
+                     "run on the whole GPU" + ("; ncu captures run outside the emulation (their L2 and "
+                                               "duration are the attached GPU's)" if profile == "ncu" else ""))
     en = enumerate_space(sp, g.arch, head_size=heads.head_size, block_size=block_size, dtype=dtype, group=heads.group)
     if not en.valid:
         why = en.invalid[0][1][0] if en.invalid else "no variant"
@@ -107,7 +128,7 @@ def make_config(*, gpu: str, model: str, tp: int = 1, dtype: str = "bf16", block
     skipped = su.skipped_buckets(heads, dtype, block_size)
     if skipped:
         notes.append(f"suite {su.name}: buckets over max_kv_gb skipped: {', '.join(skipped)}")
-    name = study or default_study(g, heads, dtype, block_size, su)
+    name = study or default_study(g, heads, dtype, block_size, su, plan.attached_profile if plan else "")
     if storage is None:
         # one default location per study: continue it where it is (SQLite or journal), else a new
         # study goes to SQLite (one device) or a journal file (several devices in one process)
@@ -117,7 +138,8 @@ def make_config(*, gpu: str, model: str, tp: int = 1, dtype: str = "bf16", block
     work.mkdir(parents=True, exist_ok=True)
     cfg = TuneConfig(gpu=g, heads=heads, dtype=dtype, block_size=block_size, suite=su, space=sp, study=name,
                      storage=storage, trials=trials, timeout=timeout, profile=profile, devices=devs, batch=batch,
-                     trial_timeout=trial_timeout, seed=seed, workdir=work, device_name=real)
+                     trial_timeout=trial_timeout, seed=seed, workdir=work, device_name=real,
+                     emulation=plan.to_dict() if plan else None)
     return cfg, notes
 
 
@@ -133,14 +155,20 @@ def config_from_study(study: str, storage: str, *, devices: str = "0", trials: i
         raise WorkbenchError(f"study {study!r} holds no workbench config: start it with `workbench tune`")
     devs = parse_devices(devices)
     real = attached(devs, replay)
-    g, _ = resolve_gpu(c["gpu"], real, allow_mismatch)
+    emu = None
+    if c.get("emulation") and not replay:   # a study tuned by emulation is joined by emulation alone
+        from workbench.config.profiles import load_gpu
+        g = load_gpu(c["gpu"])
+        emu = plan_emulation(g, real).to_dict()
+    else:
+        g, _ = resolve_gpu(c["gpu"], real, allow_mismatch)
     heads = HeadShape(**c["heads"])
     work = user_data_dir() / "runs" / re.sub(r"[^\w.-]", "_", study)
     work.mkdir(parents=True, exist_ok=True)
     return TuneConfig(gpu=g, heads=heads, dtype=c["dtype"], block_size=c["block_size"], suite=Suite.from_dict(c["suite"]),
                       space=Space.from_dict(c["space"]), study=study, storage=storage, trials=trials, timeout=timeout,
                       profile=c.get("profile", "ncu") if not replay else "none", devices=devs, batch=batch,
-                      trial_timeout=trial_timeout, workdir=work, device_name=real, role="worker")
+                      trial_timeout=trial_timeout, workdir=work, device_name=real, role="worker", emulation=emu)
 
 
 def backend_factory(cfg: TuneConfig, replay: Path | None = None, replay_delay: float = 0.0) -> Any:
@@ -150,7 +178,7 @@ def backend_factory(cfg: TuneConfig, replay: Path | None = None, replay_delay: f
     specs = cfg.suite.specs(cfg.heads, cfg.dtype, cfg.block_size)
     setup: dict[str, Any] = {"buckets": [[b.label, s.to_dict()] for b, s in specs],
                              "checks": [s.to_dict() for s in cfg.suite.check_specs(cfg.heads, cfg.dtype, cfg.block_size)],
-                             "launches": cfg.launches}
+                             "launches": cfg.launches, **({"emulation": cfg.emulation} if cfg.emulation else {})}
     prof = cfg.suite.profile_spec(cfg.heads, cfg.dtype, cfg.block_size).to_dict()
     return lambda dev: WorkerBackend(dev, setup, trial_timeout=cfg.trial_timeout, log=cfg.workdir / f"worker-gpu{dev}.log",
                                      profile=cfg.profile, profile_dir=cfg.workdir / "profiles", profile_spec=prof)

@@ -47,6 +47,7 @@ class TuneConfig:
     workdir: Path = Path(".")
     device_name: str = ""                 # the real GPU (labels every result)
     role: str = "tune"                    # "worker" joins a study and never enqueues seeds
+    emulation: dict[str, Any] | None = None   # EmulationPlan.to_dict() when tuning for a smaller GPU
 
     @property
     def shape(self) -> dict[str, Any]:
@@ -56,7 +57,8 @@ class TuneConfig:
         return {"gpu": self.gpu.name, "device_name": self.device_name, "model": self.heads.model, "tp": self.heads.tp,
                 "heads": self.heads.to_dict(), "dtype": self.dtype, "block_size": self.block_size,
                 "arch": self.gpu.arch, "suite_name": self.suite.name, "suite": self.suite.to_dict(),
-                "space_name": self.space.name, "space": self.space.to_dict(), "profile": self.profile}
+                "space_name": self.space.name, "space": self.space.to_dict(), "profile": self.profile,
+                **({"emulation": self.emulation} if self.emulation else {})}
 
 
 @dataclass

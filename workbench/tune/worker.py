@@ -16,6 +16,7 @@ this process, and the backend's crash / restart / watchdog code, on a machine wi
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -37,6 +38,7 @@ class _State:
         self.checks: list[Any] = []
         self.launches = 30
         self.rotations: dict[str, Any] = {}
+        self.emu: Any = None             # an Emulation (measure/greenctx.py) when tuning for a smaller GPU
 
 
 def _setup(st: _State, req: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +53,12 @@ def _setup(st: _State, req: dict[str, Any]) -> dict[str, Any]:
     st.device = int(req.get("device", 0))
     torch.cuda.set_device(st.device)
     st.info = gpu_info(st.device)
-    st.ceiling = read_ceiling(st.device)
+    if req.get("emulation"):           # timing runs inside it; rotation pools sized by the target's L2
+        from workbench.measure.greenctx import start_emulation
+        st.emu = start_emulation(req["emulation"], st.device)
+        st.info, st.ceiling = st.emu.gpu_info(), st.emu.ceiling()
+    else:
+        st.ceiling = read_ceiling(st.device)
     st.buckets = [(label, WorkloadSpec.from_dict(s)) for label, s in req["buckets"]]
     st.checks = [WorkloadSpec.from_dict(s) for s in req.get("checks", [])]
     st.launches = int(req.get("launches", 30))
@@ -60,7 +67,8 @@ def _setup(st: _State, req: dict[str, Any]) -> dict[str, Any]:
     for label, spec in st.buckets:
         st.rotations[label] = build_rotation(spec, f"cuda:{st.device}", min_bytes)
     torch.cuda.synchronize()
-    return {"ok": True, "gpu": st.info.to_dict(), "ceiling": st.ceiling.to_dict()}
+    gpu = {**st.info.to_dict(), **({"emulation": st.emu.plan.to_dict()} if st.emu else {})}
+    return {"ok": True, "gpu": gpu, "ceiling": st.ceiling.to_dict()}
 
 
 def _context_alive() -> bool:
@@ -86,7 +94,7 @@ def _measure(st: _State, req: dict[str, Any]) -> tuple[Measurement, bool]:
     if not b.ok:
         return Measurement.failure(v, "build", b.error or b.status, gpu=gpu, device=st.device), False
     try:
-        k = load(b, st.device)
+        k = load(b, st.device, st.emu.sms if st.emu else None)
     except Exception as e:                     # bad cubin / driver refusal
         return Measurement.failure(v, "load", str(e), gpu=gpu, device=st.device), not _context_alive()
     try:
@@ -100,15 +108,16 @@ def _measure(st: _State, req: dict[str, Any]) -> tuple[Measurement, bool]:
                                            gpu=gpu, device=st.device), fatal
             worst = max(worst, c.rel_error)
         timings = []
-        for i, (label, spec) in enumerate(st.buckets):
-            try:
-                r = time_variant(k, spec, st.info, launches=st.launches, ceiling_gbps=st.ceiling.gbps,
-                                 device=f"cuda:{st.device}", rotation=st.rotations[label],
-                                 warmup_s=0.05 if i == 0 else 0.01)
-            except VariantRejected as e:
-                return Measurement.failure(v, "rejected", f"{label}: {e}", gpu=gpu, device=st.device), False
-            timings.append(BucketTiming(bucket=label, median_us=r.median_us, p10_us=r.p10_us, p90_us=r.p90_us,
-                                        kv_bytes=r.kv_bytes, efficiency=r.efficiency, split=r.split))
+        with st.emu.measuring() if st.emu else contextlib.nullcontext():     # checks above stay outside
+            for i, (label, spec) in enumerate(st.buckets):
+                try:
+                    r = time_variant(k, spec, st.info, launches=st.launches, ceiling_gbps=st.ceiling.gbps,
+                                     device=f"cuda:{st.device}", rotation=st.rotations[label],
+                                     warmup_s=0.05 if i == 0 else 0.01)
+                except VariantRejected as e:
+                    return Measurement.failure(v, "rejected", f"{label}: {e}", gpu=gpu, device=st.device), False
+                timings.append(BucketTiming(bucket=label, median_us=r.median_us, p10_us=r.p10_us, p90_us=r.p90_us,
+                                            kv_bytes=r.kv_bytes, efficiency=r.efficiency, split=r.split))
     except Exception as e:                     # launch failure mid-timing
         fatal = not _context_alive()
         return Measurement.failure(v, "crash" if fatal else "launch", str(e).strip().splitlines()[-1][:500],

@@ -248,7 +248,11 @@ class PlainView:
         elif t == "device":
             g = ev.get("gpu") or {}
             p(f"GPU {ev['device']}: {g.get('name')} driver {g.get('driver')} · read ceiling "
-              f"{(ev.get('ceiling') or {}).get('gbps', 0):.0f} GB/s")
+              f"{(ev.get('ceiling') or {}).get('gbps', 0):.0f} GB/s"
+              + (" (inside the emulation)" if g.get("emulation") else ""))
+            if g.get("emulation"):             # the achieved numbers, measured by the worker
+                from workbench.measure.emulation import EmulationPlan
+                p(EmulationPlan.from_dict(g["emulation"]).provenance(), highlight=False)
         elif t == "result":
             m = Measurement.from_dict(ev["measurement"])
             base = self.st.baseline()
