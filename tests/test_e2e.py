@@ -610,3 +610,35 @@ def test_e2e_command_bad_input_is_one_message(tmp_path):
         r = subprocess.run([sys.executable, "-m", "workbench", "e2e", "--out", str(tmp_path / "o"), *args],
                            capture_output=True, text=True, cwd=tmp_path, env=env)
         assert r.returncode == 2 and "Traceback" not in r.stderr and words in r.stderr, (args, r.stderr[-500:])
+
+
+def test_pooled_correctness_against_the_floor():
+    """Pooled over the floor's points: a backend as close to FLASH_ATTN as TRITON_ATTN passes
+    though its ids fraction is far below 90%; one clearly worse on ids, or off on log-probs, fails;
+    points the floor did not measure are left out of the comparison."""
+    from types import SimpleNamespace
+
+    from workbench.e2e.compare import Row, pooled_correctness
+    from workbench.e2e.correctness import Agreement
+
+    def ag(n, ids, lp):
+        return Agreement(sequences=n, ids_match_fraction=ids, mean_matching_prefix=10.0, logprob_ok_fraction=lp,
+                         logprob_max_abs_diff=0.06, positions_compared=2 * n, ok=True, verdict="pass")
+
+    def rows(custom):
+        rs = []
+        for i, (n, fl) in enumerate([(32, 0.40), (64, 0.45), (8, 0.5)]):
+            rs.append(Row(f"p{i}", 1, 1, "TRITON_ATTN", "ok", correctness=ag(n, fl, 0.97)))
+            rs.append(Row(f"p{i}", 1, 1, "CUSTOM", "ok", correctness=ag(n, *custom[i])))
+        # a point only CUSTOM has, all wrong: outside the floor's points, it must not count
+        rs.append(Row("p9", 1, 1, "CUSTOM", "ok", correctness=ag(64, 0.0, 0.0)))
+        return rs
+    run = SimpleNamespace(tolerances={}, backends=["FLASH_ATTN", "CUSTOM", "TRITON_ATTN"], reference="FLASH_ATTN")
+    ok = pooled_correctness(run, rows([(0.41, 0.95), (0.44, 0.97), (0.5, 1.0)]))
+    assert ok["CUSTOM"]["ok"] and ok["CUSTOM"]["sequences"] == 104 and ok["CUSTOM"]["points"] == 3
+    assert ok["CUSTOM"]["ids_match_fraction"] < 0.5
+    assert ok["TRITON_ATTN"]["verdict"].startswith("the floor")
+    worse_ids = pooled_correctness(run, rows([(0.10, 0.95), (0.15, 0.97), (0.1, 1.0)]))
+    assert not worse_ids["CUSTOM"]["ok"] and "greedy ids" in worse_ids["CUSTOM"]["verdict"]
+    worse_lp = pooled_correctness(run, rows([(0.41, 0.5), (0.44, 0.6), (0.5, 0.9)]))
+    assert not worse_lp["CUSTOM"]["ok"] and "log-probabilities" in worse_lp["CUSTOM"]["verdict"]

@@ -29,7 +29,7 @@ def e2e_cmd(
 ) -> None:
     """Decode tok/s and inter-token latency of vLLM with the exported backend vs its own, CUDA graphs on."""
     from workbench.e2e import parse_sizes, run_e2e
-    from workbench.e2e.compare import table
+    from workbench.e2e.compare import pooled_lines, table
 
     if steps < 8:
         from workbench.errors import WorkbenchError
@@ -41,6 +41,8 @@ def e2e_cmd(
                   gpu_memory_utilization=gpu_memory_utilization, weights=weights, share_backends=shares,
                   fresh=fresh, child_timeout_s=timeout, progress=lambda line: err.print(line, markup=False))
     out.print(table(run))
+    for line in pooled_lines(run, (run.summary or {}).get("correctness_pooled") or {}):
+        out.print(line, markup=False)
     for n in run.notes:
         out.print(f"note: {n}")
     out.print(f"results: {Path(out_dir) / 'e2e.json'}")

@@ -97,6 +97,72 @@ def rows(run: E2eRun) -> list[Row]:
     return out
 
 
+def pooled_correctness(run: E2eRun, rs: list[Row]) -> dict[str, Any]:
+    """Per backend, its agreement with the reference pooled over every sequence of the grid points
+    the floor backend (TRITON_ATTN) also measured, beside the floor's own on the same points.
+
+    Why pooled: a point holds 1 to 64 sequences, and with random weights 16 greedy ids part ways on
+    about half of them even between two correct backends (settings.py): a point's ids fraction is
+    noise, and b1 points (one sequence) pass or fail on a coin toss. Over the grid's hundreds of
+    sequences, "follows the reference as closely as vLLM's own second backend does" is a test:
+    ids fraction ≥ the floor's minus two standard errors of the difference (or ≥ ids_min_fraction),
+    and log-probabilities of the first steps within bf16 tolerance on ≥ logprob_min_fraction."""
+    import math
+    tol = Tolerances(**run.tolerances) if run.tolerances else Tolerances()
+    floor_pts = {r.point for r in rs if r.backend == tol.ids_floor_backend and r.correctness is not None}
+    out: dict[str, Any] = {}
+
+    def pool(name: str, pts: set[str]) -> dict[str, Any] | None:
+        mine = [r.correctness for r in rs if r.backend == name and r.point in pts and r.correctness is not None]
+        n = sum(a.sequences for a in mine)
+        if not n:
+            return None
+        return {"points": len(mine), "sequences": n,
+                "ids_match_fraction": sum(a.ids_match_fraction * a.sequences for a in mine) / n,
+                "logprob_ok_fraction": sum(a.logprob_ok_fraction * a.sequences for a in mine) / n,
+                "mean_matching_prefix": sum(a.mean_matching_prefix * a.sequences for a in mine) / n}
+
+    floor = pool(tol.ids_floor_backend, floor_pts)
+    for name in run.backends:
+        if name == run.reference:
+            continue
+        me = pool(name, floor_pts if floor and name != tol.ids_floor_backend else
+                  {r.point for r in rs if r.backend == name})
+        if me is None:
+            continue
+        problems = []
+        if me["logprob_ok_fraction"] < tol.logprob_min_fraction:
+            problems.append(f"log-probabilities within bf16 tolerance on {me['logprob_ok_fraction']:.0%} of "
+                            f"sequences (< {tol.logprob_min_fraction:.0%})")
+        ids, need = me["ids_match_fraction"], tol.ids_min_fraction
+        if floor is not None and name != tol.ids_floor_backend:
+            p, q = floor["ids_match_fraction"], ids
+            se = math.sqrt(p * (1 - p) / floor["sequences"] + q * (1 - q) / me["sequences"])
+            need = min(need, p - 2 * se)
+            me["floor"] = floor
+        if ids < need:
+            problems.append(f"greedy ids match on {ids:.0%} of sequences (< {need:.0%})")
+        me["ok"] = not problems
+        me["verdict"] = "pass" if not problems else "FAIL: " + "; ".join(problems)
+        if name == tol.ids_floor_backend and me["logprob_ok_fraction"] >= tol.logprob_min_fraction:
+            me["verdict"] = f"the floor (vLLM's own second backend): {me['verdict']}"
+        out[name] = me
+    return out
+
+
+def pooled_lines(run: E2eRun, pooled: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, d in pooled.items():
+        f = d.get("floor")
+        vs = (f"; {Tolerances(**run.tolerances).ids_floor_backend if run.tolerances else 'TRITON_ATTN'} on the same "
+              f"points: ids {f['ids_match_fraction']:.0%}, log-probs {f['logprob_ok_fraction']:.0%}, prefix "
+              f"{f['mean_matching_prefix']:.1f}") if f else ""
+        lines.append(f"correctness {name} vs {run.reference}, pooled over {d['sequences']} sequences at {d['points']} "
+                     f"points: ids {d['ids_match_fraction']:.0%}, log-probs {d['logprob_ok_fraction']:.0%}, mean "
+                     f"matching prefix {d['mean_matching_prefix']:.1f} of 16{vs} -> {d['verdict']}")
+    return lines
+
+
 def summary(run: E2eRun, rs: list[Row] | None = None) -> dict[str, Any]:
     rs = rows(run) if rs is None else rs
     out: dict[str, Any] = {"geomean_ratio_vs_reference": {}, "correctness": {}, "failed": {}}
@@ -109,6 +175,7 @@ def summary(run: E2eRun, rs: list[Row] | None = None) -> dict[str, Any]:
         bad = [f"{r.point}: {r.reason}" for r in mine if r.status in ("failed", "missing")]
         if bad:
             out["failed"][name] = bad
+    out["correctness_pooled"] = pooled_correctness(run, rs)
     pkg = [r for r in rs if r.backend == PACKAGE_BACKEND and r.ratio is not None]
     if pkg:
         out["package"] = {
