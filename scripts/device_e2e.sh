@@ -30,7 +30,7 @@ run)
   [ "${WITH_FLASHINFER:-0}" = 1 ] && source scripts/peers_activate.sh ${PEERS_DIR:-.peers}
   PKG=$W/pkg
   timeout ${E2E_S:-560} python3 -m workbench e2e --package $PKG --bench $W/bench-e2e.json --out $W/run \
-    --backends ${BACKENDS:-CUSTOM,FLASH_ATTN} --share-backends ${SHARES:-FLASH_ATTN} --steps ${STEPS:-128} \
+    --backends ${BACKENDS:-CUSTOM,FLASH_ATTN} --share-backends ${SHARES:-FLASH_ATTN,CUSTOM} --steps ${STEPS:-128} \
     --timeout ${CHILD_S:-400} > $OUT/e2e.txt 2> $OUT/e2e.err
   echo "e2e rc=$? ${SECONDS}s"; tail -40 $OUT/e2e.err
   tar czf $OUT/e2e-run.tgz -C $W run/e2e.json run/e2e.png run/logs run/backends 2>/dev/null

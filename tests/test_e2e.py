@@ -642,3 +642,22 @@ def test_pooled_correctness_against_the_floor():
     assert not worse_ids["CUSTOM"]["ok"] and "greedy ids" in worse_ids["CUSTOM"]["verdict"]
     worse_lp = pooled_correctness(run, rows([(0.41, 0.5), (0.44, 0.6), (0.5, 0.9)]))
     assert not worse_lp["CUSTOM"]["ok"] and "log-probabilities" in worse_lp["CUSTOM"]["verdict"]
+
+
+def test_step_breakdown_places_the_loss(tmp_path):
+    """CUSTOM's step against FLASH_ATTN's where both were captured: attention, KV write, other
+    kernels and time that is not kernel time add up to the ITL difference."""
+    run = _run_record(tmp_path)
+    # FLASH_ATTN b1x1024: ITL 1000 µs, kernels 900 (attention 300, KV write 20); CUSTOM: ITL 1000/1.1
+    run.shares[0].kv_write_us_per_step = 20.0
+    run.shares.append(ShareResult(backend="CUSTOM", batch=1, context=1024, steps=16, attention_us_per_step=250.0,
+                                  kv_write_us_per_step=30.0, kernel_us_per_step=860.0, a_kernels=0.29, a=0.27))
+    bd = compare.step_breakdown(run)
+    assert len(bd) == 1 and bd[0]["point"] == "b1x1024" and bd[0]["backend"] == "CUSTOM"
+    d = bd[0]
+    assert d["attention_us"] == pytest.approx(-50) and d["kv_write_us"] == pytest.approx(10)
+    assert d["other_kernels_us"] == pytest.approx((860 - 250 - 30) - (900 - 300 - 20))
+    assert d["itl_us"] == pytest.approx(1000 / 1.1 - 1000)
+    assert d["attention_us"] + d["kv_write_us"] + d["other_kernels_us"] + d["not_kernel_us"] == pytest.approx(d["itl_us"])
+    assert "attention -50" in compare.breakdown_lines(run, bd)[0]
+    assert compare.summary(run)["step_breakdown"] == bd

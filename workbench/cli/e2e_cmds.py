@@ -20,8 +20,8 @@ def e2e_cmd(
     steps: int = typer.Option(128, help="decode steps timed per point"),
     out_dir: Path = typer.Option(Path("e2e"), "--out", help="output folder (e2e.json, e2e.png, logs/)"),
     bench: Optional[Path] = typer.Option(None, help="a `workbench bench` JSON with fa3: kernel ratio k per shape"),
-    share_backends: str = typer.Option("FLASH_ATTN", help="backends whose attention share is captured with nsys "
-                                                          "(none: skip)"),
+    share_backends: str = typer.Option("FLASH_ATTN,CUSTOM", help="backends captured with nsys: FLASH_ATTN's "
+                                       "attention share a; the others' step breakdown against it (none: skip)"),
     gpu_memory_utilization: float = typer.Option(0.90, help="vLLM's gpu_memory_utilization"),
     weights: str = typer.Option("gpt2:0.02", help="random weights: gpt2:STD, normal:STD or dummy"),
     fresh: bool = typer.Option(False, help="measure again instead of resuming the saved run"),
@@ -29,7 +29,7 @@ def e2e_cmd(
 ) -> None:
     """Decode tok/s and inter-token latency of vLLM with the exported backend vs its own, CUDA graphs on."""
     from workbench.e2e import parse_sizes, run_e2e
-    from workbench.e2e.compare import pooled_lines, table
+    from workbench.e2e.compare import breakdown_lines, pooled_lines, table
 
     if steps < 8:
         from workbench.errors import WorkbenchError
@@ -42,6 +42,8 @@ def e2e_cmd(
                   fresh=fresh, child_timeout_s=timeout, progress=lambda line: err.print(line, markup=False))
     out.print(table(run))
     for line in pooled_lines(run, (run.summary or {}).get("correctness_pooled") or {}):
+        out.print(line, markup=False)
+    for line in breakdown_lines(run, (run.summary or {}).get("step_breakdown") or []):
         out.print(line, markup=False)
     for n in run.notes:
         out.print(f"note: {n}")

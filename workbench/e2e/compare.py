@@ -150,6 +150,44 @@ def pooled_correctness(run: E2eRun, rs: list[Row]) -> dict[str, Any]:
     return out
 
 
+def step_breakdown(run: E2eRun) -> list[dict[str, Any]]:
+    """Where a backend's decode step differs from the reference's, per point where both were captured
+    under nsys (--share-backends FLASH_ATTN,CUSTOM): µs per step of attention kernels, KV-cache
+    write, every other kernel, and what is not kernel time (the unprofiled mean ITL minus the
+    capture's kernel time: host work, launch gaps). A kernel win that does not reach the step shows
+    up in the last three."""
+    out = []
+    ref = run.results.get(run.reference)
+    for s in run.shares:
+        if s.backend == run.reference or s.status != "ok":
+            continue
+        r = run.share(run.reference, s.batch, s.context)
+        me = run.results.get(s.backend)
+        mp = me.point(s.batch, s.context) if me else None
+        rp = ref.point(s.batch, s.context) if ref else None
+        if r is None or r.status != "ok" or None in (s.attention_us_per_step, r.attention_us_per_step,
+                                                      s.kernel_us_per_step, r.kernel_us_per_step):
+            continue
+        d = {"point": s.label, "backend": s.backend,
+             "attention_us": s.attention_us_per_step - r.attention_us_per_step,
+             "kv_write_us": (s.kv_write_us_per_step or 0.0) - (r.kv_write_us_per_step or 0.0),
+             "other_kernels_us": (s.kernel_us_per_step - s.attention_us_per_step - (s.kv_write_us_per_step or 0.0))
+             - (r.kernel_us_per_step - r.attention_us_per_step - (r.kv_write_us_per_step or 0.0)),
+             "not_kernel_us": None, "itl_us": None}
+        if mp is not None and rp is not None and mp.itl_mean_ms and rp.itl_mean_ms:
+            d["itl_us"] = (mp.itl_mean_ms - rp.itl_mean_ms) * 1e3
+            d["not_kernel_us"] = (mp.itl_mean_ms * 1e3 - s.kernel_us_per_step) - (rp.itl_mean_ms * 1e3 - r.kernel_us_per_step)
+        out.append(d)
+    return out
+
+
+def breakdown_lines(run: E2eRun, bd: list[dict[str, Any]]) -> list[str]:
+    f = lambda x: "–" if x is None else f"{x:+.0f}"  # noqa: E731
+    return [f"step {d['backend']} − {run.reference} at {d['point']} (µs/step): attention {f(d['attention_us'])}, "
+            f"KV write {f(d['kv_write_us'])}, other kernels {f(d['other_kernels_us'])}, not kernel time "
+            f"{f(d['not_kernel_us'])} = ITL {f(d['itl_us'])}" for d in bd]
+
+
 def pooled_lines(run: E2eRun, pooled: dict[str, Any]) -> list[str]:
     lines = []
     for name, d in pooled.items():
@@ -176,6 +214,7 @@ def summary(run: E2eRun, rs: list[Row] | None = None) -> dict[str, Any]:
         if bad:
             out["failed"][name] = bad
     out["correctness_pooled"] = pooled_correctness(run, rs)
+    out["step_breakdown"] = step_breakdown(run)
     pkg = [r for r in rs if r.backend == PACKAGE_BACKEND and r.ratio is not None]
     if pkg:
         out["package"] = {
