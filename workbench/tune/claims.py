@@ -83,6 +83,11 @@ def claim_or_reuse(study: Any, trial: Any, key: str, owner: str, *, lock: thread
         if done is not None:
             return done
         trial.set_user_attr(CLAIM, Claim(key, owner).to_dict())                       # choosing
+        # the ticket is taken from what is seen *after* the choosing mark is written: a claim this
+        # read misses is then sure to see the mark, wait, and take a higher ticket
+        done, others = _look(study, key, trial.number)
+        if done is not None:
+            return done
         ticket = 1 + max((c.ticket for _, c in others), default=0)
         trial.set_user_attr(CLAIM, Claim(key, owner, ticket=ticket, choosing=False).to_dict())
     mine = (ticket, trial.number)
