@@ -93,7 +93,9 @@ def load_table(study: str, storage: str, gpu: str | None = None) -> tuple[Dispat
     done = completed(h.study)
     if not done:
         raise WorkbenchError(f"study {study!r} has no completed trial: run `workbench tune` first")
-    table = build_dispatch(study, cfg, done, references(h.study))
+    from workbench.tune.peer_timing import FA3, stored as stored_peers
+    # FA3 as timed beside the study (tune): read, never measured again here
+    table = build_dispatch(study, cfg, done, references(h.study), stored_peers(h.study).get(FA3))
     prov = {"study": study, "gpu_profile": cfg["gpu"], "device_name": cfg.get("device_name", ""),
             "gpu_info": h.study.user_attrs.get("gpu_info", {}), "ceiling": h.study.user_attrs.get("ceiling", {}),
             "created": h.study.user_attrs.get("created", ""), "trials": len(done)}
@@ -246,14 +248,19 @@ def _dispatch_py(table: DispatchTable, variants: list[Any], index: dict[str, int
 def _readme(pkg: str, table: DispatchTable, prov: dict[str, Any], variants: list[Any], index: dict[str, int],
             subs: dict[str, str]) -> str:
     g = prov.get("gpu_info") or {}
-    rows = ["| bucket (batch × context) | variant | µs | × baseline | × paper |", "|---|---|---|---|---|"]
+    from workbench.tune.peer_timing import ABSENT
+    rows = ["| bucket (batch × context) | variant | µs | × baseline | × paper | × FA3 |", "|---|---|---|---|---|---|"]
     for r in table.rows:
         b = r.bucket
         rng = lambda lo, hi: f"{lo}–{hi - 1}" if hi else f"{lo}+"  # noqa: E731
         sb = f"{r.speedup_baseline:.2f}" if r.speedup_baseline else "–"
         sp = f"{r.speedup_paper:.2f}" if r.speedup_paper else "–"
+        sf = f"{r.speedup_fa3:.2f}" if r.speedup_fa3 else ABSENT
         rows.append(f"| {rng(b['batch_lo'], b['batch_hi'])} × {rng(b['context_lo'], b['context_hi'])} | "
-                    f"v{index[r.key]} `{r.name}` | {r.median_us:.1f} | {sb} | {sp} |")
+                    f"v{index[r.key]} `{r.name}` | {r.median_us:.1f} | {sb} | {sp} | {sf} |")
+    fa3_line = (f"× FA3 {ABSENT}: {table.fa3_note}." if table.fa3_note else
+                "× FA3: against FlashAttention-3 (vLLM's `FLASH_ATTN` decode on Hopper, called as vLLM calls it), "
+                "timed beside the study on the same GPU, buckets and cold-L2 timing (CUDA-graph replays).")
     cfg = table.config
     emu = prov.get("emulation") or {}
     target = emu["label"].removeprefix("tuned for ") + "**" if emu else f"{prov['device_name'] or cfg['gpu']}**"
@@ -276,6 +283,7 @@ Best overall: v{index[table.best_overall['key']]} `{table.best_overall['name']}`
 `baseline` (vLLM 0.10.2's own paged-attention kernel, built from its pinned source) and `paper`
 (the same kernel with the paper's bulk L2 prefetch one tile ahead), measured beside the study on the
 same GPU, suite and cold-L2 timing ("–": not measured in this study).
+{fa3_line}
 
 ## Install and run
 ```bash

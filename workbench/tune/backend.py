@@ -1,7 +1,8 @@
 """Where trials are measured. `WorkerBackend`: a worker process on one GPU (workbench.tune.worker),
 restarted after a crash, killed by a watchdog when a trial hangs. `ReplayBackend`: answers from
 recorded real measurements (JSON), so the tuning loop can be tested on a machine without a GPU.
-Both: setup() once, measure(build) per trial, profile(measurements) per batch."""
+Both: setup() once, measure(build) per trial, profile(measurements) per batch, measure_peer(name)
+once per study (FA3 beside the study: tune.peer_timing)."""
 from __future__ import annotations
 
 import json
@@ -169,6 +170,22 @@ class WorkerBackend:
         m.seconds = time.monotonic() - t0
         return m
 
+    def measure_peer(self, peer: str) -> Any:
+        """A peer (FA3) timed by the worker on the suite's buckets (tune.peer_timing). Its reason
+        when it cannot load; a worker it takes down is restarted for the next trial."""
+        from workbench.tune.peer_timing import FAILED, PeerTiming
+        self.setup()
+        r = self._request({"op": "peer", "peer": peer}, self.setup_timeout)
+        if isinstance(r, dict) and r.get("ok"):
+            return PeerTiming.from_dict(r["peer"])
+        why = (r.get("error", "?") if isinstance(r, dict) else
+               f"no answer in {self.setup_timeout:.0f} s" if r == _TIMEOUT else f"worker process died "
+               f"({self._exit_status()})" if r == _GONE else "worker answered with an unreadable line")
+        if not isinstance(r, dict) or r.get("fatal"):
+            self.stop()
+            self.restarts += 1
+        return PeerTiming(peer=peer, status=FAILED, reason=why[:300], gpu=self.gpu.get("name", ""))
+
     def profile(self, ms: list[Measurement], on_stage: Callable[[str], None] | None = None) -> str:
         """ncu (or nsys) over the passing variants of a batch, on the suite's profile shape; one
         profiler process per batch so its start-up is paid once. Fills m.ncu / m.nsys_us."""
@@ -239,6 +256,7 @@ class ReplayBackend:
         self.ceiling = d.get("ceiling", {})
         self.recorded = d.get("recorded", "")
         self._by_key = {m["key"]: m for m in d.get("measurements", [])}
+        self._peers = d.get("peers") or {}          # FA3 timed beside them, where it was
         # one real failure per test-only fault kind, played back for any variant with that fault
         self._fault = {m["variant"].get("fault"): m for m in d.get("measurements", [])
                        if m["variant"].get("fault", "none") != "none"}
@@ -263,6 +281,15 @@ class ReplayBackend:
         m = Measurement.from_dict(rec)
         m.device = self.device
         return m
+
+    def measure_peer(self, peer: str) -> Any:
+        """The peer's timings recorded with the measurements ("peers": {name: PeerTiming dict});
+        a replay without them answers that it was not recorded (as a host without FA3 would)."""
+        from workbench.tune.peer_timing import UNAVAILABLE, PeerTiming
+        if peer in self._peers:
+            return PeerTiming.from_dict(self._peers[peer])
+        return PeerTiming(peer=peer, status=UNAVAILABLE, reason=f"not recorded in {self.source}",
+                          gpu=self.gpu.get("name", ""))
 
     def profile(self, ms: list[Measurement], on_stage: Callable[[str], None] | None = None) -> str:
         return ""                     # recorded measurements carry their ncu metrics already

@@ -1,5 +1,6 @@
 """The tuned result: best variant per (batch, context) bucket of the suite, plus one best overall,
-with each bucket's speedup over `baseline` and `paper` (vLLM's own kernel, measured beside the study)."""
+with each bucket's speedup over `baseline` and `paper` (vLLM's own kernel, measured beside the study)
+and over FA3 (what vLLM serves with on Hopper, timed beside the study where it loads)."""
 from __future__ import annotations
 
 import json
@@ -23,6 +24,7 @@ class DispatchRow:
     efficiency: float
     baseline_us: float | None
     paper_us: float | None
+    fa3_us: float | None = None          # vLLM's FA3 on this bucket, timed beside the study (None: not there)
 
     @property
     def speedup_baseline(self) -> float | None:
@@ -32,9 +34,14 @@ class DispatchRow:
     def speedup_paper(self) -> float | None:
         return self.paper_us / self.median_us if self.paper_us else None
 
+    @property
+    def speedup_fa3(self) -> float | None:
+        return self.fa3_us / self.median_us if self.fa3_us else None
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["speedup_baseline"], d["speedup_paper"] = self.speedup_baseline, self.speedup_paper
+        d["speedup_fa3"] = self.speedup_fa3
         return d
 
 
@@ -46,28 +53,32 @@ class DispatchTable:
     rows: list[DispatchRow]
     best_overall: dict[str, Any]
     variants: list[dict[str, Any]] = field(default_factory=list)     # distinct variants the rows use
+    fa3_note: str = ""                   # why the rows have no FA3 time ("" when they have one)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "workbench-dispatch", "study": self.study, "gpu": self.gpu, "config": self.config,
                 "rows": [r.to_dict() for r in self.rows], "best_overall": self.best_overall,
-                "variants": self.variants}
+                "variants": self.variants, "fa3_note": self.fa3_note}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DispatchTable":
-        rows = [DispatchRow(**{k: r[k] for k in DispatchRow.__dataclass_fields__}) for r in d["rows"]]
+        # tables written before a field existed (fa3_us) load with its default
+        rows = [DispatchRow(**{k: r[k] for k in DispatchRow.__dataclass_fields__ if k in r}) for r in d["rows"]]
         return cls(study=d["study"], gpu=d["gpu"], config=d["config"], rows=rows,
-                   best_overall=d["best_overall"], variants=d.get("variants", []))
+                   best_overall=d["best_overall"], variants=d.get("variants", []), fa3_note=d.get("fa3_note", ""))
 
 
 AUTO_PREFERENCE = 0.03    # see build_dispatch: robustness between bucket centres, for <= 3% at them
 
 
 def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Measurement]],
-                   refs: dict[str, Measurement] | None = None) -> DispatchTable:
-    """From a study's completed trials (trial number, measurement) and its reference measurements."""
+                   refs: dict[str, Measurement] | None = None, fa3: Any = None) -> DispatchTable:
+    """From a study's completed trials (trial number, measurement), its reference measurements and
+    FA3's timings beside it (a tune.peer_timing.PeerTiming; None or not ok: no FA3 column values)."""
+    from workbench.tune.peer_timing import why_absent
     from workbench.measure.suite import Suite
     if not done:
         raise WorkbenchError(f"study {study!r} has no completed trial yet: nothing to dispatch")
@@ -91,12 +102,14 @@ def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Mea
                 n, m, t = an, am, at
         bt = ref["baseline"].timing(b.label) if ref["baseline"] else None
         pt = ref["paper"].timing(b.label) if ref["paper"] else None
+        ft = fa3.timing(b.label) if fa3 is not None and fa3.ok else None
         rows.append(DispatchRow(bucket=b.to_dict(), variant=m.variant, name=m.name, key=m.key, trial=n,
                                 median_us=t.median_us, efficiency=t.efficiency,
-                                baseline_us=bt.median_us if bt else None, paper_us=pt.median_us if pt else None))
+                                baseline_us=bt.median_us if bt else None, paper_us=pt.median_us if pt else None,
+                                fa3_us=ft.median_us if ft else None))
     n, best = min(done, key=lambda x: x[1].geomean_us)
     used = {r.key: r.variant for r in rows}
     return DispatchTable(study=study, gpu=best.gpu, config=config, rows=rows,
                          best_overall={"trial": n, "name": best.name, "key": best.key, "variant": best.variant,
                                        "geomean_us": best.geomean_us},
-                         variants=list(used.values()))
+                         variants=list(used.values()), fa3_note="" if fa3 is not None and fa3.ok else why_absent(fa3))

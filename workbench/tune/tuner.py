@@ -22,6 +22,7 @@ from workbench.tune.storage import (StudyHandle, completed, failures, frozen_tri
                                      pareto_numbers, recover_stale, references, requeue_trial, save_reference, tell)
 from workbench.tune.claims import claim_or_reuse
 from workbench.tune.encoding import choices, enqueue_seeds, seeds, suggest_variant
+from workbench.tune.peer_timing import FA3, PeerTiming, measure_fa3, stored as stored_peers, why_absent
 from workbench.measure.suite import Suite
 from workbench.tune.trial import Measurement
 
@@ -77,6 +78,7 @@ class TuneSummary:
     failures: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
     references: dict[str, Any] = field(default_factory=dict)    # baseline / paper: vLLM's own kernel
+    peers: dict[str, Any] = field(default_factory=dict)         # fa3: PeerTiming dict (timed, or why not)
     interrupted: bool = False             # Ctrl-C: stopped early; the same command resumes
     requeued: list[int] = field(default_factory=list)           # trials in flight, failed and enqueued again
 
@@ -208,6 +210,10 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                     h.study.set_user_attr("ceiling", getattr(backend, "ceiling", {}))
             if dev == cfg.devices[0] and cfg.role == "tune" and not stop.is_set():
                 for n in measure_references(cfg, h, backend, lock, observe):
+                    notes.append(n)
+                    observe({"type": "note", "text": n})
+            if dev == cfg.devices[0] and cfg.role == "tune" and not stop.is_set():
+                for n in measure_fa3(h, backend, lock, observe, dev):      # × FA3 beside × baseline
                     notes.append(n)
                     observe({"type": "note", "text": n})
             if dev == cfg.devices[0] and finish and not stop.is_set():
@@ -431,7 +437,7 @@ def _unbuilt(v: Any, arch: str) -> Any:
 
 
 def top_rows(done: list[tuple[int, Measurement]], k: int, pareto: set[int],
-             refs: dict[str, Measurement] | None = None) -> list[dict[str, Any]]:
+             refs: dict[str, Measurement] | None = None, fa3: PeerTiming | None = None) -> list[dict[str, Any]]:
     base = (refs or {}).get("baseline")
     rows, seen = [], set()
     for n, m in sorted(done, key=lambda x: x[1].geomean_us):
@@ -444,6 +450,7 @@ def top_rows(done: list[tuple[int, Measurement]], k: int, pareto: set[int],
         rows.append({"trial": n, "name": m.name, "label": m.label, "variant": m.variant,
                      "geomean_us": m.geomean_us,
                      "speedup_baseline": (base.geomean_us / m.geomean_us) if base else None,
+                     "speedup_fa3": fa3.speedup(m) if fa3 and fa3.ok else None,
                      "efficiency_mean": sum(eff) / len(eff) if eff else None,
                      "l2_demand_hit": m.l2_demand_hit, "pareto": n in pareto})
     return rows
@@ -453,21 +460,25 @@ def summarize(h: StudyHandle, storage: str, elapsed: float, run: int, repeats: i
     from workbench.tune.dispatch import build_dispatch
     done = completed(h.study)
     refs = references(h.study)
+    peers = stored_peers(h.study)
+    fa3 = peers.get(FA3)
     par = pareto_numbers(h.study)
     fails = failures(h.study)
     dispatch = None
     best = None
     if done:
-        d = build_dispatch(h.name, h.study.user_attrs.get("config", {}), done, refs)
+        d = build_dispatch(h.name, h.study.user_attrs.get("config", {}), done, refs, fa3)
         dispatch = d.to_dict()
         front = [(n, m) for n, m in done if n in par] or done
         n, m = min(front, key=lambda x: x[1].geomean_us)
         best = {"trial": n, "name": m.name, "variant": m.variant, "geomean_us": m.geomean_us,
                 "l2_demand_hit": m.l2_demand_hit}
     return TuneSummary(study=h.name, storage=mask_url(storage), elapsed_s=elapsed, trials_run=run,
-                       complete=len(done), failed=len(fails), repeats=repeats, top=top_rows(done, 5, par, refs),
+                       complete=len(done), failed=len(fails), repeats=repeats, top=top_rows(done, 5, par, refs, fa3),
                        pareto=sorted(par), best=best, dispatch=dispatch,
                        failures=[{"trial": n, "variant": v, "reason": r} for n, v, r in fails], notes=notes,
                        references={k: {"name": m.name, "geomean_us": m.geomean_us, "l2_demand_hit": m.l2_demand_hit}
-                                   for k, m in refs.items()})
+                                   for k, m in refs.items()},
+                       peers={FA3: {**(fa3.to_dict() if fa3 else {}), "why_absent": None if fa3 and fa3.ok
+                                    else why_absent(fa3)}})
 

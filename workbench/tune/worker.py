@@ -6,6 +6,7 @@ Protocol: one JSON object per line on stdin; one JSON reply per line on the prot
     {"op": "setup", "device": 0, "buckets": [[label, spec], ...], "checks": [spec, ...],
      "launches": 30}                      -> {"ok": true, "gpu": {...}, "ceiling": {...}}
     {"op": "measure", "build": {...}}     -> {"ok": true, "measurement": {...}, "fatal": bool}
+    {"op": "peer", "peer": "fa3"}         -> {"ok": true, "peer": {...}}  (tune.peer_timing.PeerTiming)
     {"op": "quit"}
 A reply with "fatal": true means the context is gone: the worker exits after sending it.
 
@@ -132,6 +133,19 @@ def _measure(st: _State, req: dict[str, Any]) -> tuple[Measurement, bool]:
                        device=st.device, gpu=gpu), False
 
 
+def _peer(st: _State, req: dict[str, Any]) -> dict[str, Any]:
+    """A peer (FA3) timed on this worker's buckets, as `workbench bench` times it: the × FA3 of
+    tune's tables (tune.peer_timing). Never raises: a peer that cannot load says why."""
+    from workbench.tune.peer_timing import time_peer
+    info = st.info
+    min_bytes = 4 * max(getattr(info, "l2_bytes", 0), 1 << 20)
+    emu = getattr(st, "emu", None)          # tuning for a smaller GPU: the peer runs inside it too
+    with emu.measuring() if emu is not None else contextlib.nullcontext():
+        p = time_peer(req.get("peer", "fa3"), st.buckets, info, ceiling_gbps=getattr(st.ceiling, "gbps", 0.0),
+                      launches=st.launches, min_bytes=min_bytes)
+    return {"ok": True, "peer": p.to_dict()}
+
+
 def _test_hooks(spec: str) -> tuple[Any, Any]:
     """(setup, measure) for the test-only seam: no GPU at setup, `module:function` measures."""
     import importlib
@@ -140,7 +154,9 @@ def _test_hooks(spec: str) -> tuple[Any, Any]:
     measure = getattr(importlib.import_module(mod), fn)
 
     def setup(st: _State, req: dict[str, Any]) -> dict[str, Any]:
+        from workbench.measure.workload import WorkloadSpec
         st.device = int(req.get("device", 0))
+        st.buckets = [(label, WorkloadSpec.from_dict(s)) for label, s in req.get("buckets", [])]
         return {"ok": True, "gpu": {"name": f"test worker ({spec})"}, "ceiling": {}}
     return setup, measure
 
@@ -171,6 +187,8 @@ def main() -> int:
                 reply({"ok": True, "measurement": m.to_dict(), "fatal": fatal})
                 if fatal:
                     return 3
+            elif op == "peer":
+                reply(_peer(st, req))
             elif op == "quit":
                 return 0
             else:

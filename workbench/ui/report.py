@@ -56,24 +56,31 @@ def results_table(res: Any, title: str | None = None) -> Table:
 def top_table(summary: Any, k: int = 5) -> Table:
     """Top-k of a tune summary (fastest geomean first; ★ = on the Pareto front)."""
     from workbench.ui.tui import knobs
-    t = Table(title=f"top {k} of study {summary.study}", title_justify="left")
-    for c in ("trial", "P", "variant", "geomean µs", "× baseline", "mean eff", "L2 demand hit"):
+    from workbench.tune.peer_timing import ABSENT, FA3
+    fa3 = (getattr(summary, "peers", None) or {}).get(FA3) or {}
+    why = fa3.get("why_absent")          # None when FA3 was timed beside the study
+    t = Table(title=f"top {k} of study {summary.study}", title_justify="left",
+              caption=f"× FA3 {ABSENT}: {why}" if why else None, caption_justify="left")
+    for c in ("trial", "P", "variant", "geomean µs", "× baseline", "× FA3", "mean eff", "L2 demand hit"):
         t.add_column(c, justify="left" if c in ("variant", "P") else "right")
     for r in summary.top[:k]:
         lbl = r["label"] if r["label"] in ("simple", "simple-pf") else ""
         t.add_row(str(r["trial"]), "★" if r["pareto"] else "", f"{lbl} {knobs(r['variant'])}".strip(),
-                  _f(r["geomean_us"], ".1f"), _f(r["speedup_baseline"], ".2f"), _f(r["efficiency_mean"], ".2f"),
+                  _f(r["geomean_us"], ".1f"), _f(r["speedup_baseline"], ".2f"),
+                  ABSENT if why else _f(r.get("speedup_fa3"), ".2f"), _f(r["efficiency_mean"], ".2f"),
                   _f(r["l2_demand_hit"], ".1%"))
     return t
 
 
 def dispatch_table(d: dict[str, Any]) -> Table:
-    """Best variant per (batch, context) bucket with its speedups over baseline and paper."""
+    """Best variant per (batch, context) bucket with its speedups over baseline, paper and FA3."""
+    from workbench.tune.peer_timing import ABSENT
     from workbench.ui.tui import knobs
+    why = d.get("fa3_note") or ""        # "" when FA3 was timed beside the study
     t = Table(title=f"dispatch table · {d['gpu']} · best overall: trial #{d['best_overall']['trial']}",
-              title_justify="left")
+              title_justify="left", caption=f"× FA3 {ABSENT}: {why}" if why else None, caption_justify="left")
     for c in ("bucket", "batch", "context", "variant", "trial", "µs", "eff", "baseline µs", "× baseline",
-              "paper µs", "× paper"):
+              "paper µs", "× paper", "FA3 µs", "× FA3"):
         t.add_column(c, justify="left" if c in ("bucket", "variant", "batch", "context") else "right")
     for r in d["rows"]:
         b = r["bucket"]
@@ -81,7 +88,8 @@ def dispatch_table(d: dict[str, Any]) -> Table:
         t.add_row(f"b{b['batch']}x{b['context']}", rng(b["batch_lo"], b["batch_hi"]),
                   rng(b["context_lo"], b["context_hi"]), knobs(r["variant"]), str(r["trial"]),
                   _f(r["median_us"], ".1f"), _f(r["efficiency"], ".2f"), _f(r["baseline_us"], ".1f"),
-                  _f(r["speedup_baseline"], ".2f"), _f(r["paper_us"], ".1f"), _f(r["speedup_paper"], ".2f"))
+                  _f(r["speedup_baseline"], ".2f"), _f(r["paper_us"], ".1f"), _f(r["speedup_paper"], ".2f"),
+                  ABSENT if why else _f(r.get("fa3_us"), ".1f"), ABSENT if why else _f(r.get("speedup_fa3"), ".2f"))
     return t
 
 

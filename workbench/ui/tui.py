@@ -80,6 +80,7 @@ class TuneState:
         self.results: list[tuple[int, Measurement, bool]] = []
         self.failed: list[tuple[int, Measurement]] = []
         self.refs: dict[str, Measurement] = {}      # baseline / paper: vLLM's own kernel
+        self.fa3: Any = None                        # tune.peer_timing.PeerTiming, once known
         self.notes: list[str] = []
         self.summary: dict[str, Any] | None = None
         self.t0 = time.monotonic()
@@ -107,6 +108,9 @@ class TuneState:
                 for d in ev["measurements"]:
                     m = Measurement.from_dict(d)
                     self.refs[m.label] = m
+            elif t == "peers" and "fa3" in ev["peers"]:
+                from workbench.tune.peer_timing import PeerTiming
+                self.fa3 = PeerTiming.from_dict(ev["peers"]["fa3"])
             elif t == "note":
                 self.notes.append(ev["text"])
             elif t == "finish":
@@ -148,15 +152,22 @@ def header(st: TuneState) -> Text:
 
 
 def top_table(st: TuneState, k: int = 8) -> Table:
-    base = st.baseline()
-    t = Table(title="top variants (geomean over buckets)", expand=True, title_justify="left")
-    for col in ("#", "P", "variant", "geomean µs", "× baseline", "eff", "L2 demand hit"):
+    from workbench.tune.peer_timing import ABSENT, why_absent
+    base, fa3 = st.baseline(), st.fa3
+    timed = fa3 is not None and fa3.ok
+    # FA3 is timed after the references: until then its column is only pending ("–"), after
+    # that "—" with the reason it was not timed
+    t = Table(title="top variants (geomean over buckets)", expand=True, title_justify="left",
+              caption=f"× FA3 {ABSENT}: {why_absent(fa3)}" if fa3 is not None and not timed else None,
+              caption_justify="left")
+    for col in ("#", "P", "variant", "geomean µs", "× baseline", "× FA3", "eff", "L2 demand hit"):
         t.add_column(col, justify="right" if col not in ("variant", "P") else "left")
     for n, m, par in st.top(k):
         eff = [x.efficiency for x in m.timings if x.efficiency]
         t.add_row(str(n), "★" if par else "", f"{m.label if m.label in ('simple', 'simple-pf') else ''} "
                   f"{knobs(m.variant)}".strip(), _f(m.geomean_us),
                   _f(base.geomean_us / m.geomean_us if base else None, "{:.2f}×"),
+                  _f(fa3.speedup(m), "{:.2f}×") if timed else ABSENT if fa3 is not None else "–",
                   _f(sum(eff) / len(eff) if eff else None, "{:.2f}"), _f(m.l2_demand_hit, "{:.1%}"))
     return t
 
@@ -258,6 +269,8 @@ class PlainView:
             base = self.st.baseline()
             if m.ok:
                 sp = f" {base.geomean_us / m.geomean_us:.2f}× baseline" if base else ""
+                fa3 = self.st.fa3.speedup(m) if self.st.fa3 is not None and self.st.fa3.ok else None
+                sp += f" {fa3:.2f}× FA3" if fa3 else ""
                 p(f"[{ev['done']}/{self.st.total}] #{ev['trial']} GPU{ev['device']} {m.label}: "
                   f"{m.geomean_us:.1f} µs{sp} · L2 demand hit {_f(m.l2_demand_hit, '{:.1%}')}"
                   f"{' (repeat)' if ev['repeat'] else ''}", highlight=False)
@@ -269,6 +282,10 @@ class PlainView:
                 m = Measurement.from_dict(d)
                 p(f"reference {m.label} (vLLM's own kernel): {m.geomean_us:.1f} µs geomean · L2 demand hit "
                   f"{_f(m.l2_demand_hit, '{:.1%}')}", highlight=False)
+        elif t == "peers" and self.st.fa3 is not None and self.st.fa3.ok:
+            f = self.st.fa3
+            p(f"FA3 beside the study (vLLM's decode on Hopper): {f.geomean_us:.1f} µs geomean over "
+              f"{len(f.timings)} buckets", highlight=False)
         elif t == "note":
             p(f"note: {ev['text']}")
 
