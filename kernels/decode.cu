@@ -234,7 +234,24 @@ struct Params {
   float scale;
   int* counters;               // [num_seqs, gridDim.x], zero, self-resetting (fused reduce only)
   int part_tokens;             // tokens per partition when WB_PARTITION == -2 (auto), else unused
+  int seq_fill;                // auto only; 0: every sequence splits in part_tokens tokens. > 0: per
+                               // sequence (seq_part_tokens), for launches bounded far above the real
+                               // lengths (a CUDA graph captured for the model's longest sequence)
 };
+
+// Tokens per partition of one sequence. seq_fill = 0: the launch's part_tokens. seq_fill = F > 0:
+// the sequence takes min(F, ceil(len / 256)) partitions (F = partitions per sequence that fill one
+// wave of the GPU, chosen by the host for this grid), 64-token multiples, never more than
+// part_tokens (the shared memory the launch sized): so a 1k-token batch replayed in a graph
+// captured for 32k tokens splits as finely as a launch for 1k would, and never into more
+// partitions than the grid has (F <= gridDim.z, and len <= the launch bound). The reduce kernels
+// recompute the same number from the same length.
+__device__ __forceinline__ int seq_part_tokens(const Params& P, int seq_len) {
+  if (P.seq_fill <= 0 || seq_len <= 0) return P.part_tokens;
+  const int parts = max(1, min(P.seq_fill, (seq_len + 255) / 256));
+  const int t = ((seq_len + parts - 1) / parts + 63) / 64 * 64;
+  return min(t, P.part_tokens);
+}
 
 // dot[h] += q[h] . k over this lane's CPT 16-byte chunks of one key row (both algorithms)
 __device__ __forceinline__ void qk_dot(const uint4 (&raw)[CPT], const float* q_s, int grp, float (&dot)[QPC]) {
@@ -298,7 +315,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
   const int seq_len = P.seq_lens[seq];
   // PARTITION: 0 whole sequence, > 0 compile-time split, < 0 split of P.part_tokens tokens
   constexpr bool kSplit = PARTITION != 0;
-  const int ptok = PARTITION > 0 ? PARTITION : P.part_tokens;
+  const int ptok = PARTITION > 0 ? PARTITION : seq_part_tokens(P, seq_len);
 
   if (seq_len <= 0) {
     // an empty sequence (vLLM pads CUDA-graph batches with them): zeros, no block-table read.
@@ -774,8 +791,9 @@ extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce)(const WB_NS:
   __shared__ float red[4];
   __shared__ float gmax_s, inv_s;
   const int head = blockIdx.x, seq = blockIdx.y, tid = threadIdx.x;
-  const int ptok = WB_SPLIT_TOKENS > 0 ? WB_SPLIT_TOKENS : p.part_tokens;
-  const int nparts = (max(p.seq_lens[seq], 0) + ptok - 1) / ptok;
+  const int len = max(p.seq_lens[seq], 0);
+  const int ptok = WB_SPLIT_TOKENS > 0 ? WB_SPLIT_TOKENS : WB_NS::seq_part_tokens(p, len);
+  const int nparts = (len + ptok - 1) / ptok;
   const long long row = (long long)seq * p.num_heads + head;
   if (nparts == 0) {                   // empty sequence: zeros (the split grid wrote nothing)
     for (int d = tid; d < WB_HEAD; d += 128) p.out[row * WB_HEAD + d] = from_float(0.f);

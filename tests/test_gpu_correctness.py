@@ -178,3 +178,62 @@ def test_empty_sequences_auto_split_and_odd_layouts(cubin_cache):
               WorkloadSpec.uniform(1, 32768, num_heads=32, num_kv_heads=8, **kw)]
     pairs = [(v, s) for v in vs for s in shapes if not (v.partition == 0 and s.max_seq_len > 8192)]
     _run("empty-auto-odd", pairs)
+
+
+def test_graph_bound_launches_split_per_sequence(cubin_cache):
+    """What vLLM's full CUDA graphs replay: a launch bounded at the model's longest sequence (32864
+    tokens, block tables that wide, the columns past each sequence poisoned) on shorter batches,
+    with per-sequence splits (seq_fill) and without, against the fp32 reference; then, cold L2,
+    the three launches of each batch (bounded + per sequence, bounded, per-shape), so the loss the
+    e2e run showed between graph and per-shape launches is seen at kernel level (printed; kept
+    in WB_RESULTS/graph-bound.json)."""
+    import torch
+
+    from workbench.kernel.launch import load
+    from workbench.measure.check import TOLERANCE
+    from workbench.measure.gpuinfo import gpu_info
+    from workbench.measure.reference import reference_decode, relative_error
+    from workbench.measure.timing import time_variant, widen_block_table
+    from workbench.measure.workload import build_workload
+
+    bound = 32864
+    vs = [Variant(threads=t, heads_per_cta=4, partition="auto", stages=s, reduce=r)
+          for t, s, r in ((128, 3, "kernel"), (256, 4, "kernel"), (128, 0, "fused"))]
+    builds = {b.variant: b for b in build_many(vs, "sm_90a")}
+    assert all(b.ok for b in builds.values()), [b.error for b in builds.values() if not b.ok]
+    shapes = [(1024,), (4096,) * 8, (1024,) * 64, (4096,) * 32, (0, 700, 17, 32000, 3000)]
+    modes = {"graph-per-seq": (bound, True), "graph": (bound, False), "shape": (None, False)}
+    info = gpu_info(0)
+    rows, bad = [], []
+    for v in vs:
+        k = load(builds[v])
+        for lens in shapes:
+            spec = WorkloadSpec(seq_lens=lens, num_heads=32, num_kv_heads=8, seed=next(_seed))
+            w = build_workload(spec, "cuda")
+            wide = widen_block_table(w.block_tables, bound, 16)
+            for i, n in enumerate(lens):          # past each sequence: poisoned (a read would fault)
+                wide[i, -(-n // 16):] = 1 << 30
+            ref = reference_decode(w.query, w.key_cache, w.value_cache, w.block_tables, w.seq_lens, w.scale, 8)
+            row = {"variant": v.name, "shape": spec.label}
+            for mode, (L, per_seq) in modes.items():
+                out = w.new_output()
+                ws = k.workspace(spec.num_seqs, 32, L or spec.max_seq_len)
+                k(out, w.query, w.key_cache, w.value_cache, 8, w.scale, wide if L else w.block_tables, w.seq_lens,
+                  L or spec.max_seq_len, workspace=ws, per_seq_split=per_seq)
+                torch.cuda.synchronize()
+                err = relative_error(out, ref)
+                if not err <= TOLERANCE["bf16"]:
+                    bad.append((v.name, spec.label, mode, err))
+                row[f"{mode}_err"] = err
+                row[f"{mode}_us"] = time_variant(k, spec, info, launches=30, launch_len=L,
+                                                 per_seq_split=per_seq).median_us
+            rows.append(row)
+            print(f"{v.name:44} {spec.label:26} " + "  ".join(f"{m} {row[m + '_us']:7.1f} us" for m in modes))
+            del w, wide, ref
+        k.close()
+    out_dir = os.environ.get("WB_RESULTS")
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "graph-bound.json"), "w") as f:
+            json.dump(rows, f, indent=1)
+    assert not bad, bad

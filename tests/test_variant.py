@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +154,42 @@ def test_auto_partitions_fill_whole_waves():
     t = v.auto_tokens(16 * 8, 4096, occ)
     assert t > 0 and -(-4096 // t) * 128 <= 132 * occ.blocks_per_sm(v.smem_bytes(t), False)
     assert v.auto_tokens(256 * 8, 1024, occ) == 0
+
+
+def test_per_sequence_split_of_a_graph_launch():
+    """A launch captured at the model's longest sequence (32864 tokens) replayed on shorter batches:
+    with seq_fill each sequence splits by its own length (decode.cu seq_part_tokens, mirrored
+    here) into partitions that stay inside the launch's grid and shared memory, and short batches
+    get the parallelism a launch for their own length would have (not the 2 partitions of 704
+    tokens the 32k bound implies for b1 x 1k)."""
+    from workbench.kernel.variant import AUTO_GRAIN, AUTO_MIN_TOKENS, Occupancy, seq_part_tokens
+    occ = Occupancy(sm_count=132, smem_per_sm=233472, smem_reserved=1024, smem_limit=232448,
+                    split_blocks=8, whole_blocks=8)
+    v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto", stages=3)
+    bound = 32864
+    for B in (1, 8, 32, 64, 128):
+        ctas = B * 8
+        ptok = v.auto_tokens(ctas, bound, occ)
+        grid_parts = -(-bound // ptok)
+        fill = v.seq_fill(ctas, bound, ptok, occ)
+        slots = occ.sm_count * occ.blocks_per_sm(v.smem_bytes(ptok), False)
+        assert 1 <= fill <= grid_parts
+        for L in (1, 17, 255, 256, 257, 1024, 1152, 4096, 4224, 16384, 32768, bound):
+            t = seq_part_tokens(L, fill, ptok)
+            parts = -(-L // t)
+            assert t % AUTO_GRAIN == 0 and t % v.block_size == 0 and t <= ptok, (B, L, t)
+            assert parts <= grid_parts, (B, L, parts, grid_parts)
+            # as many partitions as fill one wave, or as 256-token pieces allow, whichever is fewer
+            want = min(fill, -(-L // AUTO_MIN_TOKENS))
+            per = -(-L // want)
+            assert t <= -(-per // AUTO_GRAIN) * AUTO_GRAIN, (B, L, t, want)
+            assert ctas * parts >= min(slots, ctas * -(-L // AUTO_MIN_TOKENS)) // 2 or t == ptok, (B, L)
+    assert seq_part_tokens(1024, 0, 704) == 704 and seq_part_tokens(0, 5, 704) == 704
+    b1 = v.auto_tokens(8, bound, occ)
+    assert -(-1024 // b1) <= 2 and -(-1024 // seq_part_tokens(1024, v.seq_fill(8, bound, b1, occ), b1)) >= 4
+    # the kernel computes the same numbers (the mirror above is what the tests can run on a CPU)
+    src = (Path(__file__).resolve().parent.parent / "kernels/decode.cu").read_text()
+    body = src[src.index("int seq_part_tokens("):]
+    body = body[:body.index("\n}")]
+    assert f"+ {AUTO_MIN_TOKENS - 1}) / {AUTO_MIN_TOKENS}" in body and \
+        f"+ {AUTO_GRAIN - 1}) / {AUTO_GRAIN} * {AUTO_GRAIN}" in body and "min(t, P.part_tokens)" in body

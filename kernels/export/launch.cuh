@@ -116,6 +116,18 @@ static inline int WB_SYM(wb_auto_tokens)(int ctas, int max_seq_len, int smem_lim
   }
   return best_tokens;
 }
+
+// Params.seq_fill (Variant.seq_fill): partitions per sequence that fill one wave of SM slots at
+// this launch's shared memory, at most the grid's partitions.
+static inline int WB_SYM(wb_seq_fill)(int ctas, int parts, int ptok) {
+  const WB_SYM(WbOcc)* o = WB_SYM(wb_occ)();
+  if (!o || ptok <= 0) return 0;
+  int per_sm = o->smem_sm / (WB_SYM(wb_smem_bytes)(ptok) + o->reserved);
+  if (o->split_blocks < per_sm) per_sm = o->split_blocks;
+  const long long slots = (long long)o->sms * (per_sm < 1 ? 1 : per_sm);
+  const long long fill = (slots + (ctas < 1 ? 1 : ctas) - 1) / (ctas < 1 ? 1 : ctas);
+  return (int)(fill < 1 ? 1 : (fill > parts ? parts : fill));
+}
 #endif
 
 // Programmatic dependent launch for the reduce kernel on sm_90+ (it waits on griddepcontrol):
@@ -195,6 +207,9 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
     p.max_parts = a.max_parts;
     p.logits_len = ptok;
     p.part_tokens = ptok;
+#if WB_PARTITION == -2
+    if (a.per_seq_split) p.seq_fill = WB_SYM(wb_seq_fill)(grid_x * a.num_seqs, parts, ptok);
+#endif
     const int smem = WB_SYM(wb_smem_bytes)(p.logits_len);
     if (smem > 48 * 1024) {
       const cudaError_t e = cudaFuncSetAttribute(WB_SYM(wb_decode_split), cudaFuncAttributeMaxDynamicSharedMemorySize, smem);

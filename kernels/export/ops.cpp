@@ -201,6 +201,7 @@ struct Call {
   at::Tensor* exp_sums;
   at::Tensor* max_logits;
   at::Tensor* tmp_out;
+  bool per_seq_split = false;
 };
 
 // One launch of one variant; returns its WbStatus (cuda_error: the CUDA error of a failed one).
@@ -224,6 +225,7 @@ int launch(int variant, const Call& c, int* cuda_error) {
   a.stream = stream;
   a.cuda_error = cuda_error;
   a.parts_needed = &parts;
+  a.per_seq_split = c.per_seq_split ? 1 : 0;
   const int st = vi.run(a);                      // whole sequence: launched (or WB_TOO_LONG) here
   if (st != WB_NEED_WORKSPACE) return st;
   TORCH_CHECK(parts > 0 && parts <= kMaxParts, "max_seq_len ", c.max_seq_len, " needs ", parts,
@@ -326,11 +328,11 @@ void decode_variant(at::Tensor& out, const at::Tensor& query, const at::Tensor& 
                     const at::Tensor& value_cache, int64_t num_kv_heads, double scale,
                     const at::Tensor& block_tables, const at::Tensor& seq_lens, int64_t max_seq_len,
                     int64_t variant, const std::optional<at::Tensor>& workspace,
-                    const std::optional<at::Tensor>& counters) {
+                    const std::optional<at::Tensor>& counters, bool per_seq_split) {
   TORCH_CHECK(variant < kNumVariants, "no variant ", variant, " (the package has ", kNumVariants, ")");
   run(variant < 0 ? pick(query.size(0), max_seq_len) : (int)variant,
       Call{out, query, key_cache, value_cache, num_kv_heads, scale, block_tables, seq_lens, max_seq_len,
-           workspace, counters, nullptr, nullptr, nullptr});
+           workspace, counters, nullptr, nullptr, nullptr, per_seq_split});
 }
 
 int64_t pick_variant(int64_t num_seqs, int64_t max_seq_len) { return pick(num_seqs, max_seq_len); }
@@ -347,7 +349,7 @@ TORCH_LIBRARY(WB_PKG, m) {
         "int blocksparse_vert_stride=0, int blocksparse_block_size=64, int blocksparse_head_sliding_step=0) -> ()");
   m.def("decode_variant(Tensor(a!) out, Tensor query, Tensor key_cache, Tensor value_cache, int num_kv_heads, "
         "float scale, Tensor block_tables, Tensor seq_lens, int max_seq_len, int variant=-1, "
-        "Tensor(b!)? workspace=None, Tensor(c!)? counters=None) -> ()");
+        "Tensor(b!)? workspace=None, Tensor(c!)? counters=None, bool per_seq_split=False) -> ()");
   m.def("pick_variant(int num_seqs, int max_seq_len) -> int", &pick_variant);
 }
 

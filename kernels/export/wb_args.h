@@ -31,4 +31,6 @@ struct WbArgs {
   int* cuda_error;          // optional out: the CUDA error of a failed launch (WB_LAUNCH_FAILED)
   int* parts_needed;        // optional out: split-K partitions of this launch (set before WB_NEED_WORKSPACE,
                             // so that a caller can call once without a workspace to learn its size)
+  int per_seq_split;        // auto variants: split each sequence by its own length (Params.seq_fill), for
+                            // launches bounded far above the lengths (CUDA graphs captured at max_model_len)
 };

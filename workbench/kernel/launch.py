@@ -29,7 +29,7 @@ class _Params(ctypes.Structure):
         ("kv_head_stride", ctypes.c_longlong), ("num_heads", ctypes.c_int),
         ("num_kv_heads", ctypes.c_int), ("max_blocks_per_seq", ctypes.c_int),
         ("max_parts", ctypes.c_int), ("logits_len", ctypes.c_int), ("scale", ctypes.c_float),
-        ("counters", ctypes.c_void_p), ("part_tokens", ctypes.c_int),
+        ("counters", ctypes.c_void_p), ("part_tokens", ctypes.c_int), ("seq_fill", ctypes.c_int),
     ]
 
 
@@ -214,8 +214,11 @@ class LoadedVariant:
 
     def __call__(self, out: Any, query: Any, key_cache: Any, value_cache: Any, num_kv_heads: int,
                  scale: float, block_tables: Any, seq_lens: Any, max_seq_len: int,
-                 workspace: Workspace | None = None) -> None:
-        """out[s, h, :] = softmax(scale * q k^T) v over the paged cache (shapes as vLLM's)."""
+                 workspace: Workspace | None = None, per_seq_split: bool = False) -> None:
+        """out[s, h, :] = softmax(scale * q k^T) v over the paged cache (shapes as vLLM's).
+        per_seq_split (auto variants): each sequence splits by its own length, not by max_seq_len
+        (Variant.seq_fill): for launches whose bound is far above the lengths, as in a CUDA graph
+        captured for the model's longest sequence."""
         import torch
 
         v = self.variant
@@ -255,6 +258,8 @@ class LoadedVariant:
         p.max_parts = ws.max_parts
         p.logits_len = ptok
         p.part_tokens = ptok
+        if per_seq_split and v.partition == PARTITION_AUTO:
+            p.seq_fill = v.seq_fill(grid_x * num_seqs, max_seq_len, ptok, self.occupancy())
         if v.reduce == "fused":
             if ws.counters is None or ws.counters.numel() < num_seqs * grid_x:
                 raise WorkbenchError("fused reduce needs the workspace's counters (use kernel.workspace())")

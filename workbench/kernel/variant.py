@@ -355,6 +355,17 @@ class Variant:
                 best = (cost, parts, 0 if whole else tokens)
         return best[2] if best else max(AUTO_GRAIN, fit)
 
+    def seq_fill(self, ctas: int, launch_len: int, part_tokens: int, occ: "Occupancy") -> int:
+        """Params.seq_fill of an auto launch bounded at launch_len tokens that splits in part_tokens:
+        the partitions per sequence that fill one wave of SM slots at this launch's shared memory,
+        at most the grid's partitions. With it each sequence splits by its own length on the device
+        (seq_part_tokens) instead of by the launch bound: what a CUDA graph captured for the model's
+        longest sequence needs to run a short batch as finely split as a launch for it would."""
+        parts = -(-launch_len // part_tokens)
+        slots = occ.sm_count * occ.blocks_per_sm(self.smem_bytes(part_tokens), False)
+        return max(1, min(parts, -(-max(slots, 1) // max(ctas, 1))))
+
+
 
     def check_workload(self, num_seqs: int, num_heads: int, num_kv_heads: int, head_size: int,
                        max_seq_len: int, smem_limit: int) -> None:
@@ -400,3 +411,10 @@ def smem_optin(cc: int) -> int:
     return _SMEM_OPTIN.get(cc, 99 * 1024)
 
 
+def seq_part_tokens(seq_len: int, seq_fill: int, part_tokens: int) -> int:
+    """decode.cu's seq_part_tokens: tokens per partition of one sequence of a seq_fill launch."""
+    if seq_fill <= 0 or seq_len <= 0:
+        return part_tokens
+    parts = max(1, min(seq_fill, -(-seq_len // AUTO_MIN_TOKENS)))
+    per = -(-seq_len // parts)
+    return min(-(-per // AUTO_GRAIN) * AUTO_GRAIN, part_tokens)

@@ -153,12 +153,25 @@ def _timed(run: Any, *, launches: int, min_warmup: int, warmup_s: float, name: s
     return [a.elapsed_time(b) * 1e3 for a, b in zip(starts, ends)]
 
 
+def widen_block_table(table: Any, tokens: int, block_size: int) -> Any:
+    """A block table as wide as `tokens` tokens need (as vLLM's: max_model_len / block), the new
+    columns 2^30 so that a kernel reading past a sequence's own blocks faults."""
+    import torch
+    wide = torch.full((table.shape[0], -(-tokens // block_size)), 1 << 30, dtype=table.dtype, device=table.device)
+    wide[:, : table.shape[1]] = table
+    return wide
+
+
 def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: int = 50, warmup: int = 5,
                  ceiling_gbps: float = 0.0, device: Any = "cuda", hold: bool = True,
-                 rotation: tuple[Any, list[Any]] | None = None, warmup_s: float = 0.05) -> TimingResult:
+                 rotation: tuple[Any, list[Any]] | None = None, warmup_s: float = 0.05,
+                 launch_len: int | None = None, per_seq_split: bool = False) -> TimingResult:
     """`hold=False` under ncu: it serialises launches, so a held stream would wait for its timeout.
     `rotation`: a (workload, block tables) pair from build_rotation to reuse across variants.
-    `warmup_s`: clocks ramp up from idle over tens of ms; later shapes of a busy worker need less."""
+    `warmup_s`: clocks ramp up from idle over tens of ms; later shapes of a busy worker need less.
+    `launch_len`: bound the launch there instead of at the longest sequence (block tables widened,
+    the new columns poisoned), as a CUDA graph captured at max_model_len does; `per_seq_split`:
+    with it, auto variants split each sequence by its own length (LoadedVariant.__call__)."""
     import torch
 
     from workbench.measure.workload import build_rotation
@@ -167,12 +180,15 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
     w, tables = rotation or build_rotation(spec, device, 4 * max(info.l2_bytes, 1 << 20))
     out = torch.empty_like(w.query)
     v = kernel.variant
-    ws = kernel.workspace(spec.num_seqs, spec.num_heads, spec.max_seq_len) \
-        if v.uses_split(spec.num_seqs, spec.num_heads, spec.max_seq_len) else None
+    L = max(launch_len or 0, spec.max_seq_len)
+    if L > spec.max_seq_len:
+        tables = [widen_block_table(t, L, spec.block_size) for t in tables]
+    ws = kernel.workspace(spec.num_seqs, spec.num_heads, L) if v.uses_split(spec.num_seqs, spec.num_heads, L) else None
+    extra = {"per_seq_split": True} if per_seq_split else {}
 
     def launch(i: int) -> None:
         kernel(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, tables[i % len(tables)],
-               w.seq_lens, spec.max_seq_len, workspace=ws)
+               w.seq_lens, L, workspace=ws, **extra)
 
     name = nvtx_range_name(v.label, spec.label)
     samples = _timed(launch, launches=launches, min_warmup=warmup, warmup_s=warmup_s, name=name, hold=hold,
