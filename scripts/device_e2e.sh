@@ -21,7 +21,7 @@ prep)
   python3 -m workbench export --study $STUDY --storage sqlite:///$W/studies.db --out $W/pkg --json > $OUT/export.json 2> $OUT/export.err
   echo "export rc=$? ${SECONDS}s"; tail -3 $OUT/export.err
   timeout ${BENCH_S:-300} python3 -m workbench bench --study $STUDY --storage sqlite:///$W/studies.db --suite e2e \
-    --peers tuned,fa3 --out $W/bench-e2e.json > $OUT/bench-e2e.txt 2> $OUT/bench-e2e.err
+    --peers tuned,tuned-graph,fa3 --graph-len 32864 --out $W/bench-e2e.json > $OUT/bench-e2e.txt 2> $OUT/bench-e2e.err
   echo "bench rc=$? ${SECONDS}s"; tail -3 $OUT/bench-e2e.err; cp $W/bench-e2e.json $OUT/ 2>/dev/null; cat $OUT/bench-e2e.txt
   ;;
 run)

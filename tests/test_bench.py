@@ -119,3 +119,33 @@ def test_bench_bad_input(tmp_path):
     assert p.returncode == 2 and "unknown nope" in p.stderr
     p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--launches", "5"], capture_output=True, text=True)
     assert p.returncode == 2 and ">= 30" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--graph-len", "0"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--graph-len must be >= 1" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_ragged_shapes_in_the_bench_suite_not_in_buckets(tmp_path):
+    """The bench suite's ragged batches: long-tailed (most sequences short, the longest = hi),
+    seeded, inside [lo, hi]; timed by bench (bench_specs) but never dispatch buckets (specs);
+    a bad entry is one message."""
+    from workbench.config.profiles import head_shape, load_model
+    from workbench.errors import WorkbenchError
+    from workbench.measure.suite import RaggedShape, load_suite
+    s = load_suite("bench")
+    h = head_shape(load_model("llama-3.1-8b"), 1)
+    assert s.ragged and all(isinstance(r, RaggedShape) for r in s.ragged)
+    uniform = s.specs(h, "bf16", 16)
+    both = s.bench_specs(h, "bf16", 16)
+    assert [sp for _, sp in both[:len(uniform)]] == [sp for _, sp in uniform]
+    ragged = both[len(uniform):]
+    assert [r.label for r, _ in ragged] == [r.label for r in s.ragged]
+    for r, spec in ragged:
+        lens = spec.seq_lens
+        assert len(lens) == r.batch and max(lens) == r.hi and min(lens) >= r.lo
+        assert sorted(lens)[len(lens) // 2] < r.hi / 2          # long-tailed: the median well below the longest
+        assert lens == RaggedShape(r.batch, r.lo, r.hi, r.seed).lengths()
+    assert RaggedShape(32, 200, 32768, 1).lengths() != RaggedShape(32, 200, 32768, 2).lengths()
+    assert not any(b.label.startswith("r") for b in s.buckets())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("batches: [1]\ncontexts: [1024]\ncheck: [{seq_lens: [5]}]\nragged: [{batch: 4, lo: 900, hi: 100}]\n")
+    with pytest.raises(WorkbenchError, match=r"ragged\[0\]"):
+        load_suite(str(bad))

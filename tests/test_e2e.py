@@ -661,3 +661,20 @@ def test_step_breakdown_places_the_loss(tmp_path):
     assert d["attention_us"] + d["kv_write_us"] + d["other_kernels_us"] + d["not_kernel_us"] == pytest.approx(d["itl_us"])
     assert "attention -50" in compare.breakdown_lines(run, bd)[0]
     assert compare.summary(run)["step_breakdown"] == bd
+
+
+def test_kernel_ratio_prefers_the_graph_launch_and_skips_ragged_rows(tmp_path):
+    """k comes from tuned-graph (the table launched as the backend's CUDA graphs launch it) where
+    the bench timed it, else from tuned; a ragged row that shares batch and longest length with a
+    grid point (r8x200-4096: batch 8, context 4096) is not that point."""
+    rows = [("tuned", 8, 4096, 80.0), ("tuned-graph", 8, 4096, 90.0), ("fa3", 8, 4096, 100.0)]
+    p = _bench(tmp_path, rows)
+    doc = json.loads(p.read_text())
+    doc["results"] += [{"peer": "tuned-graph", "shape": "r8x200-4096", "batch": 8, "context": 4096, "median_us": 1.0},
+                       {"peer": "fa3", "shape": "r8x200-4096", "batch": 8, "context": 4096, "median_us": 50.0}]
+    p.write_text(json.dumps(doc))
+    kr = load_kernel_ratios(p, ours="auto")
+    assert kr.ours == "tuned-graph" and kr.k(8, 4096) == pytest.approx(100 / 90)
+    assert load_kernel_ratios(p, ours="tuned").k(8, 4096) == pytest.approx(100 / 80)
+    p2 = _bench(tmp_path, rows[::2])
+    assert load_kernel_ratios(p2, ours="auto").ours == "tuned"

@@ -14,8 +14,12 @@ from typing import Any, Callable
 from workbench.errors import WorkbenchError
 from workbench.measure.stats import geomean
 
-# rows built from kernels/: vLLM 0.10.2's own kernel (baseline, paper), ours (simple, simple-pf, tuned)
-KERNEL_ROWS = ("baseline", "paper", "simple", "simple-pf", "tuned")
+# rows built from kernels/: vLLM 0.10.2's own kernel (baseline, paper), ours (simple, simple-pf, tuned);
+# tuned-graph = the tuned table launched as the exported vLLM backend's CUDA graphs launch it: the
+# variant picked for (batch, graph_len), the launch bounded at graph_len (vLLM's max_model_len),
+# each sequence split by its own length (per_seq_split)
+KERNEL_ROWS = ("baseline", "paper", "simple", "simple-pf", "tuned", "tuned-graph")
+GRAPH_LEN = 32768
 CHECK_MAX_BYTES = 1_100_000_000
 
 
@@ -100,14 +104,19 @@ def _measuring(emu: Any) -> Any:
 
 
 def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: Callable[[Any], Any] | None,
-          shape: dict[str, Any], emu: Any = None) -> PeerResult:
+          shape: dict[str, Any], emu: Any = None, graph_len: int = GRAPH_LEN) -> PeerResult:
     from workbench.kernel.build import build_variant
     from workbench.measure.check import check_variant
     from workbench.kernel.launch import load
     from workbench.measure.timing import time_variant
     from workbench.bench.peers.common import PeerUnavailable
     from workbench.kernel.references import REFERENCES, named
-    v = pick(spec) if name == "tuned" else named(name, **shape)
+    from types import SimpleNamespace
+    graph = name == "tuned-graph"
+    bound = max(graph_len, spec.max_seq_len) if graph else None
+    v = pick(spec) if name == "tuned" else pick(SimpleNamespace(num_seqs=spec.num_seqs, max_seq_len=bound)) \
+        if graph else named(name, **shape)
+    how = dict(launch_len=bound, per_seq_split=True) if graph else {}
     b = build_variant(v, info.arch)
     if not b.ok and name in REFERENCES:        # vLLM's own kernel: its source may be out of reach
         raise PeerUnavailable(f"vLLM's own kernel did not build: {b.error.splitlines()[-1] if b.error else b.status}")
@@ -121,21 +130,25 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
             from workbench.measure.workload import build_rotation
             rot = build_rotation(spec, "cuda", 4 * max(info.l2_bytes, 1 << 20))
             with _measuring(emu):
-                t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, rotation=rot)
+                t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, rotation=rot, **how)
         else:
-            t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling)
+            t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, **how)
     finally:
         k.close()
     bad = ck is not None and not ck.ok
     return PeerResult(peer=name, shape="", batch=0, context=0, kv_bytes=spec.kv_bytes, median_us=t.median_us,
                       p10_us=t.p10_us, p90_us=t.p90_us, rel_error=None if ck is None else (ck.rel_error if ck.ok else math.nan),
-                      variant=v.name, method=t.method, note=f"check {ck.status}: {ck.detail}" if bad else "")
+                      variant=v.name, method=t.method + (f"; launch bounded at {bound} tokens, per-sequence split"
+                                                          if graph else ""),
+                      note=f"check {ck.status}: {ck.detail}" if bad else "")
 
 
 def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: list[str], launches: int,
               pick: Callable[[Any], Any] | None, progress: Callable[[str], None], tuned_note: str,
-              save: Callable[[BenchRun], None] | None = None, emu: Any = None) -> BenchRun:
-    """emu: a started greenctx.Emulation: every timed region (ours and the peers') runs inside it."""
+              save: Callable[[BenchRun], None] | None = None, emu: Any = None,
+              graph_len: int = GRAPH_LEN) -> BenchRun:
+    """emu: a started greenctx.Emulation: every timed region (ours and the peers') runs inside it.
+    graph_len: the launch bound of the tuned-graph row (the max_model_len vLLM runs with)."""
     import torch
 
     from workbench.measure.ceiling import read_ceiling
@@ -155,14 +168,14 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
     if emu is not None:
         notes.append(emu.plan.provenance().replace("tuned for", "measured for", 1))
     told: set[str] = set()
-    for b, spec in suite.specs(heads, dtype, block_size):
+    for b, spec in suite.bench_specs(heads, dtype, block_size):
         floor_us = spec.kv_bytes / (ceiling.gbps * 1e9) * 1e6
         for p in peers:
             progress(f"{b.label} · {p}")
             r = PeerResult(peer=p, shape=b.label, batch=b.batch, context=b.context, kv_bytes=spec.kv_bytes)
             try:
                 if p in KERNEL_ROWS:
-                    got = _ours(p, spec, info, ceiling.gbps, launches, pick, shape, emu)
+                    got = _ours(p, spec, info, ceiling.gbps, launches, pick, shape, emu, graph_len)
                     got.shape, got.batch, got.context = b.label, b.batch, b.context
                     r = got
                 else:

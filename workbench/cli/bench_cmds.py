@@ -22,7 +22,9 @@ def bench_cmd(
                                    "the paper's prefetch (built from its sdist); simple / simple-pf = ours in "
                                    "vLLM's decomposition; fa3 / flashinfer / flashinfer-tc / xqa = the decode "
                                    "kernels vLLM serves with (scripts/bundle_peers.sh brings them to a host); "
-                                   "also selectable: sdpa, xformers, flex"),
+                                   "also selectable: tuned-graph (the tuned table launched as the exported "
+                                   "backend's CUDA graphs do, bounded at --graph-len), sdpa, xformers, flex"),
+    graph_len: int = typer.Option(32768, help="tuned-graph: the launch bound (the max_model_len vLLM runs with)"),
     study: Optional[str] = typer.Option(None, help="tuned = this study's dispatch table (else a quick sweep)"),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL (default: the study's default location)"),
     launches: int = typer.Option(30, help="timed launches per peer and shape (>= 30)"),
@@ -52,6 +54,8 @@ def bench_cmd(
         raise WorkbenchError(f"--peers: unknown {', '.join(bad)}; choose from {', '.join((*KERNEL_ROWS, *PEERS))}")
     if launches < 30:
         raise WorkbenchError("--launches must be >= 30")
+    if graph_len < 1:
+        raise WorkbenchError("--graph-len must be >= 1 (vLLM's max_model_len)")
     heads = head_shape(load_model(model), tp)
     su = load_suite(suite)
     devs = device_names()
@@ -72,8 +76,8 @@ def bench_cmd(
         out.print(prefetch_table(m))
         out.print(f"results: {out_file}")
         return
-    pick, tuned_note = (tuned_picker(study, storage, heads, dtype, block_size, g.arch) if "tuned" in names
-                        else (None, ""))
+    pick, tuned_note = (tuned_picker(study, storage, heads, dtype, block_size, g.arch)
+                        if {"tuned", "tuned-graph"} & set(names) else (None, ""))
     skipped = su.skipped_buckets(heads, dtype, block_size)
     emu = None
     if plan:
@@ -82,10 +86,11 @@ def bench_cmd(
         emu = Emulation(plan, 0).start()
     try:
         with Progress(transient=True, console=err) as prog:
-            task = prog.add_task("bench", total=len(su.specs(heads, dtype, block_size)) * len(names))
+            task = prog.add_task("bench", total=len(su.bench_specs(heads, dtype, block_size)) * len(names))
             run = run_bench(heads=heads, dtype=dtype, block_size=block_size, suite=su, peers=names,
                             launches=launches, pick=pick, tuned_note=tuned_note, save=lambda r: r.save(out_file),
-                            progress=lambda s: prog.update(task, advance=1, description=s), emu=emu)
+                            progress=lambda s: prog.update(task, advance=1, description=s), emu=emu,
+                            graph_len=graph_len)
     finally:
         if emu is not None:
             emu.close()

@@ -114,7 +114,7 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
             weights: str = "gpt2:0.02",
             seed: int = 0,
             share_backends: list[str] | None = None,
-            bench_ours: str = "tuned",
+            bench_ours: str = "auto",
             bench_ref: str = "fa3",
             tolerances: Tolerances = Tolerances(),
             fresh: bool = False,
@@ -205,7 +205,7 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
                                 block_size=block_size)
         run.bench = kr.to_dict()
         missing = [p.label for p in plan.points if kr.k(p.batch, p.context) is None]
-        note = (f"the bench JSON has no {bench_ours}/{bench_ref} pair at {', '.join(missing)}: no prediction "
+        note = (f"the bench JSON has no {kr.ours}/{bench_ref} pair at {', '.join(missing)}: no prediction "
                 "there (bench a suite that holds these shapes)")
         if missing and note not in run.notes:
             run.notes.append(note)

@@ -6,7 +6,9 @@ a = attention's share of a FLASH_ATTN decode step at the grid point (attention_s
 kernel ratio t(ref) ÷ t(ours) at the same batch × context from a `workbench bench` JSON (the
 format of workbench/bench.py's BenchRun.to_dict: `results` rows with peer, batch, context,
 median_us; `heads`, `dtype`, `block_size` of the run). `ours` is the bench peer that runs the
-exported dispatch table ("tuned"), `ref` the kernel FLASH_ATTN runs ("fa3").
+exported dispatch table: "tuned-graph" where the bench timed it (the table launched as the
+backend's CUDA graphs launch it: bounded at max_model_len, per-sequence split), else "tuned" (a
+per-shape launch); `ref` the kernel FLASH_ATTN runs ("fa3"). Ragged bench rows are left out.
 """
 from __future__ import annotations
 
@@ -62,6 +64,8 @@ def load_kernel_ratios(path: str | Path, *, ours: str = "tuned", ref: str = "fa3
     if not isinstance(d, dict) or d.get("kind") != "workbench-bench":
         raise WorkbenchError(f"{p}: not a workbench bench file (kind != workbench-bench)")
     peers = d.get("peers") or sorted({r.get("peer") for r in d.get("results", [])})
+    if ours == "auto":      # what the exported backend's graphs launch, where the bench timed it
+        ours = "tuned-graph" if "tuned-graph" in peers else "tuned"
     for who, name in (("--bench-ours", ours), ("--bench-ref", ref)):
         if name not in peers:
             raise WorkbenchError(f"{p}: bench peer {name!r} ({who}) was not measured there; peers: "
@@ -78,7 +82,8 @@ def load_kernel_ratios(path: str | Path, *, ours: str = "tuned", ref: str = "fa3
         raise WorkbenchError(f"{p}: the bench measured block {d.get('block_size')}, e2e runs block {block_size}")
     t: dict[tuple[str, int, int], float] = {}
     for r in d.get("results", []):
-        if r.get("median_us"):
+        # uniform shapes only (a ragged batch r8x200-16384 has batch 8 and context 16384 too)
+        if r.get("median_us") and r.get("shape", f"b{r['batch']}x{r['context']}") == f"b{r['batch']}x{r['context']}":
             t[(r["peer"], int(r["batch"]), int(r["context"]))] = float(r["median_us"])
     ratios = {f"b{b}x{c}": t[(ref, b, c)] / t[(ours, b, c)]
               for (peer, b, c) in t if peer == ours and (ref, b, c) in t}

@@ -45,6 +45,35 @@ def _edges(points: list[int]) -> list[tuple[int, int]]:
 
 
 @dataclass(frozen=True)
+class RaggedShape:
+    """A ragged batch for `workbench bench` (not a dispatch bucket): `batch` lengths drawn
+    log-uniformly from [lo, hi] (long-tailed: most short, a few long), the longest set to hi,
+    seeded. What FA3's per-sequence scheduler is good at and one max_seq_len per launch is not."""
+    batch: int
+    lo: int
+    hi: int
+    seed: int = 1
+
+    @property
+    def label(self) -> str:
+        return f"r{self.batch}x{self.lo}-{self.hi}"
+
+    @property
+    def context(self) -> int:
+        return self.hi
+
+    def lengths(self) -> tuple[int, ...]:
+        import random
+        rng = random.Random(self.seed)
+        out = [int(round(math.exp(rng.uniform(math.log(self.lo), math.log(self.hi))))) for _ in range(self.batch)]
+        out[0] = self.hi
+        return tuple(max(self.lo, min(self.hi, n)) for n in out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     batches: tuple[int, ...]
@@ -54,6 +83,7 @@ class Suite:
     profile_context: int
     max_kv_gb: float = 0.0
     source: str = ""
+    ragged: tuple[RaggedShape, ...] = ()     # bench only: never dispatch buckets
 
     def buckets(self) -> list[Bucket]:
         out = []
@@ -80,6 +110,18 @@ class Suite:
             out.append((b, spec))
         return out
 
+    def bench_specs(self, heads: HeadShape, dtype: str, block_size: int) -> list[tuple[Any, WorkloadSpec]]:
+        """What `workbench bench` times: the bucket centres, then the ragged batches (each shape
+        with .label, .batch, .context)."""
+        out: list[tuple[Any, WorkloadSpec]] = list(self.specs(heads, dtype, block_size))
+        for r in self.ragged:
+            spec = WorkloadSpec(seq_lens=r.lengths(), num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
+                                head_size=heads.head_size, block_size=block_size, dtype=dtype)
+            if self.max_kv_gb and spec.kv_bytes > self.max_kv_gb * 1e9:
+                continue
+            out.append((r, spec))
+        return out
+
     def skipped_buckets(self, heads: HeadShape, dtype: str, block_size: int) -> list[str]:
         kept = {b.label for b, _ in self.specs(heads, dtype, block_size)}
         return [b.label for b in self.buckets() if b.label not in kept]
@@ -98,14 +140,15 @@ class Suite:
         return {"name": self.name, "batches": list(self.batches), "contexts": list(self.contexts),
                 "check": [list(c) for c in self.check],
                 "profile": {"batch": self.profile_batch, "context": self.profile_context},
-                "max_kv_gb": self.max_kv_gb, "source": self.source}
+                "max_kv_gb": self.max_kv_gb, "source": self.source,
+                **({"ragged": [r.to_dict() for r in self.ragged]} if self.ragged else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Suite":
         return cls(name=d["name"], batches=tuple(d["batches"]), contexts=tuple(d["contexts"]),
                    check=tuple(tuple(c) for c in d["check"]), profile_batch=d["profile"]["batch"],
                    profile_context=d["profile"]["context"], max_kv_gb=d.get("max_kv_gb", 0.0),
-                   source=d.get("source", ""))
+                   source=d.get("source", ""), ragged=tuple(RaggedShape(**r) for r in d.get("ragged") or ()))
 
 
 def known_suites() -> list[str]:
@@ -122,10 +165,11 @@ def load_suite(name_or_path: str = "default") -> Suite:
     doc = load_yaml(p)
     if not isinstance(doc, dict):
         raise WorkbenchError(f"{p}: a suite is a mapping with batches, contexts, check, profile")
-    extra = sorted(set(doc) - {"name", "description", "batches", "contexts", "check", "profile", "max_kv_gb"})
+    extra = sorted(set(doc) - {"name", "description", "batches", "contexts", "check", "profile", "max_kv_gb",
+                               "ragged"})
     if extra:
         raise WorkbenchError(f"{p}: unknown key(s) {', '.join(extra)}; expected name, batches, contexts, "
-                             "check, profile, max_kv_gb")
+                             "check, profile, max_kv_gb, ragged")
 
     def ints(key: str) -> tuple[int, ...]:
         v = doc.get(key)
@@ -150,5 +194,13 @@ def load_suite(name_or_path: str = "default") -> Suite:
     mk = doc.get("max_kv_gb", 0) or 0
     if not isinstance(mk, (int, float)) or mk < 0:
         raise WorkbenchError(f"{p}: max_kv_gb must be a non-negative number")
+    ragged = []
+    for i, r in enumerate(doc.get("ragged") or []):
+        ok = isinstance(r, dict) and set(r) <= {"batch", "lo", "hi", "seed"} and all(
+            isinstance(r.get(k), int) and not isinstance(r.get(k), bool) and r[k] > 0 for k in ("batch", "lo", "hi"))
+        if not ok or not r["lo"] <= r["hi"] or not isinstance(r.get("seed", 1), int):
+            raise WorkbenchError(f"{p}: ragged[{i}] must be {{batch: N, lo: TOKENS, hi: TOKENS >= lo, seed: N}}")
+        ragged.append(RaggedShape(r["batch"], r["lo"], r["hi"], r.get("seed", 1)))
     return Suite(name=str(doc.get("name") or p.stem), batches=batches, contexts=contexts, check=tuple(checks),
-                 profile_batch=prof["batch"], profile_context=prof["context"], max_kv_gb=float(mk), source=str(p))
+                 profile_batch=prof["batch"], profile_context=prof["context"], max_kv_gb=float(mk), source=str(p),
+                 ragged=tuple(ragged))
