@@ -4,6 +4,7 @@
 # The GPU test files on the device; their printed summaries (variants, checks, worst relative
 # error, export timings) and result files come back under $OUT.
 #   TESTS="test_gpu_correctness test_gpu_export test_gpu_tune"  (default: all three)
+#   K="graph_bound or sanitizer_sample"   optional pytest -k filter for the test files
 #   BUDGET=590   seconds for the whole call (each step gets what is left)
 #   SANITIZE=1   then compute-sanitizer memcheck + racecheck (issue 14) over test_sanitizer_sample
 #                (every value of every default-space knob at least twice) and, if test_gpu_export ran
@@ -15,7 +16,7 @@ mkdir -p $WB_KEEP_EXPORT
 SECONDS=0
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 for t in ${TESTS-test_gpu_correctness test_gpu_export test_gpu_tune}; do
-  timeout $((${BUDGET:-590} - SECONDS)) python3 -m pytest -q -s -p no:cacheprovider tests/$t.py > $OUT/$t.txt 2>&1
+  timeout $((${BUDGET:-590} - SECONDS)) python3 -m pytest -q -s -p no:cacheprovider tests/$t.py ${K:+-k "$K"} > $OUT/$t.txt 2>&1
   echo "$t rc=$? ${SECONDS}s"; grep -E "^\[|passed|failed|Error" $OUT/$t.txt | head -20
 done
 cat $WB_RESULTS/export-check.txt 2>/dev/null | tail -30
