@@ -149,3 +149,19 @@ def test_ragged_shapes_in_the_bench_suite_not_in_buckets(tmp_path):
     bad.write_text("batches: [1]\ncontexts: [1024]\ncheck: [{seq_lens: [5]}]\nragged: [{batch: 4, lo: 900, hi: 100}]\n")
     with pytest.raises(WorkbenchError, match=r"ragged\[0\]"):
         load_suite(str(bad))
+
+
+def test_summary_of_the_graph_launch_against_each_peer():
+    """With a tuned-graph row, the summary also gives what vLLM runs through the exported backend
+    against each peer (geomean of peer ÷ tuned-graph over the shapes both ran); without, nothing."""
+    run = made_run()
+    assert "geomean_speedup_of_tuned_graph" not in summary(run)
+    extra = [PeerResult(peer="tuned-graph", shape=r.shape, batch=r.batch, context=r.context, kv_bytes=r.kv_bytes,
+                        median_us=r.median_us * 1.25) for r in run.results if r.peer == "tuned"]
+    run.results += extra
+    run.peers = [*run.peers, "tuned-graph"]
+    s = summary(run)
+    g = s["geomean_speedup_of_tuned_graph"]
+    assert g["baseline"] == pytest.approx(s["geomean_speedup_of_tuned"]["baseline"] / 1.25)
+    assert "tuned" not in g and "tuned-graph" not in g
+    assert s["geomean_speedup_of_tuned"]["tuned-graph"] == pytest.approx(1.25)

@@ -90,6 +90,12 @@ def summary(run: BenchRun) -> dict[str, Any]:
         ratios = [by[(p, s)].median_us / by[("tuned", s)].median_us for s in shapes
                   if (p, s) in by and ("tuned", s) in by and by[(p, s)].median_us and by[("tuned", s)].median_us]
         out["geomean_speedup_of_tuned"][p] = geomean(ratios)
+    if "tuned-graph" in run.peers:             # what vLLM runs through the exported backend, vs each peer
+        g = "tuned-graph"
+        out["geomean_speedup_of_tuned_graph"] = {
+            p: geomean([by[(p, s)].median_us / by[(g, s)].median_us for s in shapes
+                        if (p, s) in by and (g, s) in by and by[(p, s)].median_us and by[(g, s)].median_us])
+            for p in run.peers if p not in ("tuned", g)}
     for ref in ("baseline", "simple"):
         out[f"shapes_where_tuned_is_slower_than_{ref}"] = [
             s for s in shapes if ("tuned", s) in by and (ref, s) in by and by[("tuned", s)].median_us

@@ -107,6 +107,8 @@ def bench_cmd(
     sm = run.to_dict()["summary"]
     for p, v in sm["geomean_speedup_of_tuned"].items():
         out.print(f"tuned vs {p}: geomean speedup {v:.2f}×" if v else f"tuned vs {p}: –")
+    for p, v in (sm.get("geomean_speedup_of_tuned_graph") or {}).items():
+        out.print(f"tuned-graph vs {p}: geomean speedup {v:.2f}×" if v else f"tuned-graph vs {p}: –")
     out.print("efficiency geomean: " + ", ".join(f"{p} {v:.2f}" for p, v in sm["efficiency_geomean"].items() if v))
     for ref in ("baseline", "simple"):
         if sm[f"shapes_where_tuned_is_slower_than_{ref}"]:
