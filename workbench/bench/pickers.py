@@ -14,7 +14,7 @@ def tuned_picker(study: str | None, storage: str | None, heads: Any, dtype: str,
     if study:
         from workbench.tune.dispatch import build_dispatch
         from workbench.tune.storage import completed, default_storage, open_study, references
-        from workbench.measure.suite import Suite
+        from workbench.measure.suite import Suite, shape_label
         h = open_study(study, storage or default_storage(False), None, create=False)
         cfg = h.study.user_attrs.get("config") or {}
         if cfg.get("heads", {}).get("num_heads") != heads.num_heads or cfg.get("heads", {}).get("num_kv_heads") != heads.num_kv_heads \
@@ -23,7 +23,7 @@ def tuned_picker(study: str | None, storage: str | None, heads: Any, dtype: str,
                                  f"block {cfg.get('block_size')}: bench that shape (--model/--tp) or pick another study")
         table = build_dispatch(study, cfg, completed(h.study), references(h.study))
         s = Suite.from_dict(cfg["suite"])
-        by = {f"b{r.bucket['batch']}x{r.bucket['context']}": Variant.from_dict(r.variant) for r in table.rows}
+        by = {shape_label(r.bucket['batch'], r.bucket['context']): Variant.from_dict(r.variant) for r in table.rows}
         return (lambda spec: by[s.bucket_for(spec.num_seqs, spec.max_seq_len).label],
                 f"tuned = dispatch table of study {study} ({len(table.rows)} buckets)")
     return _sweep_picker(heads, dtype, block_size, arch), "tuned = best of a built-in sweep per shape (no --study)"

@@ -81,21 +81,19 @@ class BenchRun:
 def summary(run: BenchRun) -> dict[str, Any]:
     by: dict[tuple[str, str], PeerResult] = {(r.peer, r.shape): r for r in run.results}
     shapes = list(dict.fromkeys(r.shape for r in run.results))
-    out: dict[str, Any] = {"geomean_speedup_of_tuned": {}, "efficiency_geomean": {}}
-    for p in run.peers:
-        effs = [by[(p, s)].efficiency for s in shapes if (p, s) in by and by[(p, s)].efficiency]
-        out["efficiency_geomean"][p] = geomean(effs)
-        if p == "tuned":
-            continue
-        ratios = [by[(p, s)].median_us / by[("tuned", s)].median_us for s in shapes
-                  if (p, s) in by and ("tuned", s) in by and by[(p, s)].median_us and by[("tuned", s)].median_us]
-        out["geomean_speedup_of_tuned"][p] = geomean(ratios)
+
+    def speedup(ours: str, p: str) -> float | None:
+        """geomean of p's time ÷ ours over the shapes both ran"""
+        return geomean([by[(p, s)].median_us / by[(ours, s)].median_us for s in shapes
+                        if (p, s) in by and (ours, s) in by and by[(p, s)].median_us and by[(ours, s)].median_us])
+
+    out: dict[str, Any] = {"efficiency_geomean": {
+        p: geomean([by[(p, s)].efficiency for s in shapes if (p, s) in by and by[(p, s)].efficiency])
+        for p in run.peers}}
+    out["geomean_speedup_of_tuned"] = {p: speedup("tuned", p) for p in run.peers if p != "tuned"}
     if "tuned-graph" in run.peers:             # what vLLM runs through the exported backend, vs each peer
-        g = "tuned-graph"
-        out["geomean_speedup_of_tuned_graph"] = {
-            p: geomean([by[(p, s)].median_us / by[(g, s)].median_us for s in shapes
-                        if (p, s) in by and (g, s) in by and by[(p, s)].median_us and by[(g, s)].median_us])
-            for p in run.peers if p not in ("tuned", g)}
+        out["geomean_speedup_of_tuned_graph"] = {p: speedup("tuned-graph", p) for p in run.peers
+                                                 if p not in ("tuned", "tuned-graph")}
     for ref in ("baseline", "simple"):
         out[f"shapes_where_tuned_is_slower_than_{ref}"] = [
             s for s in shapes if ("tuned", s) in by and (ref, s) in by and by[("tuned", s)].median_us

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.measure.stats import geomean
+from workbench.measure.suite import shape_label
 
 from .correctness import Agreement, Tolerances, agreement
 from .prediction import RATIO_TOLERANCE, predicted_ratio
@@ -63,7 +64,7 @@ def rows(run: E2eRun) -> list[Row]:
     out = []
     for pd in run.grid.get("points", []):
         b, c = int(pd["batch"]), int(pd["context"])
-        label = f"b{b}x{c}"
+        label = shape_label(b, c)
         rp = ref.point(b, c) if ref else None
         a = _share_a(run, run.reference, b, c)
         for name in run.backends:

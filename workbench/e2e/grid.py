@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.measure.suite import shape_label
 
 DEFAULT_BATCHES = (1, 8, 32, 64)
 DEFAULT_CONTEXTS = (1024, 4096, 16384, 32768)
@@ -26,7 +27,7 @@ class GridPoint:
 
     @property
     def label(self) -> str:
-        return f"b{self.batch}x{self.context}"
+        return shape_label(self.batch, self.context)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,7 +45,7 @@ class SkippedPoint:
 
     @property
     def label(self) -> str:
-        return f"b{self.batch}x{self.context}"
+        return shape_label(self.batch, self.context)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

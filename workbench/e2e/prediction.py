@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.measure.suite import shape_label
 
 RATIO_TOLERANCE = 0.02        # measured within ±2% of predicted
 
@@ -33,7 +34,7 @@ class KernelRatios:
     created: str = ""
 
     def k(self, batch: int, context: int) -> float | None:
-        return self.ratios.get(f"b{batch}x{context}")
+        return self.ratios.get(shape_label(batch, context))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,9 +84,10 @@ def load_kernel_ratios(path: str | Path, *, ours: str = "tuned", ref: str = "fa3
     t: dict[tuple[str, int, int], float] = {}
     for r in d.get("results", []):
         # uniform shapes only (a ragged batch r8x200-16384 has batch 8 and context 16384 too)
-        if r.get("median_us") and r.get("shape", f"b{r['batch']}x{r['context']}") == f"b{r['batch']}x{r['context']}":
+        uniform = shape_label(int(r["batch"]), int(r["context"]))
+        if r.get("median_us") and r.get("shape", uniform) == uniform:
             t[(r["peer"], int(r["batch"]), int(r["context"]))] = float(r["median_us"])
-    ratios = {f"b{b}x{c}": t[(ref, b, c)] / t[(ours, b, c)]
+    ratios = {shape_label(b, c): t[(ref, b, c)] / t[(ours, b, c)]
               for (peer, b, c) in t if peer == ours and (ref, b, c) in t}
     return KernelRatios(path=str(p), ours=ours, ref=ref, ratios=ratios, gpu=(d.get("gpu") or {}).get("name", ""),
                         heads=h, created=d.get("created", ""))

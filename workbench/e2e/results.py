@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.measure.suite import shape_label
 
 from .correctness import PointOutputs
 
@@ -40,7 +41,7 @@ class PointResult:
 
     @property
     def label(self) -> str:
-        return f"b{self.batch}x{self.context}"
+        return shape_label(self.batch, self.context)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -113,7 +114,7 @@ class ShareResult:
 
     @property
     def label(self) -> str:
-        return f"b{self.batch}x{self.context}"
+        return shape_label(self.batch, self.context)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

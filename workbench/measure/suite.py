@@ -14,6 +14,11 @@ from workbench.measure.workload import WorkloadSpec
 from workbench.config.yamlio import load_yaml
 
 
+def shape_label(batch: int, context: int) -> str:
+    """The one name of a uniform (batch, context) shape: bucket centres, bench rows, e2e points."""
+    return f"b{batch}x{context}"
+
+
 @dataclass(frozen=True)
 class Bucket:
     """Batch x context cell of the dispatch table: [lo, hi) edges, and its centre shape."""
@@ -26,7 +31,7 @@ class Bucket:
 
     @property
     def label(self) -> str:
-        return f"b{self.batch}x{self.context}"
+        return shape_label(self.batch, self.context)
 
     def contains(self, num_seqs: int, max_seq_len: int) -> bool:
         return (self.batch_lo <= num_seqs and (not self.batch_hi or num_seqs < self.batch_hi)
@@ -105,10 +110,12 @@ class Suite:
             spec = WorkloadSpec.uniform(b.batch, b.context, num_heads=heads.num_heads,
                                         num_kv_heads=heads.num_kv_heads, head_size=heads.head_size,
                                         block_size=block_size, dtype=dtype)
-            if self.max_kv_gb and spec.kv_bytes > self.max_kv_gb * 1e9:
-                continue
-            out.append((b, spec))
+            if self._fits(spec):
+                out.append((b, spec))
         return out
+
+    def _fits(self, spec: WorkloadSpec) -> bool:
+        return not self.max_kv_gb or spec.kv_bytes <= self.max_kv_gb * 1e9
 
     def bench_specs(self, heads: HeadShape, dtype: str, block_size: int) -> list[tuple[Any, WorkloadSpec]]:
         """What `workbench bench` times: the bucket centres, then the ragged batches (each shape
@@ -117,9 +124,8 @@ class Suite:
         for r in self.ragged:
             spec = WorkloadSpec(seq_lens=r.lengths(), num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
                                 head_size=heads.head_size, block_size=block_size, dtype=dtype)
-            if self.max_kv_gb and spec.kv_bytes > self.max_kv_gb * 1e9:
-                continue
-            out.append((r, spec))
+            if self._fits(spec):
+                out.append((r, spec))
         return out
 
     def skipped_buckets(self, heads: HeadShape, dtype: str, block_size: int) -> list[str]:
