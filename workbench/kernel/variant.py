@@ -362,10 +362,8 @@ class Variant:
         (seq_part_tokens) instead of by the launch bound: what a CUDA graph captured for the model's
         longest sequence needs to run a short batch as finely split as a launch for it would."""
         parts = -(-launch_len // part_tokens)
-        slots = occ.sm_count * occ.blocks_per_sm(self.smem_bytes(part_tokens), False)
-        return max(1, min(parts, -(-max(slots, 1) // max(ctas, 1))))
-
-
+        slots = occ.sm_count * max(1, occ.blocks_per_sm(self.smem_bytes(part_tokens), False))
+        return max(1, min(parts, -(-slots // max(ctas, 1))))
 
     def check_workload(self, num_seqs: int, num_heads: int, num_kv_heads: int, head_size: int,
                        max_seq_len: int, smem_limit: int) -> None:
