@@ -27,6 +27,13 @@
 // The first V tiles are issued before the softmax, hiding the pass switch. The CTA's block-table
 // entries are staged in shared memory once.
 //
+// Tensor cores (WB_MMA, twopass with stages, block 16): per staged tile, the warp computes
+// S^T (16 tokens x 8 heads) = K_tile . Q^T with mma.sync m16n8k16 (K rows straight from the ring by
+// ldmatrix: a tile's K layout [HEAD/8][16][8] is the A operand, Q the B operand held in registers,
+// the GQA group padded to 8 heads), and O^T (16 dims x 8 heads) += V_tile . P^T (the V tile
+// [HEAD][16] is the A operand, probabilities from the logits rounded to the 16-bit type). Fewer
+// than a tenth of the CUDA-core path's instructions per tile, so the cp.async ring stays full.
+//
 // Prefetch: lane 0 of a warp issues cp.async.bulk.prefetch.L2.global for the tile that warp
 // will read WB_PF_DIST iterations later (K in pass 1, V in pass 2); pre-Hopper targets can use
 // per-line prefetch.global.L2 spread over the warp instead.
@@ -84,6 +91,9 @@
 #endif
 #ifndef WB_STAGES           // 0 = K/V read into registers; S >= 2 = each warp streams its tiles through
 #define WB_STAGES 0         //     an S-deep ring in shared memory with cp.async (S-1 tiles in flight)
+#endif
+#ifndef WB_MMA              // 1 = QK and PV on tensor cores (mma.sync m16n8k16, twopass with stages, block 16)
+#define WB_MMA 0
 #endif
 #ifndef WB_FAULT            // test-only: 0 none, 1 write out of bounds, 2 wrong values, 3 hang
 #define WB_FAULT 0
@@ -174,6 +184,43 @@ __device__ __forceinline__ void cp_async16(void* smem_dst, const void* gmem_src)
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
+
+#if WB_MMA
+static_assert(WB_BLOCK == 16, "tensor-core path: block size 16");
+static_assert(WB_QPC <= 8, "tensor-core path: at most 8 query heads per CTA (the n = 8 of m16n8k16)");
+static_assert(WB_HEAD % 16 == 0, "tensor-core path: head size a multiple of 16");
+static_assert(WB_STAGES >= 2 && WB_ALGO == 0 && !WB_KLOAD8 && !WB_VLLM_MATH,
+              "tensor-core path: twopass with a cp.async ring, 16-byte K loads, full-precision q");
+// four 8x8 16-bit matrices from shared memory; lane l gives the address of row l % 8 of matrix l / 8
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+// c += a . b, 16x16 (row) times 16x8 (col), fp32 accumulators
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#if WB_DTYPE == 0
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+#else
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+#endif
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// two floats as one 16-bit pair, lo in the low half (the lower k index of an mma operand)
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  uint32_t r;
+#if WB_DTYPE == 0
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#else
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#endif
+  return r;
+}
+// keep the 16-bit halves of a token pair (t, t + 1) that are below `valid` tokens
+__device__ __forceinline__ uint32_t keep_tokens(uint32_t x, int t, int valid) {
+  return t + 1 < valid ? x : (t < valid ? (x & 0xffffu) : 0u);
+}
+#endif
 
 // ---- L2 prefetch of one contiguous tile --------------------------------------------------
 __device__ __forceinline__ void prefetch_tile(const elem_t* tile, int lane) {
@@ -373,6 +420,22 @@ __device__ __forceinline__ void decode_body(const Params& P) {
 #pragma unroll
   for (int h = 0; h < QPC; ++h) run_max[h] = -INFINITY;
 
+#if WB_MMA
+  // B operand of S^T = K . Q^T for each 16-dim step: lane (g = lane / 4, c = lane % 4) holds head g's
+  // dims 2c, 2c+1 and 2c+8, 2c+9 (zeros for heads past the CTA's); logits land for heads 2c, 2c+1
+  const int mg = lane >> 2, mc = lane & 3;
+  uint32_t qf[HEAD / 16][2];
+#pragma unroll
+  for (int ks = 0; ks < HEAD / 16; ++ks) {
+    qf[ks][0] = qf[ks][1] = 0u;
+    if (mg < QPC) {
+      const float* qr = q_s + mg * HEAD + ks * 16 + 2 * mc;
+      qf[ks][0] = pack2(qr[0], qr[1]);
+      qf[ks][1] = pack2(qr[8], qr[9]);
+    }
+  }
+  float rmax0 = -INFINITY, rmax1 = -INFINITY;         // heads 2c, 2c+1
+#endif
 #if WB_STAGES > 0
   // this lane's chunks of a K tile (the same offsets are copied and read)
   auto k_off = [&](int i) { return ((grp + TG * i) * BLOCK + tok_in_blk) * X; };
@@ -400,12 +463,45 @@ __device__ __forceinline__ void decode_body(const Params& P) {
 #endif
 #if WB_STAGES > 0
     const int jj = (b - blk_begin - warp) / NW;
+#if WB_MMA
+    __syncwarp();                      // every lane is done reading the slot about to be refilled
+#endif
     issue_k(jj + WB_STAGES - 1);
     cp_async_wait<WB_STAGES - 1>();
+#if WB_MMA
+    __syncwarp();                      // ldmatrix reads rows other lanes copied
+#endif
     const elem_t* kp = ring + (jj % WB_STAGES) * TILE;   // the staged tile (shared memory)
 #else
     const elem_t* kp = k_head + (long long)bt[b] * P.kv_block_stride;
 #endif
+#if WB_MMA
+    {
+      // rows of step ks: chunks 2ks, 2ks+1 x 16 tokens, 512 contiguous bytes; lane l's row at l * 16 B
+      float c[4] = {0.f, 0.f, 0.f, 0.f};
+      const uint32_t kaddr = (uint32_t)__cvta_generic_to_shared(kp) + lane * 16;
+#pragma unroll
+      for (int ks = 0; ks < HEAD / 16; ++ks) {
+        uint32_t a[4];
+        ldsm_x4(a, kaddr + ks * 512);
+        mma16816(c, a, qf[ks][0], qf[ks][1]);
+      }
+      // c[0], c[1]: token g, heads 2c, 2c+1; c[2], c[3]: token g + 8
+      if (2 * mc < QPC) {
+        const int t0 = b * BLOCK + mg;
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int h = 2 * mc + (r & 1);
+          const int tok = t0 + 8 * (r >> 1);
+          const float l = tok < tok_end ? c[r] * P.scale : -INFINITY;
+          if (h < QPC) {
+            logits[h * P.logits_len + (tok - blk_begin * BLOCK)] = l;
+            if (r & 1) rmax1 = fmaxf(rmax1, l); else rmax0 = fmaxf(rmax0, l);
+          }
+        }
+      }
+    }
+#else
     float dot[QPC];
 #pragma unroll
     for (int h = 0; h < QPC; ++h) dot[h] = 0.f;
@@ -452,7 +548,12 @@ __device__ __forceinline__ void decode_body(const Params& P) {
         run_max[h] = fmaxf(run_max[h], l);
       }
     }
+#endif
   }
+#if WB_MMA
+#pragma unroll
+  for (int h = 0; h < QPC; ++h) run_max[h] = h == 2 * mc ? rmax0 : (h == 2 * mc + 1 ? rmax1 : -INFINITY);
+#endif
 
 #if WB_STAGES > 0
   // drain the K ring (only empty groups can remain), then start the first V tiles now so they
@@ -515,11 +616,17 @@ __device__ __forceinline__ void decode_body(const Params& P) {
   // ---- pass 2: p @ V ---------------------------------------------------------------------
   const int vpart = lane % CR;          // which 16-byte slice of a value row
   const int row0 = lane / CR;
+#if WB_MMA
+  float o_acc[HEAD / 16][4];           // O^T: dims 16m + g (+8) x heads 2c, 2c+1
+#pragma unroll
+  for (int m = 0; m < HEAD / 16; ++m) o_acc[m][0] = o_acc[m][1] = o_acc[m][2] = o_acc[m][3] = 0.f;
+#else
   float acc[QPC][RPL];
 #pragma unroll
   for (int h = 0; h < QPC; ++h)
 #pragma unroll
     for (int i = 0; i < RPL; ++i) acc[h][i] = 0.f;
+#endif
 
 #if WB_SERIAL
 #pragma unroll 1
@@ -533,12 +640,47 @@ __device__ __forceinline__ void decode_body(const Params& P) {
 #endif
 #if WB_STAGES > 0
     const int jj = (b - blk_begin - warp) / NW;
+#if WB_MMA
+    __syncwarp();
+#endif
     issue_v(jj + WB_STAGES - 1);
     cp_async_wait<WB_STAGES - 1>();
+#if WB_MMA
+    __syncwarp();
+#endif
     const elem_t* vp = ring + (jj % WB_STAGES) * TILE;
 #else
     const elem_t* vp = v_head + (long long)bt[b] * P.kv_block_stride;
 #endif
+#if WB_MMA
+    {
+      // B = P^T: lane holds head g's probabilities of tokens 2c, 2c+1 and 2c+8, 2c+9 of this block
+      const int tb = (b - blk_begin) * BLOCK;
+      uint32_t pb0 = 0u, pb1 = 0u;
+      if (mg < QPC) {
+        const float* pr = logits + mg * P.logits_len + tb + 2 * mc;
+        const float2 x = *reinterpret_cast<const float2*>(pr);
+        const float2 y = *reinterpret_cast<const float2*>(pr + 8);
+        pb0 = pack2(x.x, x.y);
+        pb1 = pack2(y.x, y.y);
+      }
+      // A = V^T rows: dims 16m + (l % 16), tokens 8 * (l / 16) onwards (16 B each)
+      const uint32_t vaddr = (uint32_t)__cvta_generic_to_shared(vp) + ((lane & 15) * 16 + (lane >> 4) * 8) * 2;
+      const int vt = valid_tok - tb;   // valid tokens of this block (padding may hold NaN: 0 * NaN)
+#pragma unroll
+      for (int m = 0; m < HEAD / 16; ++m) {
+        uint32_t a[4];
+        ldsm_x4(a, vaddr + m * 16 * BLOCK * 2);
+        if (vt < BLOCK) {
+          a[0] = keep_tokens(a[0], 2 * mc, vt);
+          a[1] = keep_tokens(a[1], 2 * mc, vt);
+          a[2] = keep_tokens(a[2], 2 * mc + 8, vt);
+          a[3] = keep_tokens(a[3], 2 * mc + 8, vt);
+        }
+        mma16816(o_acc[m], a, pb0, pb1);
+      }
+    }
+#else
     uint4 raw[RPL];
 #pragma unroll
     for (int i = 0; i < RPL; ++i) raw[i] = load16(vp + (row0 + ROW_STEP * i) * BLOCK + vpart * X);
@@ -556,6 +698,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
 #endif
     }
     pv_acc(raw, p, slot, valid_tok, acc);
+#endif
   }
 #else
   // ---- onepass: each warp streams its blocks once, K and V of a block loaded together, with a
@@ -663,6 +806,21 @@ __device__ __forceinline__ void decode_body(const Params& P) {
   }
 #endif
 
+#if WB_MMA
+  // every warp's O^T fragment into the CTA's accumulators (heads past the CTA's are zero columns)
+  if (2 * mc < QPC) {
+#pragma unroll
+    for (int m = 0; m < HEAD / 16; ++m)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int h = 2 * mc + (r & 1), d = 16 * m + mg + 8 * (r >> 1);
+        if (h < QPC) {
+          if (NW == 1) acc_s[h * HEAD + d] = o_acc[m][r];
+          else atomicAdd(acc_s + h * HEAD + d, o_acc[m][r]);
+        }
+      }
+  }
+#else
   // lanes that share a row hold different tokens: add them, then add across warps
 #pragma unroll
   for (int m = 1; m < CR; m *= 2) {
@@ -680,6 +838,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
         else atomicAdd(acc_s + h * HEAD + row0 + ROW_STEP * i, acc[h][i]);
       }
   }
+#endif
   __syncthreads();
 
   // ---- write -----------------------------------------------------------------------------
@@ -784,12 +943,13 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split)
   WB_NS::decode_body<WB_SPLIT_TOKENS>(p);
 }
 
-// Combine partitions: grid (num_heads, num_seqs), 128 threads; smem 2 * max_parts floats.
+// Combine partitions: grid (num_heads, num_seqs), 128 threads, each owning HEAD / 128 dims (rounded
+// up). Every thread walks the partitions itself with a running max (no shared memory, no
+// barriers), eight partitions' max, sum and partial output loaded at once: the reduce is a short
+// chain of L2 round trips, which is most of what it costs at small batches.
 extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce)(const WB_NS::Params p) {
-  extern __shared__ float4 smem_raw[];
-  float* w = reinterpret_cast<float*>(smem_raw);
-  __shared__ float red[4];
-  __shared__ float gmax_s, inv_s;
+  constexpr int DPT = (WB_HEAD + 127) / 128;          // dims per thread
+  constexpr int U = 8;                                // partitions in flight per step
   const int head = blockIdx.x, seq = blockIdx.y, tid = threadIdx.x;
   const int len = max(p.seq_lens[seq], 0);
   const int ptok = WB_SPLIT_TOKENS > 0 ? WB_SPLIT_TOKENS : WB_NS::seq_part_tokens(p, len);
@@ -805,35 +965,44 @@ extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce)(const WB_NS:
 #endif
   const float* ml = p.max_logits + row * p.max_parts;
   const float* es = p.exp_sums + row * p.max_parts;
-
-  float m = -INFINITY;
-  for (int i = tid; i < nparts; i += 128) m = fmaxf(m, ml[i]);
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  if (tid % 32 == 0) red[tid / 32] = m;
-  __syncthreads();
-  if (tid == 0) gmax_s = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
-  __syncthreads();
-  const float gmax = gmax_s;
-  float s = 0.f;
-  for (int i = tid; i < nparts; i += 128) {
-    const float wi = es[i] * __expf(ml[i] - gmax);
-    w[i] = wi;
-    s += wi;
-  }
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2) s += __shfl_xor_sync(0xffffffffu, s, o);
-  __syncthreads();                     // everyone has read red[] before it is reused
-  if (tid % 32 == 0) red[tid / 32] = s;
-  __syncthreads();
-  if (tid == 0) inv_s = 1.f / (red[0] + red[1] + red[2] + red[3]);
-  __syncthreads();
-  const float inv = inv_s;
   const float* to = p.tmp_out + row * p.max_parts * WB_HEAD;
-  for (int d = tid; d < WB_HEAD; d += 128) {
-    float o = 0.f;
-    for (int i = 0; i < nparts; ++i) o += w[i] * to[(long long)i * WB_HEAD + d];
-    p.out[row * WB_HEAD + d] = from_float(WB_FAULT == 2 ? o * inv + 0.25f : o * inv);
+  float m = -INFINITY, s = 0.f, o[DPT];
+#pragma unroll
+  for (int k = 0; k < DPT; ++k) o[k] = 0.f;
+  for (int i0 = 0; i0 < nparts; i0 += U) {
+    float mi[U], ei[U], ti[U][DPT];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const bool in = i0 + u < nparts;
+      mi[u] = in ? __ldcg(ml + i0 + u) : -INFINITY;
+      ei[u] = in ? __ldcg(es + i0 + u) : 0.f;
+#pragma unroll
+      for (int k = 0; k < DPT; ++k) {
+        const int d = tid + 128 * k;
+        ti[u][k] = in && d < WB_HEAD ? __ldcg(to + (long long)(i0 + u) * WB_HEAD + d) : 0.f;
+      }
+    }
+    float mn = m;
+#pragma unroll
+    for (int u = 0; u < U; ++u) mn = fmaxf(mn, mi[u]);
+    const float c = m == -INFINITY ? 0.f : __expf(m - mn);
+    s *= c;
+#pragma unroll
+    for (int k = 0; k < DPT; ++k) o[k] *= c;
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const float w = mi[u] == -INFINITY ? 0.f : ei[u] * __expf(mi[u] - mn);
+      s += w;
+#pragma unroll
+      for (int k = 0; k < DPT; ++k) o[k] += w * ti[u][k];
+    }
+    m = mn;
+  }
+  const float inv = 1.f / s;
+#pragma unroll
+  for (int k = 0; k < DPT; ++k) {
+    const int d = tid + 128 * k;
+    if (d < WB_HEAD) p.out[row * WB_HEAD + d] = from_float(WB_FAULT == 2 ? o[k] * inv + 0.25f : o[k] * inv);
   }
 }
 #endif

@@ -123,6 +123,8 @@ def defines(v: Variant) -> list[str]:
         d["WB_FUSED_REDUCE"] = 1
     if v.stages:
         d["WB_STAGES"] = v.stages
+    if v.mma:
+        d["WB_MMA"] = 1
     if v.fault != "none":
         d["WB_FAULT"] = {"oob_write": 1, "wrong_values": 2, "hang": 3}[v.fault]
     return [f"-D{k}={val}" for k, val in d.items()]

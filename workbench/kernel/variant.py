@@ -117,6 +117,7 @@ class Variant:
     reduce: str = "kernel"       # split-K partials combined by a second kernel, or "fused" (last CTA)
     vllm_math: bool = False      # vLLM's operand precision: 16-bit q (with k_load 8), 16-bit probabilities
     stages: int = 0              # 0: K/V tiles read into registers; 2-4: cp.async ring in shared memory per warp
+    mma: bool = False            # QK and PV on tensor cores (mma.sync) from the staged tiles
     fault: str = "none"          # test-only; left out of to_dict (and so of the key) when "none"
 
     def __post_init__(self) -> None:
@@ -167,6 +168,11 @@ class Variant:
         if vm is None:
             raise bad("vllm_math", self.vllm_math, (False, True))
         set_("vllm_math", vm)
+        mm = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
+            str(self.mma).strip().lower()) if not isinstance(self.mma, bool) else self.mma
+        if mm is None:
+            raise bad("mma", self.mma, (False, True))
+        set_("mma", mm)
         if self.reduce not in ("kernel", "fused"):
             raise bad("reduce", self.reduce, ("kernel", "fused"))
         if self.partition == PARTITION_NONE and self.reduce == "fused":
@@ -195,6 +201,8 @@ class Variant:
     @property
     def accumulators(self) -> int:
         """fp32 accumulators per lane in the p@V pass: heads x value rows held by a lane."""
+        if self.mma:                     # one m16n8 fragment (4 floats) per 16 dims, any head count <= 8
+            return 4 * self.head_size // 16
         chunks_per_row = self.block_size * self.elem_bytes // 16
         return self.heads_per_cta * self.head_size * chunks_per_row // 32
 
@@ -206,7 +214,8 @@ class Variant:
             pf = f"pf{self.prefetch_distance}{self.prefetch_target}.{self.prefetch_op}{hint}"
         fault = "" if self.fault == "none" else f"-FAULT.{self.fault}"
         style = (f"-s{self.stages}" if self.stages else "") + ("-k8" if self.k_load == 8 else "") + ("-serial" if self.serial else "") + \
-            ("-fused" if self.reduce == "fused" else "") + ("-vmath" if self.vllm_math else "")
+            ("-fused" if self.reduce == "fused" else "") + ("-vmath" if self.vllm_math else "") + \
+            ("-mma" if self.mma else "")
         return (f"d{self.head_size}b{self.block_size}{self.dtype}-{self.algorithm}-t{self.threads}"
                 f"-q{self.heads_per_cta}-p{partition_label(self.partition)}-{pf}{style}{fault}")
 
@@ -228,7 +237,7 @@ class Variant:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for k, default in (("fault", "none"), ("k_load", 16), ("serial", False), ("reduce", "kernel"),
-                           ("vllm_math", False), ("stages", 0)):
+                           ("vllm_math", False), ("stages", 0), ("mma", False)):
             if d[k] == default:
                 del d[k]
         return d
@@ -266,6 +275,15 @@ class Variant:
                 reasons.append("algorithm vllm prefetches with cp.async.bulk.prefetch.L2, no hint (the paper's change)")
         if self.stages and (self.algorithm != "twopass" or self.k_load != 16 or self.serial):
             reasons.append("stages (cp.async ring) go with the twopass algorithm, 16-byte K loads, not serial")
+        if self.mma:
+            if cc < 80:
+                reasons.append("mma (tensor cores, m16n8k16 bf16/fp16) needs sm_80+")
+            if self.algorithm != "twopass" or self.stages < 2:
+                reasons.append("mma reads the staged tiles: twopass with stages 2-4")
+            if self.block_size != 16:
+                reasons.append("mma exists for block size 16 (one m16 tile of tokens per block)")
+            if self.heads_per_cta > 8:
+                reasons.append("mma holds at most 8 query heads per CTA (the n = 8 of m16n8k16)")
         if self.vllm_math and (self.k_load != 8 or self.algorithm != "twopass"):
             reasons.append("vllm_math goes with k_load 8 and the twopass algorithm")
         if self.k_load == 8 and self.block_size != 16:

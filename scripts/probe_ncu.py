@@ -1,0 +1,53 @@
+"""Profile one of our variants beside FA3 on the same shapes, for ncu (issue 12: where the gap is).
+
+Run under ncu (cold L2: ncu flushes caches before each profiled kernel):
+  ncu --clock-control none --nvtx --nvtx-include "probe/" --section SpeedOfLight ... \
+      python3 scripts/probe_ncu.py VARIANT b8x32768 b64x1024 ...
+Each shape launches ours once and FA3 once inside an NVTX range named probe (after an unprofiled
+warm-up outside it), so the report holds exactly those kernels, labelled by the kernel names.
+"""
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    import nvtx
+    import torch
+
+    from workbench.bench.peers.fa3 import fa3
+    from workbench.kernel.build import build_variant
+    from workbench.kernel.launch import load
+    from workbench.kernel.variant import Variant, parse_knobs
+    from workbench.measure.gpuinfo import gpu_info
+    from workbench.measure.workload import WorkloadSpec, build_rotation
+
+    info = gpu_info(0)
+    v = Variant.from_dict(parse_knobs(sys.argv[1]))
+    k = load(build_variant(v, info.arch), 0)
+    for label in sys.argv[2:]:
+        b, c = label[1:].split("x")
+        spec = WorkloadSpec.uniform(int(b), int(c))
+        w, tables = build_rotation(spec, "cuda", 1)
+        out = torch.empty_like(w.query)
+        ws = k.workspace(spec.num_seqs, spec.num_heads, spec.max_seq_len) \
+            if v.uses_split(spec.num_seqs, spec.num_heads, spec.max_seq_len) else None
+
+        def ours() -> None:
+            k(out, w.query, w.key_cache, w.value_cache, 8, w.scale, tables[0], w.seq_lens, spec.max_seq_len,
+              workspace=ws)
+        calls, _, _ = fa3(spec, 1, check=False)
+        for f in (ours, calls[0]):
+            f()
+        torch.cuda.synchronize()
+        with nvtx.annotate("probe"):
+            ours()
+            calls[0]()
+            torch.cuda.synchronize()
+        print(label, "done", flush=True)
+        del calls, w, tables, out, ws
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
