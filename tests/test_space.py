@@ -8,21 +8,25 @@ def test_default_space_enumerates():
     sp = load_space()
     en = enumerate_space(sp)
     assert len(en.valid) >= 1000
-    # the only invalid ones: cp.async rings that do not fit in shared memory next to the logits
-    assert all(v.stages and "shared memory" in r[0] for v, r in en.invalid)
+    # the only invalid ones: cp.async rings that do not fit in shared memory next to the logits, and
+    # tensor-core variants without a ring to read from
+    assert all((v.stages and "shared memory" in r[0]) or (v.mma and not v.stages and "staged tiles" in r[0])
+               for v, r in en.invalid)
     assert len({v.key for v in en.valid}) == len(en.valid)
     en4 = enumerate_space(sp, group=4)
     assert max(v.heads_per_cta for v in en4.valid) == 4
     en7 = enumerate_space(sp, group=7)
     assert sorted({v.heads_per_cta for v in en7.valid}) == [1, 2, 4, 7]
     en80 = enumerate_space(sp, "sm_80")
-    assert en80.invalid and all("sm_90+" in r[0] or (v.stages and "shared memory" in r[0]) for v, r in en80.invalid)
+    assert en80.invalid and all("sm_90+" in r[0] or (v.stages and "shared memory" in r[0]) or
+                                (v.mma and not v.stages and "staged tiles" in r[0]) for v, r in en80.invalid)
 
 
 def test_shape_override_and_invalid_counted():
     en = enumerate_space(load_space(), head_size=256, block_size=32, group=8)
     assert all(v.head_size == 256 and v.block_size == 32 for v in en.valid)
-    assert en.invalid and all("accumulators" in r[0] or (v.stages and "shared memory" in r[0]) for v, r in en.invalid)
+    assert en.invalid and all("accumulators" in r[0] or (v.stages and "shared memory" in r[0]) or
+                              (v.mma and any("mma" in x for x in r)) for v, r in en.invalid)
 
 
 @pytest.mark.parametrize("text,match", [
@@ -46,3 +50,39 @@ def test_bad_space_files(tmp_path, text, match):
 def test_missing_file():
     with pytest.raises(WorkbenchError, match="not found"):
         load_space("/nonexistent/space.yaml")
+
+
+def test_every_knob_a_space_lists_reaches_the_tuner():
+    """A knob in a space file must be searched by `tune`, not dropped on the way (the mma knob was:
+    KNOB_ORDER lacked it, so a tune of a space with mma: [false, true] never built an mma variant)."""
+    import optuna
+
+    from workbench.kernel.space import TUNABLE, Space
+    from workbench.tune.encoding import choices, params_of, suggest_variant
+
+    two = {"algorithm": ["twopass", "onepass"], "threads": [128, 256], "heads_per_cta": [1, 4],
+           "partition": ["auto", "512"], "stages": [0, 3], "mma": [False, True], "reduce": ["kernel", "fused"],
+           "k_load": [16, 8], "serial": [False, True], "vllm_math": [False, True], "prefetch_distance": [0, 2],
+           "prefetch_target": ["k", "kv"], "prefetch_op": ["bulk", "line"], "prefetch_hint": ["none", "evict_last"],
+           "fault": ["none", "hang"]}
+    assert set(two) == set(TUNABLE)
+    shape = {"head_size": 128, "block_size": 16, "dtype": "bf16"}
+    for knob, vals in two.items():
+        extra = {k: v for k, v in (("prefetch_distance", (2,)), ("prefetch_target", ("kv",)))
+                 if knob in ("prefetch_distance", "prefetch_target", "prefetch_op", "prefetch_hint") and k != knob}
+        space = Space(name="t", knobs={knob: tuple(vals), **extra})
+        ch = choices(space, 4, "bulk")
+        assert knob in ch, knob
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        seen = set()
+        for _ in range(40):
+            try:
+                v = suggest_variant(study.ask(), ch, shape)
+            except Exception:            # combinations the Variant refuses outright (none here)
+                continue
+            seen.add(v.to_dict().get(knob, getattr(v, knob)))
+            assert params_of(v, ch) is not None
+        want = {int(x) if knob == "partition" and x.isdigit() else x for x in vals}
+        if knob == "partition":
+            want = {-2, 512}
+        assert seen == want, (knob, seen, want)

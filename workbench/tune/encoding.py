@@ -10,11 +10,18 @@ from workbench.kernel.variant import Variant
 from workbench.kernel.references import simple, simple_pf
 
 
-KNOB_ORDER = ("threads", "heads_per_cta", "partition", "stages", "prefetch_distance", "prefetch_target",
-              "prefetch_op", "prefetch_hint", "fault")
+# every tunable knob a space may list, in the order Optuna is asked (prefetch_distance before the
+# knobs that only mean something when prefetching). A knob with one value in the space is fixed,
+# not asked: studies made before a knob existed keep their parameter sets.
+KNOB_ORDER = ("algorithm", "threads", "heads_per_cta", "partition", "stages", "mma", "reduce", "k_load",
+              "serial", "vllm_math", "prefetch_distance", "prefetch_target", "prefetch_op", "prefetch_hint",
+              "fault")
 
 
 PF_ONLY = ("prefetch_target", "prefetch_op", "prefetch_hint")    # asked only when prefetching
+# the knobs studies have always asked, even with one value (their trials' parameter sets)
+ASKED_ALWAYS = ("threads", "heads_per_cta", "partition", "stages", "prefetch_distance", "prefetch_target",
+                "prefetch_op", "prefetch_hint", "fault")
 
 
 # ---- search space as Optuna parameters ----------------------------------------------------
@@ -43,7 +50,7 @@ def suggest_variant(trial: Any, ch: dict[str, list[Any]], shape: dict[str, Any])
     for k in KNOB_ORDER:
         if k not in ch or (k in PF_ONLY and not p.get("prefetch_distance")):
             continue
-        p[k] = trial.suggest_categorical(k, ch[k])
+        p[k] = ch[k][0] if len(ch[k]) == 1 and k not in ASKED_ALWAYS else trial.suggest_categorical(k, ch[k])
     return Variant.from_dict({**shape, **p})
 
 
@@ -60,7 +67,8 @@ def params_of(v: Variant, ch: dict[str, list[Any]]) -> dict[str, Any] | None:
         val = partition_label(v.partition) if k == "partition" else d.get(k, getattr(v, k))
         if val not in ch[k]:
             return None
-        out[k] = val
+        if len(ch[k]) > 1 or k in ASKED_ALWAYS:
+            out[k] = val
     return out
 
 
