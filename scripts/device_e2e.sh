@@ -5,7 +5,9 @@
 #               against the host's torch) and benches tuned vs FA3 on the e2e suite (the grid's
 #               shapes: the kernel ratio k of each point) -> /tmp/wbe2e/{pkg,bench-e2e.json}
 #   STAGE=run   needs the vLLM bundle (scripts/bundle_vllm.sh; part1 in an earlier call, the last
-#               part in this one) and .offline/: `workbench e2e` for BACKENDS (resumes /tmp/wbe2e/run)
+#               part in this one) and .offline/: `workbench e2e` for BACKENDS (resumes /tmp/wbe2e/run).
+#               On a host without the prep stage's /tmp: DB (and STUDY) export again, BENCH_JSON gives the
+#               prep bench carried in the tree; SEED=<saved e2e.json> reuses its attention shares (SHARES=none).
 # Usage: STUDY=h200-train DB=results/h200-2026-11-28-v2/studies.db STAGE=prep bash scripts/device_e2e.sh
 #        VLLM=.vllm BACKENDS=CUSTOM,FLASH_ATTN STAGE=run bash scripts/device_e2e.sh
 set -uo pipefail
@@ -29,6 +31,19 @@ run)
   # FlashInfer (for BACKENDS=...FLASHINFER) only when asked: vLLM 0.26 was built against 0.6.14
   [ "${WITH_FLASHINFER:-0}" = 1 ] && source scripts/peers_activate.sh ${PEERS_DIR:-.peers}
   PKG=$W/pkg
+  if [ ! -d $PKG ] && [ -n "${DB:-}" ]; then     # a fresh host: export again (seconds), from the same study
+    cp "$DB" $W/studies.db
+    python3 -m workbench export --study ${STUDY:-h200-train} --storage sqlite:///$W/studies.db --out $PKG --json \
+      > $OUT/export.json 2> $OUT/export.err; echo "export rc=$? ${SECONDS}s"
+  fi
+  [ -n "${BENCH_JSON:-}" ] && cp "$BENCH_JSON" $W/bench-e2e.json     # the prep stage's bench, carried in the tree
+  # SEED=old-e2e.json: resume from a saved run's attention shares (FLASH_ATTN's a per point), results dropped,
+  # so this call measures the backends again but not the nsys capture
+  if [ -n "${SEED:-}" ] && [ ! -f $W/run/e2e.json ]; then
+    mkdir -p $W/run && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['results']={}; d['backends']=[];
+d['notes']=[n for n in d.get('notes',[]) if not n.startswith('resumed')]+['attention shares from '+sys.argv[1]];
+json.dump(d,open(sys.argv[2],'w'))" "$SEED" $W/run/e2e.json
+  fi
   timeout ${E2E_S:-560} python3 -m workbench e2e --package $PKG --bench $W/bench-e2e.json --out $W/run \
     --backends ${BACKENDS:-CUSTOM,FLASH_ATTN} --share-backends ${SHARES:-FLASH_ATTN,CUSTOM} --steps ${STEPS:-128} \
     --timeout ${CHILD_S:-400} > $OUT/e2e.txt 2> $OUT/e2e.err
