@@ -78,6 +78,19 @@ def green() -> dict:
         ext.synchronize()
         ids = out.tolist()
         d["green80_graph_replay"] = {"distinct_sms": len(set(ids)), "unset": ids.count(-1)}
+        # the same kernel captured on the green stream itself (how peers are timed since): does the
+        # graph keep the green context's SMs?
+        g2 = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g2, stream=ext):
+            mod.launch("wb_emu_smid", (blocks, 1, 1), 32, 0,
+                       [ctypes.c_void_p(out.data_ptr()), ctypes.c_ulonglong(300_000)], int(split.stream))
+        out.fill_(-1)
+        torch.cuda.synchronize()
+        with torch.cuda.stream(ext):
+            g2.replay()
+        ext.synchronize()
+        ids = out.tolist()
+        d["green80_graph_captured_on_green"] = {"distinct_sms": len(set(ids)), "unset": ids.count(-1)}
         # a torch op on the green stream (allocator, runtime launch)
         with torch.cuda.stream(ext):
             x = torch.randn(1 << 22, device="cuda")
@@ -243,7 +256,7 @@ def table() -> None:
     print("== green contexts ==")
     for n, r in (g.get("probe") or {}).items():
         print(f"  ask {n:>3}: " + (f"got {r['sms']} (+{r['rest_sms']} left)" if r.get("ok") else f"FAIL {r.get('error')}"))
-    for k in ("full_gpu", "green80_direct", "rest_direct", "green80_graph_replay"):
+    for k in ("full_gpu", "green80_direct", "rest_direct", "green80_graph_replay", "green80_graph_captured_on_green"):
         if k in g:
             print(f"  {k}: distinct SMs {g[k].get('distinct_sms')} unset {g[k].get('unset')} {g[k].get('error', '')}")
     if "disjoint" in g:

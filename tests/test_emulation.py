@@ -213,3 +213,67 @@ def test_calibration_steps_by_secant_not_by_the_miss():
 def test_next_rate_first_guess_is_one_byte_per_byte():
     assert next_rate([(0.0, 4300.0)], 3600.0, 4300.0) == pytest.approx(700.0)
     assert next_rate([(0.0, 3500.0)], 3600.0, 4300.0) == 0.0       # already below: no throttle
+
+
+def test_peers_are_captured_on_the_green_stream_and_only_replays_are_throttled(monkeypatch):
+    """time_calls under an emulation: warm-up and graph capture on the given (green) stream and
+    outside `timed` (capture synchronises the device, which would wait on the throttle: the H200
+    run of 2026-11-28 lost every FA3 timing to the throttle's 30 s timeout), replays inside it."""
+    import contextlib
+    from types import SimpleNamespace
+
+    import torch
+
+    from workbench.measure import timing
+
+    events: list = []
+
+    class Stream:
+        def synchronize(self) -> None:
+            events.append("sync")
+
+        def wait_stream(self, other) -> None:
+            pass
+    green, other = Stream(), Stream()
+    current = [other]
+
+    @contextlib.contextmanager
+    def use(st):
+        old, current[0] = current[0], st
+        yield
+        current[0] = old
+
+    class Graph:
+        def replay(self) -> None:
+            events.append(("replay", current[0] is green))
+
+    @contextlib.contextmanager
+    def graph(g, stream=None):
+        events.append(("capture", stream is green))
+        yield
+
+    @contextlib.contextmanager
+    def timed():
+        events.append("throttle on")
+        with use(green):
+            yield
+        events.append("throttle off")
+
+    def fake_timed(run, **kw):
+        for i in range(3):
+            run(i)
+        return [1.0, 2.0, 3.0]
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a: current[0])
+    monkeypatch.setattr(torch.cuda, "stream", use)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph)
+    monkeypatch.setattr(torch.cuda, "graph", graph)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(timing, "_timed", fake_timed)
+    calls = [lambda: events.append(("call", current[0] is green))] * 2
+    samples, method = timing.time_calls(calls, SimpleNamespace(arch="sm_90a"), stream=green, timed=timed)
+    assert samples == [1.0, 2.0, 3.0] and method.startswith("CUDA graph")
+    on, off = events.index("throttle on"), events.index("throttle off")
+    before = events[:on]
+    assert ("capture", True) in before and ("capture", False) not in events
+    assert all(e == ("call", True) for e in before if isinstance(e, tuple) and e[0] == "call")
+    assert events[on + 1:off] == [("replay", True)] * 3

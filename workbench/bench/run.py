@@ -184,8 +184,8 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
                     r = got
                 else:
                     calls, note, err = PEERS[p](spec, min_bytes, check=spec.kv_bytes <= CHECK_MAX_BYTES)
-                    with _measuring(emu):
-                        samples, method = time_calls(calls, info, launches=launches, name=f"{p} :: {b.label}")
+                    timer = emu.peer_timer() if emu is not None else time_calls
+                    samples, method = timer(calls, info, launches=launches, name=f"{p} :: {b.label}")
                     q = statistics.quantiles(samples, n=10)
                     r.median_us, r.p10_us, r.p90_us = statistics.median(samples), q[0], q[-1]
                     r.rel_error, r.method = err, method

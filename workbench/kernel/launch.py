@@ -173,7 +173,13 @@ class LoadedVariant:
         if self._occ is None:
             drv, m, i = _driver(), self.module, self.device_index
 
+            v = self.variant
+            # a fixed split has no whole-sequence kernel, partition none no split kernel (decode.cu)
+            has = {"wb_decode_split": v.partition != 0, "wb_decode_full": v.partition <= 0}
+
             def blocks(name: str) -> int:
+                if not has[name]:
+                    return 0
                 return int(_check(drv.cuOccupancyMaxActiveBlocksPerMultiprocessor(
                     m.function(name), self.variant.threads, 0), "cuOccupancyMaxActiveBlocksPerMultiprocessor"))
             self._occ = Occupancy(self.sm_count or device_attr(i, "MULTIPROCESSOR_COUNT"),

@@ -234,6 +234,43 @@ class Emulation:
                                  "synchronize inside measuring() waits for the throttle: build and check "
                                  "outside it, time inside)")
 
+    def graphs_confined(self) -> bool:
+        """Whether a CUDA graph captured on the measuring stream runs on the green context's SMs only
+        (peers are timed as graph replays). Checked once, on the device: one captured on an
+        ordinary stream and replayed here did not stay (H200, 2026-11-28: 132 SMs seen, not 80)."""
+        if getattr(self, "_graphs_confined", None) is None:
+            import torch
+            if self.split is None:
+                self._graphs_confined = True
+            else:
+                blocks = self.info.sm_count * 4
+                out = torch.full((blocks,), -1, dtype=torch.int32, device=torch.device("cuda", self.device_index))
+                args = [ctypes.c_void_p(out.data_ptr()), ctypes.c_ulonglong(200_000)]
+                try:
+                    g = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(g, stream=self.stream):
+                        self._emu.launch("wb_emu_smid", (blocks, 1, 1), 32, 0, args, int(self._measure_stream))
+                    out.fill_(-1)
+                    torch.cuda.synchronize()
+                    with torch.cuda.stream(self.stream):
+                        g.replay()
+                    self.stream.synchronize()
+                    seen = set(out.tolist()) - {-1}
+                    self._graphs_confined = 0 < len(seen) <= self.sms
+                except Exception:               # capture refused on this stream: time eagerly
+                    torch.cuda.synchronize()
+                    self._graphs_confined = False
+        return bool(self._graphs_confined)
+
+    def peer_timer(self) -> Any:
+        """measure.timing.time_calls as it must run for peers inside the emulation: captured on the
+        green stream (eager calls there when a graph would leave its SMs), replays throttled."""
+        import functools
+
+        from workbench.measure.timing import time_calls
+        return functools.partial(time_calls, stream=self.stream, timed=self.measuring,
+                                 graphs=self.graphs_confined())
+
     def timed(self, fn: Any) -> Any:
         """fn wrapped so that it runs inside measuring(): for a timer (e.g. measure.timing.time_calls)
         handed to code that builds its work first (builds may synchronise the device)."""

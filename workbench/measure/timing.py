@@ -13,7 +13,7 @@ import statistics
 import time
 from functools import lru_cache
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from workbench.measure.gpuinfo import GpuInfo
 from workbench.measure.workload import WorkloadSpec
@@ -207,35 +207,45 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
 
 
 def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str = "",
-               graphs: bool = True, warmup_s: float = 0.05) -> tuple[list[float], str]:
+               graphs: bool = True, warmup_s: float = 0.05, stream: Any = None,
+               timed: Callable[[], Any] | None = None) -> tuple[list[float], str]:
     """Cold-L2 timing of any GPU work (peers): `calls[i]` runs one launch over rotation copy i.
     Each call is captured once into a CUDA graph (host overhead out of the picture even for
     Python-heavy ops); replays are timed with events, all queued behind the gate. Falls back to
-    plain calls when capture fails. Returns (samples in µs, method)."""
+    plain calls when capture fails. Returns (samples in µs, method).
+    An emulation (measure.greenctx) passes `stream`, its green context's stream: calls are warmed
+    up and captured there, because a graph's kernels keep the context they were captured in (one
+    captured on an ordinary stream ran on all 132 SMs of an H200 when replayed on an 80-SM green
+    stream); and `timed`, its measuring(): only the replays run inside it, since capture
+    synchronises the device, which would wait on the throttle."""
+    import contextlib
+
     import torch
 
-    for c in calls:                          # compile / autotune / allocate outside any graph
-        c()
-    torch.cuda.current_stream().synchronize()     # not the device: see _timed
-    runners, method = list(calls), "cuda-events per launch, cold L2 (rotating copies), all queued first"
-    if graphs:
-        try:
-            gs = []
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            for c in calls:
-                g = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(g, stream=s):
-                    c()
-                gs.append(g)
-            torch.cuda.current_stream().wait_stream(s)
-            runners = [g.replay for g in gs]
-            method = "CUDA graph replay per launch, " + method.split(", ", 1)[1]
-        except Exception as e:              # an op that syncs or allocates oddly: time it eagerly
-            torch.cuda.current_stream().synchronize()
-            method += f" (no CUDA graph: {type(e).__name__})"
+    with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+        for c in calls:                          # compile / autotune / allocate outside any graph
+            c()
+        torch.cuda.current_stream().synchronize()     # not the device: see _timed
+        runners, method = list(calls), "cuda-events per launch, cold L2 (rotating copies), all queued first"
+        if graphs:
+            try:
+                gs = []
+                s = stream if stream is not None else torch.cuda.Stream()
+                s.wait_stream(torch.cuda.current_stream())
+                for c in calls:
+                    g = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(g, stream=s):
+                        c()
+                    gs.append(g)
+                torch.cuda.current_stream().wait_stream(s)
+                runners = [g.replay for g in gs]
+                method = "CUDA graph replay per launch, " + method.split(", ", 1)[1]
+            except Exception as e:              # an op that syncs or allocates oddly: time it eagerly
+                torch.cuda.current_stream().synchronize()
+                method += f" (no CUDA graph: {type(e).__name__})"
     # eager ops may synchronise inside: holding the stream would then stall until the timeout
-    samples = _timed(lambda i: runners[i % len(runners)](), launches=launches, min_warmup=3, warmup_s=warmup_s,
-                     name=name.replace("/", "-").replace("@", "_"), hold=method.startswith("CUDA graph"),
-                     device_index=torch.cuda.current_device(), arch=info.arch)
+    with timed() if timed is not None else contextlib.nullcontext():
+        samples = _timed(lambda i: runners[i % len(runners)](), launches=launches, min_warmup=3, warmup_s=warmup_s,
+                         name=name.replace("/", "-").replace("@", "_"), hold=method.startswith("CUDA graph"),
+                         device_index=torch.cuda.current_device(), arch=info.arch)
     return samples, method

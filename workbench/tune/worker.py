@@ -142,8 +142,7 @@ def _peer(st: _State, req: dict[str, Any]) -> dict[str, Any]:
     emu = getattr(st, "emu", None)          # tuning for a smaller GPU: the peer is timed inside it too,
     timer = None                            # but built outside (building syncs the device: it would
     if emu is not None:                     # wait on the throttle)
-        from workbench.measure.timing import time_calls
-        timer = emu.timed(time_calls)
+        timer = emu.peer_timer()
     p = time_peer(req.get("peer", "fa3"), st.buckets, info, ceiling_gbps=getattr(st.ceiling, "gbps", 0.0),
                   launches=st.launches, min_bytes=min_bytes, timer=timer)
     return {"ok": True, "peer": p.to_dict()}
