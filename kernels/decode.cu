@@ -92,6 +92,9 @@
 #ifndef WB_STAGES           // 0 = K/V read into registers; S >= 2 = each warp streams its tiles through
 #define WB_STAGES 0         //     an S-deep ring in shared memory with cp.async (S-1 tiles in flight)
 #endif
+#ifndef WB_UNIFIED          // 1 = one cp.async ring for both passes (stages): V tiles in flight before K ends
+#define WB_UNIFIED 0
+#endif
 #ifndef WB_MMA              // 1 = QK and PV on tensor cores (mma.sync m16n8k16, twopass with stages, block 16)
 #define WB_MMA 0
 #endif
@@ -439,6 +442,28 @@ __device__ __forceinline__ void decode_body(const Params& P) {
 #if WB_STAGES > 0
   // this lane's chunks of a K tile (the same offsets are copied and read)
   auto k_off = [&](int i) { return ((grp + TG * i) * BLOCK + tok_in_blk) * X; };
+#if WB_UNIFIED
+  // one ring for both passes: ring tile g < nmine is K block g, g >= nmine is V block g - nmine,
+  // so the first V tiles are in flight while the warp still works on its last K tiles and the
+  // V pass starts without waiting a DRAM round trip after the softmax
+  const int vpart_ = lane % CR, row0_ = lane / CR;
+  auto v_off = [&](int i) { return (row0_ + ROW_STEP * i) * BLOCK + vpart_ * X; };
+  auto issue_k = [&](int g) {
+    elem_t* dst = ring + (g % WB_STAGES) * TILE;
+    if (g < nmine) {
+      const elem_t* src = k_head + (long long)bt[blk_begin + warp + g * NW] * P.kv_block_stride;
+#pragma unroll
+      for (int i = 0; i < CPT; ++i) cp_async16(dst + k_off(i), src + k_off(i));
+    } else if (g < 2 * nmine) {
+      const elem_t* src = v_head + (long long)bt[blk_begin + warp + (g - nmine) * NW] * P.kv_block_stride;
+#pragma unroll
+      for (int i = 0; i < RPL; ++i) cp_async16(dst + v_off(i), src + v_off(i));
+    }
+    cp_async_commit();                 // empty groups keep the count uniform
+  };
+  auto issue_v = [&](int j) { issue_k(nmine + j); };
+  const int vslot0 = nmine;            // ring index of V block 0
+#else
   auto issue_k = [&](int j) {
     if (j < nmine) {
       const elem_t* src = k_head + (long long)bt[blk_begin + warp + j * NW] * P.kv_block_stride;
@@ -448,6 +473,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
     }
     cp_async_commit();                 // empty groups keep the count uniform
   };
+#endif
 #pragma unroll
   for (int j = 0; j < WB_STAGES - 1; ++j) issue_k(j);
 #endif
@@ -463,7 +489,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
 #endif
 #if WB_STAGES > 0
     const int jj = (b - blk_begin - warp) / NW;
-#if WB_MMA
+#if WB_MMA || WB_UNIFIED
     __syncwarp();                      // every lane is done reading the slot about to be refilled
 #endif
     issue_k(jj + WB_STAGES - 1);
@@ -555,9 +581,10 @@ __device__ __forceinline__ void decode_body(const Params& P) {
   for (int h = 0; h < QPC; ++h) run_max[h] = h == 2 * mc ? rmax0 : (h == 2 * mc + 1 ? rmax1 : -INFINITY);
 #endif
 
-#if WB_STAGES > 0
+#if WB_STAGES > 0 && !WB_UNIFIED
   // drain the K ring (only empty groups can remain), then start the first V tiles now so they
   // land during the softmax
+  const int vslot0 = 0;
   cp_async_wait<0>();
   __syncwarp();                        // V chunks of a lane overwrite K chunks other lanes read
   const int vpart_ = lane % CR, row0_ = lane / CR;
@@ -640,15 +667,15 @@ __device__ __forceinline__ void decode_body(const Params& P) {
 #endif
 #if WB_STAGES > 0
     const int jj = (b - blk_begin - warp) / NW;
-#if WB_MMA
-    __syncwarp();
+#if WB_MMA || WB_UNIFIED
+    __syncwarp();                      // unified: the slot refilled may have held a K tile other lanes read
 #endif
     issue_v(jj + WB_STAGES - 1);
     cp_async_wait<WB_STAGES - 1>();
 #if WB_MMA
     __syncwarp();
 #endif
-    const elem_t* vp = ring + (jj % WB_STAGES) * TILE;
+    const elem_t* vp = ring + ((vslot0 + jj) % WB_STAGES) * TILE;
 #else
     const elem_t* vp = v_head + (long long)bt[b] * P.kv_block_stride;
 #endif

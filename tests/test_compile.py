@@ -56,7 +56,8 @@ def test_every_shape_compiles(cubin_cache):
 
 
 def test_other_algorithms_and_knobs_compile(cubin_cache):
-    """onepass at every shape, the fused reduce, the vLLM-style knobs and the test-only faults."""
+    """onepass at every shape, the fused reduce, the vLLM-style knobs, the test-only faults, the
+    tensor-core path and the unified ring."""
     vs = []
     for h in HEAD_SIZES:
         for b in (16, 32):
@@ -67,6 +68,11 @@ def test_other_algorithms_and_knobs_compile(cubin_cache):
     vs += [simple().with_(reduce="fused"), simple_pf().with_(heads_per_cta=4, partition=256, reduce="fused"),
            simple().with_(k_load=8, serial=True, vllm_math=True), simple_pf().with_(k_load=8, vllm_math=True),
            *(simple().with_(fault=f) for f in ("oob_write", "wrong_values", "hang"))]
+    # the tensor-core path and the unified ring at every head size and both dtypes (block 16)
+    vs += [Variant(head_size=h, dtype=dt, threads=t, heads_per_cta=q, partition=p, stages=st, mma=m, unified_ring=u)
+           for h in HEAD_SIZES for dt in ("bf16", "fp16")
+           for t, q, p, st, m, u in ((128, 4, "auto", 3, True, False), (256, 8, 512, 4, True, True),
+                                     (64, 2, "none", 2, False, True))]
     _assert_all_built(build_many([v for v in vs if v.is_valid()], "sm_90a"))
 
 

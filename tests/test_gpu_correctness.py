@@ -205,6 +205,26 @@ def test_tensor_core_path(cubin_cache, dtype):
     _run(f"mma-{dtype}", pairs)
 
 
+def test_unified_ring(cubin_cache):
+    """unified_ring (K and V tiles through one cp.async ring): CUDA-core and tensor-core math,
+    2-4 stages, warps with fewer blocks than the ring holds (lengths 1, 17, 33: some warps get 0-2
+    blocks, so V tiles are issued in the prologue), every partition kind, GQA 1/4/7/8, length 0."""
+    lens = (0, 1, 17, 33, 256, 1000, 4097)
+    pairs = []
+    for heads, kv in ((8, 8), (32, 8), (28, 4), (8, 1)):
+        g = heads // kv
+        for mma in (False, True):
+            for t, q, p, r, st in ((64, 1, 256, "kernel", 2), (128, min(g, 8), "auto", "kernel", 3),
+                                   (256, min(g, 8), 512, "fused", 4), (512, min(2, g), "none", "kernel", 2),
+                                   (128, min(g, 4), "vllm", "kernel", 4)):
+                v = Variant(threads=t, heads_per_cta=q, partition=p, reduce=r, stages=st, mma=mma, unified_ring=True)
+                if v.is_valid("sm_90a"):
+                    pairs.append((v, WorkloadSpec(seq_lens=lens, num_heads=heads, num_kv_heads=kv)))
+                    if p != "none":
+                        pairs.append((v, WorkloadSpec(seq_lens=(33000, 3), num_heads=heads, num_kv_heads=kv)))
+    _run("unified-ring", pairs)
+
+
 def test_graph_bound_launches_split_per_sequence(cubin_cache):
     """What vLLM's full CUDA graphs replay: a launch bounded at the model's longest sequence (32864
     tokens, block tables that wide, the columns past each sequence poisoned) on shorter batches,

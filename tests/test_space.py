@@ -61,7 +61,7 @@ def test_every_knob_a_space_lists_reaches_the_tuner():
     from workbench.tune.encoding import choices, params_of, suggest_variant
 
     two = {"algorithm": ["twopass", "onepass"], "threads": [128, 256], "heads_per_cta": [1, 4],
-           "partition": ["auto", "512"], "stages": [0, 3], "mma": [False, True], "reduce": ["kernel", "fused"],
+           "partition": ["auto", "512"], "stages": [0, 3], "mma": [False, True], "unified_ring": [False, True], "reduce": ["kernel", "fused"],
            "k_load": [16, 8], "serial": [False, True], "vllm_math": [False, True], "prefetch_distance": [0, 2],
            "prefetch_target": ["k", "kv"], "prefetch_op": ["bulk", "line"], "prefetch_hint": ["none", "evict_last"],
            "fault": ["none", "hang"]}

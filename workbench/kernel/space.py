@@ -12,7 +12,7 @@ from workbench.kernel.variant import Variant
 from workbench.config.yamlio import load_yaml
 
 TUNABLE = ("algorithm", "threads", "heads_per_cta", "partition", "prefetch_distance",
-           "prefetch_target", "prefetch_op", "prefetch_hint", "k_load", "serial", "reduce", "vllm_math", "stages", "mma", "fault")
+           "prefetch_target", "prefetch_op", "prefetch_hint", "k_load", "serial", "reduce", "vllm_math", "stages", "mma", "unified_ring", "fault")
 SHAPE = ("head_size", "block_size", "dtype")
 GROUP = "group"     # heads_per_cta value meaning "the whole GQA group"
 

@@ -118,6 +118,7 @@ class Variant:
     vllm_math: bool = False      # vLLM's operand precision: 16-bit q (with k_load 8), 16-bit probabilities
     stages: int = 0              # 0: K/V tiles read into registers; 2-4: cp.async ring in shared memory per warp
     mma: bool = False            # QK and PV on tensor cores (mma.sync) from the staged tiles
+    unified_ring: bool = False   # stages: K and V tiles through one ring (V in flight before the K pass ends)
     fault: str = "none"          # test-only; left out of to_dict (and so of the key) when "none"
 
     def __post_init__(self) -> None:
@@ -173,6 +174,11 @@ class Variant:
         if mm is None:
             raise bad("mma", self.mma, (False, True))
         set_("mma", mm)
+        ur = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
+            str(self.unified_ring).strip().lower()) if not isinstance(self.unified_ring, bool) else self.unified_ring
+        if ur is None:
+            raise bad("unified_ring", self.unified_ring, (False, True))
+        set_("unified_ring", ur)
         if self.reduce not in ("kernel", "fused"):
             raise bad("reduce", self.reduce, ("kernel", "fused"))
         if self.partition == PARTITION_NONE and self.reduce == "fused":
@@ -215,7 +221,7 @@ class Variant:
         fault = "" if self.fault == "none" else f"-FAULT.{self.fault}"
         style = (f"-s{self.stages}" if self.stages else "") + ("-k8" if self.k_load == 8 else "") + ("-serial" if self.serial else "") + \
             ("-fused" if self.reduce == "fused" else "") + ("-vmath" if self.vllm_math else "") + \
-            ("-mma" if self.mma else "")
+            ("-mma" if self.mma else "") + ("-u" if self.unified_ring else "")
         return (f"d{self.head_size}b{self.block_size}{self.dtype}-{self.algorithm}-t{self.threads}"
                 f"-q{self.heads_per_cta}-p{partition_label(self.partition)}-{pf}{style}{fault}")
 
@@ -237,7 +243,7 @@ class Variant:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for k, default in (("fault", "none"), ("k_load", 16), ("serial", False), ("reduce", "kernel"),
-                           ("vllm_math", False), ("stages", 0), ("mma", False)):
+                           ("vllm_math", False), ("stages", 0), ("mma", False), ("unified_ring", False)):
             if d[k] == default:
                 del d[k]
         return d
@@ -275,6 +281,8 @@ class Variant:
                 reasons.append("algorithm vllm prefetches with cp.async.bulk.prefetch.L2, no hint (the paper's change)")
         if self.stages and (self.algorithm != "twopass" or self.k_load != 16 or self.serial):
             reasons.append("stages (cp.async ring) go with the twopass algorithm, 16-byte K loads, not serial")
+        if self.unified_ring and (self.algorithm != "twopass" or self.stages < 2):
+            reasons.append("unified_ring is a cp.async ring shared by both passes: twopass with stages 2-4")
         if self.mma:
             if cc < 80:
                 reasons.append("mma (tensor cores, m16n8k16 bf16/fp16) needs sm_80+")

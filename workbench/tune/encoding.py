@@ -13,7 +13,7 @@ from workbench.kernel.references import simple, simple_pf
 # every tunable knob a space may list, in the order Optuna is asked (prefetch_distance before the
 # knobs that only mean something when prefetching). A knob with one value in the space is fixed,
 # not asked: studies made before a knob existed keep their parameter sets.
-KNOB_ORDER = ("algorithm", "threads", "heads_per_cta", "partition", "stages", "mma", "reduce", "k_load",
+KNOB_ORDER = ("algorithm", "threads", "heads_per_cta", "partition", "stages", "mma", "unified_ring", "reduce", "k_load",
               "serial", "vllm_math", "prefetch_distance", "prefetch_target", "prefetch_op", "prefetch_hint",
               "fault")
 

@@ -47,6 +47,8 @@ def knobs(v: dict[str, Any]) -> str:
         parts.append("vllm-math")
     if d.get("mma"):
         parts.append("mma")
+    if d.get("unified_ring"):
+        parts.append("one ring")
     pf = "off"
     if d["prefetch_distance"]:
         pf = f"{d['prefetch_distance']}{d['prefetch_target']}"
@@ -56,7 +58,7 @@ def knobs(v: dict[str, Any]) -> str:
             pf += f" {d['prefetch_hint']}"
     parts.append(f"pf {pf}")
     shown = {"algorithm", "threads", "heads_per_cta", "partition", "reduce", "stages", "k_load", "serial",
-             "vllm_math", "mma", "prefetch_distance", "prefetch_target", "prefetch_op", "prefetch_hint", "fault",
+             "vllm_math", "mma", "unified_ring", "prefetch_distance", "prefetch_target", "prefetch_op", "prefetch_hint", "fault",
              *SHAPE_KNOBS}
     parts += [f"{k}={d[k]}" for k in d if k not in shown and d[k] != default.get(k)]
     if d["fault"] != "none":
