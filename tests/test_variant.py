@@ -193,3 +193,35 @@ def test_per_sequence_split_of_a_graph_launch():
     body = body[:body.index("\n}")]
     assert f"+ {AUTO_MIN_TOKENS - 1}) / {AUTO_MIN_TOKENS}" in body and \
         f"+ {AUTO_GRAIN - 1}) / {AUTO_GRAIN} * {AUTO_GRAIN}" in body and "min(t, P.part_tokens)" in body
+
+
+@pytest.mark.parametrize("partition,kernels", [(512, ["wb_decode_split"]), (0, ["wb_decode_full"]),
+                                               ("auto", ["wb_decode_split", "wb_decode_full"]),
+                                               ("vllm", ["wb_decode_split", "wb_decode_full"])])
+def test_occupancy_asks_only_for_the_kernels_a_variant_has(monkeypatch, partition, kernels):
+    """A fixed split compiles no whole-sequence kernel (decode.cu): asking the occupancy of one
+    faulted (cuModuleGetFunction: NOT_FOUND) in the H200 emulation run's SM-axis stage."""
+    from workbench.kernel import launch
+
+    asked = []
+
+    class Drv:
+        def cuOccupancyMaxActiveBlocksPerMultiprocessor(self, fn, threads, smem):
+            asked.append(fn)
+            return fn, 3
+
+    class Mod:
+        def function(self, name):
+            if name not in kernels:
+                raise launch.KernelFault(f"cuModuleGetFunction {name}: CUDA_ERROR_NOT_FOUND")
+            return name
+    monkeypatch.setattr(launch, "_driver", lambda: Drv())
+    monkeypatch.setattr(launch, "_check", lambda result, what: result[1])
+    monkeypatch.setattr(launch, "device_attr", lambda i, name: 132 if name == "MULTIPROCESSOR_COUNT" else 1024)
+    k = object.__new__(launch.LoadedVariant)
+    k.variant = Variant(partition=partition, heads_per_cta=4)
+    k.module, k.device_index, k.sm_count, k.smem_limit, k._occ = Mod(), 0, None, 232448, None
+    occ = k.occupancy()
+    assert sorted(asked) == sorted(kernels)
+    assert (occ.split_blocks > 0) == ("wb_decode_split" in kernels)
+    assert (occ.whole_blocks > 0) == ("wb_decode_full" in kernels)
