@@ -9,7 +9,7 @@
 // Every `hold_every` chunks a thread also reads its share of the L2 hold region; the stream's
 // access policy window marks those lines persisting, which keeps that much L2 away from the
 // measured work (the target's smaller L2). It stops when the host sets stop[0] (pinned memory,
-// polled every 64 chunks: a PCIe read per chunk would cost the throttle's own pace) or after
+// polled by one thread per CTA every 64 chunks, shared with the others) or after
 // timeout_ns (then it sets stop[1]), so a host that dies or waits on the whole device (which waits
 // for the throttle too) cannot leave the GPU busy for long.
 //
@@ -42,6 +42,13 @@ extern "C" __global__ void __launch_bounds__(256) wb_emu_throttle(
   long long base = 0;
   long long h = hold16 > 0 ? tid % hold16 : 0;
   uint32_t acc = 0;
+  // the stop flag lives in pinned host memory: one thread per CTA reads it (a PCIe round trip) and
+  // tells the others through shared memory. Every thread polling it (H200, 2026-11-28) made up to
+  // ~10^8 host reads a second, and the measured work lost far more bandwidth than the throttle
+  // asked for (110 GB/s asked: the read ceiling inside fell from 3940 to 2170 GB/s)
+  __shared__ volatile int s_stop;
+  if (threadIdx.x == 0) s_stop = 0;
+  __syncthreads();
   const unsigned long long t0 = wb_now();
   double sched = (double)t0;  // when this thread's next chunk is due
   for (unsigned long long k = 1;; ++k) {
@@ -73,11 +80,15 @@ extern "C" __global__ void __launch_bounds__(256) wb_emu_throttle(
       }
     }
     if ((k & 63ull) == 0) {
-      if (stop[0]) break;
-      if (wb_now() - t0 > timeout_ns) {  // told the host: that region was not (fully) throttled
-        stop[1] = 1;
-        break;
+      if (threadIdx.x == 0) {
+        if (stop[0]) {
+          s_stop = 1;
+        } else if (wb_now() - t0 > timeout_ns) {  // told the host: that region was not (fully) throttled
+          stop[1] = 1;
+          s_stop = 1;
+        }
       }
+      if (s_stop) break;
     }
   }
   if (acc == 0x9e3779b9u) sink[0] = acc;  // keeps the loads; practically never written
