@@ -130,3 +130,11 @@ def test_stratified_sample_covers_every_knob_value():
         everywhere = {getattr(v, knob) for v in en.valid}
         counts = {x: sum(getattr(v, knob) == x for v in sample) for x in everywhere}
         assert all(c >= min(6, sum(getattr(v, knob) == x for v in en.valid)) for x, c in counts.items()), (knob, counts)
+
+
+@pytest.mark.parametrize("source", ["emulate.cu", "readprobe.cu", "blocker.cu"])
+def test_helper_kernels_compile(cubin_cache, source):
+    """The helper kernels the GPU host loads at run time (emulation throttle and SM probe, read
+    ceiling probe, timing gate) compile for sm_90a, so a broken one is caught before a GPU call."""
+    from workbench.kernel.build import build_source
+    assert os.path.getsize(build_source(source, "sm_90a")) > 0
