@@ -165,3 +165,21 @@ def test_summary_of_the_graph_launch_against_each_peer():
     assert g["baseline"] == pytest.approx(s["geomean_speedup_of_tuned"]["baseline"] / 1.25)
     assert "tuned" not in g and "tuned-graph" not in g
     assert s["geomean_speedup_of_tuned"]["tuned-graph"] == pytest.approx(1.25)
+
+
+def test_summary_best_flashinfer_per_shape_and_shapes_below_fa3_target():
+    """Issue 12's targets as the summary states them: tuned against the best FlashInfer kernel of
+    each shape (not each FlashInfer kernel's own geomean), and the shapes under 0.98x FA3."""
+    times = {"b1x1024": {"tuned": 10.0, "fa3": 10.0, "flashinfer": 30.0, "flashinfer-tc": 12.0, "xqa": 11.0},
+             "b8x4096": {"tuned": 20.0, "fa3": 19.0, "flashinfer": 15.0, "flashinfer-tc": 25.0, "xqa": 40.0},
+             "b64x4096": {"tuned": 40.0, "fa3": 44.0, "flashinfer": 0.0, "flashinfer-tc": 60.0, "xqa": 80.0}}
+    results = [PeerResult(peer=p, shape=s, batch=1, context=1, kv_bytes=1, median_us=us)
+               for s, d in times.items() for p, us in d.items()]
+    run = BenchRun(gpu={"name": "g"}, ceiling={"gbps": 1.0}, heads={}, dtype="bf16", block_size=16, suite={"name": "t"},
+                   peers=["tuned", "fa3", "flashinfer", "flashinfer-tc", "xqa"], results=results, created="")
+    s = summary(run)
+    bf = s["geomean_speedup_of_tuned_vs_best_flashinfer"]
+    assert bf["peers"] == ["flashinfer", "flashinfer-tc", "xqa"]
+    # best per shape: 11 (xqa), 15 (flashinfer), 60 (tc; flashinfer failed there)
+    assert bf["geomean"] == pytest.approx((11 / 10 * 15 / 20 * 60 / 40) ** (1 / 3))
+    assert s["shapes_where_tuned_is_below_0.98_of_fa3"] == ["b8x4096"]          # 0.95; b1x1024 ties at 1.0

@@ -78,6 +78,9 @@ class BenchRun:
         return cls(**d)
 
 
+FLASHINFER_PEERS = ("flashinfer", "flashinfer-tc", "xqa")    # FlashInfer's decode kernels
+
+
 def summary(run: BenchRun) -> dict[str, Any]:
     by: dict[tuple[str, str], PeerResult] = {(r.peer, r.shape): r for r in run.results}
     shapes = list(dict.fromkeys(r.shape for r in run.results))
@@ -94,6 +97,20 @@ def summary(run: BenchRun) -> dict[str, Any]:
     if "tuned-graph" in run.peers:             # what vLLM runs through the exported backend, vs each peer
         out["geomean_speedup_of_tuned_graph"] = {p: speedup("tuned-graph", p) for p in run.peers
                                                  if p not in ("tuned", "tuned-graph")}
+    # issue 12's second target: against the best of FlashInfer's kernels (CUDA cores, tensor cores,
+    # XQA through FlashInfer's API) shape by shape, not against each one
+    fi = [p for p in FLASHINFER_PEERS if p in run.peers]
+    if fi and "tuned" in run.peers:
+        ratios = []
+        for s in shapes:
+            ts = [by[(p, s)].median_us for p in fi if (p, s) in by and by[(p, s)].median_us]
+            if ts and ("tuned", s) in by and by[("tuned", s)].median_us:
+                ratios.append(min(ts) / by[("tuned", s)].median_us)
+        out["geomean_speedup_of_tuned_vs_best_flashinfer"] = {"peers": fi, "geomean": geomean(ratios)}
+    if "fa3" in run.peers and "tuned" in run.peers:
+        out["shapes_where_tuned_is_below_0.98_of_fa3"] = [
+            s for s in shapes if ("tuned", s) in by and ("fa3", s) in by and by[("tuned", s)].median_us
+            and by[("fa3", s)].median_us and by[("fa3", s)].median_us / by[("tuned", s)].median_us < 0.98]
     for ref in ("baseline", "simple"):
         out[f"shapes_where_tuned_is_slower_than_{ref}"] = [
             s for s in shapes if ("tuned", s) in by and (ref, s) in by and by[("tuned", s)].median_us

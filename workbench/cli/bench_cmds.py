@@ -107,6 +107,11 @@ def bench_cmd(
     sm = run.to_dict()["summary"]
     for p, v in sm["geomean_speedup_of_tuned"].items():
         out.print(f"tuned vs {p}: geomean speedup {v:.2f}×" if v else f"tuned vs {p}: –")
+    bf = sm.get("geomean_speedup_of_tuned_vs_best_flashinfer")
+    if bf and bf.get("geomean"):
+        out.print(f"tuned vs the best of {', '.join(bf['peers'])} per shape: geomean speedup {bf['geomean']:.2f}×")
+    if sm.get("shapes_where_tuned_is_below_0.98_of_fa3"):
+        out.print(f"tuned below 0.98× FA3 on: {', '.join(sm['shapes_where_tuned_is_below_0.98_of_fa3'])}")
     for p, v in (sm.get("geomean_speedup_of_tuned_graph") or {}).items():
         out.print(f"tuned-graph vs {p}: geomean speedup {v:.2f}×" if v else f"tuned-graph vs {p}: –")
     out.print("efficiency geomean: " + ", ".join(f"{p} {v:.2f}" for p, v in sm["efficiency_geomean"].items() if v))
