@@ -174,6 +174,7 @@ def test_per_sequence_split_of_a_graph_launch():
         fill = v.seq_fill(ctas, bound, ptok, occ)
         slots = occ.sm_count * occ.blocks_per_sm(v.smem_bytes(ptok), False)
         assert 1 <= fill <= grid_parts
+        assert fill * ctas <= slots or fill == 1, (B, fill, ctas, slots)     # never past one wave
         for L in (1, 17, 255, 256, 257, 1024, 1152, 4096, 4224, 16384, 32768, bound):
             t = seq_part_tokens(L, fill, ptok)
             parts = -(-L // t)
@@ -193,6 +194,11 @@ def test_per_sequence_split_of_a_graph_launch():
     body = body[:body.index("\n}")]
     assert f"+ {AUTO_MIN_TOKENS - 1}) / {AUTO_MIN_TOKENS}" in body and \
         f"+ {AUTO_GRAIN - 1}) / {AUTO_GRAIN} * {AUTO_GRAIN}" in body and "min(t, P.part_tokens)" in body
+    # and the exported launcher's F rounds down like Variant.seq_fill (its host code needs a GPU)
+    cuh = (Path(__file__).resolve().parent.parent / "kernels/export/launch.cuh").read_text()
+    fill = cuh[cuh.index("wb_seq_fill)("):]
+    fill = fill[:fill.index("\n}")]
+    assert "const long long fill = slots / (ctas < 1 ? 1 : ctas);" in fill
 
 
 @pytest.mark.parametrize("partition,kernels", [(512, ["wb_decode_split"]), (0, ["wb_decode_full"]),

@@ -125,7 +125,7 @@ static inline int WB_SYM(wb_seq_fill)(int ctas, int parts, int ptok) {
   int per_sm = o->smem_sm / (WB_SYM(wb_smem_bytes)(ptok) + o->reserved);
   if (o->split_blocks < per_sm) per_sm = o->split_blocks;
   const long long slots = (long long)o->sms * (per_sm < 1 ? 1 : per_sm);
-  const long long fill = (slots + (ctas < 1 ? 1 : ctas) - 1) / (ctas < 1 ? 1 : ctas);
+  const long long fill = slots / (ctas < 1 ? 1 : ctas);   // at most one wave (Variant.seq_fill)
   return (int)(fill < 1 ? 1 : (fill > parts ? parts : fill));
 }
 #endif
