@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Device recipe: the first call of a session after kernel or emulation changes that were written
 # without a GPU (2026-11-28: unified_ring, the fused reduce's walk, the throttle's stop polling,
-# peer graphs captured on the green stream, occupancy of fixed splits). One call, ~6 minutes:
+# peer graphs captured on the green stream, occupancy of fixed splits). One call, ~8 minutes:
 #   1 GPU correctness of what changed (unified ring, tensor-core path, fused / empty / odd layouts,
 #     graph-bound launches), every check against fp32
 #   2 the unified ring against the ring per pass, beside FA3, on the bench suite (probe_variants)
 #   3 the emulation stages that failed on 2026-11-28: green contexts (graph captured on the green
 #     stream), read ceilings (throttle calibration), SM axis (fixed-split variants)
+#   4 `bench --gpu h20` of the committed H20 study, FA3 beside it, under the emulation
 # Prerequisites: .offline/ and .peers/ carried. Usage: bash scripts/device_validate.sh
 set -uo pipefail
 source scripts/device_env.sh
@@ -25,3 +26,9 @@ for st in green ceilings smaxis; do
   timeout 75 python3 scripts/device_emulation.py $st > $OUT/emu-$st.log 2>&1; echo "emulation $st rc=$? ${SECONDS}s"
 done
 python3 scripts/device_emulation.py table 2>&1 | head -40
+# 4 the H20 study's bench under the same emulation, FA3 beside it (peers captured on the green stream)
+cp results/h200-2026-11-28-emulation/emu.db /tmp/emu.db && chmod u+w /tmp/emu.db
+timeout 120 python3 -m workbench bench --gpu h20 --study h20-emu-h200-llama-3.1-8b-tp1-bf16-blk16-quick \
+  --storage sqlite:////tmp/emu.db --suite quick --peers tuned,fa3 --launches 30 --out $OUT/bench-h20-emu.json \
+  > $OUT/bench-h20-emu.txt 2> $OUT/bench-h20-emu.err
+echo "bench --gpu h20 rc=$? ${SECONDS}s"; tail -12 $OUT/bench-h20-emu.txt
