@@ -8,12 +8,14 @@
 #   3 the emulation stages that failed on 2026-11-28: green contexts (graph captured on the green
 #     stream), read ceilings (throttle calibration), SM axis (fixed-split variants)
 #   4 `bench --gpu h20` of the committed H20 study, FA3 beside it, under the emulation
-# Prerequisites: .offline/ and .peers/ carried. Usage: bash scripts/device_validate.sh
+# Prerequisites: .offline/ and .peers/ carried. Usage: PART=kernel bash scripts/device_validate.sh (1-2,
+# ~6 min), then PART=emulation (3-4, ~5 min): two calls, each inside the 10-minute limit.
 set -uo pipefail
 source scripts/device_env.sh
 source scripts/peers_activate.sh .peers >/dev/null 2>&1 || echo "peers bundle missing: FA3 will say why"
 export COLUMNS=200 WB_RESULTS=$OUT
 SECONDS=0
+if [ "${PART:-kernel}" = kernel ]; then
 timeout 200 python3 -m pytest -q -s -p no:cacheprovider tests/test_gpu_correctness.py \
   -k "unified_ring or tensor_core or empty_sequences or onepass_fused or graph_bound" > $OUT/validate-tests.txt 2>&1
 echo "tests rc=$? ${SECONDS}s"; grep -E "^\[|passed|failed|Error" $OUT/validate-tests.txt | head -16
@@ -22,6 +24,8 @@ timeout 150 python3 scripts/probe_variants.py $OUT/probe-unified.json bench \
   "threads=128,$B,stages=3,mma=1;threads=128,$B,stages=3,mma=1,unified_ring=1;threads=256,$B,stages=4,mma=1;threads=256,$B,stages=4,mma=1,unified_ring=1;threads=128,$B,stages=3,mma=1,reduce=fused" \
   > $OUT/probe-unified.txt 2>&1
 echo "probe rc=$? ${SECONDS}s"; tail -28 $OUT/probe-unified.txt
+fi
+if [ "${PART:-kernel}" = emulation ]; then
 for st in green ceilings smaxis; do
   timeout 75 python3 scripts/device_emulation.py $st > $OUT/emu-$st.log 2>&1; echo "emulation $st rc=$? ${SECONDS}s"
 done
@@ -32,3 +36,4 @@ timeout 120 python3 -m workbench bench --gpu h20 --study h20-emu-h200-llama-3.1-
   --storage sqlite:////tmp/emu.db --suite quick --peers tuned,fa3 --launches 30 --out $OUT/bench-h20-emu.json \
   > $OUT/bench-h20-emu.txt 2> $OUT/bench-h20-emu.err
 echo "bench --gpu h20 rc=$? ${SECONDS}s"; tail -12 $OUT/bench-h20-emu.txt
+fi
