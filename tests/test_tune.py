@@ -407,3 +407,33 @@ def test_two_processes_creating_one_new_sqlite_store_both_open_it(tmp_path, monk
         return real(url, **kw)
     monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
     assert open_storage(f"sqlite:///{tmp_path / 'new.db'}") is not None and len(calls) == 2
+
+
+def test_variants_the_suite_rules_out_fail_unbuilt_with_the_workers_reason(tmp_path):
+    """Whole-sequence variants whose logits cannot fit in shared memory at the suite's longest check
+    or bucket are failed before they are built (the H200 v5 tune compiled 87 such variants of 150),
+    with the reason the worker would give; the others are measured as before."""
+    space = tmp_path / "space.yaml"
+    space.write_text("name: t\nknobs:\n  threads: [128, 256]\n  heads_per_cta: [4]\n  partition: [none]\n"
+                     "  stages: [4]\n  prefetch_distance: [0]\n")
+    tune(tmp_path, "--space", str(space), trials=4)
+    ts = [t for t in trials_of(f"sqlite:///{tmp_path}/studies.db", "s") if t.user_attrs.get("measurement")]
+    assert len(ts) == 4
+    for t in ts:
+        # neither is in the replay recording: a trial that reached the backend would say not-recorded
+        m = t.user_attrs["measurement"]
+        assert m["stage"] == "rejected" and "without split-K needs" in m["reason"], m
+
+
+def test_suite_rejection_matches_check_workload():
+    from workbench.config.profiles import head_shape, load_gpu, load_model
+    from workbench.kernel.space import load_space
+    from workbench.kernel.variant import Variant
+    from workbench.measure.suite import load_suite
+    from workbench.tune.tuner import TuneConfig, suite_rejection
+    cfg = TuneConfig(gpu=load_gpu("h200"), heads=head_shape(load_model("llama-3.1-8b")), dtype="bf16", block_size=16,
+                     suite=load_suite("train"), space=load_space(), study="x", storage="sqlite:///x")
+    why = suite_rejection(cfg, Variant(threads=128, heads_per_cta=4, partition="none", stages=3))
+    assert why.startswith("b2x24576: ") and "24576-token sequence without split-K" in why
+    assert suite_rejection(cfg, Variant(threads=128, heads_per_cta=4, partition="auto", stages=3)) == ""
+    assert suite_rejection(cfg, Variant(threads=128, heads_per_cta=1, partition="none")) == ""

@@ -248,9 +248,13 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                         asked.append((t, v))
                 if not asked:
                     continue
-                observe({"type": "stage", "device": dev, "stage": "compile", "text": f"{len(asked)} variant(s)"})
-                builds = build_many([v for _, v in asked], cfg.gpu.arch) if getattr(backend, "needs_build", True) \
-                    else [_unbuilt(v, cfg.gpu.arch) for _, v in asked]
+                # variants the suite's shapes rule out fail now, unbuilt, with the worker's reason
+                prejudged = {t.number: why for t, v in asked if (why := suite_rejection(cfg, v))}
+                tobuild = [v for t, v in asked if t.number not in prejudged]
+                observe({"type": "stage", "device": dev, "stage": "compile", "text": f"{len(tobuild)} variant(s)"})
+                built = iter(build_many(tobuild, cfg.gpu.arch) if getattr(backend, "needs_build", True)
+                             else [_unbuilt(v, cfg.gpu.arch) for v in tobuild])
+                builds = [None if t.number in prejudged else next(built) for t, _ in asked]
                 # (trial, measurement, repeat of: None | ("study", n) measured before | ("batch", n) in this batch)
                 results: list[tuple[Any, Measurement, tuple[str, int] | None]] = []
                 batch: dict[str, tuple[int, Measurement]] = {}
@@ -265,7 +269,9 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                         t.set_user_attr("repeat_of", prev[0])
                         results.append((t, m, (whence, prev[0])))
                         continue
-                    if b.status == "invalid":
+                    if t.number in prejudged:
+                        m = Measurement.failure(v, "rejected", prejudged[t.number], device=dev)
+                    elif b.status == "invalid":
                         m = Measurement.failure(v, "invalid", b.error, device=dev)
                     else:
                         # measured elsewhere meanwhile, or being measured now (another device or
@@ -427,6 +433,24 @@ def measure_references(cfg: TuneConfig, h: StudyHandle, backend: Any, lock: thre
     if got or have:
         observe({"type": "references", "measurements": [m.to_dict() for m in [*have.values(), *got]]})
     return notes
+
+
+def suite_rejection(cfg: TuneConfig, v: Any) -> str:
+    """Why the suite's own shapes rule `v` out, known before it is built ("" when they do not): a
+    whole-sequence launch whose logits cannot fit in shared memory at the suite's longest check or
+    bucket. The worker would say the same after compiling it (87 of the 150 trials of the H200 v5
+    tune were such variants, each compiled first); checks first, then buckets, as the worker runs them."""
+    from workbench.errors import VariantRejected
+    from workbench.kernel.variant import parse_arch, smem_optin
+    limit = smem_optin(parse_arch(cfg.gpu.arch))
+    specs = [(s.label, s) for s in cfg.suite.check_specs(cfg.heads, cfg.dtype, cfg.block_size)] + \
+        [(b.label, s) for b, s in cfg.suite.specs(cfg.heads, cfg.dtype, cfg.block_size)]
+    for label, spec in specs:
+        try:
+            v.check_workload(spec.num_seqs, spec.num_heads, spec.num_kv_heads, spec.head_size, spec.max_seq_len, limit)
+        except VariantRejected as e:
+            return f"{label}: {e}"
+    return ""
 
 
 def _unbuilt(v: Any, arch: str) -> Any:
