@@ -132,6 +132,13 @@ class Variant:
                 raise WorkbenchError(f"{knob}: expected an integer, got {value!r}")
             return value
 
+        def as_bool(knob: str, value: Any) -> bool:
+            b = value if isinstance(value, bool) else {"1": True, "true": True, "yes": True, "0": False,
+                                                        "false": False, "no": False}.get(str(value).strip().lower())
+            if b is None:
+                raise bad(knob, value, (False, True))
+            return b
+
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: normalise once)
         set_("head_size", as_int("head_size", self.head_size))
         if self.head_size not in HEAD_SIZES:
@@ -159,26 +166,8 @@ class Variant:
         set_("k_load", as_int("k_load", self.k_load))
         if self.k_load not in (8, 16):
             raise bad("k_load", self.k_load, (8, 16))
-        ser = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
-            str(self.serial).strip().lower()) if not isinstance(self.serial, bool) else self.serial
-        if ser is None:
-            raise bad("serial", self.serial, (False, True))
-        set_("serial", ser)
-        vm = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
-            str(self.vllm_math).strip().lower()) if not isinstance(self.vllm_math, bool) else self.vllm_math
-        if vm is None:
-            raise bad("vllm_math", self.vllm_math, (False, True))
-        set_("vllm_math", vm)
-        mm = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
-            str(self.mma).strip().lower()) if not isinstance(self.mma, bool) else self.mma
-        if mm is None:
-            raise bad("mma", self.mma, (False, True))
-        set_("mma", mm)
-        ur = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
-            str(self.unified_ring).strip().lower()) if not isinstance(self.unified_ring, bool) else self.unified_ring
-        if ur is None:
-            raise bad("unified_ring", self.unified_ring, (False, True))
-        set_("unified_ring", ur)
+        for knob in ("serial", "vllm_math", "mma", "unified_ring"):
+            set_(knob, as_bool(knob, getattr(self, knob)))
         if self.reduce not in ("kernel", "fused"):
             raise bad("reduce", self.reduce, ("kernel", "fused"))
         if self.partition == PARTITION_NONE and self.reduce == "fused":
