@@ -38,7 +38,7 @@ def green() -> dict:
     from workbench.kernel.build import build_source
     from workbench.kernel.launch import Module, _driver
     from workbench.measure.gpuinfo import gpu_info
-    from workbench.measure.greenctx import GreenSplit, probe_green
+    from workbench.measure.greenctx import GreenSplit, graph_sm_ids, probe_green
 
     drv = _driver()
     info = gpu_info(0)
@@ -62,35 +62,13 @@ def green() -> dict:
         d["rest_direct"] = run(int(split.rest_stream), "the remaining group's stream")
         d["disjoint"] = not (set(d["green80_direct"]["sms"]) & set(d["rest_direct"]["sms"]))
     save("green", d)
-    # CUDA graph captured on an ordinary stream, replayed on the green stream (how peers are timed)
+    # a CUDA graph replayed on the green stream, captured on an ordinary stream (how peers were timed
+    # until 2026-11-28) and on the green stream itself (how they are timed since)
     try:
-        out = torch.full((blocks,), -1, dtype=torch.int32, device="cuda")
-        g, s = torch.cuda.CUDAGraph(), torch.cuda.Stream()
-        with torch.cuda.graph(g, stream=s):
-            mod.launch("wb_emu_smid", (blocks, 1, 1), 32, 0,
-                       [ctypes.c_void_p(out.data_ptr()), ctypes.c_ulonglong(300_000)],
-                       torch.cuda.current_stream().cuda_stream)
         ext = torch.cuda.ExternalStream(int(split.stream))
-        out.fill_(-1)
-        torch.cuda.synchronize()
-        with torch.cuda.stream(ext):
-            g.replay()
-        ext.synchronize()
-        ids = out.tolist()
-        d["green80_graph_replay"] = {"distinct_sms": len(set(ids)), "unset": ids.count(-1)}
-        # the same kernel captured on the green stream itself (how peers are timed since): does the
-        # graph keep the green context's SMs?
-        g2 = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g2, stream=ext):
-            mod.launch("wb_emu_smid", (blocks, 1, 1), 32, 0,
-                       [ctypes.c_void_p(out.data_ptr()), ctypes.c_ulonglong(300_000)], int(split.stream))
-        out.fill_(-1)
-        torch.cuda.synchronize()
-        with torch.cuda.stream(ext):
-            g2.replay()
-        ext.synchronize()
-        ids = out.tolist()
-        d["green80_graph_captured_on_green"] = {"distinct_sms": len(set(ids)), "unset": ids.count(-1)}
+        for key, capture in (("green80_graph_replay", torch.cuda.Stream()), ("green80_graph_captured_on_green", ext)):
+            ids = graph_sm_ids(mod, capture, ext, blocks, 300_000)
+            d[key] = {"distinct_sms": len(set(ids) - {-1}), "unset": ids.count(-1)}
         # a torch op on the green stream (allocator, runtime launch)
         with torch.cuda.stream(ext):
             x = torch.randn(1 << 22, device="cuda")

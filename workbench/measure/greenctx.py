@@ -93,6 +93,25 @@ def probe_green(device_index: int = 0, sms: int = 80) -> dict[str, Any]:
     return out
 
 
+def graph_sm_ids(module: Any, capture: Any, replay: Any, blocks: int, spin_ns: int = 200_000) -> list[int]:
+    """The SM each CTA of a CUDA graph ran on (kernels/emulate.cu wb_emu_smid, -1: never ran): the
+    graph captured on torch stream `capture`, replayed on torch stream `replay`. Green contexts hold
+    their SMs for direct launches; whether a graph's kernels do depends on where it was captured."""
+    import torch
+
+    out = torch.full((blocks,), -1, dtype=torch.int32, device=capture.device)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, stream=capture):
+        module.launch("wb_emu_smid", (blocks, 1, 1), 32, 0, [ctypes.c_void_p(out.data_ptr()),
+                                                             ctypes.c_ulonglong(spin_ns)], capture.cuda_stream)
+    out.fill_(-1)
+    torch.cuda.synchronize()
+    with torch.cuda.stream(replay):
+        g.replay()
+    replay.synchronize()
+    return out.tolist()
+
+
 def _plain_stream() -> Any:
     drv = _drv()
     return _ok(drv.cuStreamCreate(drv.CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate")
@@ -108,6 +127,7 @@ class Emulation:
         self.split: GreenSplit | None = None
         self.rate_gbps = 0.0
         self._running = False
+        self._graphs_confined: bool | None = None
 
     # ---- setup --------------------------------------------------------------------------------
     def start(self) -> "Emulation":
@@ -238,29 +258,17 @@ class Emulation:
         """Whether a CUDA graph captured on the measuring stream runs on the green context's SMs only
         (peers are timed as graph replays). Checked once, on the device: one captured on an
         ordinary stream and replayed here did not stay (H200, 2026-11-28: 132 SMs seen, not 80)."""
-        if getattr(self, "_graphs_confined", None) is None:
-            import torch
-            if self.split is None:
-                self._graphs_confined = True
-            else:
-                blocks = self.info.sm_count * 4
-                out = torch.full((blocks,), -1, dtype=torch.int32, device=torch.device("cuda", self.device_index))
-                args = [ctypes.c_void_p(out.data_ptr()), ctypes.c_ulonglong(200_000)]
-                try:
-                    g = torch.cuda.CUDAGraph()
-                    with torch.cuda.graph(g, stream=self.stream):
-                        self._emu.launch("wb_emu_smid", (blocks, 1, 1), 32, 0, args, int(self._measure_stream))
-                    out.fill_(-1)
-                    torch.cuda.synchronize()
-                    with torch.cuda.stream(self.stream):
-                        g.replay()
-                    self.stream.synchronize()
-                    seen = set(out.tolist()) - {-1}
-                    self._graphs_confined = 0 < len(seen) <= self.sms
-                except Exception:               # capture refused on this stream: time eagerly
-                    torch.cuda.synchronize()
-                    self._graphs_confined = False
-        return bool(self._graphs_confined)
+        if self._graphs_confined is None and self.split is None:
+            self._graphs_confined = True           # all SMs: nothing to leave
+        if self._graphs_confined is None:
+            try:
+                seen = set(graph_sm_ids(self._emu, self.stream, self.stream, self.info.sm_count * 4)) - {-1}
+                self._graphs_confined = 0 < len(seen) <= self.sms
+            except Exception:                   # capture refused on this stream: time eagerly
+                import torch
+                torch.cuda.synchronize()
+                self._graphs_confined = False
+        return self._graphs_confined
 
     def peer_timer(self) -> Any:
         """measure.timing.time_calls as it must run for peers inside the emulation: captured on the
@@ -270,14 +278,6 @@ class Emulation:
         from workbench.measure.timing import time_calls
         return functools.partial(time_calls, stream=self.stream, timed=self.measuring,
                                  graphs=self.graphs_confined())
-
-    def timed(self, fn: Any) -> Any:
-        """fn wrapped so that it runs inside measuring(): for a timer (e.g. measure.timing.time_calls)
-        handed to code that builds its work first (builds may synchronise the device)."""
-        def run(*a: Any, **k: Any) -> Any:
-            with self.measuring():
-                return fn(*a, **k)
-        return run
 
     @contextmanager
     def measuring(self, rate_gbps: float | None = None) -> Iterator[Any]:
