@@ -273,7 +273,9 @@ class LoadedVariant:
         self._launch("wb_decode_split", (grid_x, num_seqs, parts), v.threads,
                      v.smem_bytes(p.logits_len), p, stream)
         if v.reduce != "fused":
-            self._launch("wb_reduce", (num_heads, num_seqs, 1), 128, 8 * ws.max_parts, p, stream, self.pdl)
+            # our reduce keeps its running sums in registers; vLLM's own keeps 2 floats per partition
+            smem = 8 * ws.max_parts if v.algorithm == "vllm" else 0
+            self._launch("wb_reduce", (num_heads, num_seqs, 1), 128, smem, p, stream, self.pdl)
 
     def _validate(self, out: Any, query: Any, key_cache: Any, value_cache: Any,
                   block_tables: Any, seq_lens: Any) -> None:

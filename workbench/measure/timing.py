@@ -230,14 +230,16 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
         if graphs:
             try:
                 gs = []
-                s = stream if stream is not None else torch.cuda.Stream()
-                s.wait_stream(torch.cuda.current_stream())
+                s = stream if stream is not None else torch.cuda.Stream()   # capture off the current stream
+                if s is not stream:
+                    s.wait_stream(torch.cuda.current_stream())
                 for c in calls:
                     g = torch.cuda.CUDAGraph()
                     with torch.cuda.graph(g, stream=s):
                         c()
                     gs.append(g)
-                torch.cuda.current_stream().wait_stream(s)
+                if s is not stream:
+                    torch.cuda.current_stream().wait_stream(s)
                 runners = [g.replay for g in gs]
                 method = "CUDA graph replay per launch, " + method.split(", ", 1)[1]
             except Exception as e:              # an op that syncs or allocates oddly: time it eagerly
