@@ -641,13 +641,13 @@ __device__ __forceinline__ void decode_body(const Params& P) {
   }
 
   // ---- pass 2: p @ V ---------------------------------------------------------------------
-  const int vpart = lane % CR;          // which 16-byte slice of a value row
-  const int row0 = lane / CR;
 #if WB_MMA
   float o_acc[HEAD / 16][4];           // O^T: dims 16m + g (+8) x heads 2c, 2c+1
 #pragma unroll
   for (int m = 0; m < HEAD / 16; ++m) o_acc[m][0] = o_acc[m][1] = o_acc[m][2] = o_acc[m][3] = 0.f;
 #else
+  const int vpart = lane % CR;          // which 16-byte slice of a value row
+  const int row0 = lane / CR;
   float acc[QPC][RPL];
 #pragma unroll
   for (int h = 0; h < QPC; ++h)
