@@ -365,6 +365,31 @@ __device__ __forceinline__ void decode_body(const Params& P) {
   const int seq_len = P.seq_lens[seq];
   // PARTITION: 0 whole sequence, > 0 compile-time split, < 0 split of P.part_tokens tokens
   constexpr bool kSplit = PARTITION != 0;
+
+  // Loads that do not need the sequence's length are issued before it arrives: the queries, and
+  // the CTA's slice of the block table when its token range is known without the length (every
+  // launch but a graph-bound one, whose partition size follows the length). The first K tile then
+  // waits two dependent DRAM round trips (length | table -> tile), not four (length -> table ->
+  // queries -> tile): at b1 x 1k a CTA's whole life is ~10 of them.
+  constexpr int QPT = (QPC * HEAD + NT - 1) / NT;
+  float q_early[QPT];
+#pragma unroll
+  for (int j = 0; j < QPT; ++j) {
+    const int i = tid + j * NT, h = i / HEAD;
+    q_early[j] = i < QPC * HEAD && h < nheads
+                     ? to_float(P.q[(long long)seq * P.q_seq_stride + (long long)head0 * HEAD + i]) : 0.f;
+  }
+#if WB_STAGES > 0 && WB_ALGO == 0
+  constexpr int BTS = 2;                              // table entries per thread read early
+  const bool bt_early = PARTITION > 0 || PARTITION == 0 || P.seq_fill <= 0;
+  const int bt_blk0 = !kSplit ? 0 : part * (PARTITION > 0 ? PARTITION : P.part_tokens) / BLOCK;
+  int bt_reg[BTS];
+#pragma unroll
+  for (int j = 0; j < BTS; ++j) {
+    const int b = bt_blk0 + tid + j * NT;
+    bt_reg[j] = bt_early && b < P.max_blocks_per_seq ? P.block_tables[(long long)seq * P.max_blocks_per_seq + b] : 0;
+  }
+#endif
   const int ptok = PARTITION > 0 ? PARTITION : seq_part_tokens(P, seq_len);
 
   if (seq_len <= 0) {
@@ -390,19 +415,24 @@ __device__ __forceinline__ void decode_body(const Params& P) {
   constexpr int TILE = HEAD * BLOCK;                  // elements of one K or V tile
   elem_t* ring = reinterpret_cast<elem_t*>(logits + QPC * P.logits_len) + warp * WB_STAGES * TILE;
   int* bt_s = reinterpret_cast<int*>(reinterpret_cast<elem_t*>(logits + QPC * P.logits_len) + NW * WB_STAGES * TILE);
-  for (int i = tid; i < blk_end - blk_begin; i += NT) bt_s[i] = bt[blk_begin + i];
+  {
+    const int nblk = blk_end - blk_begin;
+    const bool have = bt_early && blk_begin == bt_blk0;   // equal whenever bt_early; checked anyway
+#pragma unroll
+    for (int j = 0; j < BTS; ++j)
+      if (have && tid + j * NT < nblk) bt_s[tid + j * NT] = bt_reg[j];
+    for (int i = tid + (have ? BTS * NT : 0); i < nblk; i += NT) bt_s[i] = bt[blk_begin + i];
+  }
   bt = bt_s - blk_begin;                              // same indexing as the global table
   const int nmine = (blk_end - blk_begin - warp + NW - 1) / NW;   // blocks this warp takes
 #endif
 
   // load queries (zeros for heads past the group), clear accumulators
-  for (int i = tid; i < QPC * HEAD; i += NT) {
-    const int h = i / HEAD, d = i % HEAD;
-    float v = 0.f;
-    if (h < nheads) {
-      const elem_t* qp = P.q + (long long)seq * P.q_seq_stride + (long long)(head0 + h) * HEAD + d;
-      v = to_float(*qp);
-    }
+#pragma unroll
+  for (int j = 0; j < QPT; ++j) {
+    const int i = tid + j * NT;
+    if (i >= QPC * HEAD) break;
+    const float v = q_early[j];
 #if WB_VLLM_MATH
     if (i < QPC * HEAD) reinterpret_cast<elem_t*>(q_s)[i] = from_float(v);   // 16-bit, as vLLM keeps it
 #else
