@@ -305,20 +305,19 @@ struct Params {
 // waves of slots (90 us in a graph vs 83 per shape on the H200).
 __device__ __forceinline__ int seq_part_tokens(const Params& P, int seq_len) {
   if (P.seq_fill <= 0 || seq_len <= 0) return P.part_tokens;
-  // 32-bit throughout: 64-bit division is a long software routine, and every CTA of a graph-bound
-  // grid (most of which only learn here that their partition is empty) pays it on its critical path
   const int slots = max(P.fill_slots, 1), ctas = max(P.fill_ctas, 1);
   const int pmin = (seq_len + P.part_tokens - 1) / P.part_tokens;
   const int pmax = min((seq_len + 255) / 256, P.seq_fill);
-  const int w0 = (pmin * ctas + slots - 1) / slots;
-  int best_t = P.part_tokens, best_cost = 0x7fffffff;
+  const long long w0 = ((long long)pmin * ctas + slots - 1) / slots;
+  int best_t = P.part_tokens;
+  long long best_cost = -1;
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
-    const int p = max(pmin, min(pmax, (w0 + k) * slots / ctas));
+    const int p = max(pmin, (int)min((long long)pmax, (w0 + k) * slots / ctas));
     const int t = min(((seq_len + p - 1) / p + 63) / 64 * 64, P.part_tokens);
-    const int parts = (seq_len + t - 1) / t;
-    const int cost = (parts * ctas + slots - 1) / slots * (t + 128);
-    if (cost < best_cost) { best_cost = cost; best_t = t; }
+    const long long parts = (seq_len + t - 1) / t;
+    const long long cost = (parts * ctas + slots - 1) / slots * (t + 128);
+    if (best_cost < 0 || cost < best_cost) { best_cost = cost; best_t = t; }
   }
   return best_t;
 }
@@ -410,9 +409,6 @@ __device__ __forceinline__ void decode_body(const Params& P) {
     bt_reg[j] = bt_early && b < P.max_blocks_per_seq ? P.block_tables[(long long)seq * P.max_blocks_per_seq + b] : 0;
   }
 #endif
-  // a graph-bound grid is mostly partitions past every real length: those leave before choosing
-  // (a sequence never has more partitions than 256-token pieces, seq_part_tokens)
-  if (kSplit && PARTITION < 0 && P.seq_fill > 0 && part * 256 >= seq_len && seq_len > 0) return;
   const int ptok = PARTITION > 0 ? PARTITION : seq_part_tokens(P, seq_len);
 
   if (seq_len <= 0) {
