@@ -285,41 +285,22 @@ struct Params {
   int* counters;               // [num_seqs, gridDim.x], zero, self-resetting (fused reduce only)
   int part_tokens;             // tokens per partition when WB_PARTITION == -2 (auto), else unused
   int seq_fill;                // auto only; 0: every sequence splits in part_tokens tokens. > 0: per
-                               // sequence (seq_part_tokens), at most seq_fill (= gridDim.z) partitions,
-                               // for launches bounded far above the real lengths (a CUDA graph
-                               // captured for the model's longest sequence)
-  int fill_slots;              // seq_fill > 0: CTAs of this launch the GPU runs at once (SM slots)
-  int fill_ctas;               // seq_fill > 0: CTAs per partition index (gridDim.x * gridDim.y)
+                               // sequence (seq_part_tokens), for launches bounded far above the real
+                               // lengths (a CUDA graph captured for the model's longest sequence)
 };
 
-// Tokens per partition of one sequence. seq_fill = 0: the launch's part_tokens. seq_fill > 0 (a
-// launch bounded far above the real lengths, e.g. captured in a CUDA graph for the model's longest
-// sequence): the sequence picks its own partition count on the device, by the host's auto rule
-// (Variant.auto_tokens) for a batch of sequences as long as this one, among the most partitions
-// that fit w0 .. w0 + 3 whole waves of the launch's SM slots (w0: the waves of the fewest
-// partitions part_tokens allows), at most one per 256 tokens and the grid's (seq_fill); cost
-// waves x (tokens + 128), ties to fewer partitions. Partitions are 64-token multiples within
-// part_tokens (the shared memory the launch sized) and number at most p (tokens >= len / p), so
-// never more than the grid has. The reduce kernels recompute the same number from the same length.
-// One wave only was the earlier rule: b64 x 1k ran one 1024-token partition per sequence on 1.3
-// waves of slots (90 us in a graph vs 83 per shape on the H200).
+// Tokens per partition of one sequence. seq_fill = 0: the launch's part_tokens. seq_fill = F > 0:
+// the sequence takes min(F, ceil(len / 256)) partitions (F = partitions per sequence that fill one
+// wave of the GPU, chosen by the host for this grid), 64-token multiples, never more than
+// part_tokens (the shared memory the launch sized): so a 1k-token batch replayed in a graph
+// captured for 32k tokens splits as finely as a launch for 1k would, and never into more
+// partitions than the grid has (F <= gridDim.z, and len <= the launch bound). The reduce kernels
+// recompute the same number from the same length.
 __device__ __forceinline__ int seq_part_tokens(const Params& P, int seq_len) {
   if (P.seq_fill <= 0 || seq_len <= 0) return P.part_tokens;
-  const int slots = max(P.fill_slots, 1), ctas = max(P.fill_ctas, 1);
-  const int pmin = (seq_len + P.part_tokens - 1) / P.part_tokens;
-  const int pmax = min((seq_len + 255) / 256, P.seq_fill);
-  const long long w0 = ((long long)pmin * ctas + slots - 1) / slots;
-  int best_t = P.part_tokens;
-  long long best_cost = -1;
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const int p = max(pmin, (int)min((long long)pmax, (w0 + k) * slots / ctas));
-    const int t = min(((seq_len + p - 1) / p + 63) / 64 * 64, P.part_tokens);
-    const long long parts = (seq_len + t - 1) / t;
-    const long long cost = (parts * ctas + slots - 1) / slots * (t + 128);
-    if (best_cost < 0 || cost < best_cost) { best_cost = cost; best_t = t; }
-  }
-  return best_t;
+  const int parts = max(1, min(P.seq_fill, (seq_len + 255) / 256));
+  const int t = ((seq_len + parts - 1) / parts + 63) / 64 * 64;
+  return min(t, P.part_tokens);
 }
 
 // dot[h] += q[h] . k over this lane's CPT 16-byte chunks of one key row (both algorithms)

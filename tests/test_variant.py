@@ -158,62 +158,47 @@ def test_auto_partitions_fill_whole_waves():
 
 def test_per_sequence_split_of_a_graph_launch():
     """A launch captured at the model's longest sequence (32864 tokens) replayed on shorter batches:
-    each sequence splits by its own length (decode.cu seq_part_tokens, mirrored here) into
-    partitions that stay inside the launch's grid and shared memory; short batches get the
-    parallelism a launch for their own length would have (not the 2 partitions of 704 tokens the
-    32k bound implies for b1 x 1k), and large batches fill whole waves (b64 x 1k: 2 partitions of
-    512, not one of 1024 on 1.3 waves) -- never costlier under the auto rule's model than the
-    one-wave rule it replaced."""
-    from workbench.kernel.variant import (AUTO_GRAIN, AUTO_MIN_TOKENS, AUTO_WAVE_TOKENS, Occupancy,
-                                          seq_part_tokens)
+    with seq_fill each sequence splits by its own length (decode.cu seq_part_tokens, mirrored
+    here) into partitions that stay inside the launch's grid and shared memory, and short batches
+    get the parallelism a launch for their own length would have (not the 2 partitions of 704
+    tokens the 32k bound implies for b1 x 1k)."""
+    from workbench.kernel.variant import AUTO_GRAIN, AUTO_MIN_TOKENS, Occupancy, seq_part_tokens
     occ = Occupancy(sm_count=132, smem_per_sm=233472, smem_reserved=1024, smem_limit=232448,
-                    split_blocks=7, whole_blocks=7)
+                    split_blocks=8, whole_blocks=8)
+    v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto", stages=3)
     bound = 32864
-    for knobs in (dict(threads=128, heads_per_cta=4, stages=3), dict(threads=256, heads_per_cta=4, stages=4)):
-        v = Variant(head_size=128, block_size=16, dtype="bf16", partition="auto", mma=True, **knobs)
-        for B in (1, 8, 32, 64, 128):
-            ctas = B * 8
-            ptok = v.auto_tokens(ctas, bound, occ)
-            sp = v.seq_split(ctas, bound, ptok, occ)
-            grid_parts = -(-bound // ptok)
-            assert sp.max_parts == grid_parts and sp.ctas == ctas
-            assert sp.slots == 132 * occ.blocks_per_sm(v.smem_bytes(ptok), False)
-            one_wave = max(1, min(grid_parts, sp.slots // ctas))        # the earlier rule's F
-
-            def cost(t: int, L: int) -> int:
-                return -(-(-(-L // t)) * ctas // sp.slots) * (t + AUTO_WAVE_TOKENS)
-
-            for L in (1, 17, 255, 256, 257, 1024, 1152, 4096, 4224, 16384, 32768, bound):
-                t = seq_part_tokens(L, sp, ptok)
-                parts = -(-L // t)
-                assert t % AUTO_GRAIN == 0 and t % v.block_size == 0 and t <= ptok, (B, L, t)
-                assert parts <= grid_parts and parts <= max(1, -(-L // AUTO_MIN_TOKENS), -(-L // ptok)), (B, L, parts)
-                p_old = max(1, min(one_wave, -(-L // AUTO_MIN_TOKENS)))
-                t_old = min(-(-(-(-L // p_old)) // AUTO_GRAIN) * AUTO_GRAIN, ptok)
-                assert cost(t, L) <= cost(t_old, L), (knobs, B, L, t, t_old)
-    v = Variant(head_size=128, block_size=16, dtype="bf16", partition="auto", mma=True, threads=128,
-                heads_per_cta=4, stages=3)
-    plan = {}
-    for B in (1, 32, 64):
-        ptok = v.auto_tokens(B * 8, bound, occ)
-        plan[B] = (ptok, v.seq_split(B * 8, bound, ptok, occ))
-    assert -(-1024 // plan[1][0]) <= 2 and -(-1024 // seq_part_tokens(1024, plan[1][1], plan[1][0])) == 4
-    assert seq_part_tokens(1024, plan[64][1], plan[64][0]) == 512 == v.auto_tokens(64 * 8, 1024, occ)
-    assert seq_part_tokens(1024, plan[32][1], plan[32][0]) == 384 == v.auto_tokens(32 * 8, 1024, occ)
-    assert seq_part_tokens(1024, None, 704) == 704 and seq_part_tokens(0, plan[1][1], 704) == 704
+    for B in (1, 8, 32, 64, 128):
+        ctas = B * 8
+        ptok = v.auto_tokens(ctas, bound, occ)
+        grid_parts = -(-bound // ptok)
+        fill = v.seq_fill(ctas, bound, ptok, occ)
+        slots = occ.sm_count * occ.blocks_per_sm(v.smem_bytes(ptok), False)
+        assert 1 <= fill <= grid_parts
+        assert fill * ctas <= slots or fill == 1, (B, fill, ctas, slots)     # never past one wave
+        for L in (1, 17, 255, 256, 257, 1024, 1152, 4096, 4224, 16384, 32768, bound):
+            t = seq_part_tokens(L, fill, ptok)
+            parts = -(-L // t)
+            assert t % AUTO_GRAIN == 0 and t % v.block_size == 0 and t <= ptok, (B, L, t)
+            assert parts <= grid_parts, (B, L, parts, grid_parts)
+            # as many partitions as fill one wave, or as 256-token pieces allow, whichever is fewer
+            want = min(fill, -(-L // AUTO_MIN_TOKENS))
+            per = -(-L // want)
+            assert t <= -(-per // AUTO_GRAIN) * AUTO_GRAIN, (B, L, t, want)
+            assert ctas * parts >= min(slots, ctas * -(-L // AUTO_MIN_TOKENS)) // 2 or t == ptok, (B, L)
+    assert seq_part_tokens(1024, 0, 704) == 704 and seq_part_tokens(0, 5, 704) == 704
+    b1 = v.auto_tokens(8, bound, occ)
+    assert -(-1024 // b1) <= 2 and -(-1024 // seq_part_tokens(1024, v.seq_fill(8, bound, b1, occ), b1)) >= 4
     # the kernel computes the same numbers (the mirror above is what the tests can run on a CPU)
     src = (Path(__file__).resolve().parent.parent / "kernels/decode.cu").read_text()
     body = src[src.index("int seq_part_tokens("):]
     body = body[:body.index("\n}")]
-    for piece in (f"+ {AUTO_MIN_TOKENS - 1}) / {AUTO_MIN_TOKENS}, P.seq_fill)", f"+ {AUTO_GRAIN - 1}) / {AUTO_GRAIN} * {AUTO_GRAIN}",
-                  f"(t + {AUTO_WAVE_TOKENS})", "k < 4", "(w0 + k) * slots / ctas", "P.part_tokens - 1) / P.part_tokens"):
-        assert piece in body, piece
-    # and the exported launcher hands the kernel the same three numbers (its host code needs a GPU)
+    assert f"+ {AUTO_MIN_TOKENS - 1}) / {AUTO_MIN_TOKENS}" in body and \
+        f"+ {AUTO_GRAIN - 1}) / {AUTO_GRAIN} * {AUTO_GRAIN}" in body and "min(t, P.part_tokens)" in body
+    # and the exported launcher's F rounds down like Variant.seq_fill (its host code needs a GPU)
     cuh = (Path(__file__).resolve().parent.parent / "kernels/export/launch.cuh").read_text()
-    fill = cuh[cuh.index("wb_seq_split)("):]
+    fill = cuh[cuh.index("wb_seq_fill)("):]
     fill = fill[:fill.index("\n}")]
-    for piece in ("p.seq_fill = parts;", "p.fill_slots = o->sms * (per_sm < 1 ? 1 : per_sm);", "p.fill_ctas = ctas"):
-        assert piece in fill, piece
+    assert "const long long fill = slots / (ctas < 1 ? 1 : ctas);" in fill
 
 
 @pytest.mark.parametrize("partition,kernels", [(512, ["wb_decode_split"]), (0, ["wb_decode_full"]),

@@ -117,17 +117,16 @@ static inline int WB_SYM(wb_auto_tokens)(int ctas, int max_seq_len, int smem_lim
   return best_tokens;
 }
 
-// Params.seq_fill / fill_slots / fill_ctas (Variant.seq_split): the grid's partitions, the SM slots
-// at this launch's shared memory and the CTAs per partition index; each CTA then picks its
-// sequence's partition count on the device (decode.cu seq_part_tokens).
-static inline void WB_SYM(wb_seq_split)(WB_NS::Params& p, int ctas, int parts, int ptok) {
+// Params.seq_fill (Variant.seq_fill): partitions per sequence that fill one wave of SM slots at
+// this launch's shared memory, at most the grid's partitions.
+static inline int WB_SYM(wb_seq_fill)(int ctas, int parts, int ptok) {
   const WB_SYM(WbOcc)* o = WB_SYM(wb_occ)();
-  if (!o || ptok <= 0) return;        // seq_fill stays 0: split by part_tokens, as a launch for the bound
+  if (!o || ptok <= 0) return 0;
   int per_sm = o->smem_sm / (WB_SYM(wb_smem_bytes)(ptok) + o->reserved);
   if (o->split_blocks < per_sm) per_sm = o->split_blocks;
-  p.seq_fill = parts;
-  p.fill_slots = o->sms * (per_sm < 1 ? 1 : per_sm);
-  p.fill_ctas = ctas < 1 ? 1 : ctas;
+  const long long slots = (long long)o->sms * (per_sm < 1 ? 1 : per_sm);
+  const long long fill = slots / (ctas < 1 ? 1 : ctas);   // at most one wave (Variant.seq_fill)
+  return (int)(fill < 1 ? 1 : (fill > parts ? parts : fill));
 }
 #endif
 
@@ -209,7 +208,7 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
     p.logits_len = ptok;
     p.part_tokens = ptok;
 #if WB_PARTITION == -2
-    if (a.per_seq_split) WB_SYM(wb_seq_split)(p, grid_x * a.num_seqs, parts, ptok);
+    if (a.per_seq_split) p.seq_fill = WB_SYM(wb_seq_fill)(grid_x * a.num_seqs, parts, ptok);
 #endif
     const int smem = WB_SYM(wb_smem_bytes)(p.logits_len);
     if (smem > 48 * 1024) {

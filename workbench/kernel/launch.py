@@ -30,7 +30,6 @@ class _Params(ctypes.Structure):
         ("num_kv_heads", ctypes.c_int), ("max_blocks_per_seq", ctypes.c_int),
         ("max_parts", ctypes.c_int), ("logits_len", ctypes.c_int), ("scale", ctypes.c_float),
         ("counters", ctypes.c_void_p), ("part_tokens", ctypes.c_int), ("seq_fill", ctypes.c_int),
-        ("fill_slots", ctypes.c_int), ("fill_ctas", ctypes.c_int),
     ]
 
 
@@ -224,7 +223,7 @@ class LoadedVariant:
                  workspace: Workspace | None = None, per_seq_split: bool = False) -> None:
         """out[s, h, :] = softmax(scale * q k^T) v over the paged cache (shapes as vLLM's).
         per_seq_split (auto variants): each sequence splits by its own length, not by max_seq_len
-        (Variant.seq_split): for launches whose bound is far above the lengths, as in a CUDA graph
+        (Variant.seq_fill): for launches whose bound is far above the lengths, as in a CUDA graph
         captured for the model's longest sequence."""
         import torch
 
@@ -266,8 +265,7 @@ class LoadedVariant:
         p.logits_len = ptok
         p.part_tokens = ptok
         if per_seq_split and v.partition == PARTITION_AUTO:
-            sp = v.seq_split(grid_x * num_seqs, max_seq_len, ptok, self.occupancy())
-            p.seq_fill, p.fill_slots, p.fill_ctas = sp.max_parts, sp.slots, sp.ctas
+            p.seq_fill = v.seq_fill(grid_x * num_seqs, max_seq_len, ptok, self.occupancy())
         if v.reduce == "fused":
             if ws.counters is None or ws.counters.numel() < num_seqs * grid_x:
                 raise WorkbenchError("fused reduce needs the workspace's counters (use kernel.workspace())")

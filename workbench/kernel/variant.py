@@ -370,15 +370,16 @@ class Variant:
                 best = (cost, parts, 0 if whole else tokens)
         return best[2] if best else max(AUTO_GRAIN, fit)
 
-    def seq_split(self, ctas: int, launch_len: int, part_tokens: int, occ: "Occupancy") -> "SeqSplit":
-        """Params.seq_fill / fill_slots / fill_ctas of an auto launch bounded at launch_len tokens that
-        splits in part_tokens: with them each sequence picks its partition count by its own length on
-        the device (seq_part_tokens) instead of by the launch bound, which is what a CUDA graph
-        captured for the model's longest sequence needs to run a short batch as finely split as a
-        launch for it would. The SM slots are counted at this launch's shared memory."""
+    def seq_fill(self, ctas: int, launch_len: int, part_tokens: int, occ: "Occupancy") -> int:
+        """Params.seq_fill of an auto launch bounded at launch_len tokens that splits in part_tokens:
+        the partitions per sequence that fill at most one wave of SM slots at this launch's shared
+        memory (rounded down: rounding up left a second wave a fifth full, b8 x 4k on the H200 ran
+        at 51 us in a graph vs 45 per shape), at most the grid's partitions. With it each sequence splits by its own length on the device
+        (seq_part_tokens) instead of by the launch bound: what a CUDA graph captured for the model's
+        longest sequence needs to run a short batch as finely split as a launch for it would."""
         parts = -(-launch_len // part_tokens)
         slots = occ.sm_count * max(1, occ.blocks_per_sm(self.smem_bytes(part_tokens), False))
-        return SeqSplit(max_parts=parts, slots=slots, ctas=max(ctas, 1))
+        return max(1, min(parts, slots // max(ctas, 1)))
 
     def check_workload(self, num_seqs: int, num_heads: int, num_kv_heads: int, head_size: int,
                        max_seq_len: int, smem_limit: int) -> None:
@@ -424,37 +425,10 @@ def smem_optin(cc: int) -> int:
     return _SMEM_OPTIN.get(cc, 99 * 1024)
 
 
-@dataclass(frozen=True)
-class SeqSplit:
-    """A graph-bound auto launch's per-sequence split (decode.cu Params.seq_fill, fill_slots,
-    fill_ctas): at most max_parts partitions (the grid's), slots CTAs run at once, ctas CTAs per
-    partition index."""
-    max_parts: int
-    slots: int
-    ctas: int
-
-
-SEQ_SPLIT_WAVES = 4          # decode.cu seq_part_tokens: candidates filling w0 .. w0 + 3 whole waves
-
-
-def seq_part_tokens(seq_len: int, split: SeqSplit | None, part_tokens: int) -> int:
-    """decode.cu's seq_part_tokens: tokens per partition of one sequence of a graph-bound launch.
-    Among the most partitions that fit w0 .. w0 + SEQ_SPLIT_WAVES - 1 whole waves of the launch's
-    slots (w0: the waves of the fewest partitions part_tokens allows), at most one per
-    AUTO_MIN_TOKENS tokens and the grid's, the one auto_tokens' cost prefers for a batch of
-    sequences as long as this one; ties go to fewer partitions."""
-    if split is None or seq_len <= 0:
+def seq_part_tokens(seq_len: int, seq_fill: int, part_tokens: int) -> int:
+    """decode.cu's seq_part_tokens: tokens per partition of one sequence of a seq_fill launch."""
+    if seq_fill <= 0 or seq_len <= 0:
         return part_tokens
-    slots, ctas = max(split.slots, 1), max(split.ctas, 1)
-    pmin = -(-seq_len // part_tokens)
-    pmax = min(-(-seq_len // AUTO_MIN_TOKENS), split.max_parts)
-    w0 = -(-pmin * ctas // slots)
-    best: tuple[int, int] | None = None
-    for k in range(SEQ_SPLIT_WAVES):
-        p = max(pmin, min(pmax, (w0 + k) * slots // ctas))
-        t = min(-(-(-(-seq_len // p)) // AUTO_GRAIN) * AUTO_GRAIN, part_tokens)
-        parts = -(-seq_len // t)
-        cost = -(-parts * ctas // slots) * (t + AUTO_WAVE_TOKENS)
-        if best is None or cost < best[0]:
-            best = (cost, t)
-    return best[1]
+    parts = max(1, min(seq_fill, -(-seq_len // AUTO_MIN_TOKENS)))
+    per = -(-seq_len // parts)
+    return min(-(-per // AUTO_GRAIN) * AUTO_GRAIN, part_tokens)
