@@ -45,7 +45,8 @@ def _run_tune(cfg, notes, replay, replay_delay, as_json) -> None:
         out.print(f"best (fastest on the Pareto front): trial #{s.best['trial']} {s.best['name']} · "
                   f"{s.best['geomean_us']:.1f} µs geomean", highlight=False)
     out.print(f"final screen: {cfg.workdir / 'last-screen.txt'}")
-    out.print(f"{s.trials_run} trials this run ({s.repeats} repeats reused) in {s.elapsed_s:.0f} s · study: "
+    out.print(f"{s.trials_run} trials measured this run ({s.repeats} repeats reused, {s.ruled_out} ruled out by the "
+              f"suite unbuilt: neither counts against --trials) in {s.elapsed_s:.0f} s · study: "
               f"{s.complete} complete, {s.failed} failed · `workbench export --study {cfg.study}` next")
     _interrupted(cfg, s)
 
@@ -78,7 +79,8 @@ def tune_cmd(
     model: str = typer.Option(..., help="model profile, e.g. llama-3.1-8b"),
     tp: int = typer.Option(1, help="tensor-parallel degree: heads per GPU = heads / tp"),
     dtype: str = typer.Option("bf16", help="bf16 or fp16"), block_size: int = typer.Option(16, help="KV block (page) size in tokens"),
-    trials: int = typer.Option(160, help="new trials for this run (>= 1; Ctrl-C stops cleanly, the same command resumes)"),
+    trials: int = typer.Option(160, help="trials that measure a variant this run (>= 1; repeats and variants the "
+                                            "suite rules out are not counted; Ctrl-C stops cleanly, the same command resumes)"),
     timeout: float = typer.Option(420.0, help="seconds: no trial starts after this"),
     study: Optional[str] = typer.Option(None, help="study name (default: gpu-model-tp-dtype-block-suite)"),
     storage: Optional[str] = typer.Option(None, help="sqlite:///F, journal:///F or postgresql://... (default: the "

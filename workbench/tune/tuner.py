@@ -67,10 +67,10 @@ class TuneSummary:
     study: str
     storage: str
     elapsed_s: float
-    trials_run: int
+    trials_run: int                       # trials that measured a variant: what --trials counts
     complete: int
     failed: int
-    repeats: int
+    repeats: int                          # told trials that reused a measurement (not counted against --trials)
     top: list[dict[str, Any]]
     pareto: list[int]
     best: dict[str, Any] | None
@@ -81,19 +81,42 @@ class TuneSummary:
     peers: dict[str, Any] = field(default_factory=dict)         # fa3: PeerTiming dict (timed, or why not)
     interrupted: bool = False             # Ctrl-C: stopped early; the same command resumes
     requeued: list[int] = field(default_factory=list)           # trials in flight, failed and enqueued again
+    ruled_out: int = 0                    # trials the suite ruled out unbuilt (not counted against --trials)
+    told: int = 0                         # every trial this run told: trials_run + repeats + ruled_out
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+FREE_PER_TRIAL = 2      # trials that measure nothing may number up to this many per --trials ...
+FREE_MIN = 32           # ... or this many, whichever is more
+DRY_BATCHES = 3         # a device stops after this many batches in a row that measured nothing new
+
+
 class Budget:
+    """`trials` counts trials that measure a variant (a failed build or check included). Trials
+    that measure nothing -- a repeat of a variant measured before (TPE re-proposes its favourites:
+    59 of 300 trials of the H200 v6 tune) or a variant the suite rules out before it is built (163
+    of 300 there) -- are told but refunded, up to max(FREE_PER_TRIAL x trials, FREE_MIN) of them,
+    so `--trials 300` measures 300 variants where the space has them."""
+
     def __init__(self, trials: int, timeout: float):
         self.trials, self.timeout = trials, timeout
         self.t0 = time.monotonic()
         self.claimed = 0
         self.done = 0
+        self.free = 0                     # trials refunded so far
+        self.free_cap = max(FREE_PER_TRIAL * trials, FREE_MIN)
         self._lock = threading.Lock()
         self.per_trial = 3.0              # running estimate of seconds per trial (batch sizing)
+
+    def refund(self, n: int) -> int:
+        """Give back up to n claimed trials that measured nothing; returns how many were refunded."""
+        with self._lock:
+            n = max(0, min(n, self.free_cap - self.free))
+            self.free += n
+            self.claimed -= n
+            return n
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -178,7 +201,8 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
         observe({"type": "note", "text": n})
     lock = threading.Lock()                      # Optuna ask/tell from several device threads
     known: dict[str, tuple[int, Measurement]] = {m.key: (n, m) for n, m in completed(h.study)}
-    stats = {"run": 0, "repeats": 0}
+    stats = {"run": 0, "repeats": 0, "unbuilt": 0}
+    exhausted: list[int] = []               # devices that stopped: the sampler proposed nothing new
     errors: list[BaseException] = []
     requeued: list[int] = []
 
@@ -226,7 +250,12 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                         unfinished.pop(n, None)
                         if m.ok:
                             known.setdefault(m.key, (n, m))
+            dry = 0                        # batches in a row that measured nothing new
             while not stop.is_set():
+                if dry >= DRY_BATCHES:
+                    with lock:
+                        exhausted.append(dev)
+                    break
                 n = budget.claim(cfg.batch, reserve_s=15.0 if cfg.profile != "none" else 2.0)
                 if n == 0:
                     break
@@ -247,6 +276,8 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                             continue
                         asked.append((t, v))
                 if not asked:
+                    budget.refund(n)             # every ask was a combination the Variant rules refuse
+                    dry += 1
                     continue
                 # variants the suite's shapes rule out fail now, unbuilt, with the worker's reason
                 prejudged = {t.number: why for t, v in asked if (why := suite_rejection(cfg, v))}
@@ -319,13 +350,22 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                         pending.pop(t.number)
                         stats["run"] += 1
                         stats["repeats"] += rep is not None
+                        stats["unbuilt"] += rep is None and t.number in prejudged
                         if m.ok and rep is None:
                             known.setdefault(m.key, (t.number, m))
                         observe({"type": "result", "device": dev, "trial": t.number, "measurement": m.to_dict(),
-                                 "repeat": rep is not None, "done": stats["run"], "elapsed": budget.elapsed()})
+                                 "repeat": rep is not None, "elapsed": budget.elapsed(),
+                                 "done": stats["run"] - stats["repeats"] - stats["unbuilt"]})   # counted ones
                     for t, _ in asked[len(results):]:         # asked but stopped before measuring
                         requeue(t, "interrupted: the run stopped before this trial was measured")
                         pending.pop(t.number)
+                # what measured nothing goes back to the budget: repeats, variants the suite ruled
+                # out unbuilt, and asks the Variant rules refused (told FAIL above, never built)
+                nothing = sum(rep is not None for _, _, rep in results) + \
+                    sum(1 for t, _, rep in results if rep is None and t.number in prejudged) + (n - len(asked))
+                measured_new = sum(1 for t, _, rep in results if rep is None and t.number not in prejudged)
+                budget.refund(nothing)
+                dry = 0 if measured_new else dry + 1
             observe({"type": "stage", "device": dev, "stage": "idle", "text": "done"})
         except BaseException as e:        # surfaced by the main thread
             errors.append(e)
@@ -389,7 +429,16 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
     if interrupted.is_set():
         notes.append(f"interrupted: finished trials are saved; {len(requeued)} trial(s) in flight re-queued "
                      f"{sorted(requeued)}: the same command resumes (it runs them first)")
-    s = summarize(h, cfg.storage, budget.elapsed(), stats["run"], stats["repeats"], notes)
+    if exhausted:
+        notes.append(f"stopped early: the sampler proposed only variants already measured or ruled out by the "
+                     f"suite for {DRY_BATCHES} batches in a row (the space looks exhausted for this suite: "
+                     f"{len(completed(h.study))} complete trials in the study)")
+    if budget.free >= budget.free_cap:
+        notes.append(f"{budget.free} trials measured nothing (repeats, variants the suite rules out): the most "
+                     f"a run refunds; later ones counted against --trials")
+    s = summarize(h, cfg.storage, budget.elapsed(), stats["run"] - stats["repeats"] - stats["unbuilt"],
+                  stats["repeats"], notes)
+    s.ruled_out, s.told = stats["unbuilt"], stats["run"]
     s.interrupted, s.requeued = interrupted.is_set(), sorted(requeued)
     observe({"type": "finish", "summary": s.to_dict()})
     return s
