@@ -5,6 +5,7 @@
 # expression), then probe_variants on SUITE for KNOBS with the new source, the old one, and the
 # new one again (FA3 timed beside each, so each pass is read as x FA3 and host drift shows as a
 # difference between the two "new" passes). Prints one line per shape: x FA3 new / old / new.
+# The device returns at most 8 files per call: tar $OUT into one file at the end of the command.
 set -uo pipefail
 source scripts/device_env.sh
 source scripts/peers_activate.sh .peers >/dev/null 2>&1 || echo "peers bundle missing: FA3 will say why"
