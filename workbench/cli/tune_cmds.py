@@ -119,7 +119,7 @@ def tune_cmd(
 def worker_cmd(
     study: str = typer.Option(..., help="an existing study (made by `workbench tune`)"),
     storage: str = typer.Option(..., help="the study's storage URL (postgresql://... across hosts)"),
-    devices: str = typer.Option("0", help="GPU indices, e.g. 0 or 0,1"), trials: int = typer.Option(64, help="trials to run"), timeout: float = typer.Option(420.0, help="stop after this many seconds"),
+    devices: str = typer.Option("0", help="GPU indices, e.g. 0 or 0,1"), trials: int = typer.Option(64, help="trials that measure a variant (repeats and variants the suite rules out are not counted)"), timeout: float = typer.Option(420.0, help="stop after this many seconds"),
     trials_per_batch: int = typer.Option(8, "--trials-per-batch", help="trials measured together"),
     trial_timeout: float = typer.Option(60.0, help="seconds before a trial is declared hung"),
     allow_mismatch: bool = typer.Option(False, help="tune even if the attached GPU is not --gpu"),
