@@ -287,6 +287,7 @@ struct Params {
   int seq_fill;                // auto only; 0: every sequence splits in part_tokens tokens. > 0: per
                                // sequence (seq_part_tokens), for launches bounded far above the real
                                // lengths (a CUDA graph captured for the model's longest sequence)
+  int persist_seqs;            // wb_decode_split_persist only: sequences in the batch
 };
 
 // Tokens per partition of one sequence. seq_fill = 0: the launch's part_tokens. seq_fill = F > 0:
@@ -343,8 +344,10 @@ __device__ __forceinline__ void pv_acc(const uint4 (&raw)[RPL], const float (&p)
 
 // Shared memory: q[QPC][HEAD] | acc[QPC][HEAD] | stats[2][NW][QPC] | logits[QPC][logits_len]
 //                [| ring[NW][STAGES][HEAD*BLOCK] elems | block table[logits_len / BLOCK] ints]
+// (bx, by, bz): the CTA's (kv-head group, sequence, partition): its block index, or the work item
+// a persistent CTA is on (wb_decode_split_persist)
 template <int PARTITION>
-__device__ __forceinline__ void decode_body(const Params& P) {
+__device__ __forceinline__ void decode_body(const Params& P, int bx, int by, int bz) {
   extern __shared__ float4 smem_raw[];
   float* q_s = reinterpret_cast<float*>(smem_raw);
   float* acc_s = q_s + QPC * HEAD;
@@ -357,11 +360,11 @@ __device__ __forceinline__ void decode_body(const Params& P) {
   const int lane = tid % 32;
   const int group = P.num_heads / P.num_kv_heads;
   const int chunks_per_group = (group + QPC - 1) / QPC;
-  const int kvh = blockIdx.x / chunks_per_group;
-  const int head0 = kvh * group + (blockIdx.x % chunks_per_group) * QPC;
+  const int kvh = bx / chunks_per_group;
+  const int head0 = kvh * group + (bx % chunks_per_group) * QPC;
   const int nheads = min(QPC, kvh * group + group - head0);   // valid heads in this CTA
-  const int seq = blockIdx.y;
-  const int part = blockIdx.z;
+  const int seq = by;
+  const int part = bz;
   const int seq_len = P.seq_lens[seq];
   // PARTITION: 0 whole sequence, > 0 compile-time split, < 0 split of P.part_tokens tokens
   constexpr bool kSplit = PARTITION != 0;
@@ -929,7 +932,7 @@ __device__ __forceinline__ void decode_body(const Params& P) {
     __syncthreads();
     if (tid == 0) {
       const int nparts = (seq_len + ptok - 1) / ptok;
-      int* ctr = P.counters + (long long)seq * gridDim.x + blockIdx.x;
+      int* ctr = P.counters + (long long)seq * gridDim.x + bx;   // fused: never persistent
       is_last = atomicAdd(ctr, 1) == nparts - 1;
       if (is_last) *ctr = 0;                       // ready for the next launch
     }
@@ -1008,7 +1011,7 @@ static __device__ __forceinline__ void wb_fault(const WB_NS::Params& p) {
 #if WB_PARTITION == 0 || WB_PARTITION < 0
 extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_full)(const WB_NS::Params p) {
   wb_fault(p);
-  WB_NS::decode_body<0>(p);
+  WB_NS::decode_body<0>(p, blockIdx.x, blockIdx.y, blockIdx.z);
 }
 #endif
 
@@ -1030,8 +1033,51 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split)
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
   wb_fault(p);
-  WB_NS::decode_body<WB_SPLIT_TOKENS>(p);
+  WB_NS::decode_body<WB_SPLIT_TOKENS>(p, blockIdx.x, blockIdx.y, blockIdx.z);
 }
+
+#if WB_PARTITION == -2 && !WB_FUSED_REDUCE
+// The graph-bound split kernel, persistent: a grid of at most the GPU's SM slots for this launch,
+// instead of (kv-head groups, sequences, the partitions max_model_len needs). A grid bounded at the
+// model's longest sequence is mostly partitions past every real length, and each of those CTAs is
+// scheduled, reads a length and leaves (~20 us of 103 at b64 x 1k on the H200, by inference from
+// the graph-waves run). Here each CTA reads the batch's lengths once, takes the largest partition
+// count of any sequence (seq_part_tokens, as the reduce computes it) and walks the work items that
+// exist -- partition-major, (group, sequence) within a partition, strided by the grid -- so no
+// CTA is spent on nothing and a long batch still spreads over every slot. Params.persist_seqs is
+// the batch's sequence count (gridDim.y of the ordinary launch).
+extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split_persist)(const WB_NS::Params p) {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");   // as wb_decode_split
+#endif
+  wb_fault(p);
+  __shared__ int max_parts_s[WB_THREADS / 32];
+  int mp = 0;
+  for (int s = threadIdx.x; s < p.persist_seqs; s += WB_THREADS) {
+    const int len = p.seq_lens[s];
+    if (len > 0) {
+      const int t = WB_NS::seq_part_tokens(p, len);
+      mp = max(mp, (len + t - 1) / t);
+    }
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) mp = max(mp, __shfl_xor_sync(0xffffffffu, mp, o));
+  if (threadIdx.x % 32 == 0) max_parts_s[threadIdx.x / 32] = mp;
+  __syncthreads();
+  mp = 0;
+#pragma unroll
+  for (int w = 0; w < WB_THREADS / 32; ++w) mp = max(mp, max_parts_s[w]);
+  const int group = p.num_heads / p.num_kv_heads;
+  const int gx = p.num_kv_heads * ((group + WB_QPC - 1) / WB_QPC);     // groups per sequence
+  const int per_part = gx * p.persist_seqs;        // <= 2^31 / 513 partitions for any real batch
+  const int items = per_part * mp;
+  for (int it = blockIdx.x; it < items; it += gridDim.x) {
+    const int z = it / per_part, r = it % per_part;
+    WB_NS::decode_body<WB_SPLIT_TOKENS>(p, r % gx, r / gx, z);
+    __syncthreads();                   // the next item reuses the shared memory
+  }
+}
+#endif
 
 // Combine partitions: grid (num_heads, num_seqs), 128 threads, each owning HEAD / 128 dims (rounded
 // up). Every thread walks the partitions itself with a running max (no shared memory, no

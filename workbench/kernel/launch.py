@@ -30,6 +30,7 @@ class _Params(ctypes.Structure):
         ("num_kv_heads", ctypes.c_int), ("max_blocks_per_seq", ctypes.c_int),
         ("max_parts", ctypes.c_int), ("logits_len", ctypes.c_int), ("scale", ctypes.c_float),
         ("counters", ctypes.c_void_p), ("part_tokens", ctypes.c_int), ("seq_fill", ctypes.c_int),
+        ("persist_seqs", ctypes.c_int),
     ]
 
 
@@ -163,6 +164,7 @@ class LoadedVariant:
         self._occ: Occupancy | None = None
         self.sm_count = sm_count
         self._auto: dict[tuple[int, int], int] = {}       # (ctas, max_seq_len) -> tokens
+        self._persist: dict[int, int] = {}                 # dynamic smem -> persistent CTAs per SM
         # our reduce kernel waits on griddepcontrol (sm_90+); vLLM's own does not, so never PDL it
         cc = torch.cuda.get_device_capability(self.device_index)
         self.pdl = (cc[0] >= 9 and self.variant.algorithm != "vllm"
@@ -187,6 +189,17 @@ class LoadedVariant:
                                   device_attr(i, "RESERVED_SHARED_MEMORY_PER_BLOCK"),
                                   self.smem_limit, blocks("wb_decode_split"), blocks("wb_decode_full"))
         return self._occ
+
+    def persist_blocks(self, smem: int) -> int:
+        """CTAs of the persistent split kernel one SM holds at `smem` bytes of dynamic shared memory."""
+        if smem not in self._persist:
+            drv, f = _driver(), self.module.function("wb_decode_split_persist")
+            if smem > 48 * 1024:
+                attr = drv.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+                _check(drv.cuFuncSetAttribute(f, attr, smem), "cuFuncSetAttribute")
+            self._persist[smem] = int(_check(drv.cuOccupancyMaxActiveBlocksPerMultiprocessor(
+                f, self.variant.threads, smem), "cuOccupancyMaxActiveBlocksPerMultiprocessor"))
+        return self._persist[smem]
 
     def auto_tokens(self, ctas: int, max_seq_len: int) -> int:
         key = (ctas, max_seq_len)
@@ -220,11 +233,14 @@ class LoadedVariant:
 
     def __call__(self, out: Any, query: Any, key_cache: Any, value_cache: Any, num_kv_heads: int,
                  scale: float, block_tables: Any, seq_lens: Any, max_seq_len: int,
-                 workspace: Workspace | None = None, per_seq_split: bool = False) -> None:
+                 workspace: Workspace | None = None, per_seq_split: bool = False, persistent: bool = False) -> None:
         """out[s, h, :] = softmax(scale * q k^T) v over the paged cache (shapes as vLLM's).
         per_seq_split (auto variants): each sequence splits by its own length, not by max_seq_len
         (Variant.seq_fill): for launches whose bound is far above the lengths, as in a CUDA graph
-        captured for the model's longest sequence."""
+        captured for the model's longest sequence. persistent (with per_seq_split, auto variants with
+        the two-kernel reduce): the split kernel runs as at most one wave of persistent CTAs walking
+        the partitions that exist, instead of a grid sized for max_seq_len (decode.cu
+        wb_decode_split_persist). Not yet measured on a GPU: off unless asked."""
         import torch
 
         v = self.variant
@@ -270,8 +286,15 @@ class LoadedVariant:
             if ws.counters is None or ws.counters.numel() < num_seqs * grid_x:
                 raise WorkbenchError("fused reduce needs the workspace's counters (use kernel.workspace())")
             p.counters = ws.counters.data_ptr()
-        self._launch("wb_decode_split", (grid_x, num_seqs, parts), v.threads,
-                     v.smem_bytes(p.logits_len), p, stream)
+        if persistent and p.seq_fill > 0 and v.reduce != "fused":
+            p.persist_seqs = num_seqs
+            smem = v.smem_bytes(p.logits_len)
+            slots = self.occupancy().sm_count * max(1, self.persist_blocks(smem))
+            self._launch("wb_decode_split_persist", (min(slots, grid_x * num_seqs * parts), 1, 1), v.threads,
+                         smem, p, stream)
+        else:
+            self._launch("wb_decode_split", (grid_x, num_seqs, parts), v.threads,
+                         v.smem_bytes(p.logits_len), p, stream)
         if v.reduce != "fused":
             # our reduce keeps its running sums in registers; vLLM's own keeps 2 floats per partition
             smem = 8 * ws.max_parts if v.algorithm == "vllm" else 0
