@@ -9,7 +9,8 @@
 #     stream), read ceilings (throttle calibration), SM axis (fixed-split variants)
 #   4 `bench --gpu h20` of the committed H20 study, FA3 beside it, under the emulation
 # Prerequisites: .offline/ and .peers/ carried. Usage: PART=kernel bash scripts/device_validate.sh (1-2,
-# ~6 min), then PART=emulation (3-4, ~5 min): two calls, each inside the 10-minute limit.
+# ~6 min), then PART=emulation (3-4, ~5 min): two calls, each inside the 10-minute limit. PART=graph:
+# the persistent graph-bound kernel (below). The device returns at most 8 files: tar $OUT after.
 set -uo pipefail
 source scripts/device_env.sh
 source scripts/peers_activate.sh .peers >/dev/null 2>&1 || echo "peers bundle missing: FA3 will say why"
@@ -24,6 +25,20 @@ timeout 150 python3 scripts/probe_variants.py $OUT/probe-unified.json bench \
   "threads=128,$B,stages=3,mma=1;threads=128,$B,stages=3,mma=1,unified_ring=1;threads=256,$B,stages=4,mma=1;threads=256,$B,stages=4,mma=1,unified_ring=1;threads=128,$B,stages=3,mma=1,reduce=fused" \
   > $OUT/probe-unified.txt 2>&1
 echo "probe rc=$? ${SECONDS}s"; tail -28 $OUT/probe-unified.txt
+fi
+if [ "${PART:-kernel}" = graph ]; then
+# 2026-11-28 (session 8): the persistent graph-bound split kernel, written without a GPU. Its
+# correctness (graph-bound test: per-seq, persistent, bounded, per-shape, against fp32), then where
+# a graph-bound launch loses (bound sweep, persistent beside) for the two variants the v6 study uses
+# at b32/b64. ~3 minutes. If persistent wins, plumb it into the exported package (WbArgs, ops.cpp,
+# vllm_backend) and measure e2e.
+timeout 150 python3 -m pytest -q -s -p no:cacheprovider tests/test_gpu_correctness.py -k graph_bound \
+  > $OUT/validate-graph.txt 2>&1
+echo "graph-bound test rc=$? ${SECONDS}s"; grep -E "graph-per-seq|passed|failed|Error" $OUT/validate-graph.txt | cut -c1-220
+for K in "threads=128,heads_per_cta=4,partition=auto,stages=3,mma=1" "threads=256,heads_per_cta=4,partition=auto,stages=4,mma=1"; do
+  timeout 120 python3 scripts/probe_graph_bound.py $OUT/probe-graph-$(echo $K | cut -d, -f1,4 | tr ',=' '--').json "$K" \
+    64x1024 64x4096 32x1024 32x4096 8x4096 1x1024 2>&1 | tail -24
+done
 fi
 if [ "${PART:-kernel}" = emulation ]; then
 for st in green ceilings smaxis; do
