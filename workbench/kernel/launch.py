@@ -146,6 +146,9 @@ class Workspace:
     counters: Any = None         # fused reduce: one int per (seq, CTA column), zero
 
 
+PERSIST_STATIC_SMEM = 4 * 32      # decode.cu wb_decode_split_persist: one int per warp (<= 32 warps)
+
+
 class LoadedVariant:
     """A built variant loaded into the current CUDA context, callable like a paged-attention op."""
 
@@ -286,9 +289,11 @@ class LoadedVariant:
             if ws.counters is None or ws.counters.numel() < num_seqs * grid_x:
                 raise WorkbenchError("fused reduce needs the workspace's counters (use kernel.workspace())")
             p.counters = ws.counters.data_ptr()
-        if persistent and p.seq_fill > 0 and v.reduce != "fused":
+        smem = v.smem_bytes(p.logits_len)
+        # the persistent kernel keeps a few bytes of static shared memory (its max reduction): a
+        # partition sized to the last byte of the opt-in limit stays on the ordinary grid
+        if persistent and p.seq_fill > 0 and v.reduce != "fused" and smem + PERSIST_STATIC_SMEM <= self.smem_limit:
             p.persist_seqs = num_seqs
-            smem = v.smem_bytes(p.logits_len)
             slots = self.occupancy().sm_count * max(1, self.persist_blocks(smem))
             self._launch("wb_decode_split_persist", (min(slots, grid_x * num_seqs * parts), 1, 1), v.threads,
                          smem, p, stream)
