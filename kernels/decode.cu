@@ -437,7 +437,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bx, int by, int
     if (i >= QPC * HEAD) break;
     const float v = q_early[j];
 #if WB_VLLM_MATH
-    if (i < QPC * HEAD) reinterpret_cast<elem_t*>(q_s)[i] = from_float(v);   // 16-bit, as vLLM keeps it
+    reinterpret_cast<elem_t*>(q_s)[i] = from_float(v);   // 16-bit, as vLLM keeps it
 #else
     q_s[i] = v;
 #endif

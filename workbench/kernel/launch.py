@@ -101,15 +101,21 @@ class Module:
                                        f"cuModuleGetFunction {name}")
         return self._funcs[name]
 
-    def launch(self, name: str, grid: tuple[int, int, int], block: int, smem: int, args: list[Any],
-               stream: int, pdl: bool = False) -> None:
-        """pdl: programmatic dependent launch (sm_90+) -- the kernel may start while the previous
-        one on the stream finishes; it must wait for its inputs with griddepcontrol.wait."""
+    def allow_smem(self, name: str, smem: int) -> Any:
+        """The kernel `name`, allowed `smem` bytes of dynamic shared memory (past the 48 KB default
+        only when asked: launches and occupancy queries need it set first)."""
         f = self.function(name)
         if smem > 48 * 1024 and self._smem_set.get(name, 0) < smem:
             attr = self._drv.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
             _check(self._drv.cuFuncSetAttribute(f, attr, smem), "cuFuncSetAttribute")
             self._smem_set[name] = smem
+        return f
+
+    def launch(self, name: str, grid: tuple[int, int, int], block: int, smem: int, args: list[Any],
+               stream: int, pdl: bool = False) -> None:
+        """pdl: programmatic dependent launch (sm_90+) -- the kernel may start while the previous
+        one on the stream finishes; it must wait for its inputs with griddepcontrol.wait."""
+        f = self.allow_smem(name, smem)
         ptrs = (ctypes.c_void_p * len(args))(*[ctypes.addressof(a) for a in args])
         if not pdl:
             _check(self._drv.cuLaunchKernel(f, *grid, block, 1, 1, smem, self._drv.CUstream(stream),
@@ -196,11 +202,8 @@ class LoadedVariant:
     def persist_blocks(self, smem: int) -> int:
         """CTAs of the persistent split kernel one SM holds at `smem` bytes of dynamic shared memory."""
         if smem not in self._persist:
-            drv, f = _driver(), self.module.function("wb_decode_split_persist")
-            if smem > 48 * 1024:
-                attr = drv.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-                _check(drv.cuFuncSetAttribute(f, attr, smem), "cuFuncSetAttribute")
-            self._persist[smem] = int(_check(drv.cuOccupancyMaxActiveBlocksPerMultiprocessor(
+            f = self.module.allow_smem("wb_decode_split_persist", smem)
+            self._persist[smem] = int(_check(_driver().cuOccupancyMaxActiveBlocksPerMultiprocessor(
                 f, self.variant.threads, smem), "cuOccupancyMaxActiveBlocksPerMultiprocessor"))
         return self._persist[smem]
 
@@ -298,8 +301,7 @@ class LoadedVariant:
             self._launch("wb_decode_split_persist", (min(slots, grid_x * num_seqs * parts), 1, 1), v.threads,
                          smem, p, stream)
         else:
-            self._launch("wb_decode_split", (grid_x, num_seqs, parts), v.threads,
-                         v.smem_bytes(p.logits_len), p, stream)
+            self._launch("wb_decode_split", (grid_x, num_seqs, parts), v.threads, smem, p, stream)
         if v.reduce != "fused":
             # our reduce keeps its running sums in registers; vLLM's own keeps 2 floats per partition
             smem = 8 * ws.max_parts if v.algorithm == "vllm" else 0

@@ -185,7 +185,9 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
     if L > spec.max_seq_len:
         tables = [widen_block_table(t, L, spec.block_size) for t in tables]
     ws = kernel.workspace(spec.num_seqs, spec.num_heads, L) if v.uses_split(spec.num_seqs, spec.num_heads, L) else None
-    extra = {"per_seq_split": True, **({"persistent": True} if persistent else {})} if per_seq_split else {}
+    extra = {"per_seq_split": True} if per_seq_split else {}
+    if per_seq_split and persistent:          # only our launcher takes it (peers' callables do not)
+        extra["persistent"] = True
 
     def launch(i: int) -> None:
         kernel(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, tables[i % len(tables)],

@@ -360,11 +360,10 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                         requeue(t, "interrupted: the run stopped before this trial was measured")
                         pending.pop(t.number)
                 # what measured nothing goes back to the budget: repeats, variants the suite ruled
-                # out unbuilt, and asks the Variant rules refused (told FAIL above, never built)
-                nothing = sum(rep is not None for _, _, rep in results) + \
-                    sum(1 for t, _, rep in results if rep is None and t.number in prejudged) + (n - len(asked))
+                # out unbuilt, asks the Variant rules refused (told FAIL above, never built), and
+                # trials re-queued by a stop (the run ends anyway)
                 measured_new = sum(1 for t, _, rep in results if rep is None and t.number not in prejudged)
-                budget.refund(nothing)
+                budget.refund(n - measured_new)
                 dry = 0 if measured_new else dry + 1
             observe({"type": "stage", "device": dev, "stage": "idle", "text": "done"})
         except BaseException as e:        # surfaced by the main thread
