@@ -287,19 +287,29 @@ struct Params {
   int seq_fill;                // auto only; 0: every sequence splits in part_tokens tokens. > 0: per
                                // sequence (seq_part_tokens), for launches bounded far above the real
                                // lengths (a CUDA graph captured for the model's longest sequence)
-  int persist_seqs;            // wb_decode_split_persist only: sequences in the batch
+  int grid_parts;              // seq_fill > 0 only; 0: the split grid has a CTA per partition of the
+                               // launch bound. Z > 0: gridDim.z = Z < that, and a sequence needing
+                               // more than Z partitions takes a multiple of Z, each CTA walking its
+                               // share (seq_part_tokens, wb_decode_split)
 };
 
 // Tokens per partition of one sequence. seq_fill = 0: the launch's part_tokens. seq_fill = F > 0:
 // the sequence takes min(F, ceil(len / 256)) partitions (F = partitions per sequence that fill one
 // wave of the GPU, chosen by the host for this grid), 64-token multiples, never more than
 // part_tokens (the shared memory the launch sized): so a 1k-token batch replayed in a graph
-// captured for 32k tokens splits as finely as a launch for 1k would, and never into more
-// partitions than the grid has (F <= gridDim.z, and len <= the launch bound). The reduce kernels
-// recompute the same number from the same length.
+// captured for 32k tokens splits as finely as a launch for 1k would. A sequence too long for F
+// partitions of part_tokens needs n = ceil(len / part_tokens); with grid_parts = Z > 0 (a grid of
+// Z partitions, fewer than the bound needs) and n > Z it takes Z * ceil(n / Z) partitions instead
+// (at most max_parts, the workspace's), so the Z CTAs of the sequence walk equal shares. The
+// reduce kernels recompute the same number from the same length.
 __device__ __forceinline__ int seq_part_tokens(const Params& P, int seq_len) {
   if (P.seq_fill <= 0 || seq_len <= 0) return P.part_tokens;
-  const int parts = max(1, min(P.seq_fill, (seq_len + 255) / 256));
+  int parts = max(1, min(P.seq_fill, (seq_len + 255) / 256));
+  if (seq_len > parts * P.part_tokens) {
+    parts = (seq_len + P.part_tokens - 1) / P.part_tokens;
+    const int z = P.grid_parts;
+    if (z > 0 && parts > z) parts = min(P.max_parts, (parts + z - 1) / z * z);
+  }
   const int t = ((seq_len + parts - 1) / parts + 63) / 64 * 64;
   return min(t, P.part_tokens);
 }
@@ -344,8 +354,8 @@ __device__ __forceinline__ void pv_acc(const uint4 (&raw)[RPL], const float (&p)
 
 // Shared memory: q[QPC][HEAD] | acc[QPC][HEAD] | stats[2][NW][QPC] | logits[QPC][logits_len]
 //                [| ring[NW][STAGES][HEAD*BLOCK] elems | block table[logits_len / BLOCK] ints]
-// (bx, by, bz): the CTA's (kv-head group, sequence, partition): its block index, or the work item
-// a persistent CTA is on (wb_decode_split_persist)
+// (bx, by, bz): the CTA's (kv-head group, sequence, partition): its block index, or the partition
+// a graph-bound CTA walks to next (wb_decode_split with Params.grid_parts)
 template <int PARTITION>
 __device__ __forceinline__ void decode_body(const Params& P, int bx, int by, int bz) {
   extern __shared__ float4 smem_raw[];
@@ -932,7 +942,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bx, int by, int
     __syncthreads();
     if (tid == 0) {
       const int nparts = (seq_len + ptok - 1) / ptok;
-      int* ctr = P.counters + (long long)seq * gridDim.x + bx;   // fused: never persistent
+      int* ctr = P.counters + (long long)seq * gridDim.x + bx;   // fused: one partition per CTA
       is_last = atomicAdd(ctr, 1) == nparts - 1;
       if (is_last) *ctr = 0;                       // ready for the next launch
     }
@@ -1034,50 +1044,23 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split)
 #endif
   wb_fault(p);
   WB_NS::decode_body<WB_SPLIT_TOKENS>(p, blockIdx.x, blockIdx.y, blockIdx.z);
-}
-
 #if WB_PARTITION == -2 && !WB_FUSED_REDUCE
-// The graph-bound split kernel, persistent: a grid of at most the GPU's SM slots for this launch,
-// instead of (kv-head groups, sequences, the partitions max_model_len needs). A grid bounded at the
-// model's longest sequence is mostly partitions past every real length, and each of those CTAs is
-// scheduled, reads a length and leaves (~20 us of 103 at b64 x 1k on the H200, by inference from
-// the graph-waves run). Here each CTA reads the batch's lengths once, takes the largest partition
-// count of any sequence (seq_part_tokens, as the reduce computes it) and walks the work items that
-// exist -- partition-major, (group, sequence) within a partition, strided by the grid -- so no
-// CTA is spent on nothing and a long batch still spreads over every slot. Params.persist_seqs is
-// the batch's sequence count (gridDim.y of the ordinary launch).
-extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split_persist)(const WB_NS::Params p) {
-#if __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");   // as wb_decode_split
-#endif
-  wb_fault(p);
-  __shared__ int max_parts_s[WB_THREADS / 32];
-  int mp = 0;
-  for (int s = threadIdx.x; s < p.persist_seqs; s += WB_THREADS) {
-    const int len = p.seq_lens[s];
-    if (len > 0) {
-      const int t = WB_NS::seq_part_tokens(p, len);
-      mp = max(mp, (len + t - 1) / t);
+  // A graph-bound grid of fewer partitions than the launch bound needs (Params.grid_parts): a
+  // grid sized for max_model_len is mostly CTAs past every real length, each scheduled only to
+  // read a length and leave (+7 us at b64 x 1k of 84 on the H200 with 26 grid partitions, +24 us
+  // with 9 at one CTA per SM). Here a long sequence's partitions are a multiple of the grid's
+  // (seq_part_tokens) and each CTA walks its share: the length is an L1 hit by now.
+  if (p.grid_parts > 0) {
+    const int len = p.seq_lens[blockIdx.y];
+    const int t = WB_NS::seq_part_tokens(p, len);
+    const int n = len > 0 ? (len + t - 1) / t : 0;
+    for (int z = blockIdx.z + gridDim.z; z < n; z += gridDim.z) {
+      __syncthreads();                 // the next partition reuses the shared memory
+      WB_NS::decode_body<WB_SPLIT_TOKENS>(p, blockIdx.x, blockIdx.y, z);
     }
   }
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2) mp = max(mp, __shfl_xor_sync(0xffffffffu, mp, o));
-  if (threadIdx.x % 32 == 0) max_parts_s[threadIdx.x / 32] = mp;
-  __syncthreads();
-  mp = 0;
-#pragma unroll
-  for (int w = 0; w < WB_THREADS / 32; ++w) mp = max(mp, max_parts_s[w]);
-  const int group = p.num_heads / p.num_kv_heads;
-  const int gx = p.num_kv_heads * ((group + WB_QPC - 1) / WB_QPC);     // groups per sequence
-  const int per_part = gx * p.persist_seqs;        // <= 2^31 / 513 partitions for any real batch
-  const int items = per_part * mp;
-  for (int it = blockIdx.x; it < items; it += gridDim.x) {
-    const int z = it / per_part, r = it % per_part;
-    WB_NS::decode_body<WB_SPLIT_TOKENS>(p, r % gx, r / gx, z);
-    __syncthreads();                   // the next item reuses the shared memory
-  }
-}
 #endif
+}
 
 // Combine partitions: grid (num_heads, num_seqs), 128 threads, each owning HEAD / 128 dims (rounded
 // up). Every thread walks the partitions itself with a running max (no shared memory, no

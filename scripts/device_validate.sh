@@ -27,18 +27,20 @@ timeout 150 python3 scripts/probe_variants.py $OUT/probe-unified.json bench \
 echo "probe rc=$? ${SECONDS}s"; tail -28 $OUT/probe-unified.txt
 fi
 if [ "${PART:-kernel}" = graph ]; then
-# 2026-11-28 (session 8): the persistent graph-bound split kernel, written without a GPU. Its
-# correctness (graph-bound test: per-seq, persistent, bounded, per-shape, against fp32), then where
-# a graph-bound launch loses (bound sweep, persistent beside) for the two variants the v6 study uses
-# at b32/b64. ~3 minutes. If persistent wins, plumb it into the exported package (WbArgs, ops.cpp,
-# vllm_backend) and measure e2e.
+# 2026-11-28 (session 9): the graph-bound grid's walk (Params.grid_parts; the persistent kernel of
+# session 8 was refuted: results/h200-2026-11-28-graph-persist). Its correctness (graph-bound test:
+# walk, full grid, bounded, per-shape, against fp32; the exported op's check at b5 and b64), then
+# the bound sweep with the walk on and off for the two variants the v6 study uses at b32/b64, long
+# batches included (a walk must not lose there). ~4 minutes.
 timeout 150 python3 -m pytest -q -s -p no:cacheprovider tests/test_gpu_correctness.py -k graph_bound \
   > $OUT/validate-graph.txt 2>&1
 echo "graph-bound test rc=$? ${SECONDS}s"; grep -E "graph-per-seq|passed|failed|Error" $OUT/validate-graph.txt | cut -c1-220
 for K in "threads=128,heads_per_cta=4,partition=auto,stages=3,mma=1" "threads=256,heads_per_cta=4,partition=auto,stages=4,mma=1"; do
-  timeout 120 python3 scripts/probe_graph_bound.py $OUT/probe-graph-$(echo $K | cut -d, -f1,4 | tr ',=' '--').json "$K" \
-    64x1024 64x4096 32x1024 32x4096 8x4096 1x1024 2>&1 | tail -24
+  timeout 150 python3 scripts/probe_graph_bound.py $OUT/probe-graph-$(echo $K | cut -d, -f1,4 | tr ',=' '--').json "$K" \
+    64x1024 64x4096 32x1024 32x4096 8x4096 1x1024 64x16384 32x32768 2>&1 | grep -v "bound  *[48]192\|bound   4096"
 done
+WB_RESULTS=$OUT timeout 200 python3 -m pytest -q -s -p no:cacheprovider tests/test_gpu_export.py > $OUT/validate-export.txt 2>&1
+echo "export test rc=$? ${SECONDS}s"; grep -E "graph-bound|passed|failed|Error" $OUT/validate-export.txt | cut -c1-300
 fi
 if [ "${PART:-kernel}" = emulation ]; then
 for st in green ceilings smaxis; do

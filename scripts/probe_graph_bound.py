@@ -6,8 +6,8 @@ partition (shared memory, slots) changes, the slots do.
 
   python3 scripts/probe_graph_bound.py OUT.json "knobs" [batch x context ...]
   e.g. scripts/probe_graph_bound.py /tmp/g.json "threads=128,heads_per_cta=4,partition=auto,stages=3,mma=1" 64x1024 32x4096
-Prints µs per (shape, bound) -- and with the persistent split kernel (decode.cu
-wb_decode_split_persist) beside it -- with the launch's partition tokens, grid partitions and SM slots.
+Prints µs per (shape, bound) -- the split grid's walk (Params.grid_parts) on, and off (a grid sized
+for the bound) beside it -- with the launch's partition tokens, grid partitions and SM slots.
 """
 from __future__ import annotations
 
@@ -49,12 +49,15 @@ def main() -> None:
             t = time_variant(k, spec, info, launches=30, launch_len=bound, per_seq_split=bound is not None)
             row = {"shape": f"b{batch}x{ctx}", "bound": bound, "us": t.median_us, "p10": t.p10_us, "p90": t.p90_us,
                    "part_tokens": ptok, "grid_parts": -(-L // ptok) if ptok else 1, "slots": slots, "ctas": ctas}
-            if bound is not None and v.reduce != "fused":       # the persistent split kernel, same split
-                tp = time_variant(k, spec, info, launches=30, launch_len=bound, per_seq_split=True, persistent=True)
-                row.update(persist_us=tp.median_us, persist_p10=tp.p10_us, persist_p90=tp.p90_us)
+            if bound is not None and v.reduce != "fused":       # the same split, grid sized for the bound
+                fill = v.seq_fill(ctas, L, ptok, occ) if ptok else 0
+                row["walk_parts"] = v.graph_parts(ctas, L, ptok, fill, occ) if fill else row["grid_parts"]
+                tp = time_variant(k, spec, info, launches=30, launch_len=bound, per_seq_split=True, grid_walk=False)
+                row.update(full_us=tp.median_us, full_p10=tp.p10_us, full_p90=tp.p90_us)
             rows.append(row)
             print(f"{row['shape']:>10} bound {str(bound):>6}: {t.median_us:8.1f} us"
-                  + (f" (persistent {row['persist_us']:8.1f})" if "persist_us" in row else " " * 23)
+                  + (f" (full grid {row['full_us']:8.1f}, walk grid {row['walk_parts']:>3})" if "full_us" in row
+                     else " " * 37)
                   + f"  partition {ptok:>5} tokens, {row['grid_parts']:>3} grid partitions, {slots:>4} slots for "
                   f"{ctas} CTAs per partition", flush=True)
     k.close()

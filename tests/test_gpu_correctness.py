@@ -228,8 +228,9 @@ def test_unified_ring(cubin_cache):
 def test_graph_bound_launches_split_per_sequence(cubin_cache):
     """What vLLM's full CUDA graphs replay: a launch bounded at the model's longest sequence (32864
     tokens, block tables that wide, the columns past each sequence poisoned) on shorter batches,
-    with per-sequence splits (seq_fill) and without, and with the persistent split kernel,
-    against the fp32 reference; then, cold L2,
+    with per-sequence splits (seq_fill) and without, with the split grid's walk (Params.grid_parts,
+    CTAs walking a long sequence's partitions) and with a grid sized for the bound, against the
+    fp32 reference; then, cold L2,
     the three launches of each batch (bounded + per sequence, bounded, per-shape), so the loss the
     e2e run showed between graph and per-shape launches is seen at kernel level (printed; kept
     in WB_RESULTS/graph-bound.json)."""
@@ -248,10 +249,13 @@ def test_graph_bound_launches_split_per_sequence(cubin_cache):
                                (128, 3, "kernel", True))]
     builds = {b.variant: b for b in build_many(vs, "sm_90a")}
     assert all(b.ok for b in builds.values()), [b.error for b in builds.values() if not b.ok]
-    shapes = [(1024,), (4096,) * 8, (1024,) * 64, (4096,) * 32, (0, 700, 17, 32000, 3000)]
-    # graph-persist: the per-sequence split with the persistent split kernel (two-kernel reduce only)
-    modes = {"graph-per-seq": (bound, True, False), "graph-persist": (bound, True, True),
-             "graph": (bound, False, False), "shape": (None, False, False)}
+    # the walk matters where sequences need more partitions than the grid holds: b64 with 32k and
+    # 9k tokens among short ones (a grid of a few partitions per sequence), b8 past 6 x 1408
+    shapes = [(1024,), (4096,) * 8, (1024,) * 64, (4096,) * 32, (0, 700, 17, 32000, 3000),
+              (32000, 9000) + (1024,) * 62, (9000, 32000) * 4]
+    # graph-full-grid: the per-sequence split on a grid sized for the bound (no walk)
+    modes = {"graph-per-seq": (bound, True, True), "graph-full-grid": (bound, True, False),
+             "graph": (bound, False, True), "shape": (None, False, True)}
     info = gpu_info(0)
     rows, bad = [], []
     for v in vs:
@@ -264,20 +268,20 @@ def test_graph_bound_launches_split_per_sequence(cubin_cache):
                 wide[i, -(-n // 16):] = 1 << 30
             ref = reference_decode(w.query, w.key_cache, w.value_cache, w.block_tables, w.seq_lens, w.scale, 8)
             row = {"variant": v.name, "shape": spec.label}
-            for mode, (L, per_seq, persist) in modes.items():
-                if persist and v.reduce == "fused":
+            for mode, (L, per_seq, walk) in modes.items():
+                if not walk and v.reduce == "fused":
                     continue
                 out = w.new_output()
                 ws = k.workspace(spec.num_seqs, 32, L or spec.max_seq_len)
                 k(out, w.query, w.key_cache, w.value_cache, 8, w.scale, wide if L else w.block_tables, w.seq_lens,
-                  L or spec.max_seq_len, workspace=ws, per_seq_split=per_seq, persistent=persist)
+                  L or spec.max_seq_len, workspace=ws, per_seq_split=per_seq, grid_walk=walk)
                 torch.cuda.synchronize()
                 err = relative_error(out, ref)
                 if not err <= TOLERANCE["bf16"]:
                     bad.append((v.name, spec.label, mode, err))
                 row[f"{mode}_err"] = err
                 row[f"{mode}_us"] = time_variant(k, spec, info, launches=30, launch_len=L,
-                                                 per_seq_split=per_seq, persistent=persist).median_us
+                                                 per_seq_split=per_seq, grid_walk=walk).median_us
             rows.append(row)
             print(f"{v.name:44} {spec.label:26} " + "  ".join(f"{m} {row[m + '_us']:7.1f} us" for m in modes
                                                               if m + "_us" in row))

@@ -201,6 +201,53 @@ def test_per_sequence_split_of_a_graph_launch():
     assert "const long long fill = slots / (ctas < 1 ? 1 : ctas);" in fill
 
 
+def test_graph_bound_grid_walks_long_sequences_in_equal_shares():
+    """A graph-bound grid holds graph_parts partition slots, not one per part_tokens of the bound:
+    at b64 the 32k grid shrinks (its empty CTAs cost 7-24 us on the H200), a sequence needing more
+    partitions than the grid has takes a multiple of them (seq_part_tokens with grid_parts), so each
+    CTA walks an equal share, never more tokens than with part_tokens partitions, and the
+    workspace (sized for the bound) holds them all. The kernel and the exported launcher agree."""
+    from workbench.kernel.variant import GRAPH_WALK_SLACK, Occupancy, seq_part_tokens
+    occ = Occupancy(sm_count=132, smem_per_sm=233472, smem_reserved=1024, smem_limit=232448,
+                    split_blocks=8, whole_blocks=8)
+    bound = 32864
+    shrunk = 0
+    for threads, stages in ((128, 3), (256, 4)):
+        v = Variant(head_size=128, block_size=16, dtype="bf16", threads=threads, heads_per_cta=4,
+                    partition="auto", stages=stages, mma=True)
+        for B in (1, 8, 16, 32, 48, 64, 128, 256):
+            ctas = B * 8
+            ptok = v.auto_tokens(ctas, bound, occ)
+            full = -(-bound // ptok)
+            fill = v.seq_fill(ctas, bound, ptok, occ)
+            z = v.graph_parts(ctas, bound, ptok, fill, occ)
+            assert fill <= z <= full, (B, fill, z, full)
+            slots = occ.sm_count * occ.blocks_per_sm(v.smem_bytes(ptok), False)
+            rate = [-(-ctas * n // slots) / n for n in range(1, full + 1)]
+            assert -(-ctas * z // slots) / z <= min(rate) * (1 + GRAPH_WALK_SLACK)
+            shrunk += z < full
+            gz = z if z < full else 0
+            for L in (1, 700, 1024, 1408, 4096, 8448, 9000, 16384, 17000, 32000, bound):
+                t = seq_part_tokens(L, fill, ptok, gz, full)
+                n = -(-L // t)
+                need = -(-L // ptok)
+                assert t % 64 == 0 and t <= ptok and n <= full, (B, L, t, n)
+                if n > z:                       # walked: equal shares, never longer than unwalked
+                    assert n % z == 0 or -(-need // z) * z > full, (B, L, n, z)   # or the workspace caps it
+                    assert -(-n // z) * t <= -(-need // z) * ptok, (B, L, n, z, t)
+                else:                           # not walked: what the launch did before
+                    assert t == seq_part_tokens(L, fill, ptok), (B, L)
+    assert shrunk >= 4
+    src = (Path(__file__).resolve().parent.parent / "kernels/decode.cu").read_text()
+    body = src[src.index("int seq_part_tokens("):]
+    body = body[:body.index("\n}")]
+    assert "min(P.max_parts, (parts + z - 1) / z * z)" in body
+    cuh = (Path(__file__).resolve().parent.parent / "kernels/export/launch.cuh").read_text()
+    walk = cuh[cuh.index("wb_graph_parts)("):]
+    walk = walk[:walk.index("\n}")]
+    assert f"best * {1 + GRAPH_WALK_SLACK}" in walk and "p.grid_parts = grid_z < parts ? grid_z : 0;" in cuh
+
+
 @pytest.mark.parametrize("partition,kernels", [(512, ["wb_decode_split"]), (0, ["wb_decode_full"]),
                                                ("auto", ["wb_decode_split", "wb_decode_full"]),
                                                ("vllm", ["wb_decode_split", "wb_decode_full"])])

@@ -128,6 +128,28 @@ static inline int WB_SYM(wb_seq_fill)(int ctas, int parts, int ptok) {
   const long long fill = slots / (ctas < 1 ? 1 : ctas);   // at most one wave (Variant.seq_fill)
   return (int)(fill < 1 ? 1 : (fill > parts ? parts : fill));
 }
+
+// gridDim.z of a graph-bound launch (Variant.graph_parts): the fewest partition slots, at least
+// fill, whose waves per slot ceil(ctas z / slots) / z are within 5% of the best any z <= parts
+// reaches. A sequence needing more than that walks its partitions (Params.grid_parts): the grid
+// is not mostly CTAs past every real length.
+static inline int WB_SYM(wb_graph_parts)(int ctas, int parts, int ptok, int fill) {
+  const WB_SYM(WbOcc)* o = WB_SYM(wb_occ)();
+  if (!o || ptok <= 0 || parts < 1) return parts;
+  int per_sm = o->smem_sm / (WB_SYM(wb_smem_bytes)(ptok) + o->reserved);
+  if (o->split_blocks < per_sm) per_sm = o->split_blocks;
+  const long long slots = (long long)o->sms * (per_sm < 1 ? 1 : per_sm);
+  const long long c = ctas < 1 ? 1 : ctas;
+  const int lo = fill < 1 ? 1 : (fill > parts ? parts : fill);
+  double best = 1e30;
+  for (int z = lo; z <= parts; ++z) {
+    const double r = (double)((c * z + slots - 1) / slots) / z;
+    if (r < best) best = r;
+  }
+  for (int z = lo; z <= parts; ++z)
+    if ((double)((c * z + slots - 1) / slots) / z <= best * 1.05) return z;
+  return parts;
+}
 #endif
 
 // Programmatic dependent launch for the reduce kernel on sm_90+ (it waits on griddepcontrol):
@@ -207,15 +229,22 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
     p.max_parts = a.max_parts;
     p.logits_len = ptok;
     p.part_tokens = ptok;
+    int grid_z = parts;
 #if WB_PARTITION == -2
     if (a.per_seq_split) p.seq_fill = WB_SYM(wb_seq_fill)(grid_x * a.num_seqs, parts, ptok);
+#if !WB_FUSED_REDUCE
+    if (p.seq_fill > 0) {
+      grid_z = WB_SYM(wb_graph_parts)(grid_x * a.num_seqs, parts, ptok, p.seq_fill);
+      p.grid_parts = grid_z < parts ? grid_z : 0;
+    }
+#endif
 #endif
     const int smem = WB_SYM(wb_smem_bytes)(p.logits_len);
     if (smem > 48 * 1024) {
       const cudaError_t e = cudaFuncSetAttribute(WB_SYM(wb_decode_split), cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
       if (e != cudaSuccess) return WB_SYM(wb_failed)(a, e);
     }
-    WB_SYM(wb_decode_split)<<<dim3(grid_x, a.num_seqs, parts), block, smem, a.stream>>>(p);
+    WB_SYM(wb_decode_split)<<<dim3(grid_x, a.num_seqs, grid_z), block, smem, a.stream>>>(p);
 #if !WB_FUSED_REDUCE
     if (WB_SYM(wb_pdl_ok)()) {
       cudaLaunchConfig_t cfg = {};

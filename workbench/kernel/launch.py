@@ -30,7 +30,7 @@ class _Params(ctypes.Structure):
         ("num_kv_heads", ctypes.c_int), ("max_blocks_per_seq", ctypes.c_int),
         ("max_parts", ctypes.c_int), ("logits_len", ctypes.c_int), ("scale", ctypes.c_float),
         ("counters", ctypes.c_void_p), ("part_tokens", ctypes.c_int), ("seq_fill", ctypes.c_int),
-        ("persist_seqs", ctypes.c_int),
+        ("grid_parts", ctypes.c_int),
     ]
 
 
@@ -152,9 +152,6 @@ class Workspace:
     counters: Any = None         # fused reduce: one int per (seq, CTA column), zero
 
 
-PERSIST_STATIC_SMEM = 4 * 32      # decode.cu wb_decode_split_persist: one int per warp (<= 32 warps)
-
-
 class LoadedVariant:
     """A built variant loaded into the current CUDA context, callable like a paged-attention op."""
 
@@ -173,7 +170,6 @@ class LoadedVariant:
         self._occ: Occupancy | None = None
         self.sm_count = sm_count
         self._auto: dict[tuple[int, int], int] = {}       # (ctas, max_seq_len) -> tokens
-        self._persist: dict[int, int] = {}                 # dynamic smem -> persistent CTAs per SM
         # our reduce kernel waits on griddepcontrol (sm_90+); vLLM's own does not, so never PDL it
         cc = torch.cuda.get_device_capability(self.device_index)
         self.pdl = (cc[0] >= 9 and self.variant.algorithm != "vllm"
@@ -198,14 +194,6 @@ class LoadedVariant:
                                   device_attr(i, "RESERVED_SHARED_MEMORY_PER_BLOCK"),
                                   self.smem_limit, blocks("wb_decode_split"), blocks("wb_decode_full"))
         return self._occ
-
-    def persist_blocks(self, smem: int) -> int:
-        """CTAs of the persistent split kernel one SM holds at `smem` bytes of dynamic shared memory."""
-        if smem not in self._persist:
-            f = self.module.allow_smem("wb_decode_split_persist", smem)
-            self._persist[smem] = int(_check(_driver().cuOccupancyMaxActiveBlocksPerMultiprocessor(
-                f, self.variant.threads, smem), "cuOccupancyMaxActiveBlocksPerMultiprocessor"))
-        return self._persist[smem]
 
     def auto_tokens(self, ctas: int, max_seq_len: int) -> int:
         key = (ctas, max_seq_len)
@@ -239,14 +227,14 @@ class LoadedVariant:
 
     def __call__(self, out: Any, query: Any, key_cache: Any, value_cache: Any, num_kv_heads: int,
                  scale: float, block_tables: Any, seq_lens: Any, max_seq_len: int,
-                 workspace: Workspace | None = None, per_seq_split: bool = False, persistent: bool = False) -> None:
+                 workspace: Workspace | None = None, per_seq_split: bool = False, grid_walk: bool = True) -> None:
         """out[s, h, :] = softmax(scale * q k^T) v over the paged cache (shapes as vLLM's).
         per_seq_split (auto variants): each sequence splits by its own length, not by max_seq_len
         (Variant.seq_fill): for launches whose bound is far above the lengths, as in a CUDA graph
-        captured for the model's longest sequence. persistent (with per_seq_split, auto variants with
-        the two-kernel reduce): the split kernel runs as at most one wave of persistent CTAs walking
-        the partitions that exist, instead of a grid sized for max_seq_len (decode.cu
-        wb_decode_split_persist). Not yet measured on a GPU: off unless asked."""
+        captured for the model's longest sequence. grid_walk (with per_seq_split, auto variants with
+        the two-kernel reduce): the split grid holds Variant.graph_parts partitions, not all that
+        max_seq_len needs, and a CTA walks the rest of a long sequence (Params.grid_parts); False
+        sizes the grid for max_seq_len (the A/B's other side)."""
         import torch
 
         v = self.variant
@@ -293,15 +281,11 @@ class LoadedVariant:
                 raise WorkbenchError("fused reduce needs the workspace's counters (use kernel.workspace())")
             p.counters = ws.counters.data_ptr()
         smem = v.smem_bytes(p.logits_len)
-        # the persistent kernel keeps a few bytes of static shared memory (its max reduction): a
-        # partition sized to the last byte of the opt-in limit stays on the ordinary grid
-        if persistent and p.seq_fill > 0 and v.reduce != "fused" and smem + PERSIST_STATIC_SMEM <= self.smem_limit:
-            p.persist_seqs = num_seqs
-            slots = self.occupancy().sm_count * max(1, self.persist_blocks(smem))
-            self._launch("wb_decode_split_persist", (min(slots, grid_x * num_seqs * parts), 1, 1), v.threads,
-                         smem, p, stream)
-        else:
-            self._launch("wb_decode_split", (grid_x, num_seqs, parts), v.threads, smem, p, stream)
+        grid_z = parts
+        if grid_walk and p.seq_fill > 0 and v.reduce != "fused":
+            grid_z = v.graph_parts(grid_x * num_seqs, max_seq_len, ptok, p.seq_fill, self.occupancy())
+            p.grid_parts = grid_z if grid_z < parts else 0
+        self._launch("wb_decode_split", (grid_x, num_seqs, grid_z), v.threads, smem, p, stream)
         if v.reduce != "fused":
             # our reduce keeps its running sums in registers; vLLM's own keeps 2 floats per partition
             smem = 8 * ws.max_parts if v.algorithm == "vllm" else 0

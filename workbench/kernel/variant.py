@@ -27,6 +27,7 @@ AUTO_MAX_PARTS = 128         # ... nor more partitions than this
 AUTO_GRAIN = 64              # auto partitions are multiples of this many tokens
 AUTO_REDUCE_TOKENS = 64      # the reduce (a second short kernel) costs about this many tokens of a CTA
 AUTO_WAVE_TOKENS = 128       # a wave's fixed cost (q load, pipeline fill, partial write) in tokens
+GRAPH_WALK_SLACK = 0.05      # graph-bound grids: fewest partitions within this of the best fill
 PREFETCH_TARGETS = ("k", "v", "kv")
 PREFETCH_OPS = ("bulk", "line")          # cp.async.bulk.prefetch.L2 (sm_90+) / prefetch.global.L2
 PREFETCH_HINTS = ("none", "evict_first", "evict_last")
@@ -381,6 +382,22 @@ class Variant:
         slots = occ.sm_count * max(1, occ.blocks_per_sm(self.smem_bytes(part_tokens), False))
         return max(1, min(parts, slots // max(ctas, 1)))
 
+    def graph_parts(self, ctas: int, launch_len: int, part_tokens: int, fill: int, occ: "Occupancy") -> int:
+        """gridDim.z of a graph-bound auto launch (seq_fill = fill > 0) bounded at launch_len.
+
+        A grid with a partition slot for every part_tokens of the bound is, on a short batch, mostly
+        CTAs that read a length and leave: on the H200 +7 us at b64 x 1k (26 slots, 3 CTAs per SM)
+        and +24 us (9 slots, 1 CTA per SM). With Z slots (Params.grid_parts) a sequence needing more
+        than Z partitions splits into a multiple of Z and each CTA walks an equal share, so a long
+        batch runs ctas x Z CTAs of len / Z tokens. Z: the fewest (at least fill) whose waves per
+        slot, ceil(ctas Z / slots) / Z, are within GRAPH_WALK_SLACK of the best any Z reaches."""
+        full = -(-launch_len // part_tokens)
+        slots = occ.sm_count * max(1, occ.blocks_per_sm(self.smem_bytes(part_tokens), False))
+        ctas, lo = max(ctas, 1), max(1, min(fill, full))
+        rate = {z: -(-ctas * z // slots) / z for z in range(lo, full + 1)}
+        best = min(rate.values())
+        return next(z for z in range(lo, full + 1) if rate[z] <= best * (1 + GRAPH_WALK_SLACK))
+
     def check_workload(self, num_seqs: int, num_heads: int, num_kv_heads: int, head_size: int,
                        max_seq_len: int, smem_limit: int) -> None:
         """Reject, before launch, a workload this variant cannot run (raises VariantRejected)."""
@@ -425,10 +442,16 @@ def smem_optin(cc: int) -> int:
     return _SMEM_OPTIN.get(cc, 99 * 1024)
 
 
-def seq_part_tokens(seq_len: int, seq_fill: int, part_tokens: int) -> int:
-    """decode.cu's seq_part_tokens: tokens per partition of one sequence of a seq_fill launch."""
+def seq_part_tokens(seq_len: int, seq_fill: int, part_tokens: int, grid_parts: int = 0,
+                    max_parts: int = 1 << 30) -> int:
+    """decode.cu's seq_part_tokens: tokens per partition of one sequence of a seq_fill launch
+    (grid_parts: Params.grid_parts, max_parts: the workspace's)."""
     if seq_fill <= 0 or seq_len <= 0:
         return part_tokens
     parts = max(1, min(seq_fill, -(-seq_len // AUTO_MIN_TOKENS)))
+    if seq_len > parts * part_tokens:
+        parts = -(-seq_len // part_tokens)
+        if 0 < grid_parts < parts:
+            parts = min(max_parts, -(-parts // grid_parts) * grid_parts)
     per = -(-seq_len // parts)
     return min(-(-per // AUTO_GRAIN) * AUTO_GRAIN, part_tokens)
