@@ -37,7 +37,7 @@ timeout 150 python3 -m pytest -q -s -p no:cacheprovider tests/test_gpu_correctne
 echo "graph-bound test rc=$? ${SECONDS}s"; grep -E "graph-per-seq|passed|failed|Error" $OUT/validate-graph.txt | cut -c1-220
 for K in "threads=128,heads_per_cta=4,partition=auto,stages=3,mma=1" "threads=256,heads_per_cta=4,partition=auto,stages=4,mma=1"; do
   timeout 150 python3 scripts/probe_graph_bound.py $OUT/probe-graph-$(echo $K | cut -d, -f1,4 | tr ',=' '--').json "$K" \
-    64x1024 64x4096 32x1024 32x4096 8x4096 1x1024 64x16384 32x32768 2>&1 | grep -v "bound  *[48]192\|bound   4096"
+    64x1024 64x4096 32x1024 32x4096 64x16384 2>&1 | grep -v "bound  *[48]192\|bound   4096"
 done
 WB_RESULTS=$OUT timeout 200 python3 -m pytest -q -s -p no:cacheprovider tests/test_gpu_export.py > $OUT/validate-export.txt 2>&1
 echo "export test rc=$? ${SECONDS}s"; grep -E "graph-bound|passed|failed|Error" $OUT/validate-export.txt | cut -c1-300

@@ -129,10 +129,10 @@ static inline int WB_SYM(wb_seq_fill)(int ctas, int parts, int ptok) {
   return (int)(fill < 1 ? 1 : (fill > parts ? parts : fill));
 }
 
-// gridDim.z of a graph-bound launch (Variant.graph_parts): the fewest partition slots, at least
-// fill, whose waves per slot ceil(ctas z / slots) / z are within 5% of the best any z <= parts
-// reaches. A sequence needing more than that walks its partitions (Params.grid_parts): the grid
-// is not mostly CTAs past every real length.
+// gridDim.z of a graph-bound launch (Variant.graph_parts): when a grid for the bound is more than
+// 8 waves of CTAs (mostly past every real length on a short batch), the fewest partition slots,
+// at least fill and half the bound's, whose waves per slot ceil(ctas z / slots) / z are within 5%
+// of the best; a sequence needing more walks its partitions (Params.grid_parts), at most two.
 static inline int WB_SYM(wb_graph_parts)(int ctas, int parts, int ptok, int fill) {
   const WB_SYM(WbOcc)* o = WB_SYM(wb_occ)();
   if (!o || ptok <= 0 || parts < 1) return parts;
@@ -140,7 +140,9 @@ static inline int WB_SYM(wb_graph_parts)(int ctas, int parts, int ptok, int fill
   if (o->split_blocks < per_sm) per_sm = o->split_blocks;
   const long long slots = (long long)o->sms * (per_sm < 1 ? 1 : per_sm);
   const long long c = ctas < 1 ? 1 : ctas;
-  const int lo = fill < 1 ? 1 : (fill > parts ? parts : fill);
+  if (c * parts <= 8 * slots) return parts;
+  int lo = fill < 1 ? 1 : (fill > parts ? parts : fill);
+  if (lo < (parts + 1) / 2) lo = (parts + 1) / 2;
   double best = 1e30;
   for (int z = lo; z <= parts; ++z) {
     const double r = (double)((c * z + slots - 1) / slots) / z;

@@ -27,7 +27,9 @@ AUTO_MAX_PARTS = 128         # ... nor more partitions than this
 AUTO_GRAIN = 64              # auto partitions are multiples of this many tokens
 AUTO_REDUCE_TOKENS = 64      # the reduce (a second short kernel) costs about this many tokens of a CTA
 AUTO_WAVE_TOKENS = 128       # a wave's fixed cost (q load, pipeline fill, partial write) in tokens
-GRAPH_WALK_SLACK = 0.05      # graph-bound grids: fewest partitions within this of the best fill
+GRAPH_WALK_SLACK = 0.05      # graph-bound grids: fewest partitions within this of the best fill,
+GRAPH_WALK_WAVES = 8         # ... when a grid for the bound is more than this many waves of CTAs,
+GRAPH_WALK_MAX = 2           # ... and no CTA walks more than this many partitions
 PREFETCH_TARGETS = ("k", "v", "kv")
 PREFETCH_OPS = ("bulk", "line")          # cp.async.bulk.prefetch.L2 (sm_90+) / prefetch.global.L2
 PREFETCH_HINTS = ("none", "evict_first", "evict_last")
@@ -386,14 +388,20 @@ class Variant:
         """gridDim.z of a graph-bound auto launch (seq_fill = fill > 0) bounded at launch_len.
 
         A grid with a partition slot for every part_tokens of the bound is, on a short batch, mostly
-        CTAs that read a length and leave: on the H200 +7 us at b64 x 1k (26 slots, 3 CTAs per SM)
-        and +24 us (9 slots, 1 CTA per SM). With Z slots (Params.grid_parts) a sequence needing more
-        than Z partitions splits into a multiple of Z and each CTA walks an equal share, so a long
-        batch runs ctas x Z CTAs of len / Z tokens. Z: the fewest (at least fill) whose waves per
-        slot, ceil(ctas Z / slots) / Z, are within GRAPH_WALK_SLACK of the best any Z reaches."""
+        CTAs that read a length and leave: on the H200 +9 us at b64 x 1k (26 slots, 3 CTAs per SM,
+        34 waves of CTAs) and +27 us (9 slots, 1 CTA per SM), nothing measurable under ~5 waves.
+        With Z slots (Params.grid_parts) a sequence needing more than Z partitions splits into a
+        multiple of Z and each CTA walks an equal share. A walk lengthens a long sequence's chain
+        (a 32k sequence among 1k ones: 3 slots made b64 2.2x slower), so it is taken only past
+        GRAPH_WALK_WAVES waves and never deeper than GRAPH_WALK_MAX partitions per CTA. Z: the
+        fewest slots from there whose waves per slot, ceil(ctas Z / slots) / Z, are within
+        GRAPH_WALK_SLACK of the best any Z reaches."""
         full = -(-launch_len // part_tokens)
         slots = occ.sm_count * max(1, occ.blocks_per_sm(self.smem_bytes(part_tokens), False))
-        ctas, lo = max(ctas, 1), max(1, min(fill, full))
+        ctas = max(ctas, 1)
+        if ctas * full <= GRAPH_WALK_WAVES * slots:
+            return full
+        lo = max(1, min(fill, full), -(-full // GRAPH_WALK_MAX))
         rate = {z: -(-ctas * z // slots) / z for z in range(lo, full + 1)}
         best = min(rate.values())
         return next(z for z in range(lo, full + 1) if rate[z] <= best * (1 + GRAPH_WALK_SLACK))
