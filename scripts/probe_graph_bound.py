@@ -6,8 +6,9 @@ partition (shared memory, slots) changes, the slots do.
 
   python3 scripts/probe_graph_bound.py OUT.json "knobs" [batch x context ...]
   e.g. scripts/probe_graph_bound.py /tmp/g.json "threads=128,heads_per_cta=4,partition=auto,stages=3,mma=1" 64x1024 32x4096
-Prints µs per (shape, bound) -- the split grid's walk (Params.grid_parts) on, and off (a grid sized
-for the bound) beside it -- with the launch's partition tokens, grid partitions and SM slots.
+  a ragged batch: 62x1024+1x30000+1x9000 (counts x lengths, joined by +)
+Prints µs per (shape, bound) -- the split grid's walk (Params.grid_parts, opt-in) on, and off (a grid
+sized for the bound, the default) beside it -- with the launch's partition tokens, grid partitions and SM slots.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def main() -> None:
     from workbench.measure.workload import WorkloadSpec
 
     out_path, knobs = sys.argv[1:3]
-    shapes = [tuple(int(x) for x in s.split("x")) for s in (sys.argv[3:] or ["64x1024", "32x4096", "8x4096", "1x1024"])]
+    shapes = [(s, tuple(n for part in s.split("+") for c, n in [map(int, part.split("x"))] for _ in range(c)))
+              for s in (sys.argv[3:] or ["64x1024", "32x4096", "8x4096", "1x1024"])]
     heads = head_shape(load_model("llama-3.1-8b"))
     info = gpu_info(0)
     v = Variant.from_dict({**parse_knobs(knobs), "head_size": heads.head_size})
@@ -37,8 +39,9 @@ def main() -> None:
     k = load(b, 0)
     occ = k.occupancy()
     rows = []
-    for batch, ctx in shapes:
-        spec = WorkloadSpec(seq_lens=(ctx,) * batch, num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads)
+    for label, lens in shapes:
+        batch, ctx = len(lens), max(lens)
+        spec = WorkloadSpec(seq_lens=lens, num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads)
         ctas = batch * heads.num_kv_heads * -(-(heads.num_heads // heads.num_kv_heads) // v.heads_per_cta)
         for bound in BOUNDS:
             if bound is not None and bound < ctx:
@@ -46,8 +49,9 @@ def main() -> None:
             L = bound or ctx
             ptok = v.auto_tokens(ctas, L, occ) if v.partition == -2 else v.split_tokens()
             slots = occ.sm_count * occ.blocks_per_sm(v.smem_bytes(ptok or L), ptok == 0)
-            t = time_variant(k, spec, info, launches=30, launch_len=bound, per_seq_split=bound is not None)
-            row = {"shape": f"b{batch}x{ctx}", "bound": bound, "us": t.median_us, "p10": t.p10_us, "p90": t.p90_us,
+            t = time_variant(k, spec, info, launches=30, launch_len=bound, per_seq_split=bound is not None,
+                             grid_walk=True)
+            row = {"shape": label if "+" in label else f"b{batch}x{ctx}", "bound": bound, "us": t.median_us, "p10": t.p10_us, "p90": t.p90_us,
                    "part_tokens": ptok, "grid_parts": -(-L // ptok) if ptok else 1, "slots": slots, "ctas": ctas}
             if bound is not None and v.reduce != "fused":       # the same split, grid sized for the bound
                 fill = v.seq_fill(ctas, L, ptok, occ) if ptok else 0

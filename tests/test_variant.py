@@ -249,7 +249,7 @@ def test_graph_bound_grid_walks_long_sequences_in_equal_shares():
     walk = cuh[cuh.index("wb_graph_parts)("):]
     walk = walk[:walk.index("\n}")]
     assert f"best * {1 + GRAPH_WALK_SLACK}" in walk and f"c * parts <= {GRAPH_WALK_WAVES} * slots" in walk and \
-        f"(parts + 1) / {GRAPH_WALK_MAX}" in walk and "p.grid_parts = grid_z < parts ? grid_z : 0;" in cuh
+        f"(parts + 1) / {GRAPH_WALK_MAX}" in walk and "p.seq_fill > 0 && WB_SYM(wb_graph_walk)()" in cuh and "p.grid_parts = grid_z < parts ? grid_z : 0;" in cuh
 
 
 @pytest.mark.parametrize("partition,kernels", [(512, ["wb_decode_split"]), (0, ["wb_decode_full"]),

@@ -227,14 +227,15 @@ class LoadedVariant:
 
     def __call__(self, out: Any, query: Any, key_cache: Any, value_cache: Any, num_kv_heads: int,
                  scale: float, block_tables: Any, seq_lens: Any, max_seq_len: int,
-                 workspace: Workspace | None = None, per_seq_split: bool = False, grid_walk: bool = True) -> None:
+                 workspace: Workspace | None = None, per_seq_split: bool = False, grid_walk: bool = False) -> None:
         """out[s, h, :] = softmax(scale * q k^T) v over the paged cache (shapes as vLLM's).
         per_seq_split (auto variants): each sequence splits by its own length, not by max_seq_len
         (Variant.seq_fill): for launches whose bound is far above the lengths, as in a CUDA graph
         captured for the model's longest sequence. grid_walk (with per_seq_split, auto variants with
-        the two-kernel reduce): the split grid holds Variant.graph_parts partitions, not all that
-        max_seq_len needs, and a CTA walks the rest of a long sequence (Params.grid_parts); False
-        sizes the grid for max_seq_len (the A/B's other side)."""
+        the two-kernel reduce; the exported package's WB_GRAPH_WALK=1): the split grid holds
+        Variant.graph_parts partitions, not all that max_seq_len needs, and a CTA walks the rest
+        of a long sequence (Params.grid_parts). Off by default: faster on uniform short batches,
+        slower on ragged ones with a few long sequences (Variant.graph_parts)."""
         import torch
 
         v = self.variant

@@ -395,7 +395,9 @@ class Variant:
         (a 32k sequence among 1k ones: 3 slots made b64 2.2x slower), so it is taken only past
         GRAPH_WALK_WAVES waves and never deeper than GRAPH_WALK_MAX partitions per CTA. Z: the
         fewest slots from there whose waves per slot, ceil(ctas Z / slots) / Z, are within
-        GRAPH_WALK_SLACK of the best any Z reaches."""
+        GRAPH_WALK_SLACK of the best any Z reaches. Even so a ragged batch whose few long
+        sequences are its critical path loses (b32: 31 x 1k + 1 x 30k 104 vs 87 us on the H200),
+        so launches take it only when asked (LoadedVariant.__call__ grid_walk, WB_GRAPH_WALK=1)."""
         full = -(-launch_len // part_tokens)
         slots = occ.sm_count * max(1, occ.blocks_per_sm(self.smem_bytes(part_tokens), False))
         ctas = max(ctas, 1)
