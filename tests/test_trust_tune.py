@@ -229,7 +229,7 @@ def test_a_variant_is_measured_once_even_when_asked_twice_in_one_batch(tmp_path)
     # one variant: it is measured once, the repeats are told but not counted against --trials, and
     # the run stops when batches in a row bring nothing new, saying so
     assert s["trials_run"] == 1 and s["repeats"] == s["told"] - 1 >= 3
-    assert any("space looks exhausted" in n for n in s["notes"]), s["notes"]
+    assert any("space is exhausted" in n for n in s["notes"]), s["notes"]
     ts = trials_of(f"sqlite:///{tmp_path}/studies.db", "d")
     measured = [t for t in ts if t.state.name == "COMPLETE" and "repeat_of" not in t.user_attrs]
     assert len(measured) == 1 and len(ts) == s["told"] and all(t.state.name == "COMPLETE" for t in ts)

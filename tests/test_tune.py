@@ -346,6 +346,51 @@ def test_target_profile_numbers_are_shown(tmp_path, monkeypatch):
 ONE_VARIANT = "name: one\nknobs:\n  threads: [128]\n  heads_per_cta: [1]\n  partition: [vllm]\n  prefetch_distance: [0]\n"
 
 
+def test_a_sampler_stuck_on_known_variants_does_not_end_the_search(tmp_path, monkeypatch):
+    """TPE concentrates on its best: the H200 v7 tune asked only measured variants for three
+    batches and stopped after 71 of ~190 measurable ones. A batch that measures nothing new now
+    enqueues unmeasured variants drawn from the space, so a sampler that always proposes the same
+    point still has the whole space measured; the run stops (saying the space is exhausted) only
+    when no draw finds one."""
+    import optuna
+
+    from workbench.tune import storage
+    from workbench.tune.backend import ReplayBackend
+    from workbench.tune.plan import make_config
+    from workbench.tune.tuner import run_tune
+
+    class Stuck(optuna.samplers.BaseSampler):         # always the first value of every knob
+        def infer_relative_search_space(self, study, trial):
+            return {}
+
+        def sample_relative(self, study, trial, search_space):
+            return {}
+
+        def sample_independent(self, study, trial, name, dist):
+            return dist.choices[0]
+    monkeypatch.setattr(storage, "make_sampler", lambda seed=None: Stuck())
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    six = tmp_path / "six.yaml"
+    six.write_text("name: six\nknobs:\n  threads: [128, 256]\n  heads_per_cta: [1, 2, 4]\n  partition: [vllm]\n"
+                   "  prefetch_distance: [0]\n")
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    cfg, _ = make_config(gpu="h100", model="llama-3.1-8b", replay=REPLAY, storage=url, space=str(six),
+                         study="x", profile="none", trials=10, batch=2)
+    cfg.role = "worker"                    # no seeds, no references: only the sampler and the explorer
+    measured = []
+
+    class Counting(ReplayBackend):
+        def measure(self, build):
+            measured.append(build.variant.key)
+            return super().measure(build)
+    s = run_tune(cfg, lambda dev: Counting(REPLAY, dev), lambda ev: None)
+    assert len(measured) == len(set(measured)) == 6, measured       # all six, each once
+    assert any("space is exhausted" in n for n in s.notes), s.notes
+    ts = trials_of(url, "x")
+    assert sum(bool(t.user_attrs.get("explore")) for t in ts) == 5        # the sampler found one
+    check_no_duplicate_work(ts)
+
+
 @pytest.mark.parametrize("how", ["devices", "workers"])
 def test_a_variant_in_flight_is_measured_once(tmp_path, monkeypatch, how):
     """Issue 14: two trials handed the same variant at the same time -- by two devices of one run
@@ -424,7 +469,7 @@ def test_variants_the_suite_rules_out_fail_unbuilt_with_the_workers_reason(tmp_p
     ts = [t for t in trials_of(f"sqlite:///{tmp_path}/studies.db", "s") if t.user_attrs.get("measurement")]
     # none counts against --trials; the run stops when batches in a row bring nothing new
     assert len(ts) == s["told"] == s["ruled_out"] >= 4 and s["trials_run"] == 0
-    assert any("space looks exhausted" in n for n in s["notes"]), s["notes"]
+    assert any("space is exhausted" in n for n in s["notes"]), s["notes"]
     for t in ts:
         # neither is in the replay recording: a trial that reached the backend would say not-recorded
         m = t.user_attrs["measurement"]

@@ -54,6 +54,17 @@ def suggest_variant(trial: Any, ch: dict[str, list[Any]], shape: dict[str, Any])
     return Variant.from_dict({**shape, **p})
 
 
+def random_params(ch: dict[str, list[Any]], rng: Any) -> dict[str, Any]:
+    """Optuna params of a variant drawn uniformly knob by knob, as suggest_variant asks them."""
+    p: dict[str, Any] = {}
+    for k in KNOB_ORDER:
+        if k not in ch or (k in PF_ONLY and not p.get("prefetch_distance")):
+            continue
+        if len(ch[k]) > 1 or k in ASKED_ALWAYS:
+            p[k] = rng.choice(ch[k])
+    return p
+
+
 def params_of(v: Variant, ch: dict[str, list[Any]]) -> dict[str, Any] | None:
     """The Optuna params that make `v`, or None when the space cannot express it."""
     d = v.to_dict()

@@ -8,6 +8,7 @@ after it, a batch is sized so it should end before it).
 from __future__ import annotations
 
 import contextlib
+import random
 import signal
 import threading
 import time
@@ -21,7 +22,7 @@ from workbench.kernel.space import Space
 from workbench.tune.storage import (StudyHandle, completed, failures, frozen_trial, mask_url, open_study, owner,
                                      pareto_numbers, recover_stale, references, requeue_trial, save_reference, tell)
 from workbench.tune.claims import claim_or_reuse
-from workbench.tune.encoding import choices, enqueue_seeds, seeds, suggest_variant
+from workbench.tune.encoding import choices, enqueue_seeds, random_params, seeds, suggest_variant
 from workbench.tune.peer_timing import FA3, PeerTiming, measure_fa3, stored as stored_peers, why_absent
 from workbench.measure.suite import Suite
 from workbench.tune.trial import Measurement
@@ -91,6 +92,7 @@ class TuneSummary:
 FREE_PER_TRIAL = 2      # trials that measure nothing may number up to this many per --trials ...
 FREE_MIN = 32           # ... or this many, whichever is more
 DRY_BATCHES = 3         # a device stops after this many batches in a row that measured nothing new
+EXPLORE_DRAWS = 512     # after a batch that measured nothing new: random draws to find unmeasured variants
 
 
 class Budget:
@@ -201,6 +203,9 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
         observe({"type": "note", "text": n})
     lock = threading.Lock()                      # Optuna ask/tell from several device threads
     known: dict[str, tuple[int, Measurement]] = {m.key: (n, m) for n, m in completed(h.study)}
+    # every variant this study has asked (measured, failed, ruled out): what exploring skips
+    seen: set[str] = {t.user_attrs["measurement"].get("key", "") for t in h.study.get_trials(deepcopy=False)
+                      if isinstance(t.user_attrs.get("measurement"), dict)}
     stats = {"run": 0, "repeats": 0, "unbuilt": 0}
     exhausted: list[int] = []               # devices that stopped: the sampler proposed nothing new
     errors: list[BaseException] = []
@@ -251,6 +256,7 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                         if m.ok:
                             known.setdefault(m.key, (n, m))
             dry = 0                        # batches in a row that measured nothing new
+            rng = random.Random(f"{cfg.seed}-{dev}")
             while not stop.is_set():
                 if dry >= DRY_BATCHES:
                     with lock:
@@ -275,6 +281,7 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                             pending.pop(t.number)
                             continue
                         asked.append((t, v))
+                        seen.add(v.key)
                 if not asked:
                     budget.refund(n)             # every ask was a combination the Variant rules refuse
                     dry += 1
@@ -365,6 +372,13 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                 measured_new = sum(1 for t, _, rep in results if rep is None and t.number not in prejudged)
                 budget.refund(n - measured_new)
                 dry = 0 if measured_new else dry + 1
+                if dry and not stop.is_set():
+                    # the sampler asked only known variants (TPE concentrates on its best: the H200
+                    # v7 tune stopped after 71 of ~190 measurable variants): the next batch takes
+                    # unmeasured ones drawn at random; none left to draw is a space exhausted
+                    with lock:
+                        if explore(h, ch, cfg, seen, rng, cfg.batch) == 0:
+                            dry = DRY_BATCHES
             observe({"type": "stage", "device": dev, "stage": "idle", "text": "done"})
         except BaseException as e:        # surfaced by the main thread
             errors.append(e)
@@ -429,9 +443,8 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
         notes.append(f"interrupted: finished trials are saved; {len(requeued)} trial(s) in flight re-queued "
                      f"{sorted(requeued)}: the same command resumes (it runs them first)")
     if exhausted:
-        notes.append(f"stopped early: the sampler proposed only variants already measured or ruled out by the "
-                     f"suite for {DRY_BATCHES} batches in a row (the space looks exhausted for this suite: "
-                     f"{len(completed(h.study))} complete trials in the study)")
+        notes.append(f"stopped early: the space is exhausted for this suite (every variant it holds is measured "
+                     f"or ruled out by the suite's shapes; {len(completed(h.study))} complete trials in the study)")
     if budget.free >= budget.free_cap:
         notes.append(f"{budget.free} trials measured nothing (repeats, variants the suite rules out): the most "
                      f"a run refunds; later ones counted against --trials")
@@ -481,6 +494,29 @@ def measure_references(cfg: TuneConfig, h: StudyHandle, backend: Any, lock: thre
     if got or have:
         observe({"type": "references", "measurements": [m.to_dict() for m in [*have.values(), *got]]})
     return notes
+
+
+def explore(h: StudyHandle, ch: dict[str, list[Any]], cfg: TuneConfig, seen: set[str], rng: random.Random,
+            n: int) -> int:
+    """Enqueue up to n variants drawn uniformly from the space that this study has not asked and
+    the suite's shapes do not rule out (the next asks take them first); how many were found in
+    EXPLORE_DRAWS draws. Call with the study lock held."""
+    from optuna.trial import FixedTrial
+    got = 0
+    for _ in range(EXPLORE_DRAWS):
+        if got >= n:
+            break
+        p = random_params(ch, rng)
+        try:
+            v = suggest_variant(FixedTrial(p), ch, cfg.shape)
+        except WorkbenchError:               # a combination the Variant rules refuse
+            continue
+        if v.key in seen or suite_rejection(cfg, v):
+            continue
+        seen.add(v.key)
+        h.study.enqueue_trial(p, user_attrs={"explore": True}, skip_if_exists=False)
+        got += 1
+    return got
 
 
 def suite_rejection(cfg: TuneConfig, v: Any) -> str:
