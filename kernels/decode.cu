@@ -95,6 +95,9 @@
 #ifndef WB_UNIFIED          // 1 = one cp.async ring for both passes (stages): V tiles in flight before K ends
 #define WB_UNIFIED 0
 #endif
+#ifndef WB_GRAPH_WALK       // 1 = the split kernel walks a long sequence's partitions (Params.grid_parts);
+#define WB_GRAPH_WALK 0     //     compiled in only when asked: the loop cost ~1% where it never runs
+#endif
 #ifndef WB_MMA              // 1 = QK and PV on tensor cores (mma.sync m16n8k16, twopass with stages, block 16)
 #define WB_MMA 0
 #endif
@@ -1044,7 +1047,7 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split)
 #endif
   wb_fault(p);
   WB_NS::decode_body<WB_SPLIT_TOKENS>(p, blockIdx.x, blockIdx.y, blockIdx.z);
-#if WB_PARTITION == -2 && !WB_FUSED_REDUCE
+#if WB_PARTITION == -2 && !WB_FUSED_REDUCE && WB_GRAPH_WALK
   // A graph-bound grid of fewer partitions than the launch bound needs (Params.grid_parts): a
   // grid sized for max_model_len is mostly CTAs past every real length, each scheduled only to
   // read a length and leave (+7 us at b64 x 1k of 84 on the H200 with 26 grid partitions, +24 us

@@ -6,6 +6,7 @@ inputs per check (a new seed per variant). Set WB_RESULTS=DIR to keep a JSON of 
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -247,19 +248,22 @@ def test_graph_bound_launches_split_per_sequence(cubin_cache):
     vs = [Variant(threads=t, heads_per_cta=4, partition="auto", stages=s, reduce=r, mma=mma)
           for t, s, r, mma in ((128, 3, "kernel", False), (256, 4, "kernel", False), (128, 0, "fused", False),
                                (128, 3, "kernel", True))]
-    builds = {b.variant: b for b in build_many(vs, "sm_90a")}
+    walks = {v: dataclasses.replace(v, graph_walk=True) for v in vs if v.reduce != "fused"}
+    builds = {b.variant: b for b in build_many(vs + list(walks.values()), "sm_90a")}
     assert all(b.ok for b in builds.values()), [b.error for b in builds.values() if not b.ok]
     # the walk matters where sequences need more partitions than the grid holds: b64 with 32k and
     # 9k tokens among short ones (a grid of a few partitions per sequence), b8 past 6 x 1408
     shapes = [(1024,), (4096,) * 8, (1024,) * 64, (4096,) * 32, (0, 700, 17, 32000, 3000),
               (32000, 9000) + (1024,) * 62, (9000, 32000) * 4]
-    # graph-walk: the per-sequence split on a grid that walks long sequences (opt-in)
+    # graph-walk: the per-sequence split of the variant built with graph_walk (its grid walks long
+    # sequences; export --graph-walk)
     modes = {"graph-per-seq": (bound, True, False), "graph-walk": (bound, True, True),
              "graph": (bound, False, False), "shape": (None, False, False)}
     info = gpu_info(0)
     rows, bad = [], []
     for v in vs:
         k = load(builds[v])
+        kw = load(builds[walks[v]]) if v in walks else None
         for lens in shapes:
             spec = WorkloadSpec(seq_lens=lens, num_heads=32, num_kv_heads=8, seed=next(_seed))
             w = build_workload(spec, "cuda")
@@ -269,24 +273,27 @@ def test_graph_bound_launches_split_per_sequence(cubin_cache):
             ref = reference_decode(w.query, w.key_cache, w.value_cache, w.block_tables, w.seq_lens, w.scale, 8)
             row = {"variant": v.name, "shape": spec.label}
             for mode, (L, per_seq, walk) in modes.items():
-                if walk and v.reduce == "fused":
+                if walk and kw is None:
                     continue
+                kern = kw if walk else k
                 out = w.new_output()
-                ws = k.workspace(spec.num_seqs, 32, L or spec.max_seq_len)
-                k(out, w.query, w.key_cache, w.value_cache, 8, w.scale, wide if L else w.block_tables, w.seq_lens,
-                  L or spec.max_seq_len, workspace=ws, per_seq_split=per_seq, grid_walk=walk)
+                ws = kern.workspace(spec.num_seqs, 32, L or spec.max_seq_len)
+                kern(out, w.query, w.key_cache, w.value_cache, 8, w.scale, wide if L else w.block_tables, w.seq_lens,
+                     L or spec.max_seq_len, workspace=ws, per_seq_split=per_seq)
                 torch.cuda.synchronize()
                 err = relative_error(out, ref)
                 if not err <= TOLERANCE["bf16"]:
                     bad.append((v.name, spec.label, mode, err))
                 row[f"{mode}_err"] = err
-                row[f"{mode}_us"] = time_variant(k, spec, info, launches=30, launch_len=L,
-                                                 per_seq_split=per_seq, grid_walk=walk).median_us
+                row[f"{mode}_us"] = time_variant(kern, spec, info, launches=30, launch_len=L,
+                                                 per_seq_split=per_seq).median_us
             rows.append(row)
             print(f"{v.name:44} {spec.label:26} " + "  ".join(f"{m} {row[m + '_us']:7.1f} us" for m in modes
                                                               if m + "_us" in row))
             del w, wide, ref
         k.close()
+        if kw is not None:
+            kw.close()
     out_dir = os.environ.get("WB_RESULTS")
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)

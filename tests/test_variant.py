@@ -249,7 +249,8 @@ def test_graph_bound_grid_walks_long_sequences_in_equal_shares():
     walk = cuh[cuh.index("wb_graph_parts)("):]
     walk = walk[:walk.index("\n}")]
     assert f"best * {1 + GRAPH_WALK_SLACK}" in walk and f"c * parts <= {GRAPH_WALK_WAVES} * slots" in walk and \
-        f"(parts + 1) / {GRAPH_WALK_MAX}" in walk and "p.seq_fill > 0 && WB_SYM(wb_graph_walk)()" in cuh and "p.grid_parts = grid_z < parts ? grid_z : 0;" in cuh
+        f"(parts + 1) / {GRAPH_WALK_MAX}" in walk and "#if !WB_FUSED_REDUCE && WB_GRAPH_WALK" in cuh and \
+        "p.grid_parts = grid_z < parts ? grid_z : 0;" in cuh
 
 
 @pytest.mark.parametrize("partition,kernels", [(512, ["wb_decode_split"]), (0, ["wb_decode_full"]),
@@ -282,3 +283,18 @@ def test_occupancy_asks_only_for_the_kernels_a_variant_has(monkeypatch, partitio
     assert sorted(asked) == sorted(kernels)
     assert (occ.split_blocks > 0) == ("wb_decode_split" in kernels)
     assert (occ.whole_blocks > 0) == ("wb_decode_full" in kernels)
+
+
+def test_graph_walk_is_a_build_knob_outside_every_existing_key():
+    """graph_walk compiles the walk in (WB_GRAPH_WALK): off, a variant's key, name and defines are
+    what they were before the knob existed (studies and exported tables keep matching); on, only
+    auto-split variants with the two-kernel reduce may have it."""
+    from workbench.kernel.build import defines
+    v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto",
+                stages=3, mma=True)
+    assert "graph_walk" not in v.to_dict() and v.key == "4f9e93bef18b" and "-DWB_GRAPH_WALK=1" not in defines(v)
+    w = v.with_(graph_walk=True)
+    assert w.name == v.name + "-walk" and w.key != v.key and "-DWB_GRAPH_WALK=1" in defines(w)
+    assert not w.invalid_reasons()
+    assert any("graph_walk" in r for r in v.with_(partition=512, graph_walk=True).invalid_reasons())
+    assert any("graph_walk" in r for r in v.with_(reduce="fused", graph_walk=True).invalid_reasons())

@@ -1,7 +1,6 @@
 // Host side of one kernel variant, for the exported torch extension. A variant's translation
 // unit defines the WB_* knobs, WB_NS and WB_SYM, includes decode.cu, then this file; it gets
 // WB_SYM(wb_run), which mirrors workbench/launch.py (grid, shared memory, split-K + reduce).
-#include <cstdlib>
 #include <cuda_runtime.h>
 #include "wb_args.h"
 
@@ -130,14 +129,10 @@ static inline int WB_SYM(wb_seq_fill)(int ctas, int parts, int ptok) {
   return (int)(fill < 1 ? 1 : (fill > parts ? parts : fill));
 }
 
-// The walk is opt-in (WB_GRAPH_WALK=1 in the environment, read once): on the H200 it makes uniform
-// short batches 2-9% faster and ragged ones with a few long sequences 5-40% slower (the long
-// sequence's CTAs walk; results/h200-2026-11-28-graph-walk), and served batches are ragged.
-static inline bool WB_SYM(wb_graph_walk)() {
-  static const bool on = [] { const char* e = std::getenv("WB_GRAPH_WALK"); return e && e[0] == '1'; }();
-  return on;
-}
-
+// The walk exists only in variants built with it (Variant.graph_walk, `workbench export
+// --graph-walk`): on the H200 it makes uniform short batches 2-9% faster and ragged ones with a
+// few long sequences 5-40% slower (the long sequence's CTAs walk;
+// results/h200-2026-11-28-graph-walk), and served batches are ragged.
 // gridDim.z of a graph-bound launch (Variant.graph_parts): when a grid for the bound is more than
 // 8 waves of CTAs (mostly past every real length on a short batch), the fewest partition slots,
 // at least fill and half the bound's, whose waves per slot ceil(ctas z / slots) / z are within 5%
@@ -243,8 +238,8 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
     int grid_z = parts;
 #if WB_PARTITION == -2
     if (a.per_seq_split) p.seq_fill = WB_SYM(wb_seq_fill)(grid_x * a.num_seqs, parts, ptok);
-#if !WB_FUSED_REDUCE
-    if (p.seq_fill > 0 && WB_SYM(wb_graph_walk)()) {
+#if !WB_FUSED_REDUCE && WB_GRAPH_WALK
+    if (p.seq_fill > 0) {
       grid_z = WB_SYM(wb_graph_parts)(grid_x * a.num_seqs, parts, ptok, p.seq_fill);
       p.grid_parts = grid_z < parts ? grid_z : 0;
     }

@@ -144,6 +144,8 @@ def export_cmd(
     name: Optional[str] = typer.Option(None, help="Python package name (default wb_<gpu>_<model>)"),
     wheel: bool = typer.Option(False, "--wheel", help="also build the wheel (needs CUDA torch and nvcc here)"),
     gpu: Optional[str] = typer.Option(None, help="refuse a study tuned for another GPU profile"),
+    graph_walk: bool = typer.Option(False, "--graph-walk", help="graph-bound launches walk long sequences: faster "
+                                    "on uniform short batches, slower on ragged ones (docs/perf-notes.md v7)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ) -> None:
     """Write the study's dispatch table as a pip-installable vLLM attention backend package."""
@@ -152,7 +154,7 @@ def export_cmd(
 
     require_optuna()
     storage = storage or default_home(study) or default_storage(False)    # the study's default location
-    r = export_study(study, storage, out_dir, name=name, wheel=wheel, gpu=gpu)
+    r = export_study(study, storage, out_dir, name=name, wheel=wheel, gpu=gpu, graph_walk=graph_walk)
     if as_json:
         print(json.dumps(r.to_dict(), indent=1))
         return
@@ -160,6 +162,8 @@ def export_cmd(
               f"in {mask_url(storage)}", highlight=False)
     for f in r.files:
         out.print(f"  {f}", highlight=False)
+    for n in r.notes:
+        out.print(f"note: {n}", highlight=False)
     if r.wheel:
         out.print(f"wheel: {r.wheel} (build log {r.build_log})")
     out.print(f"install: pip install --no-build-isolation {r.out}   ·   serve: vllm serve MODEL --attention-backend CUSTOM")

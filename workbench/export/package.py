@@ -122,9 +122,14 @@ def variant_list(table: DispatchTable) -> list[dict[str, Any]]:
 
 
 def export_study(study: str, storage: str, out: Path, name: str | None = None, wheel: bool = False,
-                 gpu: str | None = None) -> ExportResult:
+                 gpu: str | None = None, graph_walk: bool = False) -> ExportResult:
+    """graph_walk: build the auto-split variants with Variant.graph_walk (graph-bound grids walk
+    long sequences: faster on uniform short batches in vLLM's full CUDA graphs, slower on ragged
+    batches with a few long sequences; docs/perf-notes.md v7)."""
+    import dataclasses
+
     from workbench.kernel.build import defines
-    from workbench.kernel.variant import Variant
+    from workbench.kernel.variant import PARTITION_AUTO, Variant
 
     table, prov = load_table(study, storage, gpu)
     cfg = table.config
@@ -132,7 +137,12 @@ def export_study(study: str, storage: str, out: Path, name: str | None = None, w
     out = Path(out)
     _writable(out)
     variants = [Variant.from_dict(v) for v in variant_list(table)]
-    index = {v.key: i for i, v in enumerate(variants)}
+    index = {v.key: i for i, v in enumerate(variants)}     # the study's keys: the table's rows name them
+    notes = []
+    if graph_walk:
+        walks = [v.partition == PARTITION_AUTO and v.reduce != "fused" for v in variants]
+        variants = [dataclasses.replace(v, graph_walk=True) if w else v for v, w in zip(variants, walks)]
+        notes.append(f"graph-bound walk built into {sum(walks)} of {len(variants)} variant(s) (--graph-walk)")
     arch = cfg["arch"]
     pdir, csrc = out / pkg, out / pkg / "csrc"
     if pdir.exists():
@@ -174,7 +184,7 @@ def export_study(study: str, storage: str, out: Path, name: str | None = None, w
     write(pdir / "dispatch.json", json.dumps(doc, indent=1))
     write(out / "README.md", _readme(pkg, table, prov, variants, index, subs))
     res = ExportResult(out=str(out), package=pkg, files=[str(f.relative_to(out)) for f in files],
-                       variants=[v.name for v in variants])
+                       variants=[v.name for v in variants], notes=notes)
     if wheel:
         res.wheel, res.build_log = build_wheel(out)
     return res

@@ -227,15 +227,13 @@ class LoadedVariant:
 
     def __call__(self, out: Any, query: Any, key_cache: Any, value_cache: Any, num_kv_heads: int,
                  scale: float, block_tables: Any, seq_lens: Any, max_seq_len: int,
-                 workspace: Workspace | None = None, per_seq_split: bool = False, grid_walk: bool = False) -> None:
+                 workspace: Workspace | None = None, per_seq_split: bool = False) -> None:
         """out[s, h, :] = softmax(scale * q k^T) v over the paged cache (shapes as vLLM's).
         per_seq_split (auto variants): each sequence splits by its own length, not by max_seq_len
         (Variant.seq_fill): for launches whose bound is far above the lengths, as in a CUDA graph
-        captured for the model's longest sequence. grid_walk (with per_seq_split, auto variants with
-        the two-kernel reduce; the exported package's WB_GRAPH_WALK=1): the split grid holds
-        Variant.graph_parts partitions, not all that max_seq_len needs, and a CTA walks the rest
-        of a long sequence (Params.grid_parts). Off by default: faster on uniform short batches,
-        slower on ragged ones with a few long sequences (Variant.graph_parts)."""
+        captured for the model's longest sequence. With per_seq_split a Variant.graph_walk variant's
+        split grid holds Variant.graph_parts partitions, not all that max_seq_len needs, and a CTA
+        walks the rest of a long sequence (Params.grid_parts)."""
         import torch
 
         v = self.variant
@@ -283,7 +281,7 @@ class LoadedVariant:
             p.counters = ws.counters.data_ptr()
         smem = v.smem_bytes(p.logits_len)
         grid_z = parts
-        if grid_walk and p.seq_fill > 0 and v.reduce != "fused":
+        if v.graph_walk and p.seq_fill > 0 and v.reduce != "fused":
             grid_z = v.graph_parts(grid_x * num_seqs, max_seq_len, ptok, p.seq_fill, self.occupancy())
             p.grid_parts = grid_z if grid_z < parts else 0
         self._launch("wb_decode_split", (grid_x, num_seqs, grid_z), v.threads, smem, p, stream)

@@ -122,6 +122,7 @@ class Variant:
     stages: int = 0              # 0: K/V tiles read into registers; 2-4: cp.async ring in shared memory per warp
     mma: bool = False            # QK and PV on tensor cores (mma.sync) from the staged tiles
     unified_ring: bool = False   # stages: K and V tiles through one ring (V in flight before the K pass ends)
+    graph_walk: bool = False     # auto split: graph-bound grids walk long sequences (graph_parts); not tuned
     fault: str = "none"          # test-only; left out of to_dict (and so of the key) when "none"
 
     def __post_init__(self) -> None:
@@ -169,7 +170,7 @@ class Variant:
         set_("k_load", as_int("k_load", self.k_load))
         if self.k_load not in (8, 16):
             raise bad("k_load", self.k_load, (8, 16))
-        for knob in ("serial", "vllm_math", "mma", "unified_ring"):
+        for knob in ("serial", "vllm_math", "mma", "unified_ring", "graph_walk"):
             set_(knob, as_bool(knob, getattr(self, knob)))
         if self.reduce not in ("kernel", "fused"):
             raise bad("reduce", self.reduce, ("kernel", "fused"))
@@ -213,7 +214,7 @@ class Variant:
         fault = "" if self.fault == "none" else f"-FAULT.{self.fault}"
         style = (f"-s{self.stages}" if self.stages else "") + ("-k8" if self.k_load == 8 else "") + ("-serial" if self.serial else "") + \
             ("-fused" if self.reduce == "fused" else "") + ("-vmath" if self.vllm_math else "") + \
-            ("-mma" if self.mma else "") + ("-u" if self.unified_ring else "")
+            ("-mma" if self.mma else "") + ("-u" if self.unified_ring else "") + ("-walk" if self.graph_walk else "")
         return (f"d{self.head_size}b{self.block_size}{self.dtype}-{self.algorithm}-t{self.threads}"
                 f"-q{self.heads_per_cta}-p{partition_label(self.partition)}-{pf}{style}{fault}")
 
@@ -235,7 +236,8 @@ class Variant:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for k, default in (("fault", "none"), ("k_load", 16), ("serial", False), ("reduce", "kernel"),
-                           ("vllm_math", False), ("stages", 0), ("mma", False), ("unified_ring", False)):
+                           ("vllm_math", False), ("stages", 0), ("mma", False), ("unified_ring", False),
+                           ("graph_walk", False)):
             if d[k] == default:
                 del d[k]
         return d
@@ -275,6 +277,8 @@ class Variant:
             reasons.append("stages (cp.async ring) go with the twopass algorithm, 16-byte K loads, not serial")
         if self.unified_ring and (self.algorithm != "twopass" or self.stages < 2):
             reasons.append("unified_ring is a cp.async ring shared by both passes: twopass with stages 2-4")
+        if self.graph_walk and (self.partition != PARTITION_AUTO or self.reduce == "fused"):
+            reasons.append("graph_walk shrinks the auto split's graph-bound grid: partition auto, two-kernel reduce")
         if self.mma:
             if cc < 80:
                 reasons.append("mma (tensor cores, m16n8k16 bf16/fp16) needs sm_80+")
@@ -397,7 +401,7 @@ class Variant:
         fewest slots from there whose waves per slot, ceil(ctas Z / slots) / Z, are within
         GRAPH_WALK_SLACK of the best any Z reaches. Even so a ragged batch whose few long
         sequences are its critical path loses (b32: 31 x 1k + 1 x 30k 104 vs 87 us on the H200),
-        so launches take it only when asked (LoadedVariant.__call__ grid_walk, WB_GRAPH_WALK=1)."""
+        so only variants built with graph_walk (not tuned; `export --graph-walk`) walk."""
         full = -(-launch_len // part_tokens)
         slots = occ.sm_count * max(1, occ.blocks_per_sm(self.smem_bytes(part_tokens), False))
         ctas = max(ctas, 1)

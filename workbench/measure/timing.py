@@ -165,14 +165,13 @@ def widen_block_table(table: Any, tokens: int, block_size: int) -> Any:
 def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: int = 50, warmup: int = 5,
                  ceiling_gbps: float = 0.0, device: Any = "cuda", hold: bool = True,
                  rotation: tuple[Any, list[Any]] | None = None, warmup_s: float = 0.05,
-                 launch_len: int | None = None, per_seq_split: bool = False, grid_walk: bool = False) -> TimingResult:
+                 launch_len: int | None = None, per_seq_split: bool = False) -> TimingResult:
     """`hold=False` under ncu: it serialises launches, so a held stream would wait for its timeout.
     `rotation`: a (workload, block tables) pair from build_rotation to reuse across variants.
     `warmup_s`: clocks ramp up from idle over tens of ms; later shapes of a busy worker need less.
     `launch_len`: bound the launch there instead of at the longest sequence (block tables widened,
     the new columns poisoned), as a CUDA graph captured at max_model_len does; `per_seq_split`:
-    with it, auto variants split each sequence by its own length (LoadedVariant.__call__);
-    `grid_walk`: and let the split grid walk long sequences (LoadedVariant.__call__)."""
+    with it, auto variants split each sequence by its own length (LoadedVariant.__call__)."""
     import torch
 
     from workbench.measure.workload import build_rotation
@@ -186,8 +185,6 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
         tables = [widen_block_table(t, L, spec.block_size) for t in tables]
     ws = kernel.workspace(spec.num_seqs, spec.num_heads, L) if v.uses_split(spec.num_seqs, spec.num_heads, L) else None
     extra = {"per_seq_split": True} if per_seq_split else {}
-    if per_seq_split and grid_walk:           # only our launcher takes it (peers' callables do not)
-        extra["grid_walk"] = True
 
     def launch(i: int) -> None:
         kernel(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, tables[i % len(tables)],
