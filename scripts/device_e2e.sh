@@ -8,6 +8,7 @@
 #               part in this one) and .offline/: `workbench e2e` for BACKENDS (resumes /tmp/wbe2e/run).
 #               On a host without the prep stage's /tmp: DB (and STUDY) export again, BENCH_JSON gives the
 #               prep bench carried in the tree; SEED=<saved e2e.json> reuses its attention shares (SHARES=none).
+# WALK=1: the package built with `export --graph-walk` and k from `bench --graph-walk` (opt-in walk).
 # Usage: STUDY=h200-train DB=results/h200-2026-11-28-v2/studies.db STAGE=prep bash scripts/device_e2e.sh
 #        VLLM=.vllm BACKENDS=CUSTOM,FLASH_ATTN STAGE=run bash scripts/device_e2e.sh
 set -uo pipefail
@@ -20,10 +21,11 @@ prep)
   source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || echo "peers bundle missing: FA3 will say why"
   STUDY=${STUDY:-h200-train}; DB=${DB:-results/h200-2026-11-28-v2/studies.db}
   cp "$DB" $W/studies.db
-  python3 -m workbench export --study $STUDY --storage sqlite:///$W/studies.db --out $W/pkg --json > $OUT/export.json 2> $OUT/export.err
+  WALKF=$([ "${WALK:-0}" = 1 ] && echo --graph-walk)
+  python3 -m workbench export --study $STUDY --storage sqlite:///$W/studies.db --out $W/pkg $WALKF --json > $OUT/export.json 2> $OUT/export.err
   echo "export rc=$? ${SECONDS}s"; tail -3 $OUT/export.err
   timeout ${BENCH_S:-300} python3 -m workbench bench --study $STUDY --storage sqlite:///$W/studies.db --suite e2e \
-    --peers tuned,tuned-graph,fa3 --graph-len 32864 --out $W/bench-e2e.json > $OUT/bench-e2e.txt 2> $OUT/bench-e2e.err
+    --peers tuned,tuned-graph,fa3 --graph-len 32864 $WALKF --out $W/bench-e2e.json > $OUT/bench-e2e.txt 2> $OUT/bench-e2e.err
   echo "bench rc=$? ${SECONDS}s"; tail -3 $OUT/bench-e2e.err; cp $W/bench-e2e.json $OUT/ 2>/dev/null; cat $OUT/bench-e2e.txt
   ;;
 run)
@@ -33,7 +35,8 @@ run)
   PKG=$W/pkg
   if [ ! -d $PKG ] && [ -n "${DB:-}" ]; then     # a fresh host: export again (seconds), from the same study
     cp "$DB" $W/studies.db
-    python3 -m workbench export --study ${STUDY:-h200-train} --storage sqlite:///$W/studies.db --out $PKG --json \
+    python3 -m workbench export --study ${STUDY:-h200-train} --storage sqlite:///$W/studies.db --out $PKG \
+      $([ "${WALK:-0}" = 1 ] && echo --graph-walk) --json \
       > $OUT/export.json 2> $OUT/export.err; echo "export rc=$? ${SECONDS}s"
   fi
   [ -n "${BENCH_JSON:-}" ] && cp "$BENCH_JSON" $W/bench-e2e.json     # the prep stage's bench, carried in the tree

@@ -25,6 +25,7 @@ def bench_cmd(
                                    "tuned-graph = the tuned table launched as the exported backend's CUDA "
                                    "graphs launch it (bounded at --graph-len); also selectable: sdpa, xformers, flex"),
     graph_len: int = typer.Option(32768, help="tuned-graph: the launch bound (the max_model_len vLLM runs with)"),
+    graph_walk: bool = typer.Option(False, "--graph-walk", help="tuned-graph: as `export --graph-walk` builds it"),
     study: Optional[str] = typer.Option(None, help="tuned = this study's dispatch table (else a quick sweep)"),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL (default: the study's default location)"),
     launches: int = typer.Option(30, help="timed launches per peer and shape (>= 30)"),
@@ -90,7 +91,7 @@ def bench_cmd(
             run = run_bench(heads=heads, dtype=dtype, block_size=block_size, suite=su, peers=names,
                             launches=launches, pick=pick, tuned_note=tuned_note, save=lambda r: r.save(out_file),
                             progress=lambda s: prog.update(task, advance=1, description=s), emu=emu,
-                            graph_len=graph_len)
+                            graph_len=graph_len, graph_walk=graph_walk)
     finally:
         if emu is not None:
             emu.close()
