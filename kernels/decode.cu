@@ -301,18 +301,20 @@ struct Params {
 // wave of the GPU, chosen by the host for this grid), 64-token multiples, never more than
 // part_tokens (the shared memory the launch sized): so a 1k-token batch replayed in a graph
 // captured for 32k tokens splits as finely as a launch for 1k would. A sequence too long for F
-// partitions of part_tokens needs n = ceil(len / part_tokens); with grid_parts = Z > 0 (a grid of
-// Z partitions, fewer than the bound needs) and n > Z it takes Z * ceil(n / Z) partitions instead
-// (at most max_parts, the workspace's), so the Z CTAs of the sequence walk equal shares. The
+// partitions of part_tokens takes partitions of part_tokens; on a walking grid (grid_parts = Z > 0,
+// fewer partitions than the bound needs) it takes n = ceil(len / part_tokens) equal ones, or when
+// n > Z, Z * ceil(n / Z) (at most max_parts, the workspace's), so the Z CTAs walk equal shares. The
 // reduce kernels recompute the same number from the same length.
 __device__ __forceinline__ int seq_part_tokens(const Params& P, int seq_len) {
   if (P.seq_fill <= 0 || seq_len <= 0) return P.part_tokens;
   int parts = max(1, min(P.seq_fill, (seq_len + 255) / 256));
-  if (seq_len > parts * P.part_tokens) {
+#if WB_GRAPH_WALK
+  if (P.grid_parts > 0 && seq_len > parts * P.part_tokens) {     // a walking grid
     parts = (seq_len + P.part_tokens - 1) / P.part_tokens;
     const int z = P.grid_parts;
-    if (z > 0 && parts > z) parts = min(P.max_parts, (parts + z - 1) / z * z);
+    if (parts > z) parts = min(P.max_parts, (parts + z - 1) / z * z);
   }
+#endif
   const int t = ((seq_len + parts - 1) / parts + 63) / 64 * 64;
   return min(t, P.part_tokens);
 }
@@ -357,10 +359,10 @@ __device__ __forceinline__ void pv_acc(const uint4 (&raw)[RPL], const float (&p)
 
 // Shared memory: q[QPC][HEAD] | acc[QPC][HEAD] | stats[2][NW][QPC] | logits[QPC][logits_len]
 //                [| ring[NW][STAGES][HEAD*BLOCK] elems | block table[logits_len / BLOCK] ints]
-// (bx, by, bz): the CTA's (kv-head group, sequence, partition): its block index, or the partition
-// a graph-bound CTA walks to next (wb_decode_split with Params.grid_parts)
+// The CTA's kv-head group and sequence are blockIdx.x and .y; bz its partition: blockIdx.z, or the
+// one a walking graph-bound CTA is on next (wb_decode_split with Params.grid_parts)
 template <int PARTITION>
-__device__ __forceinline__ void decode_body(const Params& P, int bx, int by, int bz) {
+__device__ __forceinline__ void decode_body(const Params& P, int bz) {
   extern __shared__ float4 smem_raw[];
   float* q_s = reinterpret_cast<float*>(smem_raw);
   float* acc_s = q_s + QPC * HEAD;
@@ -373,10 +375,10 @@ __device__ __forceinline__ void decode_body(const Params& P, int bx, int by, int
   const int lane = tid % 32;
   const int group = P.num_heads / P.num_kv_heads;
   const int chunks_per_group = (group + QPC - 1) / QPC;
-  const int kvh = bx / chunks_per_group;
-  const int head0 = kvh * group + (bx % chunks_per_group) * QPC;
+  const int kvh = blockIdx.x / chunks_per_group;
+  const int head0 = kvh * group + (blockIdx.x % chunks_per_group) * QPC;
   const int nheads = min(QPC, kvh * group + group - head0);   // valid heads in this CTA
-  const int seq = by;
+  const int seq = blockIdx.y;
   const int part = bz;
   const int seq_len = P.seq_lens[seq];
   // PARTITION: 0 whole sequence, > 0 compile-time split, < 0 split of P.part_tokens tokens
@@ -945,7 +947,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bx, int by, int
     __syncthreads();
     if (tid == 0) {
       const int nparts = (seq_len + ptok - 1) / ptok;
-      int* ctr = P.counters + (long long)seq * gridDim.x + bx;   // fused: one partition per CTA
+      int* ctr = P.counters + (long long)seq * gridDim.x + blockIdx.x;   // fused: one partition per CTA
       is_last = atomicAdd(ctr, 1) == nparts - 1;
       if (is_last) *ctr = 0;                       // ready for the next launch
     }
@@ -1024,7 +1026,7 @@ static __device__ __forceinline__ void wb_fault(const WB_NS::Params& p) {
 #if WB_PARTITION == 0 || WB_PARTITION < 0
 extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_full)(const WB_NS::Params p) {
   wb_fault(p);
-  WB_NS::decode_body<0>(p, blockIdx.x, blockIdx.y, blockIdx.z);
+  WB_NS::decode_body<0>(p, blockIdx.z);
 }
 #endif
 
@@ -1046,7 +1048,7 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split)
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
   wb_fault(p);
-  WB_NS::decode_body<WB_SPLIT_TOKENS>(p, blockIdx.x, blockIdx.y, blockIdx.z);
+  WB_NS::decode_body<WB_SPLIT_TOKENS>(p, blockIdx.z);
 #if WB_PARTITION == -2 && !WB_FUSED_REDUCE && WB_GRAPH_WALK
   // A graph-bound grid of fewer partitions than the launch bound needs (Params.grid_parts): a
   // grid sized for max_model_len is mostly CTAs past every real length, each scheduled only to
@@ -1059,7 +1061,7 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split)
     const int n = len > 0 ? (len + t - 1) / t : 0;
     for (int z = blockIdx.z + gridDim.z; z < n; z += gridDim.z) {
       __syncthreads();                 // the next partition reuses the shared memory
-      WB_NS::decode_body<WB_SPLIT_TOKENS>(p, blockIdx.x, blockIdx.y, z);
+      WB_NS::decode_body<WB_SPLIT_TOKENS>(p, z);
     }
   }
 #endif
