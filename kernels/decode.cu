@@ -96,7 +96,7 @@
 #define WB_UNIFIED 0
 #endif
 #ifndef WB_GRAPH_WALK       // 1 = the split kernel walks a long sequence's partitions (Params.grid_parts);
-#define WB_GRAPH_WALK 0     //     compiled in only when asked: the loop cost ~1% where it never runs
+#define WB_GRAPH_WALK 0     //     compiled in only when asked: a default build stays v6's kernel
 #endif
 #ifndef WB_MMA              // 1 = QK and PV on tensor cores (mma.sync m16n8k16, twopass with stages, block 16)
 #define WB_MMA 0
