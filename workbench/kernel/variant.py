@@ -463,9 +463,9 @@ def seq_part_tokens(seq_len: int, seq_fill: int, part_tokens: int, grid_parts: i
     if seq_fill <= 0 or seq_len <= 0:
         return part_tokens
     parts = max(1, min(seq_fill, -(-seq_len // AUTO_MIN_TOKENS)))
-    if seq_len > parts * part_tokens:
+    if grid_parts > 0 and seq_len > parts * part_tokens:      # a walking grid
         parts = -(-seq_len // part_tokens)
-        if 0 < grid_parts < parts:
+        if parts > grid_parts:
             parts = min(max_parts, -(-parts // grid_parts) * grid_parts)
     per = -(-seq_len // parts)
     return min(-(-per // AUTO_GRAIN) * AUTO_GRAIN, part_tokens)

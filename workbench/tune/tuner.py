@@ -257,6 +257,7 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                             known.setdefault(m.key, (n, m))
             dry = 0                        # batches in a row that measured nothing new
             rng = random.Random(f"{cfg.seed}-{dev}")
+            drawn: list[dict[str, Any]] = []     # explore()'s params, enqueued one by one as asked
             while not stop.is_set():
                 if dry >= DRY_BATCHES:
                     with lock:
@@ -268,6 +269,8 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                 with lock:
                     asked = []
                     for _ in range(n):
+                        if drawn:                # enqueued just before its ask: none is left WAITING
+                            h.study.enqueue_trial(drawn.pop(0), user_attrs={"explore": True}, skip_if_exists=False)
                         t = h.study.ask()
                         pending[t.number] = t
                         t.set_user_attr("owner", owner())
@@ -377,8 +380,9 @@ def _run_tune(cfg: TuneConfig, make_backend: Callable[[int], Any], observe: Obse
                     # v7 tune stopped after 71 of ~190 measurable variants): the next batch takes
                     # unmeasured ones drawn at random; none left to draw is a space exhausted
                     with lock:
-                        if explore(h, ch, cfg, seen, rng, cfg.batch) == 0:
-                            dry = DRY_BATCHES
+                        drawn = explore(h, ch, cfg, seen, rng, cfg.batch)
+                    if not drawn:
+                        dry = DRY_BATCHES
             observe({"type": "stage", "device": dev, "stage": "idle", "text": "done"})
         except BaseException as e:        # surfaced by the main thread
             errors.append(e)
@@ -497,14 +501,14 @@ def measure_references(cfg: TuneConfig, h: StudyHandle, backend: Any, lock: thre
 
 
 def explore(h: StudyHandle, ch: dict[str, list[Any]], cfg: TuneConfig, seen: set[str], rng: random.Random,
-            n: int) -> int:
-    """Enqueue up to n variants drawn uniformly from the space that this study has not asked and
-    the suite's shapes do not rule out (the next asks take them first); how many were found in
-    EXPLORE_DRAWS draws. Call with the study lock held."""
+            n: int) -> list[dict[str, Any]]:
+    """Up to n parameter sets of variants drawn uniformly from the space that this study has not
+    asked and the suite's shapes do not rule out (at most EXPLORE_DRAWS draws); they are marked
+    seen. Call with the study lock held."""
     from optuna.trial import FixedTrial
-    got = 0
+    got: list[dict[str, Any]] = []
     for _ in range(EXPLORE_DRAWS):
-        if got >= n:
+        if len(got) >= n:
             break
         p = random_params(ch, rng)
         try:
@@ -514,8 +518,7 @@ def explore(h: StudyHandle, ch: dict[str, list[Any]], cfg: TuneConfig, seen: set
         if v.key in seen or suite_rejection(cfg, v):
             continue
         seen.add(v.key)
-        h.study.enqueue_trial(p, user_attrs={"explore": True}, skip_if_exists=False)
-        got += 1
+        got.append(p)
     return got
 
 

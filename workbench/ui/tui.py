@@ -49,6 +49,8 @@ def knobs(v: dict[str, Any]) -> str:
         parts.append("mma")
     if d.get("unified_ring"):
         parts.append("one ring")
+    if d.get("graph_walk"):
+        parts.append("graph walk")
     pf = "off"
     if d["prefetch_distance"]:
         pf = f"{d['prefetch_distance']}{d['prefetch_target']}"
