@@ -15,13 +15,13 @@ set -uo pipefail
 source scripts/device_env.sh
 export COLUMNS=220
 W=/tmp/wbe2e; mkdir -p $W
+WALKF=$([ "${WALK:-0}" = 1 ] && echo --graph-walk)      # export and bench flag of the opt-in walk
 SECONDS=0
 case ${STAGE:-run} in
 prep)
   source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || echo "peers bundle missing: FA3 will say why"
   STUDY=${STUDY:-h200-train}; DB=${DB:-results/h200-2026-11-28-v2/studies.db}
   cp "$DB" $W/studies.db
-  WALKF=$([ "${WALK:-0}" = 1 ] && echo --graph-walk)
   python3 -m workbench export --study $STUDY --storage sqlite:///$W/studies.db --out $W/pkg $WALKF --json > $OUT/export.json 2> $OUT/export.err
   echo "export rc=$? ${SECONDS}s"; tail -3 $OUT/export.err
   timeout ${BENCH_S:-300} python3 -m workbench bench --study $STUDY --storage sqlite:///$W/studies.db --suite e2e \
@@ -35,8 +35,7 @@ run)
   PKG=$W/pkg
   if [ ! -d $PKG ] && [ -n "${DB:-}" ]; then     # a fresh host: export again (seconds), from the same study
     cp "$DB" $W/studies.db
-    python3 -m workbench export --study ${STUDY:-h200-train} --storage sqlite:///$W/studies.db --out $PKG \
-      $([ "${WALK:-0}" = 1 ] && echo --graph-walk) --json \
+    python3 -m workbench export --study ${STUDY:-h200-train} --storage sqlite:///$W/studies.db --out $PKG $WALKF --json \
       > $OUT/export.json 2> $OUT/export.err; echo "export rc=$? ${SECONDS}s"
   fi
   [ -n "${BENCH_JSON:-}" ] && cp "$BENCH_JSON" $W/bench-e2e.json     # the prep stage's bench, carried in the tree

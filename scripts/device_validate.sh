@@ -10,7 +10,7 @@
 #   4 `bench --gpu h20` of the committed H20 study, FA3 beside it, under the emulation
 # Prerequisites: .offline/ and .peers/ carried. Usage: PART=kernel bash scripts/device_validate.sh (1-2,
 # ~6 min), then PART=emulation (3-4, ~5 min): two calls, each inside the 10-minute limit. PART=graph:
-# the persistent graph-bound kernel (below). The device returns at most 8 files: tar $OUT after.
+# the walking graph-bound grid (below). The device returns at most 8 files: tar $OUT after.
 set -uo pipefail
 source scripts/device_env.sh
 source scripts/peers_activate.sh .peers >/dev/null 2>&1 || echo "peers bundle missing: FA3 will say why"

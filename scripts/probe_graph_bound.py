@@ -34,9 +34,7 @@ def main() -> None:
     heads = head_shape(load_model("llama-3.1-8b"))
     info = gpu_info(0)
     v = Variant.from_dict({**parse_knobs(knobs), "head_size": heads.head_size})
-    import dataclasses
-    walk = dataclasses.replace(v, graph_walk=True) if v.partition == -2 and v.reduce != "fused" else v
-    b, bw = build_many([v, walk], info.arch)
+    b, bw = build_many([v, v.walking()], info.arch)
     if not (b.ok and bw.ok):
         raise SystemExit(f"build failed: {(b.error or bw.error or '')[-400:]}")
     k, kw = load(b, 0), load(bw, 0)
@@ -55,7 +53,7 @@ def main() -> None:
             t = time_variant(kw, spec, info, launches=30, launch_len=bound, per_seq_split=bound is not None)
             row = {"shape": label if "+" in label else f"b{batch}x{ctx}", "bound": bound, "us": t.median_us, "p10": t.p10_us, "p90": t.p90_us,
                    "part_tokens": ptok, "grid_parts": -(-L // ptok) if ptok else 1, "slots": slots, "ctas": ctas}
-            if bound is not None and v.reduce != "fused":       # the same split, grid sized for the bound
+            if bound is not None and v.can_walk:                # the same split, grid sized for the bound
                 fill = v.seq_fill(ctas, L, ptok, occ) if ptok else 0
                 row["walk_parts"] = v.graph_parts(ctas, L, ptok, fill, occ) if fill else row["grid_parts"]
                 tp = time_variant(k, spec, info, launches=30, launch_len=bound, per_seq_split=True)

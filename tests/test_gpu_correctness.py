@@ -6,7 +6,6 @@ inputs per check (a new seed per variant). Set WB_RESULTS=DIR to keep a JSON of 
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import os
@@ -248,7 +247,7 @@ def test_graph_bound_launches_split_per_sequence(cubin_cache):
     vs = [Variant(threads=t, heads_per_cta=4, partition="auto", stages=s, reduce=r, mma=mma)
           for t, s, r, mma in ((128, 3, "kernel", False), (256, 4, "kernel", False), (128, 0, "fused", False),
                                (128, 3, "kernel", True))]
-    walks = {v: dataclasses.replace(v, graph_walk=True) for v in vs if v.reduce != "fused"}
+    walks = {v: v.walking() for v in vs if v.can_walk}
     builds = {b.variant: b for b in build_many(vs + list(walks.values()), "sm_90a")}
     assert all(b.ok for b in builds.values()), [b.error for b in builds.values() if not b.ok]
     # the walk matters where sequences need more partitions than the grid holds: b64 with 32k and

@@ -117,14 +117,20 @@ static inline int WB_SYM(wb_auto_tokens)(int ctas, int max_seq_len, int smem_lim
   return best_tokens;
 }
 
+// CTAs of the split kernel the GPU runs at once with ptok-token partitions, at least one per SM
+// (Variant.split_slots).
+static inline long long WB_SYM(wb_split_slots)(const WB_SYM(WbOcc)* o, int ptok) {
+  int per_sm = o->smem_sm / (WB_SYM(wb_smem_bytes)(ptok) + o->reserved);
+  if (o->split_blocks < per_sm) per_sm = o->split_blocks;
+  return (long long)o->sms * (per_sm < 1 ? 1 : per_sm);
+}
+
 // Params.seq_fill (Variant.seq_fill): partitions per sequence that fill one wave of SM slots at
 // this launch's shared memory, at most the grid's partitions.
 static inline int WB_SYM(wb_seq_fill)(int ctas, int parts, int ptok) {
   const WB_SYM(WbOcc)* o = WB_SYM(wb_occ)();
   if (!o || ptok <= 0) return 0;
-  int per_sm = o->smem_sm / (WB_SYM(wb_smem_bytes)(ptok) + o->reserved);
-  if (o->split_blocks < per_sm) per_sm = o->split_blocks;
-  const long long slots = (long long)o->sms * (per_sm < 1 ? 1 : per_sm);
+  const long long slots = WB_SYM(wb_split_slots)(o, ptok);
   const long long fill = slots / (ctas < 1 ? 1 : ctas);   // at most one wave (Variant.seq_fill)
   return (int)(fill < 1 ? 1 : (fill > parts ? parts : fill));
 }
@@ -133,6 +139,7 @@ static inline int WB_SYM(wb_seq_fill)(int ctas, int parts, int ptok) {
 // --graph-walk`): on the H200 it makes uniform short batches 2-9% faster and ragged ones with a
 // few long sequences 5-40% slower (the long sequence's CTAs walk;
 // results/h200-2026-11-28-graph-walk), and served batches are ragged.
+//
 // gridDim.z of a graph-bound launch (Variant.graph_parts): when a grid for the bound is more than
 // 8 waves of CTAs (mostly past every real length on a short batch), the fewest partition slots,
 // at least fill and half the bound's, whose waves per slot ceil(ctas z / slots) / z are within 5%
@@ -140,9 +147,7 @@ static inline int WB_SYM(wb_seq_fill)(int ctas, int parts, int ptok) {
 static inline int WB_SYM(wb_graph_parts)(int ctas, int parts, int ptok, int fill) {
   const WB_SYM(WbOcc)* o = WB_SYM(wb_occ)();
   if (!o || ptok <= 0 || parts < 1) return parts;
-  int per_sm = o->smem_sm / (WB_SYM(wb_smem_bytes)(ptok) + o->reserved);
-  if (o->split_blocks < per_sm) per_sm = o->split_blocks;
-  const long long slots = (long long)o->sms * (per_sm < 1 ? 1 : per_sm);
+  const long long slots = WB_SYM(wb_split_slots)(o, ptok);
   const long long c = ctas < 1 ? 1 : ctas;
   if (c * parts <= 8 * slots) return parts;
   int lo = fill < 1 ? 1 : (fill > parts ? parts : fill);

@@ -138,8 +138,8 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
     v = pick(spec) if name == "tuned" else pick(SimpleNamespace(num_seqs=spec.num_seqs, max_seq_len=bound)) \
         if graph else named(name, **shape)
     how = dict(launch_len=bound, per_seq_split=True) if graph else {}
-    if graph and graph_walk and not v.with_(graph_walk=True).invalid_reasons():
-        v = v.with_(graph_walk=True)           # as `export --graph-walk` builds it
+    if graph and graph_walk:
+        v = v.walking()                        # as `export --graph-walk` builds it
     b = build_variant(v, info.arch)
     if not b.ok and name in REFERENCES:        # vLLM's own kernel: its source may be out of reach
         raise PeerUnavailable(f"vLLM's own kernel did not build: {b.error.splitlines()[-1] if b.error else b.status}")

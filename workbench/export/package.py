@@ -126,10 +126,8 @@ def export_study(study: str, storage: str, out: Path, name: str | None = None, w
     """graph_walk: build the auto-split variants with Variant.graph_walk (graph-bound grids walk
     long sequences: faster on uniform short batches in vLLM's full CUDA graphs, slower on ragged
     batches with a few long sequences; docs/perf-notes.md v7)."""
-    import dataclasses
-
     from workbench.kernel.build import defines
-    from workbench.kernel.variant import PARTITION_AUTO, Variant
+    from workbench.kernel.variant import Variant
 
     table, prov = load_table(study, storage, gpu)
     cfg = table.config
@@ -140,9 +138,9 @@ def export_study(study: str, storage: str, out: Path, name: str | None = None, w
     index = {v.key: i for i, v in enumerate(variants)}     # the study's keys: the table's rows name them
     notes = []
     if graph_walk:
-        walks = [v.partition == PARTITION_AUTO and v.reduce != "fused" for v in variants]
-        variants = [dataclasses.replace(v, graph_walk=True) if w else v for v, w in zip(variants, walks)]
-        notes.append(f"graph-bound walk built into {sum(walks)} of {len(variants)} variant(s) (--graph-walk)")
+        variants = [v.walking() for v in variants]
+        notes.append(f"graph-bound walk built into {sum(v.graph_walk for v in variants)} of {len(variants)} "
+                     f"variant(s) (--graph-walk)")
     arch = cfg["arch"]
     pdir, csrc = out / pkg, out / pkg / "csrc"
     if pdir.exists():

@@ -281,7 +281,7 @@ class LoadedVariant:
             p.counters = ws.counters.data_ptr()
         smem = v.smem_bytes(p.logits_len)
         grid_z = parts
-        if v.graph_walk and p.seq_fill > 0 and v.reduce != "fused":
+        if v.graph_walk and p.seq_fill > 0:         # graph_walk: auto, two-kernel reduce (Variant rules)
             grid_z = v.graph_parts(grid_x * num_seqs, max_seq_len, ptok, p.seq_fill, self.occupancy())
             p.grid_parts = grid_z if grid_z < parts else 0
         self._launch("wb_decode_split", (grid_x, num_seqs, grid_z), v.threads, smem, p, stream)

@@ -253,6 +253,16 @@ class Variant:
     def with_(self, **changes: Any) -> "Variant":
         return replace(self, **changes)
 
+    @property
+    def can_walk(self) -> bool:
+        """graph_walk applies: the auto split's graph-bound grid with the two-kernel reduce."""
+        return self.partition == PARTITION_AUTO and self.reduce != "fused"
+
+    def walking(self) -> "Variant":
+        """This variant built with graph_walk where it can walk, else itself: what `export
+        --graph-walk` and `bench --graph-walk` run."""
+        return self.with_(graph_walk=True) if self.can_walk else self
+
     # ---- rules --------------------------------------------------------------------------
     def invalid_reasons(self, arch: str = "sm_90a") -> list[str]:
         """Why this variant cannot exist on `arch` (empty list = valid)."""
@@ -277,7 +287,7 @@ class Variant:
             reasons.append("stages (cp.async ring) go with the twopass algorithm, 16-byte K loads, not serial")
         if self.unified_ring and (self.algorithm != "twopass" or self.stages < 2):
             reasons.append("unified_ring is a cp.async ring shared by both passes: twopass with stages 2-4")
-        if self.graph_walk and (self.partition != PARTITION_AUTO or self.reduce == "fused"):
+        if self.graph_walk and not self.can_walk:
             reasons.append("graph_walk shrinks the auto split's graph-bound grid: partition auto, two-kernel reduce")
         if self.mma:
             if cc < 80:
@@ -385,8 +395,11 @@ class Variant:
         (seq_part_tokens) instead of by the launch bound: what a CUDA graph captured for the model's
         longest sequence needs to run a short batch as finely split as a launch for it would."""
         parts = -(-launch_len // part_tokens)
-        slots = occ.sm_count * max(1, occ.blocks_per_sm(self.smem_bytes(part_tokens), False))
-        return max(1, min(parts, slots // max(ctas, 1)))
+        return max(1, min(parts, self.split_slots(part_tokens, occ) // max(ctas, 1)))
+
+    def split_slots(self, part_tokens: int, occ: "Occupancy") -> int:
+        """CTAs of the split kernel the GPU runs at once with part_tokens-token partitions (>= 1 per SM)."""
+        return occ.sm_count * max(1, occ.blocks_per_sm(self.smem_bytes(part_tokens), False))
 
     def graph_parts(self, ctas: int, launch_len: int, part_tokens: int, fill: int, occ: "Occupancy") -> int:
         """gridDim.z of a graph-bound auto launch (seq_fill = fill > 0) bounded at launch_len.
@@ -403,7 +416,7 @@ class Variant:
         sequences are its critical path loses (b32: 31 x 1k + 1 x 30k 104 vs 87 us on the H200),
         so only variants built with graph_walk (not tuned; `export --graph-walk`) walk."""
         full = -(-launch_len // part_tokens)
-        slots = occ.sm_count * max(1, occ.blocks_per_sm(self.smem_bytes(part_tokens), False))
+        slots = self.split_slots(part_tokens, occ)
         ctas = max(ctas, 1)
         if ctas * full <= GRAPH_WALK_WAVES * slots:
             return full

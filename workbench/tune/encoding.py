@@ -54,15 +54,16 @@ def suggest_variant(trial: Any, ch: dict[str, list[Any]], shape: dict[str, Any])
     return Variant.from_dict({**shape, **p})
 
 
-def random_params(ch: dict[str, list[Any]], rng: Any) -> dict[str, Any]:
-    """Optuna params of a variant drawn uniformly knob by knob, as suggest_variant asks them."""
-    p: dict[str, Any] = {}
-    for k in KNOB_ORDER:
-        if k not in ch or (k in PF_ONLY and not p.get("prefetch_distance")):
-            continue
-        if len(ch[k]) > 1 or k in ASKED_ALWAYS:
-            p[k] = rng.choice(ch[k])
-    return p
+class RandomTrial:
+    """A stand-in for an Optuna trial that suggest_variant asks: each knob drawn uniformly with
+    `rng`; `params` then holds what an Optuna trial of that variant would (for enqueue_trial)."""
+
+    def __init__(self, rng: Any):
+        self.rng, self.params = rng, {}
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        self.params[name] = self.rng.choice(choices)
+        return self.params[name]
 
 
 def params_of(v: Variant, ch: dict[str, list[Any]]) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from workbench.kernel.space import Space
 from workbench.tune.storage import (StudyHandle, completed, failures, frozen_trial, mask_url, open_study, owner,
                                      pareto_numbers, recover_stale, references, requeue_trial, save_reference, tell)
 from workbench.tune.claims import claim_or_reuse
-from workbench.tune.encoding import choices, enqueue_seeds, random_params, seeds, suggest_variant
+from workbench.tune.encoding import RandomTrial, choices, enqueue_seeds, seeds, suggest_variant
 from workbench.tune.peer_timing import FA3, PeerTiming, measure_fa3, stored as stored_peers, why_absent
 from workbench.measure.suite import Suite
 from workbench.tune.trial import Measurement
@@ -505,20 +505,19 @@ def explore(h: StudyHandle, ch: dict[str, list[Any]], cfg: TuneConfig, seen: set
     """Up to n parameter sets of variants drawn uniformly from the space that this study has not
     asked and the suite's shapes do not rule out (at most EXPLORE_DRAWS draws); they are marked
     seen. Call with the study lock held."""
-    from optuna.trial import FixedTrial
     got: list[dict[str, Any]] = []
     for _ in range(EXPLORE_DRAWS):
         if len(got) >= n:
             break
-        p = random_params(ch, rng)
+        t = RandomTrial(rng)
         try:
-            v = suggest_variant(FixedTrial(p), ch, cfg.shape)
+            v = suggest_variant(t, ch, cfg.shape)
         except WorkbenchError:               # a combination the Variant rules refuse
             continue
         if v.key in seen or suite_rejection(cfg, v):
             continue
         seen.add(v.key)
-        got.append(p)
+        got.append(t.params)
     return got
 
 
