@@ -98,6 +98,12 @@
 #ifndef WB_GRAPH_WALK       // 1 = the split kernel walks a long sequence's partitions (Params.grid_parts);
 #define WB_GRAPH_WALK 0     //     compiled in only when asked: a default build stays v6's kernel
 #endif
+#ifndef WB_GRAPH_SCHED      // 1 = graph-bound launches take their (sequence, partition) items from a schedule
+#define WB_GRAPH_SCHED 0    //     planned per step on the device (wb_plan, Params.sched); only when asked
+#endif
+#if WB_GRAPH_SCHED && WB_GRAPH_WALK
+#error "WB_GRAPH_SCHED and WB_GRAPH_WALK are two answers to one problem: build one"
+#endif
 #ifndef WB_MMA              // 1 = QK and PV on tensor cores (mma.sync m16n8k16, twopass with stages, block 16)
 #define WB_MMA 0
 #endif
@@ -294,7 +300,34 @@ struct Params {
                                // launch bound. Z > 0: gridDim.z = Z < that, and a sequence needing
                                // more than Z partitions takes a multiple of Z, each CTA walking its
                                // share (seq_part_tokens, wb_decode_split)
+  const int* sched;            // WB_GRAPH_SCHED graph-bound launches: the step's schedule (wb_plan), else null
+  int sched_key;               // the launch shape the schedule must have been planned for (else: fallback)
+  int sched_seqs;              // sequences of the launch (its grid's y is the schedule's slots)
 };
+
+#if WB_GRAPH_SCHED
+// One work item of a scheduled graph-bound launch: a sequence's partition, with its length and
+// partition size, so a CTA knows its token range from one 16-byte load (wb_plan writes them).
+// len < 0: read seq_lens; ptok <= 0: seq_part_tokens (the non-graph launches).
+struct Item { int seq, part, len, ptok; };
+#define WB_SCHED_HDR 4             // ints before the items: n_items, part tokens, key, longest length
+// what wb_plan needs to know of the launch it plans for (LoadedVariant.sched_shape / wb_sched_shape)
+struct PlanParams {
+  const int* seq_lens;         // [num_seqs], the step's (padded slots 0)
+  int* sched;                  // header + items + one slot's worth of sentinels
+  int num_seqs;
+  int pt_cap;                  // the launch's partition size: its shared memory (Params.logits_len)
+  int slots;                   // CTAs of the split kernel resident at once at that shared memory
+  int grid_x;                  // CTAs per item (kv-head groups)
+  int cap;                     // the grid's item slots (gridDim.y)
+  int max_parts;               // workspace partitions per sequence
+  int key;                     // Params.sched_key of that launch
+  int wave_tokens;             // the plan's fixed cost of a wave of CTAs, in tokens (SCHED_WAVE_TOKENS)
+};
+#if WB_PARTITION != -2 || WB_FUSED_REDUCE
+#error "WB_GRAPH_SCHED: auto partitions and the reduce kernel only (Variant.can_schedule)"
+#endif
+#endif
 
 // Tokens per partition of one sequence. seq_fill = 0: the launch's part_tokens. seq_fill = F > 0:
 // the sequence takes min(F, ceil(len / 256)) partitions (F = partitions per sequence that fill one
@@ -362,7 +395,11 @@ __device__ __forceinline__ void pv_acc(const uint4 (&raw)[RPL], const float (&p)
 // The CTA's kv-head group and sequence are blockIdx.x and .y; bz its partition: blockIdx.z, or the
 // one a walking graph-bound CTA is on next (wb_decode_split with Params.grid_parts)
 template <int PARTITION>
+#if WB_GRAPH_SCHED
+__device__ __forceinline__ void decode_body(const Params& P, int bz, const Item it) {
+#else
 __device__ __forceinline__ void decode_body(const Params& P, int bz) {
+#endif
   extern __shared__ float4 smem_raw[];
   float* q_s = reinterpret_cast<float*>(smem_raw);
   float* acc_s = q_s + QPC * HEAD;
@@ -378,9 +415,15 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
   const int kvh = blockIdx.x / chunks_per_group;
   const int head0 = kvh * group + (blockIdx.x % chunks_per_group) * QPC;
   const int nheads = min(QPC, kvh * group + group - head0);   // valid heads in this CTA
+#if WB_GRAPH_SCHED
+  const int seq = it.seq;
+  const int part = it.part;
+  const int seq_len = it.len >= 0 ? it.len : P.seq_lens[seq];
+#else
   const int seq = blockIdx.y;
   const int part = bz;
   const int seq_len = P.seq_lens[seq];
+#endif
   // PARTITION: 0 whole sequence, > 0 compile-time split, < 0 split of P.part_tokens tokens
   constexpr bool kSplit = PARTITION != 0;
 
@@ -399,8 +442,13 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
   }
 #if WB_STAGES > 0 && WB_ALGO == 0
   constexpr int BTS = 2;                              // table entries per thread read early
+#if WB_GRAPH_SCHED
+  const bool bt_early = PARTITION > 0 || PARTITION == 0 || P.seq_fill <= 0 || it.ptok > 0;
+  const int bt_blk0 = !kSplit ? 0 : part * (PARTITION > 0 ? PARTITION : it.ptok > 0 ? it.ptok : P.part_tokens) / BLOCK;
+#else
   const bool bt_early = PARTITION > 0 || PARTITION == 0 || P.seq_fill <= 0;
   const int bt_blk0 = !kSplit ? 0 : part * (PARTITION > 0 ? PARTITION : P.part_tokens) / BLOCK;
+#endif
   int bt_reg[BTS];
 #pragma unroll
   for (int j = 0; j < BTS; ++j) {
@@ -408,7 +456,11 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
     bt_reg[j] = bt_early && b < P.max_blocks_per_seq ? P.block_tables[(long long)seq * P.max_blocks_per_seq + b] : 0;
   }
 #endif
+#if WB_GRAPH_SCHED
+  const int ptok = PARTITION > 0 ? PARTITION : it.ptok > 0 ? it.ptok : seq_part_tokens(P, seq_len);
+#else
   const int ptok = PARTITION > 0 ? PARTITION : seq_part_tokens(P, seq_len);
+#endif
 
   if (seq_len <= 0) {
     // an empty sequence (vLLM pads CUDA-graph batches with them): zeros, no block-table read.
@@ -1026,7 +1078,11 @@ static __device__ __forceinline__ void wb_fault(const WB_NS::Params& p) {
 #if WB_PARTITION == 0 || WB_PARTITION < 0
 extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_full)(const WB_NS::Params p) {
   wb_fault(p);
+#if WB_GRAPH_SCHED
+  WB_NS::decode_body<0>(p, blockIdx.z, WB_NS::Item{(int)blockIdx.y, (int)blockIdx.z, -1, 0});
+#else
   WB_NS::decode_body<0>(p, blockIdx.z);
+#endif
 }
 #endif
 
@@ -1048,7 +1104,41 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split)
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
   wb_fault(p);
+#if WB_GRAPH_SCHED
+  if (p.sched != nullptr) {
+    // A scheduled graph-bound launch (wb_plan): the grid's y is the schedule's slots, not the
+    // sequences. Slot y runs items y, y + slots, ... until a sentinel (the plan writes one slot's
+    // worth after the last item), so the grid is sized for a few waves, not for every partition
+    // of max_model_len, and a long sequence's partitions spread over all the slots. A schedule
+    // planned for another launch shape (key) is not trusted: every (sequence, partition) of the
+    // bound is walked instead, slow but right.
+    const int key = p.sched[2];
+    const int4* items = reinterpret_cast<const int4*>(p.sched + WB_SCHED_HDR);
+    int4 t = items[blockIdx.y];
+    if (key == p.sched_key && p.sched[1] <= p.logits_len) {
+      for (int i = blockIdx.y; t.x >= 0; ) {
+        if (t.x >= p.sched_seqs || t.y >= p.max_parts) break;      // not this launch's: never trusted
+        if (i != (int)blockIdx.y) __syncthreads();                 // the next item reuses the shared memory
+        WB_NS::decode_body<WB_SPLIT_TOKENS>(p, 0, WB_NS::Item{t.x, t.y, t.z, t.w});
+        i += gridDim.y;
+        t = items[i];
+      }
+    } else {
+      const int n = p.sched_seqs * p.max_parts;
+      for (int f = blockIdx.y; f < n; f += gridDim.y) {
+        const int seq = f % p.sched_seqs, part = f / p.sched_seqs;
+        const int len = p.seq_lens[seq];
+        if (part * p.part_tokens >= len) continue;
+        if (f != (int)blockIdx.y) __syncthreads();
+        WB_NS::decode_body<WB_SPLIT_TOKENS>(p, 0, WB_NS::Item{seq, part, len, p.part_tokens});
+      }
+    }
+    return;
+  }
+  WB_NS::decode_body<WB_SPLIT_TOKENS>(p, blockIdx.z, WB_NS::Item{(int)blockIdx.y, (int)blockIdx.z, -1, 0});
+#else
   WB_NS::decode_body<WB_SPLIT_TOKENS>(p, blockIdx.z);
+#endif
 #if WB_PARTITION == -2 && !WB_FUSED_REDUCE && WB_GRAPH_WALK
   // A graph-bound grid of fewer partitions than the launch bound needs (Params.grid_parts): a
   // grid sized for max_model_len is mostly CTAs past every real length, each scheduled only to
@@ -1076,8 +1166,17 @@ extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce)(const WB_NS:
   constexpr int U = 8;                                // partitions in flight per step
   const int head = blockIdx.x, seq = blockIdx.y, tid = threadIdx.x;
   const int len = max(p.seq_lens[seq], 0);
+#if WB_GRAPH_SCHED
+  // a scheduled launch: the plan's partition size if the plan was for this launch (wb_decode_split)
+  const int ptok = p.sched == nullptr ? WB_NS::seq_part_tokens(p, len)
+                   : p.sched[2] == p.sched_key && p.sched[1] <= p.logits_len ? p.sched[1] : p.part_tokens;
+  // a row the schedule gave no items (vLLM's padding, should its length not be 0) must not read
+  // past its workspace row: its output is garbage nobody reads, never a fault
+  const int nparts = min((len + ptok - 1) / ptok, p.max_parts);
+#else
   const int ptok = WB_SPLIT_TOKENS > 0 ? WB_SPLIT_TOKENS : WB_NS::seq_part_tokens(p, len);
   const int nparts = (len + ptok - 1) / ptok;
+#endif
   const long long row = (long long)seq * p.num_heads + head;
   if (nparts == 0) {                   // empty sequence: zeros (the split grid wrote nothing)
     for (int d = tid; d < WB_HEAD; d += 128) p.out[row * WB_HEAD + d] = from_float(0.f);
@@ -1129,4 +1228,86 @@ extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce)(const WB_NS:
     if (d < WB_HEAD) p.out[row * WB_HEAD + d] = from_float(WB_FAULT == 2 ? o[k] * inv + 0.25f : o[k] * inv);
   }
 }
+
+#if WB_GRAPH_SCHED
+// The step's schedule for scheduled graph-bound launches, one CTA, launched before the graph
+// replays (vLLM's metadata builder, once per step for every layer). The partition size minimises
+// waves x (tokens + a wave's fixed cost) as Variant.auto_tokens plans a launch, but over the batch's
+// real lengths (a 30k sequence among 1k ones splits finely, the 1k ones do not) and this launch's
+// slots; then the items: every full partition first, so the longest work starts first, then the
+// shorter last partitions, then one slot's worth of sentinels.
+extern "C" __global__ void __launch_bounds__(512) WB_SYM(wb_plan)(const WB_NS::PlanParams a) {
+  constexpr int NT = 512, NW = NT / 32;
+  __shared__ int s_max;
+  __shared__ unsigned long long s_best;
+  __shared__ long long s_scan[NT];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  if (tid == 0) { s_max = 0; s_best = ~0ull; }
+  __syncthreads();
+  int mx = 0;
+  for (int s = tid; s < a.num_seqs; s += NT) mx = max(mx, a.seq_lens[s]);
+  for (int o = 16; o; o >>= 1) mx = max(mx, __shfl_xor_sync(~0u, mx, o));
+  if (lane == 0) atomicMax(&s_max, mx);
+  __syncthreads();
+  mx = s_max;
+  const int mx64 = (mx + 63) / 64 * 64;
+  const int hi = max(1, a.pt_cap / 64);
+  const int lo = min(hi, max(4, ((mx + a.max_parts - 1) / a.max_parts + 63) / 64));
+  for (int c = lo + warp; c <= hi; c += NW) {
+    const int pt = c * 64;
+    int items = 0;
+    for (int s = lane; s < a.num_seqs; s += 32) {
+      const int l = a.seq_lens[s];
+      if (l > 0) items += (l + pt - 1) / pt;
+    }
+    for (int o = 16; o; o >>= 1) items += __shfl_xor_sync(~0u, items, o);
+    if (lane == 0) {
+      const long long waves = ((long long)items * a.grid_x + a.slots - 1) / max(a.slots, 1);
+      const unsigned long long cost = (unsigned long long)(waves * (min(pt, mx64) + a.wave_tokens));
+      atomicMin(&s_best, cost << 20 | (unsigned long long)(0xFFFFF - c));   // ties: the longer partition
+    }
+  }
+  __syncthreads();
+  const int pt = s_best == ~0ull ? a.pt_cap : min(a.pt_cap, (int)(0xFFFFF - (s_best & 0xFFFFF)) * 64);
+  int4* items = reinterpret_cast<int4*>(a.sched + WB_SCHED_HDR);
+  // two passes of an exclusive scan over (full partitions, last partial ones) per sequence: the
+  // first finds the total of full ones (where the partial ones start), the second writes
+  long long total = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    const long long full_total = total;
+    long long carry = 0;
+    for (int base = 0; base < a.num_seqs; base += NT) {
+      const int s = base + tid;
+      const int len = s < a.num_seqs ? max(a.seq_lens[s], 0) : 0;
+      const int f = len / pt, r = len % pt != 0;
+      const long long v = (long long)f << 32 | r;
+      s_scan[tid] = v;
+      __syncthreads();
+      for (int o = 1; o < NT; o <<= 1) {
+        const long long add = tid >= o ? s_scan[tid - o] : 0;
+        __syncthreads();
+        s_scan[tid] += add;
+        __syncthreads();
+      }
+      const long long excl = carry + s_scan[tid] - v;
+      if (pass == 1 && len > 0) {
+        const int f0 = (int)(excl >> 32), r0 = (int)(excl & 0xFFFFFFFF);
+        for (int q = 0; q < f; ++q) items[f0 + q] = make_int4(s, q, len, pt);
+        if (r) items[(int)(full_total >> 32) + r0] = make_int4(s, f, len, pt);
+      }
+      carry += s_scan[NT - 1];
+      __syncthreads();
+    }
+    total = carry;
+  }
+  const int n = (int)(total >> 32) + (int)(total & 0xFFFFFFFF);
+  for (int i = n + tid; i < n + a.cap; i += NT) items[i] = make_int4(-1, -1, -1, -1);
+  if (tid == 0) {
+    a.sched[0] = n;
+    a.sched[1] = pt;
+    a.sched[2] = a.key;
+    a.sched[3] = mx;
+  }
+}
+#endif
 #endif

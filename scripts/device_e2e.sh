@@ -9,6 +9,7 @@
 #               On a host without the prep stage's /tmp: DB (and STUDY) export again, BENCH_JSON gives the
 #               prep bench carried in the tree; SEED=<saved e2e.json> reuses its attention shares (SHARES=none).
 # WALK=1: the package built with `export --graph-walk` and k from `bench --graph-walk` (opt-in walk).
+# SCHED=1: likewise with `--graph-sched` (the per-step device schedule; docs/perf-notes.md v8).
 # Usage: STUDY=h200-train DB=results/h200-2026-11-28-v2/studies.db STAGE=prep bash scripts/device_e2e.sh
 #        VLLM=.vllm BACKENDS=CUSTOM,FLASH_ATTN STAGE=run bash scripts/device_e2e.sh
 set -uo pipefail
@@ -16,6 +17,7 @@ source scripts/device_env.sh
 export COLUMNS=220
 W=/tmp/wbe2e; mkdir -p $W
 WALKF=$([ "${WALK:-0}" = 1 ] && echo --graph-walk)      # export and bench flag of the opt-in walk
+[ "${SCHED:-0}" = 1 ] && WALKF=--graph-sched             # ... or of the scheduled graph-bound launch
 SECONDS=0
 case ${STAGE:-run} in
 prep)

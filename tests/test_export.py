@@ -216,10 +216,13 @@ def test_export_launcher_shared_memory_matches_workbench(tmp_path):
     assert got == want
 
 
-def test_graph_walk_export_builds_the_walk_into_auto_variants_only(tmp_path):
-    """`export --graph-walk` (the H200 v6 study, auto-split variants): those variants are built with
-    Variant.graph_walk (WB_GRAPH_WALK in their translation units, "-walk" names), the others as
-    before, the dispatch table is the same, and a walking unit compiles with the launcher's walk."""
+@pytest.mark.parametrize("flag,suffix,define,knob", [("--graph-walk", "-walk", "WB_GRAPH_WALK", "graph_walk"),
+                                                      ("--graph-sched", "-sched", "WB_GRAPH_SCHED", "graph_sched")])
+def test_graph_forms_export_build_into_auto_variants_only(tmp_path, flag, suffix, define, knob):
+    """`export --graph-walk` / `--graph-sched` (the H200 v6 study, auto-split variants): those
+    variants are built with Variant.graph_walk / graph_sched (the define in their translation units,
+    the name suffix), the others as before, the dispatch table is the same, and such a unit compiles
+    with its launcher (the scheduled one: wb_plan and wb_plan_run too)."""
     from workbench.kernel.build import find_nvcc
     db = tmp_path / "studies.db"
     shutil.copy(ROOT / "results/h200-2026-11-28-v6/studies.db", db)
@@ -227,22 +230,24 @@ def test_graph_walk_export_builds_the_walk_into_auto_variants_only(tmp_path):
     for walk in (False, True):
         out = tmp_path / f"pkg-{walk}"
         p = wb(["export", "--study", "h200-train", "--storage", f"sqlite:///{db}", "--out", str(out), "--json",
-                *(["--graph-walk"] if walk else [])], tmp_path)
+                *([flag] if walk else [])], tmp_path)
         assert p.returncode == 0, p.stderr[-2000:]
         outs[walk] = (out, json.loads(p.stdout))
     (plain, rp), (walked, rw) = outs[False], outs[True]
     csrc = {w: o / r["package"] / "csrc" for w, (o, r) in outs.items()}
-    assert (csrc[False] / "dispatch.h").read_text() == (csrc[True] / "dispatch.h").read_text().replace("-walk", "")
+    assert (csrc[False] / "dispatch.h").read_text() == (csrc[True] / "dispatch.h").read_text().replace(suffix, "")
     docs = json.loads((walked / rw["package"] / "dispatch.json").read_text())["variants_by_index"]
     autos = [i for i, v in enumerate(docs) if v["partition"] == -2 and v.get("reduce", "kernel") != "fused"]
-    assert autos and any("walk" in n for n in rw["notes"])
+    assert autos and any(flag[2:].replace("-", " ").split()[1] in n for n in rw["notes"])
     for i, (a, b) in enumerate(zip(rp["variants"], rw["variants"])):
         tu = (csrc[True] / f"v{i}.cu").read_text()
-        assert (b == a + "-walk" and "#define WB_GRAPH_WALK 1" in tu and docs[i]["graph_walk"]) if i in autos \
-            else (b == a and "WB_GRAPH_WALK" not in tu), (i, a, b)
-        assert "WB_GRAPH_WALK" not in (csrc[False] / f"v{i}.cu").read_text()
+        assert (b == a + suffix and f"#define {define} 1" in tu and docs[i][knob]) if i in autos \
+            else (b == a and define not in tu), (i, a, b)
+        assert define not in (csrc[False] / f"v{i}.cu").read_text()
     nvcc = find_nvcc()
     cu = csrc[True] / f"v{autos[0]}.cu"
     p = subprocess.run([nvcc, "-c", "-O3", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-I", str(csrc[True]),
                         str(cu), "-o", str(tmp_path / "walk.o")], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-2000:]
+    syms = subprocess.run(["nm", str(tmp_path / "walk.o")], capture_output=True, text=True).stdout
+    assert (f"wb_plan_run_v{autos[0]}" in syms) and ((f"wb_plan_v{autos[0]}" in syms) == (knob == "graph_sched"))

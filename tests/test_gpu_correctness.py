@@ -248,7 +248,8 @@ def test_graph_bound_launches_split_per_sequence(cubin_cache):
           for t, s, r, mma in ((128, 3, "kernel", False), (256, 4, "kernel", False), (128, 0, "fused", False),
                                (128, 3, "kernel", True))]
     walks = {v: v.walking() for v in vs if v.can_walk}
-    builds = {b.variant: b for b in build_many(vs + list(walks.values()), "sm_90a")}
+    scheds = {v: v.scheduling() for v in vs if v.can_walk}
+    builds = {b.variant: b for b in build_many(vs + list(walks.values()) + list(scheds.values()), "sm_90a")}
     assert all(b.ok for b in builds.values()), [b.error for b in builds.values() if not b.ok]
     # the walk matters where sequences need more partitions than the grid holds: b64 with 32k and
     # 9k tokens among short ones (a grid of a few partitions per sequence), b8 past 6 x 1408
@@ -256,13 +257,18 @@ def test_graph_bound_launches_split_per_sequence(cubin_cache):
               (32000, 9000) + (1024,) * 62, (9000, 32000) * 4]
     # graph-walk: the per-sequence split of the variant built with graph_walk (its grid walks long
     # sequences; export --graph-walk)
-    modes = {"graph-per-seq": (bound, True, False), "graph-walk": (bound, True, True),
-             "graph": (bound, False, False), "shape": (None, False, False)}
+    # graph-sched: the variant built with graph_sched, its step planned on the device first (export
+    # --graph-sched); graph-sched-stale: the same launch with no valid plan (the schedule's key
+    # zeroed), which must fall back to walking every partition of the bound, still right
+    modes = {"graph-per-seq": (bound, True, ""), "graph-walk": (bound, True, "walk"),
+             "graph-sched": (bound, True, "sched"), "graph-sched-stale": (bound, True, "stale"),
+             "graph": (bound, False, ""), "shape": (None, False, "")}
     info = gpu_info(0)
     rows, bad = [], []
     for v in vs:
         k = load(builds[v])
         kw = load(builds[walks[v]]) if v in walks else None
+        ks = load(builds[scheds[v]]) if v in scheds else None
         for lens in shapes:
             spec = WorkloadSpec(seq_lens=lens, num_heads=32, num_kv_heads=8, seed=next(_seed))
             w = build_workload(spec, "cuda")
@@ -271,12 +277,14 @@ def test_graph_bound_launches_split_per_sequence(cubin_cache):
                 wide[i, -(-n // 16):] = 1 << 30
             ref = reference_decode(w.query, w.key_cache, w.value_cache, w.block_tables, w.seq_lens, w.scale, 8)
             row = {"variant": v.name, "shape": spec.label}
-            for mode, (L, per_seq, walk) in modes.items():
-                if walk and kw is None:
+            for mode, (L, per_seq, how) in modes.items():
+                kern = {"": k, "walk": kw, "sched": ks, "stale": ks}[how]
+                if kern is None:
                     continue
-                kern = kw if walk else k
                 out = w.new_output()
                 ws = kern.workspace(spec.num_seqs, 32, L or spec.max_seq_len)
+                if how == "sched":
+                    kern.plan(ws, w.seq_lens, 32, 8, L)
                 kern(out, w.query, w.key_cache, w.value_cache, 8, w.scale, wide if L else w.block_tables, w.seq_lens,
                      L or spec.max_seq_len, workspace=ws, per_seq_split=per_seq)
                 torch.cuda.synchronize()
@@ -284,15 +292,17 @@ def test_graph_bound_launches_split_per_sequence(cubin_cache):
                 if not err <= TOLERANCE["bf16"]:
                     bad.append((v.name, spec.label, mode, err))
                 row[f"{mode}_err"] = err
-                row[f"{mode}_us"] = time_variant(kern, spec, info, launches=30, launch_len=L,
-                                                 per_seq_split=per_seq).median_us
+                if how != "stale":           # time_variant plans its own schedule
+                    row[f"{mode}_us"] = time_variant(kern, spec, info, launches=30, launch_len=L,
+                                                     per_seq_split=per_seq).median_us
             rows.append(row)
             print(f"{v.name:44} {spec.label:26} " + "  ".join(f"{m} {row[m + '_us']:7.1f} us" for m in modes
                                                               if m + "_us" in row))
             del w, wide, ref
         k.close()
-        if kw is not None:
-            kw.close()
+        for kx in (kw, ks):
+            if kx is not None:
+                kx.close()
     out_dir = os.environ.get("WB_RESULTS")
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)

@@ -183,6 +183,74 @@ static inline int WB_SYM(wb_failed)(const WbArgs& a, cudaError_t e) {
   return WB_LAUNCH_FAILED;
 }
 
+#if WB_PARTITION == -2 && WB_GRAPH_SCHED
+// Scheduled graph-bound launches (Variant.graph_sched, `workbench export --graph-sched`): where the
+// grid for the bound is more than 8 waves of CTAs, the split grid has item slots for 8 waves
+// (fewer empty CTAs) and runs the step's schedule that wb_plan_run planned on the device from the
+// real lengths (a long sequence among short ones spreads over every slot). Variant.sched_shape,
+// Variant.schedules: the partition is the auto plan's for the bound, lengthened while the SM slots
+// stay the same; the key ties a schedule to this shape (another one is not trusted: decode.cu).
+struct WB_SYM(WbSched) { int pt_cap, parts, cap, key; long long slots, ints; };
+static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, int smem_limit, WB_SYM(WbSched)* s) {
+  const WB_SYM(WbOcc)* o = WB_SYM(wb_occ)();
+  if (!o || grid_x < 1 || num_seqs < 1 || bound < 1) return false;
+  const long long ctas = (long long)grid_x * num_seqs;
+  int ptok = WB_SYM(wb_auto_tokens)((int)ctas, bound, smem_limit);
+  if (ptok <= 0) return false;
+  const long long slots = WB_SYM(wb_split_slots)(o, ptok);
+  if (ctas * ((bound + ptok - 1) / ptok) <= 8 * slots) return false;      // the plain grid is fine
+  const int fixed = WB_SYM(wb_smem_bytes)(0);
+  const double per_token = 4.0 * WB_QPC + 4.0 / WB_BLOCK;
+  int top = (int)((smem_limit - fixed) / per_token) / WB_BLOCK * WB_BLOCK;   // Variant.max_context_unsplit
+  const int b64 = (bound + 63) / 64 * 64;
+  if (top > b64) top = b64;
+  while (ptok + 64 <= top && WB_SYM(wb_smem_bytes)(ptok + 64) <= smem_limit &&
+         WB_SYM(wb_split_slots)(o, ptok + 64) == slots)
+    ptok += 64;
+  const int parts = (bound + ptok - 1) / ptok;
+  long long cap = (8 * slots + grid_x - 1) / grid_x;
+  if (cap > (long long)num_seqs * parts) cap = (long long)num_seqs * parts;
+  if (cap < num_seqs) cap = num_seqs;
+  unsigned h = 0x2545F491u;                         // variant.sched_key
+  const unsigned xs[5] = {(unsigned)num_seqs, (unsigned)bound, (unsigned)ptok, (unsigned)cap, (unsigned)slots};
+  for (unsigned x : xs) h = (h ^ x) * 0x01000193u;
+  s->pt_cap = ptok;
+  s->parts = parts;
+  s->cap = (int)cap;
+  s->key = (int)(h & 0x7FFFFFFFu);
+  s->slots = slots;
+  s->ints = 4 + 4 * ((long long)num_seqs * parts + cap);
+  return true;
+}
+
+// The step's schedule for this variant's captured launch of a.num_seqs sequences bounded at
+// a.max_seq_len, from the first a.plan_seqs lengths (the rest are padding: no items). One small
+// kernel on a.stream; a no-op where the launch would not be scheduled.
+extern "C" int WB_SYM(wb_plan_run)(const WbArgs& a) {
+  const int group = a.num_heads / a.num_kv_heads;
+  const int grid_x = a.num_kv_heads * ((group + WB_QPC - 1) / WB_QPC);
+  WB_SYM(WbSched) s;
+  if (!a.sched || !WB_SYM(wb_sched_shape)(grid_x, a.num_seqs, a.max_seq_len, a.smem_limit, &s) || a.sched_ints < s.ints)
+    return WB_OK;
+  WB_NS::PlanParams pp{};
+  pp.seq_lens = a.seq_lens;
+  pp.sched = a.sched;
+  pp.num_seqs = a.plan_seqs < a.num_seqs ? a.plan_seqs : a.num_seqs;
+  pp.pt_cap = s.pt_cap;
+  pp.slots = (int)s.slots;
+  pp.grid_x = grid_x;
+  pp.cap = s.cap;
+  pp.max_parts = s.parts;
+  pp.key = s.key;
+  pp.wave_tokens = 384;                              // variant.SCHED_WAVE_TOKENS
+  WB_SYM(wb_plan)<<<1, 512, 0, a.stream>>>(pp);
+  const cudaError_t e = cudaGetLastError();
+  return e == cudaSuccess ? WB_OK : WB_SYM(wb_failed)(a, e);
+}
+#else
+extern "C" int WB_SYM(wb_plan_run)(const WbArgs& a) { (void)a; return WB_OK; }
+#endif
+
 // 0 = launched; otherwise a WbStatus code (the caller turns it into a message). The grid covers
 // a.max_seq_len tokens per sequence (split-K: ceil(max_seq_len / partition) partitions; whole
 // sequence: logits room for max_seq_len tokens); each sequence's real length is read on the device
@@ -207,8 +275,18 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
   const dim3 block(WB_THREADS);
   const int grid_x = a.num_kv_heads * ((group + WB_QPC - 1) / WB_QPC);
 #if WB_PARTITION == -2
-  const int ptok = WB_SYM(wb_auto_tokens)(grid_x * a.num_seqs, a.max_seq_len, a.smem_limit);
-  const int parts = ptok == 0 ? 0 : (a.max_seq_len + ptok - 1) / ptok;
+  int ptok = WB_SYM(wb_auto_tokens)(grid_x * a.num_seqs, a.max_seq_len, a.smem_limit);
+  int parts = ptok == 0 ? 0 : (a.max_seq_len + ptok - 1) / ptok;
+#if WB_GRAPH_SCHED
+  WB_SYM(WbSched) sch;
+  const bool scheduled = a.per_seq_split && a.sched && ptok > 0 &&
+                         WB_SYM(wb_sched_shape)(grid_x, a.num_seqs, a.max_seq_len, a.smem_limit, &sch) &&
+                         a.sched_ints >= sch.ints;
+  if (scheduled) {
+    ptok = sch.pt_cap;
+    parts = sch.parts;
+  }
+#endif
 #else
   const int ptok = WB_PARTITION == 0 ? 0 : WB_SPLIT_TOKENS_OR_0;
   (void)ptok;
@@ -240,7 +318,16 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
     p.max_parts = a.max_parts;
     p.logits_len = ptok;
     p.part_tokens = ptok;
-    int grid_z = parts;
+    int grid_y = a.num_seqs, grid_z = parts;
+#if WB_PARTITION == -2 && WB_GRAPH_SCHED
+    if (scheduled) {                       // item slots (decode.cu wb_decode_split)
+      p.sched = a.sched;
+      p.sched_key = sch.key;
+      p.sched_seqs = a.num_seqs;
+      grid_y = sch.cap;
+      grid_z = 1;
+    } else
+#endif
 #if WB_PARTITION == -2
     if (a.per_seq_split) p.seq_fill = WB_SYM(wb_seq_fill)(grid_x * a.num_seqs, parts, ptok);
 #if !WB_FUSED_REDUCE && WB_GRAPH_WALK
@@ -255,7 +342,7 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
       const cudaError_t e = cudaFuncSetAttribute(WB_SYM(wb_decode_split), cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
       if (e != cudaSuccess) return WB_SYM(wb_failed)(a, e);
     }
-    WB_SYM(wb_decode_split)<<<dim3(grid_x, a.num_seqs, grid_z), block, smem, a.stream>>>(p);
+    WB_SYM(wb_decode_split)<<<dim3(grid_x, grid_y, grid_z), block, smem, a.stream>>>(p);
 #if !WB_FUSED_REDUCE
     if (WB_SYM(wb_pdl_ok)()) {
       cudaLaunchConfig_t cfg = {};

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include <c10/cuda/CUDAGuard.h>
@@ -202,7 +203,17 @@ struct Call {
   at::Tensor* max_logits;
   at::Tensor* tmp_out;
   bool per_seq_split = false;
+  const std::optional<at::Tensor>* schedule = nullptr;   // graph_sched variants: the step's plan (plan_schedule)
 };
+
+// a schedule buffer (int32, on the query's device): pointer and size, or null when absent
+std::pair<int*, long long> schedule_of(const std::optional<at::Tensor>* t, const at::Tensor& q) {
+  if (!t || !t->has_value()) return {nullptr, 0};
+  const at::Tensor& s = **t;
+  TORCH_CHECK(s.scalar_type() == at::kInt && s.device() == q.device() && s.is_contiguous() && aligned16(s),
+              "schedule must be a contiguous, 16-byte aligned int32 tensor on ", q.device());
+  return {s.data_ptr<int>(), (long long)s.numel()};
+}
 
 // One launch of one variant; returns its WbStatus (cuda_error: the CUDA error of a failed one).
 // A split-K launch runs in two calls of the launcher: the first, without a workspace, launches
@@ -226,6 +237,7 @@ int launch(int variant, const Call& c, int* cuda_error) {
   a.cuda_error = cuda_error;
   a.parts_needed = &parts;
   a.per_seq_split = c.per_seq_split ? 1 : 0;
+  std::tie(a.sched, a.sched_ints) = schedule_of(c.schedule, c.q);
   const int st = vi.run(a);                      // whole sequence: launched (or WB_TOO_LONG) here
   if (st != WB_NEED_WORKSPACE) return st;
   TORCH_CHECK(parts > 0 && parts <= kMaxParts, "max_seq_len ", c.max_seq_len, " needs ", parts,
@@ -328,11 +340,43 @@ void decode_variant(at::Tensor& out, const at::Tensor& query, const at::Tensor& 
                     const at::Tensor& value_cache, int64_t num_kv_heads, double scale,
                     const at::Tensor& block_tables, const at::Tensor& seq_lens, int64_t max_seq_len,
                     int64_t variant, const std::optional<at::Tensor>& workspace,
-                    const std::optional<at::Tensor>& counters, bool per_seq_split) {
+                    const std::optional<at::Tensor>& counters, bool per_seq_split,
+                    const std::optional<at::Tensor>& schedule) {
   TORCH_CHECK(variant < kNumVariants, "no variant ", variant, " (the package has ", kNumVariants, ")");
   run(variant < 0 ? pick(query.size(0), max_seq_len) : (int)variant,
       Call{out, query, key_cache, value_cache, num_kv_heads, scale, block_tables, seq_lens, max_seq_len,
-           workspace, counters, nullptr, nullptr, nullptr, per_seq_split});
+           workspace, counters, nullptr, nullptr, nullptr, per_seq_split, &schedule});
+}
+
+// The step's schedule for the captured decode launch of num_seqs sequences (the padded batch)
+// bounded at max_seq_len with `variant` (graph_sched variants; a no-op for the others and where
+// that launch is not scheduled), from the first seq_lens.numel() lengths. Before the graph replays.
+void plan_schedule(at::Tensor& schedule, const at::Tensor& seq_lens, int64_t num_seqs, int64_t num_heads,
+                   int64_t num_kv_heads, int64_t max_seq_len, int64_t variant) {
+  TORCH_CHECK(variant >= 0 && variant < kNumVariants, "no variant ", variant, " (the package has ", kNumVariants, ")");
+  TORCH_CHECK(seq_lens.is_cuda() && seq_lens.scalar_type() == at::kInt && seq_lens.dim() == 1 &&
+              seq_lens.is_contiguous(), "seq_lens must be a contiguous int32 CUDA vector");
+  TORCH_CHECK(num_seqs >= seq_lens.numel() && num_seqs <= kMaxSeqs, "num_seqs ", num_seqs, " must cover the ",
+              seq_lens.numel(), " lengths (at most ", kMaxSeqs, ")");
+  TORCH_CHECK(num_kv_heads > 0 && num_heads % num_kv_heads == 0, "num_heads must be a multiple of num_kv_heads");
+  TORCH_CHECK(max_seq_len > 0 && max_seq_len <= INT_MAX, "max_seq_len out of range: ", max_seq_len);
+  if (seq_lens.numel() == 0) return;
+  const c10::cuda::CUDAGuard guard(seq_lens.device());
+  const std::optional<at::Tensor> sch(schedule);
+  WbArgs a{};
+  std::tie(a.sched, a.sched_ints) = schedule_of(&sch, seq_lens);
+  a.seq_lens = seq_lens.data_ptr<int>();
+  a.num_seqs = (int)num_seqs;
+  a.plan_seqs = (int)seq_lens.numel();
+  a.num_heads = (int)num_heads;
+  a.num_kv_heads = (int)num_kv_heads;
+  a.max_seq_len = (int)max_seq_len;
+  a.smem_limit = smem_optin(seq_lens);
+  a.stream = c10::cuda::getCurrentCUDAStream(seq_lens.get_device()).stream();
+  int err = 0;
+  a.cuda_error = &err;
+  TORCH_CHECK(kVariants[variant].plan(a) == WB_OK, "plan of variant ", variant, " failed: ",
+              err ? cudaGetErrorString((cudaError_t)err) : "unknown");
 }
 
 int64_t pick_variant(int64_t num_seqs, int64_t max_seq_len) { return pick(num_seqs, max_seq_len); }
@@ -349,7 +393,10 @@ TORCH_LIBRARY(WB_PKG, m) {
         "int blocksparse_vert_stride=0, int blocksparse_block_size=64, int blocksparse_head_sliding_step=0) -> ()");
   m.def("decode_variant(Tensor(a!) out, Tensor query, Tensor key_cache, Tensor value_cache, int num_kv_heads, "
         "float scale, Tensor block_tables, Tensor seq_lens, int max_seq_len, int variant=-1, "
-        "Tensor(b!)? workspace=None, Tensor(c!)? counters=None, bool per_seq_split=False) -> ()");
+        "Tensor(b!)? workspace=None, Tensor(c!)? counters=None, bool per_seq_split=False, "
+        "Tensor? schedule=None) -> ()");
+  m.def("plan_schedule(Tensor(a!) schedule, Tensor seq_lens, int num_seqs, int num_heads, int num_kv_heads, "
+        "int max_seq_len, int variant) -> ()");
   m.def("pick_variant(int num_seqs, int max_seq_len) -> int", &pick_variant);
 }
 
@@ -357,6 +404,7 @@ TORCH_LIBRARY_IMPL(WB_PKG, CUDA, m) {
   m.impl("paged_attention_v1", &paged_attention_v1);
   m.impl("paged_attention_v2", &paged_attention_v2);
   m.impl("decode_variant", &decode_variant);
+  m.impl("plan_schedule", &plan_schedule);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {}

@@ -33,4 +33,7 @@ struct WbArgs {
                             // so that a caller can call once without a workspace to learn its size)
   int per_seq_split;        // auto variants: split each sequence by its own length (Params.seq_fill), for
                             // launches bounded far above the lengths (CUDA graphs captured at max_model_len)
+  int* sched;               // graph_sched variants, per_seq_split: the step's schedule (wb_plan_run wrote it);
+  long long sched_ints;     // its int32s (a launch the buffer cannot hold runs the plain per-sequence grid)
+  int plan_seqs;            // wb_plan_run: the real sequences (num_seqs is the captured, padded batch)
 };

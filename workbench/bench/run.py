@@ -125,7 +125,8 @@ def _measuring(emu: Any) -> Any:
 
 
 def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: Callable[[Any], Any] | None,
-          shape: dict[str, Any], emu: Any = None, graph_len: int = GRAPH_LEN, graph_walk: bool = False) -> PeerResult:
+          shape: dict[str, Any], emu: Any = None, graph_len: int = GRAPH_LEN, graph_walk: bool = False,
+          graph_sched: bool = False) -> PeerResult:
     from workbench.kernel.build import build_variant
     from workbench.measure.check import check_variant
     from workbench.kernel.launch import load
@@ -140,6 +141,8 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
     how = dict(launch_len=bound, per_seq_split=True) if graph else {}
     if graph and graph_walk:
         v = v.walking()                        # as `export --graph-walk` builds it
+    if graph and graph_sched:
+        v = v.scheduling()                     # as `export --graph-sched` builds it (time_variant plans)
     b = build_variant(v, info.arch)
     if not b.ok and name in REFERENCES:        # vLLM's own kernel: its source may be out of reach
         raise PeerUnavailable(f"vLLM's own kernel did not build: {b.error.splitlines()[-1] if b.error else b.status}")
@@ -169,10 +172,11 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
 def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: list[str], launches: int,
               pick: Callable[[Any], Any] | None, progress: Callable[[str], None], tuned_note: str,
               save: Callable[[BenchRun], None] | None = None, emu: Any = None,
-              graph_len: int = GRAPH_LEN, graph_walk: bool = False) -> BenchRun:
+              graph_len: int = GRAPH_LEN, graph_walk: bool = False, graph_sched: bool = False) -> BenchRun:
     """emu: a started greenctx.Emulation: every timed region (ours and the peers') runs inside it.
     graph_len: the launch bound of the tuned-graph row (the max_model_len vLLM runs with);
-    graph_walk: that row's auto variants built with Variant.graph_walk (`export --graph-walk`)."""
+    graph_walk: that row's auto variants built with Variant.graph_walk (`export --graph-walk`);
+    graph_sched: with Variant.graph_sched (`export --graph-sched`), the schedule planned per shape."""
     import torch
 
     from workbench.measure.ceiling import read_ceiling
@@ -199,7 +203,8 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
             r = PeerResult(peer=p, shape=b.label, batch=b.batch, context=b.context, kv_bytes=spec.kv_bytes)
             try:
                 if p in KERNEL_ROWS:
-                    got = _ours(p, spec, info, ceiling.gbps, launches, pick, shape, emu, graph_len, graph_walk)
+                    got = _ours(p, spec, info, ceiling.gbps, launches, pick, shape, emu, graph_len, graph_walk,
+                                graph_sched)
                     got.shape, got.batch, got.context = b.label, b.batch, b.context
                     r = got
                 else:

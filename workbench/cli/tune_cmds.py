@@ -146,6 +146,8 @@ def export_cmd(
     gpu: Optional[str] = typer.Option(None, help="refuse a study tuned for another GPU profile"),
     graph_walk: bool = typer.Option(False, "--graph-walk", help="graph-bound launches walk long sequences: faster "
                                     "on uniform short batches, slower on ragged ones (docs/perf-notes.md v7)"),
+    graph_sched: bool = typer.Option(False, "--graph-sched", help="graph-bound launches run a schedule the vLLM "
+                                     "backend plans on the device each step (docs/perf-notes.md v8)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ) -> None:
     """Write the study's dispatch table as a pip-installable vLLM attention backend package."""
@@ -154,7 +156,8 @@ def export_cmd(
 
     require_optuna()
     storage = storage or default_home(study) or default_storage(False)    # the study's default location
-    r = export_study(study, storage, out_dir, name=name, wheel=wheel, gpu=gpu, graph_walk=graph_walk)
+    r = export_study(study, storage, out_dir, name=name, wheel=wheel, gpu=gpu, graph_walk=graph_walk,
+                     graph_sched=graph_sched)
     if as_json:
         print(json.dumps(r.to_dict(), indent=1))
         return

@@ -122,10 +122,11 @@ def variant_list(table: DispatchTable) -> list[dict[str, Any]]:
 
 
 def export_study(study: str, storage: str, out: Path, name: str | None = None, wheel: bool = False,
-                 gpu: str | None = None, graph_walk: bool = False) -> ExportResult:
+                 gpu: str | None = None, graph_walk: bool = False, graph_sched: bool = False) -> ExportResult:
     """graph_walk: build the auto-split variants with Variant.graph_walk (graph-bound grids walk
     long sequences: faster on uniform short batches in vLLM's full CUDA graphs, slower on ragged
-    batches with a few long sequences; docs/perf-notes.md v7)."""
+    batches with a few long sequences; docs/perf-notes.md v7). graph_sched: with Variant.graph_sched
+    instead (the vLLM backend plans each step's schedule on the device; docs/perf-notes.md v8)."""
     from workbench.kernel.build import defines
     from workbench.kernel.variant import Variant
 
@@ -137,6 +138,12 @@ def export_study(study: str, storage: str, out: Path, name: str | None = None, w
     variants = [Variant.from_dict(v) for v in variant_list(table)]
     index = {v.key: i for i, v in enumerate(variants)}     # the study's keys: the table's rows name them
     notes = []
+    if graph_walk and graph_sched:
+        raise WorkbenchError("--graph-walk and --graph-sched are two answers to one problem: pick one")
+    if graph_sched:
+        variants = [v.scheduling() for v in variants]
+        notes.append(f"graph-bound schedule built into {sum(v.graph_sched for v in variants)} of {len(variants)} "
+                     f"variant(s) (--graph-sched)")
     if graph_walk:
         variants = [v.walking() for v in variants]
         notes.append(f"graph-bound walk built into {sum(v.graph_walk for v in variants)} of {len(variants)} "
@@ -222,11 +229,12 @@ def _dispatch_h(table: DispatchTable, variants: list[Any], index: dict[str, int]
     for i in range(len(variants)):
         lines.append(f'extern "C" int wb_run_v{i}(const WbArgs& a);')
         lines.append(f'extern "C" int wb_split_parts_v{i}(int num_seqs, int num_heads, int max_seq_len);')
+        lines.append(f'extern "C" int wb_plan_run_v{i}(const WbArgs& a);')
     lines += ["", "struct VariantInfo { int (*run)(const WbArgs&); int (*split_parts)(int, int, int); "
-              "int head, block, qpc; bool bf16; };", "static const VariantInfo kVariants[] = {"]
+              "int head, block, qpc; bool bf16; int (*plan)(const WbArgs&); };", "static const VariantInfo kVariants[] = {"]
     for i, v in enumerate(variants):
         lines.append(f"  {{wb_run_v{i}, wb_split_parts_v{i}, {v.head_size}, {v.block_size}, {v.heads_per_cta}, "
-                     f"{'true' if v.dtype == 'bf16' else 'false'}}},  // {v.name}")
+                     f"{'true' if v.dtype == 'bf16' else 'false'}, wb_plan_run_v{i}}},  // {v.name}")
     lines += ["};", "", "struct BucketInfo { int batch_lo, batch_hi, context_lo, context_hi, variant; };",
               "static const BucketInfo kBuckets[] = {"]
     for r in table.rows:

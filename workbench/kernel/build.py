@@ -129,6 +129,8 @@ def defines(v: Variant) -> list[str]:
         d["WB_UNIFIED"] = 1
     if v.graph_walk:
         d["WB_GRAPH_WALK"] = 1
+    if v.graph_sched:
+        d["WB_GRAPH_SCHED"] = 1
     if v.fault != "none":
         d["WB_FAULT"] = {"oob_write": 1, "wrong_values": 2, "hang": 3}[v.fault]
     return [f"-D{k}={val}" for k, val in d.items()]

@@ -13,7 +13,7 @@ from typing import Any
 
 from workbench.kernel.build import BuildResult
 from workbench.errors import WorkbenchError
-from workbench.kernel.variant import PARTITION_AUTO, Occupancy
+from workbench.kernel.variant import PARTITION_AUTO, SCHED_WAVE_TOKENS, Occupancy, SchedShape, sched_ints
 
 
 class KernelFault(RuntimeError):
@@ -30,7 +30,16 @@ class _Params(ctypes.Structure):
         ("num_kv_heads", ctypes.c_int), ("max_blocks_per_seq", ctypes.c_int),
         ("max_parts", ctypes.c_int), ("logits_len", ctypes.c_int), ("scale", ctypes.c_float),
         ("counters", ctypes.c_void_p), ("part_tokens", ctypes.c_int), ("seq_fill", ctypes.c_int),
-        ("grid_parts", ctypes.c_int),
+        ("grid_parts", ctypes.c_int), ("sched", ctypes.c_void_p), ("sched_key", ctypes.c_int),
+        ("sched_seqs", ctypes.c_int),
+    ]
+
+
+class _PlanParams(ctypes.Structure):      # kernels/decode.cu PlanParams
+    _fields_ = [
+        ("seq_lens", ctypes.c_void_p), ("sched", ctypes.c_void_p), ("num_seqs", ctypes.c_int),
+        ("pt_cap", ctypes.c_int), ("slots", ctypes.c_int), ("grid_x", ctypes.c_int), ("cap", ctypes.c_int),
+        ("max_parts", ctypes.c_int), ("key", ctypes.c_int), ("wave_tokens", ctypes.c_int),
     ]
 
 
@@ -150,6 +159,7 @@ class Workspace:
     tmp_out: Any
     max_parts: int
     counters: Any = None         # fused reduce: one int per (seq, CTA column), zero
+    sched: Any = None            # graph_sched: the step's schedule (LoadedVariant.plan), int32
 
 
 class LoadedVariant:
@@ -170,6 +180,7 @@ class LoadedVariant:
         self._occ: Occupancy | None = None
         self.sm_count = sm_count
         self._auto: dict[tuple[int, int], int] = {}       # (ctas, max_seq_len) -> tokens
+        self._sched: dict[tuple[int, int, int], SchedShape] = {}
         # our reduce kernel waits on griddepcontrol (sm_90+); vLLM's own does not, so never PDL it
         cc = torch.cuda.get_device_capability(self.device_index)
         self.pdl = (cc[0] >= 9 and self.variant.algorithm != "vllm"
@@ -206,7 +217,7 @@ class LoadedVariant:
         self.module.close()
 
     def _launch(self, name: str, grid: tuple[int, int, int], block: int, smem: int,
-                params: _Params, stream: int, pdl: bool = False) -> None:
+                params: Any, stream: int, pdl: bool = False) -> None:
         try:
             self.module.launch(name, grid, block, smem, [params], stream, pdl)
         except KernelFault as e:
@@ -223,7 +234,38 @@ class LoadedVariant:
                          torch.empty(num_seqs, num_heads, parts, dtype=f32, device=dev),
                          torch.empty(num_seqs, num_heads, parts, self.variant.head_size, dtype=f32, device=dev),
                          parts, torch.zeros(num_seqs * cols, dtype=torch.int32, device=dev)
-                         if self.variant.reduce == "fused" else None)
+                         if self.variant.reduce == "fused" else None,
+                         torch.zeros(sched_ints(num_seqs, parts), dtype=torch.int32, device=dev)
+                         if self.variant.graph_sched else None)
+
+    def sched_shape(self, grid_x: int, num_seqs: int, max_seq_len: int) -> SchedShape:
+        key = (grid_x, num_seqs, max_seq_len)
+        if key not in self._sched:
+            self._sched[key] = self.variant.sched_shape(grid_x * num_seqs, num_seqs, max_seq_len, self.occupancy())
+        return self._sched[key]
+
+    def plan(self, workspace: Workspace, seq_lens: Any, num_heads: int, num_kv_heads: int, max_seq_len: int) -> None:
+        """Plan the step's schedule for the scheduled graph-bound launch of this batch size bounded
+        at max_seq_len (graph_sched variants; one small kernel on the current stream, before the
+        launches that use it, outside any graph: vLLM's metadata builder calls it once per step)."""
+        import torch
+
+        v = self.variant
+        if not v.graph_sched or workspace.sched is None:
+            raise WorkbenchError(f"{v.name}: plan() is for graph_sched variants with their workspace")
+        num_seqs = seq_lens.shape[0]
+        grid_x = num_kv_heads * math.ceil(num_heads // num_kv_heads / v.heads_per_cta)
+        if not v.schedules(grid_x * num_seqs, max_seq_len, self.occupancy()):
+            return                                # the launch runs the plain per-sequence grid
+        sh = self.sched_shape(grid_x, num_seqs, max_seq_len)
+        if workspace.sched.numel() < sched_ints(num_seqs, workspace.max_parts):
+            raise WorkbenchError("schedule buffer too small for this batch (use kernel.workspace())")
+        a = _PlanParams()
+        a.seq_lens, a.sched, a.num_seqs = seq_lens.data_ptr(), workspace.sched.data_ptr(), num_seqs
+        a.pt_cap, a.slots, a.grid_x, a.cap = sh.part_tokens, sh.slots, grid_x, sh.cap
+        a.max_parts, a.key, a.wave_tokens = workspace.max_parts, sh.key, SCHED_WAVE_TOKENS
+        stream = torch.cuda.current_stream(seq_lens.device).cuda_stream
+        self._launch("wb_plan", (1, 1, 1), 512, 0, a, stream)
 
     def __call__(self, out: Any, query: Any, key_cache: Any, value_cache: Any, num_kv_heads: int,
                  scale: float, block_tables: Any, seq_lens: Any, max_seq_len: int,
@@ -273,18 +315,28 @@ class LoadedVariant:
         p.max_parts = ws.max_parts
         p.logits_len = ptok
         p.part_tokens = ptok
-        if per_seq_split and v.partition == PARTITION_AUTO:
+        sched = None
+        if per_seq_split and v.schedules(grid_x * num_seqs, max_seq_len, self.occupancy()):
+            # the grid has the schedule's item slots; plan() wrote the step's items (decode.cu)
+            sched = self.sched_shape(grid_x, num_seqs, max_seq_len)
+            ptok = p.logits_len = p.part_tokens = sched.part_tokens
+            if ws.sched is None or ws.sched.numel() < sched_ints(num_seqs, ws.max_parts):
+                raise WorkbenchError("graph_sched launch without its schedule buffer (use kernel.workspace())")
+            p.sched, p.sched_key, p.sched_seqs = ws.sched.data_ptr(), sched.key, num_seqs
+        elif per_seq_split and v.partition == PARTITION_AUTO:
             p.seq_fill = v.seq_fill(grid_x * num_seqs, max_seq_len, ptok, self.occupancy())
         if v.reduce == "fused":
             if ws.counters is None or ws.counters.numel() < num_seqs * grid_x:
                 raise WorkbenchError("fused reduce needs the workspace's counters (use kernel.workspace())")
             p.counters = ws.counters.data_ptr()
         smem = v.smem_bytes(p.logits_len)
-        grid_z = parts
+        grid_y, grid_z = num_seqs, parts
+        if sched is not None:                       # item slots; ptok (shared memory) is the shape's
+            grid_y, grid_z = sched.cap, 1
         if v.graph_walk and p.seq_fill > 0:         # graph_walk: auto, two-kernel reduce (Variant rules)
             grid_z = v.graph_parts(grid_x * num_seqs, max_seq_len, ptok, p.seq_fill, self.occupancy())
             p.grid_parts = grid_z if grid_z < parts else 0
-        self._launch("wb_decode_split", (grid_x, num_seqs, grid_z), v.threads, smem, p, stream)
+        self._launch("wb_decode_split", (grid_x, grid_y, grid_z), v.threads, smem, p, stream)
         if v.reduce != "fused":
             # our reduce keeps its running sums in registers; vLLM's own keeps 2 floats per partition
             smem = 8 * ws.max_parts if v.algorithm == "vllm" else 0

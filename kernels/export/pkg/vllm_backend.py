@@ -22,6 +22,7 @@ sequence's length is read on the device.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -30,7 +31,7 @@ import torch
 from vllm.v1.attention.backend import (AttentionBackend, AttentionCGSupport, AttentionImpl, AttentionMetadata,
                                        AttentionMetadataBuilder, AttentionType, CommonAttentionMetadata)
 
-from . import decode, pick_variant, workspace_floats
+from . import decode, pick_variant, plan, schedule_ints, scheduled, workspace_floats
 
 HEAD_SIZE = @HEAD@
 BLOCK_SIZE = @BLOCK@
@@ -65,6 +66,7 @@ class WorkbenchDecodeMetadata(AttentionMetadata):
     causal: bool = True
     per_seq_split: bool = False            # captured: split each sequence by its own length (the launch
                                            # is bounded at max_model_len, the batches replayed are shorter)
+    schedule: torch.Tensor | None = None   # --graph-sched: the step's schedule (the builder's, persistent)
 
 
 def split_batch(m: CommonAttentionMetadata) -> tuple[int, int]:
@@ -101,17 +103,32 @@ class WorkbenchDecodeMetadataBuilder(AttentionMetadataBuilder[WorkbenchDecodeMet
         n = workspace_floats(self.max_rows, self.num_heads, self.num_kv_heads, self.max_model_len, HEAD_SIZE)
         self.workspace = torch.empty(n, dtype=torch.float32, device=device) if n else None
         self.counters = torch.zeros(self.max_rows * self.num_heads, dtype=torch.int32, device=device) if n else None
+        # --graph-sched: each decode step's schedule for the captured launch its batch is padded to,
+        # planned on the device by build() before the graph replays (one small kernel per step)
+        cc = vllm_config.compilation_config
+        self.capture_sizes = sorted(int(s) for s in (getattr(cc, "cudagraph_capture_sizes", None) or ()))
+        self.schedule = (torch.zeros(schedule_ints(self.max_rows, self.max_model_len), dtype=torch.int32,
+                                     device=device) if scheduled() and self.capture_sizes else None)
 
     def build(self, common_prefix_len: int, common_attn_metadata: CommonAttentionMetadata,
               fast_build: bool = False) -> WorkbenchDecodeMetadata:
         m = common_attn_metadata
         nd, npf = split_batch(m)
+        if self.schedule is not None and nd and not npf:
+            # a uniform decode batch: vLLM replays the graph captured for the smallest capture size
+            # that holds it (padded rows have length 0). A wrong guess costs speed, not results:
+            # the kernel ignores a schedule planned for another launch (decode.cu, sched_key).
+            i = bisect.bisect_left(self.capture_sizes, nd)
+            if i < len(self.capture_sizes):
+                b = self.capture_sizes[i]
+                plan(self.schedule, m.seq_lens[:nd], b, self.num_heads, self.num_kv_heads, self.max_model_len,
+                     pick_variant(b, self.max_model_len))
         return WorkbenchDecodeMetadata(
             num_actual_tokens=m.num_actual_tokens, max_query_len=m.max_query_len,
             query_start_loc=m.query_start_loc, max_seq_len=m.max_seq_len, seq_lens=m.seq_lens,
             block_table=m.block_table_tensor, slot_mapping=m.slot_mapping, num_decodes=nd, num_prefills=npf,
             decode_max_seq_len=int(m.max_seq_len), workspace=self.workspace, counters=self.counters,
-            causal=m.causal if isinstance(m.causal, bool) else True)
+            causal=m.causal if isinstance(m.causal, bool) else True, schedule=self.schedule)
 
     def build_for_cudagraph_capture(self, common_attn_metadata: CommonAttentionMetadata) -> WorkbenchDecodeMetadata:
         """The graph replays this batch size's launch for every later batch of that size: size its grid
@@ -197,7 +214,7 @@ class WorkbenchDecodeImpl(AttentionImpl[WorkbenchDecodeMetadata]):
             tmp = dst if dst.is_contiguous() else torch.empty_like(q[:nd])
             decode(tmp, q[:nd], k_cache, v_cache, self.num_kv_heads, self.scale, md.block_table[:nd],
                    md.seq_lens[:nd], md.decode_max_seq_len, variant=md.decode_variant, workspace=md.workspace,
-                   counters=md.counters, per_seq_split=md.per_seq_split)
+                   counters=md.counters, per_seq_split=md.per_seq_split, schedule=md.schedule)
             if tmp is not dst:
                 dst.copy_(tmp)
         if md.num_prefills:                        # prefill / chunked prefill: vLLM's Triton kernel
