@@ -68,7 +68,7 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
         spec = WorkloadSpec.uniform(b["batch"], b["context"], num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
                                     head_size=heads.head_size, block_size=cfg["block_size"], dtype=cfg["dtype"])
         idx = pkg.pick_variant(spec.num_seqs, spec.max_seq_len)
-        assert variants[idx].key == r["key"], (b, idx)
+        assert variants[idx].with_(graph_walk=False, graph_sched=False).key == r["key"], (b, idx)   # build-only knobs
         # correctness through the public decode() (dispatch inside), fresh inputs, NaN-poisoned output
         w = build_workload(spec, "cuda")
         out = w.new_output()
@@ -110,6 +110,14 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
                               32864, idx, None, None, True)
             torch.cuda.synchronize()
             graph_errs[f"b{len(lens)}/v{idx}"] = relative_error(out, ref)
+            if pkg.scheduled():               # --graph-sched: the step planned first, as the vLLM builder does
+                sched = torch.zeros(pkg.schedule_ints(len(lens), 32864), dtype=torch.int32, device="cuda")
+                pkg.plan(sched, w.seq_lens, len(lens), spec.num_heads, spec.num_kv_heads, 32864, idx)
+                out = w.new_output()
+                op.decode_variant(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, wide,
+                                  w.seq_lens, 32864, idx, None, None, True, sched)
+                torch.cuda.synchronize()
+                graph_errs[f"b{len(lens)}/v{idx}/sched{int(sched[0])}"] = relative_error(out, ref)
     print("graph-bound (32864, per_seq_split) errors:", {i: f"{e:.2e}" for i, e in graph_errs.items()}, flush=True)
     rows.append({"bucket": "graph-bound", "variant": -1, "name": "all", "max_rel_err": max(graph_errs.values()),
                  "ratio_vs_workbench": 1.0})

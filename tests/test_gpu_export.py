@@ -25,7 +25,9 @@ def test_exported_package_builds_matches_and_keeps_speed(tmp_path):
     # WB_KEEP_EXPORT=DIR keeps the package and its installed wheel for a later compute-sanitizer run
     keep = Path(os.environ.get("WB_KEEP_EXPORT", tmp_path))
     out = keep / "export"
-    p = run(["export", "--study", "exp", "--out", str(out), "--wheel", "--json"])
+    # WB_EXPORT_FLAGS: e.g. --graph-sched (export_check then also runs each step's plan)
+    p = run(["export", "--study", "exp", "--out", str(out), "--wheel", "--json",
+             *os.environ.get("WB_EXPORT_FLAGS", "").split()])
     (res / "export-build.log").write_text((out / "build.log").read_text() if (out / "build.log").exists() else p.stderr)
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(p.stdout)

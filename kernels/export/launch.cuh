@@ -227,11 +227,13 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
 // a.max_seq_len, from the first a.plan_seqs lengths (the rest are padding: no items). One small
 // kernel on a.stream; a no-op where the launch would not be scheduled.
 extern "C" int WB_SYM(wb_plan_run)(const WbArgs& a) {
+  if (a.num_heads < 1 || a.num_kv_heads < 1) return WB_OK;
   const int group = a.num_heads / a.num_kv_heads;
   const int grid_x = a.num_kv_heads * ((group + WB_QPC - 1) / WB_QPC);
   WB_SYM(WbSched) s;
-  if (!a.sched || !WB_SYM(wb_sched_shape)(grid_x, a.num_seqs, a.max_seq_len, a.smem_limit, &s) || a.sched_ints < s.ints)
-    return WB_OK;
+  if (!WB_SYM(wb_sched_shape)(grid_x, a.num_seqs, a.max_seq_len, a.smem_limit, &s)) return WB_OK;
+  if (a.parts_needed) *a.parts_needed = 1;            // asked only whether this launch is scheduled
+  if (!a.sched || a.sched_ints < s.ints) return WB_OK;
   WB_NS::PlanParams pp{};
   pp.seq_lens = a.seq_lens;
   pp.sched = a.sched;

@@ -351,6 +351,29 @@ void decode_variant(at::Tensor& out, const at::Tensor& query, const at::Tensor& 
 // The step's schedule for the captured decode launch of num_seqs sequences (the padded batch)
 // bounded at max_seq_len with `variant` (graph_sched variants; a no-op for the others and where
 // that launch is not scheduled), from the first seq_lens.numel() lengths. Before the graph replays.
+// Whether the captured launch of num_seqs sequences bounded at max_seq_len with `variant` runs a
+// schedule (so the builder plans only those steps).
+bool is_scheduled(int64_t num_seqs, int64_t num_heads, int64_t num_kv_heads, int64_t max_seq_len, int64_t variant) {
+  TORCH_CHECK(variant >= 0 && variant < kNumVariants, "no variant ", variant, " (the package has ", kNumVariants, ")");
+  if (num_seqs < 1 || num_seqs > kMaxSeqs || num_kv_heads < 1 || num_heads % num_kv_heads || max_seq_len < 1 ||
+      max_seq_len > INT_MAX)
+    return false;
+  WbArgs a{};
+  int yes = 0;
+  a.parts_needed = &yes;                         // wb_plan_run sets it, launches nothing without a buffer
+  a.num_seqs = (int)num_seqs;
+  a.num_heads = (int)num_heads;
+  a.num_kv_heads = (int)num_kv_heads;
+  a.max_seq_len = (int)max_seq_len;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&a.smem_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin,
+                                                                   dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return kVariants[variant].plan(a) == WB_OK && yes == 1;
+}
+
 void plan_schedule(at::Tensor& schedule, const at::Tensor& seq_lens, int64_t num_seqs, int64_t num_heads,
                    int64_t num_kv_heads, int64_t max_seq_len, int64_t variant) {
   TORCH_CHECK(variant >= 0 && variant < kNumVariants, "no variant ", variant, " (the package has ", kNumVariants, ")");
@@ -395,6 +418,8 @@ TORCH_LIBRARY(WB_PKG, m) {
         "float scale, Tensor block_tables, Tensor seq_lens, int max_seq_len, int variant=-1, "
         "Tensor(b!)? workspace=None, Tensor(c!)? counters=None, bool per_seq_split=False, "
         "Tensor? schedule=None) -> ()");
+  m.def("is_scheduled(int num_seqs, int num_heads, int num_kv_heads, int max_seq_len, int variant) -> bool",
+        &is_scheduled);
   m.def("plan_schedule(Tensor(a!) schedule, Tensor seq_lens, int num_seqs, int num_heads, int num_kv_heads, "
         "int max_seq_len, int variant) -> ()");
   m.def("pick_variant(int num_seqs, int max_seq_len) -> int", &pick_variant);

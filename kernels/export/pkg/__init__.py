@@ -9,7 +9,7 @@ from pathlib import Path
 from .dispatch import BEST, BUCKETS, VARIANTS, pick_variant  # noqa: F401
 
 __all__ = ["decode", "paged_attention_v1", "paged_attention_v2", "pick_variant", "load_ops", "split_parts",
-           "launch_parts", "workspace_floats", "plan", "schedule_ints", "scheduled"]
+           "launch_parts", "workspace_floats", "plan", "schedule_ints", "scheduled", "is_scheduled"]
 
 _loaded = False
 
@@ -103,6 +103,15 @@ def schedule_ints(rows: int, max_seq_len: int) -> int:
     bounded at max_seq_len (header, an item per partition of at least 64 tokens, a slot's worth
     of sentinels: launch.cuh wb_sched_shape)."""
     return 4 + 8 * rows * math.ceil(max_seq_len / 64)
+
+
+def is_scheduled(num_seqs, num_heads, num_kv_heads, max_seq_len, variant) -> bool:
+    """Whether the captured decode launch of `num_seqs` sequences bounded at max_seq_len with
+    `variant` runs a schedule (--graph-sched; where its grid for the bound is more than 8 waves)."""
+    import torch
+    load_ops()
+    return bool(torch.ops.@PKG@.is_scheduled(int(num_seqs), int(num_heads), int(num_kv_heads), int(max_seq_len),
+                                             int(variant)))
 
 
 def plan(schedule, seq_lens, num_seqs, num_heads, num_kv_heads, max_seq_len, variant):

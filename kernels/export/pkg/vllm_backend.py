@@ -23,6 +23,7 @@ sequence's length is read on the device.
 from __future__ import annotations
 
 import bisect
+import os
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -31,7 +32,7 @@ import torch
 from vllm.v1.attention.backend import (AttentionBackend, AttentionCGSupport, AttentionImpl, AttentionMetadata,
                                        AttentionMetadataBuilder, AttentionType, CommonAttentionMetadata)
 
-from . import decode, pick_variant, plan, schedule_ints, scheduled, workspace_floats
+from . import decode, is_scheduled, pick_variant, plan, schedule_ints, scheduled, workspace_floats
 
 HEAD_SIZE = @HEAD@
 BLOCK_SIZE = @BLOCK@
@@ -107,8 +108,12 @@ class WorkbenchDecodeMetadataBuilder(AttentionMetadataBuilder[WorkbenchDecodeMet
         # planned on the device by build() before the graph replays (one small kernel per step)
         cc = vllm_config.compilation_config
         self.capture_sizes = sorted(int(s) for s in (getattr(cc, "cudagraph_capture_sizes", None) or ()))
+        # (WB_GRAPH_SCHED=0 in the environment: off, the package's plain graph-bound grids; for A/B runs)
         self.schedule = (torch.zeros(schedule_ints(self.max_rows, self.max_model_len), dtype=torch.int32,
-                                     device=device) if scheduled() and self.capture_sizes else None)
+                                     device=device)
+                         if scheduled() and self.capture_sizes and os.environ.get("WB_GRAPH_SCHED", "1") != "0"
+                         else None)
+        self._plans: dict[int, int] = {}        # capture size -> variant whose launch is scheduled, or -1
 
     def build(self, common_prefix_len: int, common_attn_metadata: CommonAttentionMetadata,
               fast_build: bool = False) -> WorkbenchDecodeMetadata:
@@ -119,10 +124,13 @@ class WorkbenchDecodeMetadataBuilder(AttentionMetadataBuilder[WorkbenchDecodeMet
             # that holds it (padded rows have length 0). A wrong guess costs speed, not results:
             # the kernel ignores a schedule planned for another launch (decode.cu, sched_key).
             i = bisect.bisect_left(self.capture_sizes, nd)
-            if i < len(self.capture_sizes):
-                b = self.capture_sizes[i]
+            b = self.capture_sizes[i] if i < len(self.capture_sizes) else 0
+            if b and b not in self._plans:        # steps whose graph is not scheduled cost nothing
+                v = pick_variant(b, self.max_model_len)
+                self._plans[b] = v if is_scheduled(b, self.num_heads, self.num_kv_heads, self.max_model_len, v) else -1
+            if b and self._plans[b] >= 0:
                 plan(self.schedule, m.seq_lens[:nd], b, self.num_heads, self.num_kv_heads, self.max_model_len,
-                     pick_variant(b, self.max_model_len))
+                     self._plans[b])
         return WorkbenchDecodeMetadata(
             num_actual_tokens=m.num_actual_tokens, max_query_len=m.max_query_len,
             query_start_loc=m.query_start_loc, max_seq_len=m.max_seq_len, seq_lens=m.seq_lens,
