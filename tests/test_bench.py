@@ -211,3 +211,31 @@ def test_graph_walk_builds_only_the_tuned_graph_row_with_the_walk(monkeypatch, p
     with pytest.raises(Stop):
         br._ours(peer, spec, SimpleNamespace(arch="sm_90a"), 0.0, 30, lambda s: v, {}, graph_walk=walk)
     assert built[0].graph_walk is want and built[0].with_(graph_walk=False) == v
+
+
+@pytest.mark.parametrize("peer, sched, want", [("tuned-graph", True, True), ("tuned-graph", False, False),
+                                               ("tuned", True, False)])
+def test_graph_sched_builds_only_the_tuned_graph_row_with_the_schedule(monkeypatch, peer, sched, want):
+    """`bench --graph-sched` measures tuned-graph as `export --graph-sched` builds it; the
+    per-shape tuned row never does."""
+    from types import SimpleNamespace
+
+    from workbench.bench import run as br
+    from workbench.kernel import build
+    from workbench.kernel.variant import Variant
+    from workbench.measure.workload import WorkloadSpec
+
+    built = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_build(v, arch):
+        built.append(v)
+        raise Stop
+    monkeypatch.setattr(build, "build_variant", fake_build)
+    v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto", stages=3)
+    spec = WorkloadSpec(seq_lens=(1024,) * 8, num_heads=32, num_kv_heads=8)
+    with pytest.raises(Stop):
+        br._ours(peer, spec, SimpleNamespace(arch="sm_90a"), 0.0, 30, lambda s: v, {}, graph_sched=sched)
+    assert built[0].graph_sched is want and built[0].with_(graph_sched=False) == v

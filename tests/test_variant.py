@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import VariantRejected, WorkbenchError
-from workbench.kernel.variant import PARTITION_VLLM, Variant, parse_arch
+from workbench.kernel.variant import PARTITION_VLLM, Occupancy, Variant, parse_arch
 from workbench.kernel.references import baseline, named, paper, simple, simple_pf
 
 
@@ -298,3 +298,56 @@ def test_graph_walk_is_a_build_knob_outside_every_existing_key():
     assert not w.invalid_reasons()
     assert any("graph_walk" in r for r in v.with_(partition=512, graph_walk=True).invalid_reasons())
     assert any("graph_walk" in r for r in v.with_(reduce="fused", graph_walk=True).invalid_reasons())
+
+
+def test_graph_sched_is_a_build_knob_outside_every_existing_key():
+    """graph_sched compiles the scheduled graph-bound path in (WB_GRAPH_SCHED): off, a variant's
+    key, name and defines are unchanged; on, only auto-split variants with the two-kernel reduce,
+    and never together with graph_walk."""
+    from workbench.kernel.build import defines
+    v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto",
+                stages=3, mma=True)
+    assert "graph_sched" not in v.to_dict() and v.key == "4f9e93bef18b" and "-DWB_GRAPH_SCHED=1" not in defines(v)
+    s = v.scheduling()
+    assert s.name == v.name + "-sched" and s.key != v.key and "-DWB_GRAPH_SCHED=1" in defines(s)
+    assert not s.invalid_reasons() and v.with_(partition=512).scheduling() == v.with_(partition=512)
+    assert any("graph_sched" in r for r in v.with_(partition=512, graph_sched=True).invalid_reasons())
+    assert any("graph_sched" in r for r in v.with_(reduce="fused", graph_sched=True).invalid_reasons())
+    assert any("pick one" in r for r in s.with_(graph_walk=True).invalid_reasons())
+
+
+H200 = Occupancy(sm_count=132, smem_per_sm=233472, smem_reserved=1024, smem_limit=232448, split_blocks=4,
+                 whole_blocks=4)
+
+
+@pytest.mark.parametrize("batch", [32, 64, 128])
+def test_sched_shape_keeps_the_slots_and_sizes_the_grid_for_waves(batch):
+    """The scheduled launch's partition is the auto plan's for the bound, lengthened only while the
+    SM slots stay the same (b64 x 4k wants 1408 tokens where the plan for 32k has 1280); its grid
+    has item slots for GRAPH_SCHED_WAVES waves, at least one per sequence, at most every partition
+    of the bound; the key follows the shape."""
+    from workbench.kernel.variant import GRAPH_SCHED_WAVES, sched_key
+    v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto",
+                stages=3, mma=True, graph_sched=True)
+    grid_x, bound = 8, 32864
+    own = v.auto_tokens(grid_x * batch, bound, H200)
+    sh = v.sched_shape(grid_x * batch, batch, bound, H200)
+    assert sh.part_tokens >= own and sh.part_tokens % 64 == 0
+    assert sh.slots == v.split_slots(own, H200) == v.split_slots(sh.part_tokens, H200)
+    assert v.split_slots(sh.part_tokens + 64, H200) != sh.slots or sh.part_tokens + 64 > v.max_context_unsplit(
+        H200.smem_limit)
+    parts = -(-bound // sh.part_tokens)
+    assert sh.cap == max(batch, min(batch * parts, -(-GRAPH_SCHED_WAVES * sh.slots // grid_x)))
+    assert sh.key == sched_key(batch, bound, sh.part_tokens, sh.cap, sh.slots)
+    assert sh.key != v.sched_shape(grid_x * batch, batch, bound - 64, H200).key
+
+
+def test_schedules_only_graph_bound_grids_of_many_waves():
+    """A graph_sched variant runs the plan only where the grid for the bound is more than
+    GRAPH_WALK_WAVES waves of CTAs (b32/b64 at 32k on an H200); b1-b8 keep the plain grid, and a
+    variant built without the knob never plans."""
+    v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto",
+                stages=3, mma=True, graph_sched=True)
+    assert [b for b in (1, 8, 16, 32, 64) if v.schedules(8 * b, 32864, H200)] == [32, 64]
+    assert not v.with_(graph_sched=False).schedules(8 * 64, 32864, H200)
+    assert not v.schedules(8 * 64, 2048, H200)
