@@ -1105,36 +1105,6 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split)
 #endif
   wb_fault(p);
 #if WB_GRAPH_SCHED
-  if (p.sched != nullptr) {
-    // A scheduled graph-bound launch (wb_plan): the grid's y is the schedule's slots, not the
-    // sequences. Slot y runs items y, y + slots, ... until a sentinel (the plan writes one slot's
-    // worth after the last item), so the grid is sized for a few waves, not for every partition
-    // of max_model_len, and a long sequence's partitions spread over all the slots. A schedule
-    // planned for another launch shape (key) is not trusted: every (sequence, partition) of the
-    // bound is walked instead, slow but right.
-    const int key = p.sched[2];
-    const int4* items = reinterpret_cast<const int4*>(p.sched + WB_SCHED_HDR);
-    int4 t = items[blockIdx.y];
-    if (key == p.sched_key && p.sched[1] <= p.logits_len) {
-      for (int i = blockIdx.y; t.x >= 0; ) {
-        if (t.x >= p.sched_seqs || t.y >= p.max_parts) break;      // not this launch's: never trusted
-        if (i != (int)blockIdx.y) __syncthreads();                 // the next item reuses the shared memory
-        WB_NS::decode_body<WB_SPLIT_TOKENS>(p, 0, WB_NS::Item{t.x, t.y, t.z, t.w});
-        i += gridDim.y;
-        t = items[i];
-      }
-    } else {
-      const int n = p.sched_seqs * p.max_parts;
-      for (int f = blockIdx.y; f < n; f += gridDim.y) {
-        const int seq = f % p.sched_seqs, part = f / p.sched_seqs;
-        const int len = p.seq_lens[seq];
-        if (part * p.part_tokens >= len) continue;
-        if (f != (int)blockIdx.y) __syncthreads();
-        WB_NS::decode_body<WB_SPLIT_TOKENS>(p, 0, WB_NS::Item{seq, part, len, p.part_tokens});
-      }
-    }
-    return;
-  }
   WB_NS::decode_body<WB_SPLIT_TOKENS>(p, blockIdx.z, WB_NS::Item{(int)blockIdx.y, (int)blockIdx.z, -1, 0});
 #else
   WB_NS::decode_body<WB_SPLIT_TOKENS>(p, blockIdx.z);
@@ -1157,26 +1127,67 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split)
 #endif
 }
 
+#if WB_GRAPH_SCHED
+// The scheduled graph-bound launch (LoadedVariant / launch.cuh pick it where Variant.schedules):
+// its own entry, so that wb_decode_split stays the plain kernel, instruction for instruction (the
+// walk over items inlines decode_body twice more: 150-156 registers where the plain t128 kernels
+// have 80-96). Grid: (kv-head groups, the schedule's item slots, 1).
+extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_sched)(const WB_NS::Params p) {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");   // as wb_decode_split (PDL reduce)
+#endif
+  wb_fault(p);
+  // A scheduled graph-bound launch (wb_plan): the grid's y is the schedule's slots, not the
+  // sequences. Slot y runs items y, y + slots, ... until a sentinel (the plan writes one slot's
+  // worth after the last item), so the grid is sized for a few waves, not for every partition
+  // of max_model_len, and a long sequence's partitions spread over all the slots. A schedule
+  // planned for another launch shape (key) is not trusted: every (sequence, partition) of the
+  // bound is walked instead, slow but right.
+  const int key = p.sched[2];
+  const int4* items = reinterpret_cast<const int4*>(p.sched + WB_SCHED_HDR);
+  int4 t = items[blockIdx.y];
+  if (key == p.sched_key && p.sched[1] <= p.logits_len) {
+    for (int i = blockIdx.y; t.x >= 0; ) {
+      if (t.x >= p.sched_seqs || t.y >= p.max_parts) break;      // not this launch's: never trusted
+      if (i != (int)blockIdx.y) __syncthreads();                 // the next item reuses the shared memory
+      WB_NS::decode_body<WB_SPLIT_TOKENS>(p, 0, WB_NS::Item{t.x, t.y, t.z, t.w});
+      i += gridDim.y;
+      t = items[i];
+    }
+  } else {
+    const int n = p.sched_seqs * p.max_parts;
+    for (int f = blockIdx.y; f < n; f += gridDim.y) {
+      const int seq = f % p.sched_seqs, part = f / p.sched_seqs;
+      const int len = p.seq_lens[seq];
+      if (part * p.part_tokens >= len) continue;
+      if (f != (int)blockIdx.y) __syncthreads();
+      WB_NS::decode_body<WB_SPLIT_TOKENS>(p, 0, WB_NS::Item{seq, part, len, p.part_tokens});
+    }
+  }
+}
+#endif
+
 // Combine partitions: grid (num_heads, num_seqs), 128 threads, each owning HEAD / 128 dims (rounded
 // up). Every thread walks the partitions itself with a running max (no shared memory, no
 // barriers), eight partitions' max, sum and partial output loaded at once: the reduce is a short
 // chain of L2 round trips, which is most of what it costs at small batches.
-extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce)(const WB_NS::Params p) {
+template <bool kSched>
+static __device__ __forceinline__ void WB_SYM(wb_reduce_body)(const WB_NS::Params& p) {
   constexpr int DPT = (WB_HEAD + 127) / 128;          // dims per thread
   constexpr int U = 8;                                // partitions in flight per step
   const int head = blockIdx.x, seq = blockIdx.y, tid = threadIdx.x;
   const int len = max(p.seq_lens[seq], 0);
-#if WB_GRAPH_SCHED
-  // a scheduled launch: the plan's partition size if the plan was for this launch (wb_decode_split)
-  const int ptok = p.sched == nullptr ? WB_NS::seq_part_tokens(p, len)
-                   : p.sched[2] == p.sched_key && p.sched[1] <= p.logits_len ? p.sched[1] : p.part_tokens;
-  // a row the schedule gave no items (vLLM's padding, should its length not be 0) must not read
-  // past its workspace row: its output is garbage nobody reads, never a fault
-  const int nparts = min((len + ptok - 1) / ptok, p.max_parts);
-#else
-  const int ptok = WB_SPLIT_TOKENS > 0 ? WB_SPLIT_TOKENS : WB_NS::seq_part_tokens(p, len);
-  const int nparts = (len + ptok - 1) / ptok;
-#endif
+  int ptok, nparts;
+  if (kSched) {
+    // a scheduled launch (wb_decode_sched): the plan's partition size if the plan was for this
+    // launch; a row the schedule gave no items (vLLM's padding, should its length not be 0) must
+    // not read past its workspace row: its output is garbage nobody reads, never a fault
+    ptok = p.sched[2] == p.sched_key && p.sched[1] <= p.logits_len ? p.sched[1] : p.part_tokens;
+    nparts = min((len + ptok - 1) / ptok, p.max_parts);
+  } else {
+    ptok = WB_SPLIT_TOKENS > 0 ? WB_SPLIT_TOKENS : WB_NS::seq_part_tokens(p, len);
+    nparts = (len + ptok - 1) / ptok;
+  }
   const long long row = (long long)seq * p.num_heads + head;
   if (nparts == 0) {                   // empty sequence: zeros (the split grid wrote nothing)
     for (int d = tid; d < WB_HEAD; d += 128) p.out[row * WB_HEAD + d] = from_float(0.f);
@@ -1228,6 +1239,15 @@ extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce)(const WB_NS:
     if (d < WB_HEAD) p.out[row * WB_HEAD + d] = from_float(WB_FAULT == 2 ? o[k] * inv + 0.25f : o[k] * inv);
   }
 }
+
+extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce)(const WB_NS::Params p) {
+  WB_SYM(wb_reduce_body)<false>(p);
+}
+#if WB_GRAPH_SCHED
+extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce_sched)(const WB_NS::Params p) {
+  WB_SYM(wb_reduce_body)<true>(p);
+}
+#endif
 
 #if WB_GRAPH_SCHED
 // The step's schedule for scheduled graph-bound launches, one CTA, launched before the graph

@@ -351,3 +351,16 @@ def test_schedules_only_graph_bound_grids_of_many_waves():
     assert [b for b in (1, 8, 16, 32, 64) if v.schedules(8 * b, 32864, H200)] == [32, 64]
     assert not v.with_(graph_sched=False).schedules(8 * 64, 32864, H200)
     assert not v.schedules(8 * 64, 2048, H200)
+
+
+def test_sched_shape_plans_with_the_sched_kernels_own_occupancy():
+    """wb_decode_sched is an entry of its own (the plain kernels stay as they were) with its own
+    registers: a scheduled launch's slots come from its CTAs per SM (Occupancy.sched_blocks), not
+    from wb_decode_split's, and the key changes with them."""
+    from dataclasses import replace
+    v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto",
+                stages=3, mma=True, graph_sched=True)
+    lean, fat = replace(H200, split_blocks=6, sched_blocks=0), replace(H200, split_blocks=6, sched_blocks=1)
+    a, b = v.sched_shape(8 * 64, 64, 32864, lean), v.sched_shape(8 * 64, 64, 32864, fat)
+    assert b.slots == 132 and a.slots > b.slots and a.key != b.key
+    assert fat.scheduled().split_blocks == 1 and lean.scheduled() == lean

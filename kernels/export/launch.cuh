@@ -56,7 +56,7 @@ extern "C" int WB_SYM(wb_split_parts)(int num_seqs, int num_heads, int max_seq_l
 // waves from the SM slots that threads, registers (occupancy API, no dynamic smem) and each
 // partition's shared memory allow. 0 = whole sequence. Device numbers are read once per device.
 #if WB_PARTITION == -2
-struct WB_SYM(WbOcc) { int sms, smem_sm, reserved, split_blocks, whole_blocks; };
+struct WB_SYM(WbOcc) { int sms, smem_sm, reserved, split_blocks, whole_blocks, sched_blocks; };
 static inline const WB_SYM(WbOcc)* WB_SYM(wb_occ)() {
   static WB_SYM(WbOcc) occ[64];
   static bool ready[64] = {false};
@@ -68,7 +68,11 @@ static inline const WB_SYM(WbOcc)* WB_SYM(wb_occ)() {
         cudaDeviceGetAttribute(&o.smem_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&o.reserved, cudaDevAttrReservedSharedMemoryPerBlock, dev) != cudaSuccess ||
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o.split_blocks, WB_SYM(wb_decode_split), WB_THREADS, 0) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o.whole_blocks, WB_SYM(wb_decode_full), WB_THREADS, 0) != cudaSuccess) {
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o.whole_blocks, WB_SYM(wb_decode_full), WB_THREADS, 0) != cudaSuccess
+#if WB_GRAPH_SCHED
+        || cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o.sched_blocks, WB_SYM(wb_decode_sched), WB_THREADS, 0) != cudaSuccess
+#endif
+        ) {
       (void)cudaGetLastError();
       return nullptr;
     }
@@ -78,8 +82,7 @@ static inline const WB_SYM(WbOcc)* WB_SYM(wb_occ)() {
   return &occ[dev];
 }
 
-static inline int WB_SYM(wb_auto_tokens)(int ctas, int max_seq_len, int smem_limit) {
-  const WB_SYM(WbOcc)* o = WB_SYM(wb_occ)();
+static inline int WB_SYM(wb_auto_tokens_occ)(const WB_SYM(WbOcc)* o, int ctas, int max_seq_len, int smem_limit) {
   const int fixed = WB_SYM(wb_smem_bytes)(0);
 #if WB_STAGES > 0
   const double per_token = 4.0 * WB_QPC + 4.0 / WB_BLOCK;
@@ -115,6 +118,10 @@ static inline int WB_SYM(wb_auto_tokens)(int ctas, int max_seq_len, int smem_lim
     if (best_cost < 0 || cost < best_cost) { best_cost = cost; best_tokens = whole ? 0 : tokens; }
   }
   return best_tokens;
+}
+
+static inline int WB_SYM(wb_auto_tokens)(int ctas, int max_seq_len, int smem_limit) {
+  return WB_SYM(wb_auto_tokens_occ)(WB_SYM(wb_occ)(), ctas, max_seq_len, smem_limit);
 }
 
 // CTAs of the split kernel the GPU runs at once with ptok-token partitions, at least one per SM
@@ -192,13 +199,18 @@ static inline int WB_SYM(wb_failed)(const WbArgs& a, cudaError_t e) {
 // stay the same; the key ties a schedule to this shape (another one is not trusted: decode.cu).
 struct WB_SYM(WbSched) { int pt_cap, parts, cap, key; long long slots, ints; };
 static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, int smem_limit, WB_SYM(WbSched)* s) {
-  const WB_SYM(WbOcc)* o = WB_SYM(wb_occ)();
-  if (!o || grid_x < 1 || num_seqs < 1 || bound < 1) return false;
+  const WB_SYM(WbOcc)* plain = WB_SYM(wb_occ)();
+  if (!plain || grid_x < 1 || num_seqs < 1 || bound < 1) return false;
   const long long ctas = (long long)grid_x * num_seqs;
-  int ptok = WB_SYM(wb_auto_tokens)((int)ctas, bound, smem_limit);
+  const int own = WB_SYM(wb_auto_tokens_occ)(plain, (int)ctas, bound, smem_limit);
+  if (own <= 0 || ctas * ((bound + own - 1) / own) <= 8 * WB_SYM(wb_split_slots)(plain, own))
+    return false;                                   // the plain grid is fine (Variant.schedules)
+  WB_SYM(WbOcc) occ = *plain;                       // wb_decode_sched's registers (Occupancy.scheduled)
+  if (occ.sched_blocks > 0) occ.split_blocks = occ.sched_blocks;
+  const WB_SYM(WbOcc)* o = &occ;
+  int ptok = WB_SYM(wb_auto_tokens_occ)(o, (int)ctas, bound, smem_limit);
   if (ptok <= 0) return false;
   const long long slots = WB_SYM(wb_split_slots)(o, ptok);
-  if (ctas * ((bound + ptok - 1) / ptok) <= 8 * slots) return false;      // the plain grid is fine
   const int fixed = WB_SYM(wb_smem_bytes)(0);
   const double per_token = 4.0 * WB_QPC + 4.0 / WB_BLOCK;
   int top = (int)((smem_limit - fixed) / per_token) / WB_BLOCK * WB_BLOCK;   // Variant.max_context_unsplit
@@ -340,11 +352,22 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
 #endif
 #endif
     const int smem = WB_SYM(wb_smem_bytes)(p.logits_len);
+    // a scheduled launch has kernels of its own (decode.cu: the plain ones stay as they were)
+    void (*split_k)(const WB_NS::Params) = WB_SYM(wb_decode_split);
+#if !WB_FUSED_REDUCE
+    void (*reduce_k)(const WB_NS::Params) = WB_SYM(wb_reduce);
+#endif
+#if WB_PARTITION == -2 && WB_GRAPH_SCHED
+    if (scheduled) {
+      split_k = WB_SYM(wb_decode_sched);
+      reduce_k = WB_SYM(wb_reduce_sched);
+    }
+#endif
     if (smem > 48 * 1024) {
-      const cudaError_t e = cudaFuncSetAttribute(WB_SYM(wb_decode_split), cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      const cudaError_t e = cudaFuncSetAttribute(split_k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
       if (e != cudaSuccess) return WB_SYM(wb_failed)(a, e);
     }
-    WB_SYM(wb_decode_split)<<<dim3(grid_x, grid_y, grid_z), block, smem, a.stream>>>(p);
+    split_k<<<dim3(grid_x, grid_y, grid_z), block, smem, a.stream>>>(p);
 #if !WB_FUSED_REDUCE
     if (WB_SYM(wb_pdl_ok)()) {
       cudaLaunchConfig_t cfg = {};
@@ -357,10 +380,10 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
       attr[0].val.programmaticStreamSerializationAllowed = 1;
       cfg.attrs = attr;
       cfg.numAttrs = 1;
-      const cudaError_t e = cudaLaunchKernelEx(&cfg, WB_SYM(wb_reduce), p);
+      const cudaError_t e = cudaLaunchKernelEx(&cfg, reduce_k, p);
       if (e != cudaSuccess) return WB_SYM(wb_failed)(a, e);
     } else {
-      WB_SYM(wb_reduce)<<<dim3(a.num_heads, a.num_seqs, 1), 128, 0, a.stream>>>(p);
+      reduce_k<<<dim3(a.num_heads, a.num_seqs, 1), 128, 0, a.stream>>>(p);
     }
 #endif
 #endif

@@ -193,7 +193,8 @@ class LoadedVariant:
 
             v = self.variant
             # a fixed split has no whole-sequence kernel, partition none no split kernel (decode.cu)
-            has = {"wb_decode_split": v.partition != 0, "wb_decode_full": v.partition <= 0}
+            has = {"wb_decode_split": v.partition != 0, "wb_decode_full": v.partition <= 0,
+                   "wb_decode_sched": v.graph_sched}
 
             def blocks(name: str) -> int:
                 if not has[name]:
@@ -203,7 +204,8 @@ class LoadedVariant:
             self._occ = Occupancy(self.sm_count or device_attr(i, "MULTIPROCESSOR_COUNT"),
                                   device_attr(i, "MAX_SHARED_MEMORY_PER_MULTIPROCESSOR"),
                                   device_attr(i, "RESERVED_SHARED_MEMORY_PER_BLOCK"),
-                                  self.smem_limit, blocks("wb_decode_split"), blocks("wb_decode_full"))
+                                  self.smem_limit, blocks("wb_decode_split"), blocks("wb_decode_full"),
+                                  blocks("wb_decode_sched"))
         return self._occ
 
     def auto_tokens(self, ctas: int, max_seq_len: int) -> int:
@@ -336,11 +338,14 @@ class LoadedVariant:
         if v.graph_walk and p.seq_fill > 0:         # graph_walk: auto, two-kernel reduce (Variant rules)
             grid_z = v.graph_parts(grid_x * num_seqs, max_seq_len, ptok, p.seq_fill, self.occupancy())
             p.grid_parts = grid_z if grid_z < parts else 0
-        self._launch("wb_decode_split", (grid_x, grid_y, grid_z), v.threads, smem, p, stream)
+        # a scheduled launch has kernels of its own (decode.cu: the plain ones stay as they were)
+        tail = "_sched" if sched is not None else ""
+        self._launch("wb_decode_split" if sched is None else "wb_decode_sched", (grid_x, grid_y, grid_z), v.threads,
+                     smem, p, stream)
         if v.reduce != "fused":
             # our reduce keeps its running sums in registers; vLLM's own keeps 2 floats per partition
             smem = 8 * ws.max_parts if v.algorithm == "vllm" else 0
-            self._launch("wb_reduce", (num_heads, num_seqs, 1), 128, smem, p, stream, self.pdl)
+            self._launch("wb_reduce" + tail, (num_heads, num_seqs, 1), 128, smem, p, stream, self.pdl)
 
     def _validate(self, out: Any, query: Any, key_cache: Any, value_cache: Any,
                   block_tables: Any, seq_lens: Any) -> None:

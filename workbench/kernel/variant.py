@@ -450,6 +450,7 @@ class Variant:
         device plan (wb_plan) splits the real lengths at most that finely; items past the slots
         are walked. The same numbers must come out here and in the exported launcher: the key
         ties a schedule to the launch it was planned for."""
+        occ = occ.scheduled()                   # wb_decode_sched's registers, not wb_decode_split's
         ptok = self.auto_tokens(ctas, launch_len, occ)
         if ptok <= 0:
             raise WorkbenchError(f"{self.name}: a launch of {launch_len} tokens does not split: nothing to schedule")
@@ -471,7 +472,8 @@ class Variant:
         per-sequence grid was 0.5-1.4 us faster, the item load being one more dependent step)."""
         ptok = self.auto_tokens(ctas, launch_len, occ)
         return (self.graph_sched and ptok > 0
-                and ctas * -(-launch_len // ptok) > GRAPH_WALK_WAVES * self.split_slots(ptok, occ))
+                and ctas * -(-launch_len // ptok) > GRAPH_WALK_WAVES * self.split_slots(ptok, occ)
+                and self.auto_tokens(ctas, launch_len, occ.scheduled()) > 0)
 
     def check_workload(self, num_seqs: int, num_heads: int, num_kv_heads: int, head_size: int,
                        max_seq_len: int, smem_limit: int) -> None:
@@ -528,6 +530,11 @@ class Occupancy:
     smem_limit: int             # opt-in dynamic shared memory per block
     split_blocks: int           # CTAs per SM of the split kernel by threads and registers
     whole_blocks: int           # CTAs per SM of the whole-sequence kernel likewise
+    sched_blocks: int = 0       # graph_sched: CTAs per SM of wb_decode_sched likewise (0: as split_blocks)
+
+    def scheduled(self) -> "Occupancy":
+        """The numbers a scheduled launch plans with: wb_decode_sched's CTAs per SM as the split's."""
+        return replace(self, split_blocks=self.sched_blocks) if self.sched_blocks else self
 
     def blocks_per_sm(self, smem: int, whole: bool) -> int:
         if smem > self.smem_limit:
