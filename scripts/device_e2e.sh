@@ -10,6 +10,11 @@
 #               prep bench carried in the tree; SEED=<saved e2e.json> reuses its attention shares (SHARES=none).
 # WALK=1: the package built with `export --graph-walk` and k from `bench --graph-walk` (opt-in walk).
 # SCHED=1: likewise with `--graph-sched` (the per-step device schedule; docs/perf-notes.md v8).
+# STAGE=ab (after STAGE=prep-ab, which exports and benches both packages): the default package and the
+#   --graph-sched one in one call on one host, each beside FLASH_ATTN, on AB_BATCHES x AB_CONTEXTS
+#   (default 1,8,32,64 x 1k,4k), with SEED's attention shares; prints both ratio columns. One package
+#   with its FLASH_ATTN takes ~5 min (two engines, the package's build): AB_ONLY=default, then
+#   AB_ONLY=sched AB_S=540 in the next call on the same warm host (the second prints both columns).
 # Usage: STUDY=h200-train DB=results/h200-2026-11-28-v2/studies.db STAGE=prep bash scripts/device_e2e.sh
 #        VLLM=.vllm BACKENDS=CUSTOM,FLASH_ATTN STAGE=run bash scripts/device_e2e.sh
 set -uo pipefail
@@ -20,6 +25,50 @@ WALKF=$([ "${WALK:-0}" = 1 ] && echo --graph-walk)      # export and bench flag 
 [ "${SCHED:-0}" = 1 ] && WALKF=--graph-sched             # ... or of the scheduled graph-bound launch
 SECONDS=0
 case ${STAGE:-run} in
+prep-ab)
+  source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || echo "peers bundle missing: FA3 will say why"
+  STUDY=${STUDY:-h200-train}; DB=${DB:-results/h200-2026-11-28-v6/studies.db}
+  cp "$DB" $W/studies.db
+  for F in "" --graph-sched; do
+    T=${F:+-sched}
+    python3 -m workbench export --study $STUDY --storage sqlite:///$W/studies.db --out $W/pkg$T $F --json \
+      > $OUT/export$T.json 2> $OUT/export$T.err; echo "export$T rc=$? ${SECONDS}s"
+    timeout ${BENCH_S:-200} python3 -m workbench bench --study $STUDY --storage sqlite:///$W/studies.db --suite e2e \
+      --peers tuned-graph,fa3 --graph-len 32864 $F --out $W/bench-e2e$T.json > $OUT/bench-e2e$T.txt 2> $OUT/bench-e2e$T.err
+    echo "bench$T rc=$? ${SECONDS}s"; cp $W/bench-e2e$T.json $OUT/; tail -6 $OUT/bench-e2e$T.txt
+  done
+  ;;
+ab)
+  source scripts/vllm_activate.sh ${VLLM:-.vllm} || { echo "vLLM bundle incomplete"; exit 3; }
+  case ${AB_ONLY:-both} in default) LIST=plain;; sched) LIST=sched;; *) LIST="plain sched";; esac
+  for X in $LIST; do
+    T=$([ $X = sched ] && echo -sched)
+    R=$W/ab$T; mkdir -p $R
+    [ -n "${SEED:-}" ] && [ ! -f $R/e2e.json ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['results']={}; d['backends']=[];
+d['notes']=['attention shares from '+sys.argv[1]]; json.dump(d,open(sys.argv[2],'w'))" "$SEED" $R/e2e.json
+    timeout ${AB_S:-270} python3 -m workbench e2e --package $W/pkg$T --bench $W/bench-e2e$T.json --out $R \
+      --backends CUSTOM,FLASH_ATTN --share-backends none --batches ${AB_BATCHES:-1,8,32,64} \
+      --contexts ${AB_CONTEXTS:-1k,4k} --steps ${STEPS:-128} --timeout ${CHILD_S:-250} > $OUT/ab$T.txt 2> $OUT/ab$T.err
+    echo "e2e ab$T rc=$? ${SECONDS}s"; cp $R/e2e.json $OUT/ab$T.json 2>/dev/null
+  done
+  python3 - $W/ab/e2e.json $W/ab-sched/e2e.json <<'PY'
+import json, sys
+def ratios(path):
+    try:
+        d = json.load(open(path))
+    except (OSError, ValueError):
+        return {}
+    res = d.get("results", {})
+    pts = {b: {f"b{p['batch']}x{p['context']}": p.get("tok_s") for p in res.get(b, {}).get("points", [])}
+           for b in ("FLASH_ATTN", "CUSTOM")}
+    f, c = pts["FLASH_ATTN"], pts["CUSTOM"]
+    return {p: c[p] / f[p] for p in c if c[p] and f.get(p)}
+a, b = ratios(sys.argv[1]), ratios(sys.argv[2])
+print(f"{'point':>10} {'default':>9} {'sched':>9}   (CUSTOM / FLASH_ATTN tok/s, each pair in its own engine run)")
+for p in sorted(set(a) | set(b), key=lambda s: tuple(int(x) for x in s[1:].split("x"))):
+    print(f"{p:>10} {a.get(p, float('nan')):9.3f} {b.get(p, float('nan')):9.3f}")
+PY
+  ;;
 prep)
   source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || echo "peers bundle missing: FA3 will say why"
   STUDY=${STUDY:-h200-train}; DB=${DB:-results/h200-2026-11-28-v2/studies.db}
