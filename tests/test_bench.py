@@ -185,11 +185,13 @@ def test_summary_best_flashinfer_per_shape_and_shapes_below_fa3_target():
     assert s["shapes_where_tuned_is_below_0.98_of_fa3"] == ["b8x4096"]          # 0.95; b1x1024 ties at 1.0
 
 
-@pytest.mark.parametrize("peer, walk, want", [("tuned-graph", True, True), ("tuned-graph", False, False),
-                                              ("tuned", True, False)])
-def test_graph_walk_builds_only_the_tuned_graph_row_with_the_walk(monkeypatch, peer, walk, want):
-    """`bench --graph-walk` measures tuned-graph as `export --graph-walk` builds it (the auto
-    variant with Variant.graph_walk); the per-shape tuned row never walks."""
+@pytest.mark.parametrize("knob", ["graph_walk", "graph_sched"])
+@pytest.mark.parametrize("peer, on, want", [("tuned-graph", True, True), ("tuned-graph", False, False),
+                                            ("tuned", True, False)])
+def test_graph_forms_build_only_the_tuned_graph_row_with_them(monkeypatch, knob, peer, on, want):
+    """`bench --graph-walk` / `--graph-sched` measure tuned-graph as `export` with the same flag
+    builds it (the auto variant with Variant.graph_walk / graph_sched); the per-shape tuned row
+    never has either."""
     from types import SimpleNamespace
 
     from workbench.bench import run as br
@@ -209,33 +211,5 @@ def test_graph_walk_builds_only_the_tuned_graph_row_with_the_walk(monkeypatch, p
     v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto", stages=3)
     spec = WorkloadSpec(seq_lens=(1024,) * 8, num_heads=32, num_kv_heads=8)
     with pytest.raises(Stop):
-        br._ours(peer, spec, SimpleNamespace(arch="sm_90a"), 0.0, 30, lambda s: v, {}, graph_walk=walk)
-    assert built[0].graph_walk is want and built[0].with_(graph_walk=False) == v
-
-
-@pytest.mark.parametrize("peer, sched, want", [("tuned-graph", True, True), ("tuned-graph", False, False),
-                                               ("tuned", True, False)])
-def test_graph_sched_builds_only_the_tuned_graph_row_with_the_schedule(monkeypatch, peer, sched, want):
-    """`bench --graph-sched` measures tuned-graph as `export --graph-sched` builds it; the
-    per-shape tuned row never does."""
-    from types import SimpleNamespace
-
-    from workbench.bench import run as br
-    from workbench.kernel import build
-    from workbench.kernel.variant import Variant
-    from workbench.measure.workload import WorkloadSpec
-
-    built = []
-
-    class Stop(Exception):
-        pass
-
-    def fake_build(v, arch):
-        built.append(v)
-        raise Stop
-    monkeypatch.setattr(build, "build_variant", fake_build)
-    v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto", stages=3)
-    spec = WorkloadSpec(seq_lens=(1024,) * 8, num_heads=32, num_kv_heads=8)
-    with pytest.raises(Stop):
-        br._ours(peer, spec, SimpleNamespace(arch="sm_90a"), 0.0, 30, lambda s: v, {}, graph_sched=sched)
-    assert built[0].graph_sched is want and built[0].with_(graph_sched=False) == v
+        br._ours(peer, spec, SimpleNamespace(arch="sm_90a"), 0.0, 30, lambda s: v, {}, **{knob: on})
+    assert getattr(built[0], knob) is want and built[0].with_(**{knob: False}) == v
