@@ -277,7 +277,7 @@ def test_row_labels_show_every_knob_that_differs():
     other = {"algorithm": "onepass", "threads": 256, "heads_per_cta": 2, "partition": 1024, "prefetch_distance": 4,
              "prefetch_target": "k", "prefetch_op": "line", "prefetch_hint": "evict_last", "k_load": 8,
              "serial": True, "reduce": "fused", "vllm_math": True, "stages": 3, "mma": True, "unified_ring": True,
-             "graph_walk": True, "fault": "hang"}
+             "graph_walk": True, "graph_sched": True, "fault": "hang"}
     for f in fields(Variant):
         if f.name in SHAPE_KNOBS:
             continue

@@ -51,6 +51,8 @@ def knobs(v: dict[str, Any]) -> str:
         parts.append("one ring")
     if d.get("graph_walk"):
         parts.append("graph walk")
+    if d.get("graph_sched"):
+        parts.append("graph sched")
     pf = "off"
     if d["prefetch_distance"]:
         pf = f"{d['prefetch_distance']}{d['prefetch_target']}"
@@ -60,7 +62,8 @@ def knobs(v: dict[str, Any]) -> str:
             pf += f" {d['prefetch_hint']}"
     parts.append(f"pf {pf}")
     shown = {"algorithm", "threads", "heads_per_cta", "partition", "reduce", "stages", "k_load", "serial",
-             "vllm_math", "mma", "unified_ring", "prefetch_distance", "prefetch_target", "prefetch_op", "prefetch_hint", "fault",
+             "vllm_math", "mma", "unified_ring", "graph_walk", "graph_sched", "prefetch_distance", "prefetch_target",
+             "prefetch_op", "prefetch_hint", "fault",
              *SHAPE_KNOBS}
     parts += [f"{k}={d[k]}" for k in d if k not in shown and d[k] != default.get(k)]
     if d["fault"] != "none":
