@@ -305,6 +305,13 @@ struct Params {
   int sched_seqs;              // sequences of the launch (its grid's y is the schedule's slots)
 };
 
+// Whether the step's schedule was planned for this launch (wb_decode_sched and wb_reduce_sched
+// must agree): its key, and a partition within the launch's shared memory. Otherwise neither
+// trusts it and both fall back to the launch's own partition size.
+__device__ __forceinline__ bool sched_trusted(const Params& P) {
+  return P.sched[2] == P.sched_key && P.sched[1] <= P.logits_len;
+}
+
 #if WB_GRAPH_SCHED
 // One work item of a scheduled graph-bound launch: a sequence's partition, with its length and
 // partition size, so a CTA knows its token range from one 16-byte load (wb_plan writes them).
@@ -325,7 +332,7 @@ struct PlanParams {
   int wave_tokens;             // the plan's fixed cost of a wave of CTAs, in tokens (SCHED_WAVE_TOKENS)
 };
 #if WB_PARTITION != -2 || WB_FUSED_REDUCE
-#error "WB_GRAPH_SCHED: auto partitions and the reduce kernel only (Variant.can_schedule)"
+#error "WB_GRAPH_SCHED: auto partitions and the reduce kernel only (Variant.graph_forms_apply)"
 #endif
 #endif
 
@@ -1143,10 +1150,9 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_sched)
   // of max_model_len, and a long sequence's partitions spread over all the slots. A schedule
   // planned for another launch shape (key) is not trusted: every (sequence, partition) of the
   // bound is walked instead, slow but right.
-  const int key = p.sched[2];
   const int4* items = reinterpret_cast<const int4*>(p.sched + WB_SCHED_HDR);
   int4 t = items[blockIdx.y];
-  if (key == p.sched_key && p.sched[1] <= p.logits_len) {
+  if (WB_NS::sched_trusted(p)) {
     for (int i = blockIdx.y; t.x >= 0; ) {
       if (t.x >= p.sched_seqs || t.y >= p.max_parts) break;      // not this launch's: never trusted
       if (i != (int)blockIdx.y) __syncthreads();                 // the next item reuses the shared memory
@@ -1182,7 +1188,7 @@ static __device__ __forceinline__ void WB_SYM(wb_reduce_body)(const WB_NS::Param
     // a scheduled launch (wb_decode_sched): the plan's partition size if the plan was for this
     // launch; a row the schedule gave no items (vLLM's padding, should its length not be 0) must
     // not read past its workspace row: its output is garbage nobody reads, never a fault
-    ptok = p.sched[2] == p.sched_key && p.sched[1] <= p.logits_len ? p.sched[1] : p.part_tokens;
+    ptok = WB_NS::sched_trusted(p) ? p.sched[1] : p.part_tokens;
     nparts = min((len + ptok - 1) / ptok, p.max_parts);
   } else {
     ptok = WB_SPLIT_TOKENS > 0 ? WB_SPLIT_TOKENS : WB_NS::seq_part_tokens(p, len);

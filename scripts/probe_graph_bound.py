@@ -53,7 +53,7 @@ def main() -> None:
             t = time_variant(kw, spec, info, launches=30, launch_len=bound, per_seq_split=bound is not None)
             row = {"shape": label if "+" in label else f"b{batch}x{ctx}", "bound": bound, "us": t.median_us, "p10": t.p10_us, "p90": t.p90_us,
                    "part_tokens": ptok, "grid_parts": -(-L // ptok) if ptok else 1, "slots": slots, "ctas": ctas}
-            if bound is not None and v.can_walk:                # the same split, grid sized for the bound
+            if bound is not None and v.graph_forms_apply:                # the same split, grid sized for the bound
                 fill = v.seq_fill(ctas, L, ptok, occ) if ptok else 0
                 row["walk_parts"] = v.graph_parts(ctas, L, ptok, fill, occ) if fill else row["grid_parts"]
                 tp = time_variant(k, spec, info, launches=30, launch_len=bound, per_seq_split=True)

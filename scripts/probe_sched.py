@@ -56,13 +56,15 @@ def main() -> None:
         ws = k.workspace(spec.num_seqs, spec.num_heads, BOUND)
         k.plan(ws, rot[0].seq_lens, spec.num_heads, spec.num_kv_heads, BOUND)
         n, pt, _, mx = ws.sched[:4].tolist()
-        grid_x = spec.num_kv_heads * -(-(spec.num_heads // spec.num_kv_heads) // v.heads_per_cta)
-        sh = k.sched_shape(grid_x, spec.num_seqs, BOUND)
+        grid_x = k.grid_x(spec.num_heads, spec.num_kv_heads)
+        sh = k.sched_shape(grid_x, spec.num_seqs, BOUND)        # None: this batch runs the plain grid
         own = ks["full"].auto_tokens(grid_x * spec.num_seqs, spec.max_seq_len)     # the per-shape launch's
-        row.update(plan_items=n, plan_tokens=pt, cap=sh.cap, cap_tokens=sh.part_tokens, slots=sh.slots, shape_tokens=own)
+        row.update(plan_items=n, plan_tokens=pt, shape_tokens=own,
+                   **({"cap": sh.cap, "cap_tokens": sh.part_tokens, "slots": sh.slots} if sh else {}))
         rows.append(row)
         print(f"{label:>24} {fa:8.1f} {row['shape_us']:8.1f} {row['full']:8.1f} {row['walk']:8.1f} {row['sched']:8.1f}"
-              f"  {n} items of {pt} tokens (per shape {own}), {sh.cap} slots of {sh.part_tokens}, {sh.slots} CTAs resident", flush=True)
+              f"  {n} items of {pt} tokens (per shape {own}), " + (f"{sh.cap} slots of {sh.part_tokens}, {sh.slots} CTAs "
+                                                                    "resident" if sh else "plain grid"), flush=True)
         del rot, ws
         torch.cuda.empty_cache()
     json.dump({"variant": v.name, "gpu": info.to_dict(), "bound": BOUND, "rows": rows}, open(out_path, "w"), indent=1)

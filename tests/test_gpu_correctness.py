@@ -247,8 +247,8 @@ def test_graph_bound_launches_split_per_sequence(cubin_cache):
     vs = [Variant(threads=t, heads_per_cta=4, partition="auto", stages=s, reduce=r, mma=mma)
           for t, s, r, mma in ((128, 3, "kernel", False), (256, 4, "kernel", False), (128, 0, "fused", False),
                                (128, 3, "kernel", True))]
-    walks = {v: v.walking() for v in vs if v.can_walk}
-    scheds = {v: v.scheduling() for v in vs if v.can_walk}
+    walks = {v: v.walking() for v in vs if v.graph_forms_apply}
+    scheds = {v: v.scheduling() for v in vs if v.graph_forms_apply}
     builds = {b.variant: b for b in build_many(vs + list(walks.values()) + list(scheds.values()), "sm_90a")}
     assert all(b.ok for b in builds.values()), [b.error for b in builds.values() if not b.ok]
     # the walk matters where sequences need more partitions than the grid holds: b64 with 32k and

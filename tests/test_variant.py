@@ -331,7 +331,7 @@ def test_sched_shape_keeps_the_slots_and_sizes_the_grid_for_waves(batch):
                 stages=3, mma=True, graph_sched=True)
     grid_x, bound = 8, 32864
     own = v.auto_tokens(grid_x * batch, bound, H200)
-    sh = v.sched_shape(grid_x * batch, batch, bound, H200)
+    sh = v.sched_shape(grid_x, batch, bound, H200)
     assert sh.part_tokens >= own and sh.part_tokens % 64 == 0
     assert sh.slots == v.split_slots(own, H200) == v.split_slots(sh.part_tokens, H200)
     assert v.split_slots(sh.part_tokens + 64, H200) != sh.slots or sh.part_tokens + 64 > v.max_context_unsplit(
@@ -339,7 +339,7 @@ def test_sched_shape_keeps_the_slots_and_sizes_the_grid_for_waves(batch):
     parts = -(-bound // sh.part_tokens)
     assert sh.cap == max(batch, min(batch * parts, -(-GRAPH_SCHED_WAVES * sh.slots // grid_x)))
     assert sh.key == sched_key(batch, bound, sh.part_tokens, sh.cap, sh.slots)
-    assert sh.key != v.sched_shape(grid_x * batch, batch, bound - 64, H200).key
+    assert sh.key != v.sched_shape(grid_x, batch, bound - 64, H200).key
 
 
 def test_schedules_only_graph_bound_grids_of_many_waves():
@@ -361,6 +361,6 @@ def test_sched_shape_plans_with_the_sched_kernels_own_occupancy():
     v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto",
                 stages=3, mma=True, graph_sched=True)
     lean, fat = replace(H200, split_blocks=6, sched_blocks=0), replace(H200, split_blocks=6, sched_blocks=1)
-    a, b = v.sched_shape(8 * 64, 64, 32864, lean), v.sched_shape(8 * 64, 64, 32864, fat)
+    a, b = v.sched_shape(8, 64, 32864, lean), v.sched_shape(8, 64, 32864, fat)
     assert b.slots == 132 and a.slots > b.slots and a.key != b.key
     assert fat.scheduled().split_blocks == 1 and lean.scheduled() == lean

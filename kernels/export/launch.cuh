@@ -18,6 +18,12 @@ static inline bool WB_SYM(wb_uses_split_impl)(int num_seqs, int num_heads, int m
 #endif
 }
 
+// CTAs per (sequence, partition): the kv heads times the query-head groups of each (LoadedVariant.grid_x)
+static inline int WB_SYM(wb_grid_x)(const WbArgs& a) {
+  const int group = a.num_heads / a.num_kv_heads;
+  return a.num_kv_heads * ((group + WB_QPC - 1) / WB_QPC);
+}
+
 static inline int WB_SYM(wb_smem_bytes)(int logits_tokens) {
   const int warps = WB_THREADS / 32;
 #if WB_ALGO == 1
@@ -237,15 +243,14 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
 
 // The step's schedule for this variant's captured launch of a.num_seqs sequences bounded at
 // a.max_seq_len, from the first a.plan_seqs lengths (the rest are padding: no items). One small
-// kernel on a.stream; a no-op where the launch would not be scheduled.
+// kernel on a.stream. WB_NOT_SCHEDULED where that launch runs the plain grid; WB_NEED_WORKSPACE
+// where it is scheduled but a.sched cannot hold the schedule (or is null: "is it scheduled?").
 extern "C" int WB_SYM(wb_plan_run)(const WbArgs& a) {
-  if (a.num_heads < 1 || a.num_kv_heads < 1) return WB_OK;
-  const int group = a.num_heads / a.num_kv_heads;
-  const int grid_x = a.num_kv_heads * ((group + WB_QPC - 1) / WB_QPC);
+  if (a.num_heads < 1 || a.num_kv_heads < 1) return WB_NOT_SCHEDULED;
+  const int grid_x = WB_SYM(wb_grid_x)(a);
   WB_SYM(WbSched) s;
-  if (!WB_SYM(wb_sched_shape)(grid_x, a.num_seqs, a.max_seq_len, a.smem_limit, &s)) return WB_OK;
-  if (a.parts_needed) *a.parts_needed = 1;            // asked only whether this launch is scheduled
-  if (!a.sched || a.sched_ints < s.ints) return WB_OK;
+  if (!WB_SYM(wb_sched_shape)(grid_x, a.num_seqs, a.max_seq_len, a.smem_limit, &s)) return WB_NOT_SCHEDULED;
+  if (!a.sched || a.sched_ints < s.ints) return WB_NEED_WORKSPACE;
   WB_NS::PlanParams pp{};
   pp.seq_lens = a.seq_lens;
   pp.sched = a.sched;
@@ -262,7 +267,7 @@ extern "C" int WB_SYM(wb_plan_run)(const WbArgs& a) {
   return e == cudaSuccess ? WB_OK : WB_SYM(wb_failed)(a, e);
 }
 #else
-extern "C" int WB_SYM(wb_plan_run)(const WbArgs& a) { (void)a; return WB_OK; }
+extern "C" int WB_SYM(wb_plan_run)(const WbArgs& a) { (void)a; return WB_NOT_SCHEDULED; }
 #endif
 
 // 0 = launched; otherwise a WbStatus code (the caller turns it into a message). The grid covers
@@ -285,9 +290,8 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
   p.num_kv_heads = a.num_kv_heads;
   p.max_blocks_per_seq = a.max_blocks_per_seq;
   p.scale = a.scale;
-  const int group = a.num_heads / a.num_kv_heads;
   const dim3 block(WB_THREADS);
-  const int grid_x = a.num_kv_heads * ((group + WB_QPC - 1) / WB_QPC);
+  const int grid_x = WB_SYM(wb_grid_x)(a);
 #if WB_PARTITION == -2
   int ptok = WB_SYM(wb_auto_tokens)(grid_x * a.num_seqs, a.max_seq_len, a.smem_limit);
   int parts = ptok == 0 ? 0 : (a.max_seq_len + ptok - 1) / ptok;

@@ -66,14 +66,15 @@ int* stream_counters(const at::Tensor& q, cudaStream_t s, int64_t n) {
   return t.data_ptr<int>();
 }
 
-int smem_optin(const at::Tensor& t) {
-  int dev = t.get_device(), v = 0;
+int smem_optin(int dev) {
+  int v = 0;
   if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
     (void)cudaGetLastError();
     v = 48 * 1024;
   }
   return v;
 }
+int smem_optin(const at::Tensor& t) { return smem_optin(t.get_device()); }
 
 bool aligned16(const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
 
@@ -358,20 +359,13 @@ bool is_scheduled(int64_t num_seqs, int64_t num_heads, int64_t num_kv_heads, int
   if (num_seqs < 1 || num_seqs > kMaxSeqs || num_kv_heads < 1 || num_heads % num_kv_heads || max_seq_len < 1 ||
       max_seq_len > INT_MAX)
     return false;
-  WbArgs a{};
-  int yes = 0;
-  a.parts_needed = &yes;                         // wb_plan_run sets it, launches nothing without a buffer
+  WbArgs a{};                                     // no buffer: a scheduled launch answers WB_NEED_WORKSPACE
   a.num_seqs = (int)num_seqs;
   a.num_heads = (int)num_heads;
   a.num_kv_heads = (int)num_kv_heads;
   a.max_seq_len = (int)max_seq_len;
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&a.smem_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin,
-                                                                   dev) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return kVariants[variant].plan(a) == WB_OK && yes == 1;
+  a.smem_limit = smem_optin((int)c10::cuda::current_device());
+  return kVariants[variant].plan(a) == WB_NEED_WORKSPACE;
 }
 
 void plan_schedule(at::Tensor& schedule, const at::Tensor& seq_lens, int64_t num_seqs, int64_t num_heads,
@@ -398,8 +392,11 @@ void plan_schedule(at::Tensor& schedule, const at::Tensor& seq_lens, int64_t num
   a.stream = c10::cuda::getCurrentCUDAStream(seq_lens.get_device()).stream();
   int err = 0;
   a.cuda_error = &err;
-  TORCH_CHECK(kVariants[variant].plan(a) == WB_OK, "plan of variant ", variant, " failed: ",
-              err ? cudaGetErrorString((cudaError_t)err) : "unknown");
+  const int st = kVariants[variant].plan(a);
+  if (st == WB_NOT_SCHEDULED) return;            // that launch runs the plain grid: nothing to plan
+  TORCH_CHECK(st != WB_NEED_WORKSPACE, "schedule holds ", a.sched_ints, " ints: too few for the launch of ", num_seqs,
+              " sequences bounded at ", max_seq_len, " (size it with schedule_ints(rows, max_seq_len))");
+  TORCH_CHECK(st == WB_OK, "plan of variant ", variant, " failed: ", err ? cudaGetErrorString((cudaError_t)err) : "unknown");
 }
 
 int64_t pick_variant(int64_t num_seqs, int64_t max_seq_len) { return pick(num_seqs, max_seq_len); }

@@ -2,7 +2,8 @@
 #pragma once
 #include <cuda_runtime.h>
 
-enum WbStatus { WB_OK = 0, WB_TOO_LONG = 1, WB_NEED_WORKSPACE = 2, WB_LAUNCH_FAILED = 3 };
+// WB_NOT_SCHEDULED: wb_plan_run for a launch that runs the plain grid (nothing to plan)
+enum WbStatus { WB_OK = 0, WB_TOO_LONG = 1, WB_NEED_WORKSPACE = 2, WB_LAUNCH_FAILED = 3, WB_NOT_SCHEDULED = 4 };
 
 struct WbArgs {
   void* out;

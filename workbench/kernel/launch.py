@@ -180,7 +180,7 @@ class LoadedVariant:
         self._occ: Occupancy | None = None
         self.sm_count = sm_count
         self._auto: dict[tuple[int, int], int] = {}       # (ctas, max_seq_len) -> tokens
-        self._sched: dict[tuple[int, int, int], SchedShape] = {}
+        self._sched: dict[tuple[int, int, int], SchedShape | None] = {}
         # our reduce kernel waits on griddepcontrol (sm_90+); vLLM's own does not, so never PDL it
         cc = torch.cuda.get_device_capability(self.device_index)
         self.pdl = (cc[0] >= 9 and self.variant.algorithm != "vllm"
@@ -240,10 +240,18 @@ class LoadedVariant:
                          torch.zeros(sched_ints(num_seqs, parts), dtype=torch.int32, device=dev)
                          if self.variant.graph_sched else None)
 
-    def sched_shape(self, grid_x: int, num_seqs: int, max_seq_len: int) -> SchedShape:
+    def grid_x(self, num_heads: int, num_kv_heads: int) -> int:
+        """CTAs per (sequence, partition): the kv heads times the query-head groups of each."""
+        return num_kv_heads * math.ceil(num_heads // num_kv_heads / self.variant.heads_per_cta)
+
+    def sched_shape(self, grid_x: int, num_seqs: int, max_seq_len: int) -> SchedShape | None:
+        """The scheduled launch's shape for this batch size and bound, or None where the launch
+        runs the plain grid (Variant.schedules); once per shape, not per launch."""
         key = (grid_x, num_seqs, max_seq_len)
         if key not in self._sched:
-            self._sched[key] = self.variant.sched_shape(grid_x * num_seqs, num_seqs, max_seq_len, self.occupancy())
+            v, occ = self.variant, self.occupancy()
+            self._sched[key] = (v.sched_shape(grid_x, num_seqs, max_seq_len, occ)
+                                if v.schedules(grid_x * num_seqs, max_seq_len, occ) else None)
         return self._sched[key]
 
     def plan(self, workspace: Workspace, seq_lens: Any, num_heads: int, num_kv_heads: int, max_seq_len: int) -> None:
@@ -256,10 +264,10 @@ class LoadedVariant:
         if not v.graph_sched or workspace.sched is None:
             raise WorkbenchError(f"{v.name}: plan() is for graph_sched variants with their workspace")
         num_seqs = seq_lens.shape[0]
-        grid_x = num_kv_heads * math.ceil(num_heads // num_kv_heads / v.heads_per_cta)
-        if not v.schedules(grid_x * num_seqs, max_seq_len, self.occupancy()):
-            return                                # the launch runs the plain per-sequence grid
+        grid_x = self.grid_x(num_heads, num_kv_heads)
         sh = self.sched_shape(grid_x, num_seqs, max_seq_len)
+        if sh is None:
+            return                                # the launch runs the plain per-sequence grid
         if workspace.sched.numel() < sched_ints(num_seqs, workspace.max_parts):
             raise WorkbenchError("schedule buffer too small for this batch (use kernel.workspace())")
         a = _PlanParams()
@@ -284,8 +292,7 @@ class LoadedVariant:
         num_seqs, num_heads, head_size = query.shape
         self._validate(out, query, key_cache, value_cache, block_tables, seq_lens)
         v.check_workload(num_seqs, num_heads, num_kv_heads, head_size, max_seq_len, self.smem_limit)
-        group = num_heads // num_kv_heads
-        grid_x = num_kv_heads * math.ceil(group / v.heads_per_cta)
+        grid_x = self.grid_x(num_heads, num_kv_heads)
         stream = torch.cuda.current_stream(query.device).cuda_stream
         p = _Params()
         p.out, p.q = out.data_ptr(), query.data_ptr()
@@ -317,10 +324,9 @@ class LoadedVariant:
         p.max_parts = ws.max_parts
         p.logits_len = ptok
         p.part_tokens = ptok
-        sched = None
-        if per_seq_split and v.schedules(grid_x * num_seqs, max_seq_len, self.occupancy()):
+        sched = self.sched_shape(grid_x, num_seqs, max_seq_len) if per_seq_split and v.graph_sched else None
+        if sched is not None:
             # the grid has the schedule's item slots; plan() wrote the step's items (decode.cu)
-            sched = self.sched_shape(grid_x, num_seqs, max_seq_len)
             ptok = p.logits_len = p.part_tokens = sched.part_tokens
             if ws.sched is None or ws.sched.numel() < sched_ints(num_seqs, ws.max_parts):
                 raise WorkbenchError("graph_sched launch without its schedule buffer (use kernel.workspace())")
@@ -339,13 +345,12 @@ class LoadedVariant:
             grid_z = v.graph_parts(grid_x * num_seqs, max_seq_len, ptok, p.seq_fill, self.occupancy())
             p.grid_parts = grid_z if grid_z < parts else 0
         # a scheduled launch has kernels of its own (decode.cu: the plain ones stay as they were)
-        tail = "_sched" if sched is not None else ""
-        self._launch("wb_decode_split" if sched is None else "wb_decode_sched", (grid_x, grid_y, grid_z), v.threads,
-                     smem, p, stream)
+        split_k, reduce_k = ("wb_decode_sched", "wb_reduce_sched") if sched else ("wb_decode_split", "wb_reduce")
+        self._launch(split_k, (grid_x, grid_y, grid_z), v.threads, smem, p, stream)
         if v.reduce != "fused":
             # our reduce keeps its running sums in registers; vLLM's own keeps 2 floats per partition
             smem = 8 * ws.max_parts if v.algorithm == "vllm" else 0
-            self._launch("wb_reduce" + tail, (num_heads, num_seqs, 1), 128, smem, p, stream, self.pdl)
+            self._launch(reduce_k, (num_heads, num_seqs, 1), 128, smem, p, stream, self.pdl)
 
     def _validate(self, out: Any, query: Any, key_cache: Any, value_cache: Any,
                   block_tables: Any, seq_lens: Any) -> None:

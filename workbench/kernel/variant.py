@@ -262,19 +262,19 @@ class Variant:
         return replace(self, **changes)
 
     @property
-    def can_walk(self) -> bool:
-        """graph_walk applies: the auto split's graph-bound grid with the two-kernel reduce."""
+    def graph_forms_apply(self) -> bool:
+        """graph_walk / graph_sched apply: the auto split's graph-bound grid with the two-kernel reduce."""
         return self.partition == PARTITION_AUTO and self.reduce != "fused"
 
     def scheduling(self) -> "Variant":
         """This variant built with graph_sched where it can be scheduled, else itself: what `export
         --graph-sched` and `bench --graph-sched` run."""
-        return self.with_(graph_sched=True, graph_walk=False) if self.can_walk else self
+        return self.with_(graph_sched=True, graph_walk=False) if self.graph_forms_apply else self
 
     def walking(self) -> "Variant":
         """This variant built with graph_walk where it can walk, else itself: what `export
         --graph-walk` and `bench --graph-walk` run."""
-        return self.with_(graph_walk=True) if self.can_walk else self
+        return self.with_(graph_walk=True) if self.graph_forms_apply else self
 
     # ---- rules --------------------------------------------------------------------------
     def invalid_reasons(self, arch: str = "sm_90a") -> list[str]:
@@ -300,9 +300,9 @@ class Variant:
             reasons.append("stages (cp.async ring) go with the twopass algorithm, 16-byte K loads, not serial")
         if self.unified_ring and (self.algorithm != "twopass" or self.stages < 2):
             reasons.append("unified_ring is a cp.async ring shared by both passes: twopass with stages 2-8")
-        if self.graph_walk and not self.can_walk:
+        if self.graph_walk and not self.graph_forms_apply:
             reasons.append("graph_walk shrinks the auto split's graph-bound grid: partition auto, two-kernel reduce")
-        if self.graph_sched and not self.can_walk:
+        if self.graph_sched and not self.graph_forms_apply:
             reasons.append("graph_sched schedules the auto split's graph-bound grid: partition auto, two-kernel reduce")
         if self.graph_sched and self.graph_walk:
             reasons.append("graph_sched and graph_walk are two answers to one problem: pick one")
@@ -442,16 +442,17 @@ class Variant:
         best = min(rate.values())
         return next(z for z in range(lo, full + 1) if rate[z] <= best * (1 + GRAPH_WALK_SLACK))
 
-    def sched_shape(self, ctas: int, num_seqs: int, launch_len: int, occ: "Occupancy") -> "SchedShape":
+    def sched_shape(self, grid_x: int, num_seqs: int, launch_len: int, occ: "Occupancy") -> "SchedShape":
         """The launch shape of a scheduled graph-bound auto launch (graph_sched) for num_seqs
-        sequences bounded at launch_len (ctas: CTAs of one partition of every sequence): its
-        partition size and shared memory are the auto plan's for the bound (what the grid for the
-        bound has), its grid GRAPH_SCHED_WAVES waves of item slots (at most every partition of the bound, at least one per sequence). Per step the
-        device plan (wb_plan) splits the real lengths at most that finely; items past the slots
-        are walked. The same numbers must come out here and in the exported launcher: the key
-        ties a schedule to the launch it was planned for."""
+        sequences bounded at launch_len, grid_x CTAs (kv-head groups) per item: its partition size
+        and shared memory are the auto plan's for the bound (what the grid for the bound has), its
+        grid GRAPH_SCHED_WAVES waves of item slots (at most every partition of the bound, at least
+        one per sequence). Per step the device plan (wb_plan) splits the real lengths at most that
+        finely; items past the slots are walked. The same numbers must come out here and in the
+        exported launcher: the key ties a schedule to the launch it was planned for."""
         occ = occ.scheduled()                   # wb_decode_sched's registers, not wb_decode_split's
-        ptok = self.auto_tokens(ctas, launch_len, occ)
+        grid_x = max(grid_x, 1)
+        ptok = self.auto_tokens(grid_x * num_seqs, launch_len, occ)
         if ptok <= 0:
             raise WorkbenchError(f"{self.name}: a launch of {launch_len} tokens does not split: nothing to schedule")
         # the longest partition at the same occupancy: the plan may pick anything up to it (b64 x 4k
@@ -461,9 +462,7 @@ class Variant:
         while ptok + AUTO_GRAIN <= top and self.split_slots(ptok + AUTO_GRAIN, occ) == slots:
             ptok += AUTO_GRAIN
         parts = -(-launch_len // ptok)
-        ctas = max(ctas, 1)
-        per_item = max(1, ctas // max(num_seqs, 1))         # CTAs per item: the kv-head groups
-        cap = max(num_seqs, min(num_seqs * parts, -(-GRAPH_SCHED_WAVES * slots // per_item)))
+        cap = max(num_seqs, min(num_seqs * parts, -(-GRAPH_SCHED_WAVES * slots // grid_x)))
         return SchedShape(part_tokens=ptok, slots=slots, cap=cap, key=sched_key(num_seqs, launch_len, ptok, cap, slots))
 
     def schedules(self, ctas: int, launch_len: int, occ: "Occupancy") -> bool:

@@ -23,10 +23,15 @@ def load_ops() -> None:
 
 
 @lru_cache(maxsize=1)
+def _variant_docs() -> tuple:
+    """Each variant's knobs, by index (dispatch.json, read once)."""
+    return tuple(json.loads(Path(__file__).with_name("dispatch.json").read_text())["variants_by_index"])
+
+
+@lru_cache(maxsize=1)
 def _variants() -> tuple:
     """(partition knob, query heads per CTA) of each variant, by index."""
-    doc = json.loads(Path(__file__).with_name("dispatch.json").read_text())
-    return tuple((int(v["partition"]), int(v["heads_per_cta"])) for v in doc["variants_by_index"])
+    return tuple((int(v["partition"]), int(v["heads_per_cta"])) for v in _variant_docs())
 
 
 AUTO_MIN_TOKENS = 256       # auto partitions (knob -2) are never shorter (launch.cuh, wb_auto_tokens)
@@ -94,8 +99,7 @@ def workspace_floats(rows: int, num_heads: int, num_kv_heads: int, max_seq_len: 
 def scheduled() -> bool:
     """Whether the package was exported with --graph-sched (its captured decode launches run a
     schedule that plan() writes each step)."""
-    doc = json.loads(Path(__file__).with_name("dispatch.json").read_text())
-    return any(v.get("graph_sched") for v in doc["variants_by_index"])
+    return any(v.get("graph_sched") for v in _variant_docs())
 
 
 def schedule_ints(rows: int, max_seq_len: int) -> int:
