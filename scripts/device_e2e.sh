@@ -8,13 +8,16 @@
 #               part in this one) and .offline/: `workbench e2e` for BACKENDS (resumes /tmp/wbe2e/run).
 #               On a host without the prep stage's /tmp: DB (and STUDY) export again, BENCH_JSON gives the
 #               prep bench carried in the tree; SEED=<saved e2e.json> reuses its attention shares (SHARES=none).
-# WALK=1: the package built with `export --graph-walk` and k from `bench --graph-walk` (opt-in walk).
-# SCHED=1: likewise with `--graph-sched` (the per-step device schedule; docs/perf-notes.md v8).
-# STAGE=ab (after STAGE=prep-ab, which exports and benches both packages): the default package and the
-#   --graph-sched one in one call on one host, each beside FLASH_ATTN, on AB_BATCHES x AB_CONTEXTS
-#   (default 1,8,32,64 x 1k,4k), with SEED's attention shares; prints both ratio columns. One package
-#   with its FLASH_ATTN takes ~5 min (two engines, the package's build): AB_ONLY=default, then
-#   AB_ONLY=sched AB_S=540 in the next call on the same warm host (the second prints both columns).
+# The package is built with the per-step device schedule (the default since v9). WALK=1: with `export
+# --graph-walk` and k from `bench --graph-walk` instead (opt-in walk); PLAIN=1: `--no-graph-sched`.
+# STAGE=ab (after STAGE=prep-ab, which exports and benches both packages): the plain package
+#   (--no-graph-sched, column "default" = v8's default) and the scheduled one in one call on one host, each
+#   beside FLASH_ATTN, on AB_BATCHES x AB_CONTEXTS (default 1,8,32,64 x 1k,4k), with SEED's attention
+#   shares; prints both ratio columns. vLLM's max_model_len is the grid's longest point: include a 32k
+#   context (AB_CONTEXTS=1k,4k,32k) to measure graphs bounded at 32k as served (at 1k,4k the bound is 4192
+#   and the two forms tie). One package with its FLASH_ATTN takes ~4-5 min (two engines, the package's
+#   build): AB_ONLY=default, then AB_ONLY=sched in the next call on the same warm host (prints both).
+#   SEED must hold the same grid (else drop it: no attention shares, ratios only).
 # Usage: STUDY=h200-train DB=results/h200-2026-11-28-v2/studies.db STAGE=prep bash scripts/device_e2e.sh
 #        VLLM=.vllm BACKENDS=CUSTOM,FLASH_ATTN STAGE=run bash scripts/device_e2e.sh
 set -uo pipefail
@@ -22,15 +25,15 @@ source scripts/device_env.sh
 export COLUMNS=220
 W=/tmp/wbe2e; mkdir -p $W
 WALKF=$([ "${WALK:-0}" = 1 ] && echo --graph-walk)      # export and bench flag of the opt-in walk
-[ "${SCHED:-0}" = 1 ] && WALKF=--graph-sched             # ... or of the scheduled graph-bound launch
+[ "${PLAIN:-0}" = 1 ] && WALKF=--no-graph-sched          # ... or of the plain graph-bound grid
 SECONDS=0
 case ${STAGE:-run} in
 prep-ab)
   source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || echo "peers bundle missing: FA3 will say why"
   STUDY=${STUDY:-h200-train}; DB=${DB:-results/h200-2026-11-28-v6/studies.db}
   cp "$DB" $W/studies.db
-  for F in "" --graph-sched; do
-    T=${F:+-sched}
+  for F in --no-graph-sched --graph-sched; do
+    T=$([ $F = --graph-sched ] && echo -sched)
     python3 -m workbench export --study $STUDY --storage sqlite:///$W/studies.db --out $W/pkg$T $F --json \
       > $OUT/export$T.json 2> $OUT/export$T.err; echo "export$T rc=$? ${SECONDS}s"
     timeout ${BENCH_S:-200} python3 -m workbench bench --study $STUDY --storage sqlite:///$W/studies.db --suite e2e \

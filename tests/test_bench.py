@@ -185,13 +185,18 @@ def test_summary_best_flashinfer_per_shape_and_shapes_below_fa3_target():
     assert s["shapes_where_tuned_is_below_0.98_of_fa3"] == ["b8x4096"]          # 0.95; b1x1024 ties at 1.0
 
 
-@pytest.mark.parametrize("knob", ["graph_walk", "graph_sched"])
-@pytest.mark.parametrize("peer, on, want", [("tuned-graph", True, True), ("tuned-graph", False, False),
-                                            ("tuned", True, False)])
-def test_graph_forms_build_only_the_tuned_graph_row_with_them(monkeypatch, knob, peer, on, want):
-    """`bench --graph-walk` / `--graph-sched` measure tuned-graph as `export` with the same flag
-    builds it (the auto variant with Variant.graph_walk / graph_sched); the per-shape tuned row
-    never has either."""
+@pytest.mark.parametrize("knob, peer, flags, want", [
+    ("graph_walk", "tuned-graph", {"graph_walk": True}, True), ("graph_walk", "tuned-graph", {}, False),
+    ("graph_walk", "tuned", {"graph_walk": True}, False),
+    ("graph_sched", "tuned-graph", {}, True),                       # the default, as `export` builds it
+    ("graph_sched", "tuned-graph", {"graph_sched": True}, True),
+    ("graph_sched", "tuned-graph", {"graph_sched": False}, False),  # --no-graph-sched
+    ("graph_sched", "tuned-graph", {"graph_walk": True}, False),    # --graph-walk turns it off
+    ("graph_sched", "tuned", {}, False)])
+def test_graph_forms_build_only_the_tuned_graph_row_with_them(monkeypatch, knob, peer, flags, want):
+    """`bench` measures tuned-graph as `export` with the same flags builds it (the auto variant with
+    Variant.graph_sched by default, graph_walk with --graph-walk, neither with --no-graph-sched); the
+    per-shape tuned row never has either."""
     from types import SimpleNamespace
 
     from workbench.bench import run as br
@@ -211,5 +216,5 @@ def test_graph_forms_build_only_the_tuned_graph_row_with_them(monkeypatch, knob,
     v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto", stages=3)
     spec = WorkloadSpec(seq_lens=(1024,) * 8, num_heads=32, num_kv_heads=8)
     with pytest.raises(Stop):
-        br._ours(peer, spec, SimpleNamespace(arch="sm_90a"), 0.0, 30, lambda s: v, {}, **{knob: on})
-    assert getattr(built[0], knob) is want and built[0].with_(**{knob: False}) == v
+        br._ours(peer, spec, SimpleNamespace(arch="sm_90a"), 0.0, 30, lambda s: v, {}, **flags)
+    assert getattr(built[0], knob) is want and built[0].with_(graph_walk=False, graph_sched=False) == v

@@ -216,13 +216,15 @@ def test_export_launcher_shared_memory_matches_workbench(tmp_path):
     assert got == want
 
 
-@pytest.mark.parametrize("flag,suffix,define,knob", [("--graph-walk", "-walk", "WB_GRAPH_WALK", "graph_walk"),
-                                                      ("--graph-sched", "-sched", "WB_GRAPH_SCHED", "graph_sched")])
-def test_graph_forms_export_build_into_auto_variants_only(tmp_path, flag, suffix, define, knob):
-    """`export --graph-walk` / `--graph-sched` (the H200 v6 study, auto-split variants): those
-    variants are built with Variant.graph_walk / graph_sched (the define in their translation units,
-    the name suffix), the others as before, the dispatch table is the same, and such a unit compiles
-    with its launcher (the scheduled one: wb_plan and wb_plan_run too)."""
+@pytest.mark.parametrize("flags,suffix,define,knob", [(["--graph-walk"], "-walk", "WB_GRAPH_WALK", "graph_walk"),
+                                                       ([], "-sched", "WB_GRAPH_SCHED", "graph_sched"),
+                                                       (["--graph-sched"], "-sched", "WB_GRAPH_SCHED", "graph_sched")])
+def test_graph_forms_export_build_into_auto_variants_only(tmp_path, flags, suffix, define, knob):
+    """`export` (the schedule, the default) / `--graph-walk` against `--no-graph-sched` (the H200 v6
+    study, auto-split variants): those variants are built with Variant.graph_sched / graph_walk (the
+    define in their translation units, the name suffix), the others as before, the dispatch table is
+    the same, and such a unit compiles with its launcher (the scheduled one: wb_plan and wb_plan_run
+    too)."""
     from workbench.kernel.build import find_nvcc
     db = tmp_path / "studies.db"
     shutil.copy(ROOT / "results/h200-2026-11-28-v6/studies.db", db)
@@ -230,7 +232,7 @@ def test_graph_forms_export_build_into_auto_variants_only(tmp_path, flag, suffix
     for walk in (False, True):
         out = tmp_path / f"pkg-{walk}"
         p = wb(["export", "--study", "h200-train", "--storage", f"sqlite:///{db}", "--out", str(out), "--json",
-                *([flag] if walk else [])], tmp_path)
+                *(flags if walk else ["--no-graph-sched"])], tmp_path)
         assert p.returncode == 0, p.stderr[-2000:]
         outs[walk] = (out, json.loads(p.stdout))
     (plain, rp), (walked, rw) = outs[False], outs[True]
@@ -238,7 +240,8 @@ def test_graph_forms_export_build_into_auto_variants_only(tmp_path, flag, suffix
     assert (csrc[False] / "dispatch.h").read_text() == (csrc[True] / "dispatch.h").read_text().replace(suffix, "")
     docs = json.loads((walked / rw["package"] / "dispatch.json").read_text())["variants_by_index"]
     autos = [i for i, v in enumerate(docs) if v["partition"] == -2 and v.get("reduce", "kernel") != "fused"]
-    assert autos and any(flag[2:].replace("-", " ").split()[1] in n for n in rw["notes"])
+    assert autos and any(knob.replace("graph_", "") in n for n in rw["notes"])
+    assert not any("graph-bound" in n for n in rp["notes"])
     for i, (a, b) in enumerate(zip(rp["variants"], rw["variants"])):
         tu = (csrc[True] / f"v{i}.cu").read_text()
         assert (b == a + suffix and f"#define {define} 1" in tu and docs[i][knob]) if i in autos \
@@ -251,3 +254,15 @@ def test_graph_forms_export_build_into_auto_variants_only(tmp_path, flag, suffix
     assert p.returncode == 0, p.stderr[-2000:]
     syms = subprocess.run(["nm", str(tmp_path / "walk.o")], capture_output=True, text=True).stdout
     assert (f"wb_plan_run_v{autos[0]}" in syms) and ((f"wb_plan_v{autos[0]}" in syms) == (knob == "graph_sched"))
+
+
+def test_export_graph_walk_and_graph_sched_together_is_one_clear_message(tmp_path):
+    """The walk and the schedule are two answers to one problem: asking for both is refused before
+    anything is written; --graph-walk alone turns the default schedule off (the test above)."""
+    db = tmp_path / "studies.db"
+    shutil.copy(ROOT / "results/h200-2026-11-28-v6/studies.db", db)
+    out = tmp_path / "pkg"
+    p = wb(["export", "--study", "h200-train", "--storage", f"sqlite:///{db}", "--out", str(out),
+            "--graph-walk", "--graph-sched"], tmp_path)
+    assert p.returncode != 0 and "pick one" in p.stderr and "Traceback" not in p.stderr
+    assert not out.exists()

@@ -25,7 +25,8 @@ def test_exported_package_builds_matches_and_keeps_speed(tmp_path):
     # WB_KEEP_EXPORT=DIR keeps the package and its installed wheel for a later compute-sanitizer run
     keep = Path(os.environ.get("WB_KEEP_EXPORT", tmp_path))
     out = keep / "export"
-    # WB_EXPORT_FLAGS: e.g. --graph-sched (export_check then also runs each step's plan)
+    # the default package runs the schedule (export_check plans each step first); WB_EXPORT_FLAGS: e.g.
+    # --no-graph-sched (the plain graph-bound grid) or --graph-walk
     p = run(["export", "--study", "exp", "--out", str(out), "--wheel", "--json",
              *os.environ.get("WB_EXPORT_FLAGS", "").split()])
     (res / "export-build.log").write_text((out / "build.log").read_text() if (out / "build.log").exists() else p.stderr)

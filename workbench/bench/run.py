@@ -126,23 +126,22 @@ def _measuring(emu: Any) -> Any:
 
 def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: Callable[[Any], Any] | None,
           shape: dict[str, Any], emu: Any = None, graph_len: int = GRAPH_LEN, graph_walk: bool = False,
-          graph_sched: bool = False) -> PeerResult:
+          graph_sched: bool | None = None) -> PeerResult:
     from workbench.kernel.build import build_variant
     from workbench.measure.check import check_variant
     from workbench.kernel.launch import load
     from workbench.measure.timing import time_variant
     from workbench.bench.peers.common import PeerUnavailable
     from workbench.kernel.references import REFERENCES, named
+    from workbench.kernel.variant import graph_form
     from types import SimpleNamespace
     graph = name == "tuned-graph"
     bound = max(graph_len, spec.max_seq_len) if graph else None
     v = pick(spec) if name == "tuned" else pick(SimpleNamespace(num_seqs=spec.num_seqs, max_seq_len=bound)) \
         if graph else named(name, **shape)
     how = dict(launch_len=bound, per_seq_split=True) if graph else {}
-    if graph and graph_walk:
-        v = v.walking()                        # as `export --graph-walk` builds it
-    if graph and graph_sched:
-        v = v.scheduling()                     # as `export --graph-sched` builds it (time_variant plans)
+    if graph:                                  # as `export` with the same flags builds it (time_variant plans)
+        v = v.graph_built(*graph_form(graph_walk, graph_sched))
     b = build_variant(v, info.arch)
     if not b.ok and name in REFERENCES:        # vLLM's own kernel: its source may be out of reach
         raise PeerUnavailable(f"vLLM's own kernel did not build: {b.error.splitlines()[-1] if b.error else b.status}")
@@ -172,11 +171,12 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
 def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: list[str], launches: int,
               pick: Callable[[Any], Any] | None, progress: Callable[[str], None], tuned_note: str,
               save: Callable[[BenchRun], None] | None = None, emu: Any = None,
-              graph_len: int = GRAPH_LEN, graph_walk: bool = False, graph_sched: bool = False) -> BenchRun:
+              graph_len: int = GRAPH_LEN, graph_walk: bool = False, graph_sched: bool | None = None) -> BenchRun:
     """emu: a started greenctx.Emulation: every timed region (ours and the peers') runs inside it.
     graph_len: the launch bound of the tuned-graph row (the max_model_len vLLM runs with);
     graph_walk: that row's auto variants built with Variant.graph_walk (`export --graph-walk`);
-    graph_sched: with Variant.graph_sched (`export --graph-sched`), the schedule planned per shape."""
+    graph_sched: with Variant.graph_sched (as `export` builds by default; None: unless graph_walk), the
+    schedule planned per shape."""
     import torch
 
     from workbench.measure.ceiling import read_ceiling

@@ -26,7 +26,9 @@ def bench_cmd(
                                    "graphs launch it (bounded at --graph-len); also selectable: sdpa, xformers, flex"),
     graph_len: int = typer.Option(32768, help="tuned-graph: the launch bound (the max_model_len vLLM runs with)"),
     graph_walk: bool = typer.Option(False, "--graph-walk", help="tuned-graph: as `export --graph-walk` builds it"),
-    graph_sched: bool = typer.Option(False, "--graph-sched", help="tuned-graph: as `export --graph-sched` builds it"),
+    graph_sched: Optional[bool] = typer.Option(None, "--graph-sched/--no-graph-sched",
+                                               help="tuned-graph: as `export` with the same flag builds it (default: "
+                                                    "scheduled, unless --graph-walk)"),
     study: Optional[str] = typer.Option(None, help="tuned = this study's dispatch table (else a quick sweep)"),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL (default: the study's default location)"),
     launches: int = typer.Option(30, help="timed launches per peer and shape (>= 30)"),
@@ -58,8 +60,8 @@ def bench_cmd(
         raise WorkbenchError("--launches must be >= 30")
     if graph_len < 1:
         raise WorkbenchError("--graph-len must be >= 1 (vLLM's max_model_len)")
-    if graph_walk and graph_sched:
-        raise WorkbenchError("--graph-walk and --graph-sched are two answers to one problem: pick one")
+    from workbench.kernel.variant import graph_form
+    graph_walk, graph_sched = graph_form(graph_walk, graph_sched)
     heads = head_shape(load_model(model), tp)
     su = load_suite(suite)
     devs = device_names()

@@ -146,8 +146,9 @@ def export_cmd(
     gpu: Optional[str] = typer.Option(None, help="refuse a study tuned for another GPU profile"),
     graph_walk: bool = typer.Option(False, "--graph-walk", help="graph-bound launches walk long sequences: faster "
                                     "on uniform short batches, slower on ragged ones (docs/perf-notes.md v7)"),
-    graph_sched: bool = typer.Option(False, "--graph-sched", help="graph-bound launches run a schedule the vLLM "
-                                     "backend plans on the device each step (docs/perf-notes.md v8)"),
+    graph_sched: Optional[bool] = typer.Option(None, "--graph-sched/--no-graph-sched", help="graph-bound launches "
+                                               "run a schedule the vLLM backend plans on the device each step "
+                                               "(default, unless --graph-walk; docs/perf-notes.md v8, v9)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ) -> None:
     """Write the study's dispatch table as a pip-installable vLLM attention backend package."""

@@ -122,14 +122,16 @@ def variant_list(table: DispatchTable) -> list[dict[str, Any]]:
 
 
 def export_study(study: str, storage: str, out: Path, name: str | None = None, wheel: bool = False,
-                 gpu: str | None = None, graph_walk: bool = False, graph_sched: bool = False) -> ExportResult:
-    """graph_walk: build the auto-split variants with Variant.graph_walk (graph-bound grids walk
-    long sequences: faster on uniform short batches in vLLM's full CUDA graphs, slower on ragged
-    batches with a few long sequences; docs/perf-notes.md v7). graph_sched: with Variant.graph_sched
-    instead (the vLLM backend plans each step's schedule on the device; docs/perf-notes.md v8)."""
+                 gpu: str | None = None, graph_walk: bool = False, graph_sched: bool | None = None) -> ExportResult:
+    """graph_sched (the default, None = not graph_walk; variant.graph_form): the auto-split variants
+    built with Variant.graph_sched, so the vLLM backend plans each step's schedule on the device
+    (docs/perf-notes.md v8, v9). graph_walk: with Variant.graph_walk instead (graph-bound grids walk
+    long sequences: faster on uniform short batches, slower on ragged ones; v7). Both off
+    (graph_sched=False): the plain grid for the bound."""
     from workbench.kernel.build import defines
-    from workbench.kernel.variant import Variant
+    from workbench.kernel.variant import Variant, graph_form
 
+    graph_walk, graph_sched = graph_form(graph_walk, graph_sched)     # a bad pair: refused before any write
     table, prov = load_table(study, storage, gpu)
     cfg = table.config
     pkg = _check_name(name or package_name(cfg["gpu"], cfg["model"]))
@@ -138,14 +140,11 @@ def export_study(study: str, storage: str, out: Path, name: str | None = None, w
     variants = [Variant.from_dict(v) for v in variant_list(table)]
     index = {v.key: i for i, v in enumerate(variants)}     # the study's keys: the table's rows name them
     notes = []
-    if graph_walk and graph_sched:
-        raise WorkbenchError("--graph-walk and --graph-sched are two answers to one problem: pick one")
+    variants = [v.graph_built(graph_walk, graph_sched) for v in variants]
     if graph_sched:
-        variants = [v.scheduling() for v in variants]
         notes.append(f"graph-bound schedule built into {sum(v.graph_sched for v in variants)} of {len(variants)} "
-                     f"variant(s) (--graph-sched)")
+                     f"variant(s) (the default; --no-graph-sched: the plain grid)")
     if graph_walk:
-        variants = [v.walking() for v in variants]
         notes.append(f"graph-bound walk built into {sum(v.graph_walk for v in variants)} of {len(variants)} "
                      f"variant(s) (--graph-walk)")
     arch = cfg["arch"]

@@ -267,14 +267,18 @@ class Variant:
         return self.partition == PARTITION_AUTO and self.reduce != "fused"
 
     def scheduling(self) -> "Variant":
-        """This variant built with graph_sched where it can be scheduled, else itself: what `export
-        --graph-sched` and `bench --graph-sched` run."""
+        """This variant built with graph_sched where it can be scheduled, else itself: what `export`
+        and `bench` run by default (graph_form)."""
         return self.with_(graph_sched=True, graph_walk=False) if self.graph_forms_apply else self
 
     def walking(self) -> "Variant":
         """This variant built with graph_walk where it can walk, else itself: what `export
         --graph-walk` and `bench --graph-walk` run."""
         return self.with_(graph_walk=True) if self.graph_forms_apply else self
+
+    def graph_built(self, walk: bool, sched: bool) -> "Variant":
+        """This variant as a package built with graph_form's (walk, sched) runs it."""
+        return self.walking() if walk else self.scheduling() if sched else self
 
     # ---- rules --------------------------------------------------------------------------
     def invalid_reasons(self, arch: str = "sm_90a") -> list[str]:
@@ -540,6 +544,16 @@ class Occupancy:
             return 0
         by_smem = self.smem_per_sm // (smem + self.smem_reserved)
         return min(self.whole_blocks if whole else self.split_blocks, by_smem)
+
+
+def graph_form(walk: bool = False, sched: bool | None = None) -> tuple[bool, bool]:
+    """(walk, sched) of a package's graph-bound launches from `--graph-walk` and
+    `--graph-sched/--no-graph-sched` (None: not given). The schedule is the default since the H200
+    A/B of 2026-11-29 (docs/perf-notes.md v9: b64 x 1k-4k +2.5-3.5% end to end at a 32k bound, b1
+    unchanged); the walk is the opt-in alternative, so asking for it turns the schedule off."""
+    if walk and sched:
+        raise WorkbenchError("--graph-walk and --graph-sched are two answers to one problem: pick one")
+    return walk, (not walk) if sched is None else sched
 
 
 def smem_optin(cc: int) -> int:

@@ -97,8 +97,8 @@ def workspace_floats(rows: int, num_heads: int, num_kv_heads: int, max_seq_len: 
 
 @lru_cache(maxsize=1)
 def scheduled() -> bool:
-    """Whether the package was exported with --graph-sched (its captured decode launches run a
-    schedule that plan() writes each step)."""
+    """Whether the package was exported with the schedule (the default; not with --no-graph-sched
+    or --graph-walk): its captured decode launches run a schedule that plan() writes each step."""
     return any(v.get("graph_sched") for v in _variant_docs())
 
 
@@ -111,7 +111,7 @@ def schedule_ints(rows: int, max_seq_len: int) -> int:
 
 def is_scheduled(num_seqs, num_heads, num_kv_heads, max_seq_len, variant) -> bool:
     """Whether the captured decode launch of `num_seqs` sequences bounded at max_seq_len with
-    `variant` runs a schedule (--graph-sched; where its grid for the bound is more than 8 waves)."""
+    `variant` runs a schedule (exported with it, the default; where its grid for the bound is more than 8 waves)."""
     import torch
     load_ops()
     return bool(torch.ops.@PKG@.is_scheduled(int(num_seqs), int(num_heads), int(num_kv_heads), int(max_seq_len),
@@ -121,7 +121,7 @@ def is_scheduled(num_seqs, num_heads, num_kv_heads, max_seq_len, variant) -> boo
 def plan(schedule, seq_lens, num_seqs, num_heads, num_kv_heads, max_seq_len, variant):
     """Plan the step's schedule for the captured decode launch of `num_seqs` sequences (the padded
     batch) bounded at max_seq_len with `variant`, from the real lengths `seq_lens` (one small kernel;
-    a no-op unless the package was exported with --graph-sched and that launch is scheduled). The
+    a no-op unless the package was exported with the schedule and that launch is scheduled). The
     vLLM backend calls it once per decode step, before the graph replays."""
     import torch
     load_ops()

@@ -67,7 +67,7 @@ class WorkbenchDecodeMetadata(AttentionMetadata):
     causal: bool = True
     per_seq_split: bool = False            # captured: split each sequence by its own length (the launch
                                            # is bounded at max_model_len, the batches replayed are shorter)
-    schedule: torch.Tensor | None = None   # --graph-sched: the step's schedule (the builder's, persistent)
+    schedule: torch.Tensor | None = None   # the step's schedule (the builder's, persistent; not with --no-graph-sched)
 
 
 def split_batch(m: CommonAttentionMetadata) -> tuple[int, int]:
@@ -104,7 +104,7 @@ class WorkbenchDecodeMetadataBuilder(AttentionMetadataBuilder[WorkbenchDecodeMet
         n = workspace_floats(self.max_rows, self.num_heads, self.num_kv_heads, self.max_model_len, HEAD_SIZE)
         self.workspace = torch.empty(n, dtype=torch.float32, device=device) if n else None
         self.counters = torch.zeros(self.max_rows * self.num_heads, dtype=torch.int32, device=device) if n else None
-        # --graph-sched: each decode step's schedule for the captured launch its batch is padded to,
+        # exported with the schedule (the default): each decode step's schedule for the captured launch its batch is padded to,
         # planned on the device by build() before the graph replays (one small kernel per step)
         cc = vllm_config.compilation_config
         self.capture_sizes = sorted(int(s) for s in (getattr(cc, "cudagraph_capture_sizes", None) or ()))
