@@ -21,7 +21,8 @@ def tuned_picker(study: str | None, storage: str | None, heads: Any, dtype: str,
                 or cfg.get("dtype") != dtype or cfg.get("block_size") != block_size:
             raise WorkbenchError(f"study {study!r} was tuned for {cfg.get('model')} tp{cfg.get('tp')} {cfg.get('dtype')} "
                                  f"block {cfg.get('block_size')}: bench that shape (--model/--tp) or pick another study")
-        table = build_dispatch(study, cfg, completed(h.study), references(h.study))
+        from workbench.tune.refine import stored_picks
+        table = build_dispatch(study, cfg, completed(h.study), references(h.study), refined=stored_picks(h.study))
         s = Suite.from_dict(cfg["suite"])
         by = {shape_label(r.bucket['batch'], r.bucket['context']): Variant.from_dict(r.variant) for r in table.rows}
         return (lambda spec: by[s.bucket_for(spec.num_seqs, spec.max_seq_len).label],

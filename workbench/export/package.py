@@ -95,7 +95,9 @@ def load_table(study: str, storage: str, gpu: str | None = None) -> tuple[Dispat
         raise WorkbenchError(f"study {study!r} has no completed trial: run `workbench tune` first")
     from workbench.tune.peer_timing import FA3, stored as stored_peers
     # FA3 as timed beside the study (tune): read, never measured again here
-    table = build_dispatch(study, cfg, done, references(h.study), stored_peers(h.study).get(FA3))
+    from workbench.tune.refine import stored_picks
+    table = build_dispatch(study, cfg, done, references(h.study), stored_peers(h.study).get(FA3),
+                           refined=stored_picks(h.study))
     prov = {"study": study, "gpu_profile": cfg["gpu"], "device_name": cfg.get("device_name", ""),
             "gpu_info": h.study.user_attrs.get("gpu_info", {}), "ceiling": h.study.user_attrs.get("ceiling", {}),
             "created": h.study.user_attrs.get("created", ""), "trials": len(done)}

@@ -10,6 +10,7 @@ from typing import Any
 
 from workbench.kernel.variant import PARTITION_AUTO
 from workbench.errors import WorkbenchError
+from workbench.tune.refine import REFINE_MARGIN
 from workbench.tune.trial import Measurement
 
 
@@ -25,6 +26,7 @@ class DispatchRow:
     baseline_us: float | None
     paper_us: float | None
     fa3_us: float | None = None          # vLLM's FA3 on this bucket, timed beside the study (None: not there)
+    refined: bool = False                # the pick changed by `workbench refine` (tune.refine)
 
     @property
     def speedup_baseline(self) -> float | None:
@@ -75,9 +77,12 @@ AUTO_PREFERENCE = 0.03    # see build_dispatch: robustness between bucket centre
 
 
 def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Measurement]],
-                   refs: dict[str, Measurement] | None = None, fa3: Any = None) -> DispatchTable:
+                   refs: dict[str, Measurement] | None = None, fa3: Any = None,
+                   refined: dict[str, str] | None = None) -> DispatchTable:
     """From a study's completed trials (trial number, measurement), its reference measurements and
-    FA3's timings beside it (a tune.peer_timing.PeerTiming; None or not ok: no FA3 column values)."""
+    FA3's timings beside it (a tune.peer_timing.PeerTiming; None or not ok: no FA3 column values).
+    refined: bucket label -> variant key settled by `workbench refine` (tune.refine.stored_picks),
+    which takes the bucket over the centre's timing wherever that variant is among the trials."""
     from workbench.tune.peer_timing import why_absent
     from workbench.measure.suite import Suite
     if not done:
@@ -100,13 +105,20 @@ def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Mea
             an, am, at = min(autos, key=lambda c: c[2].median_us)
             if at.median_us <= (1 + AUTO_PREFERENCE) * t.median_us:
                 n, m, t = an, am, at
+        # refine timed the close calls off the centre too: its pick replaces the centre's guess
+        # (while it is still a close call there: trials measured since may have left it behind)
+        own = [c for c in cands if c[1].key == (refined or {}).get(b.label)
+               and c[2].median_us <= (1 + REFINE_MARGIN) * t.median_us]
+        changed = bool(own) and own[0][1].key != m.key
+        if own:
+            n, m, t = min(own, key=lambda c: c[2].median_us)
         bt = ref["baseline"].timing(b.label) if ref["baseline"] else None
         pt = ref["paper"].timing(b.label) if ref["paper"] else None
         ft = fa3.timing(b.label) if fa3 is not None and fa3.ok else None
         rows.append(DispatchRow(bucket=b.to_dict(), variant=m.variant, name=m.name, key=m.key, trial=n,
                                 median_us=t.median_us, efficiency=t.efficiency,
                                 baseline_us=bt.median_us if bt else None, paper_us=pt.median_us if pt else None,
-                                fa3_us=ft.median_us if ft else None))
+                                fa3_us=ft.median_us if ft else None, refined=changed))
     n, best = min(done, key=lambda x: x[1].geomean_us)
     used = {r.key: r.variant for r in rows}
     return DispatchTable(study=study, gpu=best.gpu, config=config, rows=rows,

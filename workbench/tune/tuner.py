@@ -577,7 +577,8 @@ def summarize(h: StudyHandle, storage: str, elapsed: float, run: int, repeats: i
     dispatch = None
     best = None
     if done:
-        d = build_dispatch(h.name, h.study.user_attrs.get("config", {}), done, refs, fa3)
+        from workbench.tune.refine import stored_picks
+        d = build_dispatch(h.name, h.study.user_attrs.get("config", {}), done, refs, fa3, refined=stored_picks(h.study))
         dispatch = d.to_dict()
         front = [(n, m) for n, m in done if n in par] or done
         n, m = min(front, key=lambda x: x[1].geomean_us)

@@ -5,6 +5,8 @@ from typing import Any
 
 from rich.table import Table
 
+from workbench.measure.stats import geomean
+
 
 def _f(x: Any, fmt: str) -> str:
     try:
@@ -86,10 +88,30 @@ def dispatch_table(d: dict[str, Any]) -> Table:
         b = r["bucket"]
         rng = lambda lo, hi: f"{lo}–{hi - 1}" if hi else f"{lo}+"  # noqa: E731
         t.add_row(f"b{b['batch']}x{b['context']}", rng(b["batch_lo"], b["batch_hi"]),
-                  rng(b["context_lo"], b["context_hi"]), knobs(r["variant"]), str(r["trial"]),
+                  rng(b["context_lo"], b["context_hi"]), knobs(r["variant"]),
+                  str(r["trial"]) + (" (refined)" if r.get("refined") else ""),
                   _f(r["median_us"], ".1f"), _f(r["efficiency"], ".2f"), _f(r["baseline_us"], ".1f"),
                   _f(r["speedup_baseline"], ".2f"), _f(r["paper_us"], ".1f"), _f(r["speedup_paper"], ".2f"),
                   ABSENT if why else _f(r.get("fa3_us"), ".1f"), ABSENT if why else _f(r.get("speedup_fa3"), ".2f"))
+    return t
+
+
+def refine_table(d: dict[str, Any]) -> Table:
+    """Per bucket: each close call's geomean over the refine shapes (µs), × the study's pick, the pick."""
+    from workbench.ui.tui import knobs
+    t = Table(title=f"refinement · {d['study']} · {d['gpu']} · within {d['margin']:.0%} at the centre, "
+                    f"{d['rounds']} rounds × {d['launches']} launches, cold L2", title_justify="left")
+    for c in ("bucket", "shapes", "variant", "centre µs (study)", "geomean µs", "× study pick", "pick"):
+        t.add_column(c, justify="left" if c in ("bucket", "shapes", "variant", "pick") else "right")
+    for r in d["rows"]:
+        own = next((c for c in r["candidates"] if c["key"] == r["study_key"]), None)
+        g = lambda c: geomean(list(c["us"].values())) if c["us"] else None  # noqa: E731
+        for i, c in enumerate(r["candidates"]):
+            gc, go = g(c), (g(own) if own else None)
+            mark = "refined" if c["key"] == r["pick_key"] and r["pick_key"] != r["study_key"] else \
+                "kept" if c["key"] == r["pick_key"] else ""
+            t.add_row(r["bucket"] if i == 0 else "", str(len(r["shapes"])) if i == 0 else "", knobs(c["variant"]),
+                      _f(c["centre_us"], ".1f"), _f(gc, ".1f"), _f(go / gc if gc and go else None, ".3f"), mark)
     return t
 
 

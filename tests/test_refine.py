@@ -1,0 +1,156 @@
+"""`workbench refine` (tune.refine) on the H200 v6 study (results/h200-2026-11-28-v6/studies.db):
+the shapes it times, the close calls it re-times, how it picks, and that export / bench / tune
+build their dispatch with what it stored. The timer is a stand-in here (no GPU); the GPU timer is
+the tuner's own time_variant over a shared cold-L2 rotation."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+V6 = ROOT / "results/h200-2026-11-28-v6/studies.db"
+STUDY = "h200-train"
+
+
+@pytest.fixture
+def study(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    db = tmp_path / "studies.db"
+    shutil.copy(V6, db)                     # never write to the committed study
+    url = f"sqlite:///{db}"
+    return url, optuna.load_study(study_name=STUDY, storage=url)
+
+
+def _setup(s):
+    from workbench.measure.suite import shape_label
+    from workbench.tune.dispatch import build_dispatch
+    from workbench.tune.storage import completed, references
+    cfg, done = s.user_attrs["config"], completed(s)
+    base = build_dispatch(STUDY, cfg, done, references(s))
+    return cfg, done, base, {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows}
+
+
+def _fake_timer(favour, slower=1.02, calls=None):
+    """Every candidate 100 µs, `favour`'s names ÷ slower; counts passes in `calls`."""
+    def for_bucket(cands):
+        def time_pass(order, spec, launches):
+            if calls is not None:
+                calls.append((f"b{spec.num_seqs}x{spec.max_seq_len}", [c.key for c in order]))
+            return [100.0 / slower if favour in c.name else 100.0 for c in order]
+        return time_pass
+    return for_bucket
+
+
+def test_refine_shapes_stay_inside_their_bucket_and_off_every_bench_shape():
+    from workbench.measure.suite import load_suite
+    train, bench = load_suite("train"), load_suite("bench")
+    bench_shapes = {(b.batch, b.context) for b in bench.buckets()}
+    from workbench.tune.refine import refine_shapes
+    for b in train.buckets():
+        shapes = refine_shapes(b)
+        assert shapes[0] == (b.batch, b.context) and len(shapes) == len(set(shapes)) >= 3, (b.label, shapes)
+        for s in shapes:
+            assert b.contains(*s), (b.label, s)
+        for bb, c in shapes[1:]:
+            assert c % 1000 == 0 and (bb, c) not in bench_shapes, (b.label, bb, c)
+    b = train.buckets()[-1]
+    assert refine_shapes(b, fits=lambda bb, c: bb * c <= b.batch * b.context) == \
+        [s for s in refine_shapes(b) if s[0] * s[1] <= b.batch * b.context]
+
+
+def test_candidates_are_the_distinct_close_calls_at_the_centre_best_first(study):
+    from workbench.tune.refine import candidates
+    _, s = study
+    _, done, base, picks = _setup(s)
+    c = candidates(done, "b48x24576", 0.03, 3)
+    assert [x.name.split("-twopass-")[1] for x in c] == ["t128-q4-pauto-pf0-s3-mma", "t128-q4-pauto-pf0-s3-mma-u",
+                                                          "t256-q4-pauto-pf0-s4-mma"]
+    assert len({x.key for x in c}) == 3 and c[0].key == picks["b48x24576"]
+    assert c[0].centre_us <= c[1].centre_us <= c[2].centre_us <= 1.03 * c[0].centre_us
+    assert len(candidates(done, "b48x24576", 0.0, 3)) == 1
+    assert len(candidates(done, "b48x24576", 0.03, 1)) == 1
+    assert candidates(done, "b9x9", 0.03, 3) == []
+
+
+def test_run_refine_takes_the_fastest_off_centre_and_keeps_the_study_pick_on_noise(study):
+    from workbench.tune.refine import Refinement, run_refine
+    _, s = study
+    cfg, done, base, picks = _setup(s)
+    calls = []
+    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="NVIDIA H200", rounds=3,
+                     timer=_fake_timer("t256-q4-pauto-pf0-s4-mma", 1.02, calls))
+    row = next(r for r in ref.rows if r.bucket == "b48x24576")
+    assert row.changed and "t256-q4-pauto-pf0-s4-mma" in next(c.name for c in row.candidates if c.key == row.pick_key)
+    # every shape of the row timed in 3 interleaved rounds, the order reversed every other round
+    mine = [o for lbl, o in calls if lbl in row.shapes]
+    assert len(mine) == 3 * len(row.shapes) and mine[0] == mine[1][::-1] == mine[2]
+    assert all(len(c.us) == len(row.shapes) for c in row.candidates)
+    # a bucket with one close call is not timed at all
+    one = next(r for r in ref.rows if r.bucket == "b2x8192")
+    assert len(one.candidates) == 1 and not one.changed and not any(lbl in one.shapes for lbl, _ in calls)
+    # within REFINE_KEEP (0.5%): the study's own pick stays
+    calm = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1,
+                      timer=_fake_timer("t256-q4-pauto-pf0-s4-mma", 1.003))
+    assert not any(r.changed for r in calm.rows)
+    back = Refinement.from_dict(json.loads(json.dumps(ref.to_dict())))
+    assert back.picks() == ref.picks() and back.rows[0].candidates[0].us == ref.rows[0].candidates[0].us
+
+
+def test_dispatch_takes_a_stored_refinement_while_it_is_still_a_close_call(study):
+    from workbench.tune.dispatch import build_dispatch
+    from workbench.tune.refine import ATTR, run_refine, stored_picks
+    from workbench.tune.storage import references
+    _, s = study
+    cfg, done, base, picks = _setup(s)
+    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("t256-q4-pauto-pf0-s4-mma"))
+    s.set_user_attr(ATTR, ref.to_dict())
+    got = build_dispatch(STUDY, cfg, done, references(s), refined=stored_picks(s))
+    changed = {r.bucket for r in ref.rows if r.changed}
+    assert changed and {f"b{r.bucket['batch']}x{r.bucket['context']}" for r in got.rows if r.refined} == changed
+    for r in got.rows:
+        lbl = f"b{r.bucket['batch']}x{r.bucket['context']}"
+        assert r.key == (ref.picks()[lbl] if lbl in changed else picks[lbl]), lbl
+    # a refined pick the study's trials have since left > REFINE_MARGIN behind is not used
+    far = {lbl: next(m.key for _, m in done if m.timing(lbl) and m.timing(lbl).median_us > 1.2 *
+                     min(x.timing(lbl).median_us for _, x in done if x.timing(lbl)))
+           for lbl in ("b48x24576",)}
+    assert build_dispatch(STUDY, cfg, done, references(s), refined=far).rows[8].key == picks["b48x24576"]
+
+
+def wb(args, home):
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env)
+
+
+def test_refine_cli_shows_a_stored_refinement_without_a_gpu_and_export_uses_it(study, tmp_path):
+    """Nothing measured twice: a study refined with the same candidates is shown, not timed again
+    (so this runs without a GPU); export's dispatch follows it. Without a stored refinement and
+    without a GPU: one clear message, nothing written."""
+    from workbench.tune.refine import ATTR, run_refine
+    url, s = study
+    p = wb(["refine", "--study", STUDY, "--storage", url], tmp_path)
+    assert p.returncode != 0 and "no NVIDIA GPU" in p.stderr and "Traceback" not in p.stderr
+    assert ATTR not in s.user_attrs
+    cfg, done, base, picks = _setup(s)
+    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="NVIDIA H200", rounds=1,
+                     timer=_fake_timer("t256-q4-pauto-pf0-s4-mma"))
+    s.set_user_attr(ATTR, ref.to_dict())
+    p = wb(["refine", "--study", STUDY, "--storage", url, "--json"], tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "not measured again" in p.stderr
+    d = json.loads(p.stdout)
+    assert d["refinement"]["rows"] == ref.to_dict()["rows"]
+    p = wb(["refine", "--study", STUDY, "--storage", url, "--again"], tmp_path)
+    assert p.returncode != 0 and "no NVIDIA GPU" in p.stderr
+    p = wb(["export", "--study", STUDY, "--storage", url, "--out", str(tmp_path / "pkg"), "--json"], tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    pkg = json.loads(p.stdout)["package"]
+    rows = json.loads((tmp_path / "pkg" / pkg / "dispatch.json").read_text())["rows"]
+    want = {r.bucket: r.pick_key for r in ref.rows}
+    assert {f"b{r['bucket']['batch']}x{r['bucket']['context']}": r["key"] for r in rows} == want
+    assert any(r.changed for r in ref.rows)

@@ -1,0 +1,254 @@
+"""Refinement of a study's dispatch: the close calls of each bucket settled off its centre.
+
+The tuner times every variant once per bucket, at the bucket's centre. Near the top the margins
+are inside that noise (H200 v6 study: t128 s3 mma-u ahead of t256 s4 mma by 0.2% at b48 x 24k;
+on the bench shapes that bucket serves t256 s4 mma is 1.5-2.1% ahead), and a bucket serves every
+shape between its edges, not just the centre. So per bucket: the distinct variants within
+`margin` of the best at the centre (at most `top`) are timed again, interleaved in rounds over one
+shared cold-L2 rotation per shape, at the centre and at four shapes between the centre and the
+bucket's edges; the lowest geometric mean takes the bucket, unless the study's own pick is within
+`keep` of it (no churn on noise). Off-centre contexts are multiples of 1000 tokens, so they never
+coincide with a bench suite shape (powers of two): what `bench` reports stays out of sample.
+
+Stored on the study (user attribute "refinement", JSON): export, bench and tune's summary build the
+dispatch with it; a second `workbench refine` reuses it unless the candidates changed."""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from workbench.errors import WorkbenchError
+from workbench.measure.stats import geomean
+from workbench.tune.trial import Measurement
+
+ATTR = "refinement"
+REFINE_MARGIN = 0.03      # candidates: within this of the bucket's best at its centre
+REFINE_TOP = 4            # ... at most this many distinct variants per bucket (3 on 2026-11-29 left t256 s4
+                          # mma, 2.2% behind at b12 x 24k, behind two near-twins of the pick)
+REFINE_KEEP = 0.005       # the study's pick stays unless another is more than this faster (geomean)
+REFINE_ROUNDS = 3         # interleaved rounds per shape (the median of the rounds' medians)
+
+
+@dataclass
+class RefineCandidate:
+    key: str
+    name: str
+    variant: dict[str, Any]
+    trial: int
+    centre_us: float                      # the study's own timing at the centre
+    us: dict[str, float] = field(default_factory=dict)     # shape label -> median of the rounds' medians
+
+    @property
+    def geomean_us(self) -> float:
+        g = geomean(list(self.us.values())) if self.us and all(v > 0 for v in self.us.values()) else None
+        return math.nan if g is None else g
+
+
+@dataclass
+class RefineRow:
+    bucket: str
+    shapes: list[str]
+    candidates: list[RefineCandidate]
+    study_key: str                        # the study's pick at the centre
+    pick_key: str
+
+    @property
+    def changed(self) -> bool:
+        return self.pick_key != self.study_key
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bucket": self.bucket, "shapes": self.shapes, "study_key": self.study_key, "pick_key": self.pick_key,
+                "candidates": [asdict(c) for c in self.candidates]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RefineRow":
+        return cls(bucket=d["bucket"], shapes=list(d["shapes"]), study_key=d["study_key"], pick_key=d["pick_key"],
+                   candidates=[RefineCandidate(**c) for c in d["candidates"]])
+
+
+@dataclass
+class Refinement:
+    study: str
+    gpu: str                              # the device name it was measured on
+    margin: float
+    top: int
+    keep: float
+    launches: int
+    rounds: int
+    rows: list[RefineRow]
+    seconds: float = 0.0
+    created: str = ""
+
+    def picks(self) -> dict[str, str]:
+        return {r.bucket: r.pick_key for r in self.rows}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "rows"}
+        return {"kind": "workbench-refinement", **d, "rows": [r.to_dict() for r in self.rows]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Refinement":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d and k != "rows"},
+                   rows=[RefineRow.from_dict(r) for r in d.get("rows", [])])
+
+
+def _round_ctx(x: float) -> int:
+    return max(1000, int(round(x / 1000.0)) * 1000)
+
+
+def refine_shapes(bucket: Any, fits: Callable[[int, int], bool] = lambda b, c: True) -> list[tuple[int, int]]:
+    """(batch, context) shapes a bucket is refined on: its centre, then the geometric midpoints
+    between the centre and each edge (an open edge: twice the centre), contexts rounded to a multiple
+    of 1000 tokens (never a bench shape), each inside the bucket and kept only where `fits`."""
+    b, c = bucket.batch, bucket.context
+    b_hi = bucket.batch_hi - 1 if bucket.batch_hi else 2 * b
+    c_hi = bucket.context_hi - 1 if bucket.context_hi else 2 * c
+    out = [(b, c)]
+    for bb in (round(math.sqrt(max(bucket.batch_lo, 1) * b)), round(math.sqrt(b * b_hi))):
+        out.append((max(1, int(bb)), _round_ctx(c)))
+    for cc in (math.sqrt(max(bucket.context_lo, 1) * c), math.sqrt(c * c_hi)):
+        out.append((b, _round_ctx(cc)))
+    seen, kept = set(), []
+    for s in out:
+        if s not in seen and bucket.contains(*s) and fits(*s):
+            seen.add(s)
+            kept.append(s)
+    return kept
+
+
+def candidates(done: list[tuple[int, Measurement]], label: str, margin: float = REFINE_MARGIN,
+               top: int = REFINE_TOP) -> list[RefineCandidate]:
+    """Distinct variants (by key) within `margin` of the best at bucket `label`'s centre, best first."""
+    best: dict[str, tuple[float, int, Measurement]] = {}
+    for n, m in done:
+        t = m.timing(label)
+        if t is None or not m.ok:
+            continue
+        if m.key not in best or t.median_us < best[m.key][0]:
+            best[m.key] = (t.median_us, n, m)
+    if not best:
+        return []
+    ranked = sorted(best.values(), key=lambda x: x[0])
+    lim = ranked[0][0] * (1 + margin)
+    return [RefineCandidate(key=m.key, name=m.name, variant=m.variant, trial=n, centre_us=t)
+            for t, n, m in ranked[:max(1, top)] if t <= lim]
+
+
+def stored(study: Any) -> Refinement | None:
+    d = study.user_attrs.get(ATTR)
+    return Refinement.from_dict(d) if d else None
+
+
+def stored_picks(study: Any) -> dict[str, str]:
+    """bucket label -> refined variant key (empty: the study was never refined)."""
+    r = stored(study)
+    return r.picks() if r else {}
+
+
+def choose(row_cands: list[RefineCandidate], study_key: str, keep: float = REFINE_KEEP) -> str:
+    """The candidate with the lowest geomean over the shapes; the study's pick if within `keep` of it."""
+    timed = [c for c in row_cands if c.geomean_us == c.geomean_us]
+    if not timed:
+        return study_key
+    best = min(timed, key=lambda c: c.geomean_us)
+    own = next((c for c in timed if c.key == study_key), None)
+    if own is not None and own.geomean_us <= best.geomean_us * (1 + keep):
+        return study_key
+    return best.key
+
+
+Timer = Callable[[list[Any], Any, int], list[float]]   # (kernels, spec, launches) -> median µs each, one pass
+
+
+def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measurement]], *, study_picks: dict[str, str],
+               gpu: str, margin: float = REFINE_MARGIN, top: int = REFINE_TOP, keep: float = REFINE_KEEP,
+               launches: int = 30, rounds: int = REFINE_ROUNDS, timer: Callable[[list[RefineCandidate]], Any],
+               progress: Callable[[str], None] = lambda s: None) -> Refinement:
+    """Refine every bucket of the study's suite. `study_picks`: bucket label -> the dispatch's key
+    before refinement. `timer(cands)` -> a function (spec, launches) -> median µs per candidate for
+    one pass over them (the GPU one: gpu_timer); rounds alternate the candidates' order."""
+    from workbench.config.profiles import HeadShape
+    from workbench.measure.suite import Suite, shape_label
+    from workbench.measure.workload import WorkloadSpec
+
+    if rounds < 1 or launches < 1:
+        raise WorkbenchError("refine: --rounds and --launches must be >= 1")
+    suite = Suite.from_dict(cfg["suite"])
+    heads = HeadShape(**cfg["heads"])
+    t0 = time.perf_counter()
+
+    def spec_of(b: int, c: int) -> Any:
+        return WorkloadSpec.uniform(b, c, num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
+                                    head_size=heads.head_size, block_size=cfg["block_size"], dtype=cfg["dtype"])
+    fits = (lambda b, c: suite._fits(spec_of(b, c)))
+    rows = []
+    for bucket in suite.buckets():
+        cands = candidates(done, bucket.label, margin, top)
+        own = study_picks.get(bucket.label)
+        if not cands or own is None:
+            continue
+        if own not in {c.key for c in cands}:       # the dispatch's own pick (e.g. an auto split) is always in
+            extra = candidates(done, bucket.label, math.inf, 10 ** 9)
+            cands += [c for c in extra if c.key == own]
+        shapes = refine_shapes(bucket, fits)
+        if len(cands) > 1:
+            time_pass = timer(cands)
+            for b, c in shapes:
+                label = shape_label(b, c)
+                progress(f"{bucket.label} · {label} · {len(cands)} variants")
+                samples: list[list[float]] = [[] for _ in cands]
+                spec = spec_of(b, c)
+                for r in range(rounds):
+                    order = list(range(len(cands)))[::(-1 if r % 2 else 1)]
+                    got = time_pass([cands[i] for i in order], spec, launches)
+                    for i, us in zip(order, got):
+                        samples[i].append(us)
+                for cand, s in zip(cands, samples):
+                    cand.us[label] = statistics.median(s)
+        rows.append(RefineRow(bucket=bucket.label, shapes=[shape_label(b, c) for b, c in shapes], candidates=cands,
+                              study_key=own, pick_key=choose(cands, own, keep) if len(cands) > 1 else own))
+    return Refinement(study=study, gpu=gpu, margin=margin, top=top, keep=keep, launches=launches, rounds=rounds,
+                      rows=rows, seconds=time.perf_counter() - t0, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+def gpu_timer(arch: str, device: int = 0) -> Callable[[list[RefineCandidate]], Any]:
+    """The timer run_refine uses on a GPU: candidates built (cached), loaded once per bucket, timed
+    as the tuner times them (time_variant, cold L2) over one rotation per shape shared by all."""
+    import torch
+
+    from workbench.kernel.build import build_many
+    from workbench.kernel.launch import load
+    from workbench.kernel.variant import Variant
+    from workbench.measure.gpuinfo import gpu_info
+    from workbench.measure.timing import time_variant
+    from workbench.measure.workload import build_rotation
+
+    info = gpu_info(device)
+    kernels: dict[str, Any] = {}
+
+    def for_bucket(cands: list[RefineCandidate]) -> Callable[[list[RefineCandidate], Any, int], list[float]]:
+        need = [c for c in cands if c.key not in kernels]
+        for c, b in zip(need, build_many([Variant.from_dict(c.variant) for c in need], arch)):
+            if not b.ok:
+                raise WorkbenchError(f"refine: {c.name} no longer builds here: {(b.error or b.status)[-300:]}")
+            kernels[c.key] = load(b, device)
+        rot: dict[str, Any] = {}
+
+        def time_pass(order: list[RefineCandidate], spec: Any, launches: int) -> list[float]:
+            if spec.label not in rot:
+                rot.clear()
+                torch.cuda.empty_cache()
+                rot[spec.label] = build_rotation(spec, f"cuda:{device}", 4 * max(info.l2_bytes, 1 << 20))
+            got = []
+            for c in order:
+                try:
+                    got.append(time_variant(kernels[c.key], spec, info, launches=launches, device=f"cuda:{device}",
+                                            rotation=rot[spec.label], warmup_s=0.01).median_us)
+                except Exception:          # a shape this variant refuses (or cannot launch): never picked there
+                    got.append(math.inf)
+            return got
+        return time_pass
+    return for_bucket
