@@ -18,6 +18,11 @@
 #   and the two forms tie). One package with its FLASH_ATTN takes ~4-5 min (two engines, the package's
 #   build): AB_ONLY=default, then AB_ONLY=sched in the next call on the same warm host (prints both).
 #   SEED must hold the same grid (else drop it: no attention shares, ratios only).
+# Transfers: a call carries the tree (~27 MiB) plus its carry paths, at most 64 MiB. The vLLM parts are
+#   41 MiB each, so carry them in pieces (2026-11-29): part1's files in two calls (MANIFEST, deps, vllm-py;
+#   then vllm-so and the .so piece), part2's piece split in two (`split -n 2 -d`, carried as .vllm/p2a and
+#   .vllm/p2b and joined with cat on the host), each call copying what it brought to /tmp/vparts/part{1,2};
+#   then VLLM=/tmp/vparts.
 # Usage: STUDY=h200-train DB=results/h200-2026-11-28-v2/studies.db STAGE=prep bash scripts/device_e2e.sh
 #        VLLM=.vllm BACKENDS=CUSTOM,FLASH_ATTN STAGE=run bash scripts/device_e2e.sh
 set -uo pipefail
