@@ -153,4 +153,6 @@ def test_refine_cli_shows_a_stored_refinement_without_a_gpu_and_export_uses_it(s
     rows = json.loads((tmp_path / "pkg" / pkg / "dispatch.json").read_text())["rows"]
     want = {r.bucket: r.pick_key for r in ref.rows}
     assert {f"b{r['bucket']['batch']}x{r['bucket']['context']}": r["key"] for r in rows} == want
+    readme = (tmp_path / "pkg" / "README.md").read_text()
+    assert readme.count("(refined)") == 1 + sum(r.changed for r in ref.rows)     # the rows and the legend
     assert any(r.changed for r in ref.rows)

@@ -274,7 +274,7 @@ def _readme(pkg: str, table: DispatchTable, prov: dict[str, Any], variants: list
         sp = f"{r.speedup_paper:.2f}" if r.speedup_paper else "–"
         sf = f"{r.speedup_fa3:.2f}" if r.speedup_fa3 else ABSENT
         rows.append(f"| {rng(b['batch_lo'], b['batch_hi'])} × {rng(b['context_lo'], b['context_hi'])} | "
-                    f"v{index[r.key]} `{r.name}` | {r.median_us:.1f} | {sb} | {sp} | {sf} |")
+                    f"v{index[r.key]} `{r.name}`{' (refined)' if r.refined else ''} | {r.median_us:.1f} | {sb} | {sp} | {sf} |")
     fa3_line = (f"× FA3 {ABSENT}: {table.fa3_note}." if table.fa3_note else
                 "× FA3: against FlashAttention-3 (vLLM's `FLASH_ATTN` decode on Hopper, called as vLLM calls it), "
                 "timed beside the study on the same GPU, buckets and cold-L2 timing (CUDA-graph replays).")
@@ -296,7 +296,7 @@ head {cfg['heads']['head_size']}), {cfg['dtype']}, KV block {cfg['block_size']},
 ## Dispatch table
 {chr(10).join(rows)}
 
-Best overall: v{index[table.best_overall['key']]} `{table.best_overall['name']}`. Speedups are against
+{"(refined): picked by `workbench refine` (each bucket's close calls timed again at and around its centre); µs is the study's time at the centre." + chr(10) + chr(10) if any(r.refined for r in table.rows) else ""}Best overall: v{index[table.best_overall['key']]} `{table.best_overall['name']}`. Speedups are against
 `baseline` (vLLM 0.10.2's own paged-attention kernel, built from its pinned source) and `paper`
 (the same kernel with the paper's bulk L2 prefetch one tile ahead), measured beside the study on the
 same GPU, suite and cold-L2 timing ("–": not measured in this study).
