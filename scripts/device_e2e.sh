@@ -13,9 +13,9 @@
 # STAGE=ab (after STAGE=prep-ab, which exports and benches both packages): the plain package
 #   (--no-graph-sched, column "default" = v8's default) and the scheduled one in one call on one host, each
 #   beside FLASH_ATTN, on AB_BATCHES x AB_CONTEXTS (default 1,8,32,64 x 1k,4k), with SEED's attention
-#   shares; prints both ratio columns. vLLM's max_model_len is the grid's longest point: include a 32k
-#   context (AB_CONTEXTS=1k,4k,32k) to measure graphs bounded at 32k as served (at 1k,4k the bound is 4192
-#   and the two forms tie). One package with its FLASH_ATTN takes ~4-5 min (two engines, the package's
+#   shares; prints both ratio columns. vLLM's max_model_len is AB_MAX_LEN (default 32864, `e2e
+#   --max-model-len`): the graphs bounded as a 32k server bounds them (at the grid's own 4192 the two
+#   forms tie: results/h200-2026-11-29-ab). One package with its FLASH_ATTN takes ~4-5 min (two engines, the package's
 #   build): AB_ONLY=default, then AB_ONLY=sched in the next call on the same warm host (prints both).
 #   SEED must hold the same grid (else drop it: no attention shares, ratios only).
 # Transfers: a call carries the tree (~27 MiB) plus its carry paths, at most 64 MiB. The vLLM parts are
@@ -56,7 +56,8 @@ ab)
 d['notes']=['attention shares from '+sys.argv[1]]; json.dump(d,open(sys.argv[2],'w'))" "$SEED" $R/e2e.json
     timeout ${AB_S:-270} python3 -m workbench e2e --package $W/pkg$T --bench $W/bench-e2e$T.json --out $R \
       --backends CUSTOM,FLASH_ATTN --share-backends none --batches ${AB_BATCHES:-1,8,32,64} \
-      --contexts ${AB_CONTEXTS:-1k,4k} --steps ${STEPS:-128} --timeout ${CHILD_S:-250} > $OUT/ab$T.txt 2> $OUT/ab$T.err
+      --contexts ${AB_CONTEXTS:-1k,4k} --steps ${STEPS:-128} --timeout ${CHILD_S:-250} \
+      --max-model-len ${AB_MAX_LEN:-32864} > $OUT/ab$T.txt 2> $OUT/ab$T.err
     echo "e2e ab$T rc=$? ${SECONDS}s"; cp $R/e2e.json $OUT/ab$T.json 2>/dev/null
   done
   python3 - $W/ab/e2e.json $W/ab-sched/e2e.json <<'PY'

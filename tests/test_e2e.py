@@ -529,6 +529,23 @@ def test_resume_measures_nothing_twice(tmp_path, fake_runner):
     assert len(fake_runner()) == 8
 
 
+def test_max_model_len_is_the_servers_bound_not_the_grids(tmp_path, fake_runner):
+    """--max-model-len: vLLM bounds its decode graphs there, so a 1k-4k grid can be measured as a
+    32k server runs it (perf-notes v9: at the grid's own 4192 the graph forms tie, at 32864 they do
+    not). Shorter than the grid needs, or past the model's positions: one clear message."""
+    short = _e2e(tmp_path / "a", ["CUSTOM"])
+    assert short.settings["max_model_len"] < 8192
+    run = _e2e(tmp_path / "b", ["CUSTOM"], max_model_len=32860)
+    assert run.settings["max_model_len"] == 32864                      # whole blocks
+    assert run.settings["max_num_seqs"] == short.settings["max_num_seqs"]
+    with pytest.raises(WorkbenchError, match="other settings"):      # another bound is another run
+        _e2e(tmp_path / "b", ["CUSTOM"])
+    with pytest.raises(WorkbenchError, match="shorter than the grid needs"):
+        _e2e(tmp_path / "c", ["CUSTOM"], max_model_len=2048)
+    with pytest.raises(WorkbenchError, match="max_position_embeddings"):
+        _e2e(tmp_path / "d", ["CUSTOM"], max_model_len=10**7)
+
+
 def test_failing_backends_are_reported_and_the_rest_run(tmp_path, fake_runner, monkeypatch):
     import workbench.measure.nsys
     monkeypatch.setattr(workbench.measure.nsys, "find_nsys", lambda: None)
@@ -606,7 +623,7 @@ def test_e2e_command_bad_input_is_one_message(tmp_path):
     import sys
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     for args, words in ((["--batches", "1,x"], "--batches"), (["--steps", "2"], "--steps"),
-                        (["--contexts", "0"], "--contexts")):
+                        (["--contexts", "0"], "--contexts"), (["--max-model-len", "100"], "--max-model-len")):
         r = subprocess.run([sys.executable, "-m", "workbench", "e2e", "--out", str(tmp_path / "o"), *args],
                            capture_output=True, text=True, cwd=tmp_path, env=env)
         assert r.returncode == 2 and "Traceback" not in r.stderr and words in r.stderr, (args, r.stderr[-500:])

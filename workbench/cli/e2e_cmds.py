@@ -26,6 +26,8 @@ def e2e_cmd(
     weights: str = typer.Option("gpt2:0.02", help="random weights: gpt2:STD, normal:STD or dummy"),
     fresh: bool = typer.Option(False, help="measure again instead of resuming the saved run"),
     timeout: Optional[float] = typer.Option(None, help="seconds one backend's child process may take"),
+    max_model_len: Optional[int] = typer.Option(None, help="vLLM's max_model_len (default: what the grid needs); "
+                                                "decode graphs are bounded there, so set your server's"),
 ) -> None:
     """Decode tok/s and inter-token latency of vLLM with the exported backend vs its own, CUDA graphs on."""
     from workbench.e2e import parse_sizes, run_e2e
@@ -39,7 +41,8 @@ def e2e_cmd(
     run = run_e2e(model, package, names, (parse_sizes(batches, "--batches"), parse_sizes(contexts, "--contexts")),
                   out_dir, str(bench) if bench else None, decode_steps=steps,
                   gpu_memory_utilization=gpu_memory_utilization, weights=weights, share_backends=shares,
-                  fresh=fresh, child_timeout_s=timeout, progress=lambda line: err.print(line, markup=False))
+                  fresh=fresh, child_timeout_s=timeout, max_model_len=max_model_len,
+                  progress=lambda line: err.print(line, markup=False))
     out.print(table(run))
     for line in pooled_lines(run, (run.summary or {}).get("correctness_pooled") or {}):
         out.print(line, markup=False)

@@ -14,6 +14,7 @@ union), so a long grid can be measured one backend per call.
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
 import signal
@@ -121,6 +122,7 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
             plot: bool = True,
             child_timeout_s: float | None = None,
             gpu_memory: int | None = None,
+            max_model_len: int | None = None,
             python: str = sys.executable,
             runner_module: str = "workbench.e2e.runner",
             progress: Callable[[str], None] = _stderr) -> E2eRun:
@@ -156,6 +158,16 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
     for s in plan.skipped:
         progress(f"skip {s.label}: {s.reason}")
     max_len, max_seqs = engine_limits(plan.points, decode_steps, base.max_num_batched_tokens, block_size)
+    if max_model_len is not None:
+        # the server's own bound: vLLM captures its decode graphs at max_model_len, so a 1k-4k grid run
+        # at the grid's own (short) bound does not measure what a 32k server runs (perf-notes v9)
+        if max_model_len < max_len:
+            raise WorkbenchError(f"--max-model-len {max_model_len} is shorter than the grid needs ({max_len} tokens: "
+                                 "the longest context, the decode steps and a block)")
+        if max_model_len > mdir.max_position_embeddings:
+            raise WorkbenchError(f"--max-model-len {max_model_len} is past the model's max_position_embeddings "
+                                 f"({mdir.max_position_embeddings})")
+        max_len = math.ceil(max_model_len / block_size) * block_size
     settings = EngineSettings(**{**base.to_dict(), "max_model_len": max_len, "max_num_seqs": max_seqs})
     grid_doc = {**plan.to_dict(), "requested": {"batches": sorted(set(batches)), "contexts": sorted(set(contexts))}}
 
