@@ -156,3 +156,23 @@ def test_refine_cli_shows_a_stored_refinement_without_a_gpu_and_export_uses_it(s
     readme = (tmp_path / "pkg" / "README.md").read_text()
     assert readme.count("(refined)") == 1 + sum(r.changed for r in ref.rows)     # the rows and the legend
     assert any(r.changed for r in ref.rows)
+
+
+def test_tune_summary_points_at_refine_until_the_study_is_refined(study):
+    """`workbench tune`'s summary names the buckets with close calls and the refine command, and stops
+    once a refinement is stored (its dispatch then carries the refined picks)."""
+    from types import SimpleNamespace
+
+    from workbench.tune.refine import ATTR, run_refine
+    from workbench.tune.tuner import summarize
+    _, s = study
+    h = SimpleNamespace(study=s, name=STUDY)
+    before = summarize(h, "sqlite:///x", 1.0, 0, 0, [])
+    hint = [n for n in before.notes if "workbench refine --study h200-train" in n]
+    assert len(hint) == 1 and "b48x24576" in hint[0] and "b2x8192" not in hint[0]
+    cfg, done, base, picks = _setup(s)
+    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("t256-q4-pauto-pf0-s4-mma"))
+    s.set_user_attr(ATTR, ref.to_dict())
+    after = summarize(h, "sqlite:///x", 1.0, 0, 0, [])
+    assert not any("workbench refine" in n for n in after.notes)
+    assert any(r["refined"] for r in after.dispatch["rows"])

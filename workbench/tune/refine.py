@@ -137,6 +137,11 @@ def candidates(done: list[tuple[int, Measurement]], label: str, margin: float = 
             for t, n, m in ranked[:max(1, top)] if t <= lim]
 
 
+def close_calls(done: list[tuple[int, Measurement]], labels: list[str], margin: float = REFINE_MARGIN) -> list[str]:
+    """The buckets among `labels` where more than one distinct variant is within `margin` at the centre."""
+    return [lbl for lbl in labels if len(candidates(done, lbl, margin, 2)) > 1]
+
+
 def stored(study: Any) -> Refinement | None:
     d = study.user_attrs.get(ATTR)
     return Refinement.from_dict(d) if d else None

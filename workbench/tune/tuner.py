@@ -577,9 +577,15 @@ def summarize(h: StudyHandle, storage: str, elapsed: float, run: int, repeats: i
     dispatch = None
     best = None
     if done:
-        from workbench.tune.refine import stored_picks
-        d = build_dispatch(h.name, h.study.user_attrs.get("config", {}), done, refs, fa3, refined=stored_picks(h.study))
+        from workbench.tune.refine import close_calls, stored_picks
+        picks = stored_picks(h.study)
+        d = build_dispatch(h.name, h.study.user_attrs.get("config", {}), done, refs, fa3, refined=picks)
         dispatch = d.to_dict()
+        close = close_calls(done, [f"b{r.bucket['batch']}x{r.bucket['context']}" for r in d.rows])
+        if close and not picks:
+            notes = [*notes, f"{len(close)} of {len(d.rows)} bucket(s) have close calls (variants within 3% at the "
+                             f"centre: {', '.join(close)}): `workbench refine --study {h.name}` times them again "
+                             "off the centre and lets the fastest take the bucket"]
         front = [(n, m) for n, m in done if n in par] or done
         n, m = min(front, key=lambda x: x[1].geomean_us)
         best = {"trial": n, "name": m.name, "variant": m.variant, "geomean_us": m.geomean_us,
