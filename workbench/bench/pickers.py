@@ -12,17 +12,15 @@ def tuned_picker(study: str | None, storage: str | None, heads: Any, dtype: str,
     """The study's dispatch table, or (no study) the best of a small built-in sweep per shape."""
     from workbench.kernel.variant import Variant
     if study:
-        from workbench.tune.dispatch import build_dispatch
-        from workbench.tune.storage import completed, default_storage, open_study, references
+        from workbench.tune.dispatch import study_dispatch
+        from workbench.tune.storage import default_storage, open_tuned
         from workbench.measure.suite import Suite, shape_label
-        h = open_study(study, storage or default_storage(False), None, create=False)
-        cfg = h.study.user_attrs.get("config") or {}
+        h, cfg, done = open_tuned(study, storage or default_storage(False))
         if cfg.get("heads", {}).get("num_heads") != heads.num_heads or cfg.get("heads", {}).get("num_kv_heads") != heads.num_kv_heads \
                 or cfg.get("dtype") != dtype or cfg.get("block_size") != block_size:
             raise WorkbenchError(f"study {study!r} was tuned for {cfg.get('model')} tp{cfg.get('tp')} {cfg.get('dtype')} "
                                  f"block {cfg.get('block_size')}: bench that shape (--model/--tp) or pick another study")
-        from workbench.tune.refine import stored_picks
-        table = build_dispatch(study, cfg, completed(h.study), references(h.study), refined=stored_picks(h.study))
+        table = study_dispatch(study, h.study, cfg, done)
         s = Suite.from_dict(cfg["suite"])
         by = {shape_label(r.bucket['batch'], r.bucket['context']): Variant.from_dict(r.variant) for r in table.rows}
         return (lambda spec: by[s.bucket_for(spec.num_seqs, spec.max_seq_len).label],

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.tune.dispatch import DispatchTable, build_dispatch
+from workbench.tune.dispatch import DispatchTable, study_dispatch
 from workbench.errors import WorkbenchError
 from workbench.config.paths import kernels_dir
 
@@ -82,22 +82,14 @@ def _writable(out: Path) -> None:
 
 
 def load_table(study: str, storage: str, gpu: str | None = None) -> tuple[DispatchTable, dict[str, Any]]:
-    from workbench.tune.storage import completed, open_study, references
-    h = open_study(study, storage, None, create=False)
-    cfg = h.study.user_attrs.get("config")
-    if not cfg:
-        raise WorkbenchError(f"study {study!r} was not made by `workbench tune` (no config on it)")
+    from workbench.tune.storage import open_tuned
+    h, cfg, done = open_tuned(study, storage)
     if gpu and gpu != cfg["gpu"]:
         raise WorkbenchError(f"study {study!r} was tuned for {cfg['gpu']} ({cfg.get('device_name', '?')}), "
                              f"not {gpu}: export it for {cfg['gpu']}, or tune a study on {gpu}")
-    done = completed(h.study)
-    if not done:
-        raise WorkbenchError(f"study {study!r} has no completed trial: run `workbench tune` first")
     from workbench.tune.peer_timing import FA3, stored as stored_peers
     # FA3 as timed beside the study (tune): read, never measured again here
-    from workbench.tune.refine import stored_picks
-    table = build_dispatch(study, cfg, done, references(h.study), stored_peers(h.study).get(FA3),
-                           refined=stored_picks(h.study))
+    table = study_dispatch(study, h.study, cfg, done, stored_peers(h.study).get(FA3))
     prov = {"study": study, "gpu_profile": cfg["gpu"], "device_name": cfg.get("device_name", ""),
             "gpu_info": h.study.user_attrs.get("gpu_info", {}), "ceiling": h.study.user_attrs.get("ceiling", {}),
             "created": h.study.user_attrs.get("created", ""), "trials": len(done)}

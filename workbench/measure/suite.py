@@ -107,14 +107,19 @@ class Suite:
         """The timed shapes: one uniform batch per bucket centre (minus those above max_kv_gb)."""
         out = []
         for b in self.buckets():
-            spec = WorkloadSpec.uniform(b.batch, b.context, num_heads=heads.num_heads,
-                                        num_kv_heads=heads.num_kv_heads, head_size=heads.head_size,
-                                        block_size=block_size, dtype=dtype)
-            if self._fits(spec):
+            spec = self.uniform_spec(b.batch, b.context, heads, dtype, block_size)
+            if self.fits(spec):
                 out.append((b, spec))
         return out
 
-    def _fits(self, spec: WorkloadSpec) -> bool:
+    @staticmethod
+    def uniform_spec(batch: int, context: int, heads: HeadShape, dtype: str, block_size: int) -> WorkloadSpec:
+        """A uniform batch of this shape for these heads (the bucket centres; refine's in-bucket shapes)."""
+        return WorkloadSpec.uniform(batch, context, num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
+                                    head_size=heads.head_size, block_size=block_size, dtype=dtype)
+
+    def fits(self, spec: WorkloadSpec) -> bool:
+        """Within the suite's max_kv_gb (shapes above it are not timed)."""
         return not self.max_kv_gb or spec.kv_bytes <= self.max_kv_gb * 1e9
 
     def bench_specs(self, heads: HeadShape, dtype: str, block_size: int) -> list[tuple[Any, WorkloadSpec]]:
@@ -124,7 +129,7 @@ class Suite:
         for r in self.ragged:
             spec = WorkloadSpec(seq_lens=r.lengths(), num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
                                 head_size=heads.head_size, block_size=block_size, dtype=dtype)
-            if self._fits(spec):
+            if self.fits(spec):
                 out.append((r, spec))
         return out
 

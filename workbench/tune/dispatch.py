@@ -125,3 +125,11 @@ def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Mea
                          best_overall={"trial": n, "name": best.name, "key": best.key, "variant": best.variant,
                                        "geomean_us": best.geomean_us},
                          variants=list(used.values()), fa3_note="" if fa3 is not None and fa3.ok else why_absent(fa3))
+
+
+def study_dispatch(name: str, study: Any, config: dict[str, Any], done: list[tuple[int, Measurement]],
+                   fa3: Any = None) -> DispatchTable:
+    """The dispatch a stored study stands for: its trials, references and `workbench refine`'s picks."""
+    from workbench.tune.refine import stored_picks
+    from workbench.tune.storage import references
+    return build_dispatch(name, config, done, references(study), fa3, refined=stored_picks(study))

@@ -85,6 +85,13 @@ class Refinement:
     def picks(self) -> dict[str, str]:
         return {r.bucket: r.pick_key for r in self.rows}
 
+    def covers(self, done: list[tuple[int, "Measurement"]], labels: set[str], margin: float, top: int) -> bool:
+        """Whether this refinement answers a refine of these buckets now: same margin and top, and no
+        bucket has a close call it did not time (trials since may have added one)."""
+        return (self.margin == margin and self.top == top and {r.bucket for r in self.rows} == labels
+                and all({c.key for c in candidates(done, r.bucket, margin, top)} <= {c.key for c in r.candidates}
+                        for r in self.rows))
+
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "rows"}
         return {"kind": "workbench-refinement", **d, "rows": [r.to_dict() for r in self.rows]}
@@ -177,7 +184,6 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
     one pass over them (the GPU one: gpu_timer); rounds alternate the candidates' order."""
     from workbench.config.profiles import HeadShape
     from workbench.measure.suite import Suite, shape_label
-    from workbench.measure.workload import WorkloadSpec
 
     if rounds < 1 or launches < 1:
         raise WorkbenchError("refine: --rounds and --launches must be >= 1")
@@ -186,9 +192,8 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
     t0 = time.perf_counter()
 
     def spec_of(b: int, c: int) -> Any:
-        return WorkloadSpec.uniform(b, c, num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
-                                    head_size=heads.head_size, block_size=cfg["block_size"], dtype=cfg["dtype"])
-    fits = (lambda b, c: suite._fits(spec_of(b, c)))
+        return suite.uniform_spec(b, c, heads, cfg["dtype"], cfg["block_size"])
+    fits = (lambda b, c: suite.fits(spec_of(b, c)))
     rows = []
     for bucket in suite.buckets():
         cands = candidates(done, bucket.label, margin, top)
@@ -217,6 +222,41 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
                               study_key=own, pick_key=choose(cands, own, keep) if len(cands) > 1 else own))
     return Refinement(study=study, gpu=gpu, margin=margin, top=top, keep=keep, launches=launches, rounds=rounds,
                       rows=rows, seconds=time.perf_counter() - t0, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top: int = REFINE_TOP,
+                 launches: int = 30, rounds: int = REFINE_ROUNDS, again: bool = False,
+                 progress: Callable[[str], None] = lambda s: None) -> tuple[Refinement, Any, bool]:
+    """`workbench refine`: (the refinement, the dispatch with it, whether it was measured now). A stored
+    refinement that covers the study's close calls is returned unmeasured unless `again`."""
+    from workbench.measure.gpuinfo import device_names
+    from workbench.measure.suite import shape_label
+    from workbench.tune.dispatch import build_dispatch, study_dispatch
+    from workbench.tune.storage import open_tuned, references
+
+    if not 0 <= margin <= 0.5:
+        raise WorkbenchError("--margin must be between 0 and 0.5")
+    if top < 1 or rounds < 1 or launches < 30:
+        raise WorkbenchError("--top and --rounds must be >= 1, --launches >= 30")
+    h, cfg, done = open_tuned(study, storage)
+    if cfg.get("emulation"):
+        raise WorkbenchError(f"study {study!r} was tuned under an emulation of {cfg['gpu']}: refine times on the "
+                             "attached GPU as it is, so it does not refine emulated studies")
+    base = build_dispatch(study, cfg, done, references(h.study))          # the centre's picks, unrefined
+    picks = {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows}
+    have = stored(h.study)
+    measured = have is None or again or not have.covers(done, set(picks), margin, top)
+    if measured:
+        devs = device_names()
+        if not devs:
+            raise WorkbenchError("no NVIDIA GPU visible: `workbench refine` measures on a GPU")
+        if cfg.get("device_name") and devs[0] != cfg["device_name"]:
+            raise WorkbenchError(f"study {study!r} was tuned on {cfg['device_name']}, this GPU is {devs[0]}: "
+                                 "refine it on its own GPU")
+        have = run_refine(study, cfg, done, study_picks=picks, gpu=devs[0], margin=margin, top=top,
+                          launches=launches, rounds=rounds, timer=gpu_timer(cfg["arch"]), progress=progress)
+        h.study.set_user_attr(ATTR, have.to_dict())
+    return have, study_dispatch(study, h.study, cfg, done), measured
 
 
 def gpu_timer(arch: str, device: int = 0) -> Callable[[list[RefineCandidate]], Any]:

@@ -331,6 +331,18 @@ def completed(study: Any) -> list[tuple[int, Measurement]]:
     return out
 
 
+def open_tuned(study: str, storage: str) -> tuple[StudyHandle, dict[str, Any], list[tuple[int, Measurement]]]:
+    """A study `workbench tune` made, with its config and completed trials, or one clear message."""
+    h = open_study(study, storage, None, create=False)
+    cfg = h.study.user_attrs.get("config")
+    if not cfg:
+        raise WorkbenchError(f"study {study!r} was not made by `workbench tune` (no config on it)")
+    done = completed(h.study)
+    if not done:
+        raise WorkbenchError(f"study {study!r} has no completed trial: run `workbench tune` first")
+    return h, cfg, done
+
+
 def references(study: Any) -> dict[str, Measurement]:
     """`baseline` / `paper` (vLLM's own kernel) measured beside this study, by label."""
     return {k: Measurement.from_dict(d) for k, d in (study.user_attrs.get("references") or {}).items()}

@@ -567,7 +567,7 @@ def top_rows(done: list[tuple[int, Measurement]], k: int, pareto: set[int],
 
 
 def summarize(h: StudyHandle, storage: str, elapsed: float, run: int, repeats: int, notes: list[str]) -> TuneSummary:
-    from workbench.tune.dispatch import build_dispatch
+    from workbench.tune.dispatch import study_dispatch
     done = completed(h.study)
     refs = references(h.study)
     peers = stored_peers(h.study)
@@ -577,15 +577,15 @@ def summarize(h: StudyHandle, storage: str, elapsed: float, run: int, repeats: i
     dispatch = None
     best = None
     if done:
-        from workbench.tune.refine import close_calls, stored_picks
-        picks = stored_picks(h.study)
-        d = build_dispatch(h.name, h.study.user_attrs.get("config", {}), done, refs, fa3, refined=picks)
+        from workbench.measure.suite import shape_label
+        from workbench.tune.refine import REFINE_MARGIN, close_calls, stored
+        d = study_dispatch(h.name, h.study, h.study.user_attrs.get("config", {}), done, fa3)
         dispatch = d.to_dict()
-        close = close_calls(done, [f"b{r.bucket['batch']}x{r.bucket['context']}" for r in d.rows])
-        if close and not picks:
-            notes = [*notes, f"{len(close)} of {len(d.rows)} bucket(s) have close calls (variants within 3% at the "
-                             f"centre: {', '.join(close)}): `workbench refine --study {h.name}` times them again "
-                             "off the centre and lets the fastest take the bucket"]
+        close = close_calls(done, [shape_label(r.bucket["batch"], r.bucket["context"]) for r in d.rows])
+        if close and stored(h.study) is None:
+            notes = [*notes, f"{len(close)} of {len(d.rows)} bucket(s) have close calls (variants within "
+                             f"{REFINE_MARGIN:.0%} at the centre: {', '.join(close)}): `workbench refine --study "
+                             f"{h.name}` times them again off the centre and lets the fastest take the bucket"]
         front = [(n, m) for n, m in done if n in par] or done
         n, m = min(front, key=lambda x: x[1].geomean_us)
         best = {"trial": n, "name": m.name, "variant": m.variant, "geomean_us": m.geomean_us,

@@ -5,7 +5,6 @@ from typing import Any
 
 from rich.table import Table
 
-from workbench.measure.stats import geomean
 
 
 def _f(x: Any, fmt: str) -> str:
@@ -103,15 +102,14 @@ def refine_table(d: dict[str, Any]) -> Table:
                     f"{d['rounds']} rounds × {d['launches']} launches, cold L2", title_justify="left")
     for c in ("bucket", "shapes", "variant", "centre µs (study)", "geomean µs", "× study pick", "pick"):
         t.add_column(c, justify="left" if c in ("bucket", "shapes", "variant", "pick") else "right")
-    for r in d["rows"]:
-        own = next((c for c in r["candidates"] if c["key"] == r["study_key"]), None)
-        g = lambda c: geomean(list(c["us"].values())) if c["us"] else None  # noqa: E731
-        for i, c in enumerate(r["candidates"]):
-            gc, go = g(c), (g(own) if own else None)
-            mark = "refined" if c["key"] == r["pick_key"] and r["pick_key"] != r["study_key"] else \
-                "kept" if c["key"] == r["pick_key"] else ""
-            t.add_row(r["bucket"] if i == 0 else "", str(len(r["shapes"])) if i == 0 else "", knobs(c["variant"]),
-                      _f(c["centre_us"], ".1f"), _f(gc, ".1f"), _f(go / gc if gc and go else None, ".3f"), mark)
+    from workbench.tune.refine import Refinement
+    for r in Refinement.from_dict(d).rows:
+        own = next((c for c in r.candidates if c.key == r.study_key), None)
+        for i, c in enumerate(r.candidates):
+            gc, go = c.geomean_us, (own.geomean_us if own else None)
+            mark = ("refined" if r.changed else "kept") if c.key == r.pick_key else ""
+            t.add_row(r.bucket if i == 0 else "", str(len(r.shapes)) if i == 0 else "", knobs(c.variant),
+                      _f(c.centre_us, ".1f"), _f(gc, ".1f"), _f(go / gc if gc and go else None, ".3f"), mark)
     return t
 
 
