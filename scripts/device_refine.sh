@@ -3,6 +3,7 @@
 # (out of sample: no refine shape is a bench shape) with the refined and the unrefined dispatch, FA3
 # beside each. One call, ~5 min on the H200. Carry .offline and .peers.
 # Usage: DB=results/h200-2026-11-28-v6/studies.db STUDY=h200-train bash scripts/device_refine.sh
+#        (BENCHES=refined: only the refined bench; PEERS=tuned,fa3,flashinfer,...: the bench's peers)
 set -uo pipefail
 source scripts/device_env.sh
 source scripts/peers_activate.sh ${PEERS_DIR:-.peers} >/dev/null 2>&1 || echo "peers bundle missing: FA3 will say why"
@@ -13,10 +14,10 @@ cp "$DB" /tmp/refine.db && cp "$DB" /tmp/unrefined.db && chmod u+w /tmp/refine.d
 timeout ${REFINE_S:-240} python3 -m workbench refine --study $STUDY --storage sqlite:////tmp/refine.db \
   > $OUT/refine.txt 2> $OUT/refine.err
 echo "refine rc=$? ${SECONDS}s"; tail -3 $OUT/refine.err; cp /tmp/refine.db $OUT/studies-refined.db
-for T in refined unrefined; do
+for T in ${BENCHES:-refined unrefined}; do
   D=/tmp/refine.db; [ $T = unrefined ] && D=/tmp/unrefined.db
   timeout ${BENCH_S:-120} python3 -m workbench bench --study $STUDY --storage sqlite:///$D --suite ${SUITE:-bench} \
-    --peers tuned,fa3 --out $OUT/bench-$T.json > $OUT/bench-$T.txt 2> $OUT/bench-$T.err
+    --peers ${PEERS:-tuned,fa3} --out $OUT/bench-$T.json > $OUT/bench-$T.txt 2> $OUT/bench-$T.err
   echo "bench $T rc=$? ${SECONDS}s"; grep -E "geomean|below" $OUT/bench-$T.txt
 done
 cat $OUT/refine.txt | tail -40

@@ -26,8 +26,10 @@ from workbench.tune.trial import Measurement
 
 ATTR = "refinement"
 REFINE_MARGIN = 0.03      # candidates: within this of the bucket's best at its centre
-REFINE_TOP = 4            # ... at most this many distinct variants per bucket (3 on 2026-11-29 left t256 s4
-                          # mma, 2.2% behind at b12 x 24k, behind two near-twins of the pick)
+REFINE_TOP = 4            # ... at most this many variant families per bucket, the fastest of each (on 2026-11-29
+                          # near-twins of the pick took the places of t256 s4 mma, 2.2% behind at b12 x 24k)
+# knobs that make a near-twin, not another family: at a bucket's centre they move a variant by < 1%
+TWIN_KNOBS = frozenset({"unified_ring", "prefetch_distance", "prefetch_target", "prefetch_op", "prefetch_hint"})
 REFINE_KEEP = 0.005       # the study's pick stays unless another is more than this faster (geomean)
 REFINE_ROUNDS = 3         # interleaved rounds per shape (the median of the rounds' medians)
 
@@ -128,7 +130,8 @@ def refine_shapes(bucket: Any, fits: Callable[[int, int], bool] = lambda b, c: T
 
 def candidates(done: list[tuple[int, Measurement]], label: str, margin: float = REFINE_MARGIN,
                top: int = REFINE_TOP) -> list[RefineCandidate]:
-    """Distinct variants (by key) within `margin` of the best at bucket `label`'s centre, best first."""
+    """Variants within `margin` of the best at bucket `label`'s centre, best first: the fastest of
+    each family (variants differing only in TWIN_KNOBS), at most `top` of them."""
     best: dict[str, tuple[float, int, Measurement]] = {}
     for n, m in done:
         t = m.timing(label)
@@ -140,8 +143,20 @@ def candidates(done: list[tuple[int, Measurement]], label: str, margin: float = 
         return []
     ranked = sorted(best.values(), key=lambda x: x[0])
     lim = ranked[0][0] * (1 + margin)
-    return [RefineCandidate(key=m.key, name=m.name, variant=m.variant, trial=n, centre_us=t)
-            for t, n, m in ranked[:max(1, top)] if t <= lim]
+    out: list[RefineCandidate] = []
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    for t, n, m in ranked:
+        fam = family(m.variant)
+        if t > lim or len(out) >= max(1, top) or fam in seen:
+            continue
+        seen.add(fam)
+        out.append(RefineCandidate(key=m.key, name=m.name, variant=m.variant, trial=n, centre_us=t))
+    return out
+
+
+def family(variant: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A variant's knobs without TWIN_KNOBS: what a refinement counts as one candidate."""
+    return tuple(sorted((k, str(v)) for k, v in variant.items() if k not in TWIN_KNOBS))
 
 
 def close_calls(done: list[tuple[int, Measurement]], labels: list[str], margin: float = REFINE_MARGIN) -> list[str]:
