@@ -141,8 +141,12 @@ def test_refine_cli_shows_a_stored_refinement_without_a_gpu_and_export_uses_it(s
     assert ATTR not in s.user_attrs
     cfg, done, base, picks = _setup(s)
     ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="NVIDIA H200", rounds=1,
-                     timer=_fake_timer("t256-q4-pauto-pf0-s4-mma"))
+                     timer=_fake_timer("t256-q4-pauto-pf0-s4-mma"), graph_len=32768,
+                     graph_timer=_fake_timer("t128-q4-pauto-pf0-s3-mma", 1.05), fallback=base.best_overall["key"])
     s.set_user_attr(ATTR, ref.to_dict())
+    # asked for graph picks at another bound: measured again (no GPU here)
+    p = wb(["refine", "--study", STUDY, "--storage", url, "--graph-len", "8192"], tmp_path)
+    assert p.returncode != 0 and "no NVIDIA GPU" in p.stderr
     p = wb(["refine", "--study", STUDY, "--storage", url, "--json"], tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "not measured again" in p.stderr
@@ -159,6 +163,17 @@ def test_refine_cli_shows_a_stored_refinement_without_a_gpu_and_export_uses_it(s
     readme = (tmp_path / "pkg" / "README.md").read_text()
     assert readme.count("(refined)") == 1 + sum(r.changed for r in ref.rows)     # the rows and the legend
     assert any(r.changed for r in ref.rows)
+    # the graph picks: in dispatch.py (what the vLLM backend's captured launches take) and dispatch.h
+    ns: dict = {}
+    exec((tmp_path / "pkg" / pkg / "dispatch.py").read_text(), ns)
+    names = ns["VARIANTS"]
+    grow = {r.bucket: r for r in ref.graph_rows}
+    assert set(grow) == {"b2", "b12", "b48", "b160"} and any(r.changed for r in ref.graph_rows)
+    for n, lbl in ((1, "b2"), (4, "b2"), (5, "b12"), (64, "b48"), (87, "b48"), (88, "b160"), (400, "b160")):
+        want_name = next(c.name for c in grow[lbl].candidates if c.key == grow[lbl].pick_key)
+        assert names[ns["pick_graph_variant"](n, 32768)].removesuffix("-sched") == want_name, (n, lbl)
+    assert len(ns["GRAPH_BUCKETS"]) == 4 and "kGraphBuckets" in (tmp_path / "pkg" / pkg / "csrc" / "dispatch.h").read_text()
+    assert "Captured decode launches" in readme
 
 
 def test_tune_summary_points_at_refine_until_the_study_is_refined(study):
@@ -179,3 +194,72 @@ def test_tune_summary_points_at_refine_until_the_study_is_refined(study):
     after = summarize(h, "sqlite:///x", 1.0, 0, 0, [])
     assert not any("workbench refine" in n for n in after.notes)
     assert any(r["refined"] for r in after.dispatch["rows"])
+
+
+def test_graph_plan_takes_each_batch_rows_picks_and_times_them_at_its_contexts(study):
+    """Graph picks: per batch row, the default is the table's pick at the bound (what a captured
+    launch ran before), candidates are the row's picks and close calls one per family, shapes the
+    row's batch at each of its buckets' centre contexts (kept where they fit the suite)."""
+    from workbench.measure.suite import Suite
+    from workbench.tune.refine import family, graph_plan, run_refine
+    _, s = study
+    cfg, done, base, picks = _setup(s)
+    suite = Suite.from_dict(cfg["suite"])
+    plan = {lbl: (own, cands, shapes) for lbl, own, cands, shapes in
+            graph_plan(suite, done, picks, 32768, lambda b, c: b * c <= 64 * 32768,
+                       fallback=base.best_overall["key"])}
+    assert set(plan) == {"b2", "b12", "b48", "b160"}
+    for lbl, (own, cands, shapes) in plan.items():
+        batch = int(lbl[1:])
+        # the long-context pick; b160 x 24k is over max_kv_gb: no row, the package's best overall
+        assert own == picks.get(f"{lbl}x24576", base.best_overall["key"]) and cands[0].key == own
+        assert {picks[f"{lbl}x{c}"] for c in (2048, 8192, 24576) if f"{lbl}x{c}" in picks} <= {c.key for c in cands} | \
+            {k for k in picks.values() if family(next(m.variant for _, m in done if m.key == k)) in
+             {family(c.variant) for c in cands}}
+        assert len({family(c.variant) for c in cands}) == len(cands)
+        mids = {"b2": (1, 3), "b12": (8, 17), "b48": (34, 65), "b160": (119, 226)}[lbl]
+        assert shapes == [(n, c) for c in (2048, 8192, 24576) for n in (batch, *mids) if n * c <= 64 * 32768]
+    assert plan["b160"][2] == [(160, 2048), (119, 2048), (226, 2048), (160, 8192), (119, 8192), (226, 8192)]
+    # the timer decides; without one there are no graph picks to make
+    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=3, timer=_fake_timer("none"),
+                     graph_len=32768, graph_timer=_fake_timer("t128-q4-pauto-pf0-s3-mma", 1.05),
+                     fallback=base.best_overall["key"])
+    assert len(ref.graph_rows) == 4
+    for r in ref.graph_rows:
+        fav = [c.key for c in r.candidates if "t128-q4-pauto-pf0-s3-mma" in c.name]
+        assert r.pick_key == (fav[0] if fav and len(r.candidates) > 1 else r.study_key), r.bucket
+        assert all(len(c.us) == len(r.shapes) for c in r.candidates) or len(r.candidates) == 1
+    assert any(r.changed for r in ref.graph_rows)
+    calm = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none"),
+                      graph_len=32768, graph_timer=_fake_timer("t128-q4-pauto-pf0-s3-mma", 1.003))
+    assert calm.graph_rows and not any(r.changed for r in calm.graph_rows)
+    assert not run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none")).graph_rows
+    with pytest.raises(Exception, match="graph-len"):
+        run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none"), graph_len=32768)
+
+
+def test_bench_and_the_dispatch_take_the_graph_picks_for_captured_launches_only(study):
+    from types import SimpleNamespace
+
+    from workbench.config.profiles import head_shape, load_model
+    from workbench.bench.pickers import tuned_picker
+    from workbench.tune.dispatch import study_dispatch
+    from workbench.tune.refine import ATTR, run_refine
+    url, s = study
+    cfg, done, base, picks = _setup(s)
+    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none"),
+                     graph_len=32768, graph_timer=_fake_timer("t256-q4-pauto-pf0-s4-mma", 1.05),
+                     fallback=base.best_overall["key"])
+    s.set_user_attr(ATTR, ref.to_dict())
+    table = study_dispatch(STUDY, s, cfg, done)
+    assert [g.label for g in table.graph_rows] == [r.bucket for r in ref.graph_rows]
+    assert table.graph_pick(64).key == ref.graph_picks()["b48"] and table.graph_pick(64).batch_lo == 24
+    assert {g.key for g in table.graph_rows} <= {v_key for v_key in (
+        __import__("workbench.kernel.variant", fromlist=["Variant"]).Variant.from_dict(v).key for v in table.variants)}
+    pick, note = tuned_picker(STUDY, url, head_shape(load_model("llama-3.1-8b")), "bf16", 16, "sm_90a")
+    g48 = next(g for g in table.graph_rows if g.label == "b48")
+    assert "graph picks for 4 batch rows" in note
+    assert pick(SimpleNamespace(num_seqs=64, max_seq_len=32768, graph=True)).key == g48.key
+    eager = next(r for r in table.rows if r.bucket["batch"] == 48 and r.bucket["context"] == 24576)
+    assert pick(SimpleNamespace(num_seqs=64, max_seq_len=32768)).key == eager.key
+    assert g48.key != eager.key

@@ -102,6 +102,10 @@ def test_workspace_bound_matches_every_launch(exported):
             for rows, max_len in ((20, 10000), (70, 2100), (1, 100)):
                 brute = max(n * heads * pkg.launch_parts(n, heads, kv_heads, length)
                             for n in range(1, rows + 1) for length in range(1, max_len + 1))
+                # the captured launches: bounded at max_len with their batch row's graph pick
+                brute = max(brute, max(n * heads * pkg.launch_parts(n, heads, kv_heads, max_len,
+                                                                    pkg.pick_graph_variant(n, max_len))
+                                       for n in range(1, rows + 1)))
                 assert pkg.workspace_rows(rows, heads, kv_heads, max_len) == brute, (heads, rows, max_len)
         # every variant the table uses, at the lengths a captured graph launches with
         for n in (1, 8, 64, 512):

@@ -216,14 +216,26 @@ def _():
         got[given] = md
     md = got[MAX_MODEL_LEN]
     again = b.build_for_cudagraph_capture(common([1] * 8, [1] * 8, MAX_MODEL_LEN))
+    # the captured launch takes its batch row's graph pick (`workbench refine`): one set for batches
+    # 5-23 only (the table's last variant), and none beside it, must move batch 8 and not batch 30
+    disp = importlib.import_module(f"{pkg_name}.dispatch")
+    saved, last = disp.GRAPH_BUCKETS, len(disp.VARIANTS) - 1
+    try:
+        disp.GRAPH_BUCKETS = [[5, 24, last]]
+        graph8 = b.build_for_cudagraph_capture(common([1] * 8, [1] * 8, MAX_MODEL_LEN)).decode_variant
+        graph30 = b.build_for_cudagraph_capture(common([1] * 30, [1] * 30, MAX_MODEL_LEN)).decode_variant
+    finally:
+        disp.GRAPH_BUCKETS = saved
     ok = (md.num_decodes == 8 and md.num_prefills == 0 and md.decode_max_seq_len == MAX_MODEL_LEN
           and got[7].decode_max_seq_len == MAX_MODEL_LEN
-          and md.decode_variant == pkg.pick_variant(8, MAX_MODEL_LEN) >= 0
+          and md.decode_variant == pkg.pick_graph_variant(8, MAX_MODEL_LEN) >= 0
+          and graph8 == last and graph30 == pkg.pick_variant(30, MAX_MODEL_LEN)
           and md.workspace is b.workspace and md.counters is b.counters
           and again.workspace.data_ptr() == md.workspace.data_ptr() and again.counters.data_ptr() == md.counters.data_ptr()
           and md.seq_lens is not None and md.block_table.shape[0] == 8)
     return ok, {"num_decodes": md.num_decodes, "decode_max_seq_len": md.decode_max_seq_len,
-                "variant": md.decode_variant, "table_pick": pkg.pick_variant(8, MAX_MODEL_LEN)}
+                "variant": md.decode_variant, "table_pick": pkg.pick_variant(8, MAX_MODEL_LEN),
+                "graph_pick_set": [graph8, graph30, last]}
 
 
 @check("eager_metadata")

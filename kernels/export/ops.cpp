@@ -401,6 +401,15 @@ void plan_schedule(at::Tensor& schedule, const at::Tensor& seq_lens, int64_t num
 
 int64_t pick_variant(int64_t num_seqs, int64_t max_seq_len) { return pick(num_seqs, max_seq_len); }
 
+// a captured launch (vLLM's full CUDA graphs) of num_seqs rows bounded at max_seq_len: its batch
+// row's graph pick (`workbench refine`), else the table's pick at the bound (dispatch.py agrees)
+int64_t pick_graph_variant(int64_t num_seqs, int64_t max_seq_len) {
+  for (const auto& g : kGraphBuckets) {
+    if (g.variant >= 0 && num_seqs >= g.batch_lo && (g.batch_hi == 0 || num_seqs < g.batch_hi)) return g.variant;
+  }
+  return pick(num_seqs, max_seq_len);
+}
+
 TORCH_LIBRARY(WB_PKG, m) {
   m.def("paged_attention_v1(Tensor(a!) out, Tensor query, Tensor key_cache, Tensor value_cache, int num_kv_heads, "
         "float scale, Tensor block_tables, Tensor seq_lens, int block_size, int max_seq_len, Tensor? alibi_slopes, "
@@ -420,6 +429,7 @@ TORCH_LIBRARY(WB_PKG, m) {
   m.def("plan_schedule(Tensor(a!) schedule, Tensor seq_lens, int num_seqs, int num_heads, int num_kv_heads, "
         "int max_seq_len, int variant) -> ()");
   m.def("pick_variant(int num_seqs, int max_seq_len) -> int", &pick_variant);
+  m.def("pick_graph_variant(int num_seqs, int max_seq_len) -> int", &pick_graph_variant);
 }
 
 TORCH_LIBRARY_IMPL(WB_PKG, CUDA, m) {

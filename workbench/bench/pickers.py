@@ -9,7 +9,9 @@ from workbench.errors import WorkbenchError
 
 def tuned_picker(study: str | None, storage: str | None, heads: Any, dtype: str, block_size: int,
                  arch: str) -> tuple[Callable[[Any], Any], str]:
-    """The study's dispatch table, or (no study) the best of a small built-in sweep per shape."""
+    """The study's dispatch table, or (no study) the best of a small built-in sweep per shape. A spec
+    with graph=True is a captured launch (bench's tuned-graph row): its batch row's graph pick
+    (`workbench refine`) where the study has one."""
     from workbench.kernel.variant import Variant
     if study:
         from workbench.tune.dispatch import study_dispatch
@@ -23,8 +25,12 @@ def tuned_picker(study: str | None, storage: str | None, heads: Any, dtype: str,
         table = study_dispatch(study, h.study, cfg, done)
         s = Suite.from_dict(cfg["suite"])
         by = {shape_label(r.bucket['batch'], r.bucket['context']): Variant.from_dict(r.variant) for r in table.rows}
-        return (lambda spec: by[s.bucket_for(spec.num_seqs, spec.max_seq_len).label],
-                f"tuned = dispatch table of study {study} ({len(table.rows)} buckets)")
+
+        def pick(spec: Any) -> Any:
+            g = table.graph_pick(spec.num_seqs) if getattr(spec, "graph", False) else None
+            return Variant.from_dict(g.variant) if g else by[s.bucket_for(spec.num_seqs, spec.max_seq_len).label]
+        graphs = f", graph picks for {len(table.graph_rows)} batch rows" if table.graph_rows else ""
+        return pick, f"tuned = dispatch table of study {study} ({len(table.rows)} buckets{graphs})"
     return _sweep_picker(heads, dtype, block_size, arch), "tuned = best of a built-in sweep per shape (no --study)"
 
 

@@ -13,13 +13,13 @@ from typing import Any, Callable
 
 from workbench.errors import WorkbenchError
 from workbench.measure.stats import geomean
+from workbench.tune.refine import GRAPH_LEN     # the tuned-graph row's bound: refine's graph picks are timed there
 
 # rows built from kernels/: vLLM 0.10.2's own kernel (baseline, paper), ours (simple, simple-pf, tuned);
 # tuned-graph = the tuned table launched as the exported vLLM backend's CUDA graphs launch it: the
-# variant picked for (batch, graph_len), the launch bounded at graph_len (vLLM's max_model_len),
+# variant picked for (batch, graph_len) (or the batch row's graph pick of `workbench refine`), the launch bounded at graph_len (vLLM's max_model_len),
 # each sequence split by its own length (per_seq_split)
 KERNEL_ROWS = ("baseline", "paper", "simple", "simple-pf", "tuned", "tuned-graph")
-GRAPH_LEN = 32768
 CHECK_MAX_BYTES = 1_100_000_000
 
 
@@ -137,7 +137,7 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
     from types import SimpleNamespace
     graph = name == "tuned-graph"
     bound = max(graph_len, spec.max_seq_len) if graph else None
-    v = pick(spec) if name == "tuned" else pick(SimpleNamespace(num_seqs=spec.num_seqs, max_seq_len=bound)) \
+    v = pick(spec) if name == "tuned" else pick(SimpleNamespace(num_seqs=spec.num_seqs, max_seq_len=bound, graph=True)) \
         if graph else named(name, **shape)
     how = dict(launch_len=bound, per_seq_split=True) if graph else {}
     if graph:                                  # as `export` with the same flags builds it (time_variant plans)

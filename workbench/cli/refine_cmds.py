@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from workbench.cli.app import app, err, out
-from workbench.tune.refine import REFINE_MARGIN, REFINE_ROUNDS, REFINE_TOP
+from workbench.tune.refine import GRAPH_LEN, REFINE_MARGIN, REFINE_ROUNDS, REFINE_TOP
 
 
 @app.command("refine")
@@ -18,12 +18,15 @@ def refine_cmd(
     top: int = typer.Option(REFINE_TOP, help="at most this many distinct variants per bucket"),
     launches: int = typer.Option(30, help="timed launches per variant, shape and round (>= 30)"),
     rounds: int = typer.Option(REFINE_ROUNDS, help="interleaved rounds per shape"),
+    graph_len: int = typer.Option(GRAPH_LEN, help="graph picks: each batch row's captured launches timed graph-bound "
+                                                  "at this many tokens (vLLM's max_model_len); 0: none"),
     again: bool = typer.Option(False, "--again", help="measure again even where the stored refinement has the "
                                                       "same candidates"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ) -> None:
     """Time each bucket's close calls again at its centre and between its centre and edges (cold L2,
-    interleaved), and let the fastest take the bucket: export, bench and tune then use it."""
+    interleaved), and let the fastest take the bucket; then pick per batch row the variant vLLM's
+    captured decode graphs run (graph-bound at --graph-len): export, bench and tune then use them."""
     from rich.progress import Progress
 
     from workbench.tune.refine import refine_study
@@ -35,7 +38,7 @@ def refine_cmd(
     with Progress(transient=True, console=err) as prog:
         task = prog.add_task("refine", total=None)
         ref, table, measured = refine_study(study, storage, margin=margin, top=top, launches=launches, rounds=rounds,
-                                            again=again, progress=lambda s: prog.update(task, description=s))
+                                            again=again, graph_len=graph_len, progress=lambda s: prog.update(task, description=s))
     if not measured:
         err.print(f"study {study} was refined on {ref.gpu} ({ref.created}) with these candidates: shown, not "
                   f"measured again (--again to measure)", highlight=False)
@@ -46,5 +49,7 @@ def refine_cmd(
     out.print(dispatch_table(table.to_dict()))
     changed = [r.bucket for r in ref.rows if r.changed]
     out.print(f"{len(changed)} of {len(ref.rows)} bucket(s) changed by refinement"
-              + (f": {', '.join(changed)}" if changed else "") + f" · {ref.seconds:.0f} s · saved on study {study}",
+              + (f": {', '.join(changed)}" if changed else "")
+              + (f" · graph picks changed for {sum(r.changed for r in ref.graph_rows)} of {len(ref.graph_rows)} "
+                 f"batch row(s)" if ref.graph_rows else "") + f" · {ref.seconds:.0f} s · saved on study {study}",
               highlight=False)

@@ -107,11 +107,13 @@ def _render(text: str, subs: dict[str, str]) -> str:
 
 
 def variant_list(table: DispatchTable) -> list[dict[str, Any]]:
-    """Distinct variants, in first use order: rows, then best overall."""
+    """Distinct variants, in first use order: rows, then best overall, then the graph picks."""
     seen: dict[str, dict[str, Any]] = {}
     for r in table.rows:
         seen.setdefault(r.key, r.variant)
     seen.setdefault(table.best_overall["key"], table.best_overall["variant"])
+    for g in table.graph_rows:
+        seen.setdefault(g.key, g.variant)
     return list(seen.values())
 
 
@@ -235,12 +237,21 @@ def _dispatch_h(table: DispatchTable, variants: list[Any], index: dict[str, int]
         lines.append(f"  {{{b['batch_lo']}, {b['batch_hi']}, {b['context_lo']}, {b['context_hi']}, "
                      f"{index[r.key]}}},  // b{b['batch']}x{b['context']}: {r.median_us:.1f} us")
     lines += ["};", f"static const int kBest = {index[table.best_overall['key']]};", ""]
+    # captured decode launches (vLLM's full CUDA graphs) of a batch row: `workbench refine`'s graph picks;
+    # a row without one (variant -1: the sentinel of a table without any) takes kBuckets' pick at the bound
+    lines += ["struct GraphBucket { int batch_lo, batch_hi, variant; };", "static const GraphBucket kGraphBuckets[] = {"]
+    for g in table.graph_rows:
+        lines.append(f"  {{{g.batch_lo}, {g.batch_hi}, {index[g.key]}}},  // {g.label} at {g.graph_len} tokens")
+    if not table.graph_rows:
+        lines.append("  {0, 0, -1},")
+    lines += ["};", ""]
     return "\n".join(lines)
 
 
 def _dispatch_py(table: DispatchTable, variants: list[Any], index: dict[str, int]) -> str:
     buckets = [(r.bucket["batch_lo"], r.bucket["batch_hi"], r.bucket["context_lo"], r.bucket["context_hi"],
                 index[r.key]) for r in table.rows]
+    graph = [(g.batch_lo, g.batch_hi, index[g.key]) for g in table.graph_rows]
     return (f'"""Dispatch table of study {table.study} (rendered by `workbench export`; the same table is\n'
             'compiled into the ops). Buckets: (batch_lo, batch_hi, context_lo, context_hi, variant); hi = 0 is\n'
             'unbounded, bounds are [lo, hi)."""\n\n'
@@ -251,7 +262,31 @@ def _dispatch_py(table: DispatchTable, variants: list[Any], index: dict[str, int
             "    for blo, bhi, clo, chi, v in BUCKETS:\n"
             "        if blo <= num_seqs and (not bhi or num_seqs < bhi) and clo <= max_seq_len and (not chi or max_seq_len < chi):\n"
             "            return v\n"
-            "    return BEST\n")
+            "    return BEST\n\n\n"
+            "# captured decode launches (vLLM's full CUDA graphs): (batch_lo, batch_hi, variant) per batch row,\n"
+            "# `workbench refine`'s graph picks\n"
+            f"GRAPH_BUCKETS = {json.dumps(graph)}\n\n\n"
+            "def pick_graph_variant(num_seqs: int, max_seq_len: int) -> int:\n"
+            "    \"\"\"The variant of a captured launch of num_seqs rows bounded at max_seq_len (max_model_len).\"\"\"\n"
+            "    for blo, bhi, v in GRAPH_BUCKETS:\n"
+            "        if blo <= num_seqs and (not bhi or num_seqs < bhi):\n"
+            "            return v\n"
+            "    return pick_variant(num_seqs, max_seq_len)\n")
+
+
+def _graph_readme(table: DispatchTable, index: dict[str, int]) -> str:
+    """The graph picks' section: what vLLM's captured decode launches run per batch row."""
+    if not table.graph_rows:
+        return ""
+    rng = lambda lo, hi: f"{lo}–{hi - 1}" if hi else f"{lo}+"  # noqa: E731
+    lines = ["Captured decode launches (vLLM's full CUDA graphs, one variant per batch size for every context): "
+             f"`workbench refine`'s graph picks, timed graph-bound at {table.graph_rows[0].graph_len} tokens.", "",
+             "| batch | variant | µs graph-bound (shape) |", "|---|---|---|"]
+    for g in table.graph_rows:
+        us = ", ".join(f"{v:.1f} ({k})" for k, v in g.us.items()) or "–"
+        lines.append(f"| {rng(g.batch_lo, g.batch_hi)} | v{index[g.key]} `{g.name}`"
+                     f"{'' if g.changed else ' (the table pick at the bound)'} | {us} |")
+    return "\n".join(lines) + "\n\n"
 
 
 def _readme(pkg: str, table: DispatchTable, prov: dict[str, Any], variants: list[Any], index: dict[str, int],
@@ -288,7 +323,7 @@ head {cfg['heads']['head_size']}), {cfg['dtype']}, KV block {cfg['block_size']},
 ## Dispatch table
 {chr(10).join(rows)}
 
-{"(refined): picked by `workbench refine` (each bucket's close calls timed again at and around its centre); µs is the study's time at the centre." + chr(10) + chr(10) if any(r.refined for r in table.rows) else ""}Best overall: v{index[table.best_overall['key']]} `{table.best_overall['name']}`. Speedups are against
+{"(refined): picked by `workbench refine` (each bucket's close calls timed again at and around its centre); µs is the study's time at the centre." + chr(10) + chr(10) if any(r.refined for r in table.rows) else ""}{_graph_readme(table, index)}Best overall: v{index[table.best_overall['key']]} `{table.best_overall['name']}`. Speedups are against
 `baseline` (vLLM 0.10.2's own paged-attention kernel, built from its pinned source) and `paper`
 (the same kernel with the paper's bulk L2 prefetch one tile ahead), measured beside the study on the
 same GPU, suite and cold-L2 timing ("–": not measured in this study).

@@ -48,6 +48,25 @@ class DispatchRow:
 
 
 @dataclass
+class GraphRow:
+    """The variant the captured decode launches of a batch row run (`workbench refine`'s graph pick):
+    vLLM replays every context of a batch size in one graph bounded at max_model_len."""
+    batch_lo: int
+    batch_hi: int                        # 0: unbounded
+    label: str                           # tune.refine.graph_label
+    variant: dict[str, Any]
+    name: str
+    key: str
+    graph_len: int                       # the launch bound it was chosen at
+    default_key: str                     # the table's own pick for (batch, graph_len)
+    us: dict[str, float] = field(default_factory=dict)    # shape label -> graph-bound µs of the pick
+
+    @property
+    def changed(self) -> bool:
+        return self.key != self.default_key
+
+
+@dataclass
 class DispatchTable:
     study: str
     gpu: str
@@ -56,11 +75,18 @@ class DispatchTable:
     best_overall: dict[str, Any]
     variants: list[dict[str, Any]] = field(default_factory=list)     # distinct variants the rows use
     fa3_note: str = ""                   # why the rows have no FA3 time ("" when they have one)
+    graph_rows: list[GraphRow] = field(default_factory=list)        # captured launches' picks per batch row
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "workbench-dispatch", "study": self.study, "gpu": self.gpu, "config": self.config,
                 "rows": [r.to_dict() for r in self.rows], "best_overall": self.best_overall,
-                "variants": self.variants, "fa3_note": self.fa3_note}
+                "variants": self.variants, "fa3_note": self.fa3_note,
+                "graph_rows": [asdict(g) for g in self.graph_rows]}
+
+    def graph_pick(self, num_seqs: int) -> GraphRow | None:
+        """The graph row whose batch range holds num_seqs (None: the table's pick at the bound)."""
+        return next((g for g in self.graph_rows
+                     if num_seqs >= g.batch_lo and (g.batch_hi == 0 or num_seqs < g.batch_hi)), None)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
@@ -70,7 +96,8 @@ class DispatchTable:
         # tables written before a field existed (fa3_us) load with its default
         rows = [DispatchRow(**{k: r[k] for k in DispatchRow.__dataclass_fields__ if k in r}) for r in d["rows"]]
         return cls(study=d["study"], gpu=d["gpu"], config=d["config"], rows=rows,
-                   best_overall=d["best_overall"], variants=d.get("variants", []), fa3_note=d.get("fa3_note", ""))
+                   best_overall=d["best_overall"], variants=d.get("variants", []), fa3_note=d.get("fa3_note", ""),
+                   graph_rows=[GraphRow(**g) for g in d.get("graph_rows", [])])
 
 
 AUTO_PREFERENCE = 0.03    # see build_dispatch: robustness between bucket centres, for <= 3% at them
@@ -129,7 +156,33 @@ def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Mea
 
 def study_dispatch(name: str, study: Any, config: dict[str, Any], done: list[tuple[int, Measurement]],
                    fa3: Any = None) -> DispatchTable:
-    """The dispatch a stored study stands for: its trials, references and `workbench refine`'s picks."""
-    from workbench.tune.refine import stored_picks
+    """The dispatch a stored study stands for: its trials, references and `workbench refine`'s picks
+    (its graph picks included)."""
+    from workbench.tune.refine import stored
     from workbench.tune.storage import references
-    return build_dispatch(name, config, done, references(study), fa3, refined=stored_picks(study))
+    ref = stored(study)
+    table = build_dispatch(name, config, done, references(study), fa3, refined=ref.picks() if ref else None)
+    if ref is not None and ref.graph_rows:
+        table.graph_rows = graph_rows(table, ref, done)
+        table.variants = list({**{r.key: r.variant for r in table.rows},
+                               **{g.key: g.variant for g in table.graph_rows}}.values())
+    return table
+
+
+def graph_rows(table: DispatchTable, ref: Any, done: list[tuple[int, Measurement]]) -> list[GraphRow]:
+    """The refinement's graph picks as rows of the table: each batch row's range from its buckets,
+    the picked variant from the trials (a pick no longer among them is left out)."""
+    from workbench.tune.refine import graph_label
+    from workbench.measure.suite import Suite
+    by_key = {m.key: m for _, m in done if m.ok}
+    ranges = {graph_label(b): (b.batch_lo, b.batch_hi) for b in Suite.from_dict(table.config["suite"]).buckets()}
+    out = []
+    for r in ref.graph_rows:
+        m = by_key.get(r.pick_key)
+        if m is None or r.bucket not in ranges:
+            continue
+        pick = next((c for c in r.candidates if c.key == r.pick_key), None)
+        out.append(GraphRow(batch_lo=ranges[r.bucket][0], batch_hi=ranges[r.bucket][1], label=r.bucket,
+                            variant=m.variant, name=m.name, key=m.key, graph_len=ref.graph_len,
+                            default_key=r.study_key, us=dict(pick.us) if pick else {}))
+    return out

@@ -10,6 +10,16 @@ bucket's edges; the lowest geometric mean takes the bucket, unless the study's o
 `keep` of it (no churn on noise). Off-centre contexts are multiples of 1000 tokens, so they never
 coincide with a bench suite shape (powers of two): what `bench` reports stays out of sample.
 
+Graph picks (`graph_len` > 0): vLLM replays a decode batch in the CUDA graph captured for its batch
+size, bounded at max_model_len, so one variant serves every context of that batch size there: the
+one the dispatch picks for (batch, max_model_len), i.e. the long-context bucket's. On the H200 s2
+study that variant ran b64 x 1k at 79.7 us in its graph-bound form where the short bucket's pick
+runs 69.9 per shape. So per batch row of the suite, the row's picks and close calls are timed as
+the exported backend's captured launches run them (graph-bound at `graph_len`, each sequence split
+by its own length, the schedule built in) at the centre context of each of the row's buckets; the
+lowest geomean becomes the row's graph pick (the default, the long-context pick, unless another is
+more than `keep` faster). Export compiles them as the package's graph table (pick_graph_variant).
+
 Stored on the study (user attribute "refinement", JSON): export, bench and tune's summary build the
 dispatch with it; a second `workbench refine` reuses it unless the candidates changed."""
 from __future__ import annotations
@@ -32,6 +42,7 @@ REFINE_TOP = 4            # ... at most this many variant families per bucket, t
 TWIN_KNOBS = frozenset({"unified_ring", "prefetch_distance", "prefetch_target", "prefetch_op", "prefetch_hint"})
 REFINE_KEEP = 0.005       # the study's pick stays unless another is more than this faster (geomean)
 REFINE_ROUNDS = 3         # interleaved rounds per shape (the median of the rounds' medians)
+GRAPH_LEN = 32768         # graph picks' launch bound by default (bench's tuned-graph row's)
 
 
 @dataclass
@@ -83,9 +94,15 @@ class Refinement:
     rows: list[RefineRow]
     seconds: float = 0.0
     created: str = ""
+    graph_len: int = 0                    # launch bound of the graph picks (0: none made)
+    graph_rows: list[RefineRow] = field(default_factory=list)   # bucket: a batch row's label (graph_label)
 
     def picks(self) -> dict[str, str]:
         return {r.bucket: r.pick_key for r in self.rows}
+
+    def graph_picks(self) -> dict[str, str]:
+        """graph_label of a batch row -> the variant key its captured launches run."""
+        return {r.bucket: r.pick_key for r in self.graph_rows}
 
     def covers(self, done: list[tuple[int, "Measurement"]], labels: set[str], margin: float, top: int) -> bool:
         """Whether this refinement answers a refine of these buckets now: same margin and top, and no
@@ -94,14 +111,21 @@ class Refinement:
                 and all({c.key for c in candidates(done, r.bucket, margin, top)} <= {c.key for c in r.candidates}
                         for r in self.rows))
 
+    def covers_graph(self, graph_len: int) -> bool:
+        """Whether its graph picks answer a refine with this bound (0: none asked)."""
+        return graph_len == 0 or (self.graph_len == graph_len and bool(self.graph_rows))
+
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k != "rows"}
-        return {"kind": "workbench-refinement", **d, "rows": [r.to_dict() for r in self.rows]}
+        d = {k: v for k, v in asdict(self).items() if k not in ("rows", "graph_rows")}
+        return {"kind": "workbench-refinement", **d, "rows": [r.to_dict() for r in self.rows],
+                "graph_rows": [r.to_dict() for r in self.graph_rows]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Refinement":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d and k != "rows"},
-                   rows=[RefineRow.from_dict(r) for r in d.get("rows", [])])
+        # refinements stored before graph picks existed load without them
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d and k not in ("rows", "graph_rows")},
+                   rows=[RefineRow.from_dict(r) for r in d.get("rows", [])],
+                   graph_rows=[RefineRow.from_dict(r) for r in d.get("graph_rows", [])])
 
 
 def _round_ctx(x: float) -> int:
@@ -193,15 +217,20 @@ Timer = Callable[[list[Any], Any, int], list[float]]   # (kernels, spec, launche
 def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measurement]], *, study_picks: dict[str, str],
                gpu: str, margin: float = REFINE_MARGIN, top: int = REFINE_TOP, keep: float = REFINE_KEEP,
                launches: int = 30, rounds: int = REFINE_ROUNDS, timer: Callable[[list[RefineCandidate]], Any],
-               progress: Callable[[str], None] = lambda s: None) -> Refinement:
+               graph_len: int = 0, graph_timer: Callable[[list[RefineCandidate]], Any] | None = None,
+               fallback: str | None = None, progress: Callable[[str], None] = lambda s: None) -> Refinement:
     """Refine every bucket of the study's suite. `study_picks`: bucket label -> the dispatch's key
     before refinement. `timer(cands)` -> a function (spec, launches) -> median µs per candidate for
-    one pass over them (the GPU one: gpu_timer); rounds alternate the candidates' order."""
+    one pass over them (the GPU one: gpu_timer); rounds alternate the candidates' order. With
+    graph_len > 0 (and `graph_timer`, timing graph-bound forms): each batch row's graph pick too;
+    `fallback`: the key the table picks where no bucket row holds (batch, graph_len) (its best overall)."""
     from workbench.config.profiles import HeadShape
     from workbench.measure.suite import Suite, shape_label
 
     if rounds < 1 or launches < 1:
         raise WorkbenchError("refine: --rounds and --launches must be >= 1")
+    if graph_len < 0 or (graph_len and graph_timer is None):
+        raise WorkbenchError("refine: --graph-len must be >= 0 (0: no graph picks)")
     suite = Suite.from_dict(cfg["suite"])
     heads = HeadShape(**cfg["heads"])
     t0 = time.perf_counter()
@@ -209,6 +238,21 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
     def spec_of(b: int, c: int) -> Any:
         return suite.uniform_spec(b, c, heads, cfg["dtype"], cfg["block_size"])
     fits = (lambda b, c: suite.fits(spec_of(b, c)))
+
+    def timed(tag: str, cands: list[RefineCandidate], shapes: list[tuple[int, int]], time_pass: Any) -> None:
+        for b, c in shapes:
+            label = shape_label(b, c)
+            progress(f"{tag} · {label} · {len(cands)} variants")
+            samples: list[list[float]] = [[] for _ in cands]
+            spec = spec_of(b, c)
+            for r in range(rounds):
+                order = list(range(len(cands)))[::(-1 if r % 2 else 1)]
+                got = time_pass([cands[i] for i in order], spec, launches)
+                for i, us in zip(order, got):
+                    samples[i].append(us)
+            for cand, s in zip(cands, samples):
+                cand.us[label] = statistics.median(s)
+
     rows = []
     for bucket in suite.buckets():
         cands = candidates(done, bucket.label, margin, top)
@@ -220,30 +264,83 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
             cands += [c for c in extra if c.key == own]
         shapes = refine_shapes(bucket, fits)
         if len(cands) > 1:
-            time_pass = timer(cands)
-            for b, c in shapes:
-                label = shape_label(b, c)
-                progress(f"{bucket.label} · {label} · {len(cands)} variants")
-                samples: list[list[float]] = [[] for _ in cands]
-                spec = spec_of(b, c)
-                for r in range(rounds):
-                    order = list(range(len(cands)))[::(-1 if r % 2 else 1)]
-                    got = time_pass([cands[i] for i in order], spec, launches)
-                    for i, us in zip(order, got):
-                        samples[i].append(us)
-                for cand, s in zip(cands, samples):
-                    cand.us[label] = statistics.median(s)
+            timed(bucket.label, cands, shapes, timer(cands))
         rows.append(RefineRow(bucket=bucket.label, shapes=[shape_label(b, c) for b, c in shapes], candidates=cands,
                               study_key=own, pick_key=choose(cands, own, keep) if len(cands) > 1 else own))
+    grows = []
+    if graph_len:
+        picks = {**study_picks, **{r.bucket: r.pick_key for r in rows}}
+        for label, own, cands, shapes in graph_plan(suite, done, picks, graph_len, fits, margin, fallback):
+            if len(cands) > 1:
+                timed(f"graph {label}", cands, shapes, graph_timer(cands))
+            grows.append(RefineRow(bucket=label, shapes=[shape_label(b, c) for b, c in shapes], candidates=cands,
+                                   study_key=own, pick_key=choose(cands, own, keep) if len(cands) > 1 else own))
     return Refinement(study=study, gpu=gpu, margin=margin, top=top, keep=keep, launches=launches, rounds=rounds,
-                      rows=rows, seconds=time.perf_counter() - t0, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                      rows=rows, seconds=time.perf_counter() - t0, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                      graph_len=graph_len, graph_rows=grows)
+
+
+GRAPH_TOP = 2             # close calls per bucket of a batch row that join its graph candidates
+
+
+def graph_label(bucket: Any) -> str:
+    """A batch row of the suite (its buckets share the batch range), by its batch centre: "b48"."""
+    return f"b{bucket.batch}"
+
+
+def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str, str], graph_len: int,
+               fits: Callable[[int, int], bool], margin: float = REFINE_MARGIN, fallback: str | None = None
+               ) -> list[tuple[str, str, list[RefineCandidate], list[tuple[int, int]]]]:
+    """Per batch row: (graph_label, the default graph pick: the dispatch's pick for (batch, graph_len),
+    `fallback` where its bucket has none (a bucket over the suite's max_kv_gb: the package's best overall),
+    the candidates: the default, the row's picks and GRAPH_TOP close calls of each of its buckets,
+    one per family, the shapes: the row's batch centre and its midpoints to the row's edges, at each
+    of its buckets' centre contexts)."""
+    best: dict[str, tuple[int, Measurement]] = {}
+    for n, m in done:
+        if m.ok:
+            best.setdefault(m.key, (n, m))
+    rows: dict[str, list[Any]] = {}
+    for b in suite.buckets():
+        rows.setdefault(graph_label(b), []).append(b)
+    out = []
+    for label, buckets in rows.items():
+        batch = buckets[0].batch
+        home = suite.bucket_for(batch, graph_len)           # the bucket a captured launch picks from
+        own = picks.get(home.label, fallback)
+        if own is None or own not in best:
+            continue
+        keys = [own] + [picks[b.label] for b in buckets if b.label in picks]
+        for b in buckets:
+            keys += [c.key for c in candidates(done, b.label, margin, GRAPH_TOP)]
+        cands: list[RefineCandidate] = []
+        seen: set[tuple[tuple[str, str], ...]] = set()
+        for k in dict.fromkeys(keys):
+            if k not in best or family(best[k][1].variant) in seen:
+                continue
+            n, m = best[k]
+            seen.add(family(m.variant))
+            t = m.timing(home.label)
+            cands.append(RefineCandidate(key=k, name=m.name, variant=m.variant, trial=n,
+                                         centre_us=t.median_us if t is not None else math.nan))
+        # a captured launch of any batch in the row: the centre and the geometric midpoints to its edges
+        # (at the centre alone t128 s2 won b12 by 1.1% and ran b8 x 16k 16% slower: H200, 2026-11-29)
+        b0 = buckets[0]
+        hi = b0.batch_hi - 1 if b0.batch_hi else 2 * batch
+        batches = dict.fromkeys([batch, max(1, round(math.sqrt(max(b0.batch_lo, 1) * batch))),
+                                 round(math.sqrt(batch * hi))])
+        shapes = [(n, b.context) for b in buckets for n in batches if b0.batch_lo <= n <= hi and fits(n, b.context)]
+        if shapes:
+            out.append((label, own, cands, shapes))
+    return out
 
 
 def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top: int = REFINE_TOP,
-                 launches: int = 30, rounds: int = REFINE_ROUNDS, again: bool = False,
+                 launches: int = 30, rounds: int = REFINE_ROUNDS, again: bool = False, graph_len: int = GRAPH_LEN,
                  progress: Callable[[str], None] = lambda s: None) -> tuple[Refinement, Any, bool]:
     """`workbench refine`: (the refinement, the dispatch with it, whether it was measured now). A stored
-    refinement that covers the study's close calls is returned unmeasured unless `again`."""
+    refinement that covers the study's close calls is returned unmeasured unless `again`. graph_len:
+    the bound of the graph picks (vLLM's max_model_len; 0: none)."""
     from workbench.measure.gpuinfo import device_names
     from workbench.measure.suite import shape_label
     from workbench.tune.dispatch import build_dispatch, study_dispatch
@@ -253,6 +350,8 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
         raise WorkbenchError("--margin must be between 0 and 0.5")
     if top < 1 or rounds < 1 or launches < 30:
         raise WorkbenchError("--top and --rounds must be >= 1, --launches >= 30")
+    if graph_len < 0:
+        raise WorkbenchError("--graph-len must be >= 0 (vLLM's max_model_len; 0: no graph picks)")
     h, cfg, done = open_tuned(study, storage)
     if cfg.get("emulation"):
         raise WorkbenchError(f"study {study!r} was tuned under an emulation of {cfg['gpu']}: refine times on the "
@@ -260,7 +359,8 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
     base = build_dispatch(study, cfg, done, references(h.study))          # the centre's picks, unrefined
     picks = {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows}
     have = stored(h.study)
-    measured = have is None or again or not have.covers(done, set(picks), margin, top)
+    measured = have is None or again or not have.covers(done, set(picks), margin, top) \
+        or not have.covers_graph(graph_len)
     if measured:
         devs = device_names()
         if not devs:
@@ -269,19 +369,25 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
             raise WorkbenchError(f"study {study!r} was tuned on {cfg['device_name']}, this GPU is {devs[0]}: "
                                  "refine it on its own GPU")
         have = run_refine(study, cfg, done, study_picks=picks, gpu=devs[0], margin=margin, top=top,
-                          launches=launches, rounds=rounds, timer=gpu_timer(cfg["arch"]), progress=progress)
+                          launches=launches, rounds=rounds, timer=gpu_timer(cfg["arch"]), graph_len=graph_len,
+                          fallback=base.best_overall["key"],
+                          graph_timer=gpu_timer(cfg["arch"], graph_len=graph_len) if graph_len else None,
+                          progress=progress)
         h.study.set_user_attr(ATTR, have.to_dict())
     return have, study_dispatch(study, h.study, cfg, done), measured
 
 
-def gpu_timer(arch: str, device: int = 0) -> Callable[[list[RefineCandidate]], Any]:
+def gpu_timer(arch: str, device: int = 0, graph_len: int = 0) -> Callable[[list[RefineCandidate]], Any]:
     """The timer run_refine uses on a GPU: candidates built (cached), loaded once per bucket, timed
-    as the tuner times them (time_variant, cold L2) over one rotation per shape shared by all."""
+    as the tuner times them (time_variant, cold L2) over one rotation per shape shared by all.
+    graph_len > 0: each in the form the exported backend's captured launches run (`export`'s default
+    graph build, launch bounded at graph_len, each sequence split by its own length), as
+    `bench`'s tuned-graph row times it."""
     import torch
 
     from workbench.kernel.build import build_many
     from workbench.kernel.launch import load
-    from workbench.kernel.variant import Variant
+    from workbench.kernel.variant import Variant, graph_form
     from workbench.measure.gpuinfo import gpu_info
     from workbench.measure.timing import time_variant
     from workbench.measure.workload import build_rotation
@@ -289,9 +395,13 @@ def gpu_timer(arch: str, device: int = 0) -> Callable[[list[RefineCandidate]], A
     info = gpu_info(device)
     kernels: dict[str, Any] = {}
 
+    def form(c: RefineCandidate) -> Any:
+        v = Variant.from_dict(c.variant)
+        return v.graph_built(*graph_form()) if graph_len else v
+
     def for_bucket(cands: list[RefineCandidate]) -> Callable[[list[RefineCandidate], Any, int], list[float]]:
         need = [c for c in cands if c.key not in kernels]
-        for c, b in zip(need, build_many([Variant.from_dict(c.variant) for c in need], arch)):
+        for c, b in zip(need, build_many([form(c) for c in need], arch)):
             if not b.ok:
                 raise WorkbenchError(f"refine: {c.name} no longer builds here: {(b.error or b.status)[-300:]}")
             kernels[c.key] = load(b, device)
@@ -305,8 +415,9 @@ def gpu_timer(arch: str, device: int = 0) -> Callable[[list[RefineCandidate]], A
             got = []
             for c in order:
                 try:
+                    how = dict(launch_len=max(graph_len, spec.max_seq_len), per_seq_split=True) if graph_len else {}
                     got.append(time_variant(kernels[c.key], spec, info, launches=launches, device=f"cuda:{device}",
-                                            rotation=rot[spec.label], warmup_s=0.01).median_us)
+                                            rotation=rot[spec.label], warmup_s=0.01, **how).median_us)
                 except Exception:          # a shape this variant refuses (or cannot launch): never picked there
                     got.append(math.inf)
             return got

@@ -103,13 +103,17 @@ def refine_table(d: dict[str, Any]) -> Table:
     for c in ("bucket", "shapes", "variant", "centre µs (study)", "geomean µs", "× study pick", "pick"):
         t.add_column(c, justify="left" if c in ("bucket", "shapes", "variant", "pick") else "right")
     from workbench.tune.refine import Refinement
-    for r in Refinement.from_dict(d).rows:
-        own = next((c for c in r.candidates if c.key == r.study_key), None)
-        for i, c in enumerate(r.candidates):
-            gc, go = c.geomean_us, (own.geomean_us if own else None)
-            mark = ("refined" if r.changed else "kept") if c.key == r.pick_key else ""
-            t.add_row(r.bucket if i == 0 else "", str(len(r.shapes)) if i == 0 else "", knobs(c.variant),
-                      _f(c.centre_us, ".1f"), _f(gc, ".1f"), _f(go / gc if gc and go else None, ".3f"), mark)
+    ref = Refinement.from_dict(d)
+    # graph rows: a batch row's captured launches, graph-bound at graph_len; "study pick" is the table's
+    # pick at that bound, "centre" its bucket's centre
+    for tag, rows in (("", ref.rows), (f" · graph {ref.graph_len}", ref.graph_rows)):
+        for r in rows:
+            own = next((c for c in r.candidates if c.key == r.study_key), None)
+            for i, c in enumerate(r.candidates):
+                gc, go = c.geomean_us, (own.geomean_us if own else None)
+                mark = ("refined" if r.changed else "kept") if c.key == r.pick_key else ""
+                t.add_row(r.bucket + tag if i == 0 else "", str(len(r.shapes)) if i == 0 else "", knobs(c.variant),
+                          _f(c.centre_us, ".1f"), _f(gc, ".1f"), _f(go / gc if gc and go else None, ".3f"), mark)
     return t
 
 

@@ -6,9 +6,10 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from .dispatch import BEST, BUCKETS, VARIANTS, pick_variant  # noqa: F401
+from .dispatch import BEST, BUCKETS, GRAPH_BUCKETS, VARIANTS, pick_graph_variant, pick_variant  # noqa: F401
 
-__all__ = ["decode", "paged_attention_v1", "paged_attention_v2", "pick_variant", "load_ops", "split_parts",
+__all__ = ["decode", "paged_attention_v1", "paged_attention_v2", "pick_variant", "pick_graph_variant", "load_ops",
+           "split_parts",
            "launch_parts", "workspace_floats", "plan", "schedule_ints", "scheduled", "is_scheduled"]
 
 _loaded = False
@@ -81,9 +82,13 @@ def workspace_rows(rows: int, num_heads: int, num_kv_heads: int, max_seq_len: in
         return 0
     ns = {rows, 512 // max(num_heads, 1)} | {b[1] - 1 for b in BUCKETS if b[1]} | {b[0] - 1 for b in BUCKETS}
     ls = {max_seq_len, 512, 8192} | {b[3] - 1 for b in BUCKETS if b[3]} | {b[2] - 1 for b in BUCKETS}
-    ns = sorted(n for n in ns if 1 <= n <= rows)
+    ns = sorted(n for n in ns | {b[1] - 1 for b in GRAPH_BUCKETS if b[1]} if 1 <= n <= rows)
     ls = sorted(L for L in ls if 1 <= L <= max_seq_len)
-    return max(n * num_heads * launch_parts(n, num_heads, num_kv_heads, L) for n in ns for L in ls)
+    eager = max(n * num_heads * launch_parts(n, num_heads, num_kv_heads, L) for n in ns for L in ls)
+    # the captured launches, bounded at max_seq_len with their batch row's graph pick
+    graph = max(n * num_heads * launch_parts(n, num_heads, num_kv_heads, max_seq_len,
+                                             pick_graph_variant(n, max_seq_len)) for n in ns)
+    return max(eager, graph)
 
 
 def workspace_floats(rows: int, num_heads: int, num_kv_heads: int, max_seq_len: int, head_size: int) -> int:

@@ -32,7 +32,7 @@ import torch
 from vllm.v1.attention.backend import (AttentionBackend, AttentionCGSupport, AttentionImpl, AttentionMetadata,
                                        AttentionMetadataBuilder, AttentionType, CommonAttentionMetadata)
 
-from . import decode, is_scheduled, pick_variant, plan, schedule_ints, scheduled, workspace_floats
+from . import decode, is_scheduled, pick_graph_variant, plan, schedule_ints, scheduled, workspace_floats
 
 HEAD_SIZE = @HEAD@
 BLOCK_SIZE = @BLOCK@
@@ -126,7 +126,7 @@ class WorkbenchDecodeMetadataBuilder(AttentionMetadataBuilder[WorkbenchDecodeMet
             i = bisect.bisect_left(self.capture_sizes, nd)
             b = self.capture_sizes[i] if i < len(self.capture_sizes) else 0
             if b and b not in self._plans:        # steps whose graph is not scheduled cost nothing
-                v = pick_variant(b, self.max_model_len)
+                v = pick_graph_variant(b, self.max_model_len)
                 self._plans[b] = v if is_scheduled(b, self.num_heads, self.num_kv_heads, self.max_model_len, v) else -1
             if b and self._plans[b] >= 0:
                 plan(self.schedule, m.seq_lens[:nd], b, self.num_heads, self.num_kv_heads, self.max_model_len,
@@ -143,7 +143,9 @@ class WorkbenchDecodeMetadataBuilder(AttentionMetadataBuilder[WorkbenchDecodeMet
         for the longest sequence the model allows and fix its variant now."""
         md = self.build(0, common_attn_metadata)
         md.decode_max_seq_len = max(md.decode_max_seq_len, self.max_model_len)
-        md.decode_variant = pick_variant(max(md.num_decodes, 1), md.decode_max_seq_len)
+        # the batch row's graph pick (`workbench refine`: timed graph-bound over the row's contexts), else the
+        # table's pick at the bound; build() plans with the same one
+        md.decode_variant = pick_graph_variant(max(md.num_decodes, 1), md.decode_max_seq_len)
         # the split the launch bound implies is the one for max_model_len tokens: far too coarse for
         # the shorter batches the graph replays (H200 e2e, 2026-11-28: 4-8% of the step lost at
         # b1x1k, b8x4k, b64x1k): each sequence splits by its own length on the device instead
