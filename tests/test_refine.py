@@ -192,8 +192,14 @@ def test_tune_summary_points_at_refine_until_the_study_is_refined(study):
     ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("t256-q4-pauto-pf0-s4-mma"))
     s.set_user_attr(ATTR, ref.to_dict())
     after = summarize(h, "sqlite:///x", 1.0, 0, 0, [])
-    assert not any("workbench refine" in n for n in after.notes)
+    assert not any("close calls" in n for n in after.notes)
     assert any(r["refined"] for r in after.dispatch["rows"])
+    # refined without graph picks: one note says how to add them; with them, none
+    assert [n for n in after.notes if "workbench refine" in n and "graph" in n]
+    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none"),
+                     graph_len=32768, graph_timer=_fake_timer("none"))
+    s.set_user_attr(ATTR, ref.to_dict())
+    assert not any("workbench refine" in n for n in summarize(h, "sqlite:///x", 1.0, 0, 0, []).notes)
 
 
 def test_graph_plan_takes_each_batch_rows_picks_and_times_them_at_its_contexts(study):

@@ -582,10 +582,16 @@ def summarize(h: StudyHandle, storage: str, elapsed: float, run: int, repeats: i
         d = study_dispatch(h.name, h.study, h.study.user_attrs.get("config", {}), done, fa3)
         dispatch = d.to_dict()
         close = close_calls(done, [shape_label(r.bucket["batch"], r.bucket["context"]) for r in d.rows])
-        if close and stored(h.study) is None:
+        have = stored(h.study)
+        if close and have is None:
             notes = [*notes, f"{len(close)} of {len(d.rows)} bucket(s) have close calls (variants within "
                              f"{REFINE_MARGIN:.0%} at the centre: {', '.join(close)}): `workbench refine --study "
                              f"{h.name}` times them again off the centre and lets the fastest take the bucket"]
+        elif have is not None and not have.graph_rows:
+            # refined before graph picks existed (or with --graph-len 0): captured graphs run the long-context pick
+            notes = [*notes, f"study {h.name} has no graph picks: vLLM's captured decode graphs run the pick for "
+                             f"(batch, max_model_len) at every context; `workbench refine --study {h.name} "
+                             f"--graph-len <max_model_len>` picks per batch row what they should run"]
         front = [(n, m) for n, m in done if n in par] or done
         n, m = min(front, key=lambda x: x[1].geomean_us)
         best = {"trial": n, "name": m.name, "variant": m.variant, "geomean_us": m.geomean_us,
