@@ -163,12 +163,27 @@ def test_resume_with_an_edited_space_says_what_changed(tmp_path):
 
 
 # ---- 6. Ctrl-C --------------------------------------------------------------------------------
+# A job started in the background (`cmd &` in a script) inherits SIGINT ignored, and the tune then
+# leaves it ignored on purpose (tuner.stop_on_sigint): these tests take Ctrl-C as a terminal would
+# deliver it, whatever started pytest.
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)       # in the child, before exec: Python then installs its handler
+
+
+@pytest.fixture
+def sigint_delivered():
+    prev = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, prev)
+
+
 def test_ctrl_c_requeues_in_flight_trials_and_the_same_command_resumes(tmp_path):
     st = f"sqlite:///{tmp_path}/studies.db"
     cmd = [sys.executable, "-m", "workbench", *BASE, "--space", str(SPACE), "--trials", "12", "--study", "i",
            "--trials-per-batch", "4", "--json"]
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
     p = subprocess.Popen([*cmd, "--replay-delay", "0.3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=_sigint_default,
                          text=True)
     deadline = time.time() + 120
     while time.time() < deadline:                    # wait until a batch is mid-measurement
@@ -237,7 +252,8 @@ def test_a_variant_is_measured_once_even_when_asked_twice_in_one_batch(tmp_path)
 
 @pytest.mark.parametrize("where, profile", [("recovery", "none"), ("setup", "none"), ("first-batch", "none"),
                                             ("setup", "ncu")])
-def test_ctrl_c_while_recovering_a_killed_run_leaves_nothing_running(tmp_path, monkeypatch, where, profile):
+def test_ctrl_c_while_recovering_a_killed_run_leaves_nothing_running(tmp_path, monkeypatch, where, profile,
+                                                                     sigint_delivered):
     """A run killed (-9) mid-batch leaves RUNNING trials, one measured, one not; the next run
     recovers them (finishes the first, re-queues the second). A Ctrl-C that lands while it does --
     during the recovery itself, while the worker starts (before the measured one was finished),
