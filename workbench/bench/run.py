@@ -17,8 +17,8 @@ from workbench.tune.refine import GRAPH_LEN     # the tuned-graph row's bound: r
 
 # rows built from kernels/: vLLM 0.10.2's own kernel (baseline, paper), ours (simple, simple-pf, tuned);
 # tuned-graph = the tuned table launched as the exported vLLM backend's CUDA graphs launch it: the
-# variant picked for (batch, graph_len) (or the batch row's graph pick of `workbench refine`), the launch bounded at graph_len (vLLM's max_model_len),
-# each sequence split by its own length (per_seq_split)
+# variant picked for (batch, graph_len) or the batch row's graph pick of `workbench refine`, the launch
+# bounded at graph_len (vLLM's max_model_len), each sequence split by its own length (per_seq_split)
 KERNEL_ROWS = ("baseline", "paper", "simple", "simple-pf", "tuned", "tuned-graph")
 CHECK_MAX_BYTES = 1_100_000_000
 

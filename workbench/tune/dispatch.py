@@ -105,11 +105,12 @@ AUTO_PREFERENCE = 0.03    # see build_dispatch: robustness between bucket centre
 
 def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Measurement]],
                    refs: dict[str, Measurement] | None = None, fa3: Any = None,
-                   refined: dict[str, str] | None = None) -> DispatchTable:
+                   refined: dict[str, str] | None = None, graph: Any = None) -> DispatchTable:
     """From a study's completed trials (trial number, measurement), its reference measurements and
     FA3's timings beside it (a tune.peer_timing.PeerTiming; None or not ok: no FA3 column values).
     refined: bucket label -> variant key settled by `workbench refine` (tune.refine.stored_picks),
-    which takes the bucket over the centre's timing wherever that variant is among the trials."""
+    which takes the bucket over the centre's timing wherever that variant is among the trials.
+    graph: a tune.refine.Refinement whose graph picks become the table's graph rows."""
     from workbench.tune.peer_timing import why_absent
     from workbench.measure.suite import Suite
     if not done:
@@ -147,11 +148,13 @@ def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Mea
                                 baseline_us=bt.median_us if bt else None, paper_us=pt.median_us if pt else None,
                                 fa3_us=ft.median_us if ft else None, refined=changed))
     n, best = min(done, key=lambda x: x[1].geomean_us)
-    used = {r.key: r.variant for r in rows}
+    grows = graph_rows(suite, graph, done) if graph is not None else []
+    used = {**{r.key: r.variant for r in rows}, **{g.key: g.variant for g in grows}}
     return DispatchTable(study=study, gpu=best.gpu, config=config, rows=rows,
                          best_overall={"trial": n, "name": best.name, "key": best.key, "variant": best.variant,
                                        "geomean_us": best.geomean_us},
-                         variants=list(used.values()), fa3_note="" if fa3 is not None and fa3.ok else why_absent(fa3))
+                         variants=list(used.values()), fa3_note="" if fa3 is not None and fa3.ok else why_absent(fa3),
+                         graph_rows=grows)
 
 
 def study_dispatch(name: str, study: Any, config: dict[str, Any], done: list[tuple[int, Measurement]],
@@ -161,21 +164,15 @@ def study_dispatch(name: str, study: Any, config: dict[str, Any], done: list[tup
     from workbench.tune.refine import stored
     from workbench.tune.storage import references
     ref = stored(study)
-    table = build_dispatch(name, config, done, references(study), fa3, refined=ref.picks() if ref else None)
-    if ref is not None and ref.graph_rows:
-        table.graph_rows = graph_rows(table, ref, done)
-        table.variants = list({**{r.key: r.variant for r in table.rows},
-                               **{g.key: g.variant for g in table.graph_rows}}.values())
-    return table
+    return build_dispatch(name, config, done, references(study), fa3, refined=ref.picks() if ref else None, graph=ref)
 
 
-def graph_rows(table: DispatchTable, ref: Any, done: list[tuple[int, Measurement]]) -> list[GraphRow]:
-    """The refinement's graph picks as rows of the table: each batch row's range from its buckets,
+def graph_rows(suite: Any, ref: Any, done: list[tuple[int, Measurement]]) -> list[GraphRow]:
+    """A refinement's graph picks as rows of the table: each batch row's range from its buckets,
     the picked variant from the trials (a pick no longer among them is left out)."""
     from workbench.tune.refine import graph_label
-    from workbench.measure.suite import Suite
     by_key = {m.key: m for _, m in done if m.ok}
-    ranges = {graph_label(b): (b.batch_lo, b.batch_hi) for b in Suite.from_dict(table.config["suite"]).buckets()}
+    ranges = {graph_label(b): (b.batch_lo, b.batch_hi) for b in suite.buckets()}
     out = []
     for r in ref.graph_rows:
         m = by_key.get(r.pick_key)

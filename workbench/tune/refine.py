@@ -16,7 +16,8 @@ one the dispatch picks for (batch, max_model_len), i.e. the long-context bucket'
 study that variant ran b64 x 1k at 79.7 us in its graph-bound form where the short bucket's pick
 runs 69.9 per shape. So per batch row of the suite, the row's picks and close calls are timed as
 the exported backend's captured launches run them (graph-bound at `graph_len`, each sequence split
-by its own length, the schedule built in) at the centre context of each of the row's buckets; the
+by its own length, the schedule built in) at the row's batch centre and midpoints × the centre
+context of each of its buckets; the
 lowest geomean becomes the row's graph pick (the default, the long-context pick, unless another is
 more than `keep` faster). Export compiles them as the package's graph table (pick_graph_variant).
 
@@ -137,11 +138,10 @@ def refine_shapes(bucket: Any, fits: Callable[[int, int], bool] = lambda b, c: T
     between the centre and each edge (an open edge: twice the centre), contexts rounded to a multiple
     of 1000 tokens (never a bench shape), each inside the bucket and kept only where `fits`."""
     b, c = bucket.batch, bucket.context
-    b_hi = bucket.batch_hi - 1 if bucket.batch_hi else 2 * b
     c_hi = bucket.context_hi - 1 if bucket.context_hi else 2 * c
     out = [(b, c)]
-    for bb in (round(math.sqrt(max(bucket.batch_lo, 1) * b)), round(math.sqrt(b * b_hi))):
-        out.append((max(1, int(bb)), _round_ctx(c)))
+    for bb in batch_midpoints(bucket):
+        out.append((bb, _round_ctx(c)))
     for cc in (math.sqrt(max(bucket.context_lo, 1) * c), math.sqrt(c * c_hi)):
         out.append((b, _round_ctx(cc)))
     seen, kept = set(), []
@@ -150,6 +150,14 @@ def refine_shapes(bucket: Any, fits: Callable[[int, int], bool] = lambda b, c: T
             seen.add(s)
             kept.append(s)
     return kept
+
+
+def batch_midpoints(bucket: Any) -> tuple[int, int]:
+    """The geometric midpoints between a bucket's batch centre and its lower and upper batch edges
+    (an open upper edge: twice the centre)."""
+    b = bucket.batch
+    b_hi = bucket.batch_hi - 1 if bucket.batch_hi else 2 * b
+    return max(1, round(math.sqrt(max(bucket.batch_lo, 1) * b))), max(1, round(math.sqrt(b * b_hi)))
 
 
 def candidates(done: list[tuple[int, Measurement]], label: str, margin: float = REFINE_MARGIN,
@@ -167,14 +175,20 @@ def candidates(done: list[tuple[int, Measurement]], label: str, margin: float = 
         return []
     ranked = sorted(best.values(), key=lambda x: x[0])
     lim = ranked[0][0] * (1 + margin)
-    out: list[RefineCandidate] = []
+    close = one_per_family([(t, n, m) for t, n, m in ranked if t <= lim], lambda x: x[2].variant)
+    return [RefineCandidate(key=m.key, name=m.name, variant=m.variant, trial=n, centre_us=t)
+            for t, n, m in close[:max(1, top)]]
+
+
+def one_per_family(items: list[Any], variant_of: Callable[[Any], dict[str, Any]]) -> list[Any]:
+    """The first item of each variant family, in order."""
     seen: set[tuple[tuple[str, str], ...]] = set()
-    for t, n, m in ranked:
-        fam = family(m.variant)
-        if t > lim or len(out) >= max(1, top) or fam in seen:
-            continue
-        seen.add(fam)
-        out.append(RefineCandidate(key=m.key, name=m.name, variant=m.variant, trial=n, centre_us=t))
+    out = []
+    for it in items:
+        fam = family(variant_of(it))
+        if fam not in seen:
+            seen.add(fam)
+            out.append(it)
     return out
 
 
@@ -313,23 +327,15 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
         keys = [own] + [picks[b.label] for b in buckets if b.label in picks]
         for b in buckets:
             keys += [c.key for c in candidates(done, b.label, margin, GRAPH_TOP)]
-        cands: list[RefineCandidate] = []
-        seen: set[tuple[tuple[str, str], ...]] = set()
-        for k in dict.fromkeys(keys):
-            if k not in best or family(best[k][1].variant) in seen:
-                continue
-            n, m = best[k]
-            seen.add(family(m.variant))
+        cands = []
+        for n, m in one_per_family([best[k] for k in dict.fromkeys(keys) if k in best], lambda x: x[1].variant):
             t = m.timing(home.label)
-            cands.append(RefineCandidate(key=k, name=m.name, variant=m.variant, trial=n,
+            cands.append(RefineCandidate(key=m.key, name=m.name, variant=m.variant, trial=n,
                                          centre_us=t.median_us if t is not None else math.nan))
         # a captured launch of any batch in the row: the centre and the geometric midpoints to its edges
         # (at the centre alone t128 s2 won b12 by 1.1% and ran b8 x 16k 16% slower: H200, 2026-11-29)
-        b0 = buckets[0]
-        hi = b0.batch_hi - 1 if b0.batch_hi else 2 * batch
-        batches = dict.fromkeys([batch, max(1, round(math.sqrt(max(b0.batch_lo, 1) * batch))),
-                                 round(math.sqrt(batch * hi))])
-        shapes = [(n, b.context) for b in buckets for n in batches if b0.batch_lo <= n <= hi and fits(n, b.context)]
+        batches = dict.fromkeys([batch, *batch_midpoints(buckets[0])])
+        shapes = [(n, b.context) for b in buckets for n in batches if b.contains(n, b.context) and fits(n, b.context)]
         if shapes:
             out.append((label, own, cands, shapes))
     return out
