@@ -269,3 +269,6 @@ def test_bench_and_the_dispatch_take_the_graph_picks_for_captured_launches_only(
     eager = next(r for r in table.rows if r.bucket["batch"] == 48 and r.bucket["context"] == 24576)
     assert pick(SimpleNamespace(num_seqs=64, max_seq_len=32768)).key == eager.key
     assert g48.key != eager.key
+    # a bucket over the tune suite's max_kv_gb has no row: the best overall, as the package's BEST
+    assert not any(r.bucket["batch"] == 160 and r.bucket["context"] == 24576 for r in table.rows)
+    assert pick(SimpleNamespace(num_seqs=256, max_seq_len=16384)).key == table.best_overall["key"]
