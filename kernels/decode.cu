@@ -201,8 +201,10 @@ __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_gr
 static_assert(WB_BLOCK == 16, "tensor-core path: block size 16");
 static_assert(WB_QPC <= 8, "tensor-core path: at most 8 query heads per CTA (the n = 8 of m16n8k16)");
 static_assert(WB_HEAD % 16 == 0, "tensor-core path: head size a multiple of 16");
-static_assert(WB_STAGES >= 2 && WB_ALGO == 0 && !WB_KLOAD8 && !WB_VLLM_MATH,
-              "tensor-core path: twopass with a cp.async ring, 16-byte K loads, full-precision q");
+static_assert(WB_STAGES >= 2 && !WB_KLOAD8 && !WB_VLLM_MATH,
+              "tensor-core path: a cp.async ring, 16-byte K loads, full-precision q");
+static_assert(WB_ALGO == 0 || (!WB_UNIFIED && WB_PF_DIST == 0 && !WB_FUSED_REDUCE),
+              "onepass tensor-core path: its ring holds K and V together, no L2 prefetch, the reduce kernel");
 // four 8x8 16-bit matrices from shared memory; lane l gives the address of row l % 8 of matrix l / 8
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
@@ -833,6 +835,140 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
     }
     pv_acc(raw, p, slot, valid_tok, acc);
 #endif
+  }
+#elif WB_MMA
+  // ---- onepass on tensor cores: each warp streams its blocks once through a cp.async ring whose
+  // slots hold a block's K and V tiles, with a running max / sum per head (online softmax). No
+  // logits in shared memory, so a CTA's footprint is its ring whatever the partition: the twopass
+  // logits (4 B x heads x tokens) held GQA-7/8 CTAs to 1-2 per SM. S = Q . K^T puts Q in the A
+  // operand (rows: heads, padded to 16) and leaves each lane head g's logits at tokens 2c, 2c+1
+  // (+8): exactly the B operand (P^T) of O^T += V^T . P^T, so probabilities never leave registers.
+  const int valid_tok = tok_end - blk_begin * BLOCK;   // slots at or past this are padding
+  const int mg = lane >> 2, mc = lane & 3;
+  constexpr int TILE = HEAD * BLOCK;                  // elements of one K or V tile
+  elem_t* ring = reinterpret_cast<elem_t*>(warp_sum + NWQ) + warp * WB_STAGES * 2 * TILE;
+  const int nmine = (blk_end - blk_begin - warp + NW - 1) / NW;   // blocks this warp takes
+  // A operand (row-major 16 x 16 per 16-dim step): lane (g, c) holds head g's dims 2c, 2c+1 (a0) and
+  // 2c+8, 2c+9 (a2); rows g + 8 are padding heads (a1 = a3 = 0)
+  uint32_t qa[HEAD / 16][2];
+#pragma unroll
+  for (int ks = 0; ks < HEAD / 16; ++ks) {
+    qa[ks][0] = qa[ks][1] = 0u;
+    if (mg < QPC) {
+      const float* qr = q_s + mg * HEAD + ks * 16 + 2 * mc;
+      qa[ks][0] = pack2(qr[0], qr[1]);
+      qa[ks][1] = pack2(qr[8], qr[9]);
+    }
+  }
+  float o_acc[HEAD / 16][4];           // O^T: dims 16m + g (+8) x heads 2c, 2c+1
+#pragma unroll
+  for (int m = 0; m < HEAD / 16; ++m) o_acc[m][0] = o_acc[m][1] = o_acc[m][2] = o_acc[m][3] = 0.f;
+  float m_run = -INFINITY, l_run = 0.f;  // head g's running max, and this lane's share of its sum
+  // the warp's block-table entries, a window of 32 per register (lane l: the warp's block base + l),
+  // the next window loaded 32 tiles ahead so a tile's copy never waits on a table read
+  auto table_window = [&](int base) {
+    return base + lane < nmine ? bt[blk_begin + warp + (base + lane) * NW] : 0;
+  };
+  int bt_cur = table_window(0), bt_nxt = table_window(32);
+  auto issue = [&](int j) {            // warp-uniform j, strictly increasing from 0
+    if (j < nmine) {
+      if ((j & 31) == 0 && j > 0) { bt_cur = bt_nxt; bt_nxt = table_window(j + 32); }
+      const long long boff = (long long)__shfl_sync(0xffffffffu, bt_cur, j & 31) * P.kv_block_stride;
+      elem_t* dst = ring + (j % WB_STAGES) * 2 * TILE;
+#pragma unroll
+      for (int i = 0; i < TILE / X / 32; ++i) {
+        const int o = (i * 32 + lane) * X;
+        cp_async16(dst + o, k_head + boff + o);
+        cp_async16(dst + TILE + o, v_head + boff + o);
+      }
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int j = 0; j < WB_STAGES - 1; ++j) issue(j);
+  // ldmatrix rows of S's B operand (K[token][dims]): matrix i = lane / 8 is chunk 2ks + (i & 1),
+  // tokens 8 (i >> 1) + lane % 8; a chunk is 16 tokens x 8 dims, 16 B per token
+  const uint32_t k_lane = ((((lane >> 3) & 1) * 16 + (lane >> 4) * 8 + (lane & 7)) * 16);
+  const uint32_t v_lane = ((lane & 15) * 16 + (lane >> 4) * 8) * 2;
+#if WB_SERIAL
+#pragma unroll 1
+#endif
+  for (int jj = 0; jj < nmine; ++jj) {
+    const int b = blk_begin + warp + jj * NW;
+    __syncwarp();                      // every lane is done reading the slot about to be refilled
+    issue(jj + WB_STAGES - 1);
+    cp_async_wait<WB_STAGES - 1>();
+    __syncwarp();                      // ldmatrix reads rows other lanes copied
+    const uint32_t kaddr = (uint32_t)__cvta_generic_to_shared(ring + (jj % WB_STAGES) * 2 * TILE);
+    float s0[4] = {0.f, 0.f, 0.f, 0.f}, s1[4] = {0.f, 0.f, 0.f, 0.f};   // tokens 0-7, 8-15
+#pragma unroll
+    for (int ks = 0; ks < HEAD / 16; ++ks) {
+      uint32_t r[4];
+      ldsm_x4(r, kaddr + ks * 512 + k_lane);
+      const uint32_t a[4] = {qa[ks][0], 0u, qa[ks][1], 0u};
+      mma16816(s0, a, r[0], r[1]);
+      mma16816(s1, a, r[2], r[3]);
+    }
+    // head g's logits at tokens 2c, 2c+1, 2c+8, 2c+9 of this block
+    const int tb = (b - blk_begin) * BLOCK;
+    const int vt = valid_tok - tb;     // valid tokens of this block
+    const float l0 = 2 * mc < vt ? s0[0] * P.scale : -INFINITY;
+    const float l1 = 2 * mc + 1 < vt ? s0[1] * P.scale : -INFINITY;
+    const float l2 = 2 * mc + 8 < vt ? s1[0] * P.scale : -INFINITY;
+    const float l3 = 2 * mc + 9 < vt ? s1[1] * P.scale : -INFINITY;
+    float tmax = fmaxf(fmaxf(l0, l1), fmaxf(l2, l3));  // token 0 of a block is always valid: finite
+    tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
+    tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 2));
+    const float m_new = fmaxf(m_run, tmax);
+    const float corr = __expf(m_run - m_new);          // 0 on the first block (m_run = -inf)
+    const float p0 = __expf(l0 - m_new), p1 = __expf(l1 - m_new), p2 = __expf(l2 - m_new), p3 = __expf(l3 - m_new);
+    l_run = l_run * corr + (p0 + p1) + (p2 + p3);
+    m_run = m_new;
+    // O^T's columns are heads 2c, 2c+1: their corrections live on the lanes of those heads
+    const float ca = __shfl_sync(0xffffffffu, corr, 8 * mc), cb = __shfl_sync(0xffffffffu, corr, 8 * mc + 4);
+    const uint32_t pb0 = pack2(p0, p1), pb1 = pack2(p2, p3);
+    const uint32_t vaddr = kaddr + TILE * 2 + v_lane;
+#pragma unroll
+    for (int m = 0; m < HEAD / 16; ++m) {
+      uint32_t a[4];
+      ldsm_x4(a, vaddr + m * 16 * BLOCK * 2);
+      if (vt < BLOCK) {                // padding may hold NaN, and 0 * NaN is NaN
+        a[0] = keep_tokens(a[0], 2 * mc, vt);
+        a[1] = keep_tokens(a[1], 2 * mc, vt);
+        a[2] = keep_tokens(a[2], 2 * mc + 8, vt);
+        a[3] = keep_tokens(a[3], 2 * mc + 8, vt);
+      }
+      o_acc[m][0] *= ca; o_acc[m][1] *= cb; o_acc[m][2] *= ca; o_acc[m][3] *= cb;
+      mma16816(o_acc[m], a, pb0, pb1);
+    }
+  }
+  cp_async_wait<0>();                  // only empty groups remain
+  // merge warps: common max per head, each warp's sum and O^T columns rescaled to it
+  l_run += __shfl_xor_sync(0xffffffffu, l_run, 1);
+  l_run += __shfl_xor_sync(0xffffffffu, l_run, 2);
+  if (mc == 0 && mg < QPC) warp_max[warp * QPC + mg] = m_run;
+  __syncthreads();
+  float head_max[QPC], head_sum[QPC];
+  float fg = 0.f;                      // exp(this warp's max - the CTA's) for head g
+#pragma unroll
+  for (int h = 0; h < QPC; ++h) {
+    float mx = -INFINITY;
+    for (int w = 0; w < NW; ++w) mx = fmaxf(mx, warp_max[w * QPC + h]);
+    head_max[h] = mx;
+    if (h == mg) fg = m_run == -INFINITY ? 0.f : __expf(m_run - mx);
+  }
+  if (mc == 0 && mg < QPC) warp_sum[warp * QPC + mg] = l_run * fg;
+  {
+    const float fa = __shfl_sync(0xffffffffu, fg, 8 * mc), fb = __shfl_sync(0xffffffffu, fg, 8 * mc + 4);
+#pragma unroll
+    for (int m = 0; m < HEAD / 16; ++m) { o_acc[m][0] *= fa; o_acc[m][1] *= fb; o_acc[m][2] *= fa; o_acc[m][3] *= fb; }
+  }
+  __syncthreads();
+#pragma unroll
+  for (int h = 0; h < QPC; ++h) {
+    float sm = 0.f;
+    for (int w = 0; w < NW; ++w) sm += warp_sum[w * QPC + h];
+    head_sum[h] = sm;
   }
 #else
   // ---- onepass: each warp streams its blocks once, K and V of a block loaded together, with a

@@ -57,7 +57,7 @@ def test_every_shape_compiles(cubin_cache):
 
 def test_other_algorithms_and_knobs_compile(cubin_cache):
     """onepass at every shape, the fused reduce, the vLLM-style knobs, the test-only faults, the
-    tensor-core path and the unified ring."""
+    tensor-core paths (twopass and onepass) and the unified ring."""
     vs = []
     for h in HEAD_SIZES:
         for b in (16, 32):
@@ -73,6 +73,14 @@ def test_other_algorithms_and_knobs_compile(cubin_cache):
            for h in HEAD_SIZES for dt in ("bf16", "fp16")
            for t, q, p, st, m, u in ((128, 4, "auto", 3, True, False), (256, 8, 512, 4, True, True),
                                      (64, 2, "none", 2, False, True))]
+    # onepass on tensor cores (K and V in one ring, online softmax in registers): every head size, both
+    # dtypes, whole and split, as built, scheduled for a graph and in the GQA-7 odd group
+    ones = [Variant(head_size=h, dtype=dt, algorithm="onepass", threads=t, heads_per_cta=q, partition=p, stages=st,
+                    mma=True) for h in HEAD_SIZES for dt in ("bf16", "fp16")
+            for t, q, p, st in ((128, 8, "auto", 2), (64, 7, "none", 3))]
+    ones = [v for v in ones if v.is_valid()]
+    assert len({v.head_size for v in ones}) == len(HEAD_SIZES)
+    vs += ones + [ones[0].scheduling()]
     _assert_all_built(build_many([v for v in vs if v.is_valid()], "sm_90a"))
 
 

@@ -194,7 +194,8 @@ def test_export_launcher_shared_memory_matches_workbench(tmp_path):
         pytest.skip("nvcc not installed")
     vs = [Variant(), Variant(threads=256, heads_per_cta=4, partition=1024, stages=3),
           Variant(threads=64, heads_per_cta=2, partition=0, stages=4), Variant(algorithm="onepass", heads_per_cta=4),
-          Variant(threads=128, heads_per_cta=4, partition=256, stages=2, dtype="fp16", head_size=256, block_size=32)]
+          Variant(threads=128, heads_per_cta=4, partition=256, stages=2, dtype="fp16", head_size=256, block_size=32),
+          Variant(algorithm="onepass", threads=128, heads_per_cta=8, partition=-2, stages=3, mma=True)]
     tokens = (16, 512, 1024, 3008)
     csrc = ROOT / "kernels"
     (tmp_path / "launch.cuh").write_text((csrc / "export/launch.cuh").read_text())
@@ -214,6 +215,46 @@ def test_export_launcher_shared_memory_matches_workbench(tmp_path):
         got += [int(x) for x in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
     want = [v.smem_bytes(t) for v in vs for t in tokens]
     assert got == want
+
+
+def test_export_launcher_auto_partitions_match_workbench(tmp_path):
+    """launch.cuh's auto split (wb_auto_tokens_occ) must pick what Variant.auto_tokens picks for the
+    same occupancy: the twopass path (logits bound the partition) and the onepass tensor-core path
+    (no logits: any length fits, so a long sequence may run whole). Host code only."""
+    from workbench.kernel.build import defines, find_nvcc
+    from workbench.kernel.variant import Occupancy, Variant
+    nvcc = find_nvcc()
+    if not nvcc:
+        pytest.skip("nvcc not installed")
+    occ = Occupancy(sm_count=132, smem_per_sm=233472, smem_reserved=1024, smem_limit=232448, split_blocks=4,
+                    whole_blocks=4)
+    vs = [Variant(threads=256, heads_per_cta=4, partition=-2, stages=2, mma=True),
+          Variant(threads=128, heads_per_cta=8, partition=-2, stages=3, mma=True),
+          Variant(algorithm="onepass", threads=128, heads_per_cta=8, partition=-2, stages=2, mma=True),
+          Variant(algorithm="onepass", threads=256, heads_per_cta=7, partition=-2, stages=2, mma=True)]
+    cases = [(1, 1024), (8, 4096), (64, 32768), (256, 1024), (512, 4096), (8, 131072)]
+    csrc = ROOT / "kernels"
+    for f in ("export/launch.cuh", "export/wb_args.h", "decode.cu"):
+        (tmp_path / f.split("/")[-1]).write_text((csrc / f).read_text())
+    got = []
+    for i, v in enumerate(vs):
+        defs = "\n".join(f"#define {d[2:].split('=')[0]} {d.split('=')[1]}" for d in defines(v))
+        (tmp_path / f"a{i}.cu").write_text(
+            f"#include <cstdio>\n{defs}\n#define WB_NS wb_a{i}\n#define WB_SYM(name) name##_a{i}\n"
+            "#include \"decode.cu\"\n#include \"launch.cuh\"\nint main() {\n"
+            f"  WbOcc_a{i} o{{132, 233472, 1024, 4, 4, 0}};\n"
+            + "".join(f"  printf(\"%d\\n\", wb_auto_tokens_occ_a{i}(&o, {c}, {n}, 232448));\n" for c, n in cases)
+            + "  return 0;\n}\n")
+        exe = tmp_path / f"a{i}"
+        p = subprocess.run([nvcc, "-O1", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-I", str(tmp_path),
+                            str(tmp_path / f"a{i}.cu"), "-o", str(exe)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-3000:]
+        got += [int(x) for x in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
+    want = [v.auto_tokens(c, n, occ) for v in vs for c, n in cases]
+    assert got == want
+    # onepass partitions are not bounded by logits room: past the twopass fit (5408 tokens at 8 heads, 3 stages)
+    assert vs[1].auto_tokens(1024, 65536, occ) <= vs[1].max_context_unsplit(occ.smem_limit) < \
+        vs[2].auto_tokens(1024, 65536, occ)
 
 
 @pytest.mark.parametrize("flags,suffix,define,knob", [(["--graph-walk"], "-walk", "WB_GRAPH_WALK", "graph_walk"),

@@ -182,21 +182,26 @@ def test_empty_sequences_auto_split_and_odd_layouts(cubin_cache):
 
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
 def test_tensor_core_path(cubin_cache, dtype):
-    """mma variants (QK and PV on tensor cores from the cp.async ring): every head size, GQA 1, 4,
-    7 and 8 (heads per CTA 1..8, so padded n-columns of the mma), every partition kind, both
+    """mma variants (QK and PV on tensor cores from the cp.async ring), twopass and onepass: every
+    head size, GQA 1, 4, 7 and 8 (heads per CTA 1..8, so padded n-columns of the mma), every partition kind, both
     reduces, 2-4 stages, 64-512 threads; lengths at block and partition edges, length 0 and
     NaN-padded tails (0 x NaN must not reach the output)."""
     lens = (0, 1, 15, 17, 256, 1000, 4097)
     pairs = []
     for head in HEAD_SIZES:
-        v = Variant(head_size=head, dtype=dtype, threads=128, heads_per_cta=4, partition="auto", stages=3, mma=True)
-        pairs.append((v, WorkloadSpec(seq_lens=lens, num_heads=16, num_kv_heads=4, head_size=head, dtype=dtype)))
+        for algo in ("twopass", "onepass"):
+            v = Variant(head_size=head, dtype=dtype, algorithm=algo, threads=128, heads_per_cta=4, partition="auto",
+                        stages=3 if algo == "twopass" or head < 256 else 2, mma=True)
+            pairs.append((v, WorkloadSpec(seq_lens=lens, num_heads=16, num_kv_heads=4, head_size=head, dtype=dtype)))
     for heads, kv in ((8, 8), (32, 8), (28, 4), (8, 1)):
         g = heads // kv
-        for t, q, p, r, st in ((64, 1, 256, "kernel", 2), (128, min(g, 8), "auto", "kernel", 3),
-                               (256, min(g, 8), 512, "fused", 4), (512, min(2, g), "none", "kernel", 2),
-                               (128, min(g, 8), "vllm", "kernel", 4), (256, min(4, g), "auto", "fused", 3)):
-            v = Variant(dtype=dtype, threads=t, heads_per_cta=q, partition=p, reduce=r, stages=st, mma=True)
+        grid = ((64, 1, 256, "kernel", 2), (128, min(g, 8), "auto", "kernel", 3),
+                (256, min(g, 8), 512, "fused", 4), (512, min(2, g), "none", "kernel", 2),
+                (128, min(g, 8), "vllm", "kernel", 4), (256, min(4, g), "auto", "fused", 3))
+        for algo, (t, q, p, r, st) in itertools.product(("twopass", "onepass"), grid):
+            # onepass (one ring of K and V, online softmax in registers): the fused rows are invalid
+            v = Variant(dtype=dtype, algorithm=algo, threads=t, heads_per_cta=q, partition=p, reduce=r, stages=st,
+                        mma=True)
             if v.is_valid("sm_90a"):
                 pairs.append((v, WorkloadSpec(seq_lens=lens, num_heads=heads, num_kv_heads=kv, dtype=dtype)))
                 pairs.append((v, WorkloadSpec(seq_lens=(33000, 3), num_heads=heads, num_kv_heads=kv, dtype=dtype))
@@ -247,6 +252,7 @@ def test_graph_bound_launches_split_per_sequence(cubin_cache):
     vs = [Variant(threads=t, heads_per_cta=4, partition="auto", stages=s, reduce=r, mma=mma)
           for t, s, r, mma in ((128, 3, "kernel", False), (256, 4, "kernel", False), (128, 0, "fused", False),
                                (128, 3, "kernel", True))]
+    vs.append(Variant(algorithm="onepass", threads=128, heads_per_cta=4, partition="auto", stages=3, mma=True))
     walks = {v: v.walking() for v in vs if v.graph_forms_apply}
     scheds = {v: v.scheduling() for v in vs if v.graph_forms_apply}
     builds = {b.variant: b for b in build_many(vs + list(walks.values()) + list(scheds.values()), "sm_90a")}

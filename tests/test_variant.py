@@ -129,6 +129,26 @@ def test_stages_rules_and_shared_memory():
         Variant(stages=5)
 
 
+def test_onepass_on_tensor_cores_rules_and_shared_memory():
+    """onepass + mma: a ring whose slots hold K and V (twice a twopass ring's bytes), no logits and no
+    staged table, so its shared memory does not grow with the partition and any length runs whole."""
+    from workbench.kernel.variant import Variant
+    o = Variant(algorithm="onepass", threads=128, heads_per_cta=8, partition="auto", stages=2, mma=True)
+    assert o.is_valid() and o.name == "d128b16bf16-onepass-t128-q8-pauto-pf0-s2-mma"
+    ring = 4 * 2 * 128 * 16 * 2                                # warps x stages x tile bytes
+    floats = 2 * 8 * 128 + 2 * 32                              # q and acc, per-warp stats (4 warps x 8 heads)
+    assert o.smem_bytes(16) == o.smem_bytes(32768) == 4 * floats + 2 * ring
+    assert o.max_context_unsplit(232448) >= 1 << 30
+    assert o.with_(partition="none").is_valid()                # no logits: a whole-sequence launch always fits
+    assert o.with_(head_size=256, threads=256, stages=4).invalid_reasons()   # 2 x 256 KB of ring
+    for bad in (dict(mma=False), dict(stages=0), dict(prefetch_distance=2, prefetch_target="kv"),
+                dict(reduce="fused"), dict(unified_ring=True), dict(block_size=32), dict(heads_per_cta=16)):
+        assert o.with_(**bad).invalid_reasons(), bad
+    # the twopass tensor-core path at the same knobs: logits bound its whole-sequence length
+    t = o.with_(algorithm="twopass")
+    assert t.is_valid() and t.smem_bytes(4096) > t.smem_bytes(16) and t.max_context_unsplit(232448) < 1 << 20
+
+
 def test_auto_partitions_fill_whole_waves():
     """The auto split's plan (a cost model: waves x (tokens + fixed cost)) on H200-like numbers:
     never worse under its own model than the fixed partitions the space offers, one wave at

@@ -31,7 +31,10 @@ static inline int WB_SYM(wb_smem_bytes)(int logits_tokens) {
 #endif
   const int stats = (warps * WB_QPC + 1) & ~1;   // padded even, as in decode.cu
   int bytes = 4 * (2 * WB_QPC * WB_HEAD + 2 * stats + WB_QPC * logits_tokens);
-#if WB_STAGES > 0
+#if WB_STAGES > 0 && WB_ALGO == 1
+  // onepass (tensor cores): a ring whose slots hold a block's K and V tiles, no staged table
+  bytes += 2 * warps * WB_STAGES * WB_HEAD * WB_BLOCK * (int)sizeof(elem_t);
+#elif WB_STAGES > 0
   // the per-warp cp.async ring of K/V tiles, then the CTA's slice of the block table
   bytes += warps * WB_STAGES * WB_HEAD * WB_BLOCK * (int)sizeof(elem_t) + 4 * ((logits_tokens + WB_BLOCK - 1) / WB_BLOCK);
 #endif
@@ -90,12 +93,17 @@ static inline const WB_SYM(WbOcc)* WB_SYM(wb_occ)() {
 
 static inline int WB_SYM(wb_auto_tokens_occ)(const WB_SYM(WbOcc)* o, int ctas, int max_seq_len, int smem_limit) {
   const int fixed = WB_SYM(wb_smem_bytes)(0);
+#if WB_ALGO == 1
+  // onepass holds no logits: any length fits (Variant.max_context_unsplit's 1 << 30)
+  int fit = fixed <= smem_limit ? (1 << 30) : 0;
+#else
 #if WB_STAGES > 0
   const double per_token = 4.0 * WB_QPC + 4.0 / WB_BLOCK;
 #else
   const double per_token = 4.0 * WB_QPC;
 #endif
   int fit = (int)((smem_limit - fixed) / per_token) / WB_BLOCK * WB_BLOCK;
+#endif
   fit = fit / 64 * 64;
   if (!o) return fit < 64 ? 64 : fit;
   if (ctas < 1) ctas = 1;
@@ -217,9 +225,13 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
   int ptok = WB_SYM(wb_auto_tokens_occ)(o, (int)ctas, bound, smem_limit);
   if (ptok <= 0) return false;
   const long long slots = WB_SYM(wb_split_slots)(o, ptok);
+#if WB_ALGO == 1
+  int top = 1 << 30;                                // onepass: no logits, any length fits
+#else
   const int fixed = WB_SYM(wb_smem_bytes)(0);
   const double per_token = 4.0 * WB_QPC + 4.0 / WB_BLOCK;
   int top = (int)((smem_limit - fixed) / per_token) / WB_BLOCK * WB_BLOCK;   // Variant.max_context_unsplit
+#endif
   const int b64 = (bound + 63) / 64 * 64;
   if (top > b64) top = b64;
   while (ptok + 64 <= top && WB_SYM(wb_smem_bytes)(ptok + 64) <= smem_limit &&

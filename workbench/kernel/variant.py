@@ -300,8 +300,10 @@ class Variant:
                 reasons.append("algorithm vllm takes no style knobs (k_load, serial, vllm_math, reduce, fault)")
             if self.prefetch_distance and (self.prefetch_op, self.prefetch_hint) != ("bulk", "none"):
                 reasons.append("algorithm vllm prefetches with cp.async.bulk.prefetch.L2, no hint (the paper's change)")
-        if self.stages and (self.algorithm != "twopass" or self.k_load != 16 or self.serial):
-            reasons.append("stages (cp.async ring) go with the twopass algorithm, 16-byte K loads, not serial")
+        if self.stages and (self.algorithm not in ("twopass", "onepass") or self.k_load != 16 or self.serial
+                            or (self.algorithm == "onepass" and not self.mma)):
+            reasons.append("stages (cp.async ring) go with the twopass algorithm (or onepass on tensor cores), "
+                           "16-byte K loads, not serial")
         if self.unified_ring and (self.algorithm != "twopass" or self.stages < 2):
             reasons.append("unified_ring is a cp.async ring shared by both passes: twopass with stages 2-8")
         if self.graph_walk and not self.graph_forms_apply:
@@ -313,8 +315,10 @@ class Variant:
         if self.mma:
             if cc < 80:
                 reasons.append("mma (tensor cores, m16n8k16 bf16/fp16) needs sm_80+")
-            if self.algorithm != "twopass" or self.stages < 2:
-                reasons.append("mma reads the staged tiles: twopass with stages 2-8")
+            if self.algorithm not in ("twopass", "onepass") or self.stages < 2:
+                reasons.append("mma reads the staged tiles: twopass or onepass with stages 2-8")
+            if self.algorithm == "onepass" and (self.prefetch_distance or self.reduce != "kernel"):
+                reasons.append("onepass mma streams K and V through one ring: no L2 prefetch, the reduce kernel")
             if self.block_size != 16:
                 reasons.append("mma exists for block size 16 (one m16 tile of tokens per block)")
             if self.heads_per_cta > 8:
@@ -349,7 +353,11 @@ class Variant:
         floats = 2 * self.heads_per_cta * self.head_size + 2 * stats
         if self.algorithm == "twopass":          # onepass keeps no logits
             floats += self.heads_per_cta * logits_tokens
+        # onepass (tensor cores): each ring slot holds a block's K and V tiles; its block table is
+        # read from global memory, not staged
         ring = warps * self.stages * self.head_size * self.block_size * self.elem_bytes
+        if self.algorithm == "onepass":
+            return 4 * floats + 2 * ring
         table = 4 * -(-logits_tokens // self.block_size) if self.stages else 0
         return 4 * floats + ring + table
 
