@@ -234,6 +234,40 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 __device__ __forceinline__ uint32_t keep_tokens(uint32_t x, int t, int valid) {
   return t + 1 < valid ? x : (t < valid ? (x & 0xffffu) : 0u);
 }
+// the queries as an mma fragment for each 16-dim step: lane (g, c) holds head g's dims 2c, 2c+1
+// and 2c+8, 2c+9 (zeros for heads past the CTA's). The B operand of S^T = K . Q^T (twopass) and
+// the A operand's rows of S = Q . K^T (onepass) take the same registers.
+template <int QPC_, int HEAD_>
+__device__ __forceinline__ void q_fragments(const float* q_s, int mg, int mc, uint32_t (&qf)[HEAD_ / 16][2]) {
+#pragma unroll
+  for (int ks = 0; ks < HEAD_ / 16; ++ks) {
+    qf[ks][0] = qf[ks][1] = 0u;
+    if (mg < QPC_) {
+      const float* qr = q_s + mg * HEAD_ + ks * 16 + 2 * mc;
+      qf[ks][0] = pack2(qr[0], qr[1]);
+      qf[ks][1] = pack2(qr[8], qr[9]);
+    }
+  }
+}
+// O^T (HEAD dims x 8 heads) += V^T . P^T for one staged V tile [HEAD][16] at shared address vaddr
+// (this lane's ldmatrix row), pb0/pb1 = P^T's fragment (head g, tokens 2c, 2c+1 / 2c+8, 2c+9);
+// vt = valid tokens of the tile: padding may hold NaN, and 0 * NaN is NaN
+template <int HEAD_, int BLOCK_>
+__device__ __forceinline__ void pv_mma(float (&o_acc)[HEAD_ / 16][4], uint32_t vaddr, int vt, int mc,
+                                       uint32_t pb0, uint32_t pb1) {
+#pragma unroll
+  for (int m = 0; m < HEAD_ / 16; ++m) {
+    uint32_t a[4];
+    ldsm_x4(a, vaddr + m * 16 * BLOCK_ * 2);
+    if (vt < BLOCK_) {
+      a[0] = keep_tokens(a[0], 2 * mc, vt);
+      a[1] = keep_tokens(a[1], 2 * mc, vt);
+      a[2] = keep_tokens(a[2], 2 * mc + 8, vt);
+      a[3] = keep_tokens(a[3], 2 * mc + 8, vt);
+    }
+    mma16816(o_acc[m], a, pb0, pb1);
+  }
+}
 #endif
 
 // ---- L2 prefetch of one contiguous tile --------------------------------------------------
@@ -537,15 +571,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
   // dims 2c, 2c+1 and 2c+8, 2c+9 (zeros for heads past the CTA's); logits land for heads 2c, 2c+1
   const int mg = lane >> 2, mc = lane & 3;
   uint32_t qf[HEAD / 16][2];
-#pragma unroll
-  for (int ks = 0; ks < HEAD / 16; ++ks) {
-    qf[ks][0] = qf[ks][1] = 0u;
-    if (mg < QPC) {
-      const float* qr = q_s + mg * HEAD + ks * 16 + 2 * mc;
-      qf[ks][0] = pack2(qr[0], qr[1]);
-      qf[ks][1] = pack2(qr[8], qr[9]);
-    }
-  }
+  q_fragments<QPC, HEAD>(q_s, mg, mc, qf);
   float rmax0 = -INFINITY, rmax1 = -INFINITY;         // heads 2c, 2c+1
 #endif
 #if WB_STAGES > 0
@@ -802,19 +828,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
       }
       // A = V^T rows: dims 16m + (l % 16), tokens 8 * (l / 16) onwards (16 B each)
       const uint32_t vaddr = (uint32_t)__cvta_generic_to_shared(vp) + ((lane & 15) * 16 + (lane >> 4) * 8) * 2;
-      const int vt = valid_tok - tb;   // valid tokens of this block (padding may hold NaN: 0 * NaN)
-#pragma unroll
-      for (int m = 0; m < HEAD / 16; ++m) {
-        uint32_t a[4];
-        ldsm_x4(a, vaddr + m * 16 * BLOCK * 2);
-        if (vt < BLOCK) {
-          a[0] = keep_tokens(a[0], 2 * mc, vt);
-          a[1] = keep_tokens(a[1], 2 * mc, vt);
-          a[2] = keep_tokens(a[2], 2 * mc + 8, vt);
-          a[3] = keep_tokens(a[3], 2 * mc + 8, vt);
-        }
-        mma16816(o_acc[m], a, pb0, pb1);
-      }
+      pv_mma<HEAD, BLOCK>(o_acc, vaddr, valid_tok - tb, mc, pb0, pb1);
     }
 #else
     uint4 raw[RPL];
@@ -851,15 +865,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
   // A operand (row-major 16 x 16 per 16-dim step): lane (g, c) holds head g's dims 2c, 2c+1 (a0) and
   // 2c+8, 2c+9 (a2); rows g + 8 are padding heads (a1 = a3 = 0)
   uint32_t qa[HEAD / 16][2];
-#pragma unroll
-  for (int ks = 0; ks < HEAD / 16; ++ks) {
-    qa[ks][0] = qa[ks][1] = 0u;
-    if (mg < QPC) {
-      const float* qr = q_s + mg * HEAD + ks * 16 + 2 * mc;
-      qa[ks][0] = pack2(qr[0], qr[1]);
-      qa[ks][1] = pack2(qr[8], qr[9]);
-    }
-  }
+  q_fragments<QPC, HEAD>(q_s, mg, mc, qa);
   float o_acc[HEAD / 16][4];           // O^T: dims 16m + g (+8) x heads 2c, 2c+1
 #pragma unroll
   for (int m = 0; m < HEAD / 16; ++m) o_acc[m][0] = o_acc[m][1] = o_acc[m][2] = o_acc[m][3] = 0.f;
@@ -927,20 +933,9 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
     // O^T's columns are heads 2c, 2c+1: their corrections live on the lanes of those heads
     const float ca = __shfl_sync(0xffffffffu, corr, 8 * mc), cb = __shfl_sync(0xffffffffu, corr, 8 * mc + 4);
     const uint32_t pb0 = pack2(p0, p1), pb1 = pack2(p2, p3);
-    const uint32_t vaddr = kaddr + TILE * 2 + v_lane;
 #pragma unroll
-    for (int m = 0; m < HEAD / 16; ++m) {
-      uint32_t a[4];
-      ldsm_x4(a, vaddr + m * 16 * BLOCK * 2);
-      if (vt < BLOCK) {                // padding may hold NaN, and 0 * NaN is NaN
-        a[0] = keep_tokens(a[0], 2 * mc, vt);
-        a[1] = keep_tokens(a[1], 2 * mc, vt);
-        a[2] = keep_tokens(a[2], 2 * mc + 8, vt);
-        a[3] = keep_tokens(a[3], 2 * mc + 8, vt);
-      }
-      o_acc[m][0] *= ca; o_acc[m][1] *= cb; o_acc[m][2] *= ca; o_acc[m][3] *= cb;
-      mma16816(o_acc[m], a, pb0, pb1);
-    }
+    for (int m = 0; m < HEAD / 16; ++m) { o_acc[m][0] *= ca; o_acc[m][1] *= cb; o_acc[m][2] *= ca; o_acc[m][3] *= cb; }
+    pv_mma<HEAD, BLOCK>(o_acc, kaddr + TILE * 2 + v_lane, vt, mc, pb0, pb1);
   }
   cp_async_wait<0>();                  // only empty groups remain
   // merge warps: common max per head, each warp's sum and O^T columns rescaled to it

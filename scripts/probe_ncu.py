@@ -2,7 +2,7 @@
 
 Run under ncu (cold L2: ncu flushes caches before each profiled kernel):
   ncu --clock-control none --nvtx --nvtx-include "probe/" --section SpeedOfLight ... \
-      python3 scripts/probe_ncu.py VARIANT b8x32768 b64x1024 ...
+      [PROBE_MODEL=qwen2.5-7b] python3 scripts/probe_ncu.py VARIANT b8x32768 b64x1024 ...
 Each shape launches ours once and FA3 once inside an NVTX range named probe (after an unprofiled
 warm-up outside it), so the report holds exactly those kernels, labelled by the kernel names.
 """
@@ -22,20 +22,28 @@ def main() -> None:
     from workbench.measure.gpuinfo import gpu_info
     from workbench.measure.workload import WorkloadSpec, build_rotation
 
+    import os
+
+    from workbench.config.profiles import head_shape, load_model
+
+    # PROBE_MODEL=model[:tp] (default llama-3.1-8b): whose heads the shapes have, e.g. qwen2.5-7b
+    model, _, tp = os.environ.get("PROBE_MODEL", "llama-3.1-8b").partition(":")
+    heads = head_shape(load_model(model), int(tp or 1))
     info = gpu_info(0)
-    v = Variant.from_dict(parse_knobs(sys.argv[1]))
+    v = Variant.from_dict({**parse_knobs(sys.argv[1]), "head_size": heads.head_size})
     k = load(build_variant(v, info.arch), 0)
     for label in sys.argv[2:]:
         b, c = label[1:].split("x")
-        spec = WorkloadSpec.uniform(int(b), int(c))
+        spec = WorkloadSpec.uniform(int(b), int(c), num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
+                                    head_size=heads.head_size)
         w, tables = build_rotation(spec, "cuda", 1)
         out = torch.empty_like(w.query)
         ws = k.workspace(spec.num_seqs, spec.num_heads, spec.max_seq_len) \
             if v.uses_split(spec.num_seqs, spec.num_heads, spec.max_seq_len) else None
 
         def ours() -> None:
-            k(out, w.query, w.key_cache, w.value_cache, 8, w.scale, tables[0], w.seq_lens, spec.max_seq_len,
-              workspace=ws)
+            k(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, tables[0], w.seq_lens,
+              spec.max_seq_len, workspace=ws)
         calls, _, _ = fa3(spec, 1, check=False)
         for f in (ours, calls[0]):
             f()
