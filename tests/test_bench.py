@@ -59,6 +59,14 @@ def test_summary_known_answers():
     assert s["efficiency_geomean"]["xformers"] == pytest.approx(math.sqrt(5 / 30 * 0.8))
     assert s["shapes_where_tuned_is_slower_than_baseline"] == ["b64x4096"]
     assert s["shapes_where_tuned_is_slower_than_simple"] == []                 # a tie is not slower
+    # a geomean over fewer shapes than the run's names the ones it leaves out
+    assert s["geomean_missing_shapes_of_tuned"] == {"baseline": [], "simple": [], "xformers": ["b8x4096"]}
+    from workbench.cli.bench_cmds import speedup_line
+    miss = s["geomean_missing_shapes_of_tuned"]
+    assert speedup_line("xformers", s["geomean_speedup_of_tuned"]["xformers"], miss["xformers"], s["shapes"]) == \
+        "tuned vs xformers: geomean speedup 1.73× over 2 of 3 shapes (not in it: b8x4096)"
+    assert speedup_line("simple", s["geomean_speedup_of_tuned"]["simple"], miss["simple"], s["shapes"]) == \
+        "tuned vs simple: geomean speedup 1.22×"
 
 
 def test_save_load_roundtrip(tmp_path):

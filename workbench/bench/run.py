@@ -94,6 +94,13 @@ def summary(run: BenchRun) -> dict[str, Any]:
         p: geomean([by[(p, s)].efficiency for s in shapes if (p, s) in by and by[(p, s)].efficiency])
         for p in run.peers}}
     out["geomean_speedup_of_tuned"] = {p: speedup("tuned", p) for p in run.peers if p != "tuned"}
+    # the shapes a geomean leaves out (either side failed or was skipped): a geomean over fewer shapes
+    # than the suite's must say so (a KeyError in the picker once dropped 3 of 18 silently)
+    out["geomean_missing_shapes_of_tuned"] = {
+        p: [s for s in shapes if not ((p, s) in by and ("tuned", s) in by and by[(p, s)].median_us
+                                      and by[("tuned", s)].median_us)]
+        for p in run.peers if p not in ("tuned", "floor")}
+    out["shapes"] = len(shapes)
     if "tuned-graph" in run.peers:             # what vLLM runs through the exported backend, vs each peer
         out["geomean_speedup_of_tuned_graph"] = {p: speedup("tuned-graph", p) for p in run.peers
                                                  if p not in ("tuned", "tuned-graph")}

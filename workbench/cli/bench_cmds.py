@@ -11,6 +11,16 @@ from workbench.cli.app import app, err, out
 from workbench.errors import WorkbenchError
 
 
+def speedup_line(peer: str, v: float | None, missing: list[str], shapes: int) -> str:
+    """`tuned vs PEER: geomean speedup X×`, naming the shapes the geomean leaves out."""
+    if not v:
+        return f"tuned vs {peer}: –"
+    line = f"tuned vs {peer}: geomean speedup {v:.2f}×"
+    if missing and peer != "floor":
+        line += f" over {shapes - len(missing)} of {shapes} shapes (not in it: {', '.join(missing)})"
+    return line
+
+
 @app.command("bench")
 def bench_cmd(
     gpu: str = typer.Option("auto", help="GPU profile the attached GPU must match (auto: any known)"),
@@ -112,7 +122,7 @@ def bench_cmd(
     out.print(bench_table(run))
     sm = run.to_dict()["summary"]
     for p, v in sm["geomean_speedup_of_tuned"].items():
-        out.print(f"tuned vs {p}: geomean speedup {v:.2f}×" if v else f"tuned vs {p}: –")
+        out.print(speedup_line(p, v, sm.get("geomean_missing_shapes_of_tuned", {}).get(p, []), sm.get("shapes", 0)))
     bf = sm.get("geomean_speedup_of_tuned_vs_best_flashinfer")
     if bf and bf.get("geomean"):
         out.print(f"tuned vs the best of {', '.join(bf['peers'])} per shape: geomean speedup {bf['geomean']:.2f}×")
