@@ -307,3 +307,32 @@ def test_export_graph_walk_and_graph_sched_together_is_one_clear_message(tmp_pat
             "--graph-walk", "--graph-sched"], tmp_path)
     assert p.returncode != 0 and "pick one" in p.stderr and "Traceback" not in p.stderr
     assert not out.exists()
+
+
+def test_export_of_a_study_with_onepass_tensor_core_picks_compiles(tmp_path):
+    """The 70b TP8 study tuned with the onepass tensor-core path in the space (H200, 2026-11-29)
+    exports: its onepass picks become translation units with WB_ALGO 1 and WB_MMA 1, in their
+    graph form (scheduled: the default), and such a unit compiles with its launcher."""
+    import gzip
+
+    from workbench.kernel.build import find_nvcc
+    db = tmp_path / "studies.db"
+    with gzip.open(ROOT / "results/h200-2026-11-29-onepass/studies.db.gz") as src, open(db, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    out = tmp_path / "pkg"
+    p = wb(["export", "--study", "h200-llama-3.1-70b-tp8-op", "--storage", f"sqlite:///{db}", "--out", str(out),
+            "--json"], tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(p.stdout)
+    csrc = out / r["package"] / "csrc"
+    ones = [i for i, n in enumerate(r["variants"]) if "-onepass-" in n and "-mma" in n]
+    assert ones, r["variants"]
+    tu = (csrc / f"v{ones[0]}.cu").read_text()
+    assert "#define WB_ALGO 1" in tu and "#define WB_MMA 1" in tu and "#define WB_STAGES" in tu
+    assert ("-pauto-" in r["variants"][ones[0]]) == ("#define WB_GRAPH_SCHED 1" in tu)
+    nvcc = find_nvcc()
+    if not nvcc:
+        pytest.skip("nvcc not installed")
+    p = subprocess.run([nvcc, "-c", "-O3", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-I", str(csrc),
+                        str(csrc / f"v{ones[0]}.cu"), "-o", str(tmp_path / "one.o")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
