@@ -252,9 +252,10 @@ __device__ __forceinline__ void q_fragments(const float* q_s, int mg, int mc, ui
 // O^T (HEAD dims x 8 heads) += V^T . P^T for one staged V tile [HEAD][16] at shared address vaddr
 // (this lane's ldmatrix row), pb0/pb1 = P^T's fragment (head g, tokens 2c, 2c+1 / 2c+8, 2c+9);
 // vt = valid tokens of the tile: padding may hold NaN, and 0 * NaN is NaN
-template <int HEAD_, int BLOCK_>
+// RESCALE (onepass): O^T's columns (heads 2c, 2c+1) scaled by ca, cb first, in the same loop
+template <int HEAD_, int BLOCK_, bool RESCALE = false>
 __device__ __forceinline__ void pv_mma(float (&o_acc)[HEAD_ / 16][4], uint32_t vaddr, int vt, int mc,
-                                       uint32_t pb0, uint32_t pb1) {
+                                       uint32_t pb0, uint32_t pb1, float ca = 1.f, float cb = 1.f) {
 #pragma unroll
   for (int m = 0; m < HEAD_ / 16; ++m) {
     uint32_t a[4];
@@ -265,6 +266,7 @@ __device__ __forceinline__ void pv_mma(float (&o_acc)[HEAD_ / 16][4], uint32_t v
       a[2] = keep_tokens(a[2], 2 * mc + 8, vt);
       a[3] = keep_tokens(a[3], 2 * mc + 8, vt);
     }
+    if (RESCALE) { o_acc[m][0] *= ca; o_acc[m][1] *= cb; o_acc[m][2] *= ca; o_acc[m][3] *= cb; }
     mma16816(o_acc[m], a, pb0, pb1);
   }
 }
@@ -409,6 +411,13 @@ __device__ __forceinline__ void qk_dot(const uint4 (&raw)[CPT], const float* q_s
                 qb.x * k.v[4] + qb.y * k.v[5] + qb.z * k.v[6] + qb.w * k.v[7];
     }
   }
+}
+
+// the CTA's sum for head h of every warp's figure in shared memory ([NW][QPC])
+__device__ __forceinline__ float warps_sum(const float* per_warp, int h) {
+  float s = 0.f;
+  for (int w = 0; w < NW; ++w) s += per_warp[w * QPC + h];
+  return s;
 }
 
 // acc[h][row] += p[h][:8] . v over this lane's RPL value rows (8 tokens from `slot` on).
@@ -933,9 +942,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
     // O^T's columns are heads 2c, 2c+1: their corrections live on the lanes of those heads
     const float ca = __shfl_sync(0xffffffffu, corr, 8 * mc), cb = __shfl_sync(0xffffffffu, corr, 8 * mc + 4);
     const uint32_t pb0 = pack2(p0, p1), pb1 = pack2(p2, p3);
-#pragma unroll
-    for (int m = 0; m < HEAD / 16; ++m) { o_acc[m][0] *= ca; o_acc[m][1] *= cb; o_acc[m][2] *= ca; o_acc[m][3] *= cb; }
-    pv_mma<HEAD, BLOCK>(o_acc, kaddr + TILE * 2 + v_lane, vt, mc, pb0, pb1);
+    pv_mma<HEAD, BLOCK, true>(o_acc, kaddr + TILE * 2 + v_lane, vt, mc, pb0, pb1, ca, cb);
   }
   cp_async_wait<0>();                  // only empty groups remain
   // merge warps: common max per head, each warp's sum and O^T columns rescaled to it
@@ -960,11 +967,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
   }
   __syncthreads();
 #pragma unroll
-  for (int h = 0; h < QPC; ++h) {
-    float sm = 0.f;
-    for (int w = 0; w < NW; ++w) sm += warp_sum[w * QPC + h];
-    head_sum[h] = sm;
-  }
+  for (int h = 0; h < QPC; ++h) head_sum[h] = warps_sum(warp_sum, h);
 #else
   // ---- onepass: each warp streams its blocks once, K and V of a block loaded together, with a
   // running max / sum per head (online softmax); warps are merged at the end. No logits array:
@@ -1064,11 +1067,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
   }
   __syncthreads();
 #pragma unroll
-  for (int h = 0; h < QPC; ++h) {
-    float sm = 0.f;
-    for (int w = 0; w < NW; ++w) sm += warp_sum[w * QPC + h];
-    head_sum[h] = sm;
-  }
+  for (int h = 0; h < QPC; ++h) head_sum[h] = warps_sum(warp_sum, h);
 #endif
 
 #if WB_MMA

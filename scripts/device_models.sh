@@ -16,12 +16,11 @@ GPU=${GPU:-h200}; W=/tmp/wbmodels; mkdir -p $W
 MODELS=${MODELS:-qwen2.5-7b llama-3.1-70b:8 gemma-2-9b llama-2-7b}
 SPACE=${SPACE:-tuning/spaces/hopper.yaml}
 [ -n "${DB:-}" ] && [ ! -f $W/models.db ] && cp "$DB" $W/models.db && chmod u+w $W/models.db
-study() { local m=${1%%:*} tp=1; [ "$1" != "$m" ] && tp=${1#*:}; echo "$GPU-$m-tp$tp"; }
 SECONDS=0
 case ${STAGE:-tune} in
 tune)
   for M in $MODELS; do
-    m=${M%%:*}; tp=1; [ "$M" != "$m" ] && tp=${M#*:}; S=$(study $M)
+    m=${M%%:*}; tp=1; [ "$M" != "$m" ] && tp=${M#*:}; S=$GPU-$m-tp$tp
     timeout $((${TUNE_S:-105} + 60)) python3 -m workbench tune --gpu $GPU --model $m --tp $tp --suite train \
       --space $SPACE --trials ${TRIALS:-600} --timeout ${TUNE_S:-105} --profile none --study $S \
       --storage sqlite:///$W/models.db --json > $OUT/tune-$S.json 2> $W/tune-$S.err
@@ -38,7 +37,7 @@ PY
 bench)
   source scripts/peers_activate.sh ${PEERS_DIR:-.peers} >/dev/null 2>&1 || echo "peers bundle missing: FA3 will say why"
   for M in $MODELS; do
-    m=${M%%:*}; tp=1; [ "$M" != "$m" ] && tp=${M#*:}; S=$(study $M)
+    m=${M%%:*}; tp=1; [ "$M" != "$m" ] && tp=${M#*:}; S=$GPU-$m-tp$tp
     timeout ${REFINE_S:-90} python3 -m workbench refine --study $S --storage sqlite:///$W/models.db --graph-len 0 \
       > $W/refine-$S.txt 2> $W/refine-$S.err
     echo "refine $S rc=$? ${SECONDS}s"
