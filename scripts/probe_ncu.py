@@ -24,11 +24,10 @@ def main() -> None:
 
     import os
 
-    from workbench.config.profiles import head_shape, load_model
+    from workbench.config.profiles import heads_from_text
 
-    # PROBE_MODEL=model[:tp] (default llama-3.1-8b): whose heads the shapes have, e.g. qwen2.5-7b
-    model, _, tp = os.environ.get("PROBE_MODEL", "llama-3.1-8b").partition(":")
-    heads = head_shape(load_model(model), int(tp or 1))
+    # PROBE_MODEL=model[:tp] or Q/KV[/D] (default llama-3.1-8b): whose heads the shapes have, e.g. qwen2.5-7b, 16/4
+    heads = heads_from_text(os.environ.get("PROBE_MODEL", "llama-3.1-8b"))   # model[:tp] or Q/KV[/D]
     info = gpu_info(0)
     v = Variant.from_dict({**parse_knobs(sys.argv[1]), "head_size": heads.head_size})
     k = load(build_variant(v, info.arch), 0)

@@ -2,7 +2,7 @@
 predict, change, measure before a full tune). Each variant checked against fp32, then timed with
 cold L2 exactly as `workbench bench` times ours (time_variant); FA3 as bench times it.
 
-  python3 scripts/probe_variants.py OUT.json SUITE "knobs;knobs;..." [model[:tp]]
+  python3 scripts/probe_variants.py OUT.json SUITE "knobs;knobs;..." [model[:tp] | Q/KV[/D]]
   e.g. scripts/probe_variants.py /tmp/p.json bench "threads=128,heads_per_cta=4,partition=auto,stages=3"
 Prints a table of µs per shape (and × FA3 for each variant), writes every number to OUT.json.
 """
@@ -18,7 +18,7 @@ def main() -> None:
     import torch
 
     from workbench.bench.peers.fa3 import fa3
-    from workbench.config.profiles import head_shape, load_model
+    from workbench.config.profiles import heads_from_text
     from workbench.kernel.build import build_many
     from workbench.kernel.launch import load
     from workbench.kernel.variant import Variant, parse_knobs
@@ -29,8 +29,7 @@ def main() -> None:
     from workbench.measure.timing import time_calls, time_variant
 
     out_path, suite_name, knob_text = sys.argv[1:4]
-    model, _, tp = (sys.argv[4] if len(sys.argv) > 4 else "llama-3.1-8b").partition(":")
-    heads = head_shape(load_model(model), int(tp or 1))          # model[:tp], e.g. llama-3.1-70b:8
+    heads = heads_from_text(sys.argv[4] if len(sys.argv) > 4 else "llama-3.1-8b")   # model[:tp] or Q/KV[/D]
     info, ceiling = gpu_info(0), read_ceiling(0)
     vs = [Variant.from_dict({**parse_knobs(t), "head_size": heads.head_size}) for t in knob_text.split(";")]
     builds = build_many(vs, info.arch)

@@ -33,3 +33,17 @@ def test_kv_bytes_and_labels():
 def test_bad_specs(kw):
     with pytest.raises(WorkbenchError):
         WorkloadSpec(**kw)
+
+
+def test_heads_from_text_profiles_and_bare_counts():
+    from workbench.config.profiles import heads_from_text
+    h = heads_from_text("llama-3.1-70b:8")
+    assert (h.num_heads, h.num_kv_heads, h.head_size, h.tp) == (8, 1, 128, 8)
+    h = heads_from_text("qwen2.5-7b")
+    assert (h.num_heads, h.num_kv_heads) == (28, 4)
+    h = heads_from_text("16/4")
+    assert (h.num_heads, h.num_kv_heads, h.head_size, h.group) == (16, 4, 128, 4)
+    assert heads_from_text("32/8/256").head_size == 256
+    for bad in ("30/4", "16/4/100", "a/b", "16/4/128/1", "llama-3.1-8b:x", "0/1"):
+        with pytest.raises(WorkbenchError):
+            heads_from_text(bad)

@@ -186,6 +186,26 @@ def head_shape(model: ModelProfile, tp: int = 1) -> HeadShape:
                      head_size=model.head_size)
 
 
+def heads_from_text(text: str) -> HeadShape:
+    """A probe's heads: "model[:tp]" (a profile, e.g. llama-3.1-70b:8) or "Q/KV[/D]" (bare head counts,
+    head size D (128), e.g. 16/4: to tell a layout effect from a group-size one)."""
+    if "/" in text:
+        try:
+            q, kv, *d = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise WorkbenchError(f"heads {text!r}: use Q/KV or Q/KV/D (integers), e.g. 16/4") from None
+        d = d[0] if d else 128
+        if len(text.split("/")) > 3 or q < 1 or kv < 1 or q % kv or d not in HEAD_SIZES:
+            raise WorkbenchError(f"heads {text!r}: Q a multiple of KV, D one of {', '.join(map(str, HEAD_SIZES))}")
+        return HeadShape(model=f"heads-{q}-{kv}-d{d}", tp=1, num_heads=q, num_kv_heads=kv, head_size=d)
+    model, _, tp = text.partition(":")
+    try:
+        t = int(tp or 1)
+    except ValueError:
+        raise WorkbenchError(f"heads {text!r}: the tensor-parallel degree after ':' is an integer") from None
+    return head_shape(load_model(model), t)
+
+
 def detect_gpu(device_name: str) -> GpuProfile | None:
     for n in known("gpus"):
         g = load_gpu(n)
