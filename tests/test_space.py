@@ -1,7 +1,7 @@
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.kernel.space import enumerate_space, load_space
+from workbench.kernel.space import enumerate_space, heads_per_cta_values, load_space
 
 
 def test_default_space_enumerates():
@@ -16,7 +16,7 @@ def test_default_space_enumerates():
     en4 = enumerate_space(sp, group=4)
     assert max(v.heads_per_cta for v in en4.valid) == 4
     en7 = enumerate_space(sp, group=7)
-    assert sorted({v.heads_per_cta for v in en7.valid}) == [1, 2, 4, 7]
+    assert sorted({v.heads_per_cta for v in en7.valid}) == [1, 2, 4, 7, 8]     # 8: group_pow2, padded
     en80 = enumerate_space(sp, "sm_80")
     assert en80.invalid and all("sm_90+" in r[0] or (v.stages and "shared memory" in r[0]) or
                                 (v.mma and not v.stages and "staged tiles" in r[0]) for v, r in en80.invalid)
@@ -86,3 +86,23 @@ def test_every_knob_a_space_lists_reaches_the_tuner():
         if knob == "partition":
             want = {-2, 512}
         assert seen == want, (knob, seen, want)
+
+
+def test_group_tokens_resolve_per_model():
+    vals = (1, 2, 4, "group", "group_pow2")
+    assert heads_per_cta_values(vals, 7) == (1, 2, 4, 7, 8)       # qwen2.5-7b: 8 is the padded CTA
+    assert heads_per_cta_values(vals, 4) == (1, 2, 4)
+    assert heads_per_cta_values(vals, 5) == (1, 2, 4, 5, 8)
+    assert heads_per_cta_values(vals, 1) == (1,)
+    assert heads_per_cta_values((1, 8, "group_pow2"), 3) == (1, 4)  # plain numbers above the group still dropped
+    assert heads_per_cta_values(vals, None) == (1, 2, 4)
+
+
+def test_padded_cta_accepted_by_the_workload_check_and_no_wider():
+    from workbench.errors import VariantRejected
+    from workbench.kernel.variant import Variant
+    v8 = Variant(algorithm="onepass", threads=128, heads_per_cta=8, partition="auto", stages=2, mma=True)
+    v8.check_workload(8, 28, 4, 128, 4096, 227 * 1024)          # GQA 7 in one CTA of 8 rows
+    for heads, kv in ((16, 4), (32, 8)):                         # GQA 4 in CTAs of 8: half idle, refused
+        with pytest.raises(VariantRejected, match="at most 7"):
+            v8.check_workload(8, heads, kv, 128, 4096, 227 * 1024)

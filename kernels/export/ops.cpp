@@ -96,7 +96,10 @@ void check_inputs(const at::Tensor& out, const at::Tensor& q, const at::Tensor& 
   TORCH_CHECK(out.is_contiguous() && out.sizes() == q.sizes(), "out must be contiguous, shaped like query");
   TORCH_CHECK(num_kv_heads > 0 && num_heads % num_kv_heads == 0, "num_heads (", num_heads,
               ") must be a multiple of num_kv_heads (", num_kv_heads, ")");
-  TORCH_CHECK(num_heads / num_kv_heads >= vi.qpc, "GQA group smaller than the variant's heads per CTA");
+  // a CTA wider than the group runs one KV head with its last rows masked (GQA 7 in a CTA of 8);
+  // wider than that is refused, as Variant.check_workload refuses it
+  TORCH_CHECK(vi.qpc < 2 * (num_heads / num_kv_heads), "the variant's ", vi.qpc, " heads per CTA are too many for a GQA group of ",
+              num_heads / num_kv_heads);
   const int64_t x = 16 / q.element_size();
   TORCH_CHECK(k.dim() == 5 && k.size(1) == num_kv_heads && k.size(2) == vi.head / x && k.size(3) == vi.block &&
               k.size(4) == x, "key_cache must be [blocks, num_kv_heads=", num_kv_heads, ", head/x=", vi.head / x,
@@ -178,7 +181,7 @@ int fallback_split(int failed, int64_t num_seqs, int64_t num_heads, int64_t grou
   const VariantInfo& f = kVariants[failed];
   auto ok = [&](int i) {
     const VariantInfo& c = kVariants[i];
-    return i != failed && c.head == f.head && c.block == f.block && c.bf16 == f.bf16 && c.qpc <= group &&
+    return i != failed && c.head == f.head && c.block == f.block && c.bf16 == f.bf16 && c.qpc < 2 * group &&
            c.split_parts((int)num_seqs, (int)num_heads, (int)max_seq_len) > 0;
   };
   const int pref = pick(num_seqs, INT_MAX);

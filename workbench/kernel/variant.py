@@ -494,9 +494,11 @@ class Variant:
         if num_kv_heads <= 0 or num_heads % num_kv_heads:
             raise VariantRejected(f"num_heads {num_heads} is not a multiple of num_kv_heads {num_kv_heads}")
         group = num_heads // num_kv_heads
-        if self.heads_per_cta > group:
-            raise VariantRejected(f"{self.name}: {self.heads_per_cta} query heads per CTA but the GQA "
-                                  f"group has only {group}")
+        # more heads per CTA than the group: one CTA per KV head, its last rows masked (the kernel's
+        # nheads). Worth it only padded to the next power of two (GQA 7 as 8), nothing beyond
+        if self.heads_per_cta > group and self.heads_per_cta >= 2 * group:
+            raise VariantRejected(f"{self.name}: {self.heads_per_cta} query heads per CTA for a GQA group "
+                                  f"of {group} (at most {2 * group - 1}: one CTA per KV head, padded)")
         if not self.uses_split(num_seqs, num_heads, max_seq_len):
             slots = -(-max_seq_len // self.block_size) * self.block_size
             need = self.smem_bytes(slots)

@@ -5,7 +5,7 @@ from workbench.tune.storage import StudyHandle
 
 from typing import Any
 
-from workbench.kernel.space import GROUP, Space
+from workbench.kernel.space import Space, heads_per_cta_values
 from workbench.kernel.variant import Variant
 from workbench.kernel.references import simple, simple_pf
 
@@ -33,7 +33,7 @@ def choices(space: Space, group: int, prefetch_kind: str) -> dict[str, list[Any]
             continue
         vals = list(space.knobs[k])
         if k == "heads_per_cta":
-            vals = list(dict.fromkeys(group if v == GROUP else int(v) for v in vals if v == GROUP or int(v) <= group))
+            vals = list(heads_per_cta_values(vals, group))
         elif k == "partition":
             vals = [str(v) for v in vals]
         elif k == "prefetch_op":

@@ -65,7 +65,7 @@ def launch_parts(num_seqs: int, num_heads: int, num_kv_heads: int, max_seq_len: 
         return own
     group = num_heads // max(num_kv_heads, 1)
     for c in (pick_variant(num_seqs, 2**31 - 1), *range(len(_variants()))):
-        if c != v and _variants()[c][1] <= group:
+        if c != v and _variants()[c][1] < 2 * group:      # padded CTAs (GQA 7 as 8) run too
             parts = split_parts(c, num_seqs, num_heads, max_seq_len)
             if parts:
                 return parts

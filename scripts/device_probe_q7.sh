@@ -1,0 +1,17 @@
+set -uo pipefail
+source scripts/device_env.sh
+[ -d /tmp/fa3/vllm ] || { mkdir -p /tmp/fa3 && tar xJf .peers/fa3.tar.xz -C /tmp/fa3; }
+export PYTHONPATH=${PYTHONPATH:-}:/tmp/fa3
+SECONDS=0
+O="algorithm=onepass,partition=auto,mma=true,threads=128,stages=2"
+T="algorithm=twopass,partition=auto,mma=true,threads=256,stages=2"
+mkdir -p $OUT/q
+timeout 150 python3 scripts/probe_variants.py $OUT/q/layout-28-4-pad.json scripts/probe-layout.yaml \
+  "$O,heads_per_cta=7;$O,heads_per_cta=8;$T,heads_per_cta=7;$T,heads_per_cta=8" 28/4 > $OUT/q/layout-28-4-pad.txt 2>&1
+echo "28/4 rc=$? ${SECONDS}s"; sed -n '/^shape/,$p' $OUT/q/layout-28-4-pad.txt; grep -E "Error|error:" $OUT/q/layout-28-4-pad.txt | tail -3
+timeout 100 python3 scripts/probe_variants.py $OUT/q/layout-56-8.json scripts/probe-layout.yaml \
+  "$O,heads_per_cta=7;$O,heads_per_cta=8" 56/8 > $OUT/q/layout-56-8.txt 2>&1
+echo "56/8 rc=$? ${SECONDS}s"; sed -n '/^shape/,$p' $OUT/q/layout-56-8.txt
+NCU="ncu --clock-control none --nvtx --nvtx-include probe/ --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats --section SchedulerStats --section SourceCounters --csv --page details"
+for q in 7 8; do PROBE_MODEL=28/4 timeout 90 $NCU python3 scripts/probe_ncu.py "$O,heads_per_cta=$q" b16x32768 > $OUT/q/ncu-28-4-q$q.csv 2>$OUT/q/ncu-q$q.err; echo "ncu q$q rc=$? ${SECONDS}s"; done
+tar czf $OUT/q.tgz -C $OUT q && rm -rf $OUT/q
