@@ -32,7 +32,8 @@ def _setup(s):
     from workbench.tune.storage import completed, references
     cfg, done = s.user_attrs["config"], completed(s)
     base = build_dispatch(STUDY, cfg, done, references(s))
-    return cfg, done, base, {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows}
+    return cfg, done, base, {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows
+                             if not r.borrowed_from}     # as refine_study: the buckets the study timed
 
 
 def _fake_timer(favour, slower=1.02, calls=None):
@@ -117,6 +118,9 @@ def test_dispatch_takes_a_stored_refinement_while_it_is_still_a_close_call(study
     assert changed and {f"b{r.bucket['batch']}x{r.bucket['context']}" for r in got.rows if r.refined} == changed
     for r in got.rows:
         lbl = f"b{r.bucket['batch']}x{r.bucket['context']}"
+        if r.borrowed_from:                  # an untimed bucket follows its neighbour, refined or not
+            assert r.key == next(x.key for x in got.rows if f"b{x.bucket['batch']}x{x.bucket['context']}" == r.borrowed_from)
+            continue
         assert r.key == (ref.picks()[lbl] if lbl in changed else picks[lbl]), lbl
     # a refined pick the study's trials have since left > REFINE_MARGIN behind is not used
     far = {lbl: next(m.key for _, m in done if m.timing(lbl) and m.timing(lbl).median_us > 1.2 *
@@ -159,7 +163,8 @@ def test_refine_cli_shows_a_stored_refinement_without_a_gpu_and_export_uses_it(s
     pkg = json.loads(p.stdout)["package"]
     rows = json.loads((tmp_path / "pkg" / pkg / "dispatch.json").read_text())["rows"]
     want = {r.bucket: r.pick_key for r in ref.rows}
-    assert {f"b{r['bucket']['batch']}x{r['bucket']['context']}": r["key"] for r in rows} == want
+    assert {f"b{r['bucket']['batch']}x{r['bucket']['context']}": r["key"] for r in rows if not r["borrowed_from"]} == want
+    assert [(r["borrowed_from"], r["key"]) for r in rows if r["borrowed_from"]] == [("b48x24576", want["b48x24576"])]
     readme = (tmp_path / "pkg" / "README.md").read_text()
     assert readme.count("(refined)") == 1 + sum(r.changed for r in ref.rows)     # the rows and the legend
     assert any(r.changed for r in ref.rows)
@@ -269,6 +274,109 @@ def test_bench_and_the_dispatch_take_the_graph_picks_for_captured_launches_only(
     eager = next(r for r in table.rows if r.bucket["batch"] == 48 and r.bucket["context"] == 24576)
     assert pick(SimpleNamespace(num_seqs=64, max_seq_len=32768)).key == eager.key
     assert g48.key != eager.key
-    # a bucket over the tune suite's max_kv_gb has no row: the best overall, as the package's BEST
-    assert not any(r.bucket["batch"] == 160 and r.bucket["context"] == 24576 for r in table.rows)
-    assert pick(SimpleNamespace(num_seqs=256, max_seq_len=16384)).key == table.best_overall["key"]
+    # a bucket over the tune suite's max_kv_gb was never timed: its row borrows b48 x 24k's pick
+    assert pick(SimpleNamespace(num_seqs=256, max_seq_len=16384)).key == eager.key
+
+
+def test_graph_pick_is_the_candidate_that_loses_least_at_its_worst_shape():
+    """A captured graph serves every shape of its row: the pick minimises the worst slowdown against
+    the fastest candidate per shape (not the geomean); the default stays within REFINE_KEEP of it."""
+    from workbench.tune.refine import RefineCandidate, choose, choose_graph
+
+    def cand(key, us):
+        return RefineCandidate(key=key, name=key, variant={}, trial=0, centre_us=1.0, us=dict(zip("abcd", us)))
+    fast_mostly = cand("onepass", [90, 90, 90, 106])      # best geomean, 6% behind at shape d
+    even = cand("twopass", [92, 92, 92, 100])
+    assert choose([fast_mostly, even], "onepass") == "onepass"            # the geomean rule
+    assert choose_graph([fast_mostly, even], "onepass") == "twopass"
+    assert choose_graph([fast_mostly, even], "twopass") == "twopass"
+    near = cand("near", [92, 92, 92, 100.3])                             # within 0.5% of the best worst case
+    assert choose_graph([even, near], "near") == "near"
+    assert choose_graph([near, even, cand("untimed", [])], "untimed") == "twopass"
+
+
+def test_graph_candidates_hold_the_fastest_of_each_algorithm(tmp_path):
+    """On the session-14 study (twopass and onepass both in its space), every batch row's graph
+    candidates hold the fastest variant of each algorithm at each of its buckets."""
+    import gzip
+
+    optuna = pytest.importorskip("optuna")
+    from workbench.measure.suite import Suite
+    from workbench.tune.refine import best_per_algorithm, family, graph_plan
+    db = tmp_path / "retune.db"
+    db.write_bytes(gzip.decompress((ROOT / "results/h200-2026-11-29-retune/studies.db.gz").read_bytes()))
+    s = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{db}")
+    cfg, done, base, picks = _setup(s)
+    suite = Suite.from_dict(cfg["suite"])
+    both = 0
+    for b in suite.buckets():
+        if b.label not in picks:             # over the suite's max_kv_gb: never timed
+            continue
+        keys = best_per_algorithm(done, b.label)
+        algos = [next(m.variant.get("algorithm", "twopass") for _, m in done if m.key == k) for k in keys]
+        assert len(algos) == len(set(algos)) >= 1
+        both += len(algos) == 2
+        for k, a in zip(keys, algos):            # each the fastest of its algorithm at the centre
+            t = min(m.timing(b.label).median_us for _, m in done
+                    if m.ok and m.timing(b.label) and m.variant.get("algorithm", "twopass") == a)
+            assert next(m.timing(b.label).median_us for _, m in done if m.key == k) == t
+    plan = graph_plan(suite, done, picks, 32768, lambda b, c: b * c <= 64 * 32768, fallback=base.best_overall["key"])
+    for lbl, own, cands, shapes in plan:
+        row = [b for b in suite.buckets() if f"b{b.batch}" == lbl]
+        algos = {m.variant.get("algorithm", "twopass") for b in row for k in best_per_algorithm(done, b.label)
+                 for _, m in done if m.key == k}
+        assert algos <= {c.variant.get("algorithm", "twopass") for c in cands}, lbl
+        fams = {family(c.variant) for c in cands}
+        for b in row:
+            for k in best_per_algorithm(done, b.label):
+                assert family(next(m.variant for _, m in done if m.key == k)) in fams, (lbl, b.label, k)
+    assert both >= 8 and len(plan) == 4
+    # run_refine takes the graph pick by the worst shape: a candidate 10% ahead everywhere but 20%
+    # behind at one shape (b65 x 8k) wins the geomean and loses the row
+    from workbench.tune.refine import run_refine
+
+    def graph_timer(cands):
+        def time_pass(order, spec, launches):
+            return [(120.0 if (spec.num_seqs, spec.max_seq_len) == (65, 8192) else 90.0) if c.key == order_key[0] else 100.0 for c in order]
+        return time_pass
+    plan_b48 = next(c for lbl, _, c, _ in plan if lbl == "b48")
+    order_key = [next(c.key for c in plan_b48 if c.key != next(o for l2, o, _, _ in plan if l2 == "b48"))]
+    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none"),
+                     graph_len=32768, graph_timer=graph_timer, fallback=base.best_overall["key"])
+    row = next(r for r in ref.graph_rows if r.bucket == "b48")
+    assert row.pick_key != order_key[0] and row.pick_key == row.study_key
+
+
+def test_an_untimed_bucket_takes_its_neighbours_pick_in_the_table_bench_and_export(study, tmp_path):
+    """b160 x 24k is over the train suite's max_kv_gb: never timed. Its row borrows the pick of the
+    same context at the largest smaller batch (b48 x 24k), not the study's best overall; bench's
+    picker and the exported dispatch serve b256 x 16k with it."""
+    from types import SimpleNamespace
+
+    from workbench.config.profiles import head_shape, load_model
+    from workbench.bench.pickers import tuned_picker
+    from workbench.measure.suite import Suite, shape_label
+    from workbench.tune.dispatch import borrowed_rows
+    url, s = study
+    cfg, done, base, _ = _setup(s)
+    rows = {shape_label(r.bucket["batch"], r.bucket["context"]): r for r in base.rows}
+    assert rows["b160x24576"].borrowed_from == "b48x24576" and rows["b160x24576"].key == rows["b48x24576"].key
+    assert rows["b160x24576"].fa3_us is None and rows["b160x24576"].baseline_us is None
+    assert rows["b160x24576"].key != base.best_overall["key"]
+    assert [r for r in base.rows if r.borrowed_from] == [rows["b160x24576"]]
+    # the rule: the same context at a smaller batch first, else the same batch at a shorter context
+    suite = Suite.from_dict(cfg["suite"])
+    timed = [r for r in base.rows if not r.borrowed_from]
+    only_b160 = [r for r in timed if r.bucket["batch"] == 160]
+    got = borrowed_rows(suite, only_b160)
+    assert {shape_label(r.bucket["batch"], r.bucket["context"]): r.borrowed_from for r in got}["b160x24576"] == "b160x8192"
+    pick, _ = tuned_picker(STUDY, url, head_shape(load_model("llama-3.1-8b")), "bf16", 16, "sm_90a")
+    spec = SimpleNamespace(num_seqs=256, max_seq_len=16384)
+    assert pick(spec).key == rows["b48x24576"].key
+    p = wb(["export", "--study", STUDY, "--storage", url, "--out", str(tmp_path / "pkg"), "--json"], tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    pkg = json.loads(p.stdout)["package"]
+    ns: dict = {}
+    exec((tmp_path / "pkg" / pkg / "dispatch.py").read_text(), ns)
+    assert ns["VARIANTS"][ns["pick_variant"](256, 16384)].removesuffix("-sched") == rows["b48x24576"].name
+    assert "untimed bucket: the pick of b48x24576" in (tmp_path / "pkg" / "README.md").read_text()

@@ -30,8 +30,8 @@ def tuned_picker(study: str | None, storage: str | None, heads: Any, dtype: str,
 
         def pick(spec: Any) -> Any:
             g = table.graph_pick(spec.num_seqs) if getattr(spec, "graph", False) else None
-            # a bucket with no row (over the tune suite's max_kv_gb, e.g. qwen2.5-7b b160 x 24k):
-            # the study's best overall, as the exported pick_variant falls back to BEST
+            # a bucket the study never timed takes its neighbour's pick (dispatch.borrowed_rows); a
+            # shape no bucket holds, the study's best overall, as the exported pick_variant falls back to BEST
             return Variant.from_dict(g.variant) if g else by.get(s.bucket_for(spec.num_seqs, spec.max_seq_len).label, best)
         graphs = f", graph picks for {len(table.graph_rows)} batch rows" if table.graph_rows else ""
         return pick, f"tuned = dispatch table of study {study} ({len(table.rows)} buckets{graphs})"

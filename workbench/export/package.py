@@ -301,7 +301,9 @@ def _readme(pkg: str, table: DispatchTable, prov: dict[str, Any], variants: list
         sp = f"{r.speedup_paper:.2f}" if r.speedup_paper else "–"
         sf = f"{r.speedup_fa3:.2f}" if r.speedup_fa3 else ABSENT
         rows.append(f"| {rng(b['batch_lo'], b['batch_hi'])} × {rng(b['context_lo'], b['context_hi'])} | "
-                    f"v{index[r.key]} `{r.name}`{' (refined)' if r.refined else ''} | {r.median_us:.1f} | {sb} | {sp} | {sf} |")
+                    f"v{index[r.key]} `{r.name}`{' (refined)' if r.refined else ''}"
+                    f"{f' (untimed bucket: the pick of {r.borrowed_from})' if r.borrowed_from else ''} | "
+                    f"{r.median_us:.1f} | {sb} | {sp} | {sf} |")
     fa3_line = (f"× FA3 {ABSENT}: {table.fa3_note}." if table.fa3_note else
                 "× FA3: against FlashAttention-3 (vLLM's `FLASH_ATTN` decode on Hopper, called as vLLM calls it), "
                 "timed beside the study on the same GPU, buckets and cold-L2 timing (CUDA-graph replays).")

@@ -27,6 +27,7 @@ class DispatchRow:
     paper_us: float | None
     fa3_us: float | None = None          # vLLM's FA3 on this bucket, timed beside the study (None: not there)
     refined: bool = False                # the pick changed by `workbench refine` (tune.refine)
+    borrowed_from: str = ""              # a bucket the study never timed: the pick of this neighbour (its µs)
 
     @property
     def speedup_baseline(self) -> float | None:
@@ -147,6 +148,7 @@ def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Mea
                                 median_us=t.median_us, efficiency=t.efficiency,
                                 baseline_us=bt.median_us if bt else None, paper_us=pt.median_us if pt else None,
                                 fa3_us=ft.median_us if ft else None, refined=changed))
+    rows += borrowed_rows(suite, rows)
     n, best = min(done, key=lambda x: x[1].geomean_us)
     grows = graph_rows(suite, graph, done) if graph is not None else []
     used = {**{r.key: r.variant for r in rows}, **{g.key: g.variant for g in grows}}
@@ -155,6 +157,30 @@ def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Mea
                                        "geomean_us": best.geomean_us},
                          variants=list(used.values()), fa3_note="" if fa3 is not None and fa3.ok else why_absent(fa3),
                          graph_rows=grows)
+
+
+def borrowed_rows(suite: Any, rows: list[DispatchRow]) -> list[DispatchRow]:
+    """Rows for the buckets the study never timed (over the tune suite's max_kv_gb): each takes the
+    pick of its nearest timed neighbour, the same context at the largest smaller batch, else the same
+    batch at the longest shorter context. The study's best overall, which served them before, can be
+    a variant sized for small batches: at qwen2.5-7b b256 x 16k it was a GQA-7 group split over two
+    CTAs (every KV byte read twice), 0.73x FA3 where b48 x 24k's pick runs at the read ceiling (H200,
+    2026-11-29). µs and efficiency are the neighbour's at its centre; no reference times."""
+    timed = {(r.bucket["batch"], r.bucket["context"]): r for r in rows}
+    out = []
+    for b in suite.buckets():
+        if (b.batch, b.context) in timed:
+            continue
+        same_ctx = [k for k in timed if k[1] == b.context and k[0] < b.batch]
+        same_batch = [k for k in timed if k[0] == b.batch and k[1] < b.context]
+        src = max(same_ctx) if same_ctx else (max(same_batch, key=lambda k: k[1]) if same_batch else None)
+        if src is None:
+            continue
+        r = timed[src]
+        out.append(DispatchRow(bucket=b.to_dict(), variant=r.variant, name=r.name, key=r.key, trial=r.trial,
+                               median_us=r.median_us, efficiency=r.efficiency, baseline_us=None, paper_us=None,
+                               fa3_us=None, borrowed_from=f"b{src[0]}x{src[1]}"))
+    return out
 
 
 def study_dispatch(name: str, study: Any, config: dict[str, Any], done: list[tuple[int, Measurement]],

@@ -225,6 +225,43 @@ def choose(row_cands: list[RefineCandidate], study_key: str, keep: float = REFIN
     return best.key
 
 
+def choose_graph(row_cands: list[RefineCandidate], study_key: str, keep: float = REFINE_KEEP) -> str:
+    """A batch row's graph pick: the candidate that loses least at its worst shape (its time over the
+    fastest candidate's there), geomean on ties; the default stays if within `keep` of that. One
+    captured graph serves every context of the row, and the step is only as fast as the shapes it
+    loses: picked by geomean, onepass t128 took the b48 row of a study and ran b64 x 4k graph-bound in
+    276 µs, where the previous study's pick (twopass t256 s2 mma) ran 261 (H200, 2026-11-29)."""
+    timed = [c for c in row_cands if c.us and c.geomean_us == c.geomean_us]
+    if not timed:
+        return study_key
+    shapes = set.intersection(*(set(c.us) for c in timed))
+    if not shapes:
+        return choose(row_cands, study_key, keep)
+    fastest = {s: min(c.us[s] for c in timed) for s in shapes}
+
+    def worst(c: RefineCandidate) -> float:
+        return max(c.us[s] / fastest[s] for s in shapes)
+    best = min(timed, key=lambda c: (worst(c), c.geomean_us))
+    own = next((c for c in timed if c.key == study_key), None)
+    if own is not None and worst(own) <= worst(best) * (1 + keep):
+        return study_key
+    return best.key
+
+
+def best_per_algorithm(done: list[tuple[int, Measurement]], label: str) -> list[str]:
+    """The fastest variant of each algorithm (twopass, onepass) at bucket `label`'s centre: a graph row's
+    candidates hold both even where one dominates every centre (the other may win off the centres)."""
+    best: dict[str, tuple[float, str]] = {}
+    for _, m in done:
+        t = m.timing(label)
+        if t is None or not m.ok:
+            continue
+        a = str(m.variant.get("algorithm", "twopass"))
+        if a not in best or t.median_us < best[a][0]:
+            best[a] = (t.median_us, m.key)
+    return [k for _, k in sorted(best.values())]
+
+
 Timer = Callable[[list[Any], Any, int], list[float]]   # (kernels, spec, launches) -> median µs each, one pass
 
 
@@ -288,7 +325,7 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
             if len(cands) > 1:
                 timed(f"graph {label}", cands, shapes, graph_timer(cands))
             grows.append(RefineRow(bucket=label, shapes=[shape_label(b, c) for b, c in shapes], candidates=cands,
-                                   study_key=own, pick_key=choose(cands, own, keep) if len(cands) > 1 else own))
+                                   study_key=own, pick_key=choose_graph(cands, own, keep) if len(cands) > 1 else own))
     return Refinement(study=study, gpu=gpu, margin=margin, top=top, keep=keep, launches=launches, rounds=rounds,
                       rows=rows, seconds=time.perf_counter() - t0, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       graph_len=graph_len, graph_rows=grows)
@@ -307,8 +344,8 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
                ) -> list[tuple[str, str, list[RefineCandidate], list[tuple[int, int]]]]:
     """Per batch row: (graph_label, the default graph pick: the dispatch's pick for (batch, graph_len),
     `fallback` where its bucket has none (a bucket over the suite's max_kv_gb: the package's best overall),
-    the candidates: the default, the row's picks and GRAPH_TOP close calls of each of its buckets,
-    one per family, the shapes: the row's batch centre and its midpoints to the row's edges, at each
+    the candidates: the default, the row's picks, GRAPH_TOP close calls and the fastest of each
+    algorithm at each of its buckets, one per family, the shapes: the row's batch centre and its midpoints to the row's edges, at each
     of its buckets' centre contexts)."""
     best: dict[str, tuple[int, Measurement]] = {}
     for n, m in done:
@@ -326,7 +363,7 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
             continue
         keys = [own] + [picks[b.label] for b in buckets if b.label in picks]
         for b in buckets:
-            keys += [c.key for c in candidates(done, b.label, margin, GRAPH_TOP)]
+            keys += [c.key for c in candidates(done, b.label, margin, GRAPH_TOP)] + best_per_algorithm(done, b.label)
         cands = []
         for n, m in one_per_family([best[k] for k in dict.fromkeys(keys) if k in best], lambda x: x[1].variant):
             t = m.timing(home.label)
@@ -363,7 +400,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
         raise WorkbenchError(f"study {study!r} was tuned under an emulation of {cfg['gpu']}: refine times on the "
                              "attached GPU as it is, so it does not refine emulated studies")
     base = build_dispatch(study, cfg, done, references(h.study))          # the centre's picks, unrefined
-    picks = {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows}
+    picks = {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows if not r.borrowed_from}
     have = stored(h.study)
     measured = have is None or again or not have.covers(done, set(picks), margin, top) \
         or not have.covers_graph(graph_len)

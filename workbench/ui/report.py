@@ -88,7 +88,8 @@ def dispatch_table(d: dict[str, Any]) -> Table:
         rng = lambda lo, hi: f"{lo}–{hi - 1}" if hi else f"{lo}+"  # noqa: E731
         t.add_row(f"b{b['batch']}x{b['context']}", rng(b["batch_lo"], b["batch_hi"]),
                   rng(b["context_lo"], b["context_hi"]), knobs(r["variant"]),
-                  str(r["trial"]) + (" (refined)" if r.get("refined") else ""),
+                  str(r["trial"]) + (" (refined)" if r.get("refined") else "")
+                  + (f" (from {r['borrowed_from']})" if r.get("borrowed_from") else ""),
                   _f(r["median_us"], ".1f"), _f(r["efficiency"], ".2f"), _f(r["baseline_us"], ".1f"),
                   _f(r["speedup_baseline"], ".2f"), _f(r["paper_us"], ".1f"), _f(r["speedup_paper"], ".2f"),
                   ABSENT if why else _f(r.get("fa3_us"), ".1f"), ABSENT if why else _f(r.get("speedup_fa3"), ".2f"))
