@@ -109,6 +109,26 @@ def test_gqa_ratios(cubin_cache, heads, kv_heads):
     _run(f"gqa{g}", [(v, spec) for v in _knob_sample(g, 128, 16, "bf16")])
 
 
+def test_padded_ctas(cubin_cache):
+    """A CTA wider than the GQA group (group_pow2: GQA 7 in CTAs of 8, GQA 3 in 4, 5 and 6 in 8): its
+    last rows are masked heads. Tensor-core and CUDA-core paths, twopass and onepass, split and whole,
+    lengths 0 and block / partition edges; the outputs of every real head against fp32."""
+    lens = (0, 1, 17, 1000, 4097)
+    pairs = []
+    for heads, kv in ((28, 4), (56, 8), (12, 4), (20, 4), (24, 4)):
+        g = heads // kv
+        q = 1 << (g - 1).bit_length()
+        for v in (Variant(algorithm="onepass", threads=128, heads_per_cta=q, partition="auto", stages=2, mma=True),
+                  Variant(algorithm="twopass", threads=256, heads_per_cta=q, partition="auto", stages=2, mma=True),
+                  Variant(algorithm="twopass", threads=128, heads_per_cta=q, partition="vllm", stages=3),
+                  Variant(algorithm="twopass", threads=128, heads_per_cta=q, partition="none"),
+                  Variant(algorithm="onepass", threads=128, heads_per_cta=q, partition=512)):
+            if v.is_valid("sm_90a"):
+                pairs.append((v, WorkloadSpec(seq_lens=lens, num_heads=heads, num_kv_heads=kv)))
+    assert len({v for v, _ in pairs}) >= 8
+    _run("padded", pairs)
+
+
 def test_sequence_lengths(cubin_cache):
     """Lengths around block and partition edges, one sequence each, and mixed in one batch."""
     lens = (1, 2, 15, 16, 17, 31, 32, 33, 255, 256, 257, 511, 513, 1023, 1025, 8191, 8193)
