@@ -158,6 +158,9 @@ def test_refine_cli_shows_a_stored_refinement_without_a_gpu_and_export_uses_it(s
     assert d["refinement"]["rows"] == ref.to_dict()["rows"]
     p = wb(["refine", "--study", STUDY, "--storage", url, "--again"], tmp_path)
     assert p.returncode != 0 and "no NVIDIA GPU" in p.stderr
+    p = wb(["refine", "--study", STUDY, "--storage", url, "--graph-rule", "best"], tmp_path)
+    assert p.returncode != 0 and "--graph-rule 'best': use one of geomean, worst" in p.stderr
+    assert "Traceback" not in p.stderr
     p = wb(["export", "--study", STUDY, "--storage", url, "--out", str(tmp_path / "pkg"), "--json"], tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     pkg = json.loads(p.stdout)["package"]
@@ -229,8 +232,10 @@ def test_graph_plan_takes_each_batch_rows_picks_and_times_them_at_its_contexts(s
              {family(c.variant) for c in cands}}
         assert len({family(c.variant) for c in cands}) == len(cands)
         mids = {"b2": (1, 3), "b12": (8, 17), "b48": (34, 65), "b160": (119, 226)}[lbl]
-        assert shapes == [(n, c) for c in (2048, 8192, 24576) for n in (batch, *mids) if n * c <= 64 * 32768]
-    assert plan["b160"][2] == [(160, 2048), (119, 2048), (226, 2048), (160, 8192), (119, 8192), (226, 8192)]
+        # the row's short end (1000 tokens) first, then its buckets' centre contexts
+        assert shapes == [(n, c) for c in (1000, 2048, 8192, 24576) for n in (batch, *mids) if n * c <= 64 * 32768]
+    assert plan["b160"][2] == [(160, 1000), (119, 1000), (226, 1000), (160, 2048), (119, 2048), (226, 2048),
+                               (160, 8192), (119, 8192), (226, 8192)]
     # the timer decides; without one there are no graph picks to make
     ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=3, timer=_fake_timer("none"),
                      graph_len=32768, graph_timer=_fake_timer("t128-q4-pauto-pf0-s3-mma", 1.05),
@@ -342,9 +347,16 @@ def test_graph_candidates_hold_the_fastest_of_each_algorithm(tmp_path):
     plan_b48 = next(c for lbl, _, c, _ in plan if lbl == "b48")
     order_key = [next(c.key for c in plan_b48 if c.key != next(o for l2, o, _, _ in plan if l2 == "b48"))]
     ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none"),
-                     graph_len=32768, graph_timer=graph_timer, fallback=base.best_overall["key"])
+                     graph_len=32768, graph_timer=graph_timer, fallback=base.best_overall["key"], graph_rule="worst")
     row = next(r for r in ref.graph_rows if r.bucket == "b48")
-    assert row.pick_key != order_key[0] and row.pick_key == row.study_key
+    assert row.pick_key != order_key[0] and row.pick_key == row.study_key and ref.graph_rule == "worst"
+    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none"),
+                     graph_len=32768, graph_timer=graph_timer, fallback=base.best_overall["key"])
+    assert next(r for r in ref.graph_rows if r.bucket == "b48").pick_key == order_key[0]     # the geomean rule
+    assert not ref.covers_graph(32768, "worst") and ref.covers_graph(32768, "geomean")
+    with pytest.raises(Exception, match="graph-rule"):
+        run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none"),
+                   graph_len=32768, graph_timer=graph_timer, graph_rule="best")
 
 
 def test_an_untimed_bucket_takes_its_neighbours_pick_in_the_table_bench_and_export(study, tmp_path):

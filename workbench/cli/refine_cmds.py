@@ -20,6 +20,8 @@ def refine_cmd(
     rounds: int = typer.Option(REFINE_ROUNDS, help="interleaved rounds per shape"),
     graph_len: int = typer.Option(GRAPH_LEN, help="graph picks: each batch row's captured launches timed graph-bound "
                                                   "at this many tokens (vLLM's max_model_len); 0: none"),
+    graph_rule: str = typer.Option("geomean", help="a batch row's graph pick: geomean (lowest geomean over its shapes) or "
+                                                    "worst (the least loss at its worst shape against the fastest there)"),
     again: bool = typer.Option(False, "--again", help="measure again even where the stored refinement has the "
                                                       "same candidates"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
@@ -38,7 +40,7 @@ def refine_cmd(
     with Progress(transient=True, console=err) as prog:
         task = prog.add_task("refine", total=None)
         ref, table, measured = refine_study(study, storage, margin=margin, top=top, launches=launches, rounds=rounds,
-                                            again=again, graph_len=graph_len, progress=lambda s: prog.update(task, description=s))
+                                            again=again, graph_len=graph_len, graph_rule=graph_rule, progress=lambda s: prog.update(task, description=s))
     if not measured:
         err.print(f"study {study} was refined on {ref.gpu} ({ref.created}) with these candidates: shown, not "
                   f"measured again (--again to measure)", highlight=False)

@@ -42,6 +42,7 @@ REFINE_TOP = 4            # ... at most this many variant families per bucket, t
 # knobs that make a near-twin, not another family: at a bucket's centre they move a variant by < 1%
 TWIN_KNOBS = frozenset({"unified_ring", "prefetch_distance", "prefetch_target", "prefetch_op", "prefetch_hint"})
 REFINE_KEEP = 0.005       # the study's pick stays unless another is more than this faster (geomean)
+GRAPH_RULES = ("geomean", "worst")   # a graph row's pick: lowest geomean over its shapes, or least worst-shape loss
 REFINE_ROUNDS = 3         # interleaved rounds per shape (the median of the rounds' medians)
 GRAPH_LEN = 32768         # graph picks' launch bound by default (bench's tuned-graph row's)
 
@@ -97,6 +98,7 @@ class Refinement:
     created: str = ""
     graph_len: int = 0                    # launch bound of the graph picks (0: none made)
     graph_rows: list[RefineRow] = field(default_factory=list)   # bucket: a batch row's label (graph_label)
+    graph_rule: str = "geomean"           # how a graph row's pick was chosen (GRAPH_RULES)
 
     def picks(self) -> dict[str, str]:
         return {r.bucket: r.pick_key for r in self.rows}
@@ -112,9 +114,9 @@ class Refinement:
                 and all({c.key for c in candidates(done, r.bucket, margin, top)} <= {c.key for c in r.candidates}
                         for r in self.rows))
 
-    def covers_graph(self, graph_len: int) -> bool:
-        """Whether its graph picks answer a refine with this bound (0: none asked)."""
-        return graph_len == 0 or (self.graph_len == graph_len and bool(self.graph_rows))
+    def covers_graph(self, graph_len: int, rule: str = "geomean") -> bool:
+        """Whether its graph picks answer a refine with this bound (0: none asked) and rule."""
+        return graph_len == 0 or (self.graph_len == graph_len and bool(self.graph_rows) and self.graph_rule == rule)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("rows", "graph_rows")}
@@ -226,11 +228,10 @@ def choose(row_cands: list[RefineCandidate], study_key: str, keep: float = REFIN
 
 
 def choose_graph(row_cands: list[RefineCandidate], study_key: str, keep: float = REFINE_KEEP) -> str:
-    """A batch row's graph pick: the candidate that loses least at its worst shape (its time over the
-    fastest candidate's there), geomean on ties; the default stays if within `keep` of that. One
-    captured graph serves every context of the row, and the step is only as fast as the shapes it
-    loses: picked by geomean, onepass t128 took the b48 row of a study and ran b64 x 4k graph-bound in
-    276 µs, where the previous study's pick (twopass t256 s2 mma) ran 261 (H200, 2026-11-29)."""
+    """`refine --graph-rule worst`: a batch row's graph pick is the candidate that loses least at its
+    worst shape (its time over the fastest candidate's there), geomean on ties; the default stays if
+    within `keep` of that. Why one would: a captured graph serves every context of the row, and e2e
+    targets are per point. Measured once against the geomean rule (docs/perf-notes.md v12)."""
     timed = [c for c in row_cands if c.us and c.geomean_us == c.geomean_us]
     if not timed:
         return study_key
@@ -269,7 +270,8 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
                gpu: str, margin: float = REFINE_MARGIN, top: int = REFINE_TOP, keep: float = REFINE_KEEP,
                launches: int = 30, rounds: int = REFINE_ROUNDS, timer: Callable[[list[RefineCandidate]], Any],
                graph_len: int = 0, graph_timer: Callable[[list[RefineCandidate]], Any] | None = None,
-               fallback: str | None = None, progress: Callable[[str], None] = lambda s: None) -> Refinement:
+               fallback: str | None = None, graph_rule: str = "geomean",
+               progress: Callable[[str], None] = lambda s: None) -> Refinement:
     """Refine every bucket of the study's suite. `study_picks`: bucket label -> the dispatch's key
     before refinement. `timer(cands)` -> a function (spec, launches) -> median µs per candidate for
     one pass over them (the GPU one: gpu_timer); rounds alternate the candidates' order. With
@@ -282,6 +284,9 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
         raise WorkbenchError("refine: --rounds and --launches must be >= 1")
     if graph_len < 0 or (graph_len and graph_timer is None):
         raise WorkbenchError("refine: --graph-len must be >= 0 (0: no graph picks)")
+    if graph_rule not in GRAPH_RULES:
+        raise WorkbenchError(f"refine: --graph-rule {graph_rule!r}: use one of {', '.join(GRAPH_RULES)}")
+    pick_graph = choose_graph if graph_rule == "worst" else choose
     suite = Suite.from_dict(cfg["suite"])
     heads = HeadShape(**cfg["heads"])
     t0 = time.perf_counter()
@@ -325,10 +330,10 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
             if len(cands) > 1:
                 timed(f"graph {label}", cands, shapes, graph_timer(cands))
             grows.append(RefineRow(bucket=label, shapes=[shape_label(b, c) for b, c in shapes], candidates=cands,
-                                   study_key=own, pick_key=choose_graph(cands, own, keep) if len(cands) > 1 else own))
+                                   study_key=own, pick_key=pick_graph(cands, own, keep) if len(cands) > 1 else own))
     return Refinement(study=study, gpu=gpu, margin=margin, top=top, keep=keep, launches=launches, rounds=rounds,
                       rows=rows, seconds=time.perf_counter() - t0, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      graph_len=graph_len, graph_rows=grows)
+                      graph_len=graph_len, graph_rows=grows, graph_rule=graph_rule)
 
 
 GRAPH_TOP = 2             # close calls per bucket of a batch row that join its graph candidates
@@ -372,7 +377,12 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
         # a captured launch of any batch in the row: the centre and the geometric midpoints to its edges
         # (at the centre alone t128 s2 won b12 by 1.1% and ran b8 x 16k 16% slower: H200, 2026-11-29)
         batches = dict.fromkeys([batch, *batch_midpoints(buckets[0])])
-        shapes = [(n, b.context) for b in buckets for n in batches if b.contains(n, b.context) and fits(n, b.context)]
+        # ... and the row's short end (its shortest bucket's lower midpoint, ~1000 tokens): a graph serves
+        # every context, and the centres alone (2048 up) let a row pick a variant 9% behind at b1 x 1k
+        lo = min(buckets, key=lambda b: b.context)
+        short = _round_ctx(math.sqrt(max(lo.context_lo, 1) * lo.context))
+        shapes = [(n, short) for n in batches if short < lo.context and lo.contains(n, short) and fits(n, short)]
+        shapes += [(n, b.context) for b in buckets for n in batches if b.contains(n, b.context) and fits(n, b.context)]
         if shapes:
             out.append((label, own, cands, shapes))
     return out
@@ -380,6 +390,7 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
 
 def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top: int = REFINE_TOP,
                  launches: int = 30, rounds: int = REFINE_ROUNDS, again: bool = False, graph_len: int = GRAPH_LEN,
+                 graph_rule: str = "geomean",
                  progress: Callable[[str], None] = lambda s: None) -> tuple[Refinement, Any, bool]:
     """`workbench refine`: (the refinement, the dispatch with it, whether it was measured now). A stored
     refinement that covers the study's close calls is returned unmeasured unless `again`. graph_len:
@@ -395,6 +406,8 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
         raise WorkbenchError("--top and --rounds must be >= 1, --launches >= 30")
     if graph_len < 0:
         raise WorkbenchError("--graph-len must be >= 0 (vLLM's max_model_len; 0: no graph picks)")
+    if graph_rule not in GRAPH_RULES:
+        raise WorkbenchError(f"--graph-rule {graph_rule!r}: use one of {', '.join(GRAPH_RULES)}")
     h, cfg, done = open_tuned(study, storage)
     if cfg.get("emulation"):
         raise WorkbenchError(f"study {study!r} was tuned under an emulation of {cfg['gpu']}: refine times on the "
@@ -403,7 +416,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
     picks = {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows if not r.borrowed_from}
     have = stored(h.study)
     measured = have is None or again or not have.covers(done, set(picks), margin, top) \
-        or not have.covers_graph(graph_len)
+        or not have.covers_graph(graph_len, graph_rule)
     if measured:
         devs = device_names()
         if not devs:
@@ -415,6 +428,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
                           launches=launches, rounds=rounds, timer=gpu_timer(cfg["arch"]), graph_len=graph_len,
                           fallback=base.best_overall["key"],
                           graph_timer=gpu_timer(cfg["arch"], graph_len=graph_len) if graph_len else None,
+                          graph_rule=graph_rule,
                           progress=progress)
         h.study.set_user_attr(ATTR, have.to_dict())
     return have, study_dispatch(study, h.study, cfg, done), measured
