@@ -32,6 +32,6 @@ for r in ("geomean", "worst"):
     print(r, "predicted e2e min %.3f, below 0.99 at %s" % (min(pred.values()), [s for s, p in pred.items() if p < 0.99]))
     print("  " + " ".join(f"{s}:{t[('fa3', s)] / t[('tuned-graph', s)]:.3f}" for s in a))
 PY
-tar czf $OUT/ab.tgz -C /tmp wbab --exclude='*.db'
+tar czf $OUT/ab.tgz --exclude='*.db' -C /tmp wbab
 cp $W/geomean.db $OUT/studies-geomean.db
 echo "done ${SECONDS}s"
