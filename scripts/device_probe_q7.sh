@@ -1,3 +1,9 @@
+#!/usr/bin/env bash
+# Device recipe (issue 12, session 14): qwen2.5-7b's heads (28/4) with CTAs of 7 heads against CTAs of 8
+# (padded: the last row masked, allowed since this session), onepass and twopass tensor-core variants,
+# and 56/8 (GQA 7 with 8 KV heads), on scripts/probe-layout.yaml, FA3 beside, every variant checked
+# against fp32; then ncu of the onepass q7 and q8 variants at b16x32768. Carry .offline and
+# .peers/fa3.tar.xz. Results: results/h200-2026-11-29-qwen-pad/probes.
 set -uo pipefail
 source scripts/device_env.sh
 [ -d /tmp/fa3/vllm ] || { mkdir -p /tmp/fa3 && tar xJf .peers/fa3.tar.xz -C /tmp/fa3; }
