@@ -164,8 +164,7 @@ def borrowed_rows(suite: Any, rows: list[DispatchRow]) -> list[DispatchRow]:
     pick of its nearest timed neighbour, the same context at the largest smaller batch, else the same
     batch at the longest shorter context. The study's best overall, which served them before, can be
     a variant sized for small batches: at qwen2.5-7b b256 x 16k it was a GQA-7 group split over two
-    CTAs (every KV byte read twice), 0.73x FA3 where b48 x 24k's pick runs at the read ceiling (H200,
-    2026-11-29). µs and efficiency are the neighbour's at its centre; no reference times."""
+    CTAs (every KV byte read twice), 0.73x FA3; with b48 x 24k's pick 0.98x (H200, 2026-11-29). µs and efficiency are the neighbour's at its centre; no reference times."""
     timed = {(r.bucket["batch"], r.bucket["context"]): r for r in rows}
     out = []
     for b in suite.buckets():

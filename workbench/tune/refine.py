@@ -350,8 +350,8 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
     """Per batch row: (graph_label, the default graph pick: the dispatch's pick for (batch, graph_len),
     `fallback` where its bucket has none (a bucket over the suite's max_kv_gb: the package's best overall),
     the candidates: the default, the row's picks, GRAPH_TOP close calls and the fastest of each
-    algorithm at each of its buckets, one per family, the shapes: the row's batch centre and its midpoints to the row's edges, at each
-    of its buckets' centre contexts)."""
+    algorithm at each of its buckets, one per family, the shapes: the row's batch centre and its
+    midpoints to the row's edges, at its short end and at each of its buckets' centre contexts)."""
     best: dict[str, tuple[int, Measurement]] = {}
     for n, m in done:
         if m.ok:
