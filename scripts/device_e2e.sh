@@ -23,7 +23,7 @@
 #   then vllm-so and the .so piece), part2's piece split in two (`split -n 2 -d`, carried as .vllm/p2a and
 #   .vllm/p2b and joined with cat on the host), each call copying what it brought to /tmp/vparts/part{1,2};
 #   then VLLM=/tmp/vparts.
-# Usage: STUDY=h200-train DB=results/h200-2026-11-28-v2/studies.db STAGE=prep bash scripts/device_e2e.sh
+# Usage: STUDY=h200-train DB=results/h200-2026-11-29-retune/ab/studies-geomean.db.gz STAGE=prep bash scripts/device_e2e.sh
 #        VLLM=.vllm BACKENDS=CUSTOM,FLASH_ATTN STAGE=run bash scripts/device_e2e.sh
 set -uo pipefail
 source scripts/device_env.sh
@@ -31,12 +31,14 @@ export COLUMNS=220
 W=/tmp/wbe2e; mkdir -p $W
 WALKF=$([ "${WALK:-0}" = 1 ] && echo --graph-walk)      # export and bench flag of the opt-in walk
 [ "${PLAIN:-0}" = 1 ] && WALKF=--no-graph-sched          # ... or of the plain graph-bound grid
+# DB may be a committed study (.db) or its gzip (.db.gz, as results/ keeps the larger ones)
+db_copy() { case $1 in *.gz) gunzip -c "$1" > "$2" ;; *) cp "$1" "$2" ;; esac; chmod u+w "$2"; }
 SECONDS=0
 case ${STAGE:-run} in
 prep-ab)
-  source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || echo "peers bundle missing: FA3 will say why"
+  source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || fa3_only || echo "peers bundle missing: FA3 will say why"
   STUDY=${STUDY:-h200-train}; DB=${DB:-results/h200-2026-11-28-v6/studies.db}
-  cp "$DB" $W/studies.db
+  db_copy "$DB" $W/studies.db
   for F in --no-graph-sched --graph-sched; do
     T=$([ $F = --graph-sched ] && echo -sched)
     python3 -m workbench export --study $STUDY --storage sqlite:///$W/studies.db --out $W/pkg$T $F --json \
@@ -79,9 +81,9 @@ for p in sorted(set(a) | set(b), key=lambda s: tuple(int(x) for x in s[1:].split
 PY
   ;;
 prep)
-  source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || echo "peers bundle missing: FA3 will say why"
+  source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || fa3_only || echo "peers bundle missing: FA3 will say why"
   STUDY=${STUDY:-h200-train}; DB=${DB:-results/h200-2026-11-28-v2/studies.db}
-  cp "$DB" $W/studies.db
+  db_copy "$DB" $W/studies.db
   python3 -m workbench export --study $STUDY --storage sqlite:///$W/studies.db --out $W/pkg $WALKF --json > $OUT/export.json 2> $OUT/export.err
   echo "export rc=$? ${SECONDS}s"; tail -3 $OUT/export.err
   timeout ${BENCH_S:-300} python3 -m workbench bench --study $STUDY --storage sqlite:///$W/studies.db --suite e2e \
@@ -94,7 +96,7 @@ run)
   [ "${WITH_FLASHINFER:-0}" = 1 ] && source scripts/peers_activate.sh ${PEERS_DIR:-.peers}
   PKG=$W/pkg
   if [ ! -d $PKG ] && [ -n "${DB:-}" ]; then     # a fresh host: export again (seconds), from the same study
-    cp "$DB" $W/studies.db
+    db_copy "$DB" $W/studies.db
     python3 -m workbench export --study ${STUDY:-h200-train} --storage sqlite:///$W/studies.db --out $PKG $WALKF --json \
       > $OUT/export.json 2> $OUT/export.err; echo "export rc=$? ${SECONDS}s"
   fi

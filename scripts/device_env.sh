@@ -6,3 +6,9 @@ source .offline/activate.sh .offline
 python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
 export WORKBENCH_CACHE=/tmp/wbcache PYTHONUNBUFFERED=1
 [ -d .offline/vllm-0.10.2-src ] && export WORKBENCH_VLLM_SRC=$PWD/.offline/vllm-0.10.2-src
+# FA3 alone: .peers/fa3.tar.xz carried without the rest of the peers bundle (the tree, .offline and
+# FlashInfer together pass the 64 MiB transfer limit), unpacked once per warm host
+fa3_only() {
+  [ -d /tmp/fa3/vllm ] || { [ -f .peers/fa3.tar.xz ] && mkdir -p /tmp/fa3 && tar xJf .peers/fa3.tar.xz -C /tmp/fa3; } || return 1
+  export PYTHONPATH=${PYTHONPATH:-}:/tmp/fa3
+}

@@ -8,8 +8,7 @@
 # Carry .offline and .peers/fa3.tar.xz.
 set -uo pipefail
 source scripts/device_env.sh
-[ -d /tmp/fa3/vllm ] || { mkdir -p /tmp/fa3 && tar xJf .peers/fa3.tar.xz -C /tmp/fa3; }
-export PYTHONPATH=${PYTHONPATH:-}:/tmp/fa3 COLUMNS=200
+fa3_only; export COLUMNS=200
 W=/tmp/wbe2e; mkdir -p $W/log; S=h200-train
 gunzip -c results/h200-2026-11-29-retune/studies.db.gz > $W/studies.db; DB=sqlite:///$W/studies.db
 SECONDS=0

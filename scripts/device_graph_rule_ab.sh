@@ -5,8 +5,7 @@
 # FA3: the k of each e2e point). Carry .offline and .peers/fa3.tar.xz.
 set -uo pipefail
 source scripts/device_env.sh
-[ -d /tmp/fa3/vllm ] || { mkdir -p /tmp/fa3 && tar xJf .peers/fa3.tar.xz -C /tmp/fa3; }
-export PYTHONPATH=${PYTHONPATH:-}:/tmp/fa3 COLUMNS=200
+fa3_only; export COLUMNS=200
 W=/tmp/wbab; mkdir -p $W; S=h200-train; SECONDS=0
 for R in geomean worst; do
   gunzip -c results/h200-2026-11-29-retune/studies.db.gz > $W/$R.db; DB=sqlite:///$W/$R.db

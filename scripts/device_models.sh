@@ -35,7 +35,7 @@ PY
   cp $W/models.db $OUT/models.db
   tar czf $OUT/tune-logs.tgz -C $W $(cd $W && ls *.err) ;;
 bench)
-  source scripts/peers_activate.sh ${PEERS_DIR:-.peers} >/dev/null 2>&1 || echo "peers bundle missing: FA3 will say why"
+  source scripts/peers_activate.sh ${PEERS_DIR:-.peers} >/dev/null 2>&1 || fa3_only || echo "peers bundle missing: FA3 will say why"
   for M in $MODELS; do
     m=${M%%:*}; tp=1; [ "$M" != "$m" ] && tp=${M#*:}; S=$GPU-$m-tp$tp
     timeout ${REFINE_S:-90} python3 -m workbench refine --study $S --storage sqlite:///$W/models.db --graph-len 0 \

@@ -5,8 +5,7 @@
 # Carry .offline and .peers/fa3.tar.xz (FA3 alone: with FlashInfer the call is over 64 MiB).
 set -uo pipefail
 source scripts/device_env.sh
-[ -d /tmp/fa3/vllm ] || { mkdir -p /tmp/fa3 && tar xJf .peers/fa3.tar.xz -C /tmp/fa3; }
-export PYTHONPATH=${PYTHONPATH:-}:/tmp/fa3
+fa3_only
 SECONDS=0
 T="algorithm=twopass,partition=auto,mma=true"; O="algorithm=onepass,partition=auto,mma=true"
 probe() {

@@ -6,8 +6,7 @@
 # .peers/fa3.tar.xz. Results: results/h200-2026-11-29-qwen-pad/probes.
 set -uo pipefail
 source scripts/device_env.sh
-[ -d /tmp/fa3/vllm ] || { mkdir -p /tmp/fa3 && tar xJf .peers/fa3.tar.xz -C /tmp/fa3; }
-export PYTHONPATH=${PYTHONPATH:-}:/tmp/fa3
+fa3_only
 SECONDS=0
 O="algorithm=onepass,partition=auto,mma=true,threads=128,stages=2"
 T="algorithm=twopass,partition=auto,mma=true,threads=256,stages=2"

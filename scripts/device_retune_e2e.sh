@@ -7,8 +7,7 @@
 # Usage: TUNE_S=240 bash scripts/device_retune_e2e.sh
 set -uo pipefail
 source scripts/device_env.sh
-[ -d /tmp/fa3/vllm ] || { mkdir -p /tmp/fa3 && tar xJf .peers/fa3.tar.xz -C /tmp/fa3; }
-export PYTHONPATH=${PYTHONPATH:-}:/tmp/fa3 COLUMNS=200
+fa3_only; export COLUMNS=200
 W=/tmp/wbe2e; mkdir -p $W/log; DB=sqlite:///$W/studies.db; S=h200-train
 SECONDS=0
 timeout $((${TUNE_S:-240} + 60)) python3 -m workbench tune --gpu h200 --model llama-3.1-8b --suite train --trials 2000 \

@@ -6,8 +6,7 @@
 # and .peers/fa3.tar.xz.
 set -uo pipefail
 source scripts/device_env.sh
-[ -d /tmp/fa3/vllm ] || { mkdir -p /tmp/fa3 && tar xJf .peers/fa3.tar.xz -C /tmp/fa3; }
-export PYTHONPATH=${PYTHONPATH:-}:/tmp/fa3 COLUMNS=200 WB_RESULTS=/tmp/wbval
+fa3_only; export COLUMNS=200 WB_RESULTS=/tmp/wbval
 mkdir -p /tmp/wbval; SECONDS=0
 timeout 200 python3 -m pytest -q -s -p no:cacheprovider tests/test_gpu_correctness.py -k "padded or gqa_ratios or tensor_core_path" \
   > /tmp/wbval/gputests.txt 2>&1
