@@ -252,15 +252,17 @@ def choose_graph(row_cands: list[RefineCandidate], study_key: str, keep: float =
 def best_per_algorithm(done: list[tuple[int, Measurement]], label: str) -> list[str]:
     """The fastest variant of each algorithm (twopass, onepass) at bucket `label`'s centre: a graph row's
     candidates hold both even where one dominates every centre (the other may win off the centres)."""
-    best: dict[str, tuple[float, str]] = {}
-    for _, m in done:
-        t = m.timing(label)
-        if t is None or not m.ok:
-            continue
-        a = str(m.variant.get("algorithm", "twopass"))
-        if a not in best or t.median_us < best[a][0]:
-            best[a] = (t.median_us, m.key)
-    return [k for _, k in sorted(best.values())]
+    first: dict[str, str] = {}
+    for c in candidates(done, label, math.inf, 10 ** 9):       # fastest first, one per family
+        first.setdefault(str(c.variant.get("algorithm", "twopass")), c.key)
+    return list(first.values())
+
+
+def graph_chooser(rule: str) -> Callable[[list[RefineCandidate], str, float], str]:
+    """The pick function of a --graph-rule (GRAPH_RULES); a clear error for any other."""
+    if rule not in GRAPH_RULES:
+        raise WorkbenchError(f"--graph-rule {rule!r}: use one of {', '.join(GRAPH_RULES)}")
+    return choose_graph if rule == "worst" else choose
 
 
 Timer = Callable[[list[Any], Any, int], list[float]]   # (kernels, spec, launches) -> median µs each, one pass
@@ -284,9 +286,7 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
         raise WorkbenchError("refine: --rounds and --launches must be >= 1")
     if graph_len < 0 or (graph_len and graph_timer is None):
         raise WorkbenchError("refine: --graph-len must be >= 0 (0: no graph picks)")
-    if graph_rule not in GRAPH_RULES:
-        raise WorkbenchError(f"refine: --graph-rule {graph_rule!r}: use one of {', '.join(GRAPH_RULES)}")
-    pick_graph = choose_graph if graph_rule == "worst" else choose
+    pick_graph = graph_chooser(graph_rule)
     suite = Suite.from_dict(cfg["suite"])
     heads = HeadShape(**cfg["heads"])
     t0 = time.perf_counter()
@@ -406,8 +406,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
         raise WorkbenchError("--top and --rounds must be >= 1, --launches >= 30")
     if graph_len < 0:
         raise WorkbenchError("--graph-len must be >= 0 (vLLM's max_model_len; 0: no graph picks)")
-    if graph_rule not in GRAPH_RULES:
-        raise WorkbenchError(f"--graph-rule {graph_rule!r}: use one of {', '.join(GRAPH_RULES)}")
+    graph_chooser(graph_rule)                 # refused before the study is opened or a GPU looked for
     h, cfg, done = open_tuned(study, storage)
     if cfg.get("emulation"):
         raise WorkbenchError(f"study {study!r} was tuned under an emulation of {cfg['gpu']}: refine times on the "
