@@ -7,6 +7,9 @@
 #  3. the e2e grid's b12 batch row (b5-b23 at max_model_len 32864): its graph pick against onepass
 #     candidates in the scheduled graph form (scripts/probe_sched.py).
 #  4. the GPU test files' tensor-core / graph-bound / onepass tests, with what time is left.
+# STAGE=pad instead: qwen's heads (28/4) in CTAs of 7 against CTAs of 8 (padded, the last row masked),
+#  onepass and twopass, and 56/8 (GQA 7 with 8 KV heads), same suite and checks; then ncu of the onepass
+#  q7 and q8 variants at b16x32768 (results/h200-2026-11-29-qwen-pad/probes), archived as $OUT/q.tgz.
 # Carry .offline and .peers/fa3.tar.xz.
 set -uo pipefail
 source scripts/device_env.sh
@@ -14,6 +17,19 @@ fa3_only
 SECONDS=0
 O="algorithm=onepass,partition=auto,mma=true,threads=128,stages=2"
 T="algorithm=twopass,partition=auto,mma=true,threads=256,stages=2"
+if [ "${STAGE:-layout}" = pad ]; then
+  mkdir -p $OUT/q
+  timeout 150 python3 scripts/probe_variants.py $OUT/q/layout-28-4-pad.json scripts/probe-layout.yaml \
+    "$O,heads_per_cta=7;$O,heads_per_cta=8;$T,heads_per_cta=7;$T,heads_per_cta=8" 28/4 > $OUT/q/layout-28-4-pad.txt 2>&1
+  echo "28/4 rc=$? ${SECONDS}s"; sed -n '/^shape/,$p' $OUT/q/layout-28-4-pad.txt; grep -E "Error|error:" $OUT/q/layout-28-4-pad.txt | tail -3
+  timeout 100 python3 scripts/probe_variants.py $OUT/q/layout-56-8.json scripts/probe-layout.yaml \
+    "$O,heads_per_cta=7;$O,heads_per_cta=8" 56/8 > $OUT/q/layout-56-8.txt 2>&1
+  echo "56/8 rc=$? ${SECONDS}s"; sed -n '/^shape/,$p' $OUT/q/layout-56-8.txt
+  NCU="ncu --clock-control none --nvtx --nvtx-include probe/ --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats --section SchedulerStats --section SourceCounters --csv --page details"
+  for q in 7 8; do PROBE_MODEL=28/4 timeout 90 $NCU python3 scripts/probe_ncu.py "$O,heads_per_cta=$q" b16x32768 > $OUT/q/ncu-28-4-q$q.csv 2>$OUT/q/ncu-q$q.err; echo "ncu q$q rc=$? ${SECONDS}s"; done
+  tar czf $OUT/q.tgz -C $OUT q && rm -rf $OUT/q
+  exit 0
+fi
 ALL="$O,heads_per_cta=7;$O,heads_per_cta=4;$O,heads_per_cta=8;$T,heads_per_cta=7;$T,heads_per_cta=4;$T,heads_per_cta=8"
 SCHED_CANDS="$T,heads_per_cta=4|$O,heads_per_cta=4|algorithm=onepass,partition=auto,mma=true,threads=128,stages=3,heads_per_cta=4|algorithm=onepass,partition=auto,mma=true,threads=256,stages=2,heads_per_cta=4"
 # 0. build everything at once (16 cores), the scheduled and walking forms too; the probes then hit the cache
