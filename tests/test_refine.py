@@ -392,3 +392,85 @@ def test_an_untimed_bucket_takes_its_neighbours_pick_in_the_table_bench_and_expo
     exec((tmp_path / "pkg" / pkg / "dispatch.py").read_text(), ns)
     assert ns["VARIANTS"][ns["pick_variant"](256, 16384)].removesuffix("-sched") == rows["b48x24576"].name
     assert "untimed bucket: the pick of b48x24576" in (tmp_path / "pkg" / "README.md").read_text()
+
+
+def test_graph_bands_split_each_batch_row_at_its_measured_batches():
+    """--graph-rule band: a row's captured batch sizes go to the nearest of the batches its graph shapes
+    are timed at (lower midpoint, centre, upper midpoint), the bands covering the row exactly."""
+    from workbench.measure.suite import load_suite
+    from workbench.tune.refine import graph_bands, graph_label
+    rows = {graph_label(b): b for b in load_suite("train").buckets()}
+    assert graph_bands(rows["b2"]) == [(1, 1, 2), (2, 2, 3), (3, 3, 5)]
+    assert graph_bands(rows["b48"]) == [(34, 24, 41), (48, 41, 56), (65, 56, 88)]
+    assert graph_bands(rows["b160"]) == [(119, 88, 138), (160, 138, 191), (226, 191, 0)]
+    for b in rows.values():
+        bands = graph_bands(b)
+        assert bands[0][1] == b.batch_lo and bands[-1][2] == b.batch_hi
+        assert all(x[2] == y[1] for x, y in zip(bands, bands[1:]))
+        assert all(lo <= n and (not hi or n < hi) for n, lo, hi in bands)
+
+
+def test_band_rule_picks_per_band_from_the_stored_timings_without_a_gpu(tmp_path):
+    """On the session-14 geomean study: re-choosing its graph picks under the band rule measures nothing
+    (CI has no GPU: a measurement would raise) and gives b56-87 the twopass t256 variant, 2-4% ahead at
+    b65 from 2k tokens up, while b24-40 keeps the onepass one (7-20% ahead at b34); the package's graph
+    table and bench's picker serve b64 and b32 with them; the geomean rule gives the stored picks back."""
+    import gzip
+
+    optuna = pytest.importorskip("optuna")
+    from types import SimpleNamespace
+
+    from workbench.config.profiles import head_shape, load_model
+    from workbench.bench.pickers import tuned_picker
+    from workbench.export.package import _dispatch_py
+    from workbench.tune.refine import refine_study, stored
+    db = tmp_path / "geomean.db"
+    db.write_bytes(gzip.decompress((ROOT / "results/h200-2026-11-29-retune/ab/studies-geomean.db.gz").read_bytes()))
+    url = f"sqlite:///{db}"
+    before = stored(optuna.load_study(study_name=STUDY, storage=url))
+    ref, table, measured = refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="band")
+    assert not measured and ref.graph_rule == "band" and ref.rows == before.rows
+    b48 = next(r for r in ref.graph_rows if r.bucket == "b48")
+    name = {c.key: c.name for c in b48.candidates}
+    assert [(b.batch, b.batch_lo, b.batch_hi) for b in b48.bands] == [(34, 24, 41), (48, 41, 56), (65, 56, 88)]
+    assert "onepass" in name[b48.bands[0].pick_key] and "twopass-t256" in name[b48.bands[2].pick_key]
+    assert all(r.bands for r in ref.graph_rows) and b48.changed
+    g64, g32 = table.graph_pick(64), table.graph_pick(32)
+    assert (g64.key, g64.batch_lo, g64.batch_hi, g64.label) == (b48.bands[2].pick_key, 56, 88, "b48:b65")
+    assert g32.key == b48.bands[0].pick_key and set(g64.us) == {"b65x1000", "b65x2048", "b65x8192"}
+    assert len(table.graph_rows) == sum(len(r.bands) for r in ref.graph_rows) == 12
+    index = {k: i for i, k in enumerate(dict.fromkeys(g.key for g in table.graph_rows))}
+    index.update({r.key: len(index) + i for i, r in enumerate(table.rows) if r.key not in index})
+    index.setdefault(table.best_overall["key"], len(index))
+    ns: dict = {}
+    exec(_dispatch_py(table, [], index), ns)
+    assert ns["pick_graph_variant"](64, 32864) == index[g64.key] != ns["pick_graph_variant"](32, 32864)
+    pick, _ = tuned_picker(STUDY, url, head_shape(load_model("llama-3.1-8b")), "bf16", 16, "sm_90a")
+    assert pick(SimpleNamespace(num_seqs=64, max_seq_len=32864, graph=True)).key == g64.key
+    # stored with the rule; the geomean rule re-chosen from the same timings is the stored study's own
+    assert stored(optuna.load_study(study_name=STUDY, storage=url)).graph_rule == "band"
+    ref2, _, measured = refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="geomean")
+    assert not measured and [r.pick_key for r in ref2.graph_rows] == [r.pick_key for r in before.graph_rows]
+    assert not any(r.bands for r in ref2.graph_rows)
+
+
+def test_band_rule_in_a_refine_run_gives_a_band_only_what_wins_at_its_batch(study):
+    """A candidate 5% ahead at the b48 row's upper midpoint (b65) and 5% behind elsewhere takes only
+    the b56-87 band; the row-wide geomean keeps the default."""
+    from workbench.tune.refine import run_refine
+    url, s = study
+    cfg, done, base, picks = _setup(s)
+    plain = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none"),
+                       graph_len=32768, graph_timer=_fake_timer("none"), fallback=base.best_overall["key"])
+    row = next(r for r in plain.graph_rows if r.bucket == "b48")
+    other = next(c.key for c in row.candidates if c.key != row.study_key)
+
+    def graph_timer(cands):
+        def time_pass(order, spec, launches):
+            return [(95.0 if spec.num_seqs == 65 else 105.0) if c.key == other else 100.0 for c in order]
+        return time_pass
+    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none"),
+                     graph_len=32768, graph_timer=graph_timer, fallback=base.best_overall["key"], graph_rule="band")
+    b48 = next(r for r in ref.graph_rows if r.bucket == "b48")
+    assert b48.pick_key == b48.study_key and ref.graph_rule == "band"
+    assert [b.pick_key == other for b in b48.bands] == [False, False, True]

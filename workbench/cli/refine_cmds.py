@@ -20,8 +20,11 @@ def refine_cmd(
     rounds: int = typer.Option(REFINE_ROUNDS, help="interleaved rounds per shape"),
     graph_len: int = typer.Option(GRAPH_LEN, help="graph picks: each batch row's captured launches timed graph-bound "
                                                   "at this many tokens (vLLM's max_model_len); 0: none"),
-    graph_rule: str = typer.Option("geomean", help="a batch row's graph pick: geomean (lowest geomean over its shapes) or "
-                                                    "worst (the least loss at its worst shape against the fastest there)"),
+    graph_rule: str = typer.Option("geomean", help="a batch row's graph pick: geomean (lowest geomean over its shapes), "
+                                                    "worst (the least loss at its worst shape against the fastest there) or "
+                                                    "band (the row's captured batch sizes in bands, each taking the lowest "
+                                                    "geomean at its own measured batch). Another rule on stored timings "
+                                                    "is chosen again without measuring"),
     again: bool = typer.Option(False, "--again", help="measure again even where the stored refinement has the "
                                                       "same candidates"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),

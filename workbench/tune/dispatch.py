@@ -195,16 +195,22 @@ def study_dispatch(name: str, study: Any, config: dict[str, Any], done: list[tup
 def graph_rows(suite: Any, ref: Any, done: list[tuple[int, Measurement]]) -> list[GraphRow]:
     """A refinement's graph picks as rows of the table: each batch row's range from its buckets,
     the picked variant from the trials (a pick no longer among them is left out)."""
-    from workbench.tune.refine import graph_label
+    from workbench.tune.refine import graph_label, shape_batch
     by_key = {m.key: m for _, m in done if m.ok}
     ranges = {graph_label(b): (b.batch_lo, b.batch_hi) for b in suite.buckets()}
     out = []
     for r in ref.graph_rows:
-        m = by_key.get(r.pick_key)
-        if m is None or r.bucket not in ranges:
+        if r.bucket not in ranges:
             continue
-        pick = next((c for c in r.candidates if c.key == r.pick_key), None)
-        out.append(GraphRow(batch_lo=ranges[r.bucket][0], batch_hi=ranges[r.bucket][1], label=r.bucket,
-                            variant=m.variant, name=m.name, key=m.key, graph_len=ref.graph_len,
-                            default_key=r.study_key, us=dict(pick.us) if pick else {}))
+        # under the band rule a row's captured sizes are split in bands, each with its own pick
+        parts = [(f"{r.bucket}:b{b.batch}", b.batch_lo, b.batch_hi, b.pick_key, b.batch) for b in r.bands] \
+            or [(r.bucket, *ranges[r.bucket], r.pick_key, None)]
+        for label, lo, hi, key, batch in parts:
+            m = by_key.get(key)
+            if m is None:
+                continue
+            pick = next((c for c in r.candidates if c.key == key), None)
+            us = {s: v for s, v in (pick.us if pick else {}).items() if batch is None or shape_batch(s) == batch}
+            out.append(GraphRow(batch_lo=lo, batch_hi=hi, label=label, variant=m.variant, name=m.name, key=m.key,
+                                graph_len=ref.graph_len, default_key=r.study_key, us=us))
     return out

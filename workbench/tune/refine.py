@@ -42,7 +42,8 @@ REFINE_TOP = 4            # ... at most this many variant families per bucket, t
 # knobs that make a near-twin, not another family: at a bucket's centre they move a variant by < 1%
 TWIN_KNOBS = frozenset({"unified_ring", "prefetch_distance", "prefetch_target", "prefetch_op", "prefetch_hint"})
 REFINE_KEEP = 0.005       # the study's pick stays unless another is more than this faster (geomean)
-GRAPH_RULES = ("geomean", "worst")   # a graph row's pick: lowest geomean over its shapes, or least worst-shape loss
+GRAPH_RULES = ("geomean", "worst", "band")   # a graph row's pick: lowest geomean over its shapes, least worst-shape
+                                             # loss, or per band of batch sizes (lowest geomean at the band's batch)
 REFINE_ROUNDS = 3         # interleaved rounds per shape (the median of the rounds' medians)
 GRAPH_LEN = 32768         # graph picks' launch bound by default (bench's tuned-graph row's)
 
@@ -63,25 +64,37 @@ class RefineCandidate:
 
 
 @dataclass
+class GraphBand:
+    """`--graph-rule band`: the captured batch sizes [batch_lo, batch_hi) of a batch row nearest one of its
+    measured batches (`batch`), and the variant they run: the lowest geomean over that batch's shapes."""
+    batch: int
+    batch_lo: int
+    batch_hi: int                         # exclusive; 0 = unbounded
+    pick_key: str
+
+
+@dataclass
 class RefineRow:
     bucket: str
     shapes: list[str]
     candidates: list[RefineCandidate]
     study_key: str                        # the study's pick at the centre
     pick_key: str
+    bands: list[GraphBand] = field(default_factory=list)    # graph rows under the band rule only
 
     @property
     def changed(self) -> bool:
-        return self.pick_key != self.study_key
+        return self.pick_key != self.study_key or any(b.pick_key != self.study_key for b in self.bands)
 
     def to_dict(self) -> dict[str, Any]:
         return {"bucket": self.bucket, "shapes": self.shapes, "study_key": self.study_key, "pick_key": self.pick_key,
-                "candidates": [asdict(c) for c in self.candidates]}
+                "candidates": [asdict(c) for c in self.candidates], "bands": [asdict(b) for b in self.bands]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RefineRow":
         return cls(bucket=d["bucket"], shapes=list(d["shapes"]), study_key=d["study_key"], pick_key=d["pick_key"],
-                   candidates=[RefineCandidate(**c) for c in d["candidates"]])
+                   candidates=[RefineCandidate(**c) for c in d["candidates"]],
+                   bands=[GraphBand(**b) for b in d.get("bands", [])])
 
 
 @dataclass
@@ -116,7 +129,11 @@ class Refinement:
 
     def covers_graph(self, graph_len: int, rule: str = "geomean") -> bool:
         """Whether its graph picks answer a refine with this bound (0: none asked) and rule."""
-        return graph_len == 0 or (self.graph_len == graph_len and bool(self.graph_rows) and self.graph_rule == rule)
+        return graph_len == 0 or (self.times_graph(graph_len) and self.graph_rule == rule)
+
+    def times_graph(self, graph_len: int) -> bool:
+        """Whether it holds graph-bound timings at this bound (any rule re-chooses from them)."""
+        return self.graph_len == graph_len and bool(self.graph_rows)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("rows", "graph_rows")}
@@ -259,10 +276,57 @@ def best_per_algorithm(done: list[tuple[int, Measurement]], label: str) -> list[
 
 
 def graph_chooser(rule: str) -> Callable[[list[RefineCandidate], str, float], str]:
-    """The pick function of a --graph-rule (GRAPH_RULES); a clear error for any other."""
+    """The row-wide pick function of a --graph-rule (GRAPH_RULES; band: geomean, then per band: pick_graph_row);
+    a clear error for any other."""
     if rule not in GRAPH_RULES:
         raise WorkbenchError(f"--graph-rule {rule!r}: use one of {', '.join(GRAPH_RULES)}")
     return choose_graph if rule == "worst" else choose
+
+
+def graph_bands(bucket: Any) -> list[tuple[int, int, int]]:
+    """(measured batch, batch_lo, batch_hi) per band of a batch row: the row's lower midpoint, centre and
+    upper midpoint (the batches its graph shapes are timed at), split at their geometric midpoints."""
+    ns = sorted({*batch_midpoints(bucket), bucket.batch})
+    mids = [math.ceil(math.sqrt(a * b)) for a, b in zip(ns, ns[1:])]
+    return [(n, lo, hi) for n, lo, hi in zip(ns, [bucket.batch_lo, *mids], [*mids, bucket.batch_hi]) if not hi or lo < hi]
+
+
+def shape_batch(label: str) -> int:
+    """The batch of a shape label ("b65x8192" -> 65)."""
+    return int(label[1:].split("x", 1)[0])
+
+
+def at_batch(cands: list[RefineCandidate], batch: int) -> list[RefineCandidate]:
+    """The candidates with only their timings at this batch (those timed there)."""
+    out = [RefineCandidate(key=c.key, name=c.name, variant=c.variant, trial=c.trial, centre_us=c.centre_us,
+                           us={s: v for s, v in c.us.items() if shape_batch(s) == batch}) for c in cands]
+    return [c for c in out if c.us]
+
+
+def pick_graph_row(row: RefineRow, bucket: Any, rule: str, keep: float = REFINE_KEEP) -> RefineRow:
+    """The row with its graph pick (and, under the band rule, its bands) chosen by `rule` from its timings.
+    Why bands: vLLM captures one graph per batch size, and within a row (b24-87 on the H200) the long-context
+    onepass variant leads by 7-20% at b34-48 and trails the twopass one by 2-4% at b65 from 2k tokens up."""
+    pick = graph_chooser(rule)
+    timed = len(row.candidates) > 1
+    key = pick(row.candidates, row.study_key, keep) if timed else row.study_key
+    bands = []
+    if rule == "band" and timed:
+        for n, lo, hi in graph_bands(bucket):
+            sub = at_batch(row.candidates, n)
+            bands.append(GraphBand(batch=n, batch_lo=lo, batch_hi=hi,
+                                   pick_key=choose(sub, row.study_key, keep) if len(sub) > 1 else key))
+    return RefineRow(bucket=row.bucket, shapes=row.shapes, candidates=row.candidates, study_key=row.study_key,
+                     pick_key=key, bands=bands)
+
+
+def rechoose_graph(ref: Refinement, suite: Any, rule: str) -> Refinement:
+    """The refinement with its graph picks chosen again by `rule` from the stored graph-bound timings
+    (no GPU: the same measurements, another rule)."""
+    rows = {graph_label(b): b for b in suite.buckets()}
+    grows = [pick_graph_row(r, rows[r.bucket], rule, ref.keep) if r.bucket in rows else r for r in ref.graph_rows]
+    return Refinement(**{**{k: getattr(ref, k) for k in Refinement.__dataclass_fields__},
+                         "graph_rows": grows, "graph_rule": rule})
 
 
 Timer = Callable[[list[Any], Any, int], list[float]]   # (kernels, spec, launches) -> median µs each, one pass
@@ -286,7 +350,7 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
         raise WorkbenchError("refine: --rounds and --launches must be >= 1")
     if graph_len < 0 or (graph_len and graph_timer is None):
         raise WorkbenchError("refine: --graph-len must be >= 0 (0: no graph picks)")
-    pick_graph = graph_chooser(graph_rule)
+    graph_chooser(graph_rule)
     suite = Suite.from_dict(cfg["suite"])
     heads = HeadShape(**cfg["heads"])
     t0 = time.perf_counter()
@@ -326,11 +390,13 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
     grows = []
     if graph_len:
         picks = {**study_picks, **{r.bucket: r.pick_key for r in rows}}
+        row_of = {graph_label(b): b for b in suite.buckets()}
         for label, own, cands, shapes in graph_plan(suite, done, picks, graph_len, fits, margin, fallback):
             if len(cands) > 1:
                 timed(f"graph {label}", cands, shapes, graph_timer(cands))
-            grows.append(RefineRow(bucket=label, shapes=[shape_label(b, c) for b, c in shapes], candidates=cands,
-                                   study_key=own, pick_key=pick_graph(cands, own, keep) if len(cands) > 1 else own))
+            grows.append(pick_graph_row(RefineRow(bucket=label, shapes=[shape_label(b, c) for b, c in shapes],
+                                              candidates=cands, study_key=own, pick_key=own),
+                                    row_of[label], graph_rule, keep))
     return Refinement(study=study, gpu=gpu, margin=margin, top=top, keep=keep, launches=launches, rounds=rounds,
                       rows=rows, seconds=time.perf_counter() - t0, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       graph_len=graph_len, graph_rows=grows, graph_rule=graph_rule)
@@ -415,7 +481,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
     picks = {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows if not r.borrowed_from}
     have = stored(h.study)
     measured = have is None or again or not have.covers(done, set(picks), margin, top) \
-        or not have.covers_graph(graph_len, graph_rule)
+        or not (graph_len == 0 or have.times_graph(graph_len))
     if measured:
         devs = device_names()
         if not devs:
@@ -429,6 +495,11 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
                           graph_timer=gpu_timer(cfg["arch"], graph_len=graph_len) if graph_len else None,
                           graph_rule=graph_rule,
                           progress=progress)
+        h.study.set_user_attr(ATTR, have.to_dict())
+    elif not have.covers_graph(graph_len, graph_rule):
+        # the stored graph-bound timings answer another rule: chosen again from them, nothing measured
+        from workbench.measure.suite import Suite
+        have = rechoose_graph(have, Suite.from_dict(cfg["suite"]), graph_rule)
         h.study.set_user_attr(ATTR, have.to_dict())
     return have, study_dispatch(study, h.study, cfg, done), measured
 

@@ -103,7 +103,7 @@ def refine_table(d: dict[str, Any]) -> Table:
                     f"{d['rounds']} rounds × {d['launches']} launches, cold L2", title_justify="left")
     for c in ("bucket", "shapes", "variant", "centre µs (study)", "geomean µs", "× study pick", "pick"):
         t.add_column(c, justify="left" if c in ("bucket", "shapes", "variant", "pick") else "right")
-    from workbench.tune.refine import Refinement
+    from workbench.tune.refine import Refinement, at_batch
     ref = Refinement.from_dict(d)
     # graph rows: a batch row's captured launches, graph-bound at graph_len; "study pick" is the table's
     # pick at that bound, "centre" its bucket's centre
@@ -115,6 +115,17 @@ def refine_table(d: dict[str, Any]) -> Table:
                 mark = ("refined" if r.changed else "kept") if c.key == r.pick_key else ""
                 t.add_row(r.bucket + tag if i == 0 else "", str(len(r.shapes)) if i == 0 else "", knobs(c.variant),
                           _f(c.centre_us, ".1f"), _f(gc, ".1f"), _f(go / gc if gc and go else None, ".3f"), mark)
+            # --graph-rule band: each band's pick, its geomean at the band's batch and × the default there
+            by = {c.key: c for c in r.candidates}
+            for b in r.bands:
+                sub = {c.key: c for c in at_batch(r.candidates, b.batch)}
+                c, o = sub.get(b.pick_key), sub.get(r.study_key)
+                rng = f"{b.batch_lo}–{b.batch_hi - 1}" if b.batch_hi else f"{b.batch_lo}+"
+                t.add_row(f"  band {rng} (b{b.batch})", str(len(c.us)) if c else "",
+                          knobs(by[b.pick_key].variant) if b.pick_key in by else b.pick_key[:8], "",
+                          _f(c.geomean_us if c else None, ".1f"),
+                          _f(o.geomean_us / c.geomean_us if c and o else None, ".3f"),
+                          "band" + (" (default)" if b.pick_key == r.study_key else ""))
     return t
 
 
