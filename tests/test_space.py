@@ -106,3 +106,33 @@ def test_padded_cta_accepted_by_the_workload_check_and_no_wider():
     for heads, kv in ((16, 4), (32, 8)):                         # GQA 4 in CTAs of 8: half idle, refused
         with pytest.raises(VariantRejected, match="at most 7"):
             v8.check_workload(8, heads, kv, 128, 4096, 227 * 1024)
+
+
+def test_onepass_settles_the_knobs_it_requires_instead_of_asking_them():
+    """hopper.yaml for a GQA-8 model: every draw is a variant the Variant rules accept as far as onepass
+    goes (asked freely, mma / unified_ring / prefetch made 2581 of 2690 asks of a 70b TP8 tune invalid),
+    onepass draws carry mma and no ring or prefetch, twopass still draws both values of each, and
+    params_of gives back the params that make each variant (mma etc. absent for onepass)."""
+    import random
+
+    import optuna
+
+    from workbench.kernel.space import load_space
+    from workbench.tune.encoding import RandomTrial, choices, params_of, suggest_variant
+    ch = choices(load_space("tuning/spaces/hopper.yaml"), 8, "bulk")
+    shape = {"head_size": 128, "block_size": 16, "dtype": "bf16"}
+    rng, seen = random.Random(0), {"onepass": set(), "twopass": set()}
+    for _ in range(600):
+        t = RandomTrial(rng)
+        v = suggest_variant(t, ch, shape)
+        why = "; ".join(v.invalid_reasons("sm_90a"))
+        assert "onepass" not in why and "unified_ring" not in why and "stages (cp.async ring)" not in why, (v.name, why)
+        seen[v.algorithm].add((v.mma, v.unified_ring, v.prefetch_distance))
+        assert params_of(v, ch) == t.params, v.name
+        if v.algorithm == "onepass":
+            assert not {"mma", "unified_ring", "prefetch_distance"} & set(t.params)
+        fixed = suggest_variant(optuna.trial.FixedTrial(t.params), ch, shape)
+        assert fixed.key == v.key
+    assert seen["onepass"] == {(True, False, 0)}
+    assert {m for m, _, _ in seen["twopass"]} == {False, True} and {u for _, u, _ in seen["twopass"]} == {False, True}
+    assert {p for _, _, p in seen["twopass"]} == {0, 2}
