@@ -159,7 +159,7 @@ def test_refine_cli_shows_a_stored_refinement_without_a_gpu_and_export_uses_it(s
     p = wb(["refine", "--study", STUDY, "--storage", url, "--again"], tmp_path)
     assert p.returncode != 0 and "no NVIDIA GPU" in p.stderr
     p = wb(["refine", "--study", STUDY, "--storage", url, "--graph-rule", "best"], tmp_path)
-    assert p.returncode != 0 and "--graph-rule 'best': use one of geomean, worst" in p.stderr
+    assert p.returncode != 0 and "--graph-rule 'best': use one of geomean, worst, band" in p.stderr
     assert "Traceback" not in p.stderr
     p = wb(["export", "--study", STUDY, "--storage", url, "--out", str(tmp_path / "pkg"), "--json"], tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
@@ -177,10 +177,12 @@ def test_refine_cli_shows_a_stored_refinement_without_a_gpu_and_export_uses_it(s
     names = ns["VARIANTS"]
     grow = {r.bucket: r for r in ref.graph_rows}
     assert set(grow) == {"b2", "b12", "b48", "b160"} and any(r.changed for r in ref.graph_rows)
+    assert ref.graph_rule == "band" and all(len(r.bands) == 3 for r in ref.graph_rows)     # the default rule
     for n, lbl in ((1, "b2"), (4, "b2"), (5, "b12"), (64, "b48"), (87, "b48"), (88, "b160"), (400, "b160")):
-        want_name = next(c.name for c in grow[lbl].candidates if c.key == grow[lbl].pick_key)
+        key = next(b.pick_key for b in grow[lbl].bands if b.batch_lo <= n and (not b.batch_hi or n < b.batch_hi))
+        want_name = next(c.name for c in grow[lbl].candidates if c.key == key)
         assert names[ns["pick_graph_variant"](n, 32768)].removesuffix("-sched") == want_name, (n, lbl)
-    assert len(ns["GRAPH_BUCKETS"]) == 4 and "kGraphBuckets" in (tmp_path / "pkg" / pkg / "csrc" / "dispatch.h").read_text()
+    assert len(ns["GRAPH_BUCKETS"]) == 12 and "kGraphBuckets" in (tmp_path / "pkg" / pkg / "csrc" / "dispatch.h").read_text()
     assert "Captured decode launches" in readme
 
 
@@ -265,7 +267,7 @@ def test_bench_and_the_dispatch_take_the_graph_picks_for_captured_launches_only(
     cfg, done, base, picks = _setup(s)
     ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none"),
                      graph_len=32768, graph_timer=_fake_timer("t256-q4-pauto-pf0-s4-mma", 1.05),
-                     fallback=base.best_overall["key"])
+                     fallback=base.best_overall["key"], graph_rule="geomean")     # one pick per row
     s.set_user_attr(ATTR, ref.to_dict())
     table = study_dispatch(STUDY, s, cfg, done)
     assert [g.label for g in table.graph_rows] == [r.bucket for r in ref.graph_rows]
@@ -351,7 +353,7 @@ def test_graph_candidates_hold_the_fastest_of_each_algorithm(tmp_path):
     row = next(r for r in ref.graph_rows if r.bucket == "b48")
     assert row.pick_key != order_key[0] and row.pick_key == row.study_key and ref.graph_rule == "worst"
     ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none"),
-                     graph_len=32768, graph_timer=graph_timer, fallback=base.best_overall["key"])
+                     graph_len=32768, graph_timer=graph_timer, fallback=base.best_overall["key"], graph_rule="geomean")
     assert next(r for r in ref.graph_rows if r.bucket == "b48").pick_key == order_key[0]     # the geomean rule
     assert not ref.covers_graph(32768, "worst") and ref.covers_graph(32768, "geomean")
     with pytest.raises(Exception, match="graph-rule"):

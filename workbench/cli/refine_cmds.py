@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from workbench.cli.app import app, err, out
-from workbench.tune.refine import GRAPH_LEN, REFINE_MARGIN, REFINE_ROUNDS, REFINE_TOP
+from workbench.tune.refine import GRAPH_LEN, GRAPH_RULE, REFINE_MARGIN, REFINE_ROUNDS, REFINE_TOP
 
 
 @app.command("refine")
@@ -20,7 +20,7 @@ def refine_cmd(
     rounds: int = typer.Option(REFINE_ROUNDS, help="interleaved rounds per shape"),
     graph_len: int = typer.Option(GRAPH_LEN, help="graph picks: each batch row's captured launches timed graph-bound "
                                                   "at this many tokens (vLLM's max_model_len); 0: none"),
-    graph_rule: str = typer.Option("geomean", help="a batch row's graph pick: geomean (lowest geomean over its shapes), "
+    graph_rule: str = typer.Option(GRAPH_RULE, help="a batch row's graph pick: geomean (lowest geomean over its shapes), "
                                                     "worst (the least loss at its worst shape against the fastest there) or "
                                                     "band (the row's captured batch sizes in bands, each taking the lowest "
                                                     "geomean at its own measured batch). Another rule on stored timings "

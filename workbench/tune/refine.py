@@ -44,6 +44,8 @@ TWIN_KNOBS = frozenset({"unified_ring", "prefetch_distance", "prefetch_target", 
 REFINE_KEEP = 0.005       # the study's pick stays unless another is more than this faster (geomean)
 GRAPH_RULES = ("geomean", "worst", "band")   # a graph row's pick: lowest geomean over its shapes, least worst-shape
                                              # loss, or per band of batch sizes (lowest geomean at the band's batch)
+GRAPH_RULE = "band"       # the default: on the H200 the e2e grid went from 12 to 13 of 13 points >= 0.99x FLASH_ATTN
+                          # with it (docs/perf-notes.md v13), the captured sizes of a row differ by up to 3.7x in batch
 REFINE_ROUNDS = 3         # interleaved rounds per shape (the median of the rounds' medians)
 GRAPH_LEN = 32768         # graph picks' launch bound by default (bench's tuned-graph row's)
 
@@ -111,7 +113,7 @@ class Refinement:
     created: str = ""
     graph_len: int = 0                    # launch bound of the graph picks (0: none made)
     graph_rows: list[RefineRow] = field(default_factory=list)   # bucket: a batch row's label (graph_label)
-    graph_rule: str = "geomean"           # how a graph row's pick was chosen (GRAPH_RULES)
+    graph_rule: str = "geomean"            # how a graph row's pick was chosen (GRAPH_RULES; stored before it existed: geomean)
 
     def picks(self) -> dict[str, str]:
         return {r.bucket: r.pick_key for r in self.rows}
@@ -127,7 +129,7 @@ class Refinement:
                 and all({c.key for c in candidates(done, r.bucket, margin, top)} <= {c.key for c in r.candidates}
                         for r in self.rows))
 
-    def covers_graph(self, graph_len: int, rule: str = "geomean") -> bool:
+    def covers_graph(self, graph_len: int, rule: str = GRAPH_RULE) -> bool:
         """Whether its graph picks answer a refine with this bound (0: none asked) and rule."""
         return graph_len == 0 or (self.times_graph(graph_len) and self.graph_rule == rule)
 
@@ -336,7 +338,7 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
                gpu: str, margin: float = REFINE_MARGIN, top: int = REFINE_TOP, keep: float = REFINE_KEEP,
                launches: int = 30, rounds: int = REFINE_ROUNDS, timer: Callable[[list[RefineCandidate]], Any],
                graph_len: int = 0, graph_timer: Callable[[list[RefineCandidate]], Any] | None = None,
-               fallback: str | None = None, graph_rule: str = "geomean",
+               fallback: str | None = None, graph_rule: str = GRAPH_RULE,
                progress: Callable[[str], None] = lambda s: None) -> Refinement:
     """Refine every bucket of the study's suite. `study_picks`: bucket label -> the dispatch's key
     before refinement. `timer(cands)` -> a function (spec, launches) -> median µs per candidate for
@@ -456,7 +458,7 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
 
 def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top: int = REFINE_TOP,
                  launches: int = 30, rounds: int = REFINE_ROUNDS, again: bool = False, graph_len: int = GRAPH_LEN,
-                 graph_rule: str = "geomean",
+                 graph_rule: str = GRAPH_RULE,
                  progress: Callable[[str], None] = lambda s: None) -> tuple[Refinement, Any, bool]:
     """`workbench refine`: (the refinement, the dispatch with it, whether it was measured now). A stored
     refinement that covers the study's close calls is returned unmeasured unless `again`. graph_len:
