@@ -22,7 +22,8 @@
 #   41 MiB each, so carry them in pieces (2026-11-29): part1's files in two calls (MANIFEST, deps, vllm-py;
 #   then vllm-so and the .so piece), part2's piece split in two (`split -n 2 -d`, carried as .vllm/p2a and
 #   .vllm/p2b and joined with cat on the host), each call copying what it brought to /tmp/vparts/part{1,2};
-#   then VLLM=/tmp/vparts.
+#   then VLLM=/tmp/vparts. With the tree at ~46 MB (2026-11-29) a 21 MB piece no longer fits: split part2's
+#   piece in three (`split -n 3 -d` -> .vllm/p3a, p3b, p3c + MANIFEST) and carry .offline in a call of its own.
 # Usage: STUDY=h200-train DB=results/h200-2026-11-29-retune/ab/studies-geomean.db.gz STAGE=prep bash scripts/device_e2e.sh
 #        VLLM=.vllm BACKENDS=CUSTOM,FLASH_ATTN STAGE=run bash scripts/device_e2e.sh
 set -uo pipefail

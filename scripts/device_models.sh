@@ -7,6 +7,8 @@
 #                these suites are not served end to end here) and bench, PEERS (default tuned,fa3)
 # MODELS: model[:tp] words, default the issue's four: qwen2.5-7b (28/4), llama-3.1-70b:8 (8/1 per
 # GPU), gemma-2-9b (16/8 d256), llama-2-7b (32/32, MHA). DB=<models.db> seeds /tmp from a saved run.
+# TRIALS is high so TUNE_S bounds the tune (a 600-trial 70b run ended after 101 s: its trials were
+# mostly invalid asks, 2026-11-29).
 # Usage: STAGE=tune TUNE_S=105 bash scripts/device_models.sh   (carry .offline)
 #        STAGE=bench bash scripts/device_models.sh              (carry .peers)
 set -uo pipefail
@@ -22,7 +24,7 @@ tune)
   for M in $MODELS; do
     m=${M%%:*}; tp=1; [ "$M" != "$m" ] && tp=${M#*:}; S=$GPU-$m-tp$tp
     timeout $((${TUNE_S:-105} + 60)) python3 -m workbench tune --gpu $GPU --model $m --tp $tp --suite train \
-      --space $SPACE --trials ${TRIALS:-600} --timeout ${TUNE_S:-105} --profile none --study $S \
+      --space $SPACE --trials ${TRIALS:-20000} --timeout ${TUNE_S:-105} --profile none --study $S \
       --storage sqlite:///$W/models.db --json > $OUT/tune-$S.json 2> $W/tune-$S.err
     echo "tune $S rc=$? ${SECONDS}s"; tail -2 $W/tune-$S.err
     python3 - "$OUT/tune-$S.json" <<'PY'
