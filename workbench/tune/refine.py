@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from workbench.errors import WorkbenchError
@@ -288,9 +288,11 @@ def graph_chooser(rule: str) -> Callable[[list[RefineCandidate], str, float], st
 def graph_bands(bucket: Any) -> list[tuple[int, int, int]]:
     """(measured batch, batch_lo, batch_hi) per band of a batch row: the row's lower midpoint, centre and
     upper midpoint (the batches its graph shapes are timed at), split at their geometric midpoints."""
+    from workbench.measure.suite import _edges            # the suite's own bucket edges, the row's at the ends
     ns = sorted({*batch_midpoints(bucket), bucket.batch})
-    mids = [math.ceil(math.sqrt(a * b)) for a, b in zip(ns, ns[1:])]
-    return [(n, lo, hi) for n, lo, hi in zip(ns, [bucket.batch_lo, *mids], [*mids, bucket.batch_hi]) if not hi or lo < hi]
+    edges = _edges(ns)
+    los, his = [bucket.batch_lo, *(lo for lo, _ in edges[1:])], [*(hi for _, hi in edges[:-1]), bucket.batch_hi]
+    return [(n, lo, hi) for n, lo, hi in zip(ns, los, his) if not hi or lo < hi]
 
 
 def shape_batch(label: str) -> int:
@@ -300,8 +302,7 @@ def shape_batch(label: str) -> int:
 
 def at_batch(cands: list[RefineCandidate], batch: int) -> list[RefineCandidate]:
     """The candidates with only their timings at this batch (those timed there)."""
-    out = [RefineCandidate(key=c.key, name=c.name, variant=c.variant, trial=c.trial, centre_us=c.centre_us,
-                           us={s: v for s, v in c.us.items() if shape_batch(s) == batch}) for c in cands]
+    out = [replace(c, us={s: v for s, v in c.us.items() if shape_batch(s) == batch}) for c in cands]
     return [c for c in out if c.us]
 
 
@@ -318,8 +319,7 @@ def pick_graph_row(row: RefineRow, bucket: Any, rule: str, keep: float = REFINE_
             sub = at_batch(row.candidates, n)
             bands.append(GraphBand(batch=n, batch_lo=lo, batch_hi=hi,
                                    pick_key=choose(sub, row.study_key, keep) if len(sub) > 1 else key))
-    return RefineRow(bucket=row.bucket, shapes=row.shapes, candidates=row.candidates, study_key=row.study_key,
-                     pick_key=key, bands=bands)
+    return replace(row, pick_key=key, bands=bands)
 
 
 def rechoose_graph(ref: Refinement, suite: Any, rule: str) -> Refinement:
@@ -327,8 +327,7 @@ def rechoose_graph(ref: Refinement, suite: Any, rule: str) -> Refinement:
     (no GPU: the same measurements, another rule)."""
     rows = {graph_label(b): b for b in suite.buckets()}
     grows = [pick_graph_row(r, rows[r.bucket], rule, ref.keep) if r.bucket in rows else r for r in ref.graph_rows]
-    return Refinement(**{**{k: getattr(ref, k) for k in Refinement.__dataclass_fields__},
-                         "graph_rows": grows, "graph_rule": rule})
+    return replace(ref, graph_rows=grows, graph_rule=rule)
 
 
 Timer = Callable[[list[Any], Any, int], list[float]]   # (kernels, spec, launches) -> median µs each, one pass
