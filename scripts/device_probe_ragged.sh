@@ -13,10 +13,12 @@ run() { local tag=$1 model=$2 tp=$3 knobs=$4; shift 4
     > $OUT/ragged-$tag.txt 2>&1
   echo "== $tag rc=$? ${SECONDS}s"; cat $OUT/ragged-$tag.txt | grep -v Warning | tail -40
 }
-case ${WHAT:-70b} in
+for W in ${WHAT:-70b}; do
+case $W in
 70b) run 70b llama-3.1-70b 8 "$OP,heads_per_cta=8;$OP,heads_per_cta=4" \
        $R 1x4096 8x4096 16x16384 32x4096 64x4096 64x1024 256x1024 ;;
 qwen) run qwen qwen2.5-7b 1 "$OP,heads_per_cta=8;$TP,heads_per_cta=7" $R 8x4096 32x4096 64x1024 ;;
 8b) run 8b llama-3.1-8b 1 "$TP,heads_per_cta=4;$OP,heads_per_cta=4" $R 1x4096 8x4096 32x4096 64x1024 ;;
 esac
+done
 echo "done ${SECONDS}s"

@@ -356,10 +356,25 @@ def test_sched_shape_keeps_the_slots_and_sizes_the_grid_for_waves(batch):
     assert sh.slots == v.split_slots(own, H200) == v.split_slots(sh.part_tokens, H200)
     assert v.split_slots(sh.part_tokens + 64, H200) != sh.slots or sh.part_tokens + 64 > v.max_context_unsplit(
         H200.smem_limit)
-    parts = -(-bound // sh.part_tokens)
+    parts = -(-bound // 256)                  # the plan's finest split, not the launch's partition
     assert sh.cap == max(batch, min(batch * parts, -(-GRAPH_SCHED_WAVES * sh.slots // grid_x)))
     assert sh.key == sched_key(batch, bound, sh.part_tokens, sh.cap, sh.slots)
     assert sh.key != v.sched_shape(grid_x, batch, bound - 64, H200).key
+
+
+@pytest.mark.parametrize("batch,bound", [(1, 4096), (8, 4096), (32, 32864)])
+def test_sched_shape_has_a_slot_per_plan_item_for_onepass(batch, bound):
+    """onepass keeps no logits in shared memory, so its scheduled partition lengthens to the whole
+    bound; the item slots must still count the plan's finest split (256 tokens), up to the waves'
+    worth: with one slot per sequence a single CTA walked all 16 items of a 4k sequence (70b TP8,
+    8 query heads on one KV head: 201 us where the plain grid took 18.6)."""
+    from workbench.kernel.variant import GRAPH_SCHED_WAVES
+    v = Variant(head_size=128, block_size=16, dtype="bf16", algorithm="onepass", threads=128, heads_per_cta=8,
+                partition="auto", stages=2, mma=True, graph_sched=True)
+    sh = v.sched_shape(1, batch, bound, H200)
+    assert sh.part_tokens >= bound                       # lengthened to the bound: the smem never grows
+    assert sh.cap == min(batch * -(-bound // 256), -(-GRAPH_SCHED_WAVES * sh.slots // 1))
+    assert sh.cap >= min(batch * 16, sh.slots)
 
 
 def test_schedules_only_graph_bound_grids_of_many_waves():

@@ -237,7 +237,7 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
   while (ptok + 64 <= top && WB_SYM(wb_smem_bytes)(ptok + 64) <= smem_limit &&
          WB_SYM(wb_split_slots)(o, ptok + 64) == slots)
     ptok += 64;
-  const int parts = (bound + ptok - 1) / ptok;
+  const int parts = (bound + 255) / 256;             // the plan's finest split (Variant.sched_shape)
   long long cap = (8 * slots + grid_x - 1) / grid_x;
   if (cap > (long long)num_seqs * parts) cap = (long long)num_seqs * parts;
   if (cap < num_seqs) cap = num_seqs;

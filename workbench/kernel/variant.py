@@ -458,8 +458,8 @@ class Variant:
         """The launch shape of a scheduled graph-bound auto launch (graph_sched) for num_seqs
         sequences bounded at launch_len, grid_x CTAs (kv-head groups) per item: its partition size
         and shared memory are the auto plan's for the bound (what the grid for the bound has), its
-        grid GRAPH_SCHED_WAVES waves of item slots (at most every partition of the bound, at least
-        one per sequence). Per step the device plan (wb_plan) splits the real lengths at most that
+        grid GRAPH_SCHED_WAVES waves of item slots (at most one per AUTO_MIN_TOKENS of the bound per
+        sequence, at least one per sequence). Per step the device plan (wb_plan) splits the real lengths at most that
         finely; items past the slots are walked. The same numbers must come out here and in the
         exported launcher: the key ties a schedule to the launch it was planned for."""
         occ = occ.scheduled()                   # wb_decode_sched's registers, not wb_decode_split's
@@ -473,7 +473,11 @@ class Variant:
         top = min(self.max_context_unsplit(occ.smem_limit), -(-launch_len // AUTO_GRAIN) * AUTO_GRAIN)
         while ptok + AUTO_GRAIN <= top and self.split_slots(ptok + AUTO_GRAIN, occ) == slots:
             ptok += AUTO_GRAIN
-        parts = -(-launch_len // ptok)
+        # item slots: the plan splits as finely as AUTO_MIN_TOKENS, so a sequence may have that many
+        # items whatever the launch's (lengthened) partition. Counting the lengthened one's instead
+        # left 1 slot per sequence for onepass, whose shared memory never grows with the partition:
+        # one CTA walked every item (70b TP8 b1 x 4k 201 us, plain grid 18.6; H200, 2026-11-29)
+        parts = -(-launch_len // AUTO_MIN_TOKENS)
         cap = max(num_seqs, min(num_seqs * parts, -(-GRAPH_SCHED_WAVES * slots // grid_x)))
         return SchedShape(part_tokens=ptok, slots=slots, cap=cap, key=sched_key(num_seqs, launch_len, ptok, cap, slots))
 
