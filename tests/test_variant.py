@@ -388,6 +388,20 @@ def test_schedules_only_graph_bound_grids_of_many_waves():
     assert not v.schedules(8 * 64, 2048, H200)
 
 
+def test_schedules_every_batch_that_may_be_ragged():
+    """From two sequences up every graph-bound launch of a graph_sched auto variant plans (a batch
+    may be ragged: 70b TP8 r32 58 -> 47 us); one sequence keeps the plain grid unless its grid is many
+    waves; never without the knob, and never where the launch does not split."""
+    v = Variant(head_size=128, block_size=16, dtype="bf16", algorithm="onepass", threads=128, heads_per_cta=8,
+                partition="auto", stages=2, mma=True, graph_sched=True)
+    assert [b for b in (1, 2, 8, 32) if v.schedules(b, 32864, H200, num_seqs=b)] == [2, 8, 32]
+    assert not v.schedules(1, 32864, H200, num_seqs=1)
+    assert not v.with_(graph_sched=False).schedules(32, 32864, H200, num_seqs=32)
+    whole = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto",
+                    stages=3, mma=True, graph_sched=True)
+    assert whole.auto_tokens(8 * 64, 256, H200) == 0 and not whole.schedules(8 * 64, 256, H200, num_seqs=64)
+
+
 def test_sched_shape_plans_with_the_sched_kernels_own_occupancy():
     """wb_decode_sched is an entry of its own (the plain kernels stay as they were) with its own
     registers: a scheduled launch's slots come from its CTAs per SM (Occupancy.sched_blocks), not

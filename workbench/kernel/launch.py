@@ -251,7 +251,7 @@ class LoadedVariant:
         if key not in self._sched:
             v, occ = self.variant, self.occupancy()
             self._sched[key] = (v.sched_shape(grid_x, num_seqs, max_seq_len, occ)
-                                if v.schedules(grid_x * num_seqs, max_seq_len, occ) else None)
+                                if v.schedules(grid_x * num_seqs, max_seq_len, occ, num_seqs) else None)
         return self._sched[key]
 
     def plan(self, workspace: Workspace, seq_lens: Any, num_heads: int, num_kv_heads: int, max_seq_len: int) -> None:

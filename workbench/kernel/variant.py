@@ -32,7 +32,8 @@ GRAPH_WALK_WAVES = 8         # ... when a grid for the bound is more than this m
 GRAPH_WALK_MAX = 2           # ... and no CTA walks more than this many partitions
 GRAPH_SCHED_WAVES = 8        # scheduled graph-bound grids: item slots for this many waves of CTAs (empty
                              # ones cost ~nothing this far: H200 bound sweep, 2026-11-28), the rest walked;
-                             # scheduled only where the grid for the bound is more than GRAPH_WALK_WAVES waves
+                             # scheduled where the grid for the bound is more than GRAPH_WALK_WAVES waves, or
+SCHED_MIN_SEQS = 2           # ... for a batch of this many sequences or more: it may be ragged (one cannot)
 SCHED_WAVE_TOKENS = 384      # the device plan's fixed cost of a wave, in tokens (H200: b32 x 1k ran 2 waves
                              # of 384 tokens in 51.4 us, 1 wave of 1024 in 47.7; auto_tokens' 128 said otherwise)
 SCHED_HDR = 4                # ints before a schedule's items (kernels/decode.cu WB_SCHED_HDR)
@@ -481,13 +482,21 @@ class Variant:
         cap = max(num_seqs, min(num_seqs * parts, -(-GRAPH_SCHED_WAVES * slots // grid_x)))
         return SchedShape(part_tokens=ptok, slots=slots, cap=cap, key=sched_key(num_seqs, launch_len, ptok, cap, slots))
 
-    def schedules(self, ctas: int, launch_len: int, occ: "Occupancy") -> bool:
-        """Whether a graph-bound launch of this graph_sched variant runs the device plan: where the
-        grid for the bound is more than GRAPH_WALK_WAVES waves of CTAs (H200: at b1-b8 the plain
-        per-sequence grid was 0.5-1.4 us faster, the item load being one more dependent step)."""
+    def schedules(self, ctas: int, launch_len: int, occ: "Occupancy", num_seqs: int = 1) -> bool:
+        """Whether a graph-bound launch of this graph_sched variant (ctas CTAs per partition for
+        num_seqs sequences) runs the device plan: for any batch of SCHED_MIN_SEQS sequences or more,
+        and where the grid for the bound is more than GRAPH_WALK_WAVES waves of CTAs.
+
+        Served batches are ragged, and the plain grid splits a long sequence only as finely as the
+        bound's partition (one wave for a batch of max-length sequences): on the H200 the plan took
+        r32 (200-32k tokens) from 58.2 to 47.4 us at llama-3.1-70b TP8, 168 to 115 at qwen2.5-7b,
+        224 to 203 with onepass at llama-3.1-8b. It costs one dependent load per CTA: uniform
+        batches ran 0-5% slower (up to 15% at 70b b64 x 1k with 4 query heads per CTA), where the
+        plain grid is already balanced. probe_ragged, 2026-11-29."""
         ptok = self.auto_tokens(ctas, launch_len, occ)
         return (self.graph_sched and ptok > 0
-                and ctas * -(-launch_len // ptok) > GRAPH_WALK_WAVES * self.split_slots(ptok, occ)
+                and (num_seqs >= SCHED_MIN_SEQS
+                     or ctas * -(-launch_len // ptok) > GRAPH_WALK_WAVES * self.split_slots(ptok, occ))
                 and self.auto_tokens(ctas, launch_len, occ.scheduled()) > 0)
 
     def check_workload(self, num_seqs: int, num_heads: int, num_kv_heads: int, head_size: int,
