@@ -17,8 +17,14 @@ for S in $SUITES; do
   if [ ! -f $W/s.db ]; then
     case $db in *.gz) gunzip -c "$db" > $W/s.db ;; *) cp "$db" $W/s.db ;; esac
   fi
-  timeout ${BENCH_S:-240} python3 -m workbench bench --model $m --tp $tp --study $study --storage sqlite:///$W/s.db \
-    --suite bench --peers ${PEERS:-tuned,tuned-graph,fa3} --out $OUT/bench-$study.json > $OUT/bench-$study.txt 2> $W/bench.err
-  echo "== $study rc=$? ${SECONDS}s"; grep -E "geomean|below" $OUT/bench-$study.txt; tail -2 $W/bench.err
+  # OLD_GATE=1: the graph-bound plan only where the grid is many waves (before 2026-11-29), for an A/B
+  WB=(-m workbench); tag=""
+  [ "${OLD_GATE:-0}" = 1 ] && tag=-oldgate && WB=(-c 'import sys, workbench.kernel.variant as v
+v.SCHED_MIN_SEQS = 1 << 30
+from workbench.cli import main
+sys.argv[0] = "workbench"; main()')
+  timeout ${BENCH_S:-240} python3 "${WB[@]}" bench --model $m --tp $tp --study $study --storage sqlite:///$W/s.db \
+    --suite bench --peers ${PEERS:-tuned,tuned-graph,fa3} --out $OUT/bench-$study$tag.json > $OUT/bench-$study$tag.txt 2> $W/bench.err
+  echo "== $study rc=$? ${SECONDS}s"; grep -E "geomean|below" $OUT/bench-$study$tag.txt; tail -2 $W/bench.err
 done
 echo "done ${SECONDS}s"
