@@ -17,6 +17,7 @@ pytestmark = pytest.mark.gpu          # conftest skips it, saying why, without a
 
 def test_exported_package_builds_matches_and_keeps_speed(tmp_path):
     res = Path(os.environ.get("WB_RESULTS", tmp_path))
+    res.mkdir(parents=True, exist_ok=True)          # run first on a fresh host, nothing made it yet
     env = {**os.environ, "WORKBENCH_HOME": str(tmp_path)}
     run = lambda args, **kw: subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True,  # noqa: E731
                                             text=True, env=env, **kw)
