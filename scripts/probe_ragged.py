@@ -42,6 +42,8 @@ def main() -> None:
     from workbench.measure.workload import WorkloadSpec, build_rotation
 
     variant_mod.GRAPH_WALK_WAVES = 0          # plan every split launch (the gate is what is under test)
+    if os.environ.get("SCHED_WAVES"):           # the scheduled grid's item slots, in waves of CTAs
+        variant_mod.GRAPH_SCHED_WAVES = int(os.environ["SCHED_WAVES"])
     out_path, knob_list = sys.argv[1:3]
     shapes = [(s, lengths(s)) for s in sys.argv[3:]]
     heads = head_shape(load_model(os.environ.get("MODEL", "llama-3.1-8b")), tp=int(os.environ.get("TP", "1")))
