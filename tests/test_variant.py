@@ -388,13 +388,16 @@ def test_schedules_only_graph_bound_grids_of_many_waves():
     assert not v.schedules(8 * 64, 2048, H200)
 
 
-def test_schedules_every_batch_that_may_be_ragged():
-    """From two sequences up every graph-bound launch of a graph_sched auto variant plans (a batch
-    may be ragged: 70b TP8 r32 58 -> 47 us); one sequence keeps the plain grid unless its grid is many
-    waves; never without the knob, and never where the launch does not split."""
+def test_schedules_ragged_batches_of_few_ctas_per_sequence():
+    """From two sequences up, a graph-bound launch with at most 4 CTAs per sequence plans (a batch
+    may be ragged: 70b TP8 r32 58 -> 47 us); one sequence, or 8 CTAs per sequence (llama-3.1-8b),
+    keeps the plain grid unless its grid is many waves; never without the knob, and never where the
+    launch does not split."""
     v = Variant(head_size=128, block_size=16, dtype="bf16", algorithm="onepass", threads=128, heads_per_cta=8,
                 partition="auto", stages=2, mma=True, graph_sched=True)
     assert [b for b in (1, 2, 8, 32) if v.schedules(b, 32864, H200, num_seqs=b)] == [2, 8, 32]
+    assert [b for b in (1, 2, 8, 32) if v.schedules(4 * b, 32864, H200, num_seqs=b)] == [2, 8, 32]
+    assert [b for b in (1, 2, 8) if v.schedules(8 * b, 32864, H200, num_seqs=b)] == []
     assert not v.schedules(1, 32864, H200, num_seqs=1)
     assert not v.with_(graph_sched=False).schedules(32, 32864, H200, num_seqs=32)
     whole = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto",

@@ -206,7 +206,7 @@ static inline int WB_SYM(wb_failed)(const WbArgs& a, cudaError_t e) {
 
 #if WB_PARTITION == -2 && WB_GRAPH_SCHED
 // Scheduled graph-bound launches (Variant.graph_sched, `workbench export --graph-sched`): where the
-// batch has 2+ sequences or the grid for the bound is more than 8 waves of CTAs, the split grid has item slots for 8 waves
+// grid for the bound is more than 8 waves of CTAs, or the batch has 2+ sequences of at most 4 CTAs each, the split grid has item slots for 8 waves
 // (fewer empty CTAs) and runs the step's schedule that wb_plan_run planned on the device from the
 // real lengths (a long sequence among short ones spreads over every slot). Variant.sched_shape,
 // Variant.schedules: the partition is the auto plan's for the bound, lengthened while the SM slots
@@ -217,8 +217,10 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
   if (!plain || grid_x < 1 || num_seqs < 1 || bound < 1) return false;
   const long long ctas = (long long)grid_x * num_seqs;
   const int own = WB_SYM(wb_auto_tokens_occ)(plain, (int)ctas, bound, smem_limit);
-  // Variant.schedules: any batch that may be ragged (2+ sequences), or a grid of many waves
-  if (own <= 0 || (num_seqs < 2 && ctas * ((bound + own - 1) / own) <= 8 * WB_SYM(wb_split_slots)(plain, own)))
+  // Variant.schedules: a grid of many waves, or a batch that may be ragged (2+ sequences) with few
+  // CTAs per sequence (at most 4 kv-head groups)
+  const bool few = num_seqs >= 2 && grid_x <= 4;
+  if (own <= 0 || (!few && ctas * ((bound + own - 1) / own) <= 8 * WB_SYM(wb_split_slots)(plain, own)))
     return false;                                   // the plain grid is fine
   WB_SYM(WbOcc) occ = *plain;                       // wb_decode_sched's registers (Occupancy.scheduled)
   if (occ.sched_blocks > 0) occ.split_blocks = occ.sched_blocks;

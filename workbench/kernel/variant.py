@@ -33,7 +33,8 @@ GRAPH_WALK_MAX = 2           # ... and no CTA walks more than this many partitio
 GRAPH_SCHED_WAVES = 8        # scheduled graph-bound grids: item slots for this many waves of CTAs (empty
                              # ones cost ~nothing this far: H200 bound sweep, 2026-11-28), the rest walked;
                              # scheduled where the grid for the bound is more than GRAPH_WALK_WAVES waves, or
-SCHED_MIN_SEQS = 2           # ... for a batch of this many sequences or more: it may be ragged (one cannot)
+SCHED_MIN_SEQS = 2           # ... for a batch of this many sequences or more (it may be ragged; one cannot)
+SCHED_FEW_CTAS = 4           # ... whose sequences have at most this many CTAs each (kv-head groups)
 SCHED_WAVE_TOKENS = 384      # the device plan's fixed cost of a wave, in tokens (H200: b32 x 1k ran 2 waves
                              # of 384 tokens in 51.4 us, 1 wave of 1024 in 47.7; auto_tokens' 128 said otherwise)
 SCHED_HDR = 4                # ints before a schedule's items (kernels/decode.cu WB_SCHED_HDR)
@@ -484,19 +485,21 @@ class Variant:
 
     def schedules(self, ctas: int, launch_len: int, occ: "Occupancy", num_seqs: int = 1) -> bool:
         """Whether a graph-bound launch of this graph_sched variant (ctas CTAs per partition for
-        num_seqs sequences) runs the device plan: for any batch of SCHED_MIN_SEQS sequences or more,
-        and where the grid for the bound is more than GRAPH_WALK_WAVES waves of CTAs.
+        num_seqs sequences) runs the device plan: where the grid for the bound is more than
+        GRAPH_WALK_WAVES waves of CTAs, and for batches of SCHED_MIN_SEQS+ sequences with at most
+        SCHED_FEW_CTAS CTAs each (few KV heads per GPU: 70b TP8 has one, qwen2.5-7b four).
 
-        Served batches are ragged, and the plain grid splits a long sequence only as finely as the
-        bound's partition (one wave for a batch of max-length sequences): on the H200 the plan took
-        r32 (200-32k tokens) from 58.2 to 47.4 us at llama-3.1-70b TP8, 168 to 115 at qwen2.5-7b,
-        224 to 203 with onepass at llama-3.1-8b. It costs one dependent load per CTA: uniform
-        batches ran 0-5% slower (up to 15% at 70b b64 x 1k with 4 query heads per CTA), where the
-        plain grid is already balanced. probe_ragged, 2026-11-29."""
+        With few CTAs per sequence the bound's partition is long (one wave of them for a batch of
+        max-length sequences), so in a ragged batch the longest sequence is a few long CTAs while
+        most SMs idle. On the H200 (bench suites, 2026-11-29) the plan took r32 (200-32k tokens)
+        from 57.5 to 47.2 us at 70b TP8 and 169 to 115 at qwen (FA3 116), r64 at qwen 129 to 97.
+        It costs uniform batches 1-11% (the item load and the grid's empty item slots): the qwen
+        suite gained 2.1% overall, the 70b suite lost 1.5%; at llama-3.1-8b (8 CTAs per sequence)
+        the ragged batches gained nothing but r8 (6%) and the suite lost 0.8%, so there it stays off."""
         ptok = self.auto_tokens(ctas, launch_len, occ)
+        few = num_seqs >= SCHED_MIN_SEQS and ctas <= SCHED_FEW_CTAS * num_seqs
         return (self.graph_sched and ptok > 0
-                and (num_seqs >= SCHED_MIN_SEQS
-                     or ctas * -(-launch_len // ptok) > GRAPH_WALK_WAVES * self.split_slots(ptok, occ))
+                and (few or ctas * -(-launch_len // ptok) > GRAPH_WALK_WAVES * self.split_slots(ptok, occ))
                 and self.auto_tokens(ctas, launch_len, occ.scheduled()) > 0)
 
     def check_workload(self, num_seqs: int, num_heads: int, num_kv_heads: int, head_size: int,
