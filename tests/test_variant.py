@@ -368,12 +368,13 @@ def test_sched_shape_has_a_slot_per_plan_item_for_onepass(batch, bound):
     bound; the item slots must still count the plan's finest split (256 tokens), up to the waves'
     worth: with one slot per sequence a single CTA walked all 16 items of a 4k sequence (70b TP8,
     8 query heads on one KV head: 201 us where the plain grid took 18.6)."""
-    from workbench.kernel.variant import GRAPH_SCHED_WAVES
+    from workbench.kernel.variant import GRAPH_SCHED_WAVES, SCHED_FEW_WAVES
     v = Variant(head_size=128, block_size=16, dtype="bf16", algorithm="onepass", threads=128, heads_per_cta=8,
                 partition="auto", stages=2, mma=True, graph_sched=True)
     sh = v.sched_shape(1, batch, bound, H200)
     assert sh.part_tokens >= bound                       # lengthened to the bound: the smem never grows
-    assert sh.cap == min(batch * -(-bound // 256), -(-GRAPH_SCHED_WAVES * sh.slots // 1))
+    waves = GRAPH_SCHED_WAVES if v.many_waves(batch, bound, H200) else SCHED_FEW_WAVES
+    assert sh.cap == min(batch * -(-bound // 256), -(-waves * sh.slots // 1))
     assert sh.cap >= min(batch * 16, sh.slots)
 
 
@@ -399,6 +400,15 @@ def test_schedules_ragged_batches_of_few_ctas_per_sequence():
     assert [b for b in (1, 2, 8, 32) if v.schedules(4 * b, 32864, H200, num_seqs=b)] == [2, 8, 32]
     assert [b for b in (1, 2, 8) if v.schedules(8 * b, 32864, H200, num_seqs=b)] == []
     assert not v.schedules(1, 32864, H200, num_seqs=1)
+    # the few-CTAs rule's grids have item slots for SCHED_FEW_WAVES waves (empty slots cost small
+    # batches), the many-waves rule's for GRAPH_SCHED_WAVES
+    from workbench.kernel.variant import GRAPH_SCHED_WAVES, SCHED_FEW_WAVES
+    few = v.sched_shape(1, 32, 32864, H200)
+    assert not v.many_waves(32, 32864, H200) and few.cap == -(-SCHED_FEW_WAVES * few.slots // 1) < GRAPH_SCHED_WAVES * few.slots
+    t = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto",
+                stages=3, mma=True, graph_sched=True)
+    many = t.sched_shape(8, 64, 32864, H200)
+    assert t.many_waves(8 * 64, 32864, H200) and many.cap == -(-GRAPH_SCHED_WAVES * many.slots // 8)
     assert not v.with_(graph_sched=False).schedules(32, 32864, H200, num_seqs=32)
     whole = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto",
                     stages=3, mma=True, graph_sched=True)

@@ -207,7 +207,7 @@ static inline int WB_SYM(wb_failed)(const WbArgs& a, cudaError_t e) {
 #if WB_PARTITION == -2 && WB_GRAPH_SCHED
 // Scheduled graph-bound launches (Variant.graph_sched, `workbench export --graph-sched`): where the
 // grid for the bound is more than 8 waves of CTAs, or the batch has 2+ sequences of at most 4 CTAs each, the split grid has item slots for 8 waves
-// (fewer empty CTAs) and runs the step's schedule that wb_plan_run planned on the device from the
+// (4 for the second rule: fewer empty CTAs) and runs the step's schedule that wb_plan_run planned on the device from the
 // real lengths (a long sequence among short ones spreads over every slot). Variant.sched_shape,
 // Variant.schedules: the partition is the auto plan's for the bound, lengthened while the SM slots
 // stay the same; the key ties a schedule to this shape (another one is not trusted: decode.cu).
@@ -220,8 +220,9 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
   // Variant.schedules: a grid of many waves, or a batch that may be ragged (2+ sequences) with few
   // CTAs per sequence (at most 4 kv-head groups)
   const bool few = num_seqs >= 2 && grid_x <= 4;
-  if (own <= 0 || (!few && ctas * ((bound + own - 1) / own) <= 8 * WB_SYM(wb_split_slots)(plain, own)))
-    return false;                                   // the plain grid is fine
+  const bool many = own > 0 && ctas * ((bound + own - 1) / own) > 8 * WB_SYM(wb_split_slots)(plain, own);
+  if (own <= 0 || !(few || many)) return false;   // the plain grid is fine
+  const long long waves = many ? 8 : 4;            // GRAPH_SCHED_WAVES, SCHED_FEW_WAVES
   WB_SYM(WbOcc) occ = *plain;                       // wb_decode_sched's registers (Occupancy.scheduled)
   if (occ.sched_blocks > 0) occ.split_blocks = occ.sched_blocks;
   const WB_SYM(WbOcc)* o = &occ;
@@ -241,7 +242,7 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
          WB_SYM(wb_split_slots)(o, ptok + 64) == slots)
     ptok += 64;
   const int parts = (bound + 255) / 256;             // the plan's finest split (Variant.sched_shape)
-  long long cap = (8 * slots + grid_x - 1) / grid_x;
+  long long cap = (waves * slots + grid_x - 1) / grid_x;
   if (cap > (long long)num_seqs * parts) cap = (long long)num_seqs * parts;
   if (cap < num_seqs) cap = num_seqs;
   unsigned h = 0x2545F491u;                         // variant.sched_key

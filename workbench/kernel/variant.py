@@ -34,7 +34,9 @@ GRAPH_SCHED_WAVES = 8        # scheduled graph-bound grids: item slots for this 
                              # ones cost ~nothing this far: H200 bound sweep, 2026-11-28), the rest walked;
                              # scheduled where the grid for the bound is more than GRAPH_WALK_WAVES waves, or
 SCHED_MIN_SEQS = 2           # ... for a batch of this many sequences or more (it may be ragged; one cannot)
-SCHED_FEW_CTAS = 4           # ... whose sequences have at most this many CTAs each (kv-head groups)
+SCHED_FEW_CTAS = 4           # ... whose sequences have at most this many CTAs each (kv-head groups);
+SCHED_FEW_WAVES = 4          # ... those grids with item slots for this many waves: at 70b TP8 the empty
+                             # slots of 8 cost b64 x 1k 2.6 us of 21 (4: 0.7), 8b's r64 lost 2% with 4
 SCHED_WAVE_TOKENS = 384      # the device plan's fixed cost of a wave, in tokens (H200: b32 x 1k ran 2 waves
                              # of 384 tokens in 51.4 us, 1 wave of 1024 in 47.7; auto_tokens' 128 said otherwise)
 SCHED_HDR = 4                # ints before a schedule's items (kernels/decode.cu WB_SCHED_HDR)
@@ -461,11 +463,13 @@ class Variant:
         sequences bounded at launch_len, grid_x CTAs (kv-head groups) per item: its partition size
         and shared memory are the auto plan's for the bound (what the grid for the bound has), its
         grid GRAPH_SCHED_WAVES waves of item slots (at most one per AUTO_MIN_TOKENS of the bound per
-        sequence, at least one per sequence). Per step the device plan (wb_plan) splits the real lengths at most that
+        sequence, at least one per sequence; SCHED_FEW_WAVES where only the few-CTAs rule of
+        `schedules` plans it). Per step the device plan (wb_plan) splits the real lengths at most that
         finely; items past the slots are walked. The same numbers must come out here and in the
         exported launcher: the key ties a schedule to the launch it was planned for."""
-        occ = occ.scheduled()                   # wb_decode_sched's registers, not wb_decode_split's
         grid_x = max(grid_x, 1)
+        waves = GRAPH_SCHED_WAVES if self.many_waves(grid_x * num_seqs, launch_len, occ) else SCHED_FEW_WAVES
+        occ = occ.scheduled()                   # wb_decode_sched's registers, not wb_decode_split's
         ptok = self.auto_tokens(grid_x * num_seqs, launch_len, occ)
         if ptok <= 0:
             raise WorkbenchError(f"{self.name}: a launch of {launch_len} tokens does not split: nothing to schedule")
@@ -480,7 +484,7 @@ class Variant:
         # left 1 slot per sequence for onepass, whose shared memory never grows with the partition:
         # one CTA walked every item (70b TP8 b1 x 4k 201 us, plain grid 18.6; H200, 2026-11-29)
         parts = -(-launch_len // AUTO_MIN_TOKENS)
-        cap = max(num_seqs, min(num_seqs * parts, -(-GRAPH_SCHED_WAVES * slots // grid_x)))
+        cap = max(num_seqs, min(num_seqs * parts, -(-waves * slots // grid_x)))
         return SchedShape(part_tokens=ptok, slots=slots, cap=cap, key=sched_key(num_seqs, launch_len, ptok, cap, slots))
 
     def schedules(self, ctas: int, launch_len: int, occ: "Occupancy", num_seqs: int = 1) -> bool:
@@ -498,9 +502,14 @@ class Variant:
         the ragged batches gained nothing but r8 (6%) and the suite lost 0.8%, so there it stays off."""
         ptok = self.auto_tokens(ctas, launch_len, occ)
         few = num_seqs >= SCHED_MIN_SEQS and ctas <= SCHED_FEW_CTAS * num_seqs
-        return (self.graph_sched and ptok > 0
-                and (few or ctas * -(-launch_len // ptok) > GRAPH_WALK_WAVES * self.split_slots(ptok, occ))
+        return (self.graph_sched and ptok > 0 and (few or self.many_waves(ctas, launch_len, occ))
                 and self.auto_tokens(ctas, launch_len, occ.scheduled()) > 0)
+
+    def many_waves(self, ctas: int, launch_len: int, occ: "Occupancy") -> bool:
+        """Whether the plain grid for the bound (the auto plan's partitions, at wb_decode_split's
+        occupancy) is more than GRAPH_WALK_WAVES waves of CTAs."""
+        ptok = self.auto_tokens(ctas, launch_len, occ)
+        return ptok > 0 and ctas * -(-launch_len // ptok) > GRAPH_WALK_WAVES * self.split_slots(ptok, occ)
 
     def check_workload(self, num_seqs: int, num_heads: int, num_kv_heads: int, head_size: int,
                        max_seq_len: int, smem_limit: int) -> None:
