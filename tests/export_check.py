@@ -100,21 +100,30 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
     from workbench.measure.timing import widen_block_table
     # and at b64, where the grid holds fewer partitions than 32k needs and CTAs walk a long
     # sequence's share (launch.cuh wb_graph_parts, Params.grid_parts)
-    graph_errs = {}
-    for bi, lens in enumerate([(1000, 0, 4096, 17, 30000), (30000, 9000, 0) + (1024,) * 61]):
-        spec = WorkloadSpec(seq_lens=lens, num_heads=heads.num_heads,
-                            num_kv_heads=heads.num_kv_heads, head_size=heads.head_size, block_size=cfg["block_size"],
+    # and with one KV head of 8 query heads (llama-3.1-70b TP8): 1-2 CTAs per sequence, where a
+    # ragged batch of 2+ is planned (Variant.schedules' few-CTAs rule); the key the package's plan
+    # wrote must be the one workbench's launcher computes for that launch (launch.cuh mirrors it)
+    graph_errs, key_checks = {}, []
+    cases = [((1000, 0, 4096, 17, 30000), heads.num_heads, heads.num_kv_heads),
+             ((30000, 9000, 0) + (1024,) * 61, heads.num_heads, heads.num_kv_heads),
+             ((30000, 200, 1000, 0, 5000, 17, 800, 12000), 8, 1)]
+    for bi, (lens, nh, nkv) in enumerate(cases):
+        spec = WorkloadSpec(seq_lens=lens, num_heads=nh,
+                            num_kv_heads=nkv, head_size=heads.head_size, block_size=cfg["block_size"],
                             dtype=cfg["dtype"], seed=7 + bi)
         w = build_workload(spec, "cuda")
         ref = reference_decode(w.query, w.key_cache, w.value_cache, w.block_tables, w.seq_lens, w.scale,
                                spec.num_kv_heads)
         wide = widen_block_table(w.block_tables, 32864, spec.block_size)
+        tag = f"b{len(lens)}" + ("" if nkv == heads.num_kv_heads else f"h{nh}/{nkv}")
         for idx in range(len(variants)):
+            if variants[idx].heads_per_cta >= 2 * (nh // nkv):
+                continue                      # refused for this GQA group (Variant.check_workload)
             out = w.new_output()
             op.decode_variant(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, wide, w.seq_lens,
                               32864, idx, None, None, True)
             torch.cuda.synchronize()
-            graph_errs[f"b{len(lens)}/v{idx}"] = relative_error(out, ref)
+            graph_errs[f"{tag}/v{idx}"] = relative_error(out, ref)
             if pkg.scheduled():               # --graph-sched: the step planned first, as the vLLM builder does
                 sched = torch.zeros(pkg.schedule_ints(len(lens), 32864), dtype=torch.int32, device="cuda")
                 pkg.plan(sched, w.seq_lens, len(lens), spec.num_heads, spec.num_kv_heads, 32864, idx)
@@ -122,8 +131,18 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
                 op.decode_variant(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, wide,
                                   w.seq_lens, 32864, idx, None, None, True, sched)
                 torch.cuda.synchronize()
-                graph_errs[f"b{len(lens)}/v{idx}/sched{int(sched[0])}"] = relative_error(out, ref)
+                graph_errs[f"{tag}/v{idx}/sched{int(sched[0])}"] = relative_error(out, ref)
+                if pkg.is_scheduled(len(lens), nh, nkv, 32864, idx):
+                    lv = load(build_variant(variants[idx], info.arch), 0)
+                    sh = lv.sched_shape(lv.grid_x(nh, nkv), len(lens), 32864)
+                    lv.close()
+                    key_checks.append((f"{tag}/v{idx}", int(sched[2]), sh.key if sh else None))
     print("graph-bound (32864, per_seq_split) errors:", {i: f"{e:.2e}" for i, e in graph_errs.items()}, flush=True)
+    print("schedule keys (package plan / workbench launcher):", key_checks, flush=True)
+    bad_keys = [k for k in key_checks if k[1] != k[2]]
+    assert not bad_keys, f"the package planned for another launch shape than workbench's launcher: {bad_keys}"
+    assert any(t.startswith(f"b8h8/1") for t, _, _ in key_checks) or not pkg.scheduled(), \
+        "no 70b-shaped batch was scheduled: the few-CTAs rule did not reach the package"
     rows.append({"bucket": "graph-bound", "variant": -1, "name": "all", "max_rel_err": max(graph_errs.values()),
                  "ratio_vs_workbench": 1.0})
     del w, ref, wide
