@@ -34,9 +34,8 @@ def main() -> None:
     import workbench.kernel.variant as variant_mod
     from workbench.bench.peers.fa3 import fa3
     from workbench.config.profiles import head_shape, load_model
-    from workbench.kernel.build import build_many
-    from workbench.kernel.launch import load
-    from workbench.kernel.variant import Variant, parse_knobs
+    from probe_common import load_knobs
+    from workbench.kernel.variant import Variant
     from workbench.measure.gpuinfo import gpu_info
     from workbench.measure.timing import time_calls, time_variant
     from workbench.measure.workload import WorkloadSpec, build_rotation
@@ -48,13 +47,8 @@ def main() -> None:
     shapes = [(s, lengths(s)) for s in sys.argv[3:]]
     heads = head_shape(load_model(os.environ.get("MODEL", "llama-3.1-8b")), tp=int(os.environ.get("TP", "1")))
     info = gpu_info(0)
-    vs = [Variant.from_dict({**parse_knobs(k), "head_size": heads.head_size}).scheduling()
-          for k in knob_list.split(";")]
-    builds = build_many(vs, info.arch)
-    bad = [b for b in builds if not b.ok]
-    if bad:
-        raise SystemExit(f"build failed: {(bad[0].error or '')[-600:]}")
-    ks = [load(b, 0) for b in builds]
+    ks = load_knobs(knob_list, heads.head_size, info.arch, Variant.scheduling)
+    vs = [k.variant for k in ks]
     rows = []
     print(f"{heads.num_heads}/{heads.num_kv_heads} heads, bound {BOUND}", flush=True)
     print(f"{'shape':>16} {'fa3':>7} | {'variant':>44} {'shape':>7} {'s+plan':>7} {'full':>7} {'sched':>7}  plan",

@@ -19,9 +19,7 @@ def main() -> None:
 
     from workbench.bench.peers.fa3 import fa3
     from workbench.config.profiles import heads_from_text
-    from workbench.kernel.build import build_many
-    from workbench.kernel.launch import load
-    from workbench.kernel.variant import Variant, parse_knobs
+    from probe_common import load_knobs
     from workbench.measure.ceiling import read_ceiling
     from workbench.measure.check import check_variant
     from workbench.measure.gpuinfo import gpu_info
@@ -31,12 +29,8 @@ def main() -> None:
     out_path, suite_name, knob_text = sys.argv[1:4]
     heads = heads_from_text(sys.argv[4] if len(sys.argv) > 4 else "llama-3.1-8b")   # model[:tp] or Q/KV[/D]
     info, ceiling = gpu_info(0), read_ceiling(0)
-    vs = [Variant.from_dict({**parse_knobs(t), "head_size": heads.head_size}) for t in knob_text.split(";")]
-    builds = build_many(vs, info.arch)
-    bad = [b for b in builds if not b.ok]
-    if bad:
-        raise SystemExit(f"build failed: {[(b.variant.name, (b.error or '')[-400:]) for b in bad]}")
-    kernels = [load(b, 0) for b in builds]
+    kernels = load_knobs(knob_text, heads.head_size, info.arch)
+    vs = [k.variant for k in kernels]
     rows = []
     for b, spec in load_suite(suite_name).bench_specs(heads, "bf16", 16):
         row = {"shape": b.label, "kv_bytes": spec.kv_bytes, "floor_us": spec.kv_bytes / (ceiling.gbps * 1e3)}
