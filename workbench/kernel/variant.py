@@ -31,7 +31,7 @@ GRAPH_WALK_SLACK = 0.05      # graph-bound grids: fewest partitions within this 
 GRAPH_WALK_WAVES = 8         # ... when a grid for the bound is more than this many waves of CTAs,
 GRAPH_WALK_MAX = 2           # ... and no CTA walks more than this many partitions
 GRAPH_SCHED_WAVES = 8        # scheduled graph-bound grids: item slots for this many waves of CTAs (empty
-                             # ones cost ~nothing this far: H200 bound sweep, 2026-11-28), the rest walked;
+                             # ones cost little in grids this large: H200 bound sweep, 2026-11-28), the rest walked;
                              # scheduled where the grid for the bound is more than GRAPH_WALK_WAVES waves, or
 SCHED_MIN_SEQS = 2           # ... for a batch of this many sequences or more (it may be ragged; one cannot)
 SCHED_FEW_CTAS = 4           # ... whose sequences have at most this many CTAs each (kv-head groups);
@@ -496,10 +496,11 @@ class Variant:
         With few CTAs per sequence the bound's partition is long (one wave of them for a batch of
         max-length sequences), so in a ragged batch the longest sequence is a few long CTAs while
         most SMs idle. On the H200 (bench suites, 2026-11-29) the plan took r32 (200-32k tokens)
-        from 57.5 to 47.2 us at 70b TP8 and 169 to 115 at qwen (FA3 116), r64 at qwen 129 to 97.
-        It costs uniform batches 1-11% (the item load and the grid's empty item slots): the qwen
-        suite gained 2.1% overall, the 70b suite lost 1.5%; at llama-3.1-8b (8 CTAs per sequence)
-        the ragged batches gained nothing but r8 (6%) and the suite lost 0.8%, so there it stays off."""
+        from 57.5 to 47.0 us at 70b TP8 and 169 to 117 at qwen (FA3 118), r64 at qwen 129 to 98.
+        It costs uniform batches 0-10% (the item load, the scheduled kernel's registers, its empty
+        item slots: SCHED_FEW_WAVES). Planning every batch of 2+ sequences cost llama-3.1-8b (8
+        CTAs per sequence) 0.8% of its suite for a gain at r8 alone, so there it stays off.
+        results/h200-2026-11-29-ragged."""
         ptok = self.auto_tokens(ctas, launch_len, occ)
         few = num_seqs >= SCHED_MIN_SEQS and ctas <= SCHED_FEW_CTAS * num_seqs
         return (self.graph_sched and ptok > 0 and (few or self.many_waves(ctas, launch_len, occ))
