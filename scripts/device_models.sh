@@ -3,8 +3,9 @@
 # suite, then `refine` and a `bench` of the bench suite (out of sample) against FA3 for each, in
 # stages that fit 10-minute calls on one warm host (it keeps /tmp between back-to-back calls).
 #   STAGE=tune   needs .offline/: one tune of TUNE_S seconds per model into /tmp/wbmodels/models.db
-#   STAGE=bench  needs .offline/ (kept from the tune call) and .peers/: refine (no graph picks:
-#                these suites are not served end to end here) and bench, PEERS (default tuned,fa3)
+#   STAGE=bench  needs .offline/ (kept from the tune call) and .peers/: refine, with graph picks at
+#                GRAPH_LEN (default 32864; 0: none) for the packages' captured launches, and bench,
+#                PEERS (default tuned,tuned-graph,fa3)
 # MODELS: model[:tp] words, default the issue's four: qwen2.5-7b (28/4), llama-3.1-70b:8 (8/1 per
 # GPU), gemma-2-9b (16/8 d256), llama-2-7b (32/32, MHA). DB=<models.db> seeds /tmp from a saved run.
 # TRIALS is high so TUNE_S bounds the tune (a 600-trial 70b run ended after 101 s: its trials were
@@ -17,7 +18,9 @@ export COLUMNS=200
 GPU=${GPU:-h200}; W=/tmp/wbmodels; mkdir -p $W
 MODELS=${MODELS:-qwen2.5-7b llama-3.1-70b:8 gemma-2-9b llama-2-7b}
 SPACE=${SPACE:-tuning/spaces/hopper.yaml}
-[ -n "${DB:-}" ] && [ ! -f $W/models.db ] && cp "$DB" $W/models.db && chmod u+w $W/models.db
+if [ -n "${DB:-}" ] && [ ! -f $W/models.db ]; then       # a saved run's models.db, or its .db.gz under results/
+  case $DB in *.gz) gunzip -c "$DB" > $W/models.db ;; *) cp "$DB" $W/models.db && chmod u+w $W/models.db ;; esac
+fi
 SECONDS=0
 case ${STAGE:-tune} in
 tune)
@@ -40,11 +43,11 @@ bench)
   source scripts/peers_activate.sh ${PEERS_DIR:-.peers} >/dev/null 2>&1 || fa3_only || echo "peers bundle missing: FA3 will say why"
   for M in $MODELS; do
     m=${M%%:*}; tp=1; [ "$M" != "$m" ] && tp=${M#*:}; S=$GPU-$m-tp$tp
-    timeout ${REFINE_S:-90} python3 -m workbench refine --study $S --storage sqlite:///$W/models.db --graph-len 0 \
+    timeout ${REFINE_S:-150} python3 -m workbench refine --study $S --storage sqlite:///$W/models.db --graph-len ${GRAPH_LEN:-32864} \
       > $W/refine-$S.txt 2> $W/refine-$S.err
     echo "refine $S rc=$? ${SECONDS}s"
     timeout ${BENCH_S:-150} python3 -m workbench bench --model $m --tp $tp --study $S --storage sqlite:///$W/models.db \
-      --suite bench --peers ${PEERS:-tuned,fa3} --out $OUT/bench-$S.json > $W/bench-$S.txt 2> $W/bench-$S.err
+      --suite bench --peers ${PEERS:-tuned,tuned-graph,fa3} --graph-len ${GRAPH_LEN:-32864} --out $OUT/bench-$S.json > $W/bench-$S.txt 2> $W/bench-$S.err
     echo "bench $S rc=$? ${SECONDS}s"; grep -E "geomean|below" $W/bench-$S.txt; tail -2 $W/bench-$S.err
   done
   cp $W/models.db $OUT/models.db
