@@ -105,7 +105,7 @@ def test_every_command_finds_a_journal_study_by_default(tmp_path, monkeypatch):
     assert first["trials_run"] == 6                 # measured; repeats are told too, not counted
     assert len([r for r in rows if isinstance(r["trial"], int)]) == first["told"] >= 6
     pick, note = tuned_picker("j", None, head_shape(load_model("llama-3.1-8b"), 1), "bf16", 16, "sm_90a")  # bench --study
-    assert "study j" in note
+    assert "study j" in note and "no graph picks" in note and "refine --graph-len" in note
     # ... and the commands themselves
     p = wb(["inspect", "study:j", "--json"], tmp_path)
     assert p.returncode == 0 and len(json.loads(p.stdout)) >= 6, p.stderr
