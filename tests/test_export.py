@@ -283,6 +283,7 @@ def test_graph_forms_export_build_into_auto_variants_only(tmp_path, flags, suffi
     autos = [i for i, v in enumerate(docs) if v["partition"] == -2 and v.get("reduce", "kernel") != "fused"]
     assert autos and any(knob.replace("graph_", "") in n for n in rw["notes"])
     assert not any("graph-bound" in n for n in rp["notes"])
+    assert any("no graph picks" in n and "--graph-len" in n for n in rp["notes"])   # the v6 study has none
     for i, (a, b) in enumerate(zip(rp["variants"], rw["variants"])):
         tu = (csrc[True] / f"v{i}.cu").read_text()
         assert (b == a + suffix and f"#define {define} 1" in tu and docs[i][knob]) if i in autos \

@@ -184,6 +184,7 @@ def test_refine_cli_shows_a_stored_refinement_without_a_gpu_and_export_uses_it(s
         assert names[ns["pick_graph_variant"](n, 32768)].removesuffix("-sched") == want_name, (n, lbl)
     assert len(ns["GRAPH_BUCKETS"]) == 12 and "kGraphBuckets" in (tmp_path / "pkg" / pkg / "csrc" / "dispatch.h").read_text()
     assert "Captured decode launches" in readme
+    assert not any("no graph picks" in n for n in json.loads(p.stdout)["notes"])     # it has them
 
 
 def test_tune_summary_points_at_refine_until_the_study_is_refined(study):

@@ -140,6 +140,10 @@ def export_study(study: str, storage: str, out: Path, name: str | None = None, w
     if graph_sched:
         notes.append(f"graph-bound schedule built into {sum(v.graph_sched for v in variants)} of {len(variants)} "
                      f"variant(s) (the default; --no-graph-sched: the plain grid)")
+    if not table.graph_rows:
+        notes.append(f"no graph picks in study {study}: vLLM's captured decode launches take the table's pick at "
+                     f"max_model_len; `workbench refine --study {study} --graph-len N` first times one per band "
+                     f"of batch sizes")
     if graph_walk:
         notes.append(f"graph-bound walk built into {sum(v.graph_walk for v in variants)} of {len(variants)} "
                      f"variant(s) (--graph-walk)")
