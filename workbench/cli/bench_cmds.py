@@ -128,6 +128,9 @@ def bench_cmd(
         out.print(f"tuned vs the best of {', '.join(bf['peers'])} per shape: geomean speedup {bf['geomean']:.2f}×")
     if sm.get("shapes_where_tuned_is_below_0.98_of_fa3"):
         out.print(f"tuned below 0.98× FA3 on: {', '.join(sm['shapes_where_tuned_is_below_0.98_of_fa3'])}")
+    for p, v in (sm.get("ragged_speedup_vs_fa3") or {}).items():
+        if v:
+            out.print(f"{p} vs fa3 on ragged batches: " + ", ".join(f"{s} {x:.2f}×" for s, x in v.items()))
     for p, v in (sm.get("geomean_speedup_of_tuned_graph") or {}).items():
         out.print(f"tuned-graph vs {p}: geomean speedup {v:.2f}×" if v else f"tuned-graph vs {p}: –")
     out.print("efficiency geomean: " + ", ".join(f"{p} {v:.2f}" for p, v in sm["efficiency_geomean"].items() if v))
