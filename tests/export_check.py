@@ -141,7 +141,7 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
     print("schedule keys (package plan / workbench launcher):", key_checks, flush=True)
     bad_keys = [k for k in key_checks if k[1] != k[2]]
     assert not bad_keys, f"the package planned for another launch shape than workbench's launcher: {bad_keys}"
-    assert any(t.startswith(f"b8h8/1") for t, _, _ in key_checks) or not pkg.scheduled(), \
+    assert any(t.startswith("b8h8/1") for t, _, _ in key_checks) or not pkg.scheduled(), \
         "no 70b-shaped batch was scheduled: the few-CTAs rule did not reach the package"
     rows.append({"bucket": "graph-bound", "variant": -1, "name": "all", "max_rel_err": max(graph_errs.values()),
                  "ratio_vs_workbench": 1.0})

@@ -194,14 +194,16 @@ def test_summary_best_flashinfer_per_shape_and_shapes_below_fa3_target():
 
 
 def test_summary_gives_each_ragged_batch_against_fa3_for_both_rows_of_ours():
-    """Issue 12's ragged target per batch: FA3 ÷ tuned and FA3 ÷ tuned-graph on the ragged shapes
-    only (RaggedShape labels), leaving out a shape either side failed."""
+    """Issue 12's ragged target per batch: FA3 ÷ tuned and FA3 ÷ tuned-graph on the suite's ragged
+    shapes only (their RaggedShape labels), leaving out a shape either side failed."""
     times = {"b8x4096": {"tuned": 20.0, "tuned-graph": 21.0, "fa3": 19.0},
              "r32x200-32768": {"tuned": 56.0, "tuned-graph": 47.0, "fa3": 39.0},
              "r8x200-16384": {"tuned": 0.0, "tuned-graph": 23.0, "fa3": 20.0}}
     results = [PeerResult(peer=p, shape=s, batch=1, context=1, kv_bytes=1, median_us=us)
                for s, d in times.items() for p, us in d.items()]
-    run = BenchRun(gpu={"name": "g"}, ceiling={"gbps": 1.0}, heads={}, dtype="bf16", block_size=16, suite={"name": "t"},
+    suite = {"name": "t", "ragged": [{"batch": 32, "lo": 200, "hi": 32768, "seed": 1},
+                                     {"batch": 8, "lo": 200, "hi": 16384, "seed": 2}]}
+    run = BenchRun(gpu={"name": "g"}, ceiling={"gbps": 1.0}, heads={}, dtype="bf16", block_size=16, suite=suite,
                    peers=["tuned", "tuned-graph", "fa3"], results=results, created="")
     r = summary(run)["ragged_speedup_vs_fa3"]
     assert r["tuned"] == {"r32x200-32768": pytest.approx(39 / 56)}

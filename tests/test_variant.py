@@ -384,9 +384,9 @@ def test_schedules_only_graph_bound_grids_of_many_waves():
     variant built without the knob never plans."""
     v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto",
                 stages=3, mma=True, graph_sched=True)
-    assert [b for b in (1, 8, 16, 32, 64) if v.schedules(8 * b, 32864, H200)] == [32, 64]
-    assert not v.with_(graph_sched=False).schedules(8 * 64, 32864, H200)
-    assert not v.schedules(8 * 64, 2048, H200)
+    assert [b for b in (1, 8, 16, 32, 64) if v.schedules(8 * b, 32864, H200, num_seqs=b)] == [32, 64]
+    assert not v.with_(graph_sched=False).schedules(8 * 64, 32864, H200, num_seqs=64)
+    assert not v.schedules(8 * 64, 2048, H200, num_seqs=64)
 
 
 def test_schedules_ragged_batches_of_few_ctas_per_sequence():

@@ -206,9 +206,9 @@ static inline int WB_SYM(wb_failed)(const WbArgs& a, cudaError_t e) {
 
 #if WB_PARTITION == -2 && WB_GRAPH_SCHED
 // Scheduled graph-bound launches (Variant.graph_sched, `workbench export --graph-sched`): where the
-// grid for the bound is more than 8 waves of CTAs, or the batch has 2+ sequences of at most 4 CTAs each, the split grid has item slots for 8 waves
-// (4 for the second rule: fewer empty CTAs) and runs the step's schedule that wb_plan_run planned on the device from the
-// real lengths (a long sequence among short ones spreads over every slot). Variant.sched_shape,
+// grid for the bound is more than 8 waves of CTAs, or the batch has 2+ sequences of at most 4 CTAs
+// each, the split grid has item slots for 8 waves (4 for the second rule: fewer empty CTAs) and
+// runs the step's schedule that wb_plan_run planned on the device from the real lengths (a long sequence among short ones spreads over every slot). Variant.sched_shape,
 // Variant.schedules: the partition is the auto plan's for the bound, lengthened while the SM slots
 // stay the same; the key ties a schedule to this shape (another one is not trusted: decode.cu).
 struct WB_SYM(WbSched) { int pt_cap, parts, cap, key; long long slots, ints; };

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import re
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from workbench.errors import WorkbenchError
+from workbench.measure.suite import RaggedShape
 from workbench.measure.stats import geomean
 from workbench.tune.refine import GRAPH_LEN     # the tuned-graph row's bound: refine's graph picks are timed there
 
@@ -80,7 +80,6 @@ class BenchRun:
 
 
 FLASHINFER_PEERS = ("flashinfer", "flashinfer-tc", "xqa")    # FlashInfer's decode kernels
-RAGGED_LABEL = re.compile(r"r\d+x\d+-\d+$")                  # RaggedShape.label: r32x200-32768
 
 
 def summary(run: BenchRun) -> dict[str, Any]:
@@ -117,7 +116,7 @@ def summary(run: BenchRun) -> dict[str, Any]:
                 ratios.append(min(ts) / by[("tuned", s)].median_us)
         out["geomean_speedup_of_tuned_vs_best_flashinfer"] = {"peers": fi, "geomean": geomean(ratios)}
     # issue 12's ragged target ("no worse than FA3"), per row of ours: FA3's time ÷ ours per ragged batch
-    ragged = [s for s in shapes if RAGGED_LABEL.match(s)]
+    ragged = [RaggedShape(**r).label for r in (run.suite or {}).get("ragged") or ()]
     if "fa3" in run.peers and ragged:
         out["ragged_speedup_vs_fa3"] = {
             p: {s: by[("fa3", s)].median_us / by[(p, s)].median_us for s in ragged

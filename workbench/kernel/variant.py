@@ -487,7 +487,7 @@ class Variant:
         cap = max(num_seqs, min(num_seqs * parts, -(-waves * slots // grid_x)))
         return SchedShape(part_tokens=ptok, slots=slots, cap=cap, key=sched_key(num_seqs, launch_len, ptok, cap, slots))
 
-    def schedules(self, ctas: int, launch_len: int, occ: "Occupancy", num_seqs: int = 1) -> bool:
+    def schedules(self, ctas: int, launch_len: int, occ: "Occupancy", num_seqs: int) -> bool:
         """Whether a graph-bound launch of this graph_sched variant (ctas CTAs per partition for
         num_seqs sequences) runs the device plan: where the grid for the bound is more than
         GRAPH_WALK_WAVES waves of CTAs, and for batches of SCHED_MIN_SEQS+ sequences with at most
