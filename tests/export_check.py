@@ -98,6 +98,7 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
     # as the vLLM backend's captured graphs launch: bounded at 32864 tokens, block tables that wide,
     # each sequence split by its own length (per_seq_split), on a ragged batch with an empty slot
     from workbench.measure.timing import widen_block_table
+    from workbench.kernel.variant import ragged
     # and at b64, where the grid holds fewer partitions than 32k needs and CTAs walk a long
     # sequence's share (launch.cuh wb_graph_parts, Params.grid_parts)
     # and with one KV head of 8 query heads (llama-3.1-70b TP8): 1-2 CTAs per sequence, where a
@@ -137,12 +138,33 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
                     sh = lv.sched_shape(lv.grid_x(nh, nkv), len(lens), 32864)
                     lv.close()
                     key_checks.append((f"{tag}/v{idx}", int(sched[2]), sh.key if sh else None))
-    print("graph-bound (32864, per_seq_split) errors:", {i: f"{e:.2e}" for i, e in graph_errs.items()}, flush=True)
+                # as the backend's eager steps launch a ragged batch: planned at its own bound (the
+                # longest), the block table as it is, split per sequence; workbench's launcher must
+                # make the same plan (bench's `tuned` row times that launch)
+                top = max(lens)
+                lv = load(build_variant(variants[idx], info.arch), 0)
+                wb_plans = lv.plans_eager(lens, nh, nkv)
+                sh = lv.sched_shape(lv.grid_x(nh, nkv), len(lens), top) if wb_plans else None
+                lv.close()
+                if wb_plans != (pkg.is_scheduled(len(lens), nh, nkv, top, idx) and ragged(lens)):
+                    key_checks.append((f"{tag}/v{idx}/eager-rule", 1, 0))      # the two rules disagree
+                if wb_plans:
+                    sched.zero_()
+                    pkg.plan(sched, w.seq_lens, len(lens), nh, nkv, top, idx)
+                    out = w.new_output()
+                    op.decode_variant(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale,
+                                      w.block_tables, w.seq_lens, top, idx, None, None, True, sched)
+                    torch.cuda.synchronize()
+                    graph_errs[f"{tag}/v{idx}/eager{int(sched[0])}"] = relative_error(out, ref)
+                    key_checks.append((f"{tag}/v{idx}/eager", int(sched[2]), sh.key))
+    print("graph-bound (32864, per_seq_split) and eager-planned errors:", {i: f"{e:.2e}" for i, e in graph_errs.items()}, flush=True)
     print("schedule keys (package plan / workbench launcher):", key_checks, flush=True)
     bad_keys = [k for k in key_checks if k[1] != k[2]]
     assert not bad_keys, f"the package planned for another launch shape than workbench's launcher: {bad_keys}"
     assert any(t.startswith("b8h8/1") for t, _, _ in key_checks) or not pkg.scheduled(), \
         "no 70b-shaped batch was scheduled: the few-CTAs rule did not reach the package"
+    assert any(t.startswith("b8h8/1") and t.endswith("/eager") for t, _, _ in key_checks) or not pkg.scheduled(), \
+        "no 70b-shaped ragged batch was planned at its own bound"
     rows.append({"bucket": "graph-bound", "variant": -1, "name": "all", "max_rel_err": max(graph_errs.values()),
                  "ratio_vs_workbench": 1.0})
     del w, ref, wide

@@ -219,11 +219,14 @@ def test_summary_gives_each_ragged_batch_against_fa3_for_both_rows_of_ours():
     ("graph_sched", "tuned-graph", {"graph_sched": True}, True),
     ("graph_sched", "tuned-graph", {"graph_sched": False}, False),  # --no-graph-sched
     ("graph_sched", "tuned-graph", {"graph_walk": True}, False),    # --graph-walk turns it off
-    ("graph_sched", "tuned", {}, False)])
-def test_graph_forms_build_only_the_tuned_graph_row_with_them(monkeypatch, knob, peer, flags, want):
+    ("graph_sched", "tuned", {}, True),                             # eager launches plan ragged batches
+    ("graph_sched", "tuned", {"graph_sched": False}, False),
+    ("graph_sched", "tuned", {"graph_walk": True}, False)])
+def test_graph_forms_build_the_rows_as_export_does(monkeypatch, knob, peer, flags, want):
     """`bench` measures tuned-graph as `export` with the same flags builds it (the auto variant with
     Variant.graph_sched by default, graph_walk with --graph-walk, neither with --no-graph-sched); the
-    per-shape tuned row never has either."""
+    per-shape tuned row has graph_sched as the package's eager launches do (they plan ragged
+    batches: Variant.plans_eager), never graph_walk."""
     from types import SimpleNamespace
 
     from workbench.bench import run as br

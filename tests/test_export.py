@@ -3,6 +3,7 @@ driver 580.159.04, 2026-11-21; tests/fixtures/h100-2026-11-21/studies.db): rende
 dispatch table = the study's best per bucket, generated Python, generated CUDA through nvcc."""
 import importlib.util
 import json
+import re
 import os
 import py_compile
 import shutil
@@ -54,6 +55,12 @@ def test_tree(exported):
     readme = (out / "README.md").read_text()
     assert "vllm serve" in readme and "--attention-backend CUSTOM" in readme and STUDY in readme
     assert "TORCH_LIBRARY(wb_h100_llama_3_1_8b, m)" in (pkg / "csrc/ops.cpp").read_text()
+    for f in pkg.rglob("*.py"):                  # every template placeholder filled
+        assert not re.search(r"@[A-Z_]+@", f.read_text()), f
+    # the backend's eager-plan rule has workbench's constants (bench's `tuned` row times that launch)
+    from workbench.kernel.variant import RAGGED_FILL, SCHED_MIN_SEQS
+    backend = (pkg / "vllm_backend.py").read_text()
+    assert f"RAGGED_FILL = {RAGGED_FILL!r}\n" in backend and f"RAGGED_MIN_SEQS = {SCHED_MIN_SEQS}\n" in backend
 
 
 def test_dispatch_is_the_studys_best_per_bucket(exported):

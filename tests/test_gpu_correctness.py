@@ -335,3 +335,39 @@ def test_graph_bound_launches_split_per_sequence(cubin_cache):
         with open(os.path.join(out_dir, "graph-bound.json"), "w") as f:
             json.dump(rows, f, indent=1)
     assert not bad, bad
+
+
+def test_eager_plans_ragged_batches(cubin_cache):
+    """A per-shape launch of a ragged batch, planned at its own bound and split per sequence (what
+    bench's `tuned` row times and the exported backend's eager steps run), against the fp32
+    reference: the bench suite's ragged batches and one with empty sequences, at 70b TP8 (8/1) and
+    qwen2.5-7b (28/4) heads, where Variant.plans_eager says they plan."""
+    from workbench.measure.check import check_variant
+    from workbench.measure.suite import RaggedShape
+    from workbench.kernel.launch import load
+
+    vs = [Variant(algorithm="onepass", threads=128, heads_per_cta=8, partition="auto", stages=2, mma=True),
+          Variant(threads=128, heads_per_cta=4, partition="auto", stages=3, mma=True)]
+    scheds = [v.scheduling() for v in vs]
+    builds = {b.variant: b for b in build_many(scheds, "sm_90a")}
+    assert all(b.ok for b in builds.values()), [b.error for b in builds.values() if not b.ok]
+    shapes = [RaggedShape(32, 200, 32768).lengths(), RaggedShape(64, 100, 8192).lengths(),
+              (0, 700, 17, 32000, 0, 3000, 90)]
+    planned, bad = [], []
+    for v in scheds:
+        k = load(builds[v])
+        for nh, nkv in ((8, 1), (28, 4)):
+            if v.heads_per_cta >= 2 * (nh // nkv):
+                continue
+            for lens in shapes:
+                spec = WorkloadSpec(seq_lens=lens, num_heads=nh, num_kv_heads=nkv, seed=next(_seed))
+                if not k.plans_eager(lens, nh, nkv):
+                    continue
+                c = check_variant(k, spec, per_seq_split=True)
+                planned.append((v.name, nh, spec.label, c.rel_error))
+                if not c.ok:
+                    bad.append((v.name, nh, spec.label, c.status, c.detail))
+        k.close()
+    print(planned)
+    assert not bad, bad
+    assert sum(p[1] == 8 for p in planned) >= 3, f"too few 70b-shaped launches planned: {planned}"

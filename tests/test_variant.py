@@ -415,6 +415,27 @@ def test_schedules_ragged_batches_of_few_ctas_per_sequence():
     assert whole.auto_tokens(8 * 64, 256, H200) == 0 and not whole.schedules(8 * 64, 256, H200, num_seqs=64)
 
 
+def test_eager_launches_plan_ragged_batches_only():
+    """A per-shape launch plans at its own bound only for a ragged batch (tokens at most RAGGED_FILL
+    of sequences x longest) whose launch at that bound schedules: the bench suite's ragged batches
+    at 70b TP8 (1 CTA per sequence) do, uniform ones and one sequence do not, nor 8 CTAs per sequence
+    of a grid of few waves, nor a variant without the knob."""
+    from workbench.kernel.variant import RAGGED_FILL, ragged
+    from workbench.measure.suite import RaggedShape
+    v = Variant(head_size=128, block_size=16, dtype="bf16", algorithm="onepass", threads=128, heads_per_cta=8,
+                partition="auto", stages=2, mma=True, graph_sched=True)
+    suite = [RaggedShape(32, 200, 32768).lengths(), RaggedShape(8, 200, 16384).lengths(),
+             RaggedShape(64, 100, 8192).lengths()]
+    assert all(ragged(ls) and v.plans_eager(1, ls, H200) for ls in suite)
+    assert not v.plans_eager(1, [4096] * 32, H200) and not ragged([4096] * 32)
+    assert not v.plans_eager(1, [32768], H200) and not ragged([32768])
+    edge = [1000, int(1000 * (2 * RAGGED_FILL - 1))]           # exactly RAGGED_FILL full: ragged
+    assert ragged(edge) and not ragged([1000, edge[1] + 1])
+    assert not v.with_(graph_sched=False).plans_eager(1, suite[0], H200)
+    assert not v.plans_eager(8, suite[1], H200)                 # 8 CTAs per sequence, 8 sequences: few waves
+    assert not v.plans_eager(1, [0, 0], H200) and not v.plans_eager(1, [], H200)
+
+
 def test_sched_shape_plans_with_the_sched_kernels_own_occupancy():
     """wb_decode_sched is an entry of its own (the plain kernels stay as they were) with its own
     registers: a scheduled launch's slots come from its CTAs per SM (Occupancy.sched_blocks), not

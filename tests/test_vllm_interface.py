@@ -24,7 +24,7 @@ DEPS = ["torch==2.13.0", "packaging", "numpy", "psutil", "pyzmq", "urllib3", "re
         # vLLM 0.33's AttentionImplBase.__new__ imports vllm.config, which needs these
         "cbor2", "aiohttp", "requests", "openai-harmony", "openai"]
 CHECKS = ("classes", "signatures", "api", "support", "cudagraph_support", "builder_workspace", "capture_metadata",
-          "eager_metadata", "kv_layout", "impl_arguments", "forward_plumbing", "kv_update_plumbing", "registration")
+          "eager_metadata", "eager_plan", "kv_layout", "impl_arguments", "forward_plumbing", "kv_update_plumbing", "registration")
 OFFLINE = ("Could not find a version", "No matching distribution", "Failed to establish",
            "Temporary failure in name resolution", "Network is unreachable")
 

@@ -251,6 +251,55 @@ def _():
                 "prefill_first": [pre.num_decodes, pre.num_prefills]}
 
 
+def replace_ns(ns: SimpleNamespace, **kw) -> SimpleNamespace:
+    return SimpleNamespace(**{**vars(ns), **kw})
+
+
+@check("eager_plan")
+def _():
+    """Eager steps plan a ragged decode batch at its own bound from vLLM's CPU upper bounds of the
+    lengths (no device sync), into a buffer apart from the graphs' schedule; uniform batches, steps
+    vLLM replays from a graph, and launches the package does not schedule stay plain."""
+    mod = sys.modules[f"{pkg_name}.vllm_backend"]
+    saved = {k: getattr(mod, k) for k in ("is_scheduled", "plan", "scheduled")}
+    calls, sched_ok = [], {"value": True}
+    try:
+        mod.scheduled = lambda: True
+        mod.is_scheduled = lambda n, h, hkv, bound, v: sched_ok["value"]
+        mod.plan = lambda sched, lens, n, h, hkv, bound, v: calls.append((sched, lens.tolist(), n, h, hkv, bound, v))
+        cfg = replace_ns(VLLM_CONFIG, compilation_config=SimpleNamespace(max_cudagraph_capture_size=8,
+                                                                         cudagraph_capture_sizes=[1, 2, 4, 8]))
+        b = Builder(SPEC, ["model.layers.0.self_attn.attn"], cfg, torch.device("cpu"))
+
+        def step(qlens, lens, upper=True):
+            cm = common(qlens, lens, max(lens))
+            if upper:
+                cm = replace(cm, seq_lens_cpu_upper_bound=torch.tensor(lens, dtype=torch.int32))
+            calls.clear()
+            return b.build(0, cm), list(calls)
+        lens = [8000, 100, 300, 50, 2000, 64, 900, 128, 40, 70]        # 10 decodes: past the largest graph
+        md, c = step([1] * 10, lens)
+        planned = (len(c) == 1 and c[0][0] is b.eager_schedule and c[0][1] == lens and c[0][2:6] == (10, H, HKV, 8000)
+                   and c[0][6] == md.decode_variant == mod.pick_variant(10, 8000) and md.per_seq_split
+                   and md.decode_max_seq_len == 8000 and md.schedule is b.eager_schedule
+                   and b.eager_schedule is not b.schedule)
+        mixed, cm_ = step([1, 1, 1, 5], [6000, 30, 90, 12])            # a mixed step: its 3 decodes
+        mixed_ok = len(cm_) == 1 and cm_[0][1] == [6000, 30, 90] and mixed.decode_max_seq_len == 6000
+        uni, cu = step([1] * 10, [3000] * 10)                          # uniform: plain
+        replay, cr = step([1] * 4, [8000, 10, 20, 30])                 # a graph replays it: not planned eagerly
+        noub, cn = step([1] * 10, lens, upper=False)                   # no CPU bounds: plain, no sync
+        sched_ok["value"] = False
+        unsched, cs = step([1] * 10, lens)                             # the pick is not scheduled: plain
+        plain = all(not m.per_seq_split and m.decode_variant == -1 for m in (uni, noub, unsched))
+        ok = planned and mixed_ok and plain and not cu and not cn and not cs and not replay.per_seq_split and \
+            all(x[0] is b.schedule for x in cr)
+        return ok, {"planned": planned, "mixed": mixed_ok, "uniform_calls": len(cu), "replayed_calls": len(cr),
+                    "no_upper_bound_calls": len(cn), "unscheduled_calls": len(cs), "plain": plain}
+    finally:
+        for k, v in saved.items():
+            setattr(mod, k, v)
+
+
 # ---- KV-cache layout: the tensor vLLM hands to forward, and our views of it -----------------
 NB = 6
 

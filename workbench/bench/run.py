@@ -155,17 +155,23 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
     v = pick(spec) if name == "tuned" else pick(SimpleNamespace(num_seqs=spec.num_seqs, max_seq_len=bound, graph=True)) \
         if graph else named(name, **shape)
     how = dict(launch_len=bound, per_seq_split=True) if graph else {}
+    walk, sched = graph_form(graph_walk, graph_sched)
     if graph:                                  # as `export` with the same flags builds it (time_variant plans)
-        v = v.graph_built(*graph_form(graph_walk, graph_sched))
+        v = v.graph_built(walk, sched)
+    elif name == "tuned":                      # the package's eager launches: scheduled builds plan ragged batches
+        v = v.graph_built(False, sched)
     b = build_variant(v, info.arch)
     if not b.ok and name in REFERENCES:        # vLLM's own kernel: its source may be out of reach
         raise PeerUnavailable(f"vLLM's own kernel did not build: {b.error.splitlines()[-1] if b.error else b.status}")
     if not b.ok:
         raise WorkbenchError(f"{v.name} does not build: {b.error}")
     k = load(b, 0, emu.sms if emu is not None else None)
+    if name == "tuned" and k.plans_eager(spec.seq_lens, spec.num_heads, spec.num_kv_heads):
+        # a ragged batch: the package's eager step plans it at its own bound (vllm_backend.build)
+        how = dict(per_seq_split=True)
     try:
         # the fp32 reference gathers the whole batch: checked up to CHECK_MAX_BYTES of KV
-        ck = check_variant(k, spec, "cuda") if spec.kv_bytes <= CHECK_MAX_BYTES else None
+        ck = check_variant(k, spec, "cuda", **how) if spec.kv_bytes <= CHECK_MAX_BYTES else None
         if emu is not None:                    # the rotation built outside the timed (throttled) region
             from workbench.measure.workload import build_rotation
             rot = build_rotation(spec, "cuda", 4 * max(info.l2_bytes, 1 << 20))
@@ -179,7 +185,7 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
     return PeerResult(peer=name, shape="", batch=0, context=0, kv_bytes=spec.kv_bytes, median_us=t.median_us,
                       p10_us=t.p10_us, p90_us=t.p90_us, rel_error=None if ck is None else (ck.rel_error if ck.ok else math.nan),
                       variant=v.name, method=t.method + (f"; launch bounded at {bound} tokens, per-sequence split"
-                                                          if graph else ""),
+                                                          if graph else "; planned (ragged batch)" if how else ""),
                       note=f"check {ck.status}: {ck.detail}" if bad else "")
 
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.kernel.variant import RAGGED_FILL, SCHED_MIN_SEQS
 from workbench.tune.dispatch import DispatchTable, study_dispatch
 from workbench.errors import WorkbenchError
 from workbench.config.paths import kernels_dir
@@ -176,7 +177,8 @@ def export_study(study: str, storage: str, out: Path, name: str | None = None, w
             "MODEL": cfg["model"],
             "STUDY": study, "CLASS": BACKEND_CLASS, "ARCH_LIST": _arch_list(arch),
             "HEAD": str(heads["head_size"]), "BLOCK": str(cfg["block_size"]), "DTYPE": cfg["dtype"],
-            "CC": str(int(re.sub(r"\D", "", arch)))}
+            "CC": str(int(re.sub(r"\D", "", arch))), "RAGGED_FILL": repr(RAGGED_FILL),
+            "RAGGED_MIN_SEQS": str(SCHED_MIN_SEQS)}
     ex = src / "export"
     write(out / "setup.py", _render((ex / "setup.py.in").read_text(), subs))
     write(out / "pyproject.toml", _render((ex / "pyproject.toml.in").read_text(), subs))

@@ -254,6 +254,12 @@ class LoadedVariant:
                                 if v.schedules(grid_x * num_seqs, max_seq_len, occ, num_seqs) else None)
         return self._sched[key]
 
+    def plans_eager(self, lengths: Any, num_heads: int, num_kv_heads: int) -> bool:
+        """Whether the per-shape launch of a batch of these (host) lengths, bounded at the longest,
+        runs a plan (Variant.plans_eager: a ragged batch whose launch schedules). Its caller then
+        plans at that bound and launches with per_seq_split, as the exported backend's eager steps do."""
+        return self.variant.plans_eager(self.grid_x(num_heads, num_kv_heads), list(lengths), self.occupancy())
+
     def plan(self, workspace: Workspace, seq_lens: Any, num_heads: int, num_kv_heads: int, max_seq_len: int) -> None:
         """Plan the step's schedule for the scheduled graph-bound launch of this batch size bounded
         at max_seq_len (graph_sched variants; one small kernel on the current stream, before the

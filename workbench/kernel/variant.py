@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Sequence
 
 from workbench.errors import VariantRejected, WorkbenchError
 
@@ -39,6 +39,10 @@ SCHED_FEW_WAVES = 4          # ... those grids with item slots for this many wav
                              # slots of 8 cost b64 x 1k 2.6 us of 21 (4: 0.7), 8b's r64 lost 2% with 4
 SCHED_WAVE_TOKENS = 384      # the device plan's fixed cost of a wave, in tokens (H200: b32 x 1k ran 2 waves
                              # of 384 tokens in 51.4 us, 1 wave of 1024 in 47.7; auto_tokens' 128 said otherwise)
+RAGGED_FILL = 0.5            # per-shape (eager) launches plan a batch whose tokens fill at most this share of
+                             # (sequences x longest): the plain grid sizes every sequence's split by the
+                             # longest (H200 70b TP8 r32: 78.6 us plain, 40.4 planned; uniform batches lose
+                             # 0.5-2 us to the plan, so they keep the plain grid)
 SCHED_HDR = 4                # ints before a schedule's items (kernels/decode.cu WB_SCHED_HDR)
 PREFETCH_TARGETS = ("k", "v", "kv")
 PREFETCH_OPS = ("bulk", "line")          # cp.async.bulk.prefetch.L2 (sm_90+) / prefetch.global.L2
@@ -506,6 +510,16 @@ class Variant:
         return (self.graph_sched and ptok > 0 and (few or self.many_waves(ctas, launch_len, occ))
                 and self.auto_tokens(ctas, launch_len, occ.scheduled()) > 0)
 
+    def plans_eager(self, grid_x: int, lengths: Sequence[int], occ: "Occupancy") -> bool:
+        """Whether a per-shape launch (bounded at the batch's longest sequence, not a graph's bound)
+        of these sequence lengths runs the device plan: a graph_sched variant whose launch at that
+        bound `schedules`, for a ragged batch (`ragged`). The host knows the lengths here (vLLM's
+        eager steps: its metadata's CPU upper bound of seq_lens); a captured launch cannot."""
+        n = len(lengths)
+        top = max(lengths, default=0)
+        return (n > 0 and top > 0 and ragged(lengths)
+                and self.schedules(grid_x * n, top, occ, n))
+
     def many_waves(self, ctas: int, launch_len: int, occ: "Occupancy") -> bool:
         """Whether the plain grid for the bound (the auto plan's partitions, at wb_decode_split's
         occupancy) is more than GRAPH_WALK_WAVES waves of CTAs."""
@@ -542,6 +556,13 @@ class SchedShape:
     slots: int             # split CTAs resident at once at that shared memory
     cap: int               # item slots: the split grid's y
     key: int               # Params.sched_key: a schedule planned for another shape is not used
+
+
+def ragged(lengths: Sequence[int]) -> bool:
+    """A batch whose tokens fill at most RAGGED_FILL of (sequences x longest): the plain grid, each
+    sequence split as the longest, would idle most of its CTAs (the exported backend's rule too)."""
+    n, top = len(lengths), max(lengths, default=0)
+    return n >= SCHED_MIN_SEQS and top > 0 and sum(lengths) <= RAGGED_FILL * n * top
 
 
 def sched_ints(num_seqs: int, max_parts: int) -> int:

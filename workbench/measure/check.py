@@ -30,16 +30,29 @@ class CheckResult:
         return asdict(self)
 
 
-def check_variant(kernel: LoadedVariant, spec: WorkloadSpec, device: Any = "cuda") -> CheckResult:
-    """Fresh random inputs, NaN-poisoned output, NaN in padding slots; rel error vs fp32 ref."""
+def check_variant(kernel: LoadedVariant, spec: WorkloadSpec, device: Any = "cuda", *,
+                  launch_len: int | None = None, per_seq_split: bool = False) -> CheckResult:
+    """Fresh random inputs, NaN-poisoned output, NaN in padding slots; rel error vs fp32 ref.
+    launch_len / per_seq_split: the launch as time_variant makes it with them (bounded there, the
+    block table widened; each sequence split by its own length, the schedule planned first for
+    graph_sched variants), so a bench row is checked on the path it times."""
     import torch
 
+    from workbench.measure.timing import widen_block_table
     w = build_workload(spec, device)
     out = w.new_output()
     name = kernel.variant.name
+    L = max(launch_len or 0, spec.max_seq_len)
+    tables = widen_block_table(w.block_tables, L, spec.block_size) if L > spec.max_seq_len else w.block_tables
     try:
+        ws = None
+        if per_seq_split:
+            v = kernel.variant
+            ws = kernel.workspace(spec.num_seqs, spec.num_heads, L) if v.uses_split(spec.num_seqs, spec.num_heads, L) else None
+            if v.graph_sched and ws is not None:
+                kernel.plan(ws, w.seq_lens, spec.num_heads, spec.num_kv_heads, L)
         kernel(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale,
-               w.block_tables, w.seq_lens, spec.max_seq_len)
+               tables, w.seq_lens, L, workspace=ws, per_seq_split=per_seq_split)
         torch.cuda.synchronize()
     except VariantRejected as e:
         return CheckResult(name, spec.label, "rejected", detail=str(e))
