@@ -257,6 +257,27 @@ def test_graph_plan_takes_each_batch_rows_picks_and_times_them_at_its_contexts(s
         run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=_fake_timer("none"), graph_len=32768)
 
 
+def test_graph_candidates_split_at_the_bound(study):
+    """A captured launch serves every length up to the bound: a whole-sequence variant (partition
+    none) is never a graph row's candidate, even when it is a row's pick at a short context (qwen's
+    b48 row picked one and ran a ragged r32 at 380 us, FA3 117); the default (the table's pick at the
+    bound) stays whatever it is."""
+    from workbench.measure.suite import Suite
+    from workbench.tune.refine import graph_plan
+    _, s = study
+    cfg, done, base, picks = _setup(s)
+    suite = Suite.from_dict(cfg["suite"])
+    whole = [m.key for _, m in done if m.ok and m.variant["partition"] == 0]
+    assert whole
+    forced = {**picks, "b12x2048": whole[0], "b12x8192": whole[-1], "b48x24576": whole[0]}
+    plan = {lbl: (own, cands) for lbl, own, cands, _ in
+            graph_plan(suite, done, forced, 32768, lambda b, c: b * c <= 64 * 32768, fallback=base.best_overall["key"])}
+    assert not any(c.variant["partition"] == 0 for c in plan["b12"][1])
+    own, cands = plan["b48"]
+    assert own == whole[0] and cands[0].key == own
+    assert not any(c.variant["partition"] == 0 for c in cands[1:])
+
+
 def test_bench_and_the_dispatch_take_the_graph_picks_for_captured_launches_only(study):
     from types import SimpleNamespace
 
@@ -331,12 +352,12 @@ def test_graph_candidates_hold_the_fastest_of_each_algorithm(tmp_path):
     plan = graph_plan(suite, done, picks, 32768, lambda b, c: b * c <= 64 * 32768, fallback=base.best_overall["key"])
     for lbl, own, cands, shapes in plan:
         row = [b for b in suite.buckets() if f"b{b.batch}" == lbl]
-        algos = {m.variant.get("algorithm", "twopass") for b in row for k in best_per_algorithm(done, b.label)
+        algos = {m.variant.get("algorithm", "twopass") for b in row for k in best_per_algorithm(done, b.label, 32768)
                  for _, m in done if m.key == k}
         assert algos <= {c.variant.get("algorithm", "twopass") for c in cands}, lbl
         fams = {family(c.variant) for c in cands}
         for b in row:
-            for k in best_per_algorithm(done, b.label):
+            for k in best_per_algorithm(done, b.label, 32768):      # of the variants that split at the bound
                 assert family(next(m.variant for _, m in done if m.key == k)) in fams, (lbl, b.label, k)
     assert both >= 8 and len(plan) == 4
     # run_refine takes the graph pick by the worst shape: a candidate 10% ahead everywhere but 20%

@@ -268,11 +268,14 @@ def choose_graph(row_cands: list[RefineCandidate], study_key: str, keep: float =
     return best.key
 
 
-def best_per_algorithm(done: list[tuple[int, Measurement]], label: str) -> list[str]:
+def best_per_algorithm(done: list[tuple[int, Measurement]], label: str, graph_len: int = 0) -> list[str]:
     """The fastest variant of each algorithm (twopass, onepass) at bucket `label`'s centre: a graph row's
-    candidates hold both even where one dominates every centre (the other may win off the centres)."""
+    candidates hold both even where one dominates every centre (the other may win off the centres).
+    graph_len > 0: of the variants that split at that bound (splits_at), as graph candidates must."""
     first: dict[str, str] = {}
     for c in candidates(done, label, math.inf, 10 ** 9):       # fastest first, one per family
+        if graph_len and not splits_at(c.variant, graph_len):
+            continue
         first.setdefault(str(c.variant.get("algorithm", "twopass")), c.key)
     return list(first.values())
 
@@ -411,6 +414,14 @@ def graph_label(bucket: Any) -> str:
     return f"b{bucket.batch}"
 
 
+def splits_at(variant: dict[str, Any], graph_len: int) -> bool:
+    """Whether a variant's launch bounded at graph_len splits a sequence (not PARTITION_NONE, whose
+    whole-sequence kernel gives a long sequence one CTA per head group)."""
+    from workbench.kernel.variant import Variant
+    v = Variant.from_dict(variant)
+    return v.uses_split(1, v.heads_per_cta, graph_len)
+
+
 def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str, str], graph_len: int,
                fits: Callable[[int, int], bool], margin: float = REFINE_MARGIN, fallback: str | None = None
                ) -> list[tuple[str, str, list[RefineCandidate], list[tuple[int, int]]]]:
@@ -435,7 +446,11 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
             continue
         keys = [own] + [picks[b.label] for b in buckets if b.label in picks]
         for b in buckets:
-            keys += [c.key for c in candidates(done, b.label, margin, GRAPH_TOP)] + best_per_algorithm(done, b.label)
+            keys += [c.key for c in candidates(done, b.label, margin, GRAPH_TOP)] + best_per_algorithm(done, b.label, graph_len)
+        # a captured launch serves every length up to the bound: a variant that never splits runs a
+        # max-length sequence on one CTA per head group, whatever the row's short shapes say (qwen2.5-7b:
+        # the b48 row picked one, and a ragged r32 ran 380 us where FA3 ran 117; H200, 2026-11-29)
+        keys = [k for i, k in enumerate(keys) if i == 0 or (k in best and splits_at(best[k][1].variant, graph_len))]
         cands = []
         for n, m in one_per_family([best[k] for k in dict.fromkeys(keys) if k in best], lambda x: x[1].variant):
             t = m.timing(home.label)
