@@ -26,6 +26,11 @@ def study(tmp_path):
     return url, optuna.load_study(study_name=STUDY, storage=url)
 
 
+def _fits(b, c):
+    """A suite's max_kv_gb stand-in: at most 64 x 32k tokens, uniform or ragged."""
+    return (sum(c.lengths()) if hasattr(c, "lengths") else b * c) <= 64 * 32768
+
+
 def _setup(s):
     from workbench.measure.suite import shape_label
     from workbench.tune.dispatch import build_dispatch
@@ -218,12 +223,13 @@ def test_graph_plan_takes_each_batch_rows_picks_and_times_them_at_its_contexts(s
     launch ran before), candidates are the row's picks and close calls one per family, shapes the
     row's batch at each of its buckets' centre contexts (kept where they fit the suite)."""
     from workbench.measure.suite import Suite
-    from workbench.tune.refine import family, graph_plan, run_refine
+    from workbench.measure.suite import RaggedShape
+    from workbench.tune.refine import GRAPH_RAGGED_LO, GRAPH_RAGGED_SEED, family, graph_plan, run_refine
     _, s = study
     cfg, done, base, picks = _setup(s)
     suite = Suite.from_dict(cfg["suite"])
     plan = {lbl: (own, cands, shapes) for lbl, own, cands, shapes in
-            graph_plan(suite, done, picks, 32768, lambda b, c: b * c <= 64 * 32768,
+            graph_plan(suite, done, picks, 32768, _fits,
                        fallback=base.best_overall["key"])}
     assert set(plan) == {"b2", "b12", "b48", "b160"}
     for lbl, (own, cands, shapes) in plan.items():
@@ -235,10 +241,15 @@ def test_graph_plan_takes_each_batch_rows_picks_and_times_them_at_its_contexts(s
              {family(c.variant) for c in cands}}
         assert len({family(c.variant) for c in cands}) == len(cands)
         mids = {"b2": (1, 3), "b12": (8, 17), "b48": (34, 65), "b160": (119, 226)}[lbl]
-        # the row's short end (1000 tokens) first, then its buckets' centre contexts
-        assert shapes == [(n, c) for c in (1000, 2048, 8192, 24576) for n in (batch, *mids) if n * c <= 64 * 32768]
-    assert plan["b160"][2] == [(160, 1000), (119, 1000), (226, 1000), (160, 2048), (119, 2048), (226, 2048),
-                               (160, 8192), (119, 8192), (226, 8192)]
+        # the row's short end (1000 tokens) first, then its buckets' centre contexts, then a ragged
+        # batch of each of its batches up to the bound (its own seed: not the bench suite's)
+        rag = [(n, RaggedShape(n, GRAPH_RAGGED_LO, 32768, GRAPH_RAGGED_SEED)) for n in (batch, *mids) if n >= 2]
+        assert shapes == [(n, c) for c in (1000, 2048, 8192, 24576) for n in (batch, *mids) if n * c <= 64 * 32768] + \
+            [(n, r) for n, r in rag if _fits(n, r)]
+        assert all(r.seed not in (1, 2, 3) for _, r in rag)
+    assert plan["b160"][2][:9] == [(160, 1000), (119, 1000), (226, 1000), (160, 2048), (119, 2048), (226, 2048),
+                                   (160, 8192), (119, 8192), (226, 8192)]
+    assert [r.label for _, r in plan["b12"][2][-3:]] == ["r12x100-32768", "r8x100-32768", "r17x100-32768"]
     # the timer decides; without one there are no graph picks to make
     ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=3, timer=_fake_timer("none"),
                      graph_len=32768, graph_timer=_fake_timer("t128-q4-pauto-pf0-s3-mma", 1.05),
@@ -271,7 +282,7 @@ def test_graph_candidates_split_at_the_bound(study):
     assert whole
     forced = {**picks, "b12x2048": whole[0], "b12x8192": whole[-1], "b48x24576": whole[0]}
     plan = {lbl: (own, cands) for lbl, own, cands, _ in
-            graph_plan(suite, done, forced, 32768, lambda b, c: b * c <= 64 * 32768, fallback=base.best_overall["key"])}
+            graph_plan(suite, done, forced, 32768, _fits, fallback=base.best_overall["key"])}
     assert not any(c.variant["partition"] == 0 for c in plan["b12"][1])
     own, cands = plan["b48"]
     assert own == whole[0] and cands[0].key == own
@@ -349,7 +360,7 @@ def test_graph_candidates_hold_the_fastest_of_each_algorithm(tmp_path):
             t = min(m.timing(b.label).median_us for _, m in done
                     if m.ok and m.timing(b.label) and m.variant.get("algorithm", "twopass") == a)
             assert next(m.timing(b.label).median_us for _, m in done if m.key == k) == t
-    plan = graph_plan(suite, done, picks, 32768, lambda b, c: b * c <= 64 * 32768, fallback=base.best_overall["key"])
+    plan = graph_plan(suite, done, picks, 32768, _fits, fallback=base.best_overall["key"])
     for lbl, own, cands, shapes in plan:
         row = [b for b in suite.buckets() if f"b{b.batch}" == lbl]
         algos = {m.variant.get("algorithm", "twopass") for b in row for k in best_per_algorithm(done, b.label, 32768)

@@ -348,7 +348,8 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
     graph_len > 0 (and `graph_timer`, timing graph-bound forms): each batch row's graph pick too;
     `fallback`: the key the table picks where no bucket row holds (batch, graph_len) (its best overall)."""
     from workbench.config.profiles import HeadShape
-    from workbench.measure.suite import Suite, shape_label
+    from workbench.measure.suite import RaggedShape, Suite, shape_label
+    from workbench.measure.workload import WorkloadSpec
 
     if rounds < 1 or launches < 1:
         raise WorkbenchError("refine: --rounds and --launches must be >= 1")
@@ -359,13 +360,16 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
     heads = HeadShape(**cfg["heads"])
     t0 = time.perf_counter()
 
-    def spec_of(b: int, c: int) -> Any:
+    def spec_of(b: int, c: Any) -> Any:
+        if isinstance(c, RaggedShape):         # a graph row's ragged batch (graph_plan)
+            return WorkloadSpec(seq_lens=c.lengths(), num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
+                                head_size=heads.head_size, block_size=cfg["block_size"], dtype=cfg["dtype"])
         return suite.uniform_spec(b, c, heads, cfg["dtype"], cfg["block_size"])
     fits = (lambda b, c: suite.fits(spec_of(b, c)))
 
-    def timed(tag: str, cands: list[RefineCandidate], shapes: list[tuple[int, int]], time_pass: Any) -> None:
+    def timed(tag: str, cands: list[RefineCandidate], shapes: list[tuple[int, Any]], time_pass: Any) -> None:
         for b, c in shapes:
-            label = shape_label(b, c)
+            label = label_of(b, c)
             progress(f"{tag} · {label} · {len(cands)} variants")
             samples: list[list[float]] = [[] for _ in cands]
             spec = spec_of(b, c)
@@ -398,7 +402,7 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
         for label, own, cands, shapes in graph_plan(suite, done, picks, graph_len, fits, margin, fallback):
             if len(cands) > 1:
                 timed(f"graph {label}", cands, shapes, graph_timer(cands))
-            grows.append(pick_graph_row(RefineRow(bucket=label, shapes=[shape_label(b, c) for b, c in shapes],
+            grows.append(pick_graph_row(RefineRow(bucket=label, shapes=[label_of(b, c) for b, c in shapes],
                                               candidates=cands, study_key=own, pick_key=own),
                                     row_of[label], graph_rule, keep))
     return Refinement(study=study, gpu=gpu, margin=margin, top=top, keep=keep, launches=launches, rounds=rounds,
@@ -406,7 +410,15 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
                       graph_len=graph_len, graph_rows=grows, graph_rule=graph_rule)
 
 
+def label_of(batch: int, shape: Any) -> str:
+    """A refine shape's label: a uniform (batch, context) one's shape_label, a ragged batch's own."""
+    from workbench.measure.suite import RaggedShape, shape_label
+    return shape.label if isinstance(shape, RaggedShape) else shape_label(batch, shape)
+
+
 GRAPH_TOP = 2             # close calls per bucket of a batch row that join its graph candidates
+GRAPH_RAGGED_LO = 100     # a graph row's ragged batches: lengths log-uniform in [this, the bound] (RaggedShape),
+GRAPH_RAGGED_SEED = 11    # ... drawn with this seed (not the bench suite's: its ragged rows stay out of sample)
 
 
 def graph_label(bucket: Any) -> str:
@@ -429,7 +441,10 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
     `fallback` where its bucket has none (a bucket over the suite's max_kv_gb: the package's best overall),
     the candidates: the default, the row's picks, GRAPH_TOP close calls and the fastest of each
     algorithm at each of its buckets, one per family, the shapes: the row's batch centre and its
-    midpoints to the row's edges, at its short end and at each of its buckets' centre contexts)."""
+    midpoints to the row's edges, at its short end and at each of its buckets' centre contexts, and
+    a ragged batch (RaggedShape) of each of those batches with lengths up to the bound).
+    `fits(batch, context or RaggedShape)`: whether the suite times that shape."""
+    from workbench.measure.suite import RaggedShape
     best: dict[str, tuple[int, Measurement]] = {}
     for n, m in done:
         if m.ok:
@@ -465,6 +480,11 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
         short = _round_ctx(math.sqrt(max(lo.context_lo, 1) * lo.context))
         shapes = [(n, short) for n in batches if short < lo.context and lo.contains(n, short) and fits(n, short)]
         shapes += [(n, b.context) for b in buckets for n in batches if b.contains(n, b.context) and fits(n, b.context)]
+        # ... and ragged batches of the row's batches up to the bound: what a server's captured steps mostly
+        # are. Uniform shapes alone let qwen2.5-7b's b12 row pick 8 CTAs per sequence, which the step plan
+        # leaves unplanned: a ragged r32 ran 180 us where the bound's pick ran 115 (H200, 2026-11-29)
+        rag = [(n, RaggedShape(n, GRAPH_RAGGED_LO, graph_len, GRAPH_RAGGED_SEED)) for n in batches if n >= 2]
+        shapes += [(n, r) for n, r in rag if fits(n, r)]
         if shapes:
             out.append((label, own, cands, shapes))
     return out
