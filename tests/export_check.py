@@ -107,7 +107,10 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
     graph_errs, key_checks = {}, []
     cases = [((1000, 0, 4096, 17, 30000), heads.num_heads, heads.num_kv_heads),
              ((30000, 9000, 0) + (1024,) * 61, heads.num_heads, heads.num_kv_heads),
-             ((30000, 200, 1000, 0, 5000, 17, 800, 12000), 8, 1)]
+             ((30000, 200, 1000, 0, 5000, 17, 800, 12000), 8, 1),
+             # 160 sequences of one CTA each: the bound's auto plan is a whole sequence per CTA, and
+             # the launch is planned all the same (Variant.sched_shape from the finest partition up)
+             ((32000, 0) + tuple(100 + 37 * i for i in range(158)), 8, 1)]
     for bi, (lens, nh, nkv) in enumerate(cases):
         spec = WorkloadSpec(seq_lens=lens, num_heads=nh,
                             num_kv_heads=nkv, head_size=heads.head_size, block_size=cfg["block_size"],

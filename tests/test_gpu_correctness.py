@@ -371,3 +371,41 @@ def test_eager_plans_ragged_batches(cubin_cache):
     print(planned)
     assert not bad, bad
     assert sum(p[1] == 8 for p in planned) >= 3, f"too few 70b-shaped launches planned: {planned}"
+
+
+def test_graph_launch_planned_where_the_bound_would_not_split(cubin_cache):
+    """A graph-bound launch of few CTAs per sequence whose auto plan for the bound is a whole
+    sequence per CTA (qwen2.5-7b onepass q8 s3 at b65, 70b TP8 at b160) is planned all the same
+    (Variant.sched_shape from the finest partition up): a ragged batch up to the bound against the
+    fp32 reference, and timed against the same variant without the schedule (printed)."""
+    import torch
+
+    from workbench.kernel.launch import load
+    from workbench.measure.check import check_variant
+    from workbench.measure.gpuinfo import gpu_info
+    from workbench.measure.suite import RaggedShape
+    from workbench.measure.timing import time_variant
+
+    v = Variant(algorithm="onepass", threads=128, heads_per_cta=8, partition="auto", stages=3, mma=True)
+    builds = {b.variant: b for b in build_many([v, v.scheduling()], "sm_90a")}
+    assert all(b.ok for b in builds.values()), [b.error for b in builds.values() if not b.ok]
+    plain, ks = load(builds[v]), load(builds[v.scheduling()])
+    info, bound, rows, whole = gpu_info(0), 32864, [], 0
+    try:
+        for n, nh, nkv in ((65, 28, 4), (160, 8, 1)):
+            lens = RaggedShape(n, 100, 32000, 5).lengths()
+            spec = WorkloadSpec(seq_lens=lens, num_heads=nh, num_kv_heads=nkv, seed=next(_seed))
+            gx = ks.grid_x(nh, nkv)
+            whole += ks.variant.auto_tokens(gx * n, bound, ks.occupancy().scheduled()) == 0
+            assert ks.sched_shape(gx, n, bound) is not None, (n, nh, nkv)
+            c = check_variant(ks, spec, launch_len=bound, per_seq_split=True)
+            assert c.ok, (spec.label, c.status, c.detail)
+            t = [time_variant(k, spec, info, launches=30, launch_len=bound, per_seq_split=True).median_us
+                 for k in (plain, ks)]
+            rows.append((spec.label, c.rel_error, *t))
+            torch.cuda.synchronize()
+    finally:
+        plain.close()
+        ks.close()
+    print("graph-bound, plain vs planned (us):", rows, "whole-sequence bound plans:", whole)
+    assert whole >= 1, "no case had a whole-sequence plan for the bound: the test misses its path"

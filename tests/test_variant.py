@@ -415,6 +415,26 @@ def test_schedules_ragged_batches_of_few_ctas_per_sequence():
     assert whole.auto_tokens(8 * 64, 256, H200) == 0 and not whole.schedules(8 * 64, 256, H200, num_seqs=64)
 
 
+def test_few_cta_batches_are_planned_where_the_bounds_plan_is_whole_sequences():
+    """qwen2.5-7b onepass q8 s3 (4 CTAs per sequence, 3 scheduled CTAs per SM by registers): at b64
+    the auto plan for a 32k bound is one whole sequence per CTA (one wave of max-length sequences),
+    but the graph replays ragged batches: the launch is still planned, from the finest partition up,
+    with the onepass partition lengthened to the bound and item slots for SCHED_FEW_WAVES waves."""
+    from workbench.kernel.variant import AUTO_MIN_TOKENS, SCHED_FEW_WAVES
+    occ = Occupancy(sm_count=132, smem_per_sm=233472, smem_reserved=1024, smem_limit=232448, split_blocks=4,
+                    whole_blocks=4, sched_blocks=3)
+    v = Variant(head_size=128, block_size=16, dtype="bf16", algorithm="onepass", threads=128, heads_per_cta=8,
+                partition="auto", stages=3, mma=True, graph_sched=True)
+    assert v.auto_tokens(4 * 64, 32864, occ.scheduled()) == 0
+    assert v.schedules(4 * 64, 32864, occ, num_seqs=64)
+    sh = v.sched_shape(4, 64, 32864, occ)
+    assert sh.part_tokens >= 32864 and sh.part_tokens >= AUTO_MIN_TOKENS
+    assert sh.cap == -(-SCHED_FEW_WAVES * sh.slots // 4)
+    # 8 CTAs per sequence (llama-3.1-8b) and one sequence stay as they were
+    assert not v.schedules(8 * 64, 32864, occ, num_seqs=64) or v.many_waves(8 * 64, 32864, occ)
+    assert not v.schedules(4, 32864, occ, num_seqs=1)
+
+
 def test_eager_launches_plan_ragged_batches_only():
     """A per-shape launch plans at its own bound only for a ragged batch (tokens at most RAGGED_FILL
     of sequences x longest) whose launch at that bound schedules: the bench suite's ragged batches

@@ -221,13 +221,13 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
   // CTAs per sequence (at most 4 kv-head groups)
   const bool few = num_seqs >= 2 && grid_x <= 4;
   const bool many = own > 0 && ctas * ((bound + own - 1) / own) > 8 * WB_SYM(wb_split_slots)(plain, own);
-  if (own <= 0 || !(few || many)) return false;   // the plain grid is fine
+  if (!(few || many)) return false;                 // the plain grid is fine
   const long long waves = many ? 8 : 4;            // GRAPH_SCHED_WAVES, SCHED_FEW_WAVES
   WB_SYM(WbOcc) occ = *plain;                       // wb_decode_sched's registers (Occupancy.scheduled)
   if (occ.sched_blocks > 0) occ.split_blocks = occ.sched_blocks;
   const WB_SYM(WbOcc)* o = &occ;
   int ptok = WB_SYM(wb_auto_tokens_occ)(o, (int)ctas, bound, smem_limit);
-  if (ptok <= 0) return false;
+  if (ptok <= 0) ptok = 256;                        // the bound's plan is whole sequences: split from the finest up
   const long long slots = WB_SYM(wb_split_slots)(o, ptok);
 #if WB_ALGO == 1
   int top = 1 << 30;                                // onepass: no logits, any length fits
@@ -313,7 +313,7 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
   int parts = ptok == 0 ? 0 : (a.max_seq_len + ptok - 1) / ptok;
 #if WB_GRAPH_SCHED
   WB_SYM(WbSched) sch;
-  const bool scheduled = a.per_seq_split && a.sched && ptok > 0 &&
+  const bool scheduled = a.per_seq_split && a.sched &&
                          WB_SYM(wb_sched_shape)(grid_x, a.num_seqs, a.max_seq_len, a.smem_limit, &sch) &&
                          a.sched_ints >= sch.ints;
   if (scheduled) {

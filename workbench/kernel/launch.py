@@ -311,9 +311,10 @@ class LoadedVariant:
         p.scale = float(scale)
         if num_seqs > 65535:
             raise WorkbenchError(f"{num_seqs} sequences: at most 65535 per launch (grid y)")
+        sched = self.sched_shape(grid_x, num_seqs, max_seq_len) if per_seq_split and v.graph_sched else None
         if v.partition == PARTITION_AUTO:
             ptok = self.auto_tokens(grid_x * num_seqs, max_seq_len)
-            split = ptok > 0
+            split = ptok > 0 or sched is not None      # a schedule splits where the bound's plan would not
         else:
             ptok, split = v.split_tokens(), v.uses_split(num_seqs, num_heads, max_seq_len)
         if not split:
@@ -323,6 +324,8 @@ class LoadedVariant:
                          v.smem_bytes(p.logits_len), p, stream)
             return
         ws = workspace or self.workspace(num_seqs, num_heads, max_seq_len)
+        if sched is not None:
+            ptok = sched.part_tokens
         parts = math.ceil(max_seq_len / ptok)
         if ws.max_parts < parts:
             raise WorkbenchError(f"workspace holds {ws.max_parts} partitions, launch needs {parts}")
@@ -330,7 +333,6 @@ class LoadedVariant:
         p.max_parts = ws.max_parts
         p.logits_len = ptok
         p.part_tokens = ptok
-        sched = self.sched_shape(grid_x, num_seqs, max_seq_len) if per_seq_split and v.graph_sched else None
         if sched is not None:
             # the grid has the schedule's item slots; plan() wrote the step's items (decode.cu)
             ptok = p.logits_len = p.part_tokens = sched.part_tokens

@@ -476,7 +476,11 @@ class Variant:
         occ = occ.scheduled()                   # wb_decode_sched's registers, not wb_decode_split's
         ptok = self.auto_tokens(grid_x * num_seqs, launch_len, occ)
         if ptok <= 0:
-            raise WorkbenchError(f"{self.name}: a launch of {launch_len} tokens does not split: nothing to schedule")
+            # the bound's plan is a whole sequence per CTA (a uniform batch of max-length sequences fills
+            # the slots once), but the replayed batches are not that batch: the plan still splits their
+            # long sequences, from the finest partition up (qwen2.5-7b onepass q8 s3, b65, ragged up to
+            # 32k: 365 us on the plain grid; H200 refine, 2026-11-29)
+            ptok = AUTO_MIN_TOKENS
         # the longest partition at the same occupancy: the plan may pick anything up to it (b64 x 4k
         # wants 1408 tokens where the plan for 32k tokens has 1280, both 3 CTAs per SM on the H200)
         slots = self.split_slots(ptok, occ)
@@ -505,10 +509,9 @@ class Variant:
         item slots: SCHED_FEW_WAVES). Planning every batch of 2+ sequences cost llama-3.1-8b (8
         CTAs per sequence) 0.8% of its suite for a gain at r8 alone, so there it stays off.
         results/h200-2026-11-29-ragged."""
-        ptok = self.auto_tokens(ctas, launch_len, occ)
         few = num_seqs >= SCHED_MIN_SEQS and ctas <= SCHED_FEW_CTAS * num_seqs
-        return (self.graph_sched and ptok > 0 and (few or self.many_waves(ctas, launch_len, occ))
-                and self.auto_tokens(ctas, launch_len, occ.scheduled()) > 0)
+        # a few-CTAs batch is planned even where the bound's plan would not split (sched_shape)
+        return self.graph_sched and (few or self.many_waves(ctas, launch_len, occ))
 
     def plans_eager(self, grid_x: int, lengths: Sequence[int], occ: "Occupancy") -> bool:
         """Whether a per-shape launch (bounded at the batch's longest sequence, not a graph's bound)
