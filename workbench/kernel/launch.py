@@ -260,6 +260,19 @@ class LoadedVariant:
         plans at that bound and launches with per_seq_split, as the exported backend's eager steps do."""
         return self.variant.plans_eager(self.grid_x(num_heads, num_kv_heads), list(lengths), self.occupancy())
 
+    def step_workspace(self, seq_lens: Any, num_heads: int, num_kv_heads: int, launch_len: int,
+                       per_seq_split: bool = False) -> Workspace | None:
+        """The workspace a launch bounded at launch_len uses (None where it does not split), with the
+        step's schedule planned into it first where a per_seq_split launch of a graph_sched variant
+        runs one, as vLLM's builder plans each step (timing and checks launch the same way)."""
+        v, num_seqs = self.variant, seq_lens.shape[0]
+        if not v.uses_split(num_seqs, num_heads, launch_len):
+            return None
+        ws = self.workspace(num_seqs, num_heads, launch_len)
+        if per_seq_split and v.graph_sched:
+            self.plan(ws, seq_lens, num_heads, num_kv_heads, launch_len)
+        return ws
+
     def plan(self, workspace: Workspace, seq_lens: Any, num_heads: int, num_kv_heads: int, max_seq_len: int) -> None:
         """Plan the step's schedule for the scheduled graph-bound launch of this batch size bounded
         at max_seq_len (graph_sched variants; one small kernel on the current stream, before the

@@ -45,12 +45,7 @@ def check_variant(kernel: LoadedVariant, spec: WorkloadSpec, device: Any = "cuda
     L = max(launch_len or 0, spec.max_seq_len)
     tables = widen_block_table(w.block_tables, L, spec.block_size) if L > spec.max_seq_len else w.block_tables
     try:
-        ws = None
-        if per_seq_split:
-            v = kernel.variant
-            ws = kernel.workspace(spec.num_seqs, spec.num_heads, L) if v.uses_split(spec.num_seqs, spec.num_heads, L) else None
-            if v.graph_sched and ws is not None:
-                kernel.plan(ws, w.seq_lens, spec.num_heads, spec.num_kv_heads, L)
+        ws = kernel.step_workspace(w.seq_lens, spec.num_heads, spec.num_kv_heads, L, per_seq_split)
         kernel(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale,
                tables, w.seq_lens, L, workspace=ws, per_seq_split=per_seq_split)
         torch.cuda.synchronize()

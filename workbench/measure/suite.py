@@ -118,6 +118,12 @@ class Suite:
         return WorkloadSpec.uniform(batch, context, num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
                                     head_size=heads.head_size, block_size=block_size, dtype=dtype)
 
+    @staticmethod
+    def ragged_spec(shape: RaggedShape, heads: HeadShape, dtype: str, block_size: int) -> WorkloadSpec:
+        """A ragged batch of this shape's lengths for these heads (bench's ragged rows; refine's graph rows)."""
+        return WorkloadSpec(seq_lens=shape.lengths(), num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
+                            head_size=heads.head_size, block_size=block_size, dtype=dtype)
+
     def fits(self, spec: WorkloadSpec) -> bool:
         """Within the suite's max_kv_gb (shapes above it are not timed)."""
         return not self.max_kv_gb or spec.kv_bytes <= self.max_kv_gb * 1e9
@@ -127,8 +133,7 @@ class Suite:
         with .label, .batch, .context)."""
         out: list[tuple[Any, WorkloadSpec]] = list(self.specs(heads, dtype, block_size))
         for r in self.ragged:
-            spec = WorkloadSpec(seq_lens=r.lengths(), num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
-                                head_size=heads.head_size, block_size=block_size, dtype=dtype)
+            spec = self.ragged_spec(r, heads, dtype, block_size)
             if self.fits(spec):
                 out.append((r, spec))
         return out

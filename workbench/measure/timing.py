@@ -183,12 +183,10 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
     L = max(launch_len or 0, spec.max_seq_len)
     if L > spec.max_seq_len:
         tables = [widen_block_table(t, L, spec.block_size) for t in tables]
-    ws = kernel.workspace(spec.num_seqs, spec.num_heads, L) if v.uses_split(spec.num_seqs, spec.num_heads, L) else None
+    # the step's schedule (if any) planned once outside the timed replays, as vLLM's builder does per
+    # step (every rotation copy has the same lengths)
+    ws = kernel.step_workspace(w.seq_lens, spec.num_heads, spec.num_kv_heads, L, per_seq_split)
     extra = {"per_seq_split": True} if per_seq_split else {}
-    if per_seq_split and v.graph_sched and ws is not None:
-        # the step's schedule, planned once outside the timed replays as vLLM's builder does per step
-        # (every rotation copy has the same lengths)
-        kernel.plan(ws, w.seq_lens, spec.num_heads, spec.num_kv_heads, L)
 
     def launch(i: int) -> None:
         kernel(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, tables[i % len(tables)],

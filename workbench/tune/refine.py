@@ -349,7 +349,6 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
     `fallback`: the key the table picks where no bucket row holds (batch, graph_len) (its best overall)."""
     from workbench.config.profiles import HeadShape
     from workbench.measure.suite import RaggedShape, Suite, shape_label
-    from workbench.measure.workload import WorkloadSpec
 
     if rounds < 1 or launches < 1:
         raise WorkbenchError("refine: --rounds and --launches must be >= 1")
@@ -362,8 +361,7 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
 
     def spec_of(b: int, c: Any) -> Any:
         if isinstance(c, RaggedShape):         # a graph row's ragged batch (graph_plan)
-            return WorkloadSpec(seq_lens=c.lengths(), num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,
-                                head_size=heads.head_size, block_size=cfg["block_size"], dtype=cfg["dtype"])
+            return suite.ragged_spec(c, heads, cfg["dtype"], cfg["block_size"])
         return suite.uniform_spec(b, c, heads, cfg["dtype"], cfg["block_size"])
     fits = (lambda b, c: suite.fits(spec_of(b, c)))
 
@@ -430,8 +428,7 @@ def splits_at(variant: dict[str, Any], graph_len: int) -> bool:
     """Whether a variant's launch bounded at graph_len splits a sequence (not PARTITION_NONE, whose
     whole-sequence kernel gives a long sequence one CTA per head group)."""
     from workbench.kernel.variant import Variant
-    v = Variant.from_dict(variant)
-    return v.uses_split(1, v.heads_per_cta, graph_len)
+    return Variant.from_dict(variant).uses_split(1, 1, graph_len)      # one (sequence, head) at the bound
 
 
 def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str, str], graph_len: int,
