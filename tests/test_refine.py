@@ -91,8 +91,8 @@ def test_run_refine_takes_the_fastest_off_centre_and_keeps_the_study_pick_on_noi
     _, s = study
     cfg, done, base, picks = _setup(s)
     calls = []
-    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="NVIDIA H200", rounds=3,
-                     timer=_fake_timer("t256-q4-pauto-pf0-s4-mma", 1.02, calls))
+    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="NVIDIA H200", rounds=3, alt_margin=0.0,
+                     timer=_fake_timer("t256-q4-pauto-pf0-s4-mma", 1.02, calls))    # close calls only
     row = next(r for r in ref.rows if r.bucket == "b48x24576")
     assert row.changed and "t256-q4-pauto-pf0-s4-mma" in next(c.name for c in row.candidates if c.key == row.pick_key)
     # every shape of the row timed in 3 interleaved rounds, the order reversed every other round
@@ -103,7 +103,7 @@ def test_run_refine_takes_the_fastest_off_centre_and_keeps_the_study_pick_on_noi
     one = next(r for r in ref.rows if r.bucket == "b2x8192")
     assert len(one.candidates) == 1 and not one.changed and not any(lbl in one.shapes for lbl, _ in calls)
     # within REFINE_KEEP (0.5%): the study's own pick stays
-    calm = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1,
+    calm = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, alt_margin=0.0,
                       timer=_fake_timer("t256-q4-pauto-pf0-s4-mma", 1.003))
     assert not any(r.changed for r in calm.rows)
     back = Refinement.from_dict(json.loads(json.dumps(ref.to_dict())))
@@ -463,7 +463,8 @@ def test_band_rule_picks_per_band_from_the_stored_timings_without_a_gpu(tmp_path
     db.write_bytes(gzip.decompress((ROOT / "results/h200-2026-11-29-retune/ab/studies-geomean.db.gz").read_bytes()))
     url = f"sqlite:///{db}"
     before = stored(optuna.load_study(study_name=STUDY, storage=url))
-    ref, table, measured = refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="band")
+    # (alt_margin 0: as it was refined, before CTA-shape alternatives; another margin would measure again)
+    ref, table, measured = refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="band", alt_margin=0.0)
     assert not measured and ref.graph_rule == "band" and ref.rows == before.rows
     b48 = next(r for r in ref.graph_rows if r.bucket == "b48")
     name = {c.key: c.name for c in b48.candidates}
@@ -484,7 +485,7 @@ def test_band_rule_picks_per_band_from_the_stored_timings_without_a_gpu(tmp_path
     assert pick(SimpleNamespace(num_seqs=64, max_seq_len=32864, graph=True)).key == g64.key
     # stored with the rule; the geomean rule re-chosen from the same timings is the stored study's own
     assert stored(optuna.load_study(study_name=STUDY, storage=url)).graph_rule == "band"
-    ref2, _, measured = refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="geomean")
+    ref2, _, measured = refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="geomean", alt_margin=0.0)
     assert not measured and [r.pick_key for r in ref2.graph_rows] == [r.pick_key for r in before.graph_rows]
     assert not any(r.bands for r in ref2.graph_rows)
 
@@ -509,3 +510,84 @@ def test_band_rule_in_a_refine_run_gives_a_band_only_what_wins_at_its_batch(stud
     b48 = next(r for r in ref.graph_rows if r.bucket == "b48")
     assert b48.pick_key == b48.study_key and ref.graph_rule == "band"
     assert [b.pick_key == other for b in b48.bands] == [False, False, True]
+
+
+def test_alternatives_are_each_missing_cta_shapes_fastest_within_the_margin(study):
+    """b2 x 8k of the v6 study has one close call (2 heads per CTA); the fastest 4-heads-per-CTA variant,
+    3.8% behind at the centre, joins it as an alternative; b2 x 24k's close calls hold every CTA shape
+    within 25%; margin 0 gives none."""
+    from workbench.tune.refine import alternatives, candidates, cta_shape
+    _, s = study
+    _, done, _, _ = _setup(s)
+    close = candidates(done, "b2x8192")
+    alt = alternatives(done, "b2x8192", close)
+    assert [cta_shape(c.variant) for c in close] == [(2, True)]
+    assert [cta_shape(c.variant) for c in alt] == [(4, True)] and alt[0].centre_us <= 1.25 * close[0].centre_us
+    assert alt[0].centre_us == min(c.centre_us for c in candidates(done, "b2x8192", 1.0, 10 ** 9)
+                                   if cta_shape(c.variant) == (4, True))
+    assert alternatives(done, "b2x24576", candidates(done, "b2x24576")) == []
+    assert alternatives(done, "b2x8192", close, 0.0) == []
+
+
+def test_a_table_band_takes_what_wins_at_its_batch_in_bench_and_export(study, tmp_path):
+    """An alternative 10% ahead at the b48 x 8k bucket's upper batch midpoint (b65) and 3% behind elsewhere:
+    the bucket's pick stays, its b56-87 band takes the alternative, and the dispatch, bench's picker and the
+    package's pick_variant serve b64 x 4k from it and b32 x 4k from the pick; 1.5% ahead takes nothing
+    (REFINE_BAND_KEEP); a stored refinement without it measures again (it covers no alternatives)."""
+    from types import SimpleNamespace
+
+    from workbench.bench.pickers import tuned_picker
+    from workbench.config.profiles import head_shape, load_model
+    from workbench.export.package import _dispatch_h, _dispatch_py
+    from workbench.tune.dispatch import study_dispatch
+    from workbench.tune.refine import ATTR, alternatives, candidates, run_refine
+    url, s = study
+    cfg, done, base, picks = _setup(s)
+    alt = alternatives(done, "b48x8192", candidates(done, "b48x8192"))[0].key
+
+    def timer(ahead):
+        def for_bucket(cands):
+            def time_pass(order, spec, launches):
+                return [(100.0 / ahead if spec.num_seqs == 65 else 103.0) if c.key == alt else 100.0 for c in order]
+            return time_pass
+        return for_bucket
+    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=timer(1.10))
+    row = next(r for r in ref.rows if r.bucket == "b48x8192")
+    assert alt in {c.key for c in row.candidates} and row.pick_key == picks["b48x8192"] and row.changed
+    assert [(b.batch, b.batch_lo, b.batch_hi, b.pick_key == alt) for b in row.bands] == \
+        [(34, 24, 41, False), (48, 41, 56, False), (65, 56, 88, True)]
+    assert ref.bands() == {r.bucket: r.bands for r in ref.rows if r.bands} and "b48x8192" in ref.bands()
+    s.set_user_attr(ATTR, ref.to_dict())
+    table = study_dispatch(STUDY, s, cfg, done)
+    mine = [r for r in table.rows if (r.bucket["batch"], r.bucket["context"]) == (48, 8192)]
+    assert [(r.batch_lo, r.batch_hi, r.key == alt, r.refined) for r in mine] == \
+        [(24, 41, False, False), (41, 56, False, False), (56, 88, True, True)]
+    assert table.pick(64, 4096).key == alt and table.pick(32, 4096).key == picks["b48x8192"]
+    pick, note = tuned_picker(STUDY, url, head_shape(load_model("llama-3.1-8b")), "bf16", 16, "sm_90a")
+    assert pick(SimpleNamespace(num_seqs=64, max_seq_len=4096)).key == alt and "bands" in note
+    assert pick(SimpleNamespace(num_seqs=32, max_seq_len=4096)).key == picks["b48x8192"]
+    index = {k: i for i, k in enumerate(dict.fromkeys([*(r.key for r in table.rows), table.best_overall["key"]]))}
+    ns: dict = {}
+    exec(_dispatch_py(table, [], index), ns)
+    assert ns["pick_variant"](64, 4096) == index[alt] != ns["pick_variant"](32, 4096)
+    h = _dispatch_h(table, [], index)
+    assert f"{{56, 88, {mine[2].bucket['context_lo']}, {mine[2].bucket['context_hi']}, {index[alt]}}}" in h, h
+    calm = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=1, timer=timer(1.015))
+    assert not next(r for r in calm.rows if r.bucket == "b48x8192").bands
+    from workbench.tune.refine import Refinement
+    old = Refinement.from_dict({k: v for k, v in ref.to_dict().items() if k != "alt_margin"})
+    assert old.alt_margin == 0.0 and not old.covers(done, {r.bucket for r in ref.rows}, ref.margin, ref.top, 0.25)
+    assert ref.covers(done, {r.bucket for r in ref.rows}, ref.margin, ref.top, 0.25)
+
+
+def test_ragged_shapes_weigh_as_much_as_all_uniform_ones_and_a_refused_shape_is_never_picked():
+    from workbench.tune.refine import RefineCandidate, choose
+    uni = {"b8x1000": 10.0, "b8x2048": 10.0, "b8x8192": 10.0, "b8x24576": 10.0}
+    a = RefineCandidate(key="a", name="a", variant={}, trial=0, centre_us=1.0, us={**uni, "r8x100-32864": 100.0})
+    b = RefineCandidate(key="b", name="b", variant={}, trial=1, centre_us=1.0,
+                        us={k: 12.0 for k in uni} | {"r8x100-32864": 60.0})
+    assert a.geomean_us == pytest.approx((10.0 * 100.0) ** 0.5) and b.geomean_us == pytest.approx((12.0 * 60.0) ** 0.5)
+    assert choose([a, b], "a") == "b"                 # a plain geomean over the 5 shapes picks a: 15.8 vs 16.6 us
+    c = RefineCandidate(key="c", name="c", variant={}, trial=2, centre_us=1.0, us={**uni, "r8x100-32864": float("inf")})
+    assert c.geomean_us == float("inf") and choose([a, c], "c") == "a"
+    assert RefineCandidate(key="d", name="d", variant={}, trial=3, centre_us=1.0, us=dict(uni)).geomean_us == pytest.approx(10.0)

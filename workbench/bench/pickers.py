@@ -16,29 +16,30 @@ def tuned_picker(study: str | None, storage: str | None, heads: Any, dtype: str,
     if study:
         from workbench.tune.dispatch import study_dispatch
         from workbench.tune.storage import default_storage, open_tuned
-        from workbench.measure.suite import Suite, shape_label
+        from workbench.measure.suite import shape_label
         h, cfg, done = open_tuned(study, storage or default_storage(False))
         if cfg.get("heads", {}).get("num_heads") != heads.num_heads or cfg.get("heads", {}).get("num_kv_heads") != heads.num_kv_heads \
                 or cfg.get("dtype") != dtype or cfg.get("block_size") != block_size:
             raise WorkbenchError(f"study {study!r} was tuned for {cfg.get('model')} tp{cfg.get('tp')} {cfg.get('dtype')} "
                                  f"block {cfg.get('block_size')}: bench that shape (--model/--tp) or pick another study")
         table = study_dispatch(study, h.study, cfg, done)
-        s = Suite.from_dict(cfg["suite"])
-        by = {shape_label(r.bucket['batch'], r.bucket['context']): Variant.from_dict(r.variant) for r in table.rows}
-
         best = Variant.from_dict(table.best_overall["variant"])
 
         def pick(spec: Any) -> Any:
             g = table.graph_pick(spec.num_seqs) if getattr(spec, "graph", False) else None
-            # a bucket the study never timed takes its neighbour's pick (dispatch.borrowed_rows); a
-            # shape no bucket holds, the study's best overall, as the exported pick_variant falls back to BEST
-            return Variant.from_dict(g.variant) if g else by.get(s.bucket_for(spec.num_seqs, spec.max_seq_len).label, best)
+            # the first row holding the shape, as the exported pick_variant: a bucket the study never timed
+            # takes its neighbour's pick (dispatch.borrowed_rows), a refined bucket may be split in bands of
+            # batch sizes; a shape no row holds, the study's best overall (the package's BEST)
+            r = None if g else table.pick(spec.num_seqs, spec.max_seq_len)
+            return Variant.from_dict((g or r).variant) if (g or r) else best
         # without graph picks a captured launch takes the table's pick at the bound, which can be
         # far from the best for short batches (70b TP8 b64 x 1k: 26.4 us against 19.2 per shape)
         graphs = (f", graph picks for {len(table.graph_rows)} batch rows" if table.graph_rows else
                   "; no graph picks: tuned-graph takes the table's pick at the bound "
                   "(`workbench refine --graph-len N` times picks per batch row)")
-        return pick, f"tuned = dispatch table of study {study} ({len(table.rows)} buckets{graphs})"
+        banded = len({shape_label(r.bucket["batch"], r.bucket["context"]) for r in table.rows if r.band})
+        bands = f", {banded} split in bands of batch sizes" if banded else ""
+        return pick, f"tuned = dispatch table of study {study} ({len(table.rows)} rows{bands}{graphs})"
     return _sweep_picker(heads, dtype, block_size, arch), "tuned = best of a built-in sweep per shape (no --study)"
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from workbench.cli.app import app, err, out
-from workbench.tune.refine import GRAPH_LEN, GRAPH_RULE, REFINE_MARGIN, REFINE_ROUNDS, REFINE_TOP
+from workbench.tune.refine import GRAPH_LEN, GRAPH_RULE, REFINE_ALT_MARGIN, REFINE_MARGIN, REFINE_ROUNDS, REFINE_TOP
 
 
 @app.command("refine")
@@ -16,6 +16,9 @@ def refine_cmd(
     storage: Optional[str] = typer.Option(None, help="its storage URL (default: the default store that holds it)"),
     margin: float = typer.Option(REFINE_MARGIN, help="candidates: within this fraction of the bucket's best at its centre"),
     top: int = typer.Option(REFINE_TOP, help="at most this many distinct variants per bucket"),
+    alt_margin: float = typer.Option(REFINE_ALT_MARGIN, help="also the fastest variant of each CTA shape (heads per "
+                                                             "CTA, whole or split) within this fraction at the centre "
+                                                             "(0: none); each bucket's bands of batch sizes may pick them"),
     launches: int = typer.Option(30, help="timed launches per variant, shape and round (>= 30)"),
     rounds: int = typer.Option(REFINE_ROUNDS, help="interleaved rounds per shape"),
     graph_len: int = typer.Option(GRAPH_LEN, help="graph picks: each batch row's captured launches timed graph-bound "
@@ -43,7 +46,8 @@ def refine_cmd(
     with Progress(transient=True, console=err) as prog:
         task = prog.add_task("refine", total=None)
         ref, table, measured = refine_study(study, storage, margin=margin, top=top, launches=launches, rounds=rounds,
-                                            again=again, graph_len=graph_len, graph_rule=graph_rule, progress=lambda s: prog.update(task, description=s))
+                                            again=again, graph_len=graph_len, graph_rule=graph_rule, alt_margin=alt_margin,
+                                            progress=lambda s: prog.update(task, description=s))
     if not measured:
         err.print(f"study {study} was refined on {ref.gpu} ({ref.created}) with these candidates: shown, not "
                   f"measured again (--again to measure)", highlight=False)

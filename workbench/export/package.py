@@ -238,10 +238,11 @@ def _dispatch_h(table: DispatchTable, variants: list[Any], index: dict[str, int]
                      f"{'true' if v.dtype == 'bf16' else 'false'}, wb_plan_run_v{i}}},  // {v.name}")
     lines += ["};", "", "struct BucketInfo { int batch_lo, batch_hi, context_lo, context_hi, variant; };",
               "static const BucketInfo kBuckets[] = {"]
-    for r in table.rows:
+    for r in table.rows:             # first match wins: a bucket split in bands of batch sizes is one row per band
         b = r.bucket
-        lines.append(f"  {{{b['batch_lo']}, {b['batch_hi']}, {b['context_lo']}, {b['context_hi']}, "
-                     f"{index[r.key]}}},  // b{b['batch']}x{b['context']}: {r.median_us:.1f} us")
+        band = f" band b{r.band['batch']}" if r.band else ""
+        lines.append(f"  {{{r.batch_lo}, {r.batch_hi}, {b['context_lo']}, {b['context_hi']}, "
+                     f"{index[r.key]}}},  // b{b['batch']}x{b['context']}{band}: {r.median_us:.1f} us")
     lines += ["};", f"static const int kBest = {index[table.best_overall['key']]};", ""]
     # captured decode launches (vLLM's full CUDA graphs) of a batch row: `workbench refine`'s graph picks;
     # a row without one (variant -1: the sentinel of a table without any) takes kBuckets' pick at the bound
@@ -255,8 +256,7 @@ def _dispatch_h(table: DispatchTable, variants: list[Any], index: dict[str, int]
 
 
 def _dispatch_py(table: DispatchTable, variants: list[Any], index: dict[str, int]) -> str:
-    buckets = [(r.bucket["batch_lo"], r.bucket["batch_hi"], r.bucket["context_lo"], r.bucket["context_hi"],
-                index[r.key]) for r in table.rows]
+    buckets = [(r.batch_lo, r.batch_hi, r.bucket["context_lo"], r.bucket["context_hi"], index[r.key]) for r in table.rows]
     graph = [(g.batch_lo, g.batch_hi, index[g.key]) for g in table.graph_rows]
     return (f'"""Dispatch table of study {table.study} (rendered by `workbench export`; the same table is\n'
             'compiled into the ops). Buckets: (batch_lo, batch_hi, context_lo, context_hi, variant); hi = 0 is\n'
@@ -306,8 +306,10 @@ def _readme(pkg: str, table: DispatchTable, prov: dict[str, Any], variants: list
         sb = f"{r.speedup_baseline:.2f}" if r.speedup_baseline else "–"
         sp = f"{r.speedup_paper:.2f}" if r.speedup_paper else "–"
         sf = f"{r.speedup_fa3:.2f}" if r.speedup_fa3 else ABSENT
-        rows.append(f"| {rng(b['batch_lo'], b['batch_hi'])} × {rng(b['context_lo'], b['context_hi'])} | "
+        band = f" (a band of bucket b{b['batch']}x{b['context']})" if r.band else ""
+        rows.append(f"| {rng(r.batch_lo, r.batch_hi)} × {rng(b['context_lo'], b['context_hi'])} | "
                     f"v{index[r.key]} `{r.name}`{' (refined)' if r.refined else ''}"
+                    f"{band}"
                     f"{f' (untimed bucket: the pick of {r.borrowed_from})' if r.borrowed_from else ''} | "
                     f"{r.median_us:.1f} | {sb} | {sp} | {sf} |")
     fa3_line = (f"× FA3 {ABSENT}: {table.fa3_note}." if table.fa3_note else

@@ -10,7 +10,7 @@ from typing import Any
 
 from workbench.kernel.variant import PARTITION_AUTO
 from workbench.errors import WorkbenchError
-from workbench.tune.refine import REFINE_MARGIN
+from workbench.tune.refine import REFINE_ALT_MARGIN
 from workbench.tune.trial import Measurement
 
 
@@ -28,6 +28,23 @@ class DispatchRow:
     fa3_us: float | None = None          # vLLM's FA3 on this bucket, timed beside the study (None: not there)
     refined: bool = False                # the pick changed by `workbench refine` (tune.refine)
     borrowed_from: str = ""              # a bucket the study never timed: the pick of this neighbour (its µs)
+    band: dict[str, int] | None = None   # {"batch", "batch_lo", "batch_hi"}: the bucket's batch sizes this row
+                                         # serves, where refine's bands pick apart (None: the whole bucket)
+
+    @property
+    def batch_lo(self) -> int:
+        return int((self.band or self.bucket)["batch_lo"])
+
+    @property
+    def batch_hi(self) -> int:
+        """Exclusive; 0 = unbounded."""
+        return int((self.band or self.bucket)["batch_hi"])
+
+    def holds(self, num_seqs: int, max_seq_len: int) -> bool:
+        """Whether a launch of num_seqs sequences up to max_seq_len tokens takes this row (bounds [lo, hi))."""
+        b = self.bucket
+        return (self.batch_lo <= num_seqs and (not self.batch_hi or num_seqs < self.batch_hi)
+                and b["context_lo"] <= max_seq_len and (not b["context_hi"] or max_seq_len < b["context_hi"]))
 
     @property
     def speedup_baseline(self) -> float | None:
@@ -84,6 +101,11 @@ class DispatchTable:
                 "variants": self.variants, "fa3_note": self.fa3_note,
                 "graph_rows": [asdict(g) for g in self.graph_rows]}
 
+    def pick(self, num_seqs: int, max_seq_len: int) -> DispatchRow | None:
+        """The row a per-shape launch takes: the first that holds it, as the exported pick_variant
+        (None: no row does; the package falls back to the best overall)."""
+        return next((r for r in self.rows if r.holds(num_seqs, max_seq_len)), None)
+
     def graph_pick(self, num_seqs: int) -> GraphRow | None:
         """The graph row whose batch range holds num_seqs (None: the table's pick at the bound)."""
         return next((g for g in self.graph_rows
@@ -106,11 +128,14 @@ AUTO_PREFERENCE = 0.03    # see build_dispatch: robustness between bucket centre
 
 def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Measurement]],
                    refs: dict[str, Measurement] | None = None, fa3: Any = None,
-                   refined: dict[str, str] | None = None, graph: Any = None) -> DispatchTable:
+                   refined: dict[str, str] | None = None, graph: Any = None,
+                   bands: dict[str, list[Any]] | None = None) -> DispatchTable:
     """From a study's completed trials (trial number, measurement), its reference measurements and
     FA3's timings beside it (a tune.peer_timing.PeerTiming; None or not ok: no FA3 column values).
     refined: bucket label -> variant key settled by `workbench refine` (tune.refine.stored_picks),
     which takes the bucket over the centre's timing wherever that variant is among the trials.
+    bands: bucket label -> tune.refine.GraphBand list (Refinement.bands): such a bucket becomes one row
+    per band of batch sizes, each with its band's pick.
     graph: a tune.refine.Refinement whose graph picks become the table's graph rows."""
     from workbench.tune.peer_timing import why_absent
     from workbench.measure.suite import Suite
@@ -134,20 +159,27 @@ def build_dispatch(study: str, config: dict[str, Any], done: list[tuple[int, Mea
             an, am, at = min(autos, key=lambda c: c[2].median_us)
             if at.median_us <= (1 + AUTO_PREFERENCE) * t.median_us:
                 n, m, t = an, am, at
-        # refine timed the close calls off the centre too: its pick replaces the centre's guess
-        # (while it is still a close call there: trials measured since may have left it behind)
-        own = [c for c in cands if c[1].key == (refined or {}).get(b.label)
-               and c[2].median_us <= (1 + REFINE_MARGIN) * t.median_us]
-        changed = bool(own) and own[0][1].key != m.key
-        if own:
-            n, m, t = min(own, key=lambda c: c[2].median_us)
+        # refine timed the close calls (and each CTA shape's fastest) off the centre too: its pick replaces
+        # the centre's guess (while it is still among them: trials measured since may have left it behind)
+        def settled(key: str | None) -> tuple[int, Measurement, Any] | None:
+            own = [c for c in cands if c[1].key == key and c[2].median_us <= (1 + REFINE_ALT_MARGIN) * t.median_us]
+            return min(own, key=lambda c: c[2].median_us) if own else None
+        study_key = m.key
+        got = settled((refined or {}).get(b.label))
+        if got:
+            n, m, t = got
         bt = ref["baseline"].timing(b.label) if ref["baseline"] else None
         pt = ref["paper"].timing(b.label) if ref["paper"] else None
         ft = fa3.timing(b.label) if fa3 is not None and fa3.ok else None
-        rows.append(DispatchRow(bucket=b.to_dict(), variant=m.variant, name=m.name, key=m.key, trial=n,
-                                median_us=t.median_us, efficiency=t.efficiency,
-                                baseline_us=bt.median_us if bt else None, paper_us=pt.median_us if pt else None,
-                                fa3_us=ft.median_us if ft else None, refined=changed))
+        parts = [(None, (n, m, t))]
+        if got and (bands or {}).get(b.label):
+            parts = [({"batch": g.batch, "batch_lo": g.batch_lo, "batch_hi": g.batch_hi}, settled(g.pick_key) or (n, m, t))
+                     for g in bands[b.label]]
+        for band, (bn, bm, btm) in parts:
+            rows.append(DispatchRow(bucket=b.to_dict(), variant=bm.variant, name=bm.name, key=bm.key, trial=bn,
+                                    median_us=btm.median_us, efficiency=btm.efficiency,
+                                    baseline_us=bt.median_us if bt else None, paper_us=pt.median_us if pt else None,
+                                    fa3_us=ft.median_us if ft else None, refined=bm.key != study_key, band=band))
     rows += borrowed_rows(suite, rows)
     n, best = min(done, key=lambda x: x[1].geomean_us)
     grows = graph_rows(suite, graph, done) if graph is not None else []
@@ -189,7 +221,8 @@ def study_dispatch(name: str, study: Any, config: dict[str, Any], done: list[tup
     from workbench.tune.refine import stored
     from workbench.tune.storage import references
     ref = stored(study)
-    return build_dispatch(name, config, done, references(study), fa3, refined=ref.picks() if ref else None, graph=ref)
+    return build_dispatch(name, config, done, references(study), fa3, refined=ref.picks() if ref else None, graph=ref,
+                          bands=ref.bands() if ref else None)
 
 
 def graph_rows(suite: Any, ref: Any, done: list[tuple[int, Measurement]]) -> list[GraphRow]:

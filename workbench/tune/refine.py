@@ -42,6 +42,12 @@ REFINE_TOP = 4            # ... at most this many variant families per bucket, t
 # knobs that make a near-twin, not another family: at a bucket's centre they move a variant by < 1%
 TWIN_KNOBS = frozenset({"unified_ring", "prefetch_distance", "prefetch_target", "prefetch_op", "prefetch_hint"})
 REFINE_KEEP = 0.005       # the study's pick stays unless another is more than this faster (geomean)
+REFINE_ALT_MARGIN = 0.25  # also timed: the fastest variant of each CTA shape (heads per CTA, whole or split) within
+                          # this of the centre's best. Off the centre the CTA count crosses wave edges, and there
+                          # the shape the centre ranks 6-10% behind wins: 70b TP8 b256 x 1k ran 45.7 us with 8 heads
+                          # per CTA whole-sequence, 54.9 with the bucket's 4 (H200 bench, 2026-11-29)
+REFINE_BAND_KEEP = 0.02   # a table row's band leaves the row's pick only for a candidate this much faster at its
+                          # batch (a side band is one shape: more noise than a row's geomean of five)
 GRAPH_RULES = ("geomean", "worst", "band")   # a graph row's pick: lowest geomean over its shapes, least worst-shape
                                              # loss, or per band of batch sizes (lowest geomean at the band's batch)
 GRAPH_RULE = "band"       # the default: on the H200 the e2e grid went from 12 to 13 of 13 points >= 0.99x FLASH_ATTN
@@ -61,14 +67,26 @@ class RefineCandidate:
 
     @property
     def geomean_us(self) -> float:
-        g = geomean(list(self.us.values())) if self.us and all(v > 0 for v in self.us.values()) else None
+        """Geometric mean over its shapes, the ragged batches (labels "r...") together weighing as much as
+        all uniform shapes together (a graph row's 4 uniform shapes outvoted its 1 ragged one: qwen2.5-7b's
+        b5-9 band picked a variant the step plan never schedules, r8 0.68x FA3; H200, 2026-11-29); inf where
+        a shape refused it (never picked), nan when untimed."""
+        if not self.us or not all(v > 0 for v in self.us.values()):
+            return math.nan
+        if any(v == math.inf for v in self.us.values()):
+            return math.inf
+        rag = [v for s, v in self.us.items() if s.startswith("r")]
+        uni = [v for s, v in self.us.items() if not s.startswith("r")]
+        parts = [g for g in (geomean(uni), geomean(rag)) if g is not None]
+        g = math.sqrt(parts[0] * parts[1]) if len(parts) == 2 else (parts[0] if parts else None)
         return math.nan if g is None else g
 
 
 @dataclass
 class GraphBand:
-    """`--graph-rule band`: the captured batch sizes [batch_lo, batch_hi) of a batch row nearest one of its
-    measured batches (`batch`), and the variant they run: the lowest geomean over that batch's shapes."""
+    """The batch sizes [batch_lo, batch_hi) of a row nearest one of its measured batches (`batch`), and the
+    variant they run: the lowest geomean over that batch's shapes. A graph row's under `--graph-rule band`
+    (captured batch sizes); a table row's where a band picks apart from the row (pick_table_row)."""
     batch: int
     batch_lo: int
     batch_hi: int                         # exclusive; 0 = unbounded
@@ -82,7 +100,7 @@ class RefineRow:
     candidates: list[RefineCandidate]
     study_key: str                        # the study's pick at the centre
     pick_key: str
-    bands: list[GraphBand] = field(default_factory=list)    # graph rows under the band rule only
+    bands: list[GraphBand] = field(default_factory=list)    # graph rows under the band rule; table rows picking apart
 
     @property
     def changed(self) -> bool:
@@ -114,20 +132,29 @@ class Refinement:
     graph_len: int = 0                    # launch bound of the graph picks (0: none made)
     graph_rows: list[RefineRow] = field(default_factory=list)   # bucket: a batch row's label (graph_label)
     graph_rule: str = "geomean"            # how a graph row's pick was chosen (GRAPH_RULES; stored before it existed: geomean)
+    alt_margin: float = 0.0                # CTA-shape alternatives timed within this at the centre (stored before: none)
 
     def picks(self) -> dict[str, str]:
         return {r.bucket: r.pick_key for r in self.rows}
+
+    def bands(self) -> dict[str, list[GraphBand]]:
+        """bucket label -> its bands of batch sizes where they pick apart from the row (pick_table_row)."""
+        return {r.bucket: list(r.bands) for r in self.rows if r.bands}
 
     def graph_picks(self) -> dict[str, str]:
         """graph_label of a batch row -> the variant key its captured launches run."""
         return {r.bucket: r.pick_key for r in self.graph_rows}
 
-    def covers(self, done: list[tuple[int, "Measurement"]], labels: set[str], margin: float, top: int) -> bool:
-        """Whether this refinement answers a refine of these buckets now: same margin and top, and no
-        bucket has a close call it did not time (trials since may have added one)."""
-        return (self.margin == margin and self.top == top and {r.bucket for r in self.rows} == labels
-                and all({c.key for c in candidates(done, r.bucket, margin, top)} <= {c.key for c in r.candidates}
-                        for r in self.rows))
+    def covers(self, done: list[tuple[int, "Measurement"]], labels: set[str], margin: float, top: int,
+               alt_margin: float = 0.0) -> bool:
+        """Whether this refinement answers a refine of these buckets now: same margins and top, and no
+        bucket has a close call or alternative it did not time (trials since may have added one)."""
+        def wanted(label: str) -> set[str]:
+            close = candidates(done, label, margin, top)
+            return {c.key for c in close + alternatives(done, label, close, alt_margin)}
+        return (self.margin == margin and self.top == top and self.alt_margin == alt_margin
+                and {r.bucket for r in self.rows} == labels
+                and all(wanted(r.bucket) <= {c.key for c in r.candidates} for r in self.rows))
 
     def covers_graph(self, graph_len: int, rule: str = GRAPH_RULE) -> bool:
         """Whether its graph picks answer a refine with this bound (0: none asked) and rule."""
@@ -199,6 +226,28 @@ def candidates(done: list[tuple[int, Measurement]], label: str, margin: float = 
     close = one_per_family([(t, n, m) for t, n, m in ranked if t <= lim], lambda x: x[2].variant)
     return [RefineCandidate(key=m.key, name=m.name, variant=m.variant, trial=n, centre_us=t)
             for t, n, m in close[:max(1, top)]]
+
+
+def cta_shape(variant: dict[str, Any]) -> tuple[int, bool]:
+    """What sets a launch's CTA count: heads per CTA, and whether a sequence is split (PARTITION_NONE is not)."""
+    from workbench.kernel.variant import PARTITION_NONE
+    return int(variant.get("heads_per_cta", 1)), variant.get("partition") != PARTITION_NONE
+
+
+def alternatives(done: list[tuple[int, Measurement]], label: str, have: list[RefineCandidate],
+                 margin: float = REFINE_ALT_MARGIN) -> list[RefineCandidate]:
+    """The fastest variant at bucket `label`'s centre of each CTA shape (cta_shape) that `have` lacks,
+    within `margin` of the best there, best first: a bucket's rows are refined off the centre, where
+    another CTA count may fill the waves the centre's pick leaves ragged."""
+    shapes = {cta_shape(c.variant) for c in have}
+    out = []
+    if margin <= 0:
+        return []
+    for c in candidates(done, label, margin, 10 ** 9):
+        if cta_shape(c.variant) not in shapes:
+            shapes.add(cta_shape(c.variant))
+            out.append(c)
+    return out
 
 
 def one_per_family(items: list[Any], variant_of: Callable[[Any], dict[str, Any]]) -> list[Any]:
@@ -325,6 +374,31 @@ def pick_graph_row(row: RefineRow, bucket: Any, rule: str, keep: float = REFINE_
     return replace(row, pick_key=key, bands=bands)
 
 
+def pick_table_row(row: RefineRow, bucket: Any, keep: float = REFINE_KEEP,
+                   band_keep: float = REFINE_BAND_KEEP) -> RefineRow:
+    """A bucket's row with its pick (lowest geomean over its shapes, the study's pick within `keep`) and,
+    where it differs from that, a pick per band of batch sizes (graph_bands: its lower midpoint, centre and
+    upper midpoint): the candidate fastest at the band's batch, the row's pick within `band_keep`.
+    Why bands: qwen2.5-7b's b24-87 x <4k bucket runs b65 x 2k 91 us with its pick (4 heads per CTA)
+    and b34 x 2k 45 us; the per-shape dispatch serves a batch of 64 from it (FA3 0.84x; H200, 2026-11-29)."""
+    if len(row.candidates) < 2:
+        return replace(row, pick_key=row.study_key, bands=[])
+    key = choose(row.candidates, row.study_key, keep)
+    bands = []
+    for n, lo, hi in graph_bands(bucket):
+        sub = at_batch(row.candidates, n)
+        bands.append(GraphBand(batch=n, batch_lo=lo, batch_hi=hi,
+                               pick_key=choose(sub, key, band_keep) if len(sub) > 1 else key))
+    return replace(row, pick_key=key, bands=bands if any(b.pick_key != key for b in bands) else [])
+
+
+def rechoose_table(ref: Refinement, suite: Any) -> Refinement:
+    """The refinement with its table rows' picks and bands chosen again from the stored timings (no GPU)."""
+    rows = {b.label: b for b in suite.buckets()}
+    return replace(ref, rows=[pick_table_row(r, rows[r.bucket], ref.keep) if r.bucket in rows else r
+                              for r in ref.rows])
+
+
 def rechoose_graph(ref: Refinement, suite: Any, rule: str) -> Refinement:
     """The refinement with its graph picks chosen again by `rule` from the stored graph-bound timings
     (no GPU: the same measurements, another rule)."""
@@ -340,7 +414,7 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
                gpu: str, margin: float = REFINE_MARGIN, top: int = REFINE_TOP, keep: float = REFINE_KEEP,
                launches: int = 30, rounds: int = REFINE_ROUNDS, timer: Callable[[list[RefineCandidate]], Any],
                graph_len: int = 0, graph_timer: Callable[[list[RefineCandidate]], Any] | None = None,
-               fallback: str | None = None, graph_rule: str = GRAPH_RULE,
+               fallback: str | None = None, graph_rule: str = GRAPH_RULE, alt_margin: float = REFINE_ALT_MARGIN,
                progress: Callable[[str], None] = lambda s: None) -> Refinement:
     """Refine every bucket of the study's suite. `study_picks`: bucket label -> the dispatch's key
     before refinement. `timer(cands)` -> a function (spec, launches) -> median µs per candidate for
@@ -388,11 +462,12 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
         if own not in {c.key for c in cands}:       # the dispatch's own pick (e.g. an auto split) is always in
             extra = candidates(done, bucket.label, math.inf, 10 ** 9)
             cands += [c for c in extra if c.key == own]
+        cands += alternatives(done, bucket.label, cands, alt_margin)
         shapes = refine_shapes(bucket, fits)
         if len(cands) > 1:
             timed(bucket.label, cands, shapes, timer(cands))
-        rows.append(RefineRow(bucket=bucket.label, shapes=[shape_label(b, c) for b, c in shapes], candidates=cands,
-                              study_key=own, pick_key=choose(cands, own, keep) if len(cands) > 1 else own))
+        rows.append(pick_table_row(RefineRow(bucket=bucket.label, shapes=[shape_label(b, c) for b, c in shapes],
+                                             candidates=cands, study_key=own, pick_key=own), bucket, keep))
     grows = []
     if graph_len:
         picks = {**study_picks, **{r.bucket: r.pick_key for r in rows}}
@@ -405,7 +480,7 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
                                     row_of[label], graph_rule, keep))
     return Refinement(study=study, gpu=gpu, margin=margin, top=top, keep=keep, launches=launches, rounds=rounds,
                       rows=rows, seconds=time.perf_counter() - t0, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      graph_len=graph_len, graph_rows=grows, graph_rule=graph_rule)
+                      graph_len=graph_len, graph_rows=grows, graph_rule=graph_rule, alt_margin=alt_margin)
 
 
 def label_of(batch: int, shape: Any) -> str:
@@ -489,7 +564,7 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
 
 def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top: int = REFINE_TOP,
                  launches: int = 30, rounds: int = REFINE_ROUNDS, again: bool = False, graph_len: int = GRAPH_LEN,
-                 graph_rule: str = GRAPH_RULE,
+                 graph_rule: str = GRAPH_RULE, alt_margin: float = REFINE_ALT_MARGIN,
                  progress: Callable[[str], None] = lambda s: None) -> tuple[Refinement, Any, bool]:
     """`workbench refine`: (the refinement, the dispatch with it, whether it was measured now). A stored
     refinement that covers the study's close calls is returned unmeasured unless `again`. graph_len:
@@ -499,8 +574,8 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
     from workbench.tune.dispatch import build_dispatch, study_dispatch
     from workbench.tune.storage import open_tuned, references
 
-    if not 0 <= margin <= 0.5:
-        raise WorkbenchError("--margin must be between 0 and 0.5")
+    if not 0 <= margin <= 0.5 or not 0 <= alt_margin <= 0.5:
+        raise WorkbenchError("--margin and --alt-margin must be between 0 and 0.5")
     if top < 1 or rounds < 1 or launches < 30:
         raise WorkbenchError("--top and --rounds must be >= 1, --launches >= 30")
     if graph_len < 0:
@@ -513,7 +588,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
     base = build_dispatch(study, cfg, done, references(h.study))          # the centre's picks, unrefined
     picks = {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows if not r.borrowed_from}
     have = stored(h.study)
-    measured = have is None or again or not have.covers(done, set(picks), margin, top) \
+    measured = have is None or again or not have.covers(done, set(picks), margin, top, alt_margin) \
         or not (graph_len == 0 or have.times_graph(graph_len))
     if measured:
         devs = device_names()
@@ -526,7 +601,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
                           launches=launches, rounds=rounds, timer=gpu_timer(cfg["arch"]), graph_len=graph_len,
                           fallback=base.best_overall["key"],
                           graph_timer=gpu_timer(cfg["arch"], graph_len=graph_len) if graph_len else None,
-                          graph_rule=graph_rule,
+                          graph_rule=graph_rule, alt_margin=alt_margin,
                           progress=progress)
         h.study.set_user_attr(ATTR, have.to_dict())
     elif not have.covers_graph(graph_len, graph_rule):

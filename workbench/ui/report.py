@@ -86,7 +86,9 @@ def dispatch_table(d: dict[str, Any]) -> Table:
     for r in d["rows"]:
         b = r["bucket"]
         rng = lambda lo, hi: f"{lo}–{hi - 1}" if hi else f"{lo}+"  # noqa: E731
-        t.add_row(f"b{b['batch']}x{b['context']}", rng(b["batch_lo"], b["batch_hi"]),
+        band = r.get("band") or b               # a refined bucket split in bands of batch sizes: one row each
+        t.add_row(f"b{b['batch']}x{b['context']}" + (f" · b{band['batch']}" if r.get("band") else ""),
+                  rng(band["batch_lo"], band["batch_hi"]),
                   rng(b["context_lo"], b["context_hi"]), knobs(r["variant"]),
                   str(r["trial"]) + (" (refined)" if r.get("refined") else "")
                   + (f" (from {r['borrowed_from']})" if r.get("borrowed_from") else ""),
@@ -99,7 +101,9 @@ def dispatch_table(d: dict[str, Any]) -> Table:
 def refine_table(d: dict[str, Any]) -> Table:
     """Per bucket: each close call's geomean over the refine shapes (µs), × the study's pick, the pick."""
     from workbench.ui.tui import knobs
-    t = Table(title=f"refinement · {d['study']} · {d['gpu']} · within {d['margin']:.0%} at the centre, "
+    from workbench.tune.refine import REFINE_ALT_MARGIN
+    t = Table(title=f"refinement · {d['study']} · {d['gpu']} · within {d['margin']:.0%} at the centre "
+                    f"(and each CTA shape's fastest within {REFINE_ALT_MARGIN:.0%}), "
                     f"{d['rounds']} rounds × {d['launches']} launches, cold L2", title_justify="left")
     for c in ("bucket", "shapes", "variant", "centre µs (study)", "geomean µs", "× study pick", "pick"):
         t.add_column(c, justify="left" if c in ("bucket", "shapes", "variant", "pick") else "right")
