@@ -248,3 +248,48 @@ def test_graph_forms_build_the_rows_as_export_does(monkeypatch, knob, peer, flag
     with pytest.raises(Stop):
         br._ours(peer, spec, SimpleNamespace(arch="sm_90a"), 0.0, 30, lambda s: v, {}, **flags)
     assert getattr(built[0], knob) is want and built[0].with_(graph_walk=False, graph_sched=False) == v
+
+
+@pytest.mark.parametrize("graph_plans", [True, False])
+def test_a_ragged_tuned_row_takes_the_graph_pick_where_it_plans(monkeypatch, graph_plans):
+    """The package's eager steps launch a ragged batch with its batch size's graph pick (refined on ragged
+    batches) where that launch is planned, else with the table's pick (vllm_backend._plan_eager): bench's
+    tuned row times the same; a uniform batch keeps the table's pick and never builds the graph pick."""
+    from types import SimpleNamespace
+
+    from workbench.bench import run as br
+    from workbench.kernel import build, launch
+    from workbench.kernel.variant import Variant
+    from workbench.measure import check, timing
+    from workbench.measure.workload import WorkloadSpec
+
+    table_v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="none", stages=2)
+    graph_v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=8, partition="auto", stages=2)
+    built = []
+
+    class Kernel:
+        def __init__(self, v):
+            self.v = v
+
+        def plans_eager(self, lens, nh, nkv):
+            return graph_plans and self.v.heads_per_cta == 8
+
+        def close(self):
+            pass
+    monkeypatch.setattr(build, "build_variant", lambda v, arch: built.append(v) or SimpleNamespace(ok=True, v=v))
+    monkeypatch.setattr(launch, "load", lambda b, dev, sms=None: Kernel(b.v))
+    monkeypatch.setattr(check, "check_variant", lambda k, spec, dev, **how: None)
+    monkeypatch.setattr(timing, "time_variant", lambda k, spec, info, **kw: SimpleNamespace(
+        median_us=1.0, p10_us=1.0, p90_us=1.0, method="m"))
+
+    def pick(s):
+        return graph_v if getattr(s, "graph", False) else table_v
+    pick.table = object()
+    rag = WorkloadSpec(seq_lens=(16384, 200, 900, 3000), num_heads=28, num_kv_heads=4)
+    r = br._ours("tuned", rag, SimpleNamespace(arch="sm_90a", l2_bytes=1 << 20), 0.0, 30, pick, {})
+    want = graph_v if graph_plans else table_v
+    assert r.variant == want.graph_built(False, True).name and ("planned" in r.method) == graph_plans
+    built.clear()
+    uni = WorkloadSpec(seq_lens=(4096,) * 4, num_heads=28, num_kv_heads=4)
+    r = br._ours("tuned", uni, SimpleNamespace(arch="sm_90a", l2_bytes=1 << 20), 0.0, 30, pick, {})
+    assert r.variant == table_v.graph_built(False, True).name and [v.heads_per_cta for v in built] == [4]

@@ -262,10 +262,12 @@ def _():
     vLLM replays from a graph, and launches the package does not schedule stay plain."""
     mod = sys.modules[f"{pkg_name}.vllm_backend"]
     saved = {k: getattr(mod, k) for k in ("is_scheduled", "plan", "scheduled")}
-    calls, sched_ok = [], {"value": True}
+    calls, sched_ok = [], {"value": True, "only": None}
+    disp = importlib.import_module(f"{pkg_name}.dispatch")
+    saved_graph = disp.GRAPH_BUCKETS
     try:
         mod.scheduled = lambda: True
-        mod.is_scheduled = lambda n, h, hkv, bound, v: sched_ok["value"]
+        mod.is_scheduled = lambda n, h, hkv, bound, v: sched_ok["value"] and sched_ok["only"] in (None, v)
         mod.plan = lambda sched, lens, n, h, hkv, bound, v: calls.append((sched, lens.tolist(), n, h, hkv, bound, v))
         cfg = replace_ns(VLLM_CONFIG, compilation_config=SimpleNamespace(max_cudagraph_capture_size=8,
                                                                          cudagraph_capture_sizes=[1, 2, 4, 8]))
@@ -280,9 +282,20 @@ def _():
         lens = [8000, 100, 300, 50, 2000, 64, 900, 128, 40, 70]        # 10 decodes: past the largest graph
         md, c = step([1] * 10, lens)
         planned = (len(c) == 1 and c[0][0] is b.eager_schedule and c[0][1] == lens and c[0][2:6] == (10, H, HKV, 8000)
-                   and c[0][6] == md.decode_variant == mod.pick_variant(10, 8000) and md.per_seq_split
+                   and c[0][6] == md.decode_variant == mod.pick_graph_variant(10, b.max_model_len) and md.per_seq_split
                    and md.decode_max_seq_len == 8000 and md.schedule is b.eager_schedule
                    and b.eager_schedule is not b.schedule)
+        # the batch size's graph pick (refined on ragged batches) where it schedules, else the table's pick
+        own = mod.pick_variant(10, 8000)
+        other = next((i for i in range(len(disp.VARIANTS)) if i != own), own)
+        disp.GRAPH_BUCKETS = [[5, 24, other]]
+        graph_pick, cg = step([1] * 10, lens)
+        sched_ok["only"] = own
+        table_pick, ct = step([1] * 10, lens)
+        sched_ok["only"] = None
+        disp.GRAPH_BUCKETS = saved_graph
+        by_graph = (graph_pick.decode_variant == other and bool(ct) and ct[0][6] == table_pick.decode_variant == own
+                    and (other != own or len(disp.VARIANTS) == 1))
         mixed, cm_ = step([1, 1, 1, 5], [6000, 30, 90, 12])            # a mixed step: its 3 decodes
         mixed_ok = len(cm_) == 1 and cm_[0][1] == [6000, 30, 90] and mixed.decode_max_seq_len == 6000
         uni, cu = step([1] * 10, [3000] * 10)                          # uniform: plain
@@ -291,11 +304,13 @@ def _():
         sched_ok["value"] = False
         unsched, cs = step([1] * 10, lens)                             # the pick is not scheduled: plain
         plain = all(not m.per_seq_split and m.decode_variant == -1 for m in (uni, noub, unsched))
-        ok = planned and mixed_ok and plain and not cu and not cn and not cs and not replay.per_seq_split and \
-            all(x[0] is b.schedule for x in cr)
-        return ok, {"planned": planned, "mixed": mixed_ok, "uniform_calls": len(cu), "replayed_calls": len(cr),
-                    "no_upper_bound_calls": len(cn), "unscheduled_calls": len(cs), "plain": plain}
+        ok = planned and by_graph and mixed_ok and plain and not cu and not cn and not cs and \
+            not replay.per_seq_split and all(x[0] is b.schedule for x in cr)
+        return ok, {"planned": planned, "graph_pick_first": by_graph, "mixed": mixed_ok, "uniform_calls": len(cu),
+                    "replayed_calls": len(cr), "no_upper_bound_calls": len(cn), "unscheduled_calls": len(cs),
+                    "plain": plain}
     finally:
+        disp.GRAPH_BUCKETS = saved_graph
         for k, v in saved.items():
             setattr(mod, k, v)
 

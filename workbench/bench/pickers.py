@@ -37,6 +37,7 @@ def tuned_picker(study: str | None, storage: str | None, heads: Any, dtype: str,
         graphs = (f", graph picks for {len(table.graph_rows)} batch rows" if table.graph_rows else
                   "; no graph picks: tuned-graph takes the table's pick at the bound "
                   "(`workbench refine --graph-len N` times picks per batch row)")
+        pick.table = table                    # type: ignore[attr-defined]  # a study's (bench: ragged rows' graph pick)
         banded = len({shape_label(r.bucket["batch"], r.bucket["context"]) for r in table.rows if r.band})
         bands = f", {banded} split in bands of batch sizes" if banded else ""
         return pick, f"tuned = dispatch table of study {study} ({len(table.rows)} rows{bands}{graphs})"

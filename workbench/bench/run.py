@@ -142,13 +142,10 @@ def _measuring(emu: Any) -> Any:
 def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: Callable[[Any], Any] | None,
           shape: dict[str, Any], emu: Any = None, graph_len: int = GRAPH_LEN, graph_walk: bool = False,
           graph_sched: bool | None = None) -> PeerResult:
-    from workbench.kernel.build import build_variant
     from workbench.measure.check import check_variant
-    from workbench.kernel.launch import load
     from workbench.measure.timing import time_variant
-    from workbench.bench.peers.common import PeerUnavailable
-    from workbench.kernel.references import REFERENCES, named
-    from workbench.kernel.variant import graph_form
+    from workbench.kernel.references import named
+    from workbench.kernel.variant import graph_form, ragged
     from types import SimpleNamespace
     graph = name == "tuned-graph"
     bound = max(graph_len, spec.max_seq_len) if graph else None
@@ -160,12 +157,18 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
         v = v.graph_built(walk, sched)
     elif name == "tuned":                      # the package's eager launches: scheduled builds plan ragged batches
         v = v.graph_built(False, sched)
-    b = build_variant(v, info.arch)
-    if not b.ok and name in REFERENCES:        # vLLM's own kernel: its source may be out of reach
-        raise PeerUnavailable(f"vLLM's own kernel did not build: {b.error.splitlines()[-1] if b.error else b.status}")
-    if not b.ok:
-        raise WorkbenchError(f"{v.name} does not build: {b.error}")
-    k = load(b, 0, emu.sms if emu is not None else None)
+    k = None
+    if name == "tuned" and ragged(spec.seq_lens) and getattr(pick, "table", None) is not None:
+        # a ragged batch: the package's eager step plans it at its own bound with the batch size's graph pick
+        # (refined on ragged batches too) where that schedules, else the table's pick where it does
+        # (vllm_backend._plan_eager); the table's uniform-shape picks can be whole-sequence or 8-CTA ones
+        g = pick(SimpleNamespace(num_seqs=spec.num_seqs, max_seq_len=graph_len, graph=True)).graph_built(False, sched)
+        gk = _loaded(g, info, name, emu)
+        if gk.plans_eager(spec.seq_lens, spec.num_heads, spec.num_kv_heads):
+            v, k = g, gk
+        else:
+            gk.close()
+    k = k or _loaded(v, info, name, emu)
     if name == "tuned" and k.plans_eager(spec.seq_lens, spec.num_heads, spec.num_kv_heads):
         # a ragged batch: the package's eager step plans it at its own bound (vllm_backend.build)
         how = dict(per_seq_split=True)
@@ -187,6 +190,20 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
                       variant=v.name, method=t.method + (f"; launch bounded at {bound} tokens, per-sequence split"
                                                           if graph else "; planned (ragged batch)" if how else ""),
                       note=f"check {ck.status}: {ck.detail}" if bad else "")
+
+
+def _loaded(v: Any, info: Any, name: str, emu: Any) -> Any:
+    """v built and loaded for bench row `name` (a clear error where it does not build)."""
+    from workbench.bench.peers.common import PeerUnavailable
+    from workbench.kernel.build import build_variant
+    from workbench.kernel.launch import load
+    from workbench.kernel.references import REFERENCES
+    b = build_variant(v, info.arch)
+    if not b.ok and name in REFERENCES:        # vLLM's own kernel: its source may be out of reach
+        raise PeerUnavailable(f"vLLM's own kernel did not build: {b.error.splitlines()[-1] if b.error else b.status}")
+    if not b.ok:
+        raise WorkbenchError(f"{v.name} does not build: {b.error}")
+    return load(b, 0, emu.sms if emu is not None else None)
 
 
 def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: list[str], launches: int,

@@ -183,8 +183,12 @@ def _round_ctx(x: float) -> int:
 
 def refine_shapes(bucket: Any, fits: Callable[[int, int], bool] = lambda b, c: True) -> list[tuple[int, int]]:
     """(batch, context) shapes a bucket is refined on: its centre, then the geometric midpoints
-    between the centre and each edge (an open edge: twice the centre), contexts rounded to a multiple
-    of 1000 tokens (never a bench shape), each inside the bucket and kept only where `fits`."""
+    between the centre and each edge (an open edge: twice the centre), then the inner edges of its
+    side bands of batch sizes (graph_bands), contexts rounded to a multiple of 1000 tokens (never a
+    bench shape), each inside the bucket and kept only where `fits`. Why the inner edges: a band
+    decided at one batch can sit on the far side of a wave edge from most of its batches (qwen2.5-7b
+    b15-23 at b17: 4 heads per CTA puts 136 CTAs on 132 SMs there, 128 at b16; a 7-head whole-sequence
+    variant won b17 x 2k by 27% and ran b16 x 1k 24% slower; H200, 2026-11-29)."""
     b, c = bucket.batch, bucket.context
     c_hi = bucket.context_hi - 1 if bucket.context_hi else 2 * c
     out = [(b, c)]
@@ -192,6 +196,10 @@ def refine_shapes(bucket: Any, fits: Callable[[int, int], bool] = lambda b, c: T
         out.append((bb, _round_ctx(c)))
     for cc in (math.sqrt(max(bucket.context_lo, 1) * c), math.sqrt(c * c_hi)):
         out.append((b, _round_ctx(cc)))
+    bands = graph_bands(bucket)
+    if len(bands) > 1:
+        for bb in (bands[0][2] - 1, bands[-1][1]):
+            out.append((bb, _round_ctx(c)))
     seen, kept = set(), []
     for s in out:
         if s not in seen and bucket.contains(*s) and fits(*s):
@@ -358,6 +366,13 @@ def at_batch(cands: list[RefineCandidate], batch: int) -> list[RefineCandidate]:
     return [c for c in out if c.us]
 
 
+def in_band(cands: list[RefineCandidate], lo: int, hi: int) -> list[RefineCandidate]:
+    """The candidates with only their timings at batches in [lo, hi) (hi 0: unbounded), those timed there."""
+    out = [replace(c, us={s: v for s, v in c.us.items() if lo <= shape_batch(s) and (not hi or shape_batch(s) < hi)})
+           for c in cands]
+    return [c for c in out if c.us]
+
+
 def pick_graph_row(row: RefineRow, bucket: Any, rule: str, keep: float = REFINE_KEEP) -> RefineRow:
     """The row with its graph pick (and, under the band rule, its bands) chosen by `rule` from its timings.
     Why bands: vLLM captures one graph per batch size, and within a row (b24-87 on the H200) the long-context
@@ -378,7 +393,8 @@ def pick_table_row(row: RefineRow, bucket: Any, keep: float = REFINE_KEEP,
                    band_keep: float = REFINE_BAND_KEEP) -> RefineRow:
     """A bucket's row with its pick (lowest geomean over its shapes, the study's pick within `keep`) and,
     where it differs from that, a pick per band of batch sizes (graph_bands: its lower midpoint, centre and
-    upper midpoint): the candidate fastest at the band's batch, the row's pick within `band_keep`.
+    upper midpoint): the candidate fastest (geomean) over the band's shapes (a side band: its midpoint and
+    inner edge, refine_shapes), the row's pick within `band_keep`.
     Why bands: qwen2.5-7b's b24-87 x <4k bucket runs b65 x 2k 91 us with its pick (4 heads per CTA)
     and b34 x 2k 45 us; the per-shape dispatch serves a batch of 64 from it (FA3 0.84x; H200, 2026-11-29)."""
     if len(row.candidates) < 2:
@@ -386,7 +402,7 @@ def pick_table_row(row: RefineRow, bucket: Any, keep: float = REFINE_KEEP,
     key = choose(row.candidates, row.study_key, keep)
     bands = []
     for n, lo, hi in graph_bands(bucket):
-        sub = at_batch(row.candidates, n)
+        sub = in_band(row.candidates, lo, hi)
         bands.append(GraphBand(batch=n, batch_lo=lo, batch_hi=hi,
                                pick_key=choose(sub, key, band_keep) if len(sub) > 1 else key))
     return replace(row, pick_key=key, bands=bands if any(b.pick_key != key for b in bands) else [])

@@ -160,8 +160,9 @@ class WorkbenchDecodeMetadataBuilder(AttentionMetadataBuilder[WorkbenchDecodeMet
         return md
 
     def _plan_eager(self, md: WorkbenchDecodeMetadata, m: CommonAttentionMetadata, nd: int) -> None:
-        """An eager step's decode rows, when ragged (their CPU upper bounds: no device sync) and the
-        table's pick at their longest schedules: planned at that bound, launched split per sequence
+        """An eager step's decode rows, when ragged (their CPU upper bounds: no device sync): planned at
+        their longest, launched split per sequence, with the batch size's graph pick (`workbench refine`
+        times it on ragged batches too) where that launch schedules, else the table's pick where it does
         (workbench bench's `tuned` row times the same launch; H200 70b TP8 r32 78.6 -> 40.4 us)."""
         ub = getattr(m, "seq_lens_cpu_upper_bound", None)
         if ub is None:
@@ -170,8 +171,9 @@ class WorkbenchDecodeMetadataBuilder(AttentionMetadataBuilder[WorkbenchDecodeMet
         if not ragged(lens):
             return
         top = max(lens)                        # an upper bound: the launch's, the lengths come from the device
-        v = pick_variant(nd, top)
-        if not is_scheduled(nd, self.num_heads, self.num_kv_heads, top, v):
+        v = next((c for c in (pick_graph_variant(nd, self.max_model_len), pick_variant(nd, top))
+                  if is_scheduled(nd, self.num_heads, self.num_kv_heads, top, c)), -1)
+        if v < 0:
             return
         plan(self.eager_schedule, m.seq_lens[:nd], nd, self.num_heads, self.num_kv_heads, top, v)
         md.decode_variant, md.decode_max_seq_len = v, top
