@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Device recipe: A/B of a change to `workbench refine` on saved studies, one host, one call: per study
+# `bench` with its stored refinement (before), `refine --again` (the new rule, timed afresh), `bench`
+# again (after), PEERS rows (default tuned,tuned-graph,fa3) at GRAPH_LEN (default 32864).
+#   SUITES="model:tp:study:db ..."  db: a results/ path (.db or .db.gz)
+# Carry as device_bench_suites.sh: .offline/activate.sh, the optuna/sqlalchemy/alembic/colorlog/mako
+# wheels and .peers/fa3.tar.xz. Writes $OUT/<study>/{before,after}.{json,txt}, refine.txt, s.db.
+set -uo pipefail
+source scripts/device_env.sh
+fa3_only || echo "no FA3 bundle: its rows say why"
+export COLUMNS=200
+SECONDS=0
+GL=${GRAPH_LEN:-32864}
+for S in ${SUITES:?model:tp:study:db ...}; do
+  IFS=: read -r m tp study db <<< "$S"
+  W=/tmp/wbrefab/$study; rm -rf $W; mkdir -p $W $OUT/$study
+  case $db in *.gz) gunzip -c "$db" > $W/s.db ;; *) cp "$db" $W/s.db ;; esac
+  bench() {
+    timeout ${BENCH_S:-150} python3 -m workbench bench --model $m --tp $tp --study $study --storage sqlite:///$W/s.db \
+      --suite bench --peers ${PEERS:-tuned,tuned-graph,fa3} --graph-len $GL --out $OUT/$study/$1.json \
+      > $OUT/$study/$1.txt 2> $W/bench-$1.err
+    echo "== $study $1 rc=$? ${SECONDS}s"; grep -E "geomean|below|ragged" $OUT/$study/$1.txt; tail -2 $W/bench-$1.err
+  }
+  [ "${SKIP_BEFORE:-0}" = 1 ] || bench before
+  timeout ${REFINE_S:-240} python3 -m workbench refine --study $study --storage sqlite:///$W/s.db --graph-len $GL --again \
+    > $OUT/$study/refine.txt 2> $W/refine.err
+  echo "== $study refine rc=$? ${SECONDS}s"; tail -2 $W/refine.err; grep -E "changed by refinement" $OUT/$study/refine.txt
+  bench after
+  cp $W/s.db $OUT/$study/s.db
+done
+echo "done ${SECONDS}s"
