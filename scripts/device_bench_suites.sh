@@ -4,6 +4,7 @@
 # Carry the wheels `workbench` imports (optuna, sqlalchemy, alembic, colorlog, mako, nvtx and
 # .offline/activate.sh fit beside .peers/fa3.tar.xz under the 64 MiB transfer limit) and FA3.
 #   SUITES="model:tp:study:db ..."  db: a results/ path (.db or .db.gz)
+# SUITE=e2e: the e2e grid's shapes (the kernel ratios k of `workbench e2e`); TAG: a suffix for the output names.
 # Default: the three studies the ragged batches were weakest on (2026-11-29).
 #   GRAPH_LEN=32864 for studies refined with graph picks at that bound (their tuned-graph row takes them):
 #   SUITES="llama-3.1-70b:8:h200-llama-3.1-70b-tp8:results/h200-2026-11-29-eager-plan/picks-final/models-llama-3.1-70b.db.gz"
@@ -26,7 +27,7 @@ v.SCHED_MIN_SEQS = 1 << 30
 from workbench.cli import main
 sys.argv[0] = "workbench"; main()')
   timeout ${BENCH_S:-240} python3 "${WB[@]}" bench --model $m --tp $tp --study $study --storage sqlite:///$W/s.db \
-    --suite bench --peers ${PEERS:-tuned,tuned-graph,fa3} ${GRAPH_LEN:+--graph-len $GRAPH_LEN} --out $OUT/bench-$study$tag.json > $OUT/bench-$study$tag.txt 2> $W/bench.err
+    --suite ${SUITE:-bench} --peers ${PEERS:-tuned,tuned-graph,fa3} ${GRAPH_LEN:+--graph-len $GRAPH_LEN} --out $OUT/bench-$study$tag${TAG:-}.json > $OUT/bench-$study$tag${TAG:-}.txt 2> $W/bench.err
   echo "== $study rc=$? ${SECONDS}s"; grep -E "geomean|below" $OUT/bench-$study$tag.txt; tail -2 $W/bench.err
 done
 echo "done ${SECONDS}s"
