@@ -46,6 +46,9 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
         def workspace(self, *a):
             return None
 
+        def step_workspace(self, *a, **k):
+            return None                       # the op sizes and plans its own (decode_variant's defaults)
+
         def __call__(self, out, q, k, v, nkv, scale, bt, sl, max_seq_len, workspace=None):
             op.decode_variant(out, q, k, v, nkv, scale, bt, sl, max_seq_len, self.idx)
 
