@@ -7,7 +7,7 @@
 #   STAGE=run   needs the vLLM bundle (scripts/bundle_vllm.sh; part1 in an earlier call, the last
 #               part in this one) and .offline/: `workbench e2e` for BACKENDS (resumes /tmp/wbe2e/run).
 #               On a host without the prep stage's /tmp: DB (and STUDY) export again, BENCH_JSON gives the
-#               prep bench carried in the tree; SEED=<saved e2e.json> reuses its attention shares (SHARES=none).
+#               prep bench carried in the tree; SEED=<saved e2e.json or e2e.json.gz> reuses its attention shares (SHARES=none).
 # The package is built with the per-step device schedule (the default since v9). WALK=1: with `export
 # --graph-walk` and k from `bench --graph-walk` instead (opt-in walk); PLAIN=1: `--no-graph-sched`.
 # STAGE=ab (after STAGE=prep-ab, which exports and benches both packages): the plain package
@@ -55,7 +55,7 @@ ab)
   for X in $LIST; do
     T=$([ $X = sched ] && echo -sched)
     R=$W/ab$T; mkdir -p $R
-    [ -n "${SEED:-}" ] && [ ! -f $R/e2e.json ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['results']={}; d['backends']=[];
+    [ -n "${SEED:-}" ] && [ ! -f $R/e2e.json ] && python3 -c "import gzip,json,sys; d=json.load((gzip.open if sys.argv[1].endswith('.gz') else open)(sys.argv[1], 'rt')); d['results']={}; d['backends']=[];
 d['notes']=['attention shares from '+sys.argv[1]]; json.dump(d,open(sys.argv[2],'w'))" "$SEED" $R/e2e.json
     timeout ${AB_S:-270} python3 -m workbench e2e --package $W/pkg$T --bench $W/bench-e2e$T.json --out $R \
       --backends CUSTOM,FLASH_ATTN --share-backends none --batches ${AB_BATCHES:-1,8,32,64} \
@@ -105,7 +105,7 @@ run)
   # SEED=old-e2e.json: resume from a saved run's attention shares (FLASH_ATTN's a per point), results dropped,
   # so this call measures the backends again but not the nsys capture
   if [ -n "${SEED:-}" ] && [ ! -f $W/run/e2e.json ]; then
-    mkdir -p $W/run && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['results']={}; d['backends']=[];
+    mkdir -p $W/run && python3 -c "import gzip,json,sys; d=json.load((gzip.open if sys.argv[1].endswith('.gz') else open)(sys.argv[1], 'rt')); d['results']={}; d['backends']=[];
 d['notes']=[n for n in d.get('notes',[]) if not n.startswith('resumed')]+['attention shares from '+sys.argv[1]];
 json.dump(d,open(sys.argv[2],'w'))" "$SEED" $W/run/e2e.json
   fi
