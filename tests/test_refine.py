@@ -607,3 +607,31 @@ def test_ragged_shapes_weigh_as_much_as_all_uniform_ones_and_a_refused_shape_is_
     c = RefineCandidate(key="c", name="c", variant={}, trial=2, centre_us=1.0, us={**uni, "r8x100-32864": float("inf")})
     assert c.geomean_us == float("inf") and choose([a, c], "c") == "a"
     assert RefineCandidate(key="d", name="d", variant={}, trial=3, centre_us=1.0, us=dict(uni)).geomean_us == pytest.approx(10.0)
+
+
+def test_a_side_band_won_by_two_candidates_splits_at_a_wave_edge_between_them():
+    """qwen2.5-7b heads (28 / 4) on 132 SMs: 4 heads per CTA is 8 CTAs per sequence, a wave edge at 16.5.
+    b12 x 2k's upper band (b15-23) timed at b15 and b17: the 4-head pick wins b15, a 7-head variant b17 by
+    more than the band margin: the band splits at 17, not at either shape's midpoint rule; without a wave
+    edge between the two batches (or no SM count) the band keeps one pick by its geomean."""
+    from workbench.measure.suite import load_suite
+    from workbench.tune.refine import RefineCandidate, RefineRow, pick_table_row, wave_edges
+    bucket = next(b for b in load_suite("train").buckets() if b.label == "b12x2048")
+    v4 = {"heads_per_cta": 4, "partition": 0}
+    v7 = {"heads_per_cta": 7, "partition": 0}
+    centre = {"b12x2048": 24.0, "b8x2000": 23.0, "b9x2000": 23.0, "b12x1000": 17.0, "b12x3000": 30.0}
+    a = RefineCandidate(key="q4", name="q4", variant=v4, trial=0, centre_us=24.0,
+                        us={**centre, "b15x2000": 26.8, "b17x2000": 43.5})
+    b = RefineCandidate(key="q7", name="q7", variant=v7, trial=1, centre_us=28.0,
+                        us={k: 1.2 * v for k, v in centre.items()} | {"b15x2000": 33.4, "b17x2000": 34.3})
+    row = RefineRow(bucket=bucket.label, shapes=list(a.us), candidates=[a, b], study_key="q4", pick_key="q4")
+    heads = {"num_heads": 28, "num_kv_heads": 4}
+    got = pick_table_row(row, bucket, edges=wave_edges(heads, 132))
+    assert got.pick_key == "q4"
+    assert [(g.batch, g.batch_lo, g.batch_hi, g.pick_key) for g in got.bands] == \
+        [(8, 5, 10, "q4"), (12, 10, 15, "q4"), (15, 15, 17, "q4"), (17, 17, 24, "q7")]
+    # no SM count, or an SM count whose wave edges fall outside 15..17: the band's geomean decides
+    for edges in (None, wave_edges(heads, 100)):
+        g = pick_table_row(row, bucket, edges=edges)
+        assert [(x.batch_lo, x.batch_hi) for x in g.bands] in ([], [(5, 10), (10, 15), (15, 24)])
+    assert wave_edges(heads, 0) is None and wave_edges(heads, 132)(v4)[:2] == [16.5, 33.0]

@@ -391,29 +391,72 @@ def pick_graph_row(row: RefineRow, bucket: Any, rule: str, keep: float = REFINE_
     return replace(row, pick_key=key, bands=bands)
 
 
-def pick_table_row(row: RefineRow, bucket: Any, keep: float = REFINE_KEEP,
-                   band_keep: float = REFINE_BAND_KEEP) -> RefineRow:
+def pick_table_row(row: RefineRow, bucket: Any, keep: float = REFINE_KEEP, band_keep: float = REFINE_BAND_KEEP,
+                   edges: Callable[[dict[str, Any]], list[float]] | None = None) -> RefineRow:
     """A bucket's row with its pick (lowest geomean over its shapes, the study's pick within `keep`) and,
     where it differs from that, a pick per band of batch sizes (graph_bands: its lower midpoint, centre and
     upper midpoint): the candidate fastest (geomean) over the band's shapes (a side band: its midpoint and
-    inner edge, refine_shapes), the row's pick within `band_keep`.
+    inner edge, refine_shapes), the row's pick within `band_keep`. A side band whose two batches are won
+    by different candidates is split between them (split_band; `edges`: a variant's wave edges, wave_edges).
     Why bands: qwen2.5-7b's b24-87 x <4k bucket runs b65 x 2k 91 us with its pick (4 heads per CTA)
     and b34 x 2k 45 us; the per-shape dispatch serves a batch of 64 from it (FA3 0.84x; H200, 2026-11-29)."""
     if len(row.candidates) < 2:
         return replace(row, pick_key=row.study_key, bands=[])
     key = choose(row.candidates, row.study_key, keep)
-    bands = []
-    for n, lo, hi in graph_bands(bucket):
+    bands: list[GraphBand] = []
+    gb = graph_bands(bucket)
+    for i, (n, lo, hi) in enumerate(gb):
         sub = in_band(row.candidates, lo, hi)
-        bands.append(GraphBand(batch=n, batch_lo=lo, batch_hi=hi,
-                               pick_key=choose(sub, key, band_keep) if len(sub) > 1 else key))
+        side = len(gb) > 1 and i in (0, len(gb) - 1)
+        bands += (split_band(sub, lo, hi, key, band_keep, edges) if side else None) or \
+            [GraphBand(batch=n, batch_lo=lo, batch_hi=hi, pick_key=choose(sub, key, band_keep) if len(sub) > 1 else key)]
     return replace(row, pick_key=key, bands=bands if any(b.pick_key != key for b in bands) else [])
 
 
-def rechoose_table(ref: Refinement, suite: Any) -> Refinement:
+def split_band(sub: list[RefineCandidate], lo: int, hi: int, key: str, keep: float,
+               edges: Callable[[dict[str, Any]], list[float]] | None) -> list[GraphBand] | None:
+    """A side band timed at two batches a < b whose winners (each the row's pick `key` within `keep`)
+    differ: two bands, split at the first batch past a wave edge of either winner between a and b (where
+    its whole-sequence launch passes a multiple of the SM count: the CTA count a partial wave comes from;
+    the one nearest their geometric midpoint). None where the band is not split: one batch, one winner,
+    or no wave edge between them (the two winners are then noise or something else: the band's geomean).
+    Why: qwen2.5-7b's b15-23 band, 4 heads per CTA ahead at b15 x 2k by 18%, 7 at b17 x 2k by 27%, and a
+    wave edge at 16.5 (132 SMs / 8 CTAs per sequence): either pick for the whole band lost b15-16 or b17-23."""
+    batches = sorted({shape_batch(s) for c in sub for s in c.us})
+    if len(batches) != 2 or len(sub) < 2:
+        return None
+    a, b = batches
+    wa, wb = (choose(at_batch(sub, x), key, keep) for x in (a, b))
+    if wa == wb:
+        return None
+    variant = {c.key: c.variant for c in sub}
+    cut = [e for w in (wa, wb) for e in (edges(variant[w]) if edges else []) if a <= e < b]
+    if not cut:                    # no wave edge explains the two winners: one pick for the band (its geomean)
+        return None
+    mid = math.sqrt(a * b)
+    at = math.floor(min(cut, key=lambda e: abs(e - mid))) + 1
+    return [GraphBand(batch=a, batch_lo=lo, batch_hi=at, pick_key=wa),
+            GraphBand(batch=b, batch_lo=at, batch_hi=hi, pick_key=wb)]
+
+
+def wave_edges(heads: dict[str, Any], sm_count: int) -> Callable[[dict[str, Any]], list[float]] | None:
+    """variant -> the batch sizes (real numbers) at which one CTA per (sequence, KV head, heads_per_cta
+    query heads) passes each multiple of sm_count, up to 8 waves (None without an SM count)."""
+    if sm_count <= 0:
+        return None
+    kv, group = int(heads["num_kv_heads"]), int(heads["num_heads"]) // max(1, int(heads["num_kv_heads"]))
+
+    def edges(variant: dict[str, Any]) -> list[float]:
+        per_seq = kv * -(-group // max(1, int(variant.get("heads_per_cta", 1))))
+        return [k * sm_count / per_seq for k in range(1, 9)]
+    return edges
+
+
+def rechoose_table(ref: Refinement, suite: Any, edges: Callable[[dict[str, Any]], list[float]] | None = None
+                   ) -> Refinement:
     """The refinement with its table rows' picks and bands chosen again from the stored timings (no GPU)."""
     rows = {b.label: b for b in suite.buckets()}
-    return replace(ref, rows=[pick_table_row(r, rows[r.bucket], ref.keep) if r.bucket in rows else r
+    return replace(ref, rows=[pick_table_row(r, rows[r.bucket], ref.keep, edges=edges) if r.bucket in rows else r
                               for r in ref.rows])
 
 
@@ -433,7 +476,7 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
                launches: int = 30, rounds: int = REFINE_ROUNDS, timer: Callable[[list[RefineCandidate]], Any],
                graph_len: int = 0, graph_timer: Callable[[list[RefineCandidate]], Any] | None = None,
                fallback: str | None = None, graph_rule: str = GRAPH_RULE, alt_margin: float = REFINE_ALT_MARGIN,
-               progress: Callable[[str], None] = lambda s: None) -> Refinement:
+               sm_count: int = 0, progress: Callable[[str], None] = lambda s: None) -> Refinement:
     """Refine every bucket of the study's suite. `study_picks`: bucket label -> the dispatch's key
     before refinement. `timer(cands)` -> a function (spec, launches) -> median µs per candidate for
     one pass over them (the GPU one: gpu_timer); rounds alternate the candidates' order. With
@@ -485,7 +528,8 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
         if len(cands) > 1:
             timed(bucket.label, cands, shapes, timer(cands))
         rows.append(pick_table_row(RefineRow(bucket=bucket.label, shapes=[shape_label(b, c) for b, c in shapes],
-                                             candidates=cands, study_key=own, pick_key=own), bucket, keep))
+                                             candidates=cands, study_key=own, pick_key=own), bucket, keep,
+                                   edges=wave_edges(cfg["heads"], sm_count)))
     grows = []
     if graph_len:
         picks = {**study_picks, **{r.bucket: r.pick_key for r in rows}}
@@ -604,6 +648,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
         raise WorkbenchError(f"study {study!r} was tuned under an emulation of {cfg['gpu']}: refine times on the "
                              "attached GPU as it is, so it does not refine emulated studies")
     base = build_dispatch(study, cfg, done, references(h.study))          # the centre's picks, unrefined
+    sm_count = int((h.study.user_attrs.get("gpu_info") or {}).get("sm_count") or 0)   # the study's GPU (refine's too)
     picks = {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows if not r.borrowed_from}
     have = stored(h.study)
     measured = have is None or again or not have.covers(done, set(picks), margin, top, alt_margin) \
@@ -619,7 +664,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
                           launches=launches, rounds=rounds, timer=gpu_timer(cfg["arch"]), graph_len=graph_len,
                           fallback=base.best_overall["key"],
                           graph_timer=gpu_timer(cfg["arch"], graph_len=graph_len) if graph_len else None,
-                          graph_rule=graph_rule, alt_margin=alt_margin,
+                          graph_rule=graph_rule, alt_margin=alt_margin, sm_count=sm_count,
                           progress=progress)
         h.study.set_user_attr(ATTR, have.to_dict())
     else:
@@ -627,7 +672,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
         # for, if the stored one answers another): nothing measured
         from workbench.measure.suite import Suite
         suite = Suite.from_dict(cfg["suite"])
-        now = rechoose_table(have, suite)
+        now = rechoose_table(have, suite, wave_edges(cfg["heads"], sm_count))
         if not have.covers_graph(graph_len, graph_rule):
             now = rechoose_graph(now, suite, graph_rule)
         if now != have:
