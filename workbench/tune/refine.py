@@ -249,10 +249,10 @@ def alternatives(done: list[tuple[int, Measurement]], label: str, have: list[Ref
     """The fastest variant at bucket `label`'s centre of each CTA shape (cta_shape) that `have` lacks,
     within `margin` of the best there, best first: a bucket's rows are refined off the centre, where
     another CTA count may fill the waves the centre's pick leaves ragged."""
-    shapes = {cta_shape(c.variant) for c in have}
-    out = []
     if margin <= 0:
         return []
+    shapes = {cta_shape(c.variant) for c in have}
+    out = []
     for c in candidates(done, label, margin, 10 ** 9):
         if cta_shape(c.variant) not in shapes:
             shapes.add(cta_shape(c.variant))
