@@ -41,10 +41,10 @@ class DispatchRow:
         return int((self.band or self.bucket)["batch_hi"])
 
     def holds(self, num_seqs: int, max_seq_len: int) -> bool:
-        """Whether a launch of num_seqs sequences up to max_seq_len tokens takes this row (bounds [lo, hi))."""
-        b = self.bucket
-        return (self.batch_lo <= num_seqs and (not self.batch_hi or num_seqs < self.batch_hi)
-                and b["context_lo"] <= max_seq_len and (not b["context_hi"] or max_seq_len < b["context_hi"]))
+        """Whether a launch of num_seqs sequences up to max_seq_len tokens takes this row: its bucket's
+        cell (Bucket.contains) with the band's batch sizes where it has one."""
+        from workbench.measure.suite import Bucket
+        return Bucket(**{**self.bucket, "batch_lo": self.batch_lo, "batch_hi": self.batch_hi}).contains(num_seqs, max_seq_len)
 
     @property
     def speedup_baseline(self) -> float | None:

@@ -364,8 +364,7 @@ def shape_batch(label: str) -> int:
 
 def at_batch(cands: list[RefineCandidate], batch: int) -> list[RefineCandidate]:
     """The candidates with only their timings at this batch (those timed there)."""
-    out = [replace(c, us={s: v for s, v in c.us.items() if shape_batch(s) == batch}) for c in cands]
-    return [c for c in out if c.us]
+    return in_band(cands, batch, batch + 1)
 
 
 def in_band(cands: list[RefineCandidate], lo: int, hi: int) -> list[RefineCandidate]:
@@ -515,6 +514,7 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
                 cand.us[label] = statistics.median(s)
 
     rows = []
+    edges = wave_edges(cfg["heads"], sm_count)
     for bucket in suite.buckets():
         cands = candidates(done, bucket.label, margin, top)
         own = study_picks.get(bucket.label)
@@ -529,7 +529,7 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
             timed(bucket.label, cands, shapes, timer(cands))
         rows.append(pick_table_row(RefineRow(bucket=bucket.label, shapes=[shape_label(b, c) for b, c in shapes],
                                              candidates=cands, study_key=own, pick_key=own), bucket, keep,
-                                   edges=wave_edges(cfg["heads"], sm_count)))
+                                   edges=edges))
     grows = []
     if graph_len:
         picks = {**study_picks, **{r.bucket: r.pick_key for r in rows}}

@@ -101,9 +101,9 @@ def dispatch_table(d: dict[str, Any]) -> Table:
 def refine_table(d: dict[str, Any]) -> Table:
     """Per bucket: each close call's geomean over the refine shapes (µs), × the study's pick, the pick."""
     from workbench.ui.tui import knobs
-    from workbench.tune.refine import REFINE_ALT_MARGIN
-    t = Table(title=f"refinement · {d['study']} · {d['gpu']} · within {d['margin']:.0%} at the centre "
-                    f"(and each CTA shape's fastest within {REFINE_ALT_MARGIN:.0%}), "
+    alt = d.get("alt_margin") or 0.0          # what this refinement timed (stored before alternatives: none)
+    t = Table(title=f"refinement · {d['study']} · {d['gpu']} · within {d['margin']:.0%} at the centre"
+                    + (f" (and each CTA shape's fastest within {alt:.0%})" if alt else "") + ", "
                     f"{d['rounds']} rounds × {d['launches']} launches, cold L2", title_justify="left")
     for c in ("bucket", "shapes", "variant", "centre µs (study)", "geomean µs", "× study pick", "pick"):
         t.add_column(c, justify="left" if c in ("bucket", "shapes", "variant", "pick") else "right")
