@@ -73,15 +73,17 @@ def main() -> None:
                 except Exception as e:                    # noqa: BLE001
                     row[name] = None
                     row.setdefault("errors", []).append(f"{name}: {str(e)[:160]}")
-            ws = k.workspace(spec.num_seqs, spec.num_heads, BOUND)
-            k.plan(ws, rot[0].seq_lens, spec.num_heads, spec.num_kv_heads, BOUND)
-            n, pt, _, mx = ws.sched[:4].tolist()
+            n = pt = 0                          # a whole-sequence variant has no plan (the reference)
+            if v.graph_sched:
+                ws = k.workspace(spec.num_seqs, spec.num_heads, BOUND)
+                k.plan(ws, rot[0].seq_lens, spec.num_heads, spec.num_kv_heads, BOUND)
+                n, pt, _, mx = ws.sched[:4].tolist()
+                del ws
             row.update(plan_items=n, plan_tokens=pt)
             rows.append(row)
             f = lambda x: f"{x:7.1f}" if isinstance(x, float) else f"{'-':>7}"   # noqa: E731
             print(f"{label:>16} {fa:7.1f} | {v.name[-44:]:>44} {f(row.get('shape_us'))} {f(row.get('s+plan'))} "
                   f"{f(row.get('full'))} {f(row.get('sched'))}  {n} x {pt}  {row.get('errors', '')}", flush=True)
-            del ws
         del rot
         torch.cuda.empty_cache()
     json.dump({"gpu": info.to_dict(), "bound": BOUND, "heads": [heads.num_heads, heads.num_kv_heads], "rows": rows},
