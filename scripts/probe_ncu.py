@@ -5,6 +5,8 @@ Run under ncu (cold L2: ncu flushes caches before each profiled kernel):
       [PROBE_MODEL=qwen2.5-7b] python3 scripts/probe_ncu.py VARIANT b8x32768 b64x1024 ...
 Each shape launches ours once and FA3 once inside an NVTX range named probe (after an unprofiled
 warm-up outside it), so the report holds exactly those kernels, labelled by the kernel names.
+GRAPH_LEN=32864: ours is launched as a captured graph runs it (bounded there, each sequence split
+by its own length, the step planned first where the variant schedules: Variant.scheduling()).
 """
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ def main() -> None:
     heads = heads_from_text(os.environ.get("PROBE_MODEL", "llama-3.1-8b"))   # model[:tp] or Q/KV[/D]
     info = gpu_info(0)
     v = Variant.from_dict({**parse_knobs(sys.argv[1]), "head_size": heads.head_size})
+    graph_len = int(os.environ.get("GRAPH_LEN", "0"))
+    if graph_len:
+        v = v.scheduling()
     k = load(build_variant(v, info.arch), 0)
     for label in sys.argv[2:]:
         b, c = label[1:].split("x")
@@ -37,12 +42,12 @@ def main() -> None:
                                     head_size=heads.head_size)
         w, tables = build_rotation(spec, "cuda", 1)
         out = torch.empty_like(w.query)
-        ws = k.workspace(spec.num_seqs, spec.num_heads, spec.max_seq_len) \
-            if v.uses_split(spec.num_seqs, spec.num_heads, spec.max_seq_len) else None
+        L = max(graph_len, spec.max_seq_len)
+        ws = k.step_workspace(w.seq_lens, spec.num_heads, spec.num_kv_heads, L, bool(graph_len))
 
         def ours() -> None:
             k(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, tables[0], w.seq_lens,
-              spec.max_seq_len, workspace=ws)
+              L, workspace=ws, per_seq_split=bool(graph_len))
         calls, _, _ = fa3(spec, 1, check=False)
         for f in (ours, calls[0]):
             f()

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Device recipe: why a uniform batch in a graph-bound (scheduled, split) launch loses to the
+# whole-sequence kernel (llama-3.1-8b b32 x 4k on the H200: onepass t128 q4 auto-sched 138-142 us,
+# the same variant whole 129-131, FA3 133-135): ncu of both beside FA3. Carry .offline (with the
+# nvtx wheel) and .peers/fa3.tar.xz.
+set -uo pipefail
+source scripts/device_env.sh
+fa3_only || echo "no FA3 bundle"
+SECONDS=0
+SEC="--section SpeedOfLight --section Occupancy --section LaunchStats --metrics sm__ctas_launched.max,sm__ctas_launched.min,sm__cycles_active.max,sm__cycles_active.min,sm__cycles_active.avg,dram__bytes_read.sum"
+N="algorithm=onepass,threads=128,stages=2,mma=1,heads_per_cta=4"
+prof() { local tag=$1; shift
+  timeout 200 ncu --clock-control none --nvtx --nvtx-include "probe/" $SEC --csv --page details "$@" > $OUT/ncu-$tag.csv 2> $OUT/ncu-$tag.err
+  echo "== $tag rc=$? ${SECONDS}s"; tail -2 $OUT/ncu-$tag.err
+}
+prof whole python3 scripts/probe_ncu.py "$N,partition=none" ${SHAPES:-b32x4096}
+GRAPH_LEN=32864 prof sched python3 scripts/probe_ncu.py "$N,partition=auto" ${SHAPES:-b32x4096}
+GRAPH_LEN=4096 prof bound4k python3 scripts/probe_ncu.py "$N,partition=auto" ${SHAPES:-b32x4096}
+python3 - $OUT/ncu-whole.csv $OUT/ncu-sched.csv $OUT/ncu-bound4k.csv <<'PY'
+import csv, io, sys
+want = ("Duration", "DRAM Throughput", "Memory Throughput", "Achieved Occupancy", "Theoretical Occupancy",
+        "Registers Per Thread", "Block Limit Registers", "Block Limit Shared Mem", "Grid Size", "Waves Per SM",
+        "Dynamic Shared Memory Per Block", "Achieved Active Warps Per SM", "sm__ctas_launched.max", "sm__ctas_launched.min",
+        "sm__cycles_active.max", "sm__cycles_active.min", "sm__cycles_active.avg", "dram__bytes_read.sum")
+for path in sys.argv[1:]:
+    print("==", path)
+    try:
+        txt = open(path).read()
+        rows = list(csv.DictReader(io.StringIO(txt[txt.index('"ID"'):])))
+    except Exception as e:
+        print("unreadable", e); continue
+    for r in rows:
+        if r.get("Metric Name") in want and r.get("Kernel Name", "").startswith("wb_"):
+            print(f"  {r.get('Kernel Name','')[:28]:28} {r['Metric Name']:36} {r.get('Metric Value','')} {r.get('Metric Unit','')}")
+PY
+echo "done ${SECONDS}s"
