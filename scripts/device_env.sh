@@ -12,3 +12,9 @@ fa3_only() {
   [ -d /tmp/fa3/vllm ] || { [ -f .peers/fa3.tar.xz ] && mkdir -p /tmp/fa3 && tar xJf .peers/fa3.tar.xz -C /tmp/fa3; } || return 1
   export PYTHONPATH=${PYTHONPATH:-}:/tmp/fa3
 }
+# A/B of a kernel change in one call: `kernel_form old` puts .ab/decode-old.cu (carried) in place of
+# kernels/decode.cu, `kernel_form new` puts the tree's own back (saved at the first call of this shell)
+kernel_form() {
+  if [ -z "${WB_AB_NEW:-}" ]; then WB_AB_NEW=$(mktemp); cp kernels/decode.cu "$WB_AB_NEW"; fi
+  if [ "$1" = old ]; then cp .ab/decode-old.cu kernels/decode.cu; else cp "$WB_AB_NEW" kernels/decode.cu; fi
+}

@@ -7,10 +7,9 @@ set -uo pipefail
 source scripts/device_env.sh
 fa3_only || echo "no FA3 bundle"
 SECONDS=0
-cp kernels/decode.cu /tmp/decode-new.cu
 C="stages=2,mma=1"
 for form in old new; do
-  if [ $form = old ]; then cp .ab/decode-old.cu kernels/decode.cu; else cp /tmp/decode-new.cu kernels/decode.cu; fi
+  kernel_form $form
   MODEL=llama-3.1-8b timeout 200 python3 scripts/probe_ragged.py $OUT/reduce-8b-$form.json \
     "algorithm=twopass,threads=256,partition=auto,heads_per_cta=4,$C;algorithm=onepass,threads=128,partition=auto,heads_per_cta=4,$C" \
     ${S8:-1x16384 1x32768 8x16384 32x4096 r8x200-16384 r32x200-32768} > $OUT/reduce-8b-$form.txt 2>&1
@@ -20,6 +19,6 @@ for form in old new; do
     ${SQ:-1x32768 8x16384 r8x200-16384 r32x200-32768} > $OUT/reduce-qwen-$form.txt 2>&1
   echo "== qwen $form rc=$? ${SECONDS}s"
 done
-cp /tmp/decode-new.cu kernels/decode.cu
+kernel_form new
 for f in $OUT/reduce-*.txt; do echo "== $f"; grep -v Warning $f | tail -14; done
 echo "done ${SECONDS}s"
