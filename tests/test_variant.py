@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -219,6 +220,22 @@ def test_per_sequence_split_of_a_graph_launch():
     fill = cuh[cuh.index("wb_seq_fill)("):]
     fill = fill[:fill.index("\n}")]
     assert "const long long fill = slots / (ctas < 1 ? 1 : ctas);" in fill
+
+
+def test_one_partition_sequences_skip_the_reduce():
+    """A sequence of one partition writes its output in the split kernel and the reduce leaves its
+    rows alone (b32 x 1k in a graph bounded at 32k: 47.7 -> 43.9 us on the H200). The two halves
+    must change together: a reduce that still combined such a row would read partials nobody wrote
+    (the GPU tests see NaN), a split kernel that still wrote partials would leave `out` unwritten."""
+    src = (Path(__file__).resolve().parent.parent / "kernels/decode.cu").read_text()
+    body = src[src.index("void decode_body(const Params& P, int bz"):]
+    write = body[body.index("// ---- write ----"):]
+    write = write[:write.index("#if WB_FUSED_REDUCE")]
+    assert re.search(r"^\s*const bool one_part = kSplit && !WB_FUSED_REDUCE && seq_len <= ptok;", write, re.M)
+    assert re.search(r"^\s*if \(kSplit && !one_part\) \{", write, re.M) and "P.out[row * HEAD + d] = from_float(" in write
+    red = src[src.index("void WB_SYM(wb_reduce_body)"):]
+    red = red[:red.index("griddepcontrol.wait")]
+    assert re.search(r"^\s*if \(nparts == 1\) return;", red, re.M)    # before the wait: reads nothing
 
 
 def test_graph_bound_grid_walks_long_sequences_in_equal_shares():
