@@ -24,6 +24,9 @@
 #   .vllm/p2b and joined with cat on the host), each call copying what it brought to /tmp/vparts/part{1,2};
 #   then VLLM=/tmp/vparts. With the tree at ~46 MB (2026-11-29) a 21 MB piece no longer fits: split part2's
 #   piece in three (`split -n 3 -d` -> .vllm/p3a, p3b, p3c + MANIFEST) and carry .offline in a call of its own.
+#   Since 2026-11-29 (session 19): `bash scripts/slim_tree.sh out <the DB> <the SEED>` here first parks
+#   results/ (37 MB) outside the carried tree, so part1 travels with the prep call and part2 with the
+#   run call (two transfers); `bash scripts/slim_tree.sh back` afterwards.
 # Usage: STUDY=h200-train DB=results/h200-2026-11-29-retune/ab/studies-geomean.db.gz STAGE=prep bash scripts/device_e2e.sh
 #        VLLM=.vllm BACKENDS=CUSTOM,FLASH_ATTN STAGE=run bash scripts/device_e2e.sh
 set -uo pipefail
