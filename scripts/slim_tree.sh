@@ -2,8 +2,8 @@
 # The working tree a `device` call carries is at most 64 MiB with its carry paths; results/ is ~37 MB
 # of it, so the vLLM bundle (two ~41 MB parts) takes eight transfers beside it. Here (not on the
 # device): park results/ in .ab/hold (ignored, not carried unless named) except the files a call
-# reads, make the calls, then put everything back. Nothing is lost: `back` restores from the tar and
-# refuses to run while results/ has uncommitted changes of its own.
+# reads, make the calls, then put everything back. Nothing is lost: `out` refuses while results/ has
+# uncommitted changes (the tar holds committed files only), `back` restores from the tar.
 #   bash scripts/slim_tree.sh out results/…/studies.db.gz results/…/e2e.json.gz   (keep these)
 #   bash scripts/slim_tree.sh back
 set -euo pipefail
