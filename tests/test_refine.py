@@ -232,7 +232,7 @@ def test_graph_plan_takes_each_batch_rows_picks_and_times_them_at_its_contexts(s
     row's batch at each of its buckets' centre contexts (kept where they fit the suite)."""
     from workbench.measure.suite import Suite
     from workbench.measure.suite import RaggedShape
-    from workbench.tune.refine import GRAPH_RAGGED_LO, GRAPH_RAGGED_SEED, family, graph_plan, run_refine
+    from workbench.tune.refine import GRAPH_RAGGED_LO, GRAPH_RAGGED_SEED, family, graph_plan, run_refine, splits_at
     _, s = study
     cfg, done, base, picks = _setup(s)
     suite = Suite.from_dict(cfg["suite"])
@@ -255,6 +255,16 @@ def test_graph_plan_takes_each_batch_rows_picks_and_times_them_at_its_contexts(s
         assert shapes == [(n, c) for c in (1000, 2048, 8192, 24576) for n in (batch, *mids) if n * c <= 64 * 32768] + \
             [(n, r) for n, r in rag if _fits(n, r)]
         assert all(r.seed not in (1, 2, 3) for _, r in rag)
+    # each row also times its neighbours' defaults (qwen's b160 row never timed the b48 row's long-context
+    # pick, which ran b256 faster than the twopass pick b160's centres chose)
+    order = ["b2", "b12", "b48", "b160"]
+    variant_of = {m.key: m.variant for _, m in done if m.ok}
+    for i, lbl in enumerate(order):
+        fams = {family(c.variant) for c in plan[lbl][1]}
+        for nb in order[max(0, i - 1):i + 2]:
+            if splits_at(variant_of[plan[nb][0]], 32768):
+                assert family(variant_of[plan[nb][0]]) in fams, (lbl, nb)
+    assert plan["b48"][0] != plan["b160"][0] and family(variant_of[plan["b48"][0]]) != family(variant_of[plan["b160"][0]])
     assert plan["b160"][2][:9] == [(160, 1000), (119, 1000), (226, 1000), (160, 2048), (119, 2048), (226, 2048),
                                    (160, 8192), (119, 8192), (226, 8192)]
     assert [r.label for _, r in plan["b12"][2][-3:]] == ["r12x100-32768", "r8x100-32768", "r17x100-32768"]

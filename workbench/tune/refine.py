@@ -573,8 +573,8 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
                ) -> list[tuple[str, str, list[RefineCandidate], list[tuple[int, int]]]]:
     """Per batch row: (graph_label, the default graph pick: the dispatch's pick for (batch, graph_len),
     `fallback` where its bucket has none (a bucket over the suite's max_kv_gb: the package's best overall),
-    the candidates: the default, the row's picks, GRAPH_TOP close calls and the fastest of each
-    algorithm at each of its buckets, one per family, the shapes: the row's batch centre and its
+    the candidates: the default, the row's picks, the neighbouring rows' defaults, GRAPH_TOP close
+    calls and the fastest of each algorithm at each of its buckets, one per family, the shapes: the row's batch centre and its
     midpoints to the row's edges, at its short end and at each of its buckets' centre contexts, and
     a ragged batch (RaggedShape) of each of those batches with lengths up to the bound).
     `fits(batch, context or RaggedShape)`: whether the suite times that shape."""
@@ -586,14 +586,21 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
     rows: dict[str, list[Any]] = {}
     for b in suite.buckets():
         rows.setdefault(graph_label(b), []).append(b)
+    # each row's default: the pick of the bucket a captured launch of its batch picks from
+    homes = {label: suite.bucket_for(bs[0].batch, graph_len) for label, bs in rows.items()}
+    owns = {label: picks.get(home.label, fallback) for label, home in homes.items()}
+    labels = list(rows)
     out = []
-    for label, buckets in rows.items():
-        batch = buckets[0].batch
-        home = suite.bucket_for(batch, graph_len)           # the bucket a captured launch picks from
-        own = picks.get(home.label, fallback)
+    for at, (label, buckets) in enumerate(rows.items()):
+        batch, home, own = buckets[0].batch, homes[label], owns[label]
         if own is None or own not in best:
             continue
         keys = [own] + [picks[b.label] for b in buckets if b.label in picks]
+        # ... and the neighbouring rows' defaults: a row whose long bucket is over the suite's max_kv_gb
+        # never times the long-context pick of the row below, and qwen2.5-7b's b160 row picked a twopass
+        # variant its centres favoured that ran b256 x 1k-16k 11-13% slower than the b48 row's pick
+        # does per shape (bench, H200, 2026-11-29)
+        keys += [owns[n] for n in labels[max(0, at - 1):at + 2] if n != label and owns[n] is not None]
         for b in buckets:
             keys += [c.key for c in candidates(done, b.label, margin, GRAPH_TOP)] + best_per_algorithm(done, b.label, graph_len)
         # a captured launch serves every length up to the bound: a variant that never splits runs a
