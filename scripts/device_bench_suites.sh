@@ -28,6 +28,6 @@ from workbench.cli import main
 sys.argv[0] = "workbench"; main()')
   timeout ${BENCH_S:-240} python3 "${WB[@]}" bench --model $m --tp $tp --study $study --storage sqlite:///$W/s.db \
     --suite ${SUITE:-bench} --peers ${PEERS:-tuned,tuned-graph,fa3} ${GRAPH_LEN:+--graph-len $GRAPH_LEN} --out $OUT/bench-$study$tag${TAG:-}.json > $OUT/bench-$study$tag${TAG:-}.txt 2> $W/bench.err
-  echo "== $study rc=$? ${SECONDS}s"; grep -E "geomean|below" $OUT/bench-$study$tag.txt; tail -2 $W/bench.err
+  echo "== $study rc=$? ${SECONDS}s"; grep -E "geomean|below" $OUT/bench-$study$tag${TAG:-}.txt; tail -2 $W/bench.err
 done
 echo "done ${SECONDS}s"
