@@ -232,7 +232,8 @@ def test_graph_plan_takes_each_batch_rows_picks_and_times_them_at_its_contexts(s
     row's batch at each of its buckets' centre contexts (kept where they fit the suite)."""
     from workbench.measure.suite import Suite
     from workbench.measure.suite import RaggedShape
-    from workbench.tune.refine import GRAPH_RAGGED_LO, GRAPH_RAGGED_SEED, family, graph_plan, run_refine, splits_at
+    from workbench.tune.refine import (GRAPH_RAGGED_LO, GRAPH_RAGGED_SEED, Refinement, family, graph_plan, run_refine,
+                                       splits_at)
     _, s = study
     cfg, done, base, picks = _setup(s)
     suite = Suite.from_dict(cfg["suite"])
@@ -265,6 +266,13 @@ def test_graph_plan_takes_each_batch_rows_picks_and_times_them_at_its_contexts(s
             if splits_at(variant_of[plan[nb][0]], 32768):
                 assert family(variant_of[plan[nb][0]]) in fams, (lbl, nb)
     assert plan["b48"][0] != plan["b160"][0] and family(variant_of[plan["b48"][0]]) != family(variant_of[plan["b160"][0]])
+    # ... unless asked not to (how refinements stored before the rule were made: Refinement.graph_neighbours)
+    alone = {lbl: cands for lbl, _, cands, _ in graph_plan(suite, done, picks, 32768, _fits,
+                                                          fallback=base.best_overall["key"], neighbours=False)}
+    added = [(lbl, nb) for i, lbl in enumerate(order) for nb in order[max(0, i - 1):i + 2]
+             if nb != lbl and family(variant_of[plan[nb][0]]) not in {family(c.variant) for c in alone[lbl]}
+             and splits_at(variant_of[plan[nb][0]], 32768)]
+    assert added and all(family(variant_of[plan[nb][0]]) in {family(c.variant) for c in plan[lbl][1]} for lbl, nb in added)
     assert plan["b160"][2][:9] == [(160, 1000), (119, 1000), (226, 1000), (160, 2048), (119, 2048), (226, 2048),
                                    (160, 8192), (119, 8192), (226, 8192)]
     assert [r.label for _, r in plan["b12"][2][-3:]] == ["r12x100-32768", "r8x100-32768", "r17x100-32768"]
@@ -272,7 +280,9 @@ def test_graph_plan_takes_each_batch_rows_picks_and_times_them_at_its_contexts(s
     ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="x", rounds=3, timer=_fake_timer("none"),
                      graph_len=32768, graph_timer=_fake_timer("t128-q4-pauto-pf0-s3-mma", 1.05),
                      fallback=base.best_overall["key"])
-    assert len(ref.graph_rows) == 4
+    assert len(ref.graph_rows) == 4 and ref.graph_neighbours
+    assert Refinement.from_dict(json.loads(json.dumps(ref.to_dict()))).graph_neighbours
+    assert ref.covers_graph(32768, ref.graph_rule) and not ref.covers_graph(32768, ref.graph_rule, neighbours=False)
     for r in ref.graph_rows:
         fav = [c.key for c in r.candidates if "t128-q4-pauto-pf0-s3-mma" in c.name]
         assert r.pick_key == (fav[0] if fav and len(r.candidates) > 1 else r.study_key), r.bucket
@@ -463,7 +473,7 @@ def test_graph_bands_split_each_batch_row_at_its_measured_batches():
         assert all(lo <= n and (not hi or n < hi) for n, lo, hi in bands)
 
 
-def test_band_rule_picks_per_band_from_the_stored_timings_without_a_gpu(tmp_path):
+def test_band_rule_picks_per_band_from_the_stored_timings_without_a_gpu(tmp_path, monkeypatch):
     """On the session-14 geomean study: re-choosing its graph picks under the band rule measures nothing
     (CI has no GPU: a measurement would raise) and gives b56-87 the twopass t256 variant, 2-4% ahead at
     b65 from 2k tokens up, while b24-40 keeps the onepass one (7-20% ahead at b34); the package's graph
@@ -481,8 +491,15 @@ def test_band_rule_picks_per_band_from_the_stored_timings_without_a_gpu(tmp_path
     db.write_bytes(gzip.decompress((ROOT / "results/h200-2026-11-29-retune/ab/studies-geomean.db.gz").read_bytes()))
     url = f"sqlite:///{db}"
     before = stored(optuna.load_study(study_name=STUDY, storage=url))
-    # (alt_margin 0: as it was refined, before CTA-shape alternatives; another margin would measure again)
-    ref, table, measured = refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="band", alt_margin=0.0)
+    # (alt_margin 0 and no neighbours' defaults: as it was refined, before CTA-shape alternatives and
+    # neighbours; either asked for measures again, which CI's missing GPU refuses)
+    assert not before.graph_neighbours
+    from workbench.errors import WorkbenchError
+    monkeypatch.setattr("workbench.measure.gpuinfo.device_names", lambda: [])     # as on CI, on any host
+    with pytest.raises(WorkbenchError, match="measures on a GPU"):
+        refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="band", alt_margin=0.0)
+    ref, table, measured = refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="band", alt_margin=0.0,
+                                        graph_neighbours=False)
     # the table rows' picks as stored (their bands, from the same timings, are today's rule's)
     assert not measured and ref.graph_rule == "band" and ref.picks() == before.picks()
     b48 = next(r for r in ref.graph_rows if r.bucket == "b48")
@@ -504,7 +521,8 @@ def test_band_rule_picks_per_band_from_the_stored_timings_without_a_gpu(tmp_path
     assert pick(SimpleNamespace(num_seqs=64, max_seq_len=32864, graph=True)).key == g64.key
     # stored with the rule; the geomean rule re-chosen from the same timings is the stored study's own
     assert stored(optuna.load_study(study_name=STUDY, storage=url)).graph_rule == "band"
-    ref2, _, measured = refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="geomean", alt_margin=0.0)
+    ref2, _, measured = refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="geomean", alt_margin=0.0,
+                                     graph_neighbours=False)
     assert not measured and [r.pick_key for r in ref2.graph_rows] == [r.pick_key for r in before.graph_rows]
     assert not any(r.bands for r in ref2.graph_rows)
 

@@ -28,6 +28,9 @@ def refine_cmd(
                                                     "band (the row's captured batch sizes in bands, each taking the lowest "
                                                     "geomean at its own measured batch). Another rule on stored timings "
                                                     "is chosen again without measuring"),
+    graph_neighbours: bool = typer.Option(True, "--graph-neighbours/--no-graph-neighbours",
+                                          help="each batch row's graph candidates include its neighbouring rows' "
+                                               "long-context picks (a refinement stored without them measures again)"),
     again: bool = typer.Option(False, "--again", help="measure again even where the stored refinement has the "
                                                       "same candidates"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
@@ -47,6 +50,7 @@ def refine_cmd(
         task = prog.add_task("refine", total=None)
         ref, table, measured = refine_study(study, storage, margin=margin, top=top, launches=launches, rounds=rounds,
                                             again=again, graph_len=graph_len, graph_rule=graph_rule, alt_margin=alt_margin,
+                                            graph_neighbours=graph_neighbours,
                                             progress=lambda s: prog.update(task, description=s))
     if not measured:
         err.print(f"study {study} was refined on {ref.gpu} ({ref.created}) with these candidates: shown, not "

@@ -19,7 +19,9 @@ the exported backend's captured launches run them (graph-bound at `graph_len`, e
 by its own length, the schedule built in) at the row's batch centre and midpoints × the centre
 context of each of its buckets; the
 lowest geomean becomes the row's graph pick (the default, the long-context pick, unless another is
-more than `keep` faster). Export compiles them as the package's graph table (pick_graph_variant).
+more than `keep` faster). The neighbouring rows' defaults join each row's candidates: a row whose long
+bucket is over the suite's KV cap never times a long-context pick of its own (graph_plan).
+Export compiles them as the package's graph table (pick_graph_variant).
 
 Stored on the study (user attribute "refinement", JSON): export, bench and tune's summary build the
 dispatch with it; a second `workbench refine` reuses it unless the candidates changed."""
@@ -135,6 +137,7 @@ class Refinement:
     graph_rows: list[RefineRow] = field(default_factory=list)   # bucket: a batch row's label (graph_label)
     graph_rule: str = "geomean"            # how a graph row's pick was chosen (GRAPH_RULES; stored before it existed: geomean)
     alt_margin: float = 0.0                # CTA-shape alternatives timed within this at the centre (stored before: none)
+    graph_neighbours: bool = False         # graph rows also timed their neighbouring rows' defaults (stored before: no)
 
     def picks(self) -> dict[str, str]:
         return {r.bucket: r.pick_key for r in self.rows}
@@ -158,13 +161,14 @@ class Refinement:
                 and {r.bucket for r in self.rows} == labels
                 and all(wanted(r.bucket) <= {c.key for c in r.candidates} for r in self.rows))
 
-    def covers_graph(self, graph_len: int, rule: str = GRAPH_RULE) -> bool:
-        """Whether its graph picks answer a refine with this bound (0: none asked) and rule."""
-        return graph_len == 0 or (self.times_graph(graph_len) and self.graph_rule == rule)
+    def covers_graph(self, graph_len: int, rule: str = GRAPH_RULE, neighbours: bool = True) -> bool:
+        """Whether its graph picks answer a refine with this bound (0: none asked), rule and candidate set."""
+        return graph_len == 0 or (self.times_graph(graph_len, neighbours) and self.graph_rule == rule)
 
-    def times_graph(self, graph_len: int) -> bool:
-        """Whether it holds graph-bound timings at this bound (any rule re-chooses from them)."""
-        return self.graph_len == graph_len and bool(self.graph_rows)
+    def times_graph(self, graph_len: int, neighbours: bool = True) -> bool:
+        """Whether it holds graph-bound timings at this bound of the candidates a refine with `neighbours`
+        (graph_plan) times: any rule re-chooses from them."""
+        return self.graph_len == graph_len and bool(self.graph_rows) and self.graph_neighbours == neighbours
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("rows", "graph_rows")}
@@ -475,7 +479,8 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
                launches: int = 30, rounds: int = REFINE_ROUNDS, timer: Callable[[list[RefineCandidate]], Any],
                graph_len: int = 0, graph_timer: Callable[[list[RefineCandidate]], Any] | None = None,
                fallback: str | None = None, graph_rule: str = GRAPH_RULE, alt_margin: float = REFINE_ALT_MARGIN,
-               sm_count: int = 0, progress: Callable[[str], None] = lambda s: None) -> Refinement:
+               sm_count: int = 0, graph_neighbours: bool = True,
+               progress: Callable[[str], None] = lambda s: None) -> Refinement:
     """Refine every bucket of the study's suite. `study_picks`: bucket label -> the dispatch's key
     before refinement. `timer(cands)` -> a function (spec, launches) -> median µs per candidate for
     one pass over them (the GPU one: gpu_timer); rounds alternate the candidates' order. With
@@ -534,7 +539,8 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
     if graph_len:
         picks = {**study_picks, **{r.bucket: r.pick_key for r in rows}}
         row_of = {graph_label(b): b for b in suite.buckets()}
-        for label, own, cands, shapes in graph_plan(suite, done, picks, graph_len, fits, margin, fallback):
+        for label, own, cands, shapes in graph_plan(suite, done, picks, graph_len, fits, margin, fallback,
+                                                    neighbours=graph_neighbours):
             if len(cands) > 1:
                 timed(f"graph {label}", cands, shapes, graph_timer(cands))
             grows.append(pick_graph_row(RefineRow(bucket=label, shapes=[label_of(b, c) for b, c in shapes],
@@ -542,7 +548,8 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
                                     row_of[label], graph_rule, keep))
     return Refinement(study=study, gpu=gpu, margin=margin, top=top, keep=keep, launches=launches, rounds=rounds,
                       rows=rows, seconds=time.perf_counter() - t0, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      graph_len=graph_len, graph_rows=grows, graph_rule=graph_rule, alt_margin=alt_margin)
+                      graph_len=graph_len, graph_rows=grows, graph_rule=graph_rule, alt_margin=alt_margin,
+                      graph_neighbours=bool(graph_len) and graph_neighbours)
 
 
 def label_of(batch: int, shape: Any) -> str:
@@ -569,13 +576,13 @@ def splits_at(variant: dict[str, Any], graph_len: int) -> bool:
 
 
 def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str, str], graph_len: int,
-               fits: Callable[[int, int], bool], margin: float = REFINE_MARGIN, fallback: str | None = None
-               ) -> list[tuple[str, str, list[RefineCandidate], list[tuple[int, int]]]]:
+               fits: Callable[[int, int], bool], margin: float = REFINE_MARGIN, fallback: str | None = None,
+               neighbours: bool = True) -> list[tuple[str, str, list[RefineCandidate], list[tuple[int, int]]]]:
     """Per batch row: (graph_label, the default graph pick: the dispatch's pick for (batch, graph_len),
     `fallback` where its bucket has none (a bucket over the suite's max_kv_gb: the package's best overall),
-    the candidates: the default, the row's picks, the neighbouring rows' defaults, GRAPH_TOP close
-    calls and the fastest of each algorithm at each of its buckets, one per family, the shapes: the row's batch centre and its
-    midpoints to the row's edges, at its short end and at each of its buckets' centre contexts, and
+    the candidates: the default, the row's picks, the neighbouring rows' defaults (`neighbours`),
+    GRAPH_TOP close calls and the fastest of each algorithm at each of its buckets, one per family,
+    the shapes: the row's batch centre and its midpoints to the row's edges, at its short end and at each of its buckets' centre contexts, and
     a ragged batch (RaggedShape) of each of those batches with lengths up to the bound).
     `fits(batch, context or RaggedShape)`: whether the suite times that shape."""
     from workbench.measure.suite import RaggedShape
@@ -600,7 +607,8 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
         # never times the long-context pick of the row below, and qwen2.5-7b's b160 row picked a twopass
         # variant its centres favoured that ran b256 x 1k-16k 11-13% slower than the b48 row's pick
         # does per shape (bench, H200, 2026-11-29)
-        keys += [owns[n] for n in labels[max(0, at - 1):at + 2] if n != label and owns[n] is not None]
+        if neighbours:
+            keys += [owns[n] for n in labels[max(0, at - 1):at + 2] if n != label and owns[n] is not None]
         for b in buckets:
             keys += [c.key for c in candidates(done, b.label, margin, GRAPH_TOP)] + best_per_algorithm(done, b.label, graph_len)
         # a captured launch serves every length up to the bound: a variant that never splits runs a
@@ -633,11 +641,12 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
 
 def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top: int = REFINE_TOP,
                  launches: int = 30, rounds: int = REFINE_ROUNDS, again: bool = False, graph_len: int = GRAPH_LEN,
-                 graph_rule: str = GRAPH_RULE, alt_margin: float = REFINE_ALT_MARGIN,
+                 graph_rule: str = GRAPH_RULE, alt_margin: float = REFINE_ALT_MARGIN, graph_neighbours: bool = True,
                  progress: Callable[[str], None] = lambda s: None) -> tuple[Refinement, Any, bool]:
     """`workbench refine`: (the refinement, the dispatch with it, whether it was measured now). A stored
     refinement that covers the study's close calls is returned unmeasured unless `again`. graph_len:
-    the bound of the graph picks (vLLM's max_model_len; 0: none)."""
+    the bound of the graph picks (vLLM's max_model_len; 0: none); graph_neighbours: each graph row also
+    times its neighbouring rows' defaults (graph_plan; a refinement stored without them measures again)."""
     from workbench.measure.gpuinfo import device_names
     from workbench.measure.suite import shape_label
     from workbench.tune.dispatch import build_dispatch, study_dispatch
@@ -659,7 +668,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
     picks = {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows if not r.borrowed_from}
     have = stored(h.study)
     measured = have is None or again or not have.covers(done, set(picks), margin, top, alt_margin) \
-        or not (graph_len == 0 or have.times_graph(graph_len))
+        or not (graph_len == 0 or have.times_graph(graph_len, graph_neighbours))
     if measured:
         devs = device_names()
         if not devs:
@@ -672,7 +681,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
                           fallback=base.best_overall["key"],
                           graph_timer=gpu_timer(cfg["arch"], graph_len=graph_len) if graph_len else None,
                           graph_rule=graph_rule, alt_margin=alt_margin, sm_count=sm_count,
-                          progress=progress)
+                          graph_neighbours=graph_neighbours, progress=progress)
         h.study.set_user_attr(ATTR, have.to_dict())
     else:
         # the stored timings chosen from again by today's rules (a table row's bands; the graph rule asked
@@ -680,7 +689,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
         from workbench.measure.suite import Suite
         suite = Suite.from_dict(cfg["suite"])
         now = rechoose_table(have, suite, wave_edges(cfg["heads"], sm_count))
-        if not have.covers_graph(graph_len, graph_rule):
+        if not have.covers_graph(graph_len, graph_rule, graph_neighbours):
             now = rechoose_graph(now, suite, graph_rule)
         if now != have:
             have = now
