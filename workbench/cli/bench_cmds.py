@@ -142,3 +142,39 @@ def bench_cmd(
     if plot:
         out.print(f"plot: {bench_plot(run, plot)}")
     out.print(f"results: {out_file}")
+
+
+@app.command("compare")
+def compare_cmd(
+    before: Path = typer.Argument(..., help="a `workbench bench --out` JSON: the run before the change"),
+    after: Path = typer.Argument(..., help="the run after it"),
+    peer: str = typer.Option("tuned-graph", help="the row to compare (tuned, tuned-graph, a peer)"),
+    vs: str = typer.Option("fa3", help="the reference each run's rows are divided by, measured in that run"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of the table"),
+) -> None:
+    """One row of two bench runs side by side: each shape's time before and after, and its ratio to the
+    reference peer in its own run (what a change of host does not move), geomeans and what moved > 2%."""
+    from workbench.bench.compare import MOVE, compare_runs
+    from workbench.bench.run import BenchRun
+    from workbench.ui.report import compare_table
+
+    cmp = compare_runs(BenchRun.load(before), BenchRun.load(after), peer=peer, vs=vs,
+                       before_label=str(before), after_label=str(after))
+    if as_json:
+        print(json.dumps(cmp.to_dict(), indent=1))
+        return
+    out.print(compare_table(cmp))
+    g = cmp.geomeans()
+    if g["before_ratio"] and g["after_ratio"]:
+        out.print(f"{vs} ÷ {peer}, geomean over {len(cmp.rows)} shapes: {g['before_ratio']:.3f}× → "
+                  f"{g['after_ratio']:.3f}×", highlight=False)
+    if g["time_change"]:
+        out.print(f"{peer} time after ÷ before, geomean: {g['time_change']:.3f}", highlight=False)
+    up, down = cmp.moved()
+    out.print(f"gained on {vs} by more than {MOVE:.0%}: {', '.join(up) or 'none'}", highlight=False)
+    out.print(f"lost to {vs} by more than {MOVE:.0%}: {', '.join(down) or 'none'}", highlight=False)
+    for label, shapes in (("only in the before run", cmp.only_before), ("only in the after run", cmp.only_after)):
+        if shapes:
+            out.print(f"{label}: {', '.join(shapes)}", highlight=False)
+    for n in cmp.notes:
+        out.print(f"note: {n}", highlight=False)

@@ -153,3 +153,20 @@ def bench_table(run: Any) -> Table:
             cells.append("–" if not r or not r.median_us else f"{r.median_us:.1f} ({r.efficiency:.2f})")
         t.add_row(shape, f"{kv / 1e6:.0f}", *cells)
     return t
+
+
+def compare_table(cmp: Any) -> Table:
+    """`workbench compare`: one peer's rows of two bench runs, each beside its ratio to the reference
+    measured in its own run (the column that survives a change of host)."""
+    t = Table(title=f"{cmp.peer}: {cmp.before} → {cmp.after} · µs and {cmp.vs} ÷ {cmp.peer} in the same run",
+              title_justify="left")
+    for c in ("shape", "before µs", "after µs", "after ÷ before", f"÷ {cmp.vs} before", f"÷ {cmp.vs} after",
+              "change", "variant"):
+        t.add_column(c, justify="left" if c in ("shape", "variant") else "right")
+    for r in cmp.rows:
+        ch = r.ratio_change
+        mark = "" if ch is None else ("[green]" if ch > 1.02 else "[red]" if ch < 0.98 else "")
+        t.add_row(r.shape, _f(r.before_us, ".1f"), _f(r.after_us, ".1f"), _f(r.time_change, ".3f"),
+                  _f(r.before_ratio, ".2f"), _f(r.after_ratio, ".2f"), mark + _f(None if ch is None else ch - 1, "+.1%"),
+                  "" if r.before_variant == r.after_variant else f"{r.before_variant} → {r.after_variant}")
+    return t
