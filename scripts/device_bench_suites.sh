@@ -31,3 +31,4 @@ sys.argv[0] = "workbench"; main()')
   echo "== $study rc=$? ${SECONDS}s"; grep -E "geomean|below" $OUT/bench-$study$tag${TAG:-}.txt; tail -2 $W/bench.err
 done
 echo "done ${SECONDS}s"
+pack_out bench-suites

@@ -18,3 +18,11 @@ kernel_form() {
   if [ -z "${WB_AB_NEW:-}" ]; then WB_AB_NEW=$(mktemp); cp kernels/decode.cu "$WB_AB_NEW"; fi
   if [ "$1" = old ]; then cp .ab/decode-old.cu kernels/decode.cu; else cp "$WB_AB_NEW" kernels/decode.cu; fi
 }
+# A call returns at most 8 files from $OUT (the rest are dropped: session 20 lost a refine table and
+# a bench that way). `pack_out NAME`: past 8, everything under $OUT goes into $OUT/NAME.tgz instead.
+pack_out() {
+  local n; n=$(find "$OUT" -type f | wc -l)
+  [ "$n" -le 8 ] && return 0
+  (cd "$OUT" && tar czf "/tmp/$1.tgz" . && find . -mindepth 1 -delete && mv "/tmp/$1.tgz" .)
+  echo "pack_out: $n files -> \$OUT/$1.tgz"
+}

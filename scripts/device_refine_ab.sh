@@ -4,7 +4,7 @@
 # again (after), PEERS rows (default tuned,tuned-graph,fa3) at GRAPH_LEN (default 32864).
 #   SUITES="model:tp:study:db ..."  db: a results/ path (.db or .db.gz)
 # Carry as device_bench_suites.sh: .offline/activate.sh, the optuna/sqlalchemy/alembic/colorlog/mako
-# wheels and .peers/fa3.tar.xz. Writes $OUT/<study>/{before,after}.{json,txt}, refine.txt, s.db.
+# wheels and .peers/fa3.tar.xz. Writes $OUT/<study>/{before,after}.{json,txt}, refine.txt, s.db (past 8 files: all in $OUT/refine-ab.tgz).
 set -uo pipefail
 source scripts/device_env.sh
 fa3_only || echo "no FA3 bundle: its rows say why"
@@ -29,3 +29,4 @@ for S in ${SUITES:?model:tp:study:db ...}; do
   cp $W/s.db $OUT/$study/s.db
 done
 echo "done ${SECONDS}s"
+pack_out refine-ab
