@@ -16,21 +16,5 @@ prof() { local tag=$1; shift
 prof whole python3 scripts/probe_ncu.py "$N,partition=none" ${SHAPES:-b32x4096}
 GRAPH_LEN=32864 prof sched python3 scripts/probe_ncu.py "$N,partition=auto" ${SHAPES:-b32x4096}
 GRAPH_LEN=4096 prof bound4k python3 scripts/probe_ncu.py "$N,partition=auto" ${SHAPES:-b32x4096}
-python3 - $OUT/ncu-whole.csv $OUT/ncu-sched.csv $OUT/ncu-bound4k.csv <<'PY'
-import csv, io, sys
-want = ("Duration", "DRAM Throughput", "Memory Throughput", "Achieved Occupancy", "Theoretical Occupancy",
-        "Registers Per Thread", "Block Limit Registers", "Block Limit Shared Mem", "Grid Size", "Waves Per SM",
-        "Dynamic Shared Memory Per Block", "Achieved Active Warps Per SM", "sm__ctas_launched.max", "sm__ctas_launched.min",
-        "sm__cycles_active.max", "sm__cycles_active.min", "sm__cycles_active.avg", "dram__bytes_read.sum")
-for path in sys.argv[1:]:
-    print("==", path)
-    try:
-        txt = open(path).read()
-        rows = list(csv.DictReader(io.StringIO(txt[txt.index('"ID"'):])))
-    except Exception as e:
-        print("unreadable", e); continue
-    for r in rows:
-        if r.get("Metric Name") in want and r.get("Kernel Name", "").startswith("wb_"):
-            print(f"  {r.get('Kernel Name','')[:28]:28} {r['Metric Name']:36} {r.get('Metric Value','')} {r.get('Metric Unit','')}")
-PY
+python3 scripts/ncu_details.py $OUT/ncu-whole.csv $OUT/ncu-sched.csv $OUT/ncu-bound4k.csv
 echo "done ${SECONDS}s"

@@ -17,3 +17,12 @@ def load_knobs(knob_text: str, head_size: int, arch: str, form: Callable[[Any], 
     if bad:
         raise SystemExit(f"build failed: {[(b.variant.name, (b.error or '')[-400:]) for b in bad]}")
     return [load(b, 0) for b in builds]
+
+
+def capped(k: Any, max_parts: int) -> Any:
+    """The loaded kernel whose step plan gives a sequence at most max_parts partitions (1: the
+    scheduled kernel on whole sequences; env PLAN_MAX_PARTS of probe_ragged.py and probe_ncu.py)."""
+    import copy
+    c = copy.copy(k)
+    c.plan = lambda ws, lens, nh, nkv, L: type(k).plan(c, ws, lens, nh, nkv, L, max_parts=max_parts)
+    return c

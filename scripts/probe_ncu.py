@@ -7,6 +7,8 @@ Each shape launches ours once and FA3 once inside an NVTX range named probe (aft
 warm-up outside it), so the report holds exactly those kernels, labelled by the kernel names.
 GRAPH_LEN=32864: ours is launched as a captured graph runs it (bounded there, each sequence split
 by its own length, the step planned first where the variant schedules: Variant.scheduling()).
+FORCE_SCHED=1: planned on every split launch; SCHED_WAVES=N: item slots for N waves of CTAs;
+PLAN_MAX_PARTS=1: one item per sequence (the scheduled kernel on whole sequences).
 """
 from __future__ import annotations
 
@@ -35,7 +37,15 @@ def main() -> None:
     graph_len = int(os.environ.get("GRAPH_LEN", "0"))
     if graph_len:
         v = v.scheduling()
+    import workbench.kernel.variant as variant_mod
+    if os.environ.get("FORCE_SCHED"):          # the step plan on every split launch (as probe_ragged.py's sched column)
+        variant_mod.GRAPH_WALK_WAVES = 0
+    if os.environ.get("SCHED_WAVES"):          # the scheduled grid's item slots, in waves of CTAs
+        variant_mod.GRAPH_SCHED_WAVES = int(os.environ["SCHED_WAVES"])
     k = load(build_variant(v, info.arch), 0)
+    if graph_len and os.environ.get("PLAN_MAX_PARTS"):       # 1: the scheduled kernel on whole sequences
+        from probe_common import capped
+        k = capped(k, int(os.environ["PLAN_MAX_PARTS"]))
     for label in sys.argv[2:]:
         b, c = label[1:].split("x")
         spec = WorkloadSpec.uniform(int(b), int(c), num_heads=heads.num_heads, num_kv_heads=heads.num_kv_heads,

@@ -4,6 +4,8 @@ per-sequence grid, and what does it cost on uniform batches? One process, cold L
 
   MODEL=llama-3.1-70b TP=8 python3 scripts/probe_ragged.py OUT.json "knobs;knobs..." SHAPE...
   SHAPE: 64x1024 (uniform), r32x200-32768 (the bench suite's ragged batch, seed 1), 62x1024+1x30000
+PLAN_MAX_PARTS=1: the plan gives each sequence one item (the scheduled kernel on whole sequences);
+SCHED_WAVES=N: the scheduled grid's item slots in waves of CTAs (Variant's GRAPH_SCHED_WAVES)
 Columns per variant: shape (the per-shape launch, as `bench`'s tuned row), shape+plan (the same
 bound, each sequence split on the device by the plan), full (bounded at BOUND, per-sequence
 split: the package's captured graph today), sched (bounded at BOUND, planned). The plan is forced
@@ -34,7 +36,7 @@ def main() -> None:
     import workbench.kernel.variant as variant_mod
     from workbench.bench.peers.fa3 import fa3
     from workbench.config.profiles import head_shape, load_model
-    from probe_common import load_knobs
+    from probe_common import capped, load_knobs
     from workbench.kernel.variant import Variant
     from workbench.measure.gpuinfo import gpu_info
     from workbench.measure.timing import time_calls, time_variant
@@ -48,6 +50,8 @@ def main() -> None:
     heads = head_shape(load_model(os.environ.get("MODEL", "llama-3.1-8b")), tp=int(os.environ.get("TP", "1")))
     info = gpu_info(0)
     ks = load_knobs(knob_list, heads.head_size, info.arch, Variant.scheduling)
+    if os.environ.get("PLAN_MAX_PARTS"):        # e.g. 1: the scheduled kernel on whole sequences (perf-notes v18)
+        ks = [capped(k, int(os.environ["PLAN_MAX_PARTS"])) for k in ks]
     vs = [k.variant for k in ks]
     rows = []
     print(f"{heads.num_heads}/{heads.num_kv_heads} heads, bound {BOUND}", flush=True)

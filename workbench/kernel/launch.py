@@ -273,10 +273,13 @@ class LoadedVariant:
             self.plan(ws, seq_lens, num_heads, num_kv_heads, launch_len)
         return ws
 
-    def plan(self, workspace: Workspace, seq_lens: Any, num_heads: int, num_kv_heads: int, max_seq_len: int) -> None:
+    def plan(self, workspace: Workspace, seq_lens: Any, num_heads: int, num_kv_heads: int, max_seq_len: int,
+             max_parts: int | None = None) -> None:
         """Plan the step's schedule for the scheduled graph-bound launch of this batch size bounded
         at max_seq_len (graph_sched variants; one small kernel on the current stream, before the
-        launches that use it, outside any graph: vLLM's metadata builder calls it once per step)."""
+        launches that use it, outside any graph: vLLM's metadata builder calls it once per step).
+        max_parts: the most partitions the plan may give a sequence (None: the workspace's); a
+        probe passes 1 to run the scheduled kernel on whole sequences (scripts/probe_ragged.py)."""
         import torch
 
         v = self.variant
@@ -289,10 +292,12 @@ class LoadedVariant:
             return                                # the launch runs the plain per-sequence grid
         if workspace.sched.numel() < sched_ints(num_seqs, workspace.max_parts):
             raise WorkbenchError("schedule buffer too small for this batch (use kernel.workspace())")
+        if max_parts is not None and not 1 <= max_parts <= workspace.max_parts:
+            raise WorkbenchError(f"plan: max_parts must be 1..{workspace.max_parts} (the workspace's), got {max_parts}")
         a = _PlanParams()
         a.seq_lens, a.sched, a.num_seqs = seq_lens.data_ptr(), workspace.sched.data_ptr(), num_seqs
         a.pt_cap, a.slots, a.grid_x, a.cap = sh.part_tokens, sh.slots, grid_x, sh.cap
-        a.max_parts, a.key, a.wave_tokens = workspace.max_parts, sh.key, SCHED_WAVE_TOKENS
+        a.max_parts, a.key, a.wave_tokens = max_parts or workspace.max_parts, sh.key, SCHED_WAVE_TOKENS
         stream = torch.cuda.current_stream(seq_lens.device).cuda_stream
         self._launch("wb_plan", (1, 1, 1), 512, 0, a, stream)
 

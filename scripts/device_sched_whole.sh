@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Device recipe (prepared in session 20, not yet run): the 537 MB gap, perf-notes v18 Left 1.
+# At llama-3.1-8b b32 x 4k the whole-sequence kernel runs 129 us, FA3 132 and the package's captured
+# launch 138 (its plan: 3 items of 1408 tokens per sequence). Is it the plan's choice (a), or does the
+# scheduled kernel lose on whole items anyway (b: v17's floor probe, 556 vs 491 us at b32 x 16k)?
+# One call:
+#   1. probe_ragged.py, FA3 beside, on the graph picks of the e2e grid's batch rows and two
+#      whole-sequence variants:
+#      - the default plan;
+#      - the plan held to one item per sequence (PLAN_MAX_PARTS=1), at 8 waves of item slots
+#        (the default) and at 1 (SCHED_WAVES=1).
+#   2. ncu at b32 x 4k:
+#      - the whole kernel against the scheduled one on whole items;
+#      - per-SM active cycles and CTAs launched, at 8 and 1 waves of slots.
+# Carry .offline (slim, with the nvtx wheel for ncu) and .peers/fa3.tar.xz.
+set -uo pipefail
+SECONDS=0
+source scripts/device_env.sh
+fa3_only || echo "no FA3 bundle"
+K="algorithm=onepass,threads=128,partition=auto,heads_per_cta=4,stages=2,mma=1;algorithm=twopass,threads=256,partition=auto,heads_per_cta=4,stages=2,mma=1;algorithm=onepass,threads=128,partition=none,heads_per_cta=4,stages=2,mma=1;algorithm=onepass,threads=256,partition=none,heads_per_cta=4,stages=2,mma=1"
+S=${SHAPES:-32x4096 8x16384 32x16384 64x1024 32x1024 r32x200-32768}
+run() { local tag=$1; shift
+  env "$@" timeout 150 python3 scripts/probe_ragged.py $OUT/whole-$tag.json "$K" $S > $OUT/whole-$tag.txt 2>&1
+  echo "== $tag rc=$? ${SECONDS}s"; grep -v Warning $OUT/whole-$tag.txt | tail -26
+}
+run plan
+run items1 PLAN_MAX_PARTS=1
+run items1-w1 PLAN_MAX_PARTS=1 SCHED_WAVES=1
+SEC="--section SpeedOfLight --section Occupancy --section LaunchStats --metrics sm__ctas_launched.max,sm__ctas_launched.min,sm__cycles_active.max,sm__cycles_active.avg,dram__bytes_read.sum"
+N="algorithm=onepass,threads=128,stages=2,mma=1,heads_per_cta=4"
+prof() { local tag=$1; shift
+  env "$@" timeout 150 ncu --clock-control none --nvtx --nvtx-include "probe/" $SEC --csv --page details \
+    python3 scripts/probe_ncu.py "$N,partition=${PART:-auto}" b32x4096 > $OUT/ncu-$tag.csv 2> $OUT/ncu-$tag.err
+  echo "== ncu $tag rc=$? ${SECONDS}s"; tail -1 $OUT/ncu-$tag.err
+}
+PART=none prof whole
+prof items1 GRAPH_LEN=32864 FORCE_SCHED=1 PLAN_MAX_PARTS=1
+prof items1-w1 GRAPH_LEN=32864 FORCE_SCHED=1 PLAN_MAX_PARTS=1 SCHED_WAVES=1
+prof plan GRAPH_LEN=32864 FORCE_SCHED=1
+python3 scripts/ncu_details.py $OUT/ncu-whole.csv $OUT/ncu-items1.csv $OUT/ncu-items1-w1.csv $OUT/ncu-plan.csv
+echo "done ${SECONDS}s"
+pack_out sched-whole
