@@ -278,8 +278,9 @@ class LoadedVariant:
         """Plan the step's schedule for the scheduled graph-bound launch of this batch size bounded
         at max_seq_len (graph_sched variants; one small kernel on the current stream, before the
         launches that use it, outside any graph: vLLM's metadata builder calls it once per step).
-        max_parts: the most partitions the plan may give a sequence (None: the workspace's); a
-        probe passes 1 to run the scheduled kernel on whole sequences (scripts/probe_ragged.py)."""
+        max_parts: the partitions the plan aims to give at most per sequence (None: the workspace's);
+        a probe passes 1 to run the scheduled kernel on whole sequences (scripts/probe_ragged.py).
+        The variant's partition cap still binds: a sequence longer than it takes more."""
         import torch
 
         v = self.variant
