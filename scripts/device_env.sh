@@ -26,3 +26,12 @@ pack_out() {
   (cd "$OUT" && tar czf "/tmp/$1.tgz" . && find . -mindepth 1 -delete && mv "/tmp/$1.tgz" .)
   echo "pack_out: $n files -> \$OUT/$1.tgz"
 }
+# `ncu_probe TAG CMD...`: CMD (a probe that marks its launches with an NVTX range "probe") under ncu,
+# the launch / occupancy / per-SM balance metrics as CSV in $OUT/ncu-TAG.csv (scripts/ncu_details.py
+# prints them); clocks left to the GPU as the timings run them.
+NCU_SECTIONS="--section SpeedOfLight --section Occupancy --section LaunchStats --metrics sm__ctas_launched.max,sm__ctas_launched.min,sm__cycles_active.max,sm__cycles_active.min,sm__cycles_active.avg,dram__bytes_read.sum"
+ncu_probe() { local tag=$1; shift
+  timeout ${NCU_S:-200} ncu --clock-control none --nvtx --nvtx-include "probe/" $NCU_SECTIONS --csv --page details "$@" \
+    > $OUT/ncu-$tag.csv 2> $OUT/ncu-$tag.err
+  echo "== ncu $tag rc=$? ${SECONDS}s"; tail -2 $OUT/ncu-$tag.err
+}

@@ -7,14 +7,9 @@ set -uo pipefail
 source scripts/device_env.sh
 fa3_only || echo "no FA3 bundle"
 SECONDS=0
-SEC="--section SpeedOfLight --section Occupancy --section LaunchStats --metrics sm__ctas_launched.max,sm__ctas_launched.min,sm__cycles_active.max,sm__cycles_active.min,sm__cycles_active.avg,dram__bytes_read.sum"
 N="algorithm=onepass,threads=128,stages=2,mma=1,heads_per_cta=4"
-prof() { local tag=$1; shift
-  timeout 200 ncu --clock-control none --nvtx --nvtx-include "probe/" $SEC --csv --page details "$@" > $OUT/ncu-$tag.csv 2> $OUT/ncu-$tag.err
-  echo "== $tag rc=$? ${SECONDS}s"; tail -2 $OUT/ncu-$tag.err
-}
-prof whole python3 scripts/probe_ncu.py "$N,partition=none" ${SHAPES:-b32x4096}
-GRAPH_LEN=32864 prof sched python3 scripts/probe_ncu.py "$N,partition=auto" ${SHAPES:-b32x4096}
-GRAPH_LEN=4096 prof bound4k python3 scripts/probe_ncu.py "$N,partition=auto" ${SHAPES:-b32x4096}
+ncu_probe whole python3 scripts/probe_ncu.py "$N,partition=none" ${SHAPES:-b32x4096}
+GRAPH_LEN=32864 ncu_probe sched python3 scripts/probe_ncu.py "$N,partition=auto" ${SHAPES:-b32x4096}
+GRAPH_LEN=4096 ncu_probe bound4k python3 scripts/probe_ncu.py "$N,partition=auto" ${SHAPES:-b32x4096}
 python3 scripts/ncu_details.py $OUT/ncu-whole.csv $OUT/ncu-sched.csv $OUT/ncu-bound4k.csv
 echo "done ${SECONDS}s"

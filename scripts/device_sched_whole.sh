@@ -26,17 +26,12 @@ run() { local tag=$1; shift
 run plan
 run items1 PLAN_MAX_PARTS=1
 run items1-w1 PLAN_MAX_PARTS=1 SCHED_WAVES=1
-SEC="--section SpeedOfLight --section Occupancy --section LaunchStats --metrics sm__ctas_launched.max,sm__ctas_launched.min,sm__cycles_active.max,sm__cycles_active.avg,dram__bytes_read.sum"
 N="algorithm=onepass,threads=128,stages=2,mma=1,heads_per_cta=4"
-prof() { local tag=$1; shift
-  env "$@" timeout 150 ncu --clock-control none --nvtx --nvtx-include "probe/" $SEC --csv --page details \
-    python3 scripts/probe_ncu.py "$N,partition=${PART:-auto}" b32x4096 > $OUT/ncu-$tag.csv 2> $OUT/ncu-$tag.err
-  echo "== ncu $tag rc=$? ${SECONDS}s"; tail -1 $OUT/ncu-$tag.err
-}
-PART=none prof whole
-prof items1 GRAPH_LEN=32864 FORCE_SCHED=1 PLAN_MAX_PARTS=1
-prof items1-w1 GRAPH_LEN=32864 FORCE_SCHED=1 PLAN_MAX_PARTS=1 SCHED_WAVES=1
-prof plan GRAPH_LEN=32864 FORCE_SCHED=1
+P="python3 scripts/probe_ncu.py"
+NCU_S=150 ncu_probe whole $P "$N,partition=none" b32x4096
+NCU_S=150 GRAPH_LEN=32864 FORCE_SCHED=1 PLAN_MAX_PARTS=1 ncu_probe items1 $P "$N,partition=auto" b32x4096
+NCU_S=150 GRAPH_LEN=32864 FORCE_SCHED=1 PLAN_MAX_PARTS=1 SCHED_WAVES=1 ncu_probe items1-w1 $P "$N,partition=auto" b32x4096
+NCU_S=150 GRAPH_LEN=32864 FORCE_SCHED=1 ncu_probe plan $P "$N,partition=auto" b32x4096
 python3 scripts/ncu_details.py $OUT/ncu-whole.csv $OUT/ncu-items1.csv $OUT/ncu-items1-w1.csv $OUT/ncu-plan.csv
 echo "done ${SECONDS}s"
 pack_out sched-whole

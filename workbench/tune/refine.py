@@ -582,8 +582,9 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
     `fallback` where its bucket has none (a bucket over the suite's max_kv_gb: the package's best overall),
     the candidates: the default, the row's picks, the neighbouring rows' defaults (`neighbours`),
     GRAPH_TOP close calls and the fastest of each algorithm at each of its buckets, one per family,
-    the shapes: the row's batch centre and its midpoints to the row's edges, at its short end and at each of its buckets' centre contexts, and
-    a ragged batch (RaggedShape) of each of those batches with lengths up to the bound).
+    the shapes: the row's batch centre and its midpoints to the row's edges, at its short end and at
+    each of its buckets' centre contexts, and a ragged batch (RaggedShape) of each of those batches
+    with lengths up to the bound).
     `fits(batch, context or RaggedShape)`: whether the suite times that shape."""
     from workbench.measure.suite import RaggedShape
     best: dict[str, tuple[int, Measurement]] = {}

@@ -163,9 +163,10 @@ def compare_table(cmp: Any) -> Table:
     for c in ("shape", "before µs", "after µs", "after ÷ before", f"÷ {cmp.vs} before", f"÷ {cmp.vs} after",
               "change", "variant"):
         t.add_column(c, justify="left" if c in ("shape", "variant") else "right")
+    from workbench.bench.compare import MOVE
     for r in cmp.rows:
         ch = r.ratio_change
-        mark = "" if ch is None else ("[green]" if ch > 1.02 else "[red]" if ch < 0.98 else "")
+        mark = "" if ch is None else ("[green]" if ch > 1 + MOVE else "[red]" if ch < 1 - MOVE else "")
         t.add_row(r.shape, _f(r.before_us, ".1f"), _f(r.after_us, ".1f"), _f(r.time_change, ".3f"),
                   _f(r.before_ratio, ".2f"), _f(r.after_ratio, ".2f"), mark + _f(None if ch is None else ch - 1, "+.1%"),
                   "" if r.before_variant == r.after_variant else f"{r.before_variant} → {r.after_variant}")
