@@ -1400,18 +1400,28 @@ extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce_sched)(const 
 // shorter last partitions, then one slot's worth of sentinels.
 extern "C" __global__ void __launch_bounds__(512) WB_SYM(wb_plan)(const WB_NS::PlanParams a) {
   constexpr int NT = 512, NW = NT / 32;
-  __shared__ int s_max;
+  __shared__ int s_max, s_min, s_cnt;
   __shared__ unsigned long long s_best;
   __shared__ long long s_scan[NT];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  if (tid == 0) { s_max = 0; s_best = ~0ull; }
+  if (tid == 0) { s_max = 0; s_min = 0x7FFFFFFF; s_cnt = 0; s_best = ~0ull; }
   __syncthreads();
-  int mx = 0;
-  for (int s = tid; s < a.num_seqs; s += NT) mx = max(mx, a.seq_lens[s]);
-  for (int o = 16; o; o >>= 1) mx = max(mx, __shfl_xor_sync(~0u, mx, o));
-  if (lane == 0) atomicMax(&s_max, mx);
+  int mx = 0, mn = 0x7FFFFFFF, cnt = 0;                 // longest, shortest non-empty, non-empty sequences
+  for (int s = tid; s < a.num_seqs; s += NT) {
+    const int l = a.seq_lens[s];
+    mx = max(mx, l);
+    if (l > 0) { mn = min(mn, l); ++cnt; }
+  }
+  for (int o = 16; o; o >>= 1) {
+    mx = max(mx, __shfl_xor_sync(~0u, mx, o));
+    mn = min(mn, __shfl_xor_sync(~0u, mn, o));
+    cnt += __shfl_xor_sync(~0u, cnt, o);
+  }
+  if (lane == 0) { atomicMax(&s_max, mx); atomicMin(&s_min, mn); atomicAdd(&s_cnt, cnt); }
   __syncthreads();
   mx = s_max;
+  mn = s_min;
+  cnt = s_cnt;
   const int mx64 = (mx + 63) / 64 * 64;
   const int hi = max(1, a.pt_cap / 64);
   const int lo = min(hi, max(4, ((mx + a.max_parts - 1) / a.max_parts + 63) / 64));
@@ -1424,13 +1434,27 @@ extern "C" __global__ void __launch_bounds__(512) WB_SYM(wb_plan)(const WB_NS::P
     }
     for (int o = 16; o; o >>= 1) items += __shfl_xor_sync(~0u, items, o);
     if (lane == 0) {
-      const long long waves = ((long long)items * a.grid_x + a.slots - 1) / max(a.slots, 1);
+      // waves of CTAs, or the walk where the grid has fewer item slots than items (a slot runs
+      // items y, y + cap, ...: one slot per sequence for a batch filling one wave, sched_shape)
+      const long long fill = ((long long)items * a.grid_x + a.slots - 1) / max(a.slots, 1);
+      const long long walk = (items + a.cap - 1) / max(a.cap, 1);
+      const long long waves = max(fill, walk);
       const unsigned long long cost = (unsigned long long)(waves * (min(pt, mx64) + a.wave_tokens));
       atomicMin(&s_best, cost << 20 | (unsigned long long)(0xFFFFF - c));   // ties: the longer partition
     }
   }
   __syncthreads();
-  const int pt = s_best == ~0ull ? a.pt_cap : min(a.pt_cap, (int)(0xFFFFF - (s_best & 0xFFFFF)) * 64);
+  int pt = s_best == ~0ull ? a.pt_cap : min(a.pt_cap, (int)(0xFFFFF - (s_best & 0xFFFFF)) * 64);
+  // Sequences of about one length (within 1/8) whose whole-sequence CTAs fill half to all of one
+  // wave run whole: balanced and bandwidth-bound already, so a split only adds partial writes,
+  // CTAs and a reduce, which the wave count above does not see (b32 x 4k: 131 us whole, 138 split
+  // in 3; H200 2026-11-30). Only in a grid of at most one wave of item slots (sched_shape gives
+  // such batches one): empty slots beside whole-sequence CTAs cost them 11% at 8 waves. Ragged
+  // batches keep the cost above: their whole CTAs end unevenly.
+  const long long whole = (long long)cnt * a.grid_x;
+  if (cnt > 0 && 8ll * mn >= 7ll * mx && mx <= a.pt_cap && 2 * whole >= a.slots && whole <= a.slots &&
+      (long long)a.cap * a.grid_x <= a.slots)
+    pt = min(a.pt_cap, mx64);
   int4* items = reinterpret_cast<int4*>(a.sched + WB_SCHED_HDR);
   // two passes of an exclusive scan over (full partitions, last partial ones) per sequence: the
   // first finds the total of full ones (where the partial ones start), the second writes

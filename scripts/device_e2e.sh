@@ -6,6 +6,7 @@
 #               shapes: the kernel ratio k of each point) -> /tmp/wbe2e/{pkg,bench-e2e.json}
 #   STAGE=run   needs the vLLM bundle (scripts/bundle_vllm.sh; part1 in an earlier call, the last
 #               part in this one) and .offline/: `workbench e2e` for BACKENDS (resumes /tmp/wbe2e/run).
+#               E2E_BATCHES / E2E_CONTEXTS: a part of the grid (e.g. 32 and 1k,4k,16k).
 #               On a host without the prep stage's /tmp: DB (and STUDY) export again, BENCH_JSON gives the
 #               prep bench carried in the tree; SEED=<saved e2e.json or e2e.json.gz> reuses its attention shares (SHARES=none).
 # The package is built with the per-step device schedule (the default since v9). WALK=1: with `export
@@ -114,7 +115,8 @@ json.dump(d,open(sys.argv[2],'w'))" "$SEED" $W/run/e2e.json
   fi
   timeout ${E2E_S:-560} python3 -m workbench e2e --package $PKG --bench $W/bench-e2e.json --out $W/run \
     --backends ${BACKENDS:-CUSTOM,FLASH_ATTN} --share-backends ${SHARES:-FLASH_ATTN,CUSTOM} --steps ${STEPS:-128} \
-    --timeout ${CHILD_S:-400} > $OUT/e2e.txt 2> $OUT/e2e.err
+    --timeout ${CHILD_S:-400} ${E2E_BATCHES:+--batches $E2E_BATCHES} ${E2E_CONTEXTS:+--contexts $E2E_CONTEXTS} \
+    > $OUT/e2e.txt 2> $OUT/e2e.err
   echo "e2e rc=$? ${SECONDS}s"; tail -40 $OUT/e2e.err
   tar czf $OUT/e2e-run.tgz -C $W run/e2e.json run/e2e.png run/logs run/backends 2>/dev/null
   cp $W/run/e2e.json $W/run/e2e.png $OUT/ 2>/dev/null; cat $OUT/e2e.txt

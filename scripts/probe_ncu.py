@@ -41,7 +41,7 @@ def main() -> None:
     if os.environ.get("FORCE_SCHED"):          # the step plan on every split launch (as probe_ragged.py's sched column)
         variant_mod.GRAPH_WALK_WAVES = 0
     if os.environ.get("SCHED_WAVES"):          # the scheduled grid's item slots, in waves of CTAs
-        variant_mod.GRAPH_SCHED_WAVES = int(os.environ["SCHED_WAVES"])
+        variant_mod.GRAPH_SCHED_WAVES = float(os.environ["SCHED_WAVES"])
     k = load(build_variant(v, info.arch), 0)
     if graph_len and os.environ.get("PLAN_MAX_PARTS"):       # 1: the scheduled kernel on whole sequences
         from probe_common import capped

@@ -245,6 +245,10 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
   long long cap = (waves * slots + grid_x - 1) / grid_x;
   if (cap > (long long)num_seqs * parts) cap = (long long)num_seqs * parts;
   if (cap < num_seqs) cap = num_seqs;
+  // whole sequences (one item each: onepass) fill half to all of one wave: one wave of item slots,
+  // so that wb_plan may run an about-uniform batch whole without empty CTAs beside it
+  // (Variant.sched_shape, SCHED_FIT_FILL)
+  if (many && ptok >= bound && 2 * ctas >= slots && ctas <= slots) cap = slots / grid_x > num_seqs ? slots / grid_x : num_seqs;
   unsigned h = 0x2545F491u;                         // variant.sched_key
   const unsigned xs[5] = {(unsigned)num_seqs, (unsigned)bound, (unsigned)ptok, (unsigned)cap, (unsigned)slots};
   for (unsigned x : xs) h = (h ^ x) * 0x01000193u;

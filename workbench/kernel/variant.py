@@ -37,6 +37,11 @@ SCHED_MIN_SEQS = 2           # ... for a batch of this many sequences or more (i
 SCHED_FEW_CTAS = 4           # ... whose sequences have at most this many CTAs each (kv-head groups);
 SCHED_FEW_WAVES = 4          # ... those grids with item slots for this many waves: at 70b TP8 the empty
                              # slots of 8 cost b64 x 1k 2.6 us of 21 (4: 0.7), 8b's r64 lost 2% with 4
+SCHED_FIT_FILL = 0.5         # a scheduled grid whose whole sequences fill this share of one wave of its slots, up to
+                             # all of it, gets one wave of item slots, not GRAPH_SCHED_WAVES: wb_plan runs such a
+                             # batch whole where it is about uniform, and empty slots beside whole-sequence CTAs
+                             # cost b32 x 4k 131.3 us (none) -> 134.3 (17 of 49) -> 144.8 (364 of 396); H200
+                             # 2026-11-30, results/h200-2026-11-30-sched-slots
 SCHED_WAVE_TOKENS = 384      # the device plan's fixed cost of a wave, in tokens (H200: b32 x 1k ran 2 waves
                              # of 384 tokens in 51.4 us, 1 wave of 1024 in 47.7; auto_tokens' 128 said otherwise)
 RAGGED_FILL = 0.5            # per-shape (eager) launches plan a batch whose tokens fill at most this share of
@@ -472,7 +477,8 @@ class Variant:
         finely; items past the slots are walked. The same numbers must come out here and in the
         exported launcher: the key ties a schedule to the launch it was planned for."""
         grid_x = max(grid_x, 1)
-        waves = GRAPH_SCHED_WAVES if self.many_waves(grid_x * num_seqs, launch_len, occ) else SCHED_FEW_WAVES
+        many = self.many_waves(grid_x * num_seqs, launch_len, occ)
+        waves = GRAPH_SCHED_WAVES if many else SCHED_FEW_WAVES
         occ = occ.scheduled()                   # wb_decode_sched's registers, not wb_decode_split's
         ptok = self.auto_tokens(grid_x * num_seqs, launch_len, occ)
         if ptok <= 0:
@@ -492,7 +498,15 @@ class Variant:
         # left 1 slot per sequence for onepass, whose shared memory never grows with the partition:
         # one CTA walked every item (70b TP8 b1 x 4k 201 us, plain grid 18.6; H200, 2026-11-29)
         parts = -(-launch_len // AUTO_MIN_TOKENS)
-        cap = max(num_seqs, min(num_seqs * parts, -(-waves * slots // grid_x)))
+        cap = max(num_seqs, min(num_seqs * parts, int(-(-waves * slots // grid_x))))
+        if many and ptok >= launch_len and SCHED_FIT_FILL * slots <= grid_x * num_seqs <= slots:
+            # whole sequences fill half to all of one wave: one wave of slots, so that wb_plan may run
+            # an about-uniform batch whole (b32 x 4k 131 -> see SCHED_FIT_FILL). One slot per sequence
+            # would leave none empty, but a ragged batch's split must then walk (r32 of 1000-4000
+            # tokens 78.3 -> 85.0 us, FA3 80.9); with one wave of slots it stays at 77.8. Only where a
+            # whole sequence of the bound is one item (onepass): twopass splits a 16k one into 6,
+            # walked in one wave of slots (b32 x 16k 504 -> 513)
+            cap = max(num_seqs, slots // grid_x)
         return SchedShape(part_tokens=ptok, slots=slots, cap=cap, key=sched_key(num_seqs, launch_len, ptok, cap, slots))
 
     def schedules(self, ctas: int, launch_len: int, occ: "Occupancy", num_seqs: int) -> bool:
