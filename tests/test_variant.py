@@ -484,3 +484,28 @@ def test_sched_shape_plans_with_the_sched_kernels_own_occupancy():
     a, b = v.sched_shape(8, 64, 32864, lean), v.sched_shape(8, 64, 32864, fat)
     assert b.slots == 132 and a.slots > b.slots and a.key != b.key
     assert fat.scheduled().split_blocks == 1 and lean.scheduled() == lean
+
+
+def test_sched_shape_gives_one_wave_of_slots_where_whole_sequences_fill_half_to_one_wave(monkeypatch):
+    """A scheduled grid (here every graph-bound launch plans, as the probes force it) whose whole
+    sequences fill half to all of one wave of the scheduled kernel's slots, for a variant whose
+    partition covers the bound (onepass: one item per sequence), has one wave of item slots, not
+    GRAPH_SCHED_WAVES: wb_plan runs such a batch whole when it is about uniform, and empty slots
+    beside whole-sequence CTAs cost b32 x 4k 131 -> 145 us at 8 waves (H200, 2026-11-30). Below half
+    a wave, past one, or where a sequence of the bound splits (twopass), the grid keeps its waves."""
+    import workbench.kernel.variant as variant_mod
+    from workbench.kernel.variant import GRAPH_SCHED_WAVES
+    monkeypatch.setattr(variant_mod, "GRAPH_WALK_WAVES", 0)
+    occ = Occupancy(sm_count=132, smem_per_sm=233472, smem_reserved=1024, smem_limit=232448, split_blocks=3,
+                    whole_blocks=3, sched_blocks=3)
+    one = Variant(head_size=128, block_size=16, dtype="bf16", algorithm="onepass", threads=128, heads_per_cta=4,
+                  partition="auto", stages=2, mma=True, graph_sched=True)
+    two = one.with_(algorithm="twopass", threads=256)
+    bound, grid_x = 32864, 8
+    waves = lambda v, b: v.sched_shape(grid_x, b, bound, occ)                # noqa: E731
+    assert waves(one, 32).slots == 396 and waves(one, 32).part_tokens >= bound
+    assert [waves(one, b).cap for b in (25, 32, 40)] == [49, 49, 49]         # 200..320 CTAs of 396: one wave
+    assert waves(one, 24).cap == GRAPH_SCHED_WAVES * 396 // grid_x          # 192 CTAs: under half a wave
+    assert waves(one, 50).cap == GRAPH_SCHED_WAVES * 396 // grid_x          # 400: past one wave
+    assert waves(two, 32).part_tokens < bound and waves(two, 32).cap == GRAPH_SCHED_WAVES * waves(two, 32).slots // grid_x
+    assert waves(one, 32).key != waves(one, 24).key
