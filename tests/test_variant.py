@@ -509,3 +509,24 @@ def test_sched_shape_gives_one_wave_of_slots_where_whole_sequences_fill_half_to_
     assert waves(one, 50).cap == GRAPH_SCHED_WAVES * 396 // grid_x          # 400: past one wave
     assert waves(two, 32).part_tokens < bound and waves(two, 32).cap == GRAPH_SCHED_WAVES * waves(two, 32).slots // grid_x
     assert waves(one, 32).key != waves(one, 24).key
+
+
+def test_schedules_batches_whose_whole_sequences_fill_half_to_one_wave():
+    """With 8 CTAs per sequence (llama-3.1-8b) a graph-bound onepass launch of b25-b49 is not many
+    waves, yet it is scheduled (fits_one_wave), with one wave of item slots: against the plain grid
+    r32 of 200-32k tokens 227.6 -> 207.7 us and b32 x 4k 142.6 -> 135.1 (H200, 2026-11-30). Smaller
+    batches, and a variant built without the knob, keep the plain grid."""
+    occ = Occupancy(sm_count=132, smem_per_sm=233472, smem_reserved=1024, smem_limit=232448, split_blocks=3,
+                    whole_blocks=3, sched_blocks=3)
+    one = Variant(head_size=128, block_size=16, dtype="bf16", algorithm="onepass", threads=128, heads_per_cta=4,
+                  partition="auto", stages=2, mma=True, graph_sched=True)
+    batches = (1, 8, 16, 24, 25, 32, 40, 49)
+    assert not any(one.many_waves(8 * b, 32864, occ) for b in batches)
+    assert [b for b in batches if one.schedules(8 * b, 32864, occ, num_seqs=b)] == [25, 32, 40, 49]
+    assert [one.sched_shape(8, b, 32864, occ).cap for b in (25, 49)] == [49, 49]
+    assert not one.with_(graph_sched=False).schedules(8 * 32, 32864, occ, num_seqs=32)
+    assert one.plans_eager(8, [200] * 31 + [32000], occ) and not one.plans_eager(8, [4096] * 32, occ)
+    # few CTAs per sequence (qwen2.5-7b's 4, 70b TP8's 1) keep their own rule and its waves of slots
+    from workbench.kernel.variant import SCHED_FEW_WAVES
+    few = one.sched_shape(4, 64, 32864, occ)                                # 256 CTAs, as b32 above
+    assert not one.fits_one_wave(4, 64, 32864, occ) and few.cap == SCHED_FEW_WAVES * few.slots // 4

@@ -207,7 +207,8 @@ static inline int WB_SYM(wb_failed)(const WbArgs& a, cudaError_t e) {
 #if WB_PARTITION == -2 && WB_GRAPH_SCHED
 // Scheduled graph-bound launches (Variant.graph_sched, `workbench export --graph-sched`): where the
 // grid for the bound is more than 8 waves of CTAs, or the batch has 2+ sequences of at most 4 CTAs
-// each, the split grid has item slots for 8 waves (4 for the second rule: fewer empty CTAs) and
+// each, or its whole sequences fill half to one wave (onepass), the split grid has item slots for 8
+// waves (4 for the second rule: fewer empty CTAs; one for the third) and
 // runs the step's schedule that wb_plan_run planned on the device from the real lengths (a long sequence among short ones spreads over every slot). Variant.sched_shape,
 // Variant.schedules: the partition is the auto plan's for the bound, lengthened while the SM slots
 // stay the same; the key ties a schedule to this shape (another one is not trusted: decode.cu).
@@ -218,11 +219,11 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
   const long long ctas = (long long)grid_x * num_seqs;
   const int own = WB_SYM(wb_auto_tokens_occ)(plain, (int)ctas, bound, smem_limit);
   // Variant.schedules: a grid of many waves, or a batch that may be ragged (2+ sequences) with few
-  // CTAs per sequence (at most 4 kv-head groups)
+  // CTAs per sequence (at most 4 kv-head groups), or one that fits one wave (below)
   const bool few = num_seqs >= 2 && grid_x <= 4;
   const bool many = own > 0 && ctas * ((bound + own - 1) / own) > 8 * WB_SYM(wb_split_slots)(plain, own);
-  if (!(few || many)) return false;                 // the plain grid is fine
-  const long long waves = many ? 8 : 4;            // GRAPH_SCHED_WAVES, SCHED_FEW_WAVES
+  // Variant.sched_partition: the auto plan's partition at wb_decode_sched's occupancy, lengthened
+  // while the SM slots stay the same
   WB_SYM(WbOcc) occ = *plain;                       // wb_decode_sched's registers (Occupancy.scheduled)
   if (occ.sched_blocks > 0) occ.split_blocks = occ.sched_blocks;
   const WB_SYM(WbOcc)* o = &occ;
@@ -241,14 +242,17 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
   while (ptok + 64 <= top && WB_SYM(wb_smem_bytes)(ptok + 64) <= smem_limit &&
          WB_SYM(wb_split_slots)(o, ptok + 64) == slots)
     ptok += 64;
+  // Variant.fits_one_wave: whole sequences (one item each: onepass) fill half to all of one wave
+  const bool fit = num_seqs >= 2 && grid_x > 4 && ptok >= bound && 2 * ctas >= slots && ctas <= slots;
+  if (!(few || many || fit)) return false;          // the plain grid is fine
+  const long long waves = many ? 8 : 4;            // GRAPH_SCHED_WAVES, SCHED_FEW_WAVES
   const int parts = (bound + 255) / 256;             // the plan's finest split (Variant.sched_shape)
   long long cap = (waves * slots + grid_x - 1) / grid_x;
   if (cap > (long long)num_seqs * parts) cap = (long long)num_seqs * parts;
   if (cap < num_seqs) cap = num_seqs;
-  // whole sequences (one item each: onepass) fill half to all of one wave: one wave of item slots,
-  // so that wb_plan may run an about-uniform batch whole without empty CTAs beside it
-  // (Variant.sched_shape, SCHED_FIT_FILL)
-  if (many && ptok >= bound && 2 * ctas >= slots && ctas <= slots) cap = slots / grid_x > num_seqs ? slots / grid_x : num_seqs;
+  // one wave of item slots, so that wb_plan may run an about-uniform batch whole without empty CTAs
+  // beside it (Variant.sched_shape, SCHED_FIT_FILL)
+  if (fit) cap = slots / grid_x > num_seqs ? slots / grid_x : num_seqs;
   unsigned h = 0x2545F491u;                         // variant.sched_key
   const unsigned xs[5] = {(unsigned)num_seqs, (unsigned)bound, (unsigned)ptok, (unsigned)cap, (unsigned)slots};
   for (unsigned x : xs) h = (h ^ x) * 0x01000193u;

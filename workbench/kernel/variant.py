@@ -467,18 +467,11 @@ class Variant:
         best = min(rate.values())
         return next(z for z in range(lo, full + 1) if rate[z] <= best * (1 + GRAPH_WALK_SLACK))
 
-    def sched_shape(self, grid_x: int, num_seqs: int, launch_len: int, occ: "Occupancy") -> "SchedShape":
-        """The launch shape of a scheduled graph-bound auto launch (graph_sched) for num_seqs
-        sequences bounded at launch_len, grid_x CTAs (kv-head groups) per item: its partition size
-        and shared memory are the auto plan's for the bound (what the grid for the bound has), its
-        grid GRAPH_SCHED_WAVES waves of item slots (at most one per AUTO_MIN_TOKENS of the bound per
-        sequence, at least one per sequence; SCHED_FEW_WAVES where only the few-CTAs rule of
-        `schedules` plans it). Per step the device plan (wb_plan) splits the real lengths at most that
-        finely; items past the slots are walked. The same numbers must come out here and in the
-        exported launcher: the key ties a schedule to the launch it was planned for."""
+    def sched_partition(self, grid_x: int, num_seqs: int, launch_len: int, occ: "Occupancy") -> tuple[int, int]:
+        """(partition tokens, item slots) of a scheduled launch of num_seqs sequences bounded at
+        launch_len: the auto plan's partition for the bound at wb_decode_sched's occupancy, lengthened
+        while the SM slots stay the same, and the CTAs of that kernel resident at once there."""
         grid_x = max(grid_x, 1)
-        many = self.many_waves(grid_x * num_seqs, launch_len, occ)
-        waves = GRAPH_SCHED_WAVES if many else SCHED_FEW_WAVES
         occ = occ.scheduled()                   # wb_decode_sched's registers, not wb_decode_split's
         ptok = self.auto_tokens(grid_x * num_seqs, launch_len, occ)
         if ptok <= 0:
@@ -493,19 +486,46 @@ class Variant:
         top = min(self.max_context_unsplit(occ.smem_limit), -(-launch_len // AUTO_GRAIN) * AUTO_GRAIN)
         while ptok + AUTO_GRAIN <= top and self.split_slots(ptok + AUTO_GRAIN, occ) == slots:
             ptok += AUTO_GRAIN
+        return ptok, slots
+
+    def fits_one_wave(self, grid_x: int, num_seqs: int, launch_len: int, occ: "Occupancy") -> bool:
+        """Whether a graph-bound launch of num_seqs sequences is a batch whose whole sequences fill half
+        to all of one wave of the scheduled kernel's slots, for a variant whose scheduled partition
+        covers the bound (onepass: a sequence is one item), with more CTAs per sequence than the
+        few-CTAs rule of `schedules` plans for. Such a launch is scheduled, with one wave of item
+        slots (sched_shape): wb_plan runs an about-uniform batch whole there and splits a ragged one
+        (SCHED_FIT_FILL)."""
+        if num_seqs < SCHED_MIN_SEQS or grid_x <= SCHED_FEW_CTAS:
+            return False
+        ptok, slots = self.sched_partition(grid_x, num_seqs, launch_len, occ)
+        return ptok >= launch_len and SCHED_FIT_FILL * slots <= grid_x * num_seqs <= slots
+
+    def sched_shape(self, grid_x: int, num_seqs: int, launch_len: int, occ: "Occupancy") -> "SchedShape":
+        """The launch shape of a scheduled graph-bound auto launch (graph_sched) for num_seqs
+        sequences bounded at launch_len, grid_x CTAs (kv-head groups) per item: its partition size
+        and shared memory are the auto plan's for the bound (sched_partition), its grid
+        GRAPH_SCHED_WAVES waves of item slots (at most one per AUTO_MIN_TOKENS of the bound per
+        sequence, at least one per sequence; SCHED_FEW_WAVES where only the few-CTAs rule of
+        `schedules` plans it; one wave where the batch `fits_one_wave`). Per step the device plan
+        (wb_plan) splits the real lengths at most that finely; items past the slots are walked. The
+        same numbers must come out here and in the exported launcher: the key ties a schedule to the
+        launch it was planned for."""
+        grid_x = max(grid_x, 1)
+        many = self.many_waves(grid_x * num_seqs, launch_len, occ)
+        waves = GRAPH_SCHED_WAVES if many else SCHED_FEW_WAVES
+        ptok, slots = self.sched_partition(grid_x, num_seqs, launch_len, occ)
         # item slots: the plan splits as finely as AUTO_MIN_TOKENS, so a sequence may have that many
         # items whatever the launch's (lengthened) partition. Counting the lengthened one's instead
         # left 1 slot per sequence for onepass, whose shared memory never grows with the partition:
         # one CTA walked every item (70b TP8 b1 x 4k 201 us, plain grid 18.6; H200, 2026-11-29)
         parts = -(-launch_len // AUTO_MIN_TOKENS)
         cap = max(num_seqs, min(num_seqs * parts, int(-(-waves * slots // grid_x))))
-        if many and ptok >= launch_len and SCHED_FIT_FILL * slots <= grid_x * num_seqs <= slots:
-            # whole sequences fill half to all of one wave: one wave of slots, so that wb_plan may run
-            # an about-uniform batch whole (b32 x 4k 131 -> see SCHED_FIT_FILL). One slot per sequence
-            # would leave none empty, but a ragged batch's split must then walk (r32 of 1000-4000
-            # tokens 78.3 -> 85.0 us, FA3 80.9); with one wave of slots it stays at 77.8. Only where a
-            # whole sequence of the bound is one item (onepass): twopass splits a 16k one into 6,
-            # walked in one wave of slots (b32 x 16k 504 -> 513)
+        if self.fits_one_wave(grid_x, num_seqs, launch_len, occ):
+            # one wave of slots, so that wb_plan may run an about-uniform batch whole without empty
+            # CTAs beside it (SCHED_FIT_FILL). One slot per sequence would leave none empty, but a
+            # ragged batch's split must then walk (r32 of 1000-4000 tokens 78.3 -> 85.0 us, FA3 80.9);
+            # with one wave of slots it stays at 77.8. Only where a whole sequence of the bound is one
+            # item (onepass): twopass splits a 16k one into 6, walked (b32 x 16k 504 -> 513)
             cap = max(num_seqs, slots // grid_x)
         return SchedShape(part_tokens=ptok, slots=slots, cap=cap, key=sched_key(num_seqs, launch_len, ptok, cap, slots))
 
@@ -521,11 +541,18 @@ class Variant:
         from 57.5 to 47.0 us at 70b TP8 and 169 to 117 at qwen (FA3 118), r64 at qwen 129 to 98.
         It costs uniform batches 0-10% (the item load, the scheduled kernel's registers, its empty
         item slots: SCHED_FEW_WAVES). Planning every batch of 2+ sequences cost llama-3.1-8b (8
-        CTAs per sequence) 0.8% of its suite for a gain at r8 alone, so there it stays off.
-        results/h200-2026-11-29-ragged."""
+        CTAs per sequence) 0.8% of its suite for a gain at r8 alone, so there it stays off
+        (results/h200-2026-11-29-ragged), except for batches that `fits_one_wave`: there, against
+        the plain grid (H200, onepass t128 q4, bound 32864, 2026-11-30), r32 of 200-32k tokens 227.6
+        -> 207.7 us, of 2000-8000 168.1 -> 147.2, of 1000-4000 87.6 -> 80.1, b32 x 4k 142.6 -> 135.1
+        (FA3 133.8), while uniform b26 x 4k lost 119.1 -> 123.6 and b40 x 4k 172.5 -> 176.5
+        (results/h200-2026-11-30-sched-slots/6-fit-final-ab)."""
         few = num_seqs >= SCHED_MIN_SEQS and ctas <= SCHED_FEW_CTAS * num_seqs
         # a few-CTAs batch is planned even where the bound's plan would not split (sched_shape)
-        return self.graph_sched and (few or self.many_waves(ctas, launch_len, occ))
+        if not self.graph_sched:
+            return False
+        return (few or self.many_waves(ctas, launch_len, occ)
+                or (num_seqs > 0 and self.fits_one_wave(ctas // num_seqs, num_seqs, launch_len, occ)))
 
     def plans_eager(self, grid_x: int, lengths: Sequence[int], occ: "Occupancy") -> bool:
         """Whether a per-shape launch (bounded at the batch's longest sequence, not a graph's bound)

@@ -116,7 +116,8 @@ def schedule_ints(rows: int, max_seq_len: int) -> int:
 
 def is_scheduled(num_seqs, num_heads, num_kv_heads, max_seq_len, variant) -> bool:
     """Whether the captured decode launch of `num_seqs` sequences bounded at max_seq_len with
-    `variant` runs a schedule (exported with it, the default; where its grid for the bound is more than 8 waves, or for 2+ sequences of at most 4 CTAs each)."""
+    `variant` runs a schedule (exported with it, the default; where its grid for the bound is more than 8 waves,
+    for 2+ sequences of at most 4 CTAs each, or where whole sequences fill half to one wave: onepass)."""
     import torch
     load_ops()
     return bool(torch.ops.@PKG@.is_scheduled(int(num_seqs), int(num_heads), int(num_kv_heads), int(max_seq_len),
