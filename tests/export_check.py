@@ -118,7 +118,12 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
              ((30000, 200, 1000, 0, 5000, 17, 800, 12000), 8, 1),
              # 160 sequences of one CTA each: the bound's auto plan is a whole sequence per CTA, and
              # the launch is planned all the same (Variant.sched_shape from the finest partition up)
-             ((32000, 0) + tuple(100 + 37 * i for i in range(158)), 8, 1)]
+             ((32000, 0) + tuple(100 + 37 * i for i in range(158)), 8, 1),
+             # b32 of the model's heads: onepass variants' whole sequences fill half to one wave, so the
+             # launch is scheduled with one wave of slots (Variant.fits_one_wave); about uniform with a
+             # padded slot (run whole), then ragged (split by the plan's cost)
+             ((4096,) * 30 + (3800, 0), heads.num_heads, heads.num_kv_heads),
+             (tuple(300 + 997 * i for i in range(31)) + (0,), heads.num_heads, heads.num_kv_heads)]
     for bi, (lens, nh, nkv) in enumerate(cases):
         spec = WorkloadSpec(seq_lens=lens, num_heads=nh,
                             num_kv_heads=nkv, head_size=heads.head_size, block_size=cfg["block_size"],
@@ -128,6 +133,7 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
                                spec.num_kv_heads)
         wide = widen_block_table(w.block_tables, 32864, spec.block_size)
         tag = f"b{len(lens)}" + ("" if nkv == heads.num_kv_heads else f"h{nh}/{nkv}")
+        tag += "r" if ragged(lens) and any(k.startswith(tag + "/") for k in graph_errs) else ""   # the second b32
         for idx in range(len(variants)):
             if variants[idx].heads_per_cta >= 2 * (nh // nkv):
                 continue                      # refused for this GQA group (Variant.check_workload)
