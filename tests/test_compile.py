@@ -148,26 +148,29 @@ def test_helper_kernels_compile(cubin_cache, source):
     assert os.path.getsize(build_source(source, "sm_90a")) > 0
 
 
-def test_launcher_params_match_the_kernels_struct(tmp_path):
-    """The Python launcher passes decode.cu's Params by value as a ctypes struct: every field at the
-    same offset, the same size, or the kernel reads garbage (a field added on one side only)."""
+@pytest.mark.parametrize("struct", ["Params", "PlanParams"])
+def test_launcher_params_match_the_kernels_struct(tmp_path, struct):
+    """The Python launcher passes decode.cu's Params (and wb_plan's PlanParams) by value as a ctypes
+    struct: every field at the same offset, the same size, or the kernel reads garbage (a field added
+    on one side only)."""
     import ctypes
     import subprocess
 
+    from workbench.kernel import launch
     from workbench.kernel.build import find_nvcc
-    from workbench.kernel.launch import _Params
     from workbench.config.paths import kernels_dir
     nvcc = find_nvcc()
-    names = [f for f, _ in _Params._fields_]
+    py = getattr(launch, "_" + struct)
+    names = [f for f, _ in py._fields_]
     prog = ("#include <cstdio>\n#include <cstddef>\n#define WB_HEAD 128\n#define WB_BLOCK 16\n#define WB_DTYPE 1\n"
-            "#define WB_THREADS 128\n#define WB_QPC 4\n#define WB_PARTITION -2\n"
+            "#define WB_THREADS 128\n#define WB_QPC 4\n#define WB_PARTITION -2\n#define WB_GRAPH_SCHED 1\n"
             f'#include "{kernels_dir() / "decode.cu"}"\nint main() {{\n'
-            + "".join(f'  printf("%zu\\n", offsetof(wb::Params, {n}));\n' for n in names)
-            + '  printf("%zu\\n", sizeof(wb::Params));\n  return 0;\n}\n')
+            + "".join(f'  printf("%zu\\n", offsetof(wb::{struct}, {n}));\n' for n in names)
+            + f'  printf("%zu\\n", sizeof(wb::{struct}));\n  return 0;\n}}\n')
     (tmp_path / "p.cu").write_text(prog)
     p = subprocess.run([nvcc, "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", str(tmp_path / "p.cu"), "-o",
                         str(tmp_path / "p")], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-3000:]
     got = [int(x) for x in subprocess.run([str(tmp_path / "p")], capture_output=True, text=True, check=True).stdout.split()]
-    want = [getattr(_Params, n).offset for n in names] + [ctypes.sizeof(_Params)]
+    want = [getattr(py, n).offset for n in names] + [ctypes.sizeof(py)]
     assert got == want, list(zip(names + ["sizeof"], got, want))
