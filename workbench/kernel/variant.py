@@ -40,8 +40,8 @@ SCHED_FEW_WAVES = 4          # ... those grids with item slots for this many wav
 SCHED_FIT_FILL = 0.5         # a scheduled grid whose whole sequences fill this share of one wave of its slots, up to
                              # all of it, gets one wave of item slots, not GRAPH_SCHED_WAVES: wb_plan runs such a
                              # batch whole where it is about uniform, and empty slots beside whole-sequence CTAs
-                             # cost b32 x 4k 131.3 us (none) -> 134.3 (17 of 49) -> 144.8 (364 of 396); H200
-                             # 2026-11-30, results/h200-2026-11-30-sched-slots
+                             # cost b32 x 4k 131.3 us (none; the whole kernel 130.0) -> 137.1 (18 of 50) -> 144.8
+                             # (364 of 396); H200 2026-11-30, results/h200-2026-11-30-sched-slots
 SCHED_WAVE_TOKENS = 384      # the device plan's fixed cost of a wave, in tokens (H200: b32 x 1k ran 2 waves
                              # of 384 tokens in 51.4 us, 1 wave of 1024 in 47.7; auto_tokens' 128 said otherwise)
 RAGGED_FILL = 0.5            # per-shape (eager) launches plan a batch whose tokens fill at most this share of
