@@ -230,6 +230,10 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
   int ptok = WB_SYM(wb_auto_tokens_occ)(o, (int)ctas, bound, smem_limit);
   if (ptok <= 0) ptok = 256;                        // the bound's plan is whole sequences: split from the finest up
   const long long slots = WB_SYM(wb_split_slots)(o, ptok);
+  // Variant.fits_one_wave: whole sequences fill half to all of one wave (the lengthening below keeps
+  // the slots, so only its "one item each" half waits for it); nothing scheduled: no lengthening
+  const bool may_fit = num_seqs >= 2 && grid_x > 4 && 2 * ctas >= slots && ctas <= slots;
+  if (!(few || many || may_fit)) return false;      // the plain grid is fine
 #if WB_ALGO == 1
   int top = 1 << 30;                                // onepass: no logits, any length fits
 #else
@@ -242,9 +246,8 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
   while (ptok + 64 <= top && WB_SYM(wb_smem_bytes)(ptok + 64) <= smem_limit &&
          WB_SYM(wb_split_slots)(o, ptok + 64) == slots)
     ptok += 64;
-  // Variant.fits_one_wave: whole sequences (one item each: onepass) fill half to all of one wave
-  const bool fit = num_seqs >= 2 && grid_x > 4 && ptok >= bound && 2 * ctas >= slots && ctas <= slots;
-  if (!(few || many || fit)) return false;          // the plain grid is fine
+  const bool fit = may_fit && ptok >= bound;         // ... and a sequence of the bound is one item (onepass)
+  if (!(few || many || fit)) return false;
   const long long waves = many ? 8 : 4;            // GRAPH_SCHED_WAVES, SCHED_FEW_WAVES
   const int parts = (bound + 255) / 256;             // the plan's finest split (Variant.sched_shape)
   long long cap = (waves * slots + grid_x - 1) / grid_x;

@@ -488,16 +488,17 @@ class Variant:
             ptok += AUTO_GRAIN
         return ptok, slots
 
-    def fits_one_wave(self, grid_x: int, num_seqs: int, launch_len: int, occ: "Occupancy") -> bool:
+    def fits_one_wave(self, grid_x: int, num_seqs: int, launch_len: int, occ: "Occupancy",
+                      partition: tuple[int, int] | None = None) -> bool:
         """Whether a graph-bound launch of num_seqs sequences is a batch whose whole sequences fill half
         to all of one wave of the scheduled kernel's slots, for a variant whose scheduled partition
         covers the bound (onepass: a sequence is one item), with more CTAs per sequence than the
         few-CTAs rule of `schedules` plans for. Such a launch is scheduled, with one wave of item
         slots (sched_shape): wb_plan runs an about-uniform batch whole there and splits a ragged one
-        (SCHED_FIT_FILL)."""
+        (SCHED_FIT_FILL). partition: sched_partition's answer where the caller has it."""
         if num_seqs < SCHED_MIN_SEQS or grid_x <= SCHED_FEW_CTAS:
             return False
-        ptok, slots = self.sched_partition(grid_x, num_seqs, launch_len, occ)
+        ptok, slots = partition or self.sched_partition(grid_x, num_seqs, launch_len, occ)
         return ptok >= launch_len and SCHED_FIT_FILL * slots <= grid_x * num_seqs <= slots
 
     def sched_shape(self, grid_x: int, num_seqs: int, launch_len: int, occ: "Occupancy") -> "SchedShape":
@@ -520,7 +521,7 @@ class Variant:
         # one CTA walked every item (70b TP8 b1 x 4k 201 us, plain grid 18.6; H200, 2026-11-29)
         parts = -(-launch_len // AUTO_MIN_TOKENS)
         cap = max(num_seqs, min(num_seqs * parts, int(-(-waves * slots // grid_x))))
-        if self.fits_one_wave(grid_x, num_seqs, launch_len, occ):
+        if self.fits_one_wave(grid_x, num_seqs, launch_len, occ, (ptok, slots)):
             # one wave of slots, so that wb_plan may run an about-uniform batch whole without empty
             # CTAs beside it (SCHED_FIT_FILL). One slot per sequence would leave none empty, but a
             # ragged batch's split must then walk (r32 of 1000-4000 tokens 78.3 -> 85.0 us, FA3 80.9);
