@@ -35,3 +35,9 @@ ncu_probe() { local tag=$1; shift
     > $OUT/ncu-$tag.csv 2> $OUT/ncu-$tag.err
   echo "== ncu $tag rc=$? ${SECONDS}s"; tail -2 $OUT/ncu-$tag.err
 }
+# `ragged_probe NAME [VAR=value ...]`: scripts/probe_ragged.py over the recipe's variants $K and shapes $S
+# with those variables set, into $OUT/NAME.json and NAME.txt; prints the table (the last PROBE_TAIL rows)
+ragged_probe() { local name=$1; shift
+  env "$@" timeout ${PROBE_S:-170} python3 scripts/probe_ragged.py $OUT/$name.json "$K" $S > $OUT/$name.txt 2>&1
+  echo "== $name rc=$? ${SECONDS}s"; grep -v Warning $OUT/$name.txt | tail -${PROBE_TAIL:-34}
+}

@@ -16,12 +16,9 @@ source scripts/device_env.sh
 fa3_only || echo "no FA3 bundle"
 K="algorithm=onepass,threads=128,partition=auto,heads_per_cta=4,stages=2,mma=1;algorithm=twopass,threads=256,partition=auto,heads_per_cta=4,stages=2,mma=1;algorithm=onepass,threads=128,partition=none,heads_per_cta=4,stages=2,mma=1"
 S=${SHAPES:-32x4096 32x1024 32x16384 32x32768 40x4096 30x3800+2x4096 26x4096 64x4096 8x16384 r32x200-32768 r32x1000-4000 r32x2000-8000 r40x200-16384 r40x500-2000}
-run() { local tag=$1; shift
-  env "$@" timeout 170 python3 scripts/probe_ragged.py $OUT/fit-$tag.json "$K" $S > $OUT/fit-$tag.txt 2>&1
-  echo "== $tag rc=$? ${SECONDS}s"; grep -v Warning $OUT/fit-$tag.txt | tail -34
-}
-kernel_form old; run old SCHED_FIT=2
-kernel_form new; run new
+PROBE_TAIL=34
+kernel_form old; ragged_probe fit-old SCHED_FIT=2
+kernel_form new; ragged_probe fit-new
 timeout $((560 - SECONDS)) python3 -m pytest -q -s -p no:cacheprovider tests/test_gpu_correctness.py > $OUT/test_gpu_correctness.txt 2>&1
 echo "== test_gpu_correctness rc=$? ${SECONDS}s"; tail -3 $OUT/test_gpu_correctness.txt
 echo "done ${SECONDS}s"

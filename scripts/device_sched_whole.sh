@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Device recipe (prepared in session 20, not yet run): the 537 MB gap, perf-notes v18 Left 1.
+# Device recipe (prepared in session 20, run in session 21: results/h200-2026-11-30-sched-slots/1-whole, perf-notes
+# v19): the 537 MB gap, perf-notes v18 Left 1.
 # At llama-3.1-8b b32 x 4k the whole-sequence kernel runs 129 us, FA3 132 and the package's captured
 # launch 138 (its plan: 3 items of 1408 tokens per sequence). Is it the plan's choice (a), or does the
 # scheduled kernel lose on whole items anyway (b: v17's floor probe, 556 vs 491 us at b32 x 16k)?
@@ -19,13 +20,10 @@ source scripts/device_env.sh
 fa3_only || echo "no FA3 bundle"
 K="algorithm=onepass,threads=128,partition=auto,heads_per_cta=4,stages=2,mma=1;algorithm=twopass,threads=256,partition=auto,heads_per_cta=4,stages=2,mma=1;algorithm=onepass,threads=128,partition=none,heads_per_cta=4,stages=2,mma=1;algorithm=onepass,threads=256,partition=none,heads_per_cta=4,stages=2,mma=1"
 S=${SHAPES:-32x4096 8x16384 32x16384 64x1024 32x1024 r32x200-32768}
-run() { local tag=$1; shift
-  env "$@" timeout 150 python3 scripts/probe_ragged.py $OUT/whole-$tag.json "$K" $S > $OUT/whole-$tag.txt 2>&1
-  echo "== $tag rc=$? ${SECONDS}s"; grep -v Warning $OUT/whole-$tag.txt | tail -26
-}
-run plan
-run items1 PLAN_MAX_PARTS=1
-run items1-w1 PLAN_MAX_PARTS=1 SCHED_WAVES=1
+PROBE_TAIL=26
+ragged_probe whole-plan
+ragged_probe whole-items1 PLAN_MAX_PARTS=1
+ragged_probe whole-items1-w1 PLAN_MAX_PARTS=1 SCHED_WAVES=1
 N="algorithm=onepass,threads=128,stages=2,mma=1,heads_per_cta=4"
 P="python3 scripts/probe_ncu.py"
 NCU_S=150 ncu_probe whole $P "$N,partition=none" b32x4096

@@ -6,7 +6,7 @@ per-sequence grid, and what does it cost on uniform batches? One process, cold L
   SHAPE: 64x1024 (uniform), r32x200-32768 (the bench suite's ragged batch, seed 1), 62x1024+1x30000
 PLAN_MAX_PARTS=1: the plan gives each sequence one item (the scheduled kernel on whole sequences);
 SCHED_WAVES=N: the scheduled grid's item slots in waves of CTAs (Variant's GRAPH_SCHED_WAVES);
-SCHED_FIT=2: never one item slot per sequence (Variant's SCHED_FIT_FILL)
+SCHED_FIT=2: no batch fits one wave (Variant's SCHED_FIT_FILL: its gate and its one wave of slots off)
 Columns per variant: shape (the per-shape launch, as `bench`'s tuned row), shape+plan (the same
 bound, each sequence split on the device by the plan), full (bounded at BOUND, per-sequence
 split: the package's captured graph today), sched (bounded at BOUND, planned). The plan is forced
@@ -46,7 +46,7 @@ def main() -> None:
     variant_mod.GRAPH_WALK_WAVES = 0          # plan every split launch (the gate is what is under test)
     if os.environ.get("SCHED_WAVES"):           # the scheduled grid's item slots, in waves of CTAs
         variant_mod.GRAPH_SCHED_WAVES = float(os.environ["SCHED_WAVES"])
-    if os.environ.get("SCHED_FIT"):             # Variant's SCHED_FIT_FILL (2: never one slot per sequence)
+    if os.environ.get("SCHED_FIT"):             # Variant's SCHED_FIT_FILL (2: nothing fits one wave)
         variant_mod.SCHED_FIT_FILL = float(os.environ["SCHED_FIT"])
     out_path, knob_list = sys.argv[1:3]
     shapes = [(s, lengths(s)) for s in sys.argv[3:]]

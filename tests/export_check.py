@@ -133,7 +133,7 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
                                spec.num_kv_heads)
         wide = widen_block_table(w.block_tables, 32864, spec.block_size)
         tag = f"b{len(lens)}" + ("" if nkv == heads.num_kv_heads else f"h{nh}/{nkv}")
-        tag += "r" if ragged(lens) and any(k.startswith(tag + "/") for k in graph_errs) else ""   # the second b32
+        tag += f"#{bi}" if any(k.startswith(tag + "/") for k in graph_errs) else ""   # two cases of one batch size
         for idx in range(len(variants)):
             if variants[idx].heads_per_cta >= 2 * (nh // nkv):
                 continue                      # refused for this GQA group (Variant.check_workload)
