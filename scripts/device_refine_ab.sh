@@ -3,6 +3,7 @@
 # `bench` with its stored refinement (before), `refine --again` (the new rule, timed afresh), `bench`
 # again (after), PEERS rows (default tuned,tuned-graph,fa3) at GRAPH_LEN (default 32864).
 #   SUITES="model:tp:study:db ..."  db: a results/ path (.db or .db.gz)
+#   BENCH_SUITES (default bench): the bench suites timed before and after, e.g. "bench e2e" (files <when>-e2e.*)
 # Carry as device_bench_suites.sh: .offline/activate.sh, the optuna/sqlalchemy/alembic/colorlog/mako
 # wheels and .peers/fa3.tar.xz. Writes $OUT/<study>/{before,after}.{json,txt}, refine.txt, s.db (past 8 files: all in $OUT/refine-ab.tgz).
 set -uo pipefail
@@ -16,10 +17,14 @@ for S in ${SUITES:?model:tp:study:db ...}; do
   W=/tmp/wbrefab/$study; rm -rf $W; mkdir -p $W $OUT/$study
   case $db in *.gz) gunzip -c "$db" > $W/s.db ;; *) cp "$db" $W/s.db ;; esac
   bench() {
-    timeout ${BENCH_S:-150} python3 -m workbench bench --model $m --tp $tp --study $study --storage sqlite:///$W/s.db \
-      --suite bench --peers ${PEERS:-tuned,tuned-graph,fa3} --graph-len $GL --out $OUT/$study/$1.json \
-      > $OUT/$study/$1.txt 2> $W/bench-$1.err
-    echo "== $study $1 rc=$? ${SECONDS}s"; grep -E "geomean|below|ragged" $OUT/$study/$1.txt; tail -2 $W/bench-$1.err
+    local su t
+    for su in ${BENCH_SUITES:-bench}; do
+      t=$1$([ $su = bench ] || echo -$su)
+      timeout ${BENCH_S:-150} python3 -m workbench bench --model $m --tp $tp --study $study --storage sqlite:///$W/s.db \
+        --suite $su --peers ${PEERS:-tuned,tuned-graph,fa3} --graph-len $GL --out $OUT/$study/$t.json \
+        > $OUT/$study/$t.txt 2> $W/bench-$t.err
+      echo "== $study $t rc=$? ${SECONDS}s"; grep -E "geomean|below|ragged" $OUT/$study/$t.txt; tail -2 $W/bench-$t.err
+    done
   }
   [ "${SKIP_BEFORE:-0}" = 1 ] || bench before
   timeout ${REFINE_S:-240} python3 -m workbench refine --study $study --storage sqlite:///$W/s.db --graph-len $GL --again \

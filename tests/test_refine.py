@@ -499,7 +499,7 @@ def test_band_rule_picks_per_band_from_the_stored_timings_without_a_gpu(tmp_path
     with pytest.raises(WorkbenchError, match="measures on a GPU"):
         refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="band", alt_margin=0.0)
     ref, table, measured = refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="band", alt_margin=0.0,
-                                        graph_neighbours=False)
+                                        graph_neighbours=False, graph_split_forms=False)
     # the table rows' picks as stored (their bands, from the same timings, are today's rule's)
     assert not measured and ref.graph_rule == "band" and ref.picks() == before.picks()
     b48 = next(r for r in ref.graph_rows if r.bucket == "b48")
@@ -522,7 +522,7 @@ def test_band_rule_picks_per_band_from_the_stored_timings_without_a_gpu(tmp_path
     # stored with the rule; the geomean rule re-chosen from the same timings is the stored study's own
     assert stored(optuna.load_study(study_name=STUDY, storage=url)).graph_rule == "band"
     ref2, _, measured = refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="geomean", alt_margin=0.0,
-                                     graph_neighbours=False)
+                                     graph_neighbours=False, graph_split_forms=False)
     assert not measured and [r.pick_key for r in ref2.graph_rows] == [r.pick_key for r in before.graph_rows]
     assert not any(r.bands for r in ref2.graph_rows)
 
@@ -663,3 +663,41 @@ def test_a_side_band_won_by_two_candidates_splits_at_a_wave_edge_between_them():
         g = pick_table_row(row, bucket, edges=edges)
         assert [(x.batch_lo, x.batch_hi) for x in g.bands] in ([], [(5, 10), (10, 15), (15, 24)])
     assert wave_edges(heads, 0) is None and wave_edges(heads, 132)(v4)[:2] == [16.5, 33.0]
+
+
+def test_graph_candidates_hold_the_split_form_of_a_whole_sequence_band_pick(tmp_path):
+    """llama-3.1-8b's H200 study (bands, 2026-11-29): the b12 row's b5-8 band of the 4k-14k bucket picked
+    onepass t256 with 2 heads per CTA, whole-sequence, which a captured launch cannot run. Its split form
+    (same algorithm, threads, heads per CTA and tensor cores, partition auto) joins the b12 graph row's
+    candidates only with band_picks; whole-sequence variants never do."""
+    import gzip
+
+    pytest.importorskip("optuna")
+    from workbench.measure.suite import Suite
+    from workbench.tune.refine import graph_plan, split_forms, splits_at, stored
+    from workbench.tune.storage import open_tuned
+    db = tmp_path / "s.db"
+    db.write_bytes(gzip.decompress((ROOT / "results/h200-2026-11-29-bands/edges/studies-llama-3.1-8b.db.gz").read_bytes()))
+    h, cfg, done = open_tuned(STUDY, f"sqlite:///{db}")
+    ref = stored(h.study)
+    suite = Suite.from_dict(cfg["suite"])
+    _, _, base, picks = _setup(h.study)
+    picks = {**picks, **ref.picks()}
+    bands = {b: [x.pick_key for x in bs] for b, bs in ref.bands().items()}
+    variant_of = {m.key: m.variant for _, m in done if m.ok}
+    q2 = [k for b, ks in bands.items() for k in ks if variant_of[k]["heads_per_cta"] == 2
+          and variant_of[k]["threads"] == 256 and variant_of[k]["algorithm"] == "onepass"
+          and not splits_at(variant_of[k], 32864)]
+    assert q2
+    label = next(b for b, ks in bands.items() if q2[0] in ks)
+    form = split_forms(done, label, [q2[0]], 32864)
+    assert len(form) == 1 and splits_at(variant_of[form[0]], 32864)
+    assert {k: variant_of[form[0]][k] for k in ("algorithm", "threads", "heads_per_cta", "mma")} == \
+        {k: variant_of[q2[0]][k] for k in ("algorithm", "threads", "heads_per_cta", "mma")}
+    assert split_forms(done, label, [form[0], None, "no-such-key"], 32864) == []    # splits already: nothing to add
+    kw = dict(fallback=base.best_overall["key"])
+    with_forms = {lbl: [c.key for c in cands] for lbl, _, cands, _ in
+                  graph_plan(suite, done, picks, 32864, _fits, band_picks=bands, **kw)}
+    without = {lbl: [c.key for c in cands] for lbl, _, cands, _ in graph_plan(suite, done, picks, 32864, _fits, **kw)}
+    assert form[0] in with_forms["b12"] and form[0] not in without["b12"]
+    assert all(splits_at(variant_of[k], 32864) for ks in with_forms.values() for k in ks[1:])

@@ -31,6 +31,10 @@ def refine_cmd(
     graph_neighbours: bool = typer.Option(True, "--graph-neighbours/--no-graph-neighbours",
                                           help="each batch row's graph candidates include its neighbouring rows' "
                                                "long-context picks (a refinement stored without them measures again)"),
+    graph_split_forms: bool = typer.Option(True, "--graph-split-forms/--no-graph-split-forms",
+                                           help="... and the split form of each whole-sequence pick of the row and "
+                                                "its bands (same CTA work, split: a captured launch must split; a "
+                                                "refinement stored without them measures again)"),
     again: bool = typer.Option(False, "--again", help="measure again even where the stored refinement has the "
                                                       "same candidates"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
@@ -50,7 +54,7 @@ def refine_cmd(
         task = prog.add_task("refine", total=None)
         ref, table, measured = refine_study(study, storage, margin=margin, top=top, launches=launches, rounds=rounds,
                                             again=again, graph_len=graph_len, graph_rule=graph_rule, alt_margin=alt_margin,
-                                            graph_neighbours=graph_neighbours,
+                                            graph_neighbours=graph_neighbours, graph_split_forms=graph_split_forms,
                                             progress=lambda s: prog.update(task, description=s))
     if not measured:
         err.print(f"study {study} was refined on {ref.gpu} ({ref.created}) with these candidates: shown, not "

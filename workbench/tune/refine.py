@@ -138,6 +138,7 @@ class Refinement:
     graph_rule: str = "geomean"            # how a graph row's pick was chosen (GRAPH_RULES; stored before it existed: geomean)
     alt_margin: float = 0.0                # CTA-shape alternatives timed within this at the centre (stored before: none)
     graph_neighbours: bool = False         # graph rows also timed their neighbouring rows' defaults (stored before: no)
+    graph_split_forms: bool = False        # ... and the split form of each whole-sequence pick (stored before: no)
 
     def picks(self) -> dict[str, str]:
         return {r.bucket: r.pick_key for r in self.rows}
@@ -161,14 +162,16 @@ class Refinement:
                 and {r.bucket for r in self.rows} == labels
                 and all(wanted(r.bucket) <= {c.key for c in r.candidates} for r in self.rows))
 
-    def covers_graph(self, graph_len: int, rule: str = GRAPH_RULE, neighbours: bool = True) -> bool:
+    def covers_graph(self, graph_len: int, rule: str = GRAPH_RULE, neighbours: bool = True,
+                     split_forms: bool = True) -> bool:
         """Whether its graph picks answer a refine with this bound (0: none asked), rule and candidate set."""
-        return graph_len == 0 or (self.times_graph(graph_len, neighbours) and self.graph_rule == rule)
+        return graph_len == 0 or (self.times_graph(graph_len, neighbours, split_forms) and self.graph_rule == rule)
 
-    def times_graph(self, graph_len: int, neighbours: bool = True) -> bool:
+    def times_graph(self, graph_len: int, neighbours: bool = True, split_forms: bool = True) -> bool:
         """Whether it holds graph-bound timings at this bound of the candidates a refine with `neighbours`
-        (graph_plan) times: any rule re-chooses from them."""
-        return self.graph_len == graph_len and bool(self.graph_rows) and self.graph_neighbours == neighbours
+        and `split_forms` (graph_plan) times: any rule re-chooses from them."""
+        return (self.graph_len == graph_len and bool(self.graph_rows) and self.graph_neighbours == neighbours
+                and self.graph_split_forms == split_forms)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("rows", "graph_rows")}
@@ -479,7 +482,7 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
                launches: int = 30, rounds: int = REFINE_ROUNDS, timer: Callable[[list[RefineCandidate]], Any],
                graph_len: int = 0, graph_timer: Callable[[list[RefineCandidate]], Any] | None = None,
                fallback: str | None = None, graph_rule: str = GRAPH_RULE, alt_margin: float = REFINE_ALT_MARGIN,
-               sm_count: int = 0, graph_neighbours: bool = True,
+               sm_count: int = 0, graph_neighbours: bool = True, graph_split_forms: bool = True,
                progress: Callable[[str], None] = lambda s: None) -> Refinement:
     """Refine every bucket of the study's suite. `study_picks`: bucket label -> the dispatch's key
     before refinement. `timer(cands)` -> a function (spec, launches) -> median µs per candidate for
@@ -539,8 +542,10 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
     if graph_len:
         picks = {**study_picks, **{r.bucket: r.pick_key for r in rows}}
         row_of = {graph_label(b): b for b in suite.buckets()}
+        bands = {r.bucket: [b.pick_key for b in r.bands] for r in rows}
         for label, own, cands, shapes in graph_plan(suite, done, picks, graph_len, fits, margin, fallback,
-                                                    neighbours=graph_neighbours):
+                                                    neighbours=graph_neighbours,
+                                                    band_picks=bands if graph_split_forms else None):
             if len(cands) > 1:
                 timed(f"graph {label}", cands, shapes, graph_timer(cands))
             grows.append(pick_graph_row(RefineRow(bucket=label, shapes=[label_of(b, c) for b, c in shapes],
@@ -549,7 +554,8 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
     return Refinement(study=study, gpu=gpu, margin=margin, top=top, keep=keep, launches=launches, rounds=rounds,
                       rows=rows, seconds=time.perf_counter() - t0, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       graph_len=graph_len, graph_rows=grows, graph_rule=graph_rule, alt_margin=alt_margin,
-                      graph_neighbours=bool(graph_len) and graph_neighbours)
+                      graph_neighbours=bool(graph_len) and graph_neighbours,
+                      graph_split_forms=bool(graph_len) and graph_split_forms)
 
 
 def label_of(batch: int, shape: Any) -> str:
@@ -575,12 +581,38 @@ def splits_at(variant: dict[str, Any], graph_len: int) -> bool:
     return Variant.from_dict(variant).uses_split(1, 1, graph_len)      # one (sequence, head) at the bound
 
 
+SPLIT_FORM_KNOBS = ("algorithm", "threads", "heads_per_cta", "mma")   # what a whole-sequence pick's split form keeps
+
+
+def split_forms(done: list[tuple[int, Measurement]], label: str, keys: list[str | None], graph_len: int) -> list[str]:
+    """For each whole-sequence variant among `keys` (one that does not split at graph_len): the fastest
+    variant at bucket `label`'s centre with its CTA work (SPLIT_FORM_KNOBS) that does split there. A
+    captured launch must split, so the whole-sequence pick never becomes a graph candidate, yet its CTA
+    shape may be the one a row's batch fills the GPU with: llama-3.1-8b's b5-9 band picked onepass t256
+    with 2 heads per CTA (16 CTAs a sequence, one wave at b8) and the graph ran twopass t256 with 4, its
+    split form ran b8 x 1k-32k 5-15% faster graph-bound (H200, 2026-11-30)."""
+    variant_of = {m.key: m.variant for _, m in done if m.ok}
+    whole = [variant_of[k] for k in dict.fromkeys(keys) if k in variant_of and not splits_at(variant_of[k], graph_len)]
+    if not whole:
+        return []
+    out = []
+    ranked = candidates(done, label, math.inf, 10 ** 9)            # fastest first, one per family
+    for w in whole:
+        want = tuple(w.get(k) for k in SPLIT_FORM_KNOBS)
+        out += [c.key for c in ranked if tuple(c.variant.get(k) for k in SPLIT_FORM_KNOBS) == want
+                and splits_at(c.variant, graph_len)][:1]
+    return out
+
+
 def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str, str], graph_len: int,
                fits: Callable[[int, int], bool], margin: float = REFINE_MARGIN, fallback: str | None = None,
-               neighbours: bool = True) -> list[tuple[str, str, list[RefineCandidate], list[tuple[int, int]]]]:
+               neighbours: bool = True, band_picks: dict[str, list[str]] | None = None
+               ) -> list[tuple[str, str, list[RefineCandidate], list[tuple[int, int]]]]:
     """Per batch row: (graph_label, the default graph pick: the dispatch's pick for (batch, graph_len),
     `fallback` where its bucket has none (a bucket over the suite's max_kv_gb: the package's best overall),
     the candidates: the default, the row's picks, the neighbouring rows' defaults (`neighbours`),
+    with `band_picks` (bucket label -> its bands' picks; None: not asked) the split form (split_forms)
+    of each whole-sequence pick of the row's buckets and of their bands,
     GRAPH_TOP close calls and the fastest of each algorithm at each of its buckets, one per family,
     the shapes: the row's batch centre and its midpoints to the row's edges, at its short end and at
     each of its buckets' centre contexts, and a ragged batch (RaggedShape) of each of those batches
@@ -612,6 +644,8 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
             keys += [owns[n] for n in labels[max(0, at - 1):at + 2] if n != label and owns[n] is not None]
         for b in buckets:
             keys += [c.key for c in candidates(done, b.label, margin, GRAPH_TOP)] + best_per_algorithm(done, b.label, graph_len)
+            if band_picks is not None:
+                keys += split_forms(done, b.label, [picks.get(b.label), *band_picks.get(b.label, [])], graph_len)
         # a captured launch serves every length up to the bound: a variant that never splits runs a
         # max-length sequence on one CTA per head group, whatever the row's short shapes say (qwen2.5-7b:
         # the b48 row picked one, and a ragged r32 ran 380 us where FA3 ran 117; H200, 2026-11-29)
@@ -643,6 +677,7 @@ def graph_plan(suite: Any, done: list[tuple[int, Measurement]], picks: dict[str,
 def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top: int = REFINE_TOP,
                  launches: int = 30, rounds: int = REFINE_ROUNDS, again: bool = False, graph_len: int = GRAPH_LEN,
                  graph_rule: str = GRAPH_RULE, alt_margin: float = REFINE_ALT_MARGIN, graph_neighbours: bool = True,
+                 graph_split_forms: bool = True,
                  progress: Callable[[str], None] = lambda s: None) -> tuple[Refinement, Any, bool]:
     """`workbench refine`: (the refinement, the dispatch with it, whether it was measured now). A stored
     refinement that covers the study's close calls is returned unmeasured unless `again`. graph_len:
@@ -669,7 +704,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
     picks = {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows if not r.borrowed_from}
     have = stored(h.study)
     measured = have is None or again or not have.covers(done, set(picks), margin, top, alt_margin) \
-        or not (graph_len == 0 or have.times_graph(graph_len, graph_neighbours))
+        or not (graph_len == 0 or have.times_graph(graph_len, graph_neighbours, graph_split_forms))
     if measured:
         devs = device_names()
         if not devs:
@@ -682,7 +717,8 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
                           fallback=base.best_overall["key"],
                           graph_timer=gpu_timer(cfg["arch"], graph_len=graph_len) if graph_len else None,
                           graph_rule=graph_rule, alt_margin=alt_margin, sm_count=sm_count,
-                          graph_neighbours=graph_neighbours, progress=progress)
+                          graph_neighbours=graph_neighbours, graph_split_forms=graph_split_forms,
+                          progress=progress)
         h.study.set_user_attr(ATTR, have.to_dict())
     else:
         # the stored timings chosen from again by today's rules (a table row's bands; the graph rule asked
@@ -690,7 +726,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
         from workbench.measure.suite import Suite
         suite = Suite.from_dict(cfg["suite"])
         now = rechoose_table(have, suite, wave_edges(cfg["heads"], sm_count))
-        if not have.covers_graph(graph_len, graph_rule, graph_neighbours):
+        if not have.covers_graph(graph_len, graph_rule, graph_neighbours, graph_split_forms):
             now = rechoose_graph(now, suite, graph_rule)
         if now != have:
             have = now
