@@ -42,6 +42,7 @@ SCHED_FIT_FILL = 0.5         # a scheduled grid whose whole sequences fill this 
                              # batch whole where it is about uniform, and empty slots beside whole-sequence CTAs
                              # cost b32 x 4k 131.3 us (none; the whole kernel 130.0) -> 137.1 (18 of 50) -> 144.8
                              # (364 of 396); H200 2026-11-30, results/h200-2026-11-30-sched-slots
+SCHED_FIT_WAVES = 1.0        # ... that many waves of item slots (experiment knob, session 22)
 SCHED_WAVE_TOKENS = 384      # the device plan's fixed cost of a wave, in tokens (H200: b32 x 1k ran 2 waves
                              # of 384 tokens in 51.4 us, 1 wave of 1024 in 47.7; auto_tokens' 128 said otherwise)
 RAGGED_FILL = 0.5            # per-shape (eager) launches plan a batch whose tokens fill at most this share of
@@ -527,7 +528,7 @@ class Variant:
             # ragged batch's split must then walk (r32 of 1000-4000 tokens 78.3 -> 85.0 us, FA3 80.9);
             # with one wave of slots it stays at 77.8. Only where a whole sequence of the bound is one
             # item (onepass): twopass splits a 16k one into 6, walked (b32 x 16k 504 -> 513)
-            cap = max(num_seqs, slots // grid_x)
+            cap = max(num_seqs, int(SCHED_FIT_WAVES * slots) // grid_x)
         return SchedShape(part_tokens=ptok, slots=slots, cap=cap, key=sched_key(num_seqs, launch_len, ptok, cap, slots))
 
     def schedules(self, ctas: int, launch_len: int, occ: "Occupancy", num_seqs: int) -> bool:
