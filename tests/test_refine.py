@@ -399,13 +399,15 @@ def test_graph_candidates_hold_the_fastest_of_each_algorithm(tmp_path):
             for k in best_per_algorithm(done, b.label, 32768):      # of the variants that split at the bound
                 assert family(next(m.variant for _, m in done if m.key == k)) in fams, (lbl, b.label, k)
     assert both >= 8 and len(plan) == 4
-    # run_refine takes the graph pick by the worst shape: a candidate 10% ahead everywhere but 20%
-    # behind at one shape (b65 x 8k) wins the geomean and loses the row
+    # run_refine takes the graph pick by the worst shape: a candidate 10% ahead at every uniform shape
+    # but 20% behind at one (b65 x 8k), even at the ragged ones (the ragged guard keeps both), wins the
+    # geomean and loses the row
     from workbench.tune.refine import run_refine
 
     def graph_timer(cands):
         def time_pass(order, spec, launches):
-            return [(120.0 if (spec.num_seqs, spec.max_seq_len) == (65, 8192) else 90.0) if c.key == order_key[0] else 100.0 for c in order]
+            fav = 100.0 if len(set(spec.seq_lens)) > 1 else 120.0 if (spec.num_seqs, spec.max_seq_len) == (65, 8192) else 90.0
+            return [fav if c.key == order_key[0] else 100.0 for c in order]
         return time_pass
     plan_b48 = next(c for lbl, _, c, _ in plan if lbl == "b48")
     order_key = [next(c.key for c in plan_b48 if c.key != next(o for l2, o, _, _ in plan if l2 == "b48"))]
@@ -701,3 +703,34 @@ def test_graph_candidates_hold_the_split_form_of_a_whole_sequence_band_pick(tmp_
     without = {lbl: [c.key for c in cands] for lbl, _, cands, _ in graph_plan(suite, done, picks, 32864, _fits, **kw)}
     assert form[0] in with_forms["b12"] and form[0] not in without["b12"]
     assert all(splits_at(variant_of[k], 32864) for ks in with_forms.values() for k in ks[1:])
+
+
+def test_ragged_guard_keeps_a_graph_band_off_a_pick_that_loses_its_ragged_batch(tmp_path):
+    """The study refined with split forms (H200, 2026-11-30): at the b12 row's b8 band, onepass t256 q2
+    has the lowest geomean over b8 x 1k-24k and r8 (1k 17.4 us vs 20.4) but runs r8 of 100-32k tokens
+    8.8% behind twopass t256 q4 (86.9 vs 79.9). Without the guard the band takes it; with it, twopass.
+    The guard only removes candidates: the ragged shape's fastest always stays."""
+    import gzip
+
+    optuna = pytest.importorskip("optuna")
+    from workbench.measure.suite import Suite
+    from workbench.tune.refine import GRAPH_RAGGED_GUARD, at_batch, graph_label, pick_graph_row, ragged_guard, stored
+    db = tmp_path / "s.db"
+    db.write_bytes(gzip.decompress(
+        (ROOT / "results/h200-2026-11-30-s22/4-refine-split-forms/studies-llama-3.1-8b.db.gz").read_bytes()))
+    s = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{db}")
+    ref, suite = stored(s), Suite.from_dict(s.user_attrs["config"]["suite"])
+    row = next(r for r in ref.graph_rows if r.bucket == "b12")
+    bucket = {graph_label(b): b for b in suite.buckets()}["b12"]
+    name = {c.key: c.name for c in row.candidates}
+    band = lambda r: next(b for b in r.bands if b.batch == 8)                            # noqa: E731
+    assert "onepass-t256-q2" in name[band(row).pick_key]                                  # stored: no guard
+    guarded = pick_graph_row(row, bucket, "band", ref.keep)
+    assert "twopass-t256-q4" in name[band(guarded).pick_key]
+    sub = at_batch(row.candidates, 8)
+    kept = ragged_guard(sub)
+    rag = "r8x100-32864"
+    best = min(c.us[rag] for c in sub)
+    assert kept and all(c.us[rag] <= best * (1 + GRAPH_RAGGED_GUARD) for c in kept)
+    assert any(c.us[rag] == best for c in kept) and len(kept) < len(sub)
+    assert ragged_guard(sub, guard=1e9) == sub

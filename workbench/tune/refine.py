@@ -381,19 +381,37 @@ def in_band(cands: list[RefineCandidate], lo: int, hi: int) -> list[RefineCandid
     return [c for c in out if c.us]
 
 
+GRAPH_RAGGED_GUARD = 0.03  # a graph pick is within this of the fastest candidate at each of its row's (band's) ragged
+                           # batches: a server's captured steps are mostly ragged, and one ragged shape among a band's
+                           # five let llama-3.1-8b's b5-9 band take onepass t256 q2 for 5-21% at b8 x 1k-32k while r8
+                           # of 200-16k tokens went 62.6 -> 75.3 us (FA3 57; H200, 2026-11-30)
+
+
+def ragged_guard(cands: list[RefineCandidate], guard: float = GRAPH_RAGGED_GUARD) -> list[RefineCandidate]:
+    """The candidates within `guard` of the fastest at every ragged shape (labels "r...") all were timed at;
+    all of them where none is (several ragged shapes, each won by another)."""
+    rag = set.intersection(*(set(c.us) for c in cands)) if cands else set()
+    rag = {s for s in rag if s.startswith("r")}
+    if not rag:
+        return cands
+    fastest = {s: min(c.us[s] for c in cands) for s in rag}
+    ok = [c for c in cands if all(c.us[s] <= fastest[s] * (1 + guard) for s in rag)]
+    return ok or cands
+
+
 def pick_graph_row(row: RefineRow, bucket: Any, rule: str, keep: float = REFINE_KEEP) -> RefineRow:
     """The row with its graph pick (and, under the band rule, its bands) chosen by `rule` from its timings.
     Why bands: vLLM captures one graph per batch size, and within a row (b24-87 on the H200) the long-context
     onepass variant leads by 7-20% at b34-48 and trails the twopass one by 2-4% at b65 from 2k tokens up."""
     pick = graph_chooser(rule)
     timed = len(row.candidates) > 1
-    key = pick(row.candidates, row.study_key, keep) if timed else row.study_key
+    key = pick(ragged_guard(row.candidates), row.study_key, keep) if timed else row.study_key
     bands = []
     if rule == "band" and timed:
         for n, lo, hi in graph_bands(bucket):
             sub = at_batch(row.candidates, n)
             bands.append(GraphBand(batch=n, batch_lo=lo, batch_hi=hi,
-                                   pick_key=choose(sub, row.study_key, keep) if len(sub) > 1 else key))
+                                   pick_key=choose(ragged_guard(sub), row.study_key, keep) if len(sub) > 1 else key))
     return replace(row, pick_key=key, bands=bands)
 
 
@@ -726,7 +744,7 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
         from workbench.measure.suite import Suite
         suite = Suite.from_dict(cfg["suite"])
         now = rechoose_table(have, suite, wave_edges(cfg["heads"], sm_count))
-        if not have.covers_graph(graph_len, graph_rule, graph_neighbours, graph_split_forms):
+        if graph_len:          # today's rule and its ragged guard, from the stored graph-bound timings
             now = rechoose_graph(now, suite, graph_rule)
         if now != have:
             have = now
