@@ -509,6 +509,10 @@ def test_sched_shape_gives_one_wave_of_slots_where_whole_sequences_fill_half_to_
     assert waves(one, 50).cap == GRAPH_SCHED_WAVES * 396 // grid_x          # 400: past one wave
     assert waves(two, 32).part_tokens < bound and waves(two, 32).cap == GRAPH_SCHED_WAVES * waves(two, 32).slots // grid_x
     assert waves(one, 32).key != waves(one, 24).key
+    # the exported launcher gives such a grid one wave of slots too: the schedule keys must agree
+    from workbench.kernel.variant import SCHED_FIT_WAVES
+    cuh = (Path(__file__).resolve().parent.parent / "kernels/export/launch.cuh").read_text()
+    assert SCHED_FIT_WAVES == 1 and "if (fit) cap = slots / grid_x > num_seqs ? slots / grid_x : num_seqs;" in cuh
 
 
 def test_schedules_batches_whose_whole_sequences_fill_half_to_one_wave():

@@ -42,7 +42,9 @@ SCHED_FIT_FILL = 0.5         # a scheduled grid whose whole sequences fill this 
                              # batch whole where it is about uniform, and empty slots beside whole-sequence CTAs
                              # cost b32 x 4k 131.3 us (none; the whole kernel 130.0) -> 137.1 (18 of 50) -> 144.8
                              # (364 of 396); H200 2026-11-30, results/h200-2026-11-30-sched-slots
-SCHED_FIT_WAVES = 1.0        # ... that many waves of item slots (experiment knob, session 22)
+SCHED_FIT_WAVES = 1.0        # ... that many waves of item slots. 2 and 4 cost b32 x 1k / 4k 5% and did not help a
+                             # ragged r8 on a one-wave grid (H200, 2026-11-30, results/h200-2026-11-30-s22/5-fit-waves);
+                             # the exported launcher (launch.cuh wb_sched_shape) assumes 1
 SCHED_WAVE_TOKENS = 384      # the device plan's fixed cost of a wave, in tokens (H200: b32 x 1k ran 2 waves
                              # of 384 tokens in 51.4 us, 1 wave of 1024 in 47.7; auto_tokens' 128 said otherwise)
 RAGGED_FILL = 0.5            # per-shape (eager) launches plan a batch whose tokens fill at most this share of
