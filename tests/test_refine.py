@@ -283,6 +283,10 @@ def test_graph_plan_takes_each_batch_rows_picks_and_times_them_at_its_contexts(s
     assert len(ref.graph_rows) == 4 and ref.graph_neighbours
     assert Refinement.from_dict(json.loads(json.dumps(ref.to_dict()))).graph_neighbours
     assert ref.covers_graph(32768, ref.graph_rule) and not ref.covers_graph(32768, ref.graph_rule, neighbours=False)
+    # ... and the split forms of whole-sequence picks (a refinement stored without them measures again)
+    assert ref.graph_split_forms and Refinement.from_dict(json.loads(json.dumps(ref.to_dict()))).graph_split_forms
+    assert not ref.covers_graph(32768, ref.graph_rule, split_forms=False)
+    assert not Refinement.from_dict({**ref.to_dict(), "graph_split_forms": False}).covers_graph(32768, ref.graph_rule)
     for r in ref.graph_rows:
         fav = [c.key for c in r.candidates if "t128-q4-pauto-pf0-s3-mma" in c.name]
         assert r.pick_key == (fav[0] if fav and len(r.candidates) > 1 else r.study_key), r.bucket
