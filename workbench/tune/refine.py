@@ -607,8 +607,9 @@ def split_forms(done: list[tuple[int, Measurement]], label: str, keys: list[str 
     variant at bucket `label`'s centre with its CTA work (SPLIT_FORM_KNOBS) that does split there. A
     captured launch must split, so the whole-sequence pick never becomes a graph candidate, yet its CTA
     shape may be the one a row's batch fills the GPU with: llama-3.1-8b's b5-9 band picked onepass t256
-    with 2 heads per CTA (16 CTAs a sequence, one wave at b8) and the graph ran twopass t256 with 4, its
-    split form ran b8 x 1k-32k 5-15% faster graph-bound (H200, 2026-11-30)."""
+    with 2 heads per CTA (16 CTAs a sequence, one wave at b8) and the graph ran twopass t256 with 4; its
+    split form ran b8 x 1k-32k 3-21% faster graph-bound, and a ragged r8 20% slower, which the ragged
+    guard (GRAPH_RAGGED_GUARD) then weighs (H200, 2026-11-30)."""
     variant_of = {m.key: m.variant for _, m in done if m.ok}
     whole = [variant_of[k] for k in dict.fromkeys(keys) if k in variant_of and not splits_at(variant_of[k], graph_len)]
     if not whole:
