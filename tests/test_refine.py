@@ -502,8 +502,11 @@ def test_band_rule_picks_per_band_from_the_stored_timings_without_a_gpu(tmp_path
     assert not before.graph_neighbours
     from workbench.errors import WorkbenchError
     monkeypatch.setattr("workbench.measure.gpuinfo.device_names", lambda: [])     # as on CI, on any host
-    with pytest.raises(WorkbenchError, match="measures on a GPU"):
+    with pytest.raises(WorkbenchError, match="measures on a GPU.*`--no-graph-neighbours --no-graph-split-forms` re-chooses"):
         refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="band", alt_margin=0.0)
+    with pytest.raises(WorkbenchError, match="measures on a GPU$"):        # alt_margin asks to measure too: no hint
+        refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="band", graph_neighbours=False,
+                     graph_split_forms=False)
     ref, table, measured = refine_study(STUDY, url, graph_len=before.graph_len, graph_rule="band", alt_margin=0.0,
                                         graph_neighbours=False, graph_split_forms=False)
     # the table rows' picks as stored (their bands, from the same timings, are today's rule's)

@@ -722,12 +722,14 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
     sm_count = int((h.study.user_attrs.get("gpu_info") or {}).get("sm_count") or 0)   # the study's GPU (refine's too)
     picks = {shape_label(r.bucket["batch"], r.bucket["context"]): r.key for r in base.rows if not r.borrowed_from}
     have = stored(h.study)
-    measured = have is None or again or not have.covers(done, set(picks), margin, top, alt_margin) \
-        or not (graph_len == 0 or have.times_graph(graph_len, graph_neighbours, graph_split_forms))
+    table_ok = have is not None and have.covers(done, set(picks), margin, top, alt_margin)
+    measured = again or not table_ok or not (graph_len == 0 or have.times_graph(graph_len, graph_neighbours,
+                                                                                graph_split_forms))
     if measured:
         devs = device_names()
         if not devs:
-            raise WorkbenchError("no NVIDIA GPU visible: `workbench refine` measures on a GPU")
+            raise WorkbenchError("no NVIDIA GPU visible: `workbench refine` measures on a GPU" + why_measure(
+                have, again or not table_ok, graph_len, graph_neighbours, graph_split_forms))
         if cfg.get("device_name") and devs[0] != cfg["device_name"]:
             raise WorkbenchError(f"study {study!r} was tuned on {cfg['device_name']}, this GPU is {devs[0]}: "
                                  "refine it on its own GPU")
@@ -751,6 +753,18 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
             have = now
             h.study.set_user_attr(ATTR, have.to_dict())
     return have, study_dispatch(study, h.study, cfg, done), measured
+
+
+def why_measure(have: Refinement | None, again: bool, graph_len: int, neighbours: bool, split_forms: bool) -> str:
+    """What a refine without a GPU is told beyond "measures on a GPU" where only the graph candidates asked
+    for are missing from the stored refinement (`again`: something else asks to measure): which, and the
+    flags that re-choose from its stored timings without measuring (it was made before them)."""
+    if have is None or again or graph_len == 0 or have.graph_len != graph_len or not have.graph_rows:
+        return ""
+    flags = [f for f, want, got in (("--no-graph-neighbours", neighbours, have.graph_neighbours),
+                                    ("--no-graph-split-forms", split_forms, have.graph_split_forms)) if want and not got]
+    return (f" (the stored refinement of {have.created} lacks the graph candidates of "
+            f"{' and '.join('--' + f[5:] for f in flags)}; `{' '.join(flags)}` re-chooses from its timings)") if flags else ""
 
 
 def gpu_timer(arch: str, device: int = 0, graph_len: int = 0) -> Callable[[list[RefineCandidate]], Any]:
