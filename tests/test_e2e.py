@@ -695,3 +695,52 @@ def test_kernel_ratio_prefers_the_graph_launch_and_skips_ragged_rows(tmp_path):
     assert load_kernel_ratios(p, ours="tuned").k(8, 4096) == pytest.approx(100 / 80)
     p2 = _bench(tmp_path, rows[::2])
     assert load_kernel_ratios(p2, ours="auto").ours == "tuned"
+
+
+def test_a_changed_package_drops_custom_shares_even_from_a_seeded_run(tmp_path, fake_runner):
+    """A run seeded with a saved run's attention shares (results cleared, shares kept: device_e2e.sh SEED)
+    and another package: CUSTOM's shares were captured with the other package, so they go (the step
+    breakdown put "attention +818 µs/step" at b1 x 32k beside a 6% faster kernel, session 22); the
+    reference's stay (its a is what the prediction needs). The same package keeps them."""
+    src = tmp_path / "wbpkg"
+    (src / "wb_fake_pkg").mkdir(parents=True)
+    (src / "wb_fake_pkg" / "__init__.py").write_text("")
+    (src / "wb_fake_pkg" / "plugin.py").write_text("def register():\n    pass\n")
+    (src / "pyproject.toml").write_text(textwrap.dedent('''
+        [build-system]
+        requires = ["setuptools>=64"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "wb-fake-pkg"
+        version = "1.2.3"
+        [project.entry-points."vllm.general_plugins"]
+        wb_fake_pkg = "wb_fake_pkg.plugin:register"
+        [tool.setuptools]
+        packages = ["wb_fake_pkg"]
+    '''))
+    out = tmp_path / "out"
+
+    def e2e():
+        return run_e2e("llama-3.1-8b", str(src), ["CUSTOM", "FLASH_ATTN"], ([8], [4096]), out, None, decode_steps=64,
+                       gpu_memory=80 * 10**9, share_backends=[], runner_module="fake_e2e_runner", plot=False,
+                       progress=lambda s: None)
+
+    def seed():                          # as device_e2e.sh's SEED: results cleared, shares of both backends kept
+        doc = json.loads((out / "e2e.json").read_text())
+        doc["results"], doc["backends"] = {}, []
+        doc["shares"] = [ShareResult(backend=b, batch=8, context=4096, steps=16, attention_us_per_step=us,
+                                     kv_write_us_per_step=5.0, kernel_us_per_step=2 * us, a_kernels=0.5,
+                                     a=0.45).to_dict() for b, us in (("FLASH_ATTN", 400.0), ("CUSTOM", 900.0))]
+        (out / "e2e.json").write_text(json.dumps(doc))
+    e2e()
+    seed()
+    same = e2e()                                                          # the same package: kept
+    assert {s.backend for s in same.shares} == {"FLASH_ATTN", "CUSTOM"} and compare.step_breakdown(same)
+    seed()
+    time.sleep(0.05)
+    (src / "wb_fake_pkg" / "plugin.py").write_text("def register():\n    return 1\n")
+    other = e2e()
+    assert [s.backend for s in other.shares] == ["FLASH_ATTN"] and not compare.step_breakdown(other)
+    assert any("attention shares" in n and "dropped" in n for n in other.notes)
+    row = next(r for r in other.table if r["backend"] == "CUSTOM")
+    assert row["a"] == pytest.approx(0.45) and row["a_own"] is None
