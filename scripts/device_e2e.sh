@@ -8,7 +8,8 @@
 #               part in this one) and .offline/: `workbench e2e` for BACKENDS (resumes /tmp/wbe2e/run).
 #               E2E_BATCHES / E2E_CONTEXTS: a part of the grid (e.g. 32 and 1k,4k,16k).
 #               On a host without the prep stage's /tmp: DB (and STUDY) export again, BENCH_JSON gives the
-#               prep bench carried in the tree; SEED=<saved e2e.json or e2e.json.gz> reuses its attention shares (SHARES=none).
+#               prep bench carried in the tree; SEED=<saved e2e.json or e2e.json.gz> reuses its FLASH_ATTN
+#               attention shares (`e2e --shares-from`; with SHARES=none), on any grid.
 # The package is built with the per-step device schedule (the default since v9). WALK=1: with `export
 # --graph-walk` and k from `bench --graph-walk` instead (opt-in walk); PLAIN=1: `--no-graph-sched`.
 # STAGE=ab (after STAGE=prep-ab, which exports and benches both packages): the plain package
@@ -18,7 +19,7 @@
 #   --max-model-len`): the graphs bounded as a 32k server bounds them (at the grid's own 4192 the two
 #   forms tie: results/h200-2026-11-29-ab). One package with its FLASH_ATTN takes ~4-5 min (two engines, the package's
 #   build): AB_ONLY=default, then AB_ONLY=sched in the next call on the same warm host (prints both).
-#   SEED must hold the same grid (else drop it: no attention shares, ratios only).
+#   SEED may hold any grid (`e2e --shares-from`: points it lacks get no prediction).
 # Transfers: a call carries the tree (~27 MiB) plus its carry paths, at most 64 MiB. The vLLM parts are
 #   41 MiB each, so carry them in pieces (2026-11-29): part1's files in two calls (MANIFEST, deps, vllm-py;
 #   then vllm-so and the .so piece), part2's piece split in two (`split -n 2 -d`, carried as .vllm/p2a and
@@ -59,9 +60,8 @@ ab)
   for X in $LIST; do
     T=$([ $X = sched ] && echo -sched)
     R=$W/ab$T; mkdir -p $R
-    [ -n "${SEED:-}" ] && [ ! -f $R/e2e.json ] && python3 -c "import gzip,json,sys; d=json.load((gzip.open if sys.argv[1].endswith('.gz') else open)(sys.argv[1], 'rt')); d['results']={}; d['backends']=[];
-d['notes']=['attention shares from '+sys.argv[1]]; json.dump(d,open(sys.argv[2],'w'))" "$SEED" $R/e2e.json
     timeout ${AB_S:-270} python3 -m workbench e2e --package $W/pkg$T --bench $W/bench-e2e$T.json --out $R \
+      ${SEED:+--shares-from $SEED} \
       --backends CUSTOM,FLASH_ATTN --share-backends none --batches ${AB_BATCHES:-1,8,32,64} \
       --contexts ${AB_CONTEXTS:-1k,4k} --steps ${STEPS:-128} --timeout ${CHILD_S:-250} \
       --max-model-len ${AB_MAX_LEN:-32864} > $OUT/ab$T.txt 2> $OUT/ab$T.err
@@ -106,14 +106,10 @@ run)
       > $OUT/export.json 2> $OUT/export.err; echo "export rc=$? ${SECONDS}s"
   fi
   [ -n "${BENCH_JSON:-}" ] && cp "$BENCH_JSON" $W/bench-e2e.json     # the prep stage's bench, carried in the tree
-  # SEED=old-e2e.json: resume from a saved run's attention shares (FLASH_ATTN's a per point), results dropped,
-  # so this call measures the backends again but not the nsys capture
-  if [ -n "${SEED:-}" ] && [ ! -f $W/run/e2e.json ]; then
-    mkdir -p $W/run && python3 -c "import gzip,json,sys; d=json.load((gzip.open if sys.argv[1].endswith('.gz') else open)(sys.argv[1], 'rt')); d['results']={}; d['backends']=[];
-d['notes']=[n for n in d.get('notes',[]) if not n.startswith('resumed')]+['attention shares from '+sys.argv[1]];
-json.dump(d,open(sys.argv[2],'w'))" "$SEED" $W/run/e2e.json
-  fi
+  # SEED=old-e2e.json(.gz): FLASH_ATTN's attention shares (a per point) from a saved run (`e2e --shares-from`),
+  # so this call measures the backends but needs no nsys capture; any grid (E2E_BATCHES / E2E_CONTEXTS too)
   timeout ${E2E_S:-560} python3 -m workbench e2e --package $PKG --bench $W/bench-e2e.json --out $W/run \
+    ${SEED:+--shares-from $SEED} \
     --backends ${BACKENDS:-CUSTOM,FLASH_ATTN} --share-backends ${SHARES:-FLASH_ATTN,CUSTOM} --steps ${STEPS:-128} \
     --timeout ${CHILD_S:-400} ${E2E_BATCHES:+--batches $E2E_BATCHES} ${E2E_CONTEXTS:+--contexts $E2E_CONTEXTS} \
     > $OUT/e2e.txt 2> $OUT/e2e.err

@@ -744,3 +744,33 @@ def test_a_changed_package_drops_custom_shares_even_from_a_seeded_run(tmp_path, 
     assert any("attention shares" in n and "dropped" in n for n in other.notes)
     row = next(r for r in other.table if r["backend"] == "CUSTOM")
     assert row["a"] == pytest.approx(0.45) and row["a_own"] is None
+
+
+def test_shares_from_an_earlier_run_give_a_and_only_the_references(tmp_path, fake_runner):
+    """`--shares-from`: the reference's attention shares of an earlier run (any grid, .json or .json.gz)
+    give a where this run captured none; another backend's capture is never taken (it is of its own
+    package and host). A file of another model, or not an e2e file, is one clear message."""
+    import gzip
+    old = E2eRun(model={"model": "llama-3.1-8b"}, backends=["FLASH_ATTN", "CUSTOM"], settings={}, grid={},
+                 decode_steps=64, created="2026-11-29T13:15:00+0000", provenance={"gpu": "NVIDIA H200"})
+    old.shares = [ShareResult(backend=b, batch=8, context=c, steps=16, attention_us_per_step=400.0,
+                              kernel_us_per_step=800.0, a_kernels=0.5, a=a)
+                  for b, c, a in (("FLASH_ATTN", 4096, 0.25), ("FLASH_ATTN", 32768, 0.65), ("CUSTOM", 4096, 0.3))]
+    src = tmp_path / "old.json.gz"
+    with gzip.open(src, "wt") as f:
+        json.dump(old.to_dict(), f)
+    run = _e2e(tmp_path / "out", ["CUSTOM", "FLASH_ATTN"], shares_from=str(src))
+    assert [(s.backend, s.label) for s in run.shares] == [("FLASH_ATTN", "b8x4096")]      # b8x32k: not in this grid
+    row = next(r for r in run.table if r["backend"] == "CUSTOM" and r["point"] == "b8x4096")
+    assert row["a"] == pytest.approx(0.25) and row["a_own"] is None
+    assert any("from" in n and "not captured in this run" in n for n in run.notes)
+    assert not compare.step_breakdown(run)
+    other = E2eRun.from_dict({**old.to_dict(), "model": {"model": "qwen2.5-7b"}})
+    (tmp_path / "qwen.json").write_text(json.dumps(other.to_dict()))
+    with pytest.raises(WorkbenchError, match="qwen2.5-7b"):
+        _e2e(tmp_path / "out2", ["CUSTOM", "FLASH_ATTN"], shares_from=str(tmp_path / "qwen.json"))
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(WorkbenchError, match="not a workbench e2e file"):
+        _e2e(tmp_path / "out3", ["CUSTOM", "FLASH_ATTN"], shares_from=str(tmp_path / "bad.json"))
+    with pytest.raises(WorkbenchError, match="not a readable e2e JSON"):
+        _e2e(tmp_path / "out4", ["CUSTOM", "FLASH_ATTN"], shares_from=str(tmp_path / "missing.json"))

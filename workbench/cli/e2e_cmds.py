@@ -22,6 +22,9 @@ def e2e_cmd(
     bench: Optional[Path] = typer.Option(None, help="a `workbench bench` JSON with fa3: kernel ratio k per shape"),
     share_backends: str = typer.Option("FLASH_ATTN,CUSTOM", help="backends captured with nsys: FLASH_ATTN's "
                                        "attention share a; the others' step breakdown against it (none: skip)"),
+    shares_from: Optional[Path] = typer.Option(None, help="an earlier run's e2e.json (or .json.gz): FLASH_ATTN's "
+                                               "attention shares a from it where this run captures none "
+                                               "(with --share-backends none: no nsys; any grid)"),
     gpu_memory_utilization: float = typer.Option(0.90, help="vLLM's gpu_memory_utilization"),
     weights: str = typer.Option("gpt2:0.02", help="random weights: gpt2:STD, normal:STD or dummy"),
     fresh: bool = typer.Option(False, help="measure again instead of resuming the saved run"),
@@ -41,6 +44,7 @@ def e2e_cmd(
     run = run_e2e(model, package, names, (parse_sizes(batches, "--batches"), parse_sizes(contexts, "--contexts")),
                   out_dir, str(bench) if bench else None, decode_steps=steps,
                   gpu_memory_utilization=gpu_memory_utilization, weights=weights, share_backends=shares,
+                  shares_from=str(shares_from) if shares_from else None,
                   fresh=fresh, child_timeout_s=timeout, max_model_len=max_model_len,
                   progress=lambda line: err.print(line, markup=False))
     out.print(table(run))

@@ -14,6 +14,7 @@ union), so a long grid can be measured one backend per call.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -107,6 +108,33 @@ def _load_backend(path: Path) -> BackendResult | None:
         return None
 
 
+def reused_shares(run: E2eRun, path: str, plan: Any) -> int:
+    """Take the reference backend's attention shares (a per point) of an earlier run into `run` where it
+    has none at that point of `plan`; returns how many. Only the reference's: another backend's capture
+    is of its own package and host, and beside this run's ITL it says nothing (session 22's seeded run
+    kept a CUSTOM capture of session 15's package). Any grid: points the file lacks get no prediction."""
+    import gzip
+
+    p = Path(path)
+    try:
+        text = (gzip.open(p, "rt") if p.suffix == ".gz" else open(p)).read()
+        src = E2eRun.from_dict(json.loads(text))
+    except (OSError, ValueError, EOFError) as e:
+        raise WorkbenchError(f"--shares-from {path}: not a readable e2e JSON ({e})") from None
+    if (src.model or {}).get("model") != (run.model or {}).get("model"):
+        raise WorkbenchError(f"--shares-from {path}: a run of {(src.model or {}).get('model')!r}, this one is of "
+                             f"{(run.model or {}).get('model')!r}")
+    labels = {pt.label for pt in plan.points}
+    have = {s.label for s in run.shares if s.backend == run.reference}
+    got = [s for s in src.shares if s.backend == run.reference and s.status == "ok" and s.label in labels - have]
+    run.shares += got
+    note = (f"attention shares of {run.reference} at {len(got)} point(s) from {path} (captured "
+            f"{src.created or '?'} on {(src.provenance or {}).get('gpu') or '?'}), not captured in this run")
+    if got and note not in run.notes:
+        run.notes.append(note)
+    return len(got)
+
+
 def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | None, grid: Any,
             out_dir: str | Path, bench_json: str | None = None, *,
             decode_steps: int = 128,
@@ -115,6 +143,7 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
             weights: str = "gpt2:0.02",
             seed: int = 0,
             share_backends: list[str] | None = None,
+            shares_from: str | None = None,
             bench_ours: str = "auto",
             bench_ref: str = "fa3",
             tolerances: Tolerances = Tolerances(),
@@ -130,7 +159,9 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
 
     grid: (batches, contexts), a GridPlan, or None for batch {1, 8, 32, 64} × context {1k, 4k, 16k, 32k}.
     share_backends: backends whose attention share is captured under nsys (default: FLASH_ATTN only;
-    [] skips nsys). gpu_memory: bytes, for planning which points fit (default: read through NVML).
+    [] skips nsys). shares_from: an earlier run's e2e.json (or .json.gz) whose reference-backend shares
+    give a where this run has none (reused_shares). gpu_memory: bytes, for planning which points fit
+    (default: read through NVML).
     """
     from .model_config import write_model_dir
 
@@ -214,6 +245,8 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
         note = "no package given: CUSTOM is whatever registers it in this environment (if anything)"
         if note not in run.notes:
             run.notes.append(note)
+    if shares_from:
+        reused_shares(run, shares_from, plan)
     env = child_env(site)
     if bench_json:
         from .prediction import load_kernel_ratios
