@@ -577,9 +577,8 @@ def test_failing_backends_are_reported_and_the_rest_run(tmp_path, fake_runner, m
     assert "exited 9" in run2.results["CUSTOM"].reason
 
 
-def test_install_exported_package_finds_its_entry_point(tmp_path):
-    from workbench.e2e.install import install_package
-    src = tmp_path / "wbpkg"
+def _fake_package(src):
+    """A pip-installable package with a vllm.general_plugins entry point (what `export` emits, in small)."""
     (src / "wb_fake_pkg").mkdir(parents=True)
     (src / "wb_fake_pkg" / "__init__.py").write_text("")
     (src / "wb_fake_pkg" / "plugin.py").write_text("def register():\n    pass\n")
@@ -595,6 +594,12 @@ def test_install_exported_package_finds_its_entry_point(tmp_path):
         [tool.setuptools]
         packages = ["wb_fake_pkg"]
     '''))
+    return src
+
+
+def test_install_exported_package_finds_its_entry_point(tmp_path):
+    from workbench.e2e.install import install_package
+    src = _fake_package(tmp_path / "wbpkg")
     site = tmp_path / "site"
     got = install_package(src, site, log=tmp_path / "install.log")
     assert got.dist == "wb-fake-pkg" and got.version == "1.2.3" and not got.reused
@@ -702,22 +707,7 @@ def test_a_changed_package_drops_custom_shares_even_from_a_seeded_run(tmp_path, 
     and another package: CUSTOM's shares were captured with the other package, so they go (the step
     breakdown put "attention +818 µs/step" at b1 x 32k beside a 6% faster kernel, session 22); the
     reference's stay (its a is what the prediction needs). The same package keeps them."""
-    src = tmp_path / "wbpkg"
-    (src / "wb_fake_pkg").mkdir(parents=True)
-    (src / "wb_fake_pkg" / "__init__.py").write_text("")
-    (src / "wb_fake_pkg" / "plugin.py").write_text("def register():\n    pass\n")
-    (src / "pyproject.toml").write_text(textwrap.dedent('''
-        [build-system]
-        requires = ["setuptools>=64"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "wb-fake-pkg"
-        version = "1.2.3"
-        [project.entry-points."vllm.general_plugins"]
-        wb_fake_pkg = "wb_fake_pkg.plugin:register"
-        [tool.setuptools]
-        packages = ["wb_fake_pkg"]
-    '''))
+    src = _fake_package(tmp_path / "wbpkg")
     out = tmp_path / "out"
 
     def e2e():
