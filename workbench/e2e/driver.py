@@ -14,7 +14,6 @@ union), so a long grid can be measured one backend per call.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -113,14 +112,10 @@ def reused_shares(run: E2eRun, path: str, plan: Any) -> int:
     has none at that point of `plan`; returns how many. Only the reference's: another backend's capture
     is of its own package and host, and beside this run's ITL it says nothing (session 22's seeded run
     kept a CUSTOM capture of session 15's package). Any grid: points the file lacks get no prediction."""
-    import gzip
-
-    p = Path(path)
     try:
-        text = (gzip.open(p, "rt") if p.suffix == ".gz" else open(p)).read()
-        src = E2eRun.from_dict(json.loads(text))
-    except (OSError, ValueError, EOFError) as e:
-        raise WorkbenchError(f"--shares-from {path}: not a readable e2e JSON ({e})") from None
+        src = E2eRun.load(path)
+    except WorkbenchError as e:
+        raise WorkbenchError(f"--shares-from {e}") from None
     if (src.model or {}).get("model") != (run.model or {}).get("model"):
         raise WorkbenchError(f"--shares-from {path}: a run of {(src.model or {}).get('model')!r}, this one is of "
                              f"{(run.model or {}).get('model')!r}")

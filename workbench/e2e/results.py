@@ -175,7 +175,7 @@ class E2eRun:
 
     @classmethod
     def load(cls, path: str | Path) -> "E2eRun":
-        d = _read(Path(path), "e2e run")
+        d = _read(Path(path), "e2e")
         try:
             return cls.from_dict(d)
         except WorkbenchError as e:
@@ -193,9 +193,15 @@ def _atomic_write(path: Path, doc: dict[str, Any]) -> None:
 
 
 def _read(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from path; a .gz path is read through gzip (results/ keeps large runs gzipped)."""
+    import gzip
     try:
-        d = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt") as f:
+                d = json.load(f)
+        else:
+            d = json.loads(path.read_text())
+    except (OSError, ValueError, EOFError) as e:
         raise WorkbenchError(f"{path}: not a readable {what} JSON ({e})") from None
     if not isinstance(d, dict):
         raise WorkbenchError(f"{path}: not a {what} (expected a JSON object)")
