@@ -21,12 +21,9 @@ for S in $SUITES; do
     case $db in *.gz) gunzip -c "$db" > $W/s.db ;; *) cp "$db" $W/s.db ;; esac
   fi
   # OLD_GATE=1: the graph-bound plan only where the grid is many waves (before 2026-11-29), for an A/B
-  WB=(-m workbench); tag=""
-  [ "${OLD_GATE:-0}" = 1 ] && tag=-oldgate && WB=(-c 'import sys, workbench.kernel.variant as v
-v.SCHED_MIN_SEQS = 1 << 30
-from workbench.cli import main
-sys.argv[0] = "workbench"; main()')
-  timeout ${BENCH_S:-240} python3 "${WB[@]}" bench --model $m --tp $tp --study $study --storage sqlite:///$W/s.db \
+  SETS=""; tag=""
+  [ "${OLD_GATE:-0}" = 1 ] && tag=-oldgate && SETS="SCHED_MIN_SEQS=1073741824"
+  timeout ${BENCH_S:-240} python3 scripts/wb_with.py "$SETS" bench --model $m --tp $tp --study $study --storage sqlite:///$W/s.db \
     --suite ${SUITE:-bench} --peers ${PEERS:-tuned,tuned-graph,fa3} ${GRAPH_LEN:+--graph-len $GRAPH_LEN} --out $OUT/bench-$study$tag${TAG:-}.json > $OUT/bench-$study$tag${TAG:-}.txt 2> $W/bench.err
   echo "== $study rc=$? ${SECONDS}s"; grep -E "geomean|below" $OUT/bench-$study$tag${TAG:-}.txt; tail -2 $W/bench.err
 done

@@ -19,10 +19,7 @@ W=/tmp/wbfit; mkdir -p $W; gunzip -c ${DB:-results/h200-2026-11-29-bands/edges/s
 for suite in e2e bench; do
   for form in off on; do
     [ $SECONDS -gt ${BUDGET:-330} ] && { echo "skip $suite-$form: ${SECONDS}s"; continue; }
-    timeout $((${BUDGET:-330} + 20 - SECONDS)) python3 -c 'import sys, workbench.kernel.variant as v
-if sys.argv[1] == "off": v.SCHED_FIT_FILL = 2.0
-from workbench.cli import main
-sys.argv = ["workbench"] + sys.argv[2:]; main()' $form bench --study ${STUDY:-h200-train} --storage sqlite:///$W/s.db \
+    timeout $((${BUDGET:-330} + 20 - SECONDS)) python3 scripts/wb_with.py "$([ $form = off ] && echo SCHED_FIT_FILL=2)" bench --study ${STUDY:-h200-train} --storage sqlite:///$W/s.db \
       --suite $suite --peers tuned-graph,fa3 --graph-len 32864 --out $OUT/bench-$suite-$form.json \
       > $OUT/bench-$suite-$form.txt 2> $W/bench-$suite-$form.err
     echo "== $suite $form rc=$? ${SECONDS}s"; grep -E "geomean|below" $OUT/bench-$suite-$form.txt; tail -2 $W/bench-$suite-$form.err

@@ -13,10 +13,7 @@ W=/tmp/wbfw; mkdir -p $W
 gunzip -c ${DB:-results/h200-2026-11-30-s22/4-refine-split-forms/studies-llama-3.1-8b.db.gz} > $W/s.db
 for suite in bench e2e; do
   for fw in ${FW:-1 2 4}; do
-    timeout 120 python3 -c 'import sys, workbench.kernel.variant as v
-v.SCHED_FIT_WAVES = float(sys.argv[1])
-from workbench.cli import main
-sys.argv = ["workbench"] + sys.argv[2:]; main()' $fw bench --study ${STUDY:-h200-train} --storage sqlite:///$W/s.db \
+    timeout 120 python3 scripts/wb_with.py "SCHED_FIT_WAVES=$fw" bench --study ${STUDY:-h200-train} --storage sqlite:///$W/s.db \
       --suite $suite --peers tuned-graph,fa3 --graph-len 32864 --out $OUT/$suite-fw$fw.json \
       > $OUT/$suite-fw$fw.txt 2> $W/$suite-fw$fw.err
     echo "== $suite fit waves $fw rc=$? ${SECONDS}s"; grep -E "geomean|ragged" $OUT/$suite-fw$fw.txt; tail -2 $W/$suite-fw$fw.err
