@@ -264,6 +264,59 @@ def test_export_launcher_auto_partitions_match_workbench(tmp_path):
         vs[2].auto_tokens(1024, 65536, occ)
 
 
+def test_export_launcher_schedules_what_workbench_schedules(tmp_path):
+    """launch.cuh's wb_sched_shape must schedule the graph-bound launches Variant.schedules does, with
+    Variant.sched_shape's partition, item slots and key (a schedule is trusted only by its key), for
+    every rule: many waves, few CTAs per sequence, a batch filling half to one wave (onepass), and a
+    sparse batch filling less than half a wave (SCHED_SPARSE). Host code only, an H200's occupancy."""
+    from workbench.kernel.build import defines, find_nvcc
+    from workbench.kernel.variant import Occupancy, Variant
+    nvcc = find_nvcc()
+    if not nvcc:
+        pytest.skip("nvcc not installed")
+    occ = Occupancy(sm_count=132, smem_per_sm=233472, smem_reserved=1024, smem_limit=232448, split_blocks=3,
+                    whole_blocks=3, sched_blocks=3)
+    vs = [Variant(algorithm="onepass", threads=128, heads_per_cta=4, partition=-2, stages=2, mma=True, graph_sched=True),
+          Variant(threads=256, heads_per_cta=4, partition=-2, stages=2, mma=True, graph_sched=True),
+          Variant(algorithm="onepass", threads=128, heads_per_cta=8, partition=-2, stages=2, mma=True, graph_sched=True)]
+    # (CTAs per sequence, sequences, bound): b1; sparse b2-b24 at 8 CTAs; one wave b25-b49; few CTAs; many waves
+    cases = [(8, 1, 32864), (8, 2, 32864), (8, 8, 32864), (8, 16, 32864), (8, 24, 32864), (8, 25, 32864),
+             (8, 32, 32864), (8, 64, 32864), (8, 256, 32864), (4, 8, 32864), (4, 64, 32864), (1, 8, 32864),
+             (8, 8, 4176), (8, 3, 1024)]
+    csrc = ROOT / "kernels"
+    for f in ("export/launch.cuh", "export/wb_args.h", "decode.cu"):
+        (tmp_path / f.split("/")[-1]).write_text((csrc / f).read_text())
+    got = []
+    for i, v in enumerate(vs):
+        defs = "\n".join(f"#define {d[2:].split('=')[0]} {d.split('=')[1]}" for d in defines(v))
+        (tmp_path / f"s{i}.cu").write_text(
+            f"#include <cstdio>\n{defs}\n#define WB_NS wb_s{i}\n#define WB_SYM(name) name##_s{i}\n"
+            "#include \"decode.cu\"\n#include \"launch.cuh\"\nint main() {\n"
+            f"  WbOcc_s{i} o{{132, 233472, 1024, 3, 3, 3}};\n  WbSched_s{i} s;\n"
+            + "".join(f"  if (wb_sched_shape_occ_s{i}(&o, {g}, {n}, {b}, 232448, &s)) "
+                      "printf(\"1 %d %d %d %lld\\n\", s.pt_cap, s.cap, s.key, s.slots); else printf(\"0 0 0 0 0\\n\");\n"
+                      for g, n, b in cases)
+            + "  return 0;\n}\n")
+        exe = tmp_path / f"s{i}"
+        p = subprocess.run([nvcc, "-O1", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-I", str(tmp_path),
+                            str(tmp_path / f"s{i}.cu"), "-o", str(exe)], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-3000:]
+        out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split("\n")
+        got += [tuple(int(x) for x in line.split()) for line in out if line]
+    want = []
+    for v in vs:
+        for g, n, b in cases:
+            if v.schedules(g * n, b, occ, num_seqs=n):
+                sh = v.sched_shape(g, n, b, occ)
+                want.append((1, sh.part_tokens, sh.cap, sh.key, sh.slots))
+            else:
+                want.append((0, 0, 0, 0, 0))
+    assert got == want
+    # every rule is in the cases: the sparse one schedules b2-b24 of the 8-CTA onepass variant
+    assert [n for (g, n, b), w in zip(cases, want[:len(cases)]) if g == 8 and b == 32864 and w[0]] == \
+        [2, 8, 16, 24, 25, 32, 256]           # b64: two waves of the plain grid, which is fine
+
+
 @pytest.mark.parametrize("flags,suffix,define,knob", [(["--graph-walk"], "-walk", "WB_GRAPH_WALK", "graph_walk"),
                                                        ([], "-sched", "WB_GRAPH_SCHED", "graph_sched"),
                                                        (["--graph-sched"], "-sched", "WB_GRAPH_SCHED", "graph_sched")])

@@ -395,22 +395,47 @@ def test_sched_shape_has_a_slot_per_plan_item_for_onepass(batch, bound):
     assert sh.cap >= min(batch * 16, sh.slots)
 
 
-def test_schedules_only_graph_bound_grids_of_many_waves():
-    """A graph_sched variant runs the plan only where the grid for the bound is more than
-    GRAPH_WALK_WAVES waves of CTAs (b32/b64 at 32k on an H200); b1-b8 keep the plain grid, and a
-    variant built without the knob never plans."""
+def test_schedules_only_graph_bound_grids_of_many_waves(monkeypatch):
+    """Without the sparse rule, a graph_sched variant (8 CTAs per sequence) runs the plan only where
+    the grid for the bound is more than GRAPH_WALK_WAVES waves of CTAs (b32/b64 at 32k on an H200);
+    b1-b16 keep the plain grid, and a variant built without the knob never plans. With it (the
+    default), b8 and b16 plan too: their whole sequences fill less than half a wave."""
+    import workbench.kernel.variant as vm
     v = Variant(head_size=128, block_size=16, dtype="bf16", threads=128, heads_per_cta=4, partition="auto",
                 stages=3, mma=True, graph_sched=True)
+    assert [b for b in (1, 8, 16, 32, 64) if v.schedules(8 * b, 32864, H200, num_seqs=b)] == [8, 16, 32, 64]
+    monkeypatch.setattr(vm, "SCHED_SPARSE", 0)
     assert [b for b in (1, 8, 16, 32, 64) if v.schedules(8 * b, 32864, H200, num_seqs=b)] == [32, 64]
     assert not v.with_(graph_sched=False).schedules(8 * 64, 32864, H200, num_seqs=64)
     assert not v.schedules(8 * 64, 2048, H200, num_seqs=64)
 
 
-def test_schedules_ragged_batches_of_few_ctas_per_sequence():
+def test_sparse_batches_plan_with_the_few_ctas_waves_of_slots():
+    """SCHED_SPARSE: 2+ sequences whose whole-sequence CTAs fill less than half a wave plan, with
+    SCHED_FEW_WAVES waves of item slots, where more than SCHED_FEW_CTAS CTAs a sequence would
+    otherwise keep the plain grid (qwen2.5-7b onepass t128 q4 at b8, ragged up to the bound: 96.9 us
+    on the plain grid; refined with the rule its bench suite went 0.95 -> 0.98x FA3, H200 2026-11-30).
+    One sequence cannot be ragged: it keeps the plain grid; a variant without the knob never plans."""
+    from workbench.kernel.variant import SCHED_FEW_WAVES
+    v = Variant(head_size=128, block_size=16, dtype="bf16", algorithm="onepass", threads=128, heads_per_cta=4,
+                partition="auto", stages=2, mma=True, graph_sched=True)
+    _, slots = v.sched_partition(8, 8, 32864, H200)
+    sparse = [b for b in range(1, 80) if v.sparse(8, b, 32864, H200)]
+    assert sparse == list(range(2, -(-slots // 16)))              # 8 b < slots / 2
+    assert all(v.schedules(8 * b, 32864, H200, num_seqs=b) for b in sparse)
+    assert not v.schedules(8, 32864, H200, num_seqs=1)
+    assert v.sched_shape(8, 8, 32864, H200).cap == SCHED_FEW_WAVES * slots // 8
+    assert not v.with_(graph_sched=False).schedules(64, 32864, H200, num_seqs=8)
+    assert not v.sparse(4, 8, 32864, H200)                         # few CTAs: their own rule
+
+
+def test_schedules_ragged_batches_of_few_ctas_per_sequence(monkeypatch):
     """From two sequences up, a graph-bound launch with at most 4 CTAs per sequence plans (a batch
     may be ragged: 70b TP8 r32 58 -> 47 us); one sequence, or 8 CTAs per sequence (llama-3.1-8b),
-    keeps the plain grid unless its grid is many waves; never without the knob, and never where the
-    launch does not split."""
+    keeps the plain grid unless its grid is many waves (or sparse: test above); never without the
+    knob, and never where the launch does not split."""
+    import workbench.kernel.variant as vm
+    monkeypatch.setattr(vm, "SCHED_SPARSE", 0)
     v = Variant(head_size=128, block_size=16, dtype="bf16", algorithm="onepass", threads=128, heads_per_cta=8,
                 partition="auto", stages=2, mma=True, graph_sched=True)
     assert [b for b in (1, 2, 8, 32) if v.schedules(b, 32864, H200, num_seqs=b)] == [2, 8, 32]
@@ -452,11 +477,12 @@ def test_few_cta_batches_are_planned_where_the_bounds_plan_is_whole_sequences():
     assert not v.schedules(4, 32864, occ, num_seqs=1)
 
 
-def test_eager_launches_plan_ragged_batches_only():
+def test_eager_launches_plan_ragged_batches_only(monkeypatch):
     """A per-shape launch plans at its own bound only for a ragged batch (tokens at most RAGGED_FILL
     of sequences x longest) whose launch at that bound schedules: the bench suite's ragged batches
-    at 70b TP8 (1 CTA per sequence) do, uniform ones and one sequence do not, nor 8 CTAs per sequence
-    of a grid of few waves, nor a variant without the knob."""
+    at 70b TP8 (1 CTA per sequence) do, uniform ones and one sequence do not, nor (without the sparse
+    rule) 8 CTAs per sequence of a grid of few waves, nor a variant without the knob."""
+    import workbench.kernel.variant as vm
     from workbench.kernel.variant import RAGGED_FILL, ragged
     from workbench.measure.suite import RaggedShape
     v = Variant(head_size=128, block_size=16, dtype="bf16", algorithm="onepass", threads=128, heads_per_cta=8,
@@ -469,7 +495,9 @@ def test_eager_launches_plan_ragged_batches_only():
     edge = [1000, int(1000 * (2 * RAGGED_FILL - 1))]           # exactly RAGGED_FILL full: ragged
     assert ragged(edge) and not ragged([1000, edge[1] + 1])
     assert not v.with_(graph_sched=False).plans_eager(1, suite[0], H200)
-    assert not v.plans_eager(8, suite[1], H200)                 # 8 CTAs per sequence, 8 sequences: few waves
+    assert v.plans_eager(8, suite[1], H200)                     # 8 CTAs per sequence, 8 sequences: sparse
+    monkeypatch.setattr(vm, "SCHED_SPARSE", 0)
+    assert not v.plans_eager(8, suite[1], H200)                 # ... without the sparse rule: few waves, plain
     assert not v.plans_eager(1, [0, 0], H200) and not v.plans_eager(1, [], H200)
 
 
@@ -515,17 +543,22 @@ def test_sched_shape_gives_one_wave_of_slots_where_whole_sequences_fill_half_to_
     assert SCHED_FIT_WAVES == 1 and "if (fit) cap = slots / grid_x > num_seqs ? slots / grid_x : num_seqs;" in cuh
 
 
-def test_schedules_batches_whose_whole_sequences_fill_half_to_one_wave():
+def test_schedules_batches_whose_whole_sequences_fill_half_to_one_wave(monkeypatch):
     """With 8 CTAs per sequence (llama-3.1-8b) a graph-bound onepass launch of b25-b49 is not many
     waves, yet it is scheduled (fits_one_wave), with one wave of item slots: against the plain grid
     r32 of 200-32k tokens 227.6 -> 207.7 us and b32 x 4k 142.6 -> 135.1 (H200, 2026-11-30). Smaller
-    batches, and a variant built without the knob, keep the plain grid."""
+    batches (2+ sequences) plan by the sparse rule, with its slots; without it they keep the plain grid,
+    as a variant built without the knob does."""
     occ = Occupancy(sm_count=132, smem_per_sm=233472, smem_reserved=1024, smem_limit=232448, split_blocks=3,
                     whole_blocks=3, sched_blocks=3)
     one = Variant(head_size=128, block_size=16, dtype="bf16", algorithm="onepass", threads=128, heads_per_cta=4,
                   partition="auto", stages=2, mma=True, graph_sched=True)
     batches = (1, 8, 16, 24, 25, 32, 40, 49)
     assert not any(one.many_waves(8 * b, 32864, occ) for b in batches)
+    assert [b for b in batches if one.fits_one_wave(8, b, 32864, occ)] == [25, 32, 40, 49]
+    assert [b for b in batches if one.schedules(8 * b, 32864, occ, num_seqs=b)] == [8, 16, 24, 25, 32, 40, 49]
+    import workbench.kernel.variant as vm                                 # b8-b24: the sparse rule
+    monkeypatch.setattr(vm, "SCHED_SPARSE", 0)
     assert [b for b in batches if one.schedules(8 * b, 32864, occ, num_seqs=b)] == [25, 32, 40, 49]
     assert [one.sched_shape(8, b, 32864, occ).cap for b in (25, 49)] == [49, 49]
     assert not one.with_(graph_sched=False).schedules(8 * 32, 32864, occ, num_seqs=32)

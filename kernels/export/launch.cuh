@@ -207,14 +207,16 @@ static inline int WB_SYM(wb_failed)(const WbArgs& a, cudaError_t e) {
 #if WB_PARTITION == -2 && WB_GRAPH_SCHED
 // Scheduled graph-bound launches (Variant.graph_sched, `workbench export --graph-sched`): where the
 // grid for the bound is more than 8 waves of CTAs, or the batch has 2+ sequences of at most 4 CTAs
-// each, or its whole sequences fill half to one wave (onepass), the split grid has item slots for 8
-// waves (4 for the second rule: fewer empty CTAs; one for the third) and
+// each, or its whole sequences fill half to one wave (onepass), or less than half a wave, the split
+// grid has item slots for 8 waves (4 for the second and fourth rules: fewer empty CTAs; one for the
+// third) and
 // runs the step's schedule that wb_plan_run planned on the device from the real lengths (a long sequence among short ones spreads over every slot). Variant.sched_shape,
 // Variant.schedules: the partition is the auto plan's for the bound, lengthened while the SM slots
 // stay the same; the key ties a schedule to this shape (another one is not trusted: decode.cu).
 struct WB_SYM(WbSched) { int pt_cap, parts, cap, key; long long slots, ints; };
-static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, int smem_limit, WB_SYM(WbSched)* s) {
-  const WB_SYM(WbOcc)* plain = WB_SYM(wb_occ)();
+// plain: this variant's occupancy on the device (wb_occ; a test passes its own, host code only)
+static inline bool WB_SYM(wb_sched_shape_occ)(const WB_SYM(WbOcc)* plain, int grid_x, int num_seqs, int bound,
+                                              int smem_limit, WB_SYM(WbSched)* s) {
   if (!plain || grid_x < 1 || num_seqs < 1 || bound < 1) return false;
   const long long ctas = (long long)grid_x * num_seqs;
   const int own = WB_SYM(wb_auto_tokens_occ)(plain, (int)ctas, bound, smem_limit);
@@ -233,7 +235,10 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
   // Variant.fits_one_wave: whole sequences fill half to all of one wave (the lengthening below keeps
   // the slots, so only its "one item each" half waits for it); nothing scheduled: no lengthening
   const bool may_fit = num_seqs >= 2 && grid_x > 4 && 2 * ctas >= slots && ctas <= slots;
-  if (!(few || many || may_fit)) return false;      // the plain grid is fine
+  // Variant.sparse (SCHED_SPARSE): whole sequences fill less than half a wave, so under the plain grid
+  // a long sequence among short ones would run on its own 1/num_seqs of the GPU
+  const bool sparse = num_seqs >= 2 && grid_x > 4 && 2 * ctas < slots;
+  if (!(few || many || may_fit || sparse)) return false;      // the plain grid is fine
 #if WB_ALGO == 1
   int top = 1 << 30;                                // onepass: no logits, any length fits
 #else
@@ -247,7 +252,7 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
          WB_SYM(wb_split_slots)(o, ptok + 64) == slots)
     ptok += 64;
   const bool fit = may_fit && ptok >= bound;         // ... and a sequence of the bound is one item (onepass)
-  if (!(few || many || fit)) return false;
+  if (!(few || many || fit || sparse)) return false;
   const long long waves = many ? 8 : 4;            // GRAPH_SCHED_WAVES, SCHED_FEW_WAVES
   const int parts = (bound + 255) / 256;             // the plan's finest split (Variant.sched_shape)
   long long cap = (waves * slots + grid_x - 1) / grid_x;
@@ -266,6 +271,9 @@ static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, i
   s->slots = slots;
   s->ints = 4 + 4 * ((long long)num_seqs * parts + cap);
   return true;
+}
+static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, int smem_limit, WB_SYM(WbSched)* s) {
+  return WB_SYM(wb_sched_shape_occ)(WB_SYM(wb_occ)(), grid_x, num_seqs, bound, smem_limit, s);
 }
 
 // The step's schedule for this variant's captured launch of a.num_seqs sequences bounded at

@@ -45,6 +45,14 @@ SCHED_FIT_FILL = 0.5         # a scheduled grid whose whole sequences fill this 
 SCHED_FIT_WAVES = 1.0        # ... that many waves of item slots. 2 and 4 cost b32 x 1k / 4k 5% and did not help a
                              # ragged r8 on a one-wave grid (H200, 2026-11-30, results/h200-2026-11-30-s22/5-fit-waves);
                              # the exported launcher (launch.cuh wb_sched_shape) assumes 1
+SCHED_SPARSE = 1             # batches of SCHED_MIN_SEQS+ sequences whose whole-sequence CTAs fill less than
+                             # SCHED_FIT_FILL of one wave are planned too (SCHED_FEW_WAVES of item slots): the
+                             # plain grid gives each sequence about 1/num_seqs of the GPU, so one long sequence
+                             # among short ones is the critical path (qwen2.5-7b onepass t128 q4 at b8, ragged
+                             # up to the bound: 96.9 us, so the ragged guard kept 8 heads per CTA). Refined with
+                             # it, bench suites ÷ FA3 on the H200: qwen 0.95 -> 0.98 (b8 x 1k 0.81 -> 1.01, r8
+                             # 0.85 -> 0.97), llama-3.1-8b 1.02 -> 1.02 (r8 0.97 -> 1.00, b8 x 1k 0.96 -> 0.92);
+                             # results/h200-2026-11-30-s23/5-sparse. 0: off (the A/B's before)
 SCHED_WAVE_TOKENS = 384      # the device plan's fixed cost of a wave, in tokens (H200: b32 x 1k ran 2 waves
                              # of 384 tokens in 51.4 us, 1 wave of 1024 in 47.7; auto_tokens' 128 said otherwise)
 RAGGED_FILL = 0.5            # per-shape (eager) launches plan a batch whose tokens fill at most this share of
@@ -556,7 +564,18 @@ class Variant:
         if not self.graph_sched:
             return False
         return (few or self.many_waves(ctas, launch_len, occ)
-                or (num_seqs > 0 and self.fits_one_wave(ctas // num_seqs, num_seqs, launch_len, occ)))
+                or (num_seqs > 0 and self.fits_one_wave(ctas // num_seqs, num_seqs, launch_len, occ))
+                or (num_seqs > 0 and self.sparse(ctas // num_seqs, num_seqs, launch_len, occ)))
+
+    def sparse(self, grid_x: int, num_seqs: int, launch_len: int, occ: "Occupancy",
+               partition: tuple[int, int] | None = None) -> bool:
+        """Whether a graph-bound launch of num_seqs (SCHED_MIN_SEQS+) sequences is one whose whole
+        sequences fill less than SCHED_FIT_FILL of one wave of the scheduled kernel's slots, with more
+        CTAs per sequence than the few-CTAs rule of `schedules` plans for (SCHED_SPARSE on)."""
+        if not SCHED_SPARSE or num_seqs < SCHED_MIN_SEQS or grid_x <= SCHED_FEW_CTAS:
+            return False
+        _, slots = partition or self.sched_partition(grid_x, num_seqs, launch_len, occ)
+        return grid_x * num_seqs < SCHED_FIT_FILL * slots
 
     def plans_eager(self, grid_x: int, lengths: Sequence[int], occ: "Occupancy") -> bool:
         """Whether a per-shape launch (bounded at the batch's longest sequence, not a graph's bound)
