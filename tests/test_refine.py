@@ -741,3 +741,31 @@ def test_ragged_guard_keeps_a_graph_band_off_a_pick_that_loses_its_ragged_batch(
     assert kept and all(c.us[rag] <= best * (1 + GRAPH_RAGGED_GUARD) for c in kept)
     assert any(c.us[rag] == best for c in kept) and len(kept) < len(sub)
     assert ragged_guard(sub, guard=1e9) == sub
+
+
+def test_refine_says_when_graph_timings_were_taken_under_other_launch_rules(study, tmp_path, monkeypatch):
+    """A refinement records the launch rules its graph-bound timings were taken under
+    (variant.sched_rules): a refine shown from storage under today's says nothing more; one taken
+    under other rules (the sparse plan of 2026-11-30 changed what b2-b24 launches run) keeps its
+    picks and says so, naming `--again`. A refinement stored before the record had sparse=0."""
+    import workbench.kernel.variant as vm
+    from workbench.tune.refine import ATTR, Refinement, run_refine
+    url, s = study
+    cfg, done, base, picks = _setup(s)
+    ref = run_refine(STUDY, cfg, done, study_picks=picks, gpu="NVIDIA H200", rounds=1,
+                     timer=_fake_timer("t256-q4-pauto-pf0-s4-mma"), graph_len=32768,
+                     graph_timer=_fake_timer("t128-q4-pauto-pf0-s3-mma", 1.05), fallback=base.best_overall["key"])
+    assert ref.graph_rules == vm.sched_rules() and "sparse=1" in ref.graph_rules and not ref.stale_rules()
+    s.set_user_attr(ATTR, ref.to_dict())
+    p = wb(["refine", "--study", STUDY, "--storage", url], tmp_path)
+    assert p.returncode == 0 and "not measured again" in p.stderr and "launch rules" not in p.stderr
+    old = {**ref.to_dict(), "graph_rules": ""}
+    del old["graph_rules"]                                     # as stored before the record existed
+    assert Refinement.from_dict(old).stale_rules()
+    s.set_user_attr(ATTR, old)
+    p = wb(["refine", "--study", STUDY, "--storage", url], tmp_path)
+    said = " ".join(p.stderr.split())                         # rich wraps the console's lines
+    assert p.returncode == 0 and "other launch rules" in said and "sparse=0" in said and "--again" in said
+    assert Refinement.from_dict(s.user_attrs[ATTR]).graph_picks() == ref.graph_picks()
+    monkeypatch.setattr(vm, "SCHED_SPARSE", 0)
+    assert ref.stale_rules() and "sparse=1" in ref.stale_rules()

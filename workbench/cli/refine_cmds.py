@@ -59,6 +59,8 @@ def refine_cmd(
     if not measured:
         err.print(f"study {study} was refined on {ref.gpu} ({ref.created}) with these candidates: shown, not "
                   f"measured again (--again to measure)", highlight=False)
+    if ref.stale_rules():
+        err.print(f"note: {ref.stale_rules()}", highlight=False)
     if as_json:
         print(json.dumps({"refinement": ref.to_dict(), "dispatch": table.to_dict()}, indent=1))
         return

@@ -684,6 +684,14 @@ def smem_optin(cc: int) -> int:
     return _SMEM_OPTIN.get(cc, 99 * 1024)
 
 
+def sched_rules() -> str:
+    """The rules that decide a graph-bound launch's form (plain grid or device plan, its item slots),
+    as one string: graph-bound timings taken under other rules timed other launches (a refinement
+    records it: tune.refine.Refinement.graph_rules)."""
+    return (f"sparse={SCHED_SPARSE} fit={SCHED_FIT_FILL:g}/{SCHED_FIT_WAVES:g} few={SCHED_FEW_CTAS}/{SCHED_FEW_WAVES} "
+            f"min={SCHED_MIN_SEQS} waves={GRAPH_SCHED_WAVES}/{GRAPH_WALK_WAVES}")
+
+
 def seq_part_tokens(seq_len: int, seq_fill: int, part_tokens: int, grid_parts: int = 0,
                     max_parts: int = 1 << 30) -> int:
     """decode.cu's seq_part_tokens: tokens per partition of one sequence of a seq_fill launch

@@ -139,6 +139,17 @@ class Refinement:
     alt_margin: float = 0.0                # CTA-shape alternatives timed within this at the centre (stored before: none)
     graph_neighbours: bool = False         # graph rows also timed their neighbouring rows' defaults (stored before: no)
     graph_split_forms: bool = False        # ... and the split form of each whole-sequence pick (stored before: no)
+    graph_rules: str = ""                  # variant.sched_rules() its graph-bound timings were taken under ("": before
+                                           # it was recorded, SCHED_SPARSE off)
+
+    def stale_rules(self) -> str:
+        """"" where its graph-bound timings were taken under today's launch rules, else what to tell."""
+        from workbench.kernel.variant import sched_rules
+        if not self.graph_rows or self.graph_rules == sched_rules():
+            return ""
+        was = self.graph_rules or "recorded from 2026-11-30 on; earlier: sparse=0"
+        return (f"its graph-bound timings ({self.created}) were taken under other launch rules ({was}; today "
+                f"{sched_rules()}): its graph picks stand, `--again` on a GPU times today's launches")
 
     def picks(self) -> dict[str, str]:
         return {r.bucket: r.pick_key for r in self.rows}
@@ -508,6 +519,7 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
     graph_len > 0 (and `graph_timer`, timing graph-bound forms): each batch row's graph pick too;
     `fallback`: the key the table picks where no bucket row holds (batch, graph_len) (its best overall)."""
     from workbench.config.profiles import HeadShape
+    from workbench.kernel.variant import sched_rules
     from workbench.measure.suite import RaggedShape, Suite, shape_label
 
     if rounds < 1 or launches < 1:
@@ -573,7 +585,8 @@ def run_refine(study: str, cfg: dict[str, Any], done: list[tuple[int, Measuremen
                       rows=rows, seconds=time.perf_counter() - t0, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       graph_len=graph_len, graph_rows=grows, graph_rule=graph_rule, alt_margin=alt_margin,
                       graph_neighbours=bool(graph_len) and graph_neighbours,
-                      graph_split_forms=bool(graph_len) and graph_split_forms)
+                      graph_split_forms=bool(graph_len) and graph_split_forms,
+                      graph_rules=sched_rules() if graph_len else "")
 
 
 def label_of(batch: int, shape: Any) -> str:
