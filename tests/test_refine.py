@@ -743,6 +743,36 @@ def test_ragged_guard_keeps_a_graph_band_off_a_pick_that_loses_its_ragged_batch(
     assert ragged_guard(sub, guard=1e9) == sub
 
 
+def test_band_worst_rule_picks_each_band_by_its_worst_shape(tmp_path):
+    """`--graph-rule band-worst`: per band, the candidate with the least loss at its worst shape
+    (against the fastest there). qwen2.5-7b's b1 band under `band` takes onepass t256 q2 s3 for 2 us
+    at 1k/2k (11.5 vs 13.3) while it loses 5 us at 24k (30.9 vs 25.8), and 0.81x FA3 at b1 x 32k in
+    the bench suite; `band-worst` takes q4 there (H200, session 23). Chosen from the stored timings."""
+    import gzip
+
+    optuna = pytest.importorskip("optuna")
+    from workbench.measure.suite import Suite
+    from workbench.tune.refine import graph_label, pick_graph_row, stored
+    db = tmp_path / "s.db"
+    db.write_bytes(gzip.decompress(
+        (ROOT / "results/h200-2026-11-30-s23/5-sparse/h200-qwen2.5-7b-tp1/studies.db.gz").read_bytes()))
+    s = optuna.load_study(study_name="h200-qwen2.5-7b-tp1", storage=f"sqlite:///{db}")
+    ref, suite = stored(s), Suite.from_dict(s.user_attrs["config"]["suite"])
+    buckets = {graph_label(b): b for b in suite.buckets()}
+    row = next(r for r in ref.graph_rows if r.bucket == "b2")
+    name = {c.key: c.name for c in row.candidates}
+    b1 = lambda r: next(b for b in r.bands if b.batch == 1)                               # noqa: E731
+    assert ref.graph_rule == "band" and "onepass-t256-q2" in name[b1(row).pick_key]
+    worst = pick_graph_row(row, buckets["b2"], "band-worst", ref.keep)
+    assert "onepass-t256-q4" in name[b1(worst).pick_key]
+    pick = next(c for c in row.candidates if c.key == b1(worst).pick_key)
+    assert pick.us["b1x24576"] < 27 < next(c for c in row.candidates if c.key == b1(row).pick_key).us["b1x24576"]
+    # the other rows' bands move at most where their worst shape says so; the stored timings are not touched
+    again = [pick_graph_row(r, buckets[r.bucket], "band-worst", ref.keep) for r in ref.graph_rows]
+    assert [len(r.bands) for r in again] == [len(r.bands) for r in ref.graph_rows]
+    assert all(a.candidates == r.candidates for a, r in zip(again, ref.graph_rows))
+
+
 def test_refine_says_when_graph_timings_were_taken_under_other_launch_rules(study, tmp_path, monkeypatch):
     """A refinement records the launch rules its graph-bound timings were taken under
     (variant.sched_rules): a refine shown from storage under today's says nothing more; one taken

@@ -26,7 +26,8 @@ def refine_cmd(
     graph_rule: str = typer.Option(GRAPH_RULE, help="a batch row's graph pick: geomean (lowest geomean over its shapes), "
                                                     "worst (the least loss at its worst shape against the fastest there) or "
                                                     "band (the row's captured batch sizes in bands, each taking the lowest "
-                                                    "geomean at its own measured batch). Another rule on stored timings "
+                                                    "geomean at its own measured batch; band-worst: the least loss at its worst "
+                                                    "shape there). Another rule on stored timings "
                                                     "is chosen again without measuring"),
     graph_neighbours: bool = typer.Option(True, "--graph-neighbours/--no-graph-neighbours",
                                           help="each batch row's graph candidates include its neighbouring rows' "

@@ -52,8 +52,9 @@ REFINE_BAND_KEEP = 0.05   # a table row's band leaves the row's pick only for a 
                           # shapes: a wave edge can fall between a band's two shapes (qwen2.5-7b b15-23: 4 heads per
                           # CTA won b15 x 2k by 18%, 8 won b17 x 2k by 19%, geomean 2.3% to the 8, and b16 x 1k ran
                           # 24.8 us against 19.1), the band wins kept were 8-22% (H200, 2026-11-29)
-GRAPH_RULES = ("geomean", "worst", "band")   # a graph row's pick: lowest geomean over its shapes, least worst-shape
-                                             # loss, or per band of batch sizes (lowest geomean at the band's batch)
+GRAPH_RULES = ("geomean", "worst", "band", "band-worst")   # a graph row's pick: lowest geomean over its shapes, least
+                                             # worst-shape loss, or per band of batch sizes (lowest geomean at the
+                                             # band's batch; band-worst: least worst-shape loss there)
 GRAPH_RULE = "band"       # the default: on the H200 the e2e grid went from 12 to 13 of 13 points >= 0.99x FLASH_ATTN
                           # with it (docs/perf-notes.md v13), the captured sizes of a row differ by up to 3.7x in batch
 REFINE_ROUNDS = 3         # interleaved rounds per shape (the median of the rounds' medians)
@@ -362,7 +363,7 @@ def graph_chooser(rule: str) -> Callable[[list[RefineCandidate], str, float], st
     a clear error for any other."""
     if rule not in GRAPH_RULES:
         raise WorkbenchError(f"--graph-rule {rule!r}: use one of {', '.join(GRAPH_RULES)}")
-    return choose_graph if rule == "worst" else choose
+    return choose_graph if rule in ("worst", "band-worst") else choose
 
 
 def graph_bands(bucket: Any) -> list[tuple[int, int, int]]:
@@ -418,11 +419,11 @@ def pick_graph_row(row: RefineRow, bucket: Any, rule: str, keep: float = REFINE_
     timed = len(row.candidates) > 1
     key = pick(ragged_guard(row.candidates), row.study_key, keep) if timed else row.study_key
     bands = []
-    if rule == "band" and timed:
+    if rule.startswith("band") and timed:
         for n, lo, hi in graph_bands(bucket):
             sub = at_batch(row.candidates, n)
             bands.append(GraphBand(batch=n, batch_lo=lo, batch_hi=hi,
-                                   pick_key=choose(ragged_guard(sub), row.study_key, keep) if len(sub) > 1 else key))
+                                   pick_key=pick(ragged_guard(sub), row.study_key, keep) if len(sub) > 1 else key))
     return replace(row, pick_key=key, bands=bands)
 
 
