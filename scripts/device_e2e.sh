@@ -9,7 +9,8 @@
 #               E2E_BATCHES / E2E_CONTEXTS: a part of the grid (e.g. 32 and 1k,4k,16k).
 #               On a host without the prep stage's /tmp: DB (and STUDY) export again, BENCH_JSON gives the
 #               prep bench carried in the tree; SEED=<saved e2e.json or e2e.json.gz> reuses its FLASH_ATTN
-#               attention shares (`e2e --shares-from`; with SHARES=none), on any grid.
+#               attention shares (`e2e --shares-from`; with SHARES=none), on any grid. REF2=1: FLASH_ATTN
+#               runs again after the others (`e2e --reference-twice`: ratios to the mean of its runs).
 # The package is built with the per-step device schedule (the default since v9). WALK=1: with `export
 # --graph-walk` and k from `bench --graph-walk` instead (opt-in walk); PLAIN=1: `--no-graph-sched`.
 # STAGE=ab (after STAGE=prep-ab, which exports and benches both packages): the plain package
@@ -109,7 +110,7 @@ run)
   # SEED=old-e2e.json(.gz): FLASH_ATTN's attention shares (a per point) from a saved run (`e2e --shares-from`),
   # so this call measures the backends but needs no nsys capture; any grid (E2E_BATCHES / E2E_CONTEXTS too)
   timeout ${E2E_S:-560} python3 -m workbench e2e --package $PKG --bench $W/bench-e2e.json --out $W/run \
-    ${SEED:+--shares-from $SEED} \
+    ${SEED:+--shares-from $SEED} $([ "${REF2:-0}" = 1 ] && echo --reference-twice) \
     --backends ${BACKENDS:-CUSTOM,FLASH_ATTN} --share-backends ${SHARES:-FLASH_ATTN,CUSTOM} --steps ${STEPS:-128} \
     --timeout ${CHILD_S:-400} ${E2E_BATCHES:+--batches $E2E_BATCHES} ${E2E_CONTEXTS:+--contexts $E2E_CONTEXTS} \
     > $OUT/e2e.txt 2> $OUT/e2e.err

@@ -459,6 +459,8 @@ FAKE_RUNNER = textwrap.dedent('''
         res.save(args.out)
         sys.exit(3)
     speed = {"FLASH_ATTN": 1000.0, "CUSTOM": 1050.0}[args.backend]
+    if args.out.endswith("FLASH_ATTN-2.json"):            # the reference's second run: 10% faster
+        speed = 1100.0
     for p in args.points:
         b, c = p["batch"], p["context"]
         ids = [[(i + s) % 97 for s in range(16)] for i in range(b)]
@@ -527,6 +529,36 @@ def test_resume_measures_nothing_twice(tmp_path, fake_runner):
     assert {r["backend"] for r in more.table if r["ratio"]} == {"FLASH_ATTN", "CUSTOM"}
     _e2e(out, ["CUSTOM", "FLASH_ATTN"], block_size=32, fresh=True)
     assert len(fake_runner()) == 8
+
+
+def test_reference_twice_brackets_the_others_and_ratios_use_its_mean(tmp_path, fake_runner):
+    """--reference-twice: FLASH_ATTN runs again after the other backends (results key FLASH_ATTN#2),
+    each ratio is to the mean of its two runs, the table and summary show how far it moved; a resume
+    measures nothing; a call that measures another backend runs the repeat again after it."""
+    from workbench.e2e.compare import table
+    out = tmp_path / "out"
+    run = _e2e(out, ["CUSTOM", "FLASH_ATTN"], reference_twice=True)
+    assert [c["backend"] for c in fake_runner()] == ["FLASH_ATTN", "CUSTOM", "FLASH_ATTN"]
+    assert run.backends == ["FLASH_ATTN", "CUSTOM"] and "FLASH_ATTN#2" in run.results
+    rows = {(r["backend"], r["point"]): r for r in run.table}
+    assert rows[("CUSTOM", "b8x4096")]["ratio"] == pytest.approx(1050 / 1050)           # 1050 / mean(1000, 1100)
+    assert rows[("FLASH_ATTN", "b8x4096")]["ref_drift"] == pytest.approx(0.10)
+    assert rows[("FLASH_ATTN", "b8x4096")]["ratio"] == 1.0 and rows[("CUSTOM", "b8x4096")]["ref_drift"] is None
+    assert run.summary["reference_drift"]["max_abs"] == pytest.approx(0.10)
+    assert len(run.summary["reference_drift"]["over_tolerance"]) == 4
+    from rich.console import Console
+    con = Console(width=250, record=True)
+    con.print(table(run))
+    text = con.export_text()
+    assert "ref Δ" in text and "+10.0%" in text
+    _e2e(out, ["CUSTOM", "FLASH_ATTN"], reference_twice=True)
+    assert len(fake_runner()) == 3                                                    # nothing measured twice
+    more = _e2e(out, ["TRITON_ATTN"], reference_twice=True)
+    assert [c["backend"] for c in fake_runner()[3:]] == ["TRITON_ATTN", "FLASH_ATTN"]
+    assert any("measured again after" in n for n in more.notes)
+    once = _e2e(tmp_path / "once", ["CUSTOM", "FLASH_ATTN"])                           # without it: one run, as before
+    assert "FLASH_ATTN#2" not in once.results and "reference_drift" not in once.summary
+    assert next(r for r in once.table if r["backend"] == "CUSTOM")["ratio"] == pytest.approx(1.05)
 
 
 def test_max_model_len_is_the_servers_bound_not_the_grids(tmp_path, fake_runner):

@@ -25,6 +25,9 @@ def e2e_cmd(
     shares_from: Optional[Path] = typer.Option(None, help="an earlier run's e2e.json (or .json.gz): FLASH_ATTN's "
                                                "attention shares a from it where this run captures none "
                                                "(with --share-backends none: no nsys; any grid)"),
+    reference_twice: bool = typer.Option(False, "--reference-twice",
+                                         help="run FLASH_ATTN again after the other backends: ratios to the mean of "
+                                              "its two runs, and how far it moved between them (column ref Δ)"),
     gpu_memory_utilization: float = typer.Option(0.90, help="vLLM's gpu_memory_utilization"),
     weights: str = typer.Option("gpt2:0.02", help="random weights: gpt2:STD, normal:STD or dummy"),
     fresh: bool = typer.Option(False, help="measure again instead of resuming the saved run"),
@@ -44,7 +47,7 @@ def e2e_cmd(
     run = run_e2e(model, package, names, (parse_sizes(batches, "--batches"), parse_sizes(contexts, "--contexts")),
                   out_dir, str(bench) if bench else None, decode_steps=steps,
                   gpu_memory_utilization=gpu_memory_utilization, weights=weights, share_backends=shares,
-                  shares_from=str(shares_from) if shares_from else None,
+                  shares_from=str(shares_from) if shares_from else None, reference_twice=reference_twice,
                   fresh=fresh, child_timeout_s=timeout, max_model_len=max_model_len,
                   progress=lambda line: err.print(line, markup=False))
     out.print(table(run))
@@ -52,6 +55,11 @@ def e2e_cmd(
         out.print(line, markup=False)
     for line in breakdown_lines(run, (run.summary or {}).get("step_breakdown") or []):
         out.print(line, markup=False)
+    drift = (run.summary or {}).get("reference_drift")
+    if drift:
+        out.print(f"{run.reference} ran twice: it moved at most {drift['max_abs']:.1%} between its runs"
+                  + (f"; past ±2% at {', '.join(drift['over_tolerance'])}: a ratio there is not sharper than that"
+                     if drift["over_tolerance"] else ""), markup=False)
     for n in run.notes:
         out.print(f"note: {n}")
     out.print(f"results: {Path(out_dir) / 'e2e.json'}")

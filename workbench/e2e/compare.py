@@ -16,7 +16,7 @@ from workbench.measure.suite import shape_label
 
 from .correctness import Agreement, Tolerances, agreement
 from .prediction import RATIO_TOLERANCE, predicted_ratio
-from .results import E2eRun
+from .results import E2eRun, repeat_key
 
 PACKAGE_BACKEND = "CUSTOM"
 SPEED_FLOOR = 0.99            # the package never slower than FLASH_ATTN (issue 13's target)
@@ -43,6 +43,7 @@ class Row:
     speed_ok: bool | None = None
     correctness: Agreement | None = None
     self_ids_match: float | None = None     # this backend vs itself run twice (its own rounding noise)
+    ref_drift: float | None = None          # the reference's second run ÷ its first − 1 (`--reference-twice`)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -61,11 +62,19 @@ def rows(run: E2eRun) -> list[Row]:
     tol = Tolerances(**run.tolerances) if run.tolerances else Tolerances()
     ratios = (run.bench or {}).get("ratios") or {}
     ref = run.results.get(run.reference)
+    again = run.results.get(repeat_key(run.reference))
     out = []
     for pd in run.grid.get("points", []):
         b, c = int(pd["batch"]), int(pd["context"])
         label = shape_label(b, c)
         rp = ref.point(b, c) if ref else None
+        rp2 = again.point(b, c) if again else None
+        # with the reference run twice (before and after the others), ratios are to the mean of its runs
+        ref_tok = rp.tok_s if rp is not None else None
+        drift = None
+        if ref_tok and rp2 is not None and rp2.tok_s:
+            drift = rp2.tok_s / ref_tok - 1.0
+            ref_tok = (ref_tok + rp2.tok_s) / 2
         a = _share_a(run, run.reference, b, c)
         for name in run.backends:
             br = run.results.get(name)
@@ -76,8 +85,10 @@ def rows(run: E2eRun) -> list[Row]:
                 continue
             r = Row(label, b, c, name, status=p.status, reason=p.reason, tok_s=p.tok_s, itl_mean_ms=p.itl_mean_ms,
                     itl_p99_ms=p.itl_p99_ms, a=a, a_own=_share_a(run, name, b, c), self_ids_match=p.self_ids_match)
-            if p.tok_s and rp is not None and rp.tok_s:
-                r.ratio = p.tok_s / rp.tok_s
+            if name == run.reference:
+                r.tok_s, r.ref_drift = ref_tok, drift
+            if p.tok_s and ref_tok:
+                r.ratio = 1.0 if name == run.reference else p.tok_s / ref_tok
             if name != run.reference and p.outputs is not None and rp is not None and rp.outputs is not None:
                 floor = None
                 fb = run.results.get(tol.ids_floor_backend)
@@ -214,6 +225,11 @@ def summary(run: E2eRun, rs: list[Row] | None = None) -> dict[str, Any]:
         bad = [f"{r.point}: {r.reason}" for r in mine if r.status in ("failed", "missing")]
         if bad:
             out["failed"][name] = bad
+    drifts = [r.ref_drift for r in rs if r.ref_drift is not None]
+    if drifts:
+        out["reference_drift"] = {"points": len(drifts), "max_abs": max(abs(d) for d in drifts),
+                                  "over_tolerance": [f"{r.point}: {r.ref_drift:+.1%}" for r in rs
+                                                     if r.ref_drift is not None and abs(r.ref_drift) > RATIO_TOLERANCE]}
     out["correctness_pooled"] = pooled_correctness(run, rs)
     out["step_breakdown"] = step_breakdown(run)
     pkg = [r for r in rs if r.backend == PACKAGE_BACKEND and r.ratio is not None]
@@ -242,8 +258,9 @@ def table(run: E2eRun, rs: list[Row] | None = None) -> Any:
     t = Table(title=f"vLLM e2e · {prov.get('gpu', '?')} · {run.model.get('model')} · {s.get('dtype')} block "
                     f"{s.get('block_size')} · {run.decode_steps} decode steps · vLLM {prov.get('vllm', '?')} · "
                     f"weights {s.get('weights')}", title_justify="left")
-    for c in ("point", "backend", "tok/s", "ITL ms", "p99 ms", f"× {run.reference}", "a", "a own", "k",
-              "predicted ×", "meas/pred", "ids match (self)", "max |Δlogprob|", "verdict"):
+    twice = any(r.ref_drift is not None for r in rs)
+    for c in ("point", "backend", "tok/s", "ITL ms", "p99 ms", f"× {run.reference}", *(["ref Δ"] if twice else []),
+              "a", "a own", "k", "predicted ×", "meas/pred", "ids match (self)", "max |Δlogprob|", "verdict"):
         t.add_column(c, justify="left" if c in ("point", "backend", "verdict") else "right")
     last = None
     for r in rs:
@@ -260,8 +277,11 @@ def table(run: E2eRun, rs: list[Row] | None = None) -> Any:
             verdict.append(f"< {SPEED_FLOOR}×")
         if r.prediction_ok is not None:
             verdict.append("as predicted" if r.prediction_ok else "off prediction")
+        drift = [_f(None if r.ref_drift is None else r.ref_drift * 100, "+.1f") + ("%" if r.ref_drift is not None
+                                                                               else "")] if twice else []
         t.add_row(r.point, r.backend, _f(r.tok_s, ".0f"), _f(r.itl_mean_ms, ".2f"), _f(r.itl_p99_ms, ".2f"),
-                  _f(r.ratio, ".3f"), _f(r.a, ".2f"), _f(r.a_own if r.backend != run.reference else None, ".2f"),
+                  _f(r.ratio, ".3f"), *drift, _f(r.a, ".2f"),
+                  _f(r.a_own if r.backend != run.reference else None, ".2f"),
                   _f(r.k, ".2f"),
                   _f(r.predicted, ".3f"), _f(None if r.vs_predicted is None else r.vs_predicted * 100, "+.1f") +
                   ("%" if r.vs_predicted is not None else ""),

@@ -30,7 +30,7 @@ from .child import run_child
 from .correctness import Tolerances
 from .grid import (DEFAULT_BATCHES, DEFAULT_CONTEXTS, GridPlan, engine_limits,
                    estimate_kv_capacity_tokens, plan_grid)
-from .results import REFERENCE, BackendResult, E2eRun, ShareResult
+from .results import REFERENCE, REPEAT, BackendResult, E2eRun, ShareResult, repeat_key
 from .runner_args import RunnerArgs
 from .settings import EngineSettings
 
@@ -139,6 +139,7 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
             seed: int = 0,
             share_backends: list[str] | None = None,
             shares_from: str | None = None,
+            reference_twice: bool = False,
             bench_ours: str = "auto",
             bench_ref: str = "fa3",
             tolerances: Tolerances = Tolerances(),
@@ -156,7 +157,10 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
     share_backends: backends whose attention share is captured under nsys (default: FLASH_ATTN only;
     [] skips nsys). shares_from: an earlier run's e2e.json (or .json.gz) whose reference-backend shares
     give a where this run has none (reused_shares). gpu_memory: bytes, for planning which points fit
-    (default: read through NVML).
+    (default: read through NVML). reference_twice: the reference runs again after the other backends
+    (results key FLASH_ATTN#2), so each ratio is to the mean of a run before and one after, and the
+    table shows how far the reference moved between them (whole-engine runs move 2-4% between
+    runs: perf-notes v21). A call that measures another backend measures the repeat again after it.
     """
     from .model_config import write_model_dir
 
@@ -260,9 +264,18 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
 
     old_term = _term_as_exit()
     try:
+        n = len(names) + reference_twice
+        measured = False
         for i, name in enumerate(names):                          # this call's backends; the run keeps all
-            _measure_backend(run, name, i, len(names), plan, mdir.path, mdir.vocab_size, settings, decode_steps,
-                             out, env, python, runner_module, child_timeout_s, progress)
+            measured |= _measure_backend(run, name, i, n, plan, mdir.path, mdir.vocab_size, settings, decode_steps,
+                                         out, env, python, runner_module, child_timeout_s, progress)
+            _save(run, path)
+        if reference_twice:
+            again = repeat_key(REFERENCE)
+            if measured and run.results.pop(again, None) is not None:
+                run.notes.append(f"{again}: measured again after this call's backends (it brackets them in time)")
+            _measure_backend(run, REFERENCE, len(names), n, plan, mdir.path, mdir.vocab_size, settings, decode_steps,
+                             out, env, python, runner_module, child_timeout_s, progress, key=again)
             _save(run, path)
         for name in (share_backends if share_backends is not None else [REFERENCE]):
             _attention_share(run, name.upper(), plan, mdir.path, mdir.vocab_size, settings, decode_steps, out, env,
@@ -305,24 +318,29 @@ def _save(run: E2eRun, path: Path) -> None:
 
 def _measure_backend(run: E2eRun, name: str, i: int, n: int, plan: GridPlan, model_dir: str, vocab: int,
                      settings: EngineSettings, decode_steps: int, out: Path, env: dict[str, str], python: str,
-                     runner_module: str, timeout_s: float | None, progress: Callable[[str], None]) -> None:
-    prev = run.results.get(name)
+                     runner_module: str, timeout_s: float | None, progress: Callable[[str], None],
+                     key: str | None = None) -> bool:
+    """Backend `name`'s points not measured yet, in one child, kept under results[key] (default: name; the
+    reference's second run: repeat_key). Whether a child ran."""
+    key = key or name
+    prev = run.results.get(key)
     done = prev.done_labels() if prev else set()
     todo = [p for p in plan.points if p.label not in done]
     if prev is not None and prev.status == "ok" and not todo:
-        progress(f"[{i + 1}/{n}] {name}: done before")
-        return
+        progress(f"[{i + 1}/{n}] {key}: done before")
+        return False
     if not todo:
-        return
-    rfile = out / "backends" / f"{name}.json"
+        return False
+    stem = key.replace(REPEAT, "-2")
+    rfile = out / "backends" / f"{stem}.json"
     args = RunnerArgs(model_dir=model_dir, backend=name, vocab_size=vocab, points=[p.to_dict() for p in todo],
                       settings=settings.to_dict(), decode_steps=decode_steps, out=str(rfile),
                       previous=prev.to_dict() if prev else {})
-    afile = out / "backends" / f"{name}.args.json"
+    afile = out / "backends" / f"{stem}.args.json"
     afile.parent.mkdir(parents=True, exist_ok=True)
     args.save(afile)
-    progress(f"[{i + 1}/{n}] {name}: {len(todo)} point(s) ({', '.join(p.label for p in todo)})")
-    ex = run_child([python, "-m", runner_module, str(afile)], env=env, log=out / "logs" / f"{name}.log",
+    progress(f"[{i + 1}/{n}] {key}: {len(todo)} point(s) ({', '.join(p.label for p in todo)})")
+    ex = run_child([python, "-m", runner_module, str(afile)], env=env, log=out / "logs" / f"{stem}.log",
                    progress=lambda s: progress(f"  {s}"), timeout_s=timeout_s)
     res = _load_backend(rfile)
     if res is None:
@@ -332,10 +350,11 @@ def _measure_backend(run: E2eRun, name: str, i: int, n: int, plan: GridPlan, mod
         res.status, res.reason = "failed" if not res.points else "partial", \
             _failure_reason(ex.returncode, ex.tail, ex.log)
     res.log = ex.log
-    run.results[name] = res
+    run.results[key] = res
     ok = sum(1 for p in res.points if p.status == "ok")
-    progress(f"[{i + 1}/{n}] {name}: {res.status}{f' ({res.reason})' if res.reason else ''}; {ok} point(s) "
+    progress(f"[{i + 1}/{n}] {key}: {res.status}{f' ({res.reason})' if res.reason else ''}; {ok} point(s) "
              f"measured, {ex.seconds:.0f} s")
+    return True
 
 
 def _attention_share(run: E2eRun, name: str, plan: GridPlan, model_dir: str, vocab: int, settings: EngineSettings,

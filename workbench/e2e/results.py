@@ -19,6 +19,11 @@ from .correctness import PointOutputs
 
 KIND = "workbench-e2e"
 REFERENCE = "FLASH_ATTN"
+REPEAT = "#2"        # results key suffix of the reference's second run (`e2e --reference-twice`): FLASH_ATTN#2
+
+
+def repeat_key(name: str) -> str:
+    return name + REPEAT
 
 
 @dataclass
