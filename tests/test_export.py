@@ -224,11 +224,28 @@ def test_export_launcher_shared_memory_matches_workbench(tmp_path):
     assert got == want
 
 
+def _launcher_host(tmp_path: Path, nvcc: str, v, tag: str, body: str) -> str:
+    """The stdout of a host program that includes decode.cu and launch.cuh built for variant v (symbols
+    suffixed _<tag>) and runs `body` in main: the launcher's host code, no GPU needed."""
+    from workbench.kernel.build import defines
+    for f in ("export/launch.cuh", "export/wb_args.h", "decode.cu"):
+        (tmp_path / f.split("/")[-1]).write_text((ROOT / "kernels" / f).read_text())
+    defs = "\n".join(f"#define {d[2:].split('=')[0]} {d.split('=')[1]}" for d in defines(v))
+    (tmp_path / f"{tag}.cu").write_text(
+        f"#include <cstdio>\n{defs}\n#define WB_NS wb_{tag}\n#define WB_SYM(name) name##_{tag}\n"
+        "#include \"decode.cu\"\n#include \"launch.cuh\"\nint main() {\n" + body + "  return 0;\n}\n")
+    exe = tmp_path / tag
+    p = subprocess.run([nvcc, "-O1", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-I", str(tmp_path),
+                        str(tmp_path / f"{tag}.cu"), "-o", str(exe)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+
+
 def test_export_launcher_auto_partitions_match_workbench(tmp_path):
     """launch.cuh's auto split (wb_auto_tokens_occ) must pick what Variant.auto_tokens picks for the
     same occupancy: the twopass path (logits bound the partition) and the onepass tensor-core path
     (no logits: any length fits, so a long sequence may run whole). Host code only."""
-    from workbench.kernel.build import defines, find_nvcc
+    from workbench.kernel.build import find_nvcc
     from workbench.kernel.variant import Occupancy, Variant
     nvcc = find_nvcc()
     if not nvcc:
@@ -240,23 +257,10 @@ def test_export_launcher_auto_partitions_match_workbench(tmp_path):
           Variant(algorithm="onepass", threads=128, heads_per_cta=8, partition=-2, stages=2, mma=True),
           Variant(algorithm="onepass", threads=256, heads_per_cta=7, partition=-2, stages=2, mma=True)]
     cases = [(1, 1024), (8, 4096), (64, 32768), (256, 1024), (512, 4096), (8, 131072)]
-    csrc = ROOT / "kernels"
-    for f in ("export/launch.cuh", "export/wb_args.h", "decode.cu"):
-        (tmp_path / f.split("/")[-1]).write_text((csrc / f).read_text())
     got = []
     for i, v in enumerate(vs):
-        defs = "\n".join(f"#define {d[2:].split('=')[0]} {d.split('=')[1]}" for d in defines(v))
-        (tmp_path / f"a{i}.cu").write_text(
-            f"#include <cstdio>\n{defs}\n#define WB_NS wb_a{i}\n#define WB_SYM(name) name##_a{i}\n"
-            "#include \"decode.cu\"\n#include \"launch.cuh\"\nint main() {\n"
-            f"  WbOcc_a{i} o{{132, 233472, 1024, 4, 4, 0}};\n"
-            + "".join(f"  printf(\"%d\\n\", wb_auto_tokens_occ_a{i}(&o, {c}, {n}, 232448));\n" for c, n in cases)
-            + "  return 0;\n}\n")
-        exe = tmp_path / f"a{i}"
-        p = subprocess.run([nvcc, "-O1", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-I", str(tmp_path),
-                            str(tmp_path / f"a{i}.cu"), "-o", str(exe)], capture_output=True, text=True)
-        assert p.returncode == 0, p.stderr[-3000:]
-        got += [int(x) for x in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
+        got += [int(x) for x in _launcher_host(tmp_path, nvcc, v, f"a{i}", f"  WbOcc_a{i} o{{132, 233472, 1024, 4, 4, 0}};\n" + "".join(
+            f"  printf(\"%d\\n\", wb_auto_tokens_occ_a{i}(&o, {c}, {n}, 232448));\n" for c, n in cases)).split()]
     want = [v.auto_tokens(c, n, occ) for v in vs for c, n in cases]
     assert got == want
     # onepass partitions are not bounded by logits room: past the twopass fit (5408 tokens at 8 heads, 3 stages)
@@ -269,7 +273,7 @@ def test_export_launcher_schedules_what_workbench_schedules(tmp_path):
     Variant.sched_shape's partition, item slots and key (a schedule is trusted only by its key), for
     every rule: many waves, few CTAs per sequence, a batch filling half to one wave (onepass), and a
     sparse batch filling less than half a wave (SCHED_SPARSE). Host code only, an H200's occupancy."""
-    from workbench.kernel.build import defines, find_nvcc
+    from workbench.kernel.build import find_nvcc
     from workbench.kernel.variant import Occupancy, Variant
     nvcc = find_nvcc()
     if not nvcc:
@@ -283,26 +287,13 @@ def test_export_launcher_schedules_what_workbench_schedules(tmp_path):
     cases = [(8, 1, 32864), (8, 2, 32864), (8, 8, 32864), (8, 16, 32864), (8, 24, 32864), (8, 25, 32864),
              (8, 32, 32864), (8, 64, 32864), (8, 256, 32864), (4, 8, 32864), (4, 64, 32864), (1, 8, 32864),
              (8, 8, 4176), (8, 3, 1024)]
-    csrc = ROOT / "kernels"
-    for f in ("export/launch.cuh", "export/wb_args.h", "decode.cu"):
-        (tmp_path / f.split("/")[-1]).write_text((csrc / f).read_text())
     got = []
     for i, v in enumerate(vs):
-        defs = "\n".join(f"#define {d[2:].split('=')[0]} {d.split('=')[1]}" for d in defines(v))
-        (tmp_path / f"s{i}.cu").write_text(
-            f"#include <cstdio>\n{defs}\n#define WB_NS wb_s{i}\n#define WB_SYM(name) name##_s{i}\n"
-            "#include \"decode.cu\"\n#include \"launch.cuh\"\nint main() {\n"
-            f"  WbOcc_s{i} o{{132, 233472, 1024, 3, 3, 3}};\n  WbSched_s{i} s;\n"
-            + "".join(f"  if (wb_sched_shape_occ_s{i}(&o, {g}, {n}, {b}, 232448, &s)) "
-                      "printf(\"1 %d %d %d %lld\\n\", s.pt_cap, s.cap, s.key, s.slots); else printf(\"0 0 0 0 0\\n\");\n"
-                      for g, n, b in cases)
-            + "  return 0;\n}\n")
-        exe = tmp_path / f"s{i}"
-        p = subprocess.run([nvcc, "-O1", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-I", str(tmp_path),
-                            str(tmp_path / f"s{i}.cu"), "-o", str(exe)], capture_output=True, text=True)
-        assert p.returncode == 0, p.stderr[-3000:]
-        out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split("\n")
-        got += [tuple(int(x) for x in line.split()) for line in out if line]
+        out = _launcher_host(tmp_path, nvcc, v, f"s{i}", f"  WbOcc_s{i} o{{132, 233472, 1024, 3, 3, 3}};\n  WbSched_s{i} s;\n"
+                             + "".join(f"  if (wb_sched_shape_occ_s{i}(&o, {g}, {n}, {b}, 232448, &s)) "
+                                       "printf(\"1 %d %d %d %lld\\n\", s.pt_cap, s.cap, s.key, s.slots); "
+                                       "else printf(\"0 0 0 0 0\\n\");\n" for g, n, b in cases))
+        got += [tuple(int(x) for x in line.split()) for line in out.splitlines() if line]
     want = []
     for v in vs:
         for g, n, b in cases:
