@@ -71,10 +71,11 @@ def rows(run: E2eRun) -> list[Row]:
         rp2 = again.point(b, c) if again else None
         # with the reference run twice (before and after the others), ratios are to the mean of its runs
         ref_tok = rp.tok_s if rp is not None else None
-        drift = None
+        drift = ref_itl = None
         if ref_tok and rp2 is not None and rp2.tok_s:
             drift = rp2.tok_s / ref_tok - 1.0
             ref_tok = (ref_tok + rp2.tok_s) / 2
+            ref_itl = (rp.itl_mean_ms + rp2.itl_mean_ms) / 2 if rp.itl_mean_ms and rp2.itl_mean_ms else None
         a = _share_a(run, run.reference, b, c)
         for name in run.backends:
             br = run.results.get(name)
@@ -85,8 +86,8 @@ def rows(run: E2eRun) -> list[Row]:
                 continue
             r = Row(label, b, c, name, status=p.status, reason=p.reason, tok_s=p.tok_s, itl_mean_ms=p.itl_mean_ms,
                     itl_p99_ms=p.itl_p99_ms, a=a, a_own=_share_a(run, name, b, c), self_ids_match=p.self_ids_match)
-            if name == run.reference:
-                r.tok_s, r.ref_drift = ref_tok, drift
+            if name == run.reference and drift is not None:      # the row shows the mean of its two runs
+                r.tok_s, r.itl_mean_ms, r.ref_drift = ref_tok, ref_itl, drift
             if p.tok_s and ref_tok:
                 r.ratio = 1.0 if name == run.reference else p.tok_s / ref_tok
             if name != run.reference and p.outputs is not None and rp is not None and rp.outputs is not None:
