@@ -272,8 +272,9 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
             _save(run, path)
         if reference_twice:
             again = repeat_key(REFERENCE)
-            if measured and run.results.pop(again, None) is not None:
-                run.notes.append(f"{again}: measured again after this call's backends (it brackets them in time)")
+            note = f"{again}: measured again after this call's backends (it brackets them in time)"
+            if measured and run.results.pop(again, None) is not None and note not in run.notes:
+                run.notes.append(note)
             _measure_backend(run, REFERENCE, len(names), n, plan, mdir.path, mdir.vocab_size, settings, decode_steps,
                              out, env, python, runner_module, child_timeout_s, progress, key=again)
             _save(run, path)

@@ -563,9 +563,14 @@ class Variant:
         # a few-CTAs batch is planned even where the bound's plan would not split (sched_shape)
         if not self.graph_sched:
             return False
-        return (few or self.many_waves(ctas, launch_len, occ)
-                or (num_seqs > 0 and self.fits_one_wave(ctas // num_seqs, num_seqs, launch_len, occ))
-                or (num_seqs > 0 and self.sparse(ctas // num_seqs, num_seqs, launch_len, occ)))
+        if few or self.many_waves(ctas, launch_len, occ):
+            return True
+        if num_seqs < SCHED_MIN_SEQS or ctas // num_seqs <= SCHED_FEW_CTAS:
+            return False
+        # whole sequences fill half to one wave (fits_one_wave) or less than half (sparse): one partition
+        part = self.sched_partition(ctas // num_seqs, num_seqs, launch_len, occ)
+        return (self.fits_one_wave(ctas // num_seqs, num_seqs, launch_len, occ, part)
+                or self.sparse(ctas // num_seqs, num_seqs, launch_len, occ, part))
 
     def sparse(self, grid_x: int, num_seqs: int, launch_len: int, occ: "Occupancy",
                partition: tuple[int, int] | None = None) -> bool:
