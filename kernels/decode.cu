@@ -368,6 +368,7 @@ struct PlanParams {
   int max_parts;               // workspace partitions per sequence
   int key;                     // Params.sched_key of that launch
   int wave_tokens;             // the plan's fixed cost of a wave of CTAs, in tokens (SCHED_WAVE_TOKENS)
+  int whole_max;               // an about-uniform batch runs whole only up to this longest length (0: any)
 };
 #if WB_PARTITION != -2 || WB_FUSED_REDUCE
 #error "WB_GRAPH_SCHED: auto partitions and the reduce kernel only (Variant.graph_forms_apply)"
@@ -1452,8 +1453,10 @@ extern "C" __global__ void __launch_bounds__(512) WB_SYM(wb_plan)(const WB_NS::P
   // such batches one): empty slots beside whole-sequence CTAs cost them 11% at 8 waves. Ragged
   // batches keep the cost above: their whole CTAs end unevenly.
   const long long whole = (long long)cnt * a.grid_x;
+  // Up to a.whole_max tokens (SCHED_WHOLE_MAX): longer whole CTAs filling 2/3 of the slots lose to a split
+  // that fills them (qwen2.5-7b b64 x 32k: 1094 us whole, 967 split in 3; H200 2026-11-30).
   if (cnt > 0 && 8ll * mn >= 7ll * mx && mx <= a.pt_cap && 2 * whole >= a.slots && whole <= a.slots &&
-      (long long)a.cap * a.grid_x <= a.slots)
+      (long long)a.cap * a.grid_x <= a.slots && (a.whole_max <= 0 || mx <= a.whole_max))
     pt = min(a.pt_cap, mx64);
   int4* items = reinterpret_cast<int4*>(a.sched + WB_SCHED_HDR);
   // two passes of an exclusive scan over (full partitions, last partial ones) per sequence: the

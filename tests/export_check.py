@@ -123,7 +123,11 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
              # launch is scheduled with one wave of slots (Variant.fits_one_wave); about uniform with a
              # padded slot (run whole), then ragged (split by the plan's cost)
              ((4096,) * 30 + (3800, 0), heads.num_heads, heads.num_kv_heads),
-             (tuple(300 + 997 * i for i in range(31)) + (0,), heads.num_heads, heads.num_kv_heads)]
+             (tuple(300 + 997 * i for i in range(31)) + (0,), heads.num_heads, heads.num_kv_heads),
+             # few CTAs a sequence whose whole sequences fill half to one wave (SCHED_FIT_FEW): b64 of
+             # qwen2.5-7b's heads (onepass q8: 4 CTAs each), b256 of 70b TP8's (1 each), about uniform
+             ((4096,) * 63 + (0,), heads.num_heads, heads.num_kv_heads),
+             ((1024,) * 255 + (0,), 8, 1)]
     for bi, (lens, nh, nkv) in enumerate(cases):
         spec = WorkloadSpec(seq_lens=lens, num_heads=nh,
                             num_kv_heads=nkv, head_size=heads.head_size, block_size=cfg["block_size"],

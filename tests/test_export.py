@@ -271,8 +271,9 @@ def test_export_launcher_auto_partitions_match_workbench(tmp_path):
 def test_export_launcher_schedules_what_workbench_schedules(tmp_path):
     """launch.cuh's wb_sched_shape must schedule the graph-bound launches Variant.schedules does, with
     Variant.sched_shape's partition, item slots and key (a schedule is trusted only by its key), for
-    every rule: many waves, few CTAs per sequence, a batch filling half to one wave (onepass), and a
-    sparse batch filling less than half a wave (SCHED_SPARSE). Host code only, an H200's occupancy."""
+    every rule: many waves, few CTAs per sequence, a batch filling half to one wave (onepass; few
+    CTAs per sequence too: SCHED_FIT_FEW), and a sparse batch filling less than half a wave
+    (SCHED_SPARSE). Host code only, an H200's occupancy."""
     from workbench.kernel.build import find_nvcc
     from workbench.kernel.variant import Occupancy, Variant
     nvcc = find_nvcc()
@@ -286,6 +287,7 @@ def test_export_launcher_schedules_what_workbench_schedules(tmp_path):
     # (CTAs per sequence, sequences, bound): b1; sparse b2-b24 at 8 CTAs; one wave b25-b49; few CTAs; many waves
     cases = [(8, 1, 32864), (8, 2, 32864), (8, 8, 32864), (8, 16, 32864), (8, 24, 32864), (8, 25, 32864),
              (8, 32, 32864), (8, 64, 32864), (8, 256, 32864), (4, 8, 32864), (4, 64, 32864), (1, 8, 32864),
+             (4, 40, 32864), (4, 99, 32864), (4, 100, 32864), (1, 128, 32864), (1, 256, 32864),
              (8, 8, 4176), (8, 3, 1024)]
     got = []
     for i, v in enumerate(vs):
@@ -306,6 +308,19 @@ def test_export_launcher_schedules_what_workbench_schedules(tmp_path):
     # every rule is in the cases: the sparse one schedules b2-b24 of the 8-CTA onepass variant
     assert [n for (g, n, b), w in zip(cases, want[:len(cases)]) if g == 8 and b == 32864 and w[0]] == \
         [2, 8, 16, 24, 25, 32, 256]           # b64: two waves of the plain grid, which is fine
+    # few CTAs a sequence whose whole sequences fill half to one wave (396 slots): one wave of item slots
+    occ_s = occ.scheduled()
+    fit = [(g, n) for (g, n, b) in cases if vs[0].fits_one_wave(g, n, b, occ_s)]
+    assert (4, 64) in fit and (1, 256) in fit and (4, 40) not in fit and (1, 128) not in fit, fit
+
+
+def test_export_launcher_plans_with_workbench_plan_constants():
+    """The exported launcher fills wb_plan's PlanParams with literals; they must be workbench's
+    (Variant's SCHED_WAVE_TOKENS, SCHED_WHOLE_MAX), or the package plans other steps than bench timed."""
+    import workbench.kernel.variant as variant_mod
+    src = (ROOT / "kernels/export/launch.cuh").read_text()
+    assert re.search(rf"pp\.wave_tokens = {variant_mod.SCHED_WAVE_TOKENS};", src)
+    assert re.search(rf"pp\.whole_max = {variant_mod.SCHED_WHOLE_MAX};", src)
 
 
 @pytest.mark.parametrize("flags,suffix,define,knob", [(["--graph-walk"], "-walk", "WB_GRAPH_WALK", "graph_walk"),

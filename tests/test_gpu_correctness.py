@@ -409,3 +409,46 @@ def test_graph_launch_planned_where_the_bound_would_not_split(cubin_cache):
         ks.close()
     print("graph-bound, plain vs planned (us):", rows, "whole-sequence bound plans:", whole)
     assert whole >= 1, "no case had a whole-sequence plan for the bound: the test misses its path"
+
+
+def test_plan_runs_short_uniform_batches_whole_and_splits_long_ones(cubin_cache, monkeypatch):
+    """A graph-bound launch of few CTAs per sequence (qwen2.5-7b's 28/4 heads, onepass q8: 4 CTAs a
+    sequence) whose whole sequences fill one wave of slots gets one wave of item slots
+    (SCHED_FIT_FEW). wb_plan runs an about-uniform batch of such a launch whole up to
+    SCHED_WHOLE_MAX tokens and splits longer ones (whole CTAs at 2/3 of the slots lose to a split
+    that fills them: qwen b64 x 32k 1094 vs 967 us, H200). Reads the plan's header; with the limit
+    off (0) the long batch runs whole too, so the limit reaches the kernel. The 4k batch's output
+    against the fp32 reference."""
+    import torch
+
+    import workbench.kernel.variant as variant_mod
+    from workbench.kernel.launch import load
+    from workbench.measure.check import check_variant
+
+    v = Variant(algorithm="onepass", threads=128, heads_per_cta=8, partition="auto", stages=2, mma=True).scheduling()
+    (b,) = build_many([v], "sm_90a")
+    assert b.ok, b.error
+    ks, bound = load(b), 32864
+    try:
+        occ = ks.occupancy().scheduled()
+        gx = ks.grid_x(28, 4)
+        n = max(2, v.sched_partition(gx, 64, bound, occ)[1] * 2 // (3 * gx))    # whole CTAs: 2/3 of a wave
+        assert v.fits_one_wave(gx, n, bound, occ), (gx, n, occ)
+
+        def header(length: int) -> list[int]:
+            ws = ks.workspace(n, 28, bound)
+            ks.plan(ws, torch.full((n,), length, dtype=torch.int32, device="cuda"), 28, 4, bound)
+            torch.cuda.synchronize()
+            return ws.sched[:4].tolist()          # items, partition tokens, key, longest
+
+        short, long_ = header(4096), header(32768)
+        assert short[0] == n and short[1] >= 4096, short
+        assert long_[0] > n and long_[1] < 32768, long_
+        monkeypatch.setattr(variant_mod, "SCHED_WHOLE_MAX", 0)
+        assert header(32768)[0] == n
+        c = check_variant(ks, WorkloadSpec(seq_lens=(4096,) * n, num_heads=28, num_kv_heads=4, seed=next(_seed)),
+                          launch_len=bound, per_seq_split=True)
+        assert c.ok, (c.status, c.detail)
+        print(f"b{n} uniform, 4 CTAs a sequence: 4k plan {short}, 32k plan {long_}, rel err {c.rel_error:.2e}")
+    finally:
+        ks.close()

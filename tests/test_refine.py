@@ -190,7 +190,7 @@ def test_refine_cli_shows_a_stored_refinement_without_a_gpu_and_export_uses_it(s
     names = ns["VARIANTS"]
     grow = {r.bucket: r for r in ref.graph_rows}
     assert set(grow) == {"b2", "b12", "b48", "b160"} and any(r.changed for r in ref.graph_rows)
-    assert ref.graph_rule == "band" and all(len(r.bands) == 3 for r in ref.graph_rows)     # the default rule
+    assert ref.graph_rule == "band-worst" and all(len(r.bands) == 3 for r in ref.graph_rows)     # the default rule
     for n, lbl in ((1, "b2"), (4, "b2"), (5, "b12"), (64, "b48"), (87, "b48"), (88, "b160"), (400, "b160")):
         key = next(b.pick_key for b in grow[lbl].bands if b.batch_lo <= n and (not b.batch_hi or n < b.batch_hi))
         want_name = next(c.name for c in grow[lbl].candidates if c.key == key)

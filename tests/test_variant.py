@@ -457,11 +457,14 @@ def test_schedules_ragged_batches_of_few_ctas_per_sequence(monkeypatch):
     assert whole.auto_tokens(8 * 64, 256, H200) == 0 and not whole.schedules(8 * 64, 256, H200, num_seqs=64)
 
 
-def test_few_cta_batches_are_planned_where_the_bounds_plan_is_whole_sequences():
+def test_few_cta_batches_are_planned_where_the_bounds_plan_is_whole_sequences(monkeypatch):
     """qwen2.5-7b onepass q8 s3 (4 CTAs per sequence, 3 scheduled CTAs per SM by registers): at b64
     the auto plan for a 32k bound is one whole sequence per CTA (one wave of max-length sequences),
     but the graph replays ragged batches: the launch is still planned, from the finest partition up,
-    with the onepass partition lengthened to the bound and item slots for SCHED_FEW_WAVES waves."""
+    with the onepass partition lengthened to the bound. Its whole sequences fill half to one wave,
+    so it has one wave of item slots (SCHED_FIT_FEW); b30 (less than half) and the rule off: item
+    slots for SCHED_FEW_WAVES waves."""
+    import workbench.kernel.variant as vm
     from workbench.kernel.variant import AUTO_MIN_TOKENS, SCHED_FEW_WAVES
     occ = Occupancy(sm_count=132, smem_per_sm=233472, smem_reserved=1024, smem_limit=232448, split_blocks=4,
                     whole_blocks=4, sched_blocks=3)
@@ -471,7 +474,12 @@ def test_few_cta_batches_are_planned_where_the_bounds_plan_is_whole_sequences():
     assert v.schedules(4 * 64, 32864, occ, num_seqs=64)
     sh = v.sched_shape(4, 64, 32864, occ)
     assert sh.part_tokens >= 32864 and sh.part_tokens >= AUTO_MIN_TOKENS
-    assert sh.cap == -(-SCHED_FEW_WAVES * sh.slots // 4)
+    assert v.fits_one_wave(4, 64, 32864, occ) and sh.cap == sh.slots // 4 == 66       # 264 slots
+    b30 = v.sched_shape(4, 30, 32864, occ)
+    assert not v.fits_one_wave(4, 30, 32864, occ) and b30.cap == -(-SCHED_FEW_WAVES * b30.slots // 4)
+    monkeypatch.setattr(vm, "SCHED_FIT_FEW", 0)
+    assert v.sched_shape(4, 64, 32864, occ).cap == -(-SCHED_FEW_WAVES * sh.slots // 4)
+    monkeypatch.undo()
     # 8 CTAs per sequence (llama-3.1-8b) and one sequence stay as they were
     assert not v.schedules(8 * 64, 32864, occ, num_seqs=64) or v.many_waves(8 * 64, 32864, occ)
     assert not v.schedules(4, 32864, occ, num_seqs=1)
@@ -563,7 +571,11 @@ def test_schedules_batches_whose_whole_sequences_fill_half_to_one_wave(monkeypat
     assert [one.sched_shape(8, b, 32864, occ).cap for b in (25, 49)] == [49, 49]
     assert not one.with_(graph_sched=False).schedules(8 * 32, 32864, occ, num_seqs=32)
     assert one.plans_eager(8, [200] * 31 + [32000], occ) and not one.plans_eager(8, [4096] * 32, occ)
-    # few CTAs per sequence (qwen2.5-7b's 4, 70b TP8's 1) keep their own rule and its waves of slots
+    # few CTAs per sequence (qwen2.5-7b's 4, 70b TP8's 1) filling half to one wave: one wave of slots too
+    # (SCHED_FIT_FEW); without that rule, their own SCHED_FEW_WAVES waves of slots
     from workbench.kernel.variant import SCHED_FEW_WAVES
     few = one.sched_shape(4, 64, 32864, occ)                                # 256 CTAs, as b32 above
+    assert one.fits_one_wave(4, 64, 32864, occ) and few.cap == few.slots // 4
+    monkeypatch.setattr(vm, "SCHED_FIT_FEW", 0)
+    few = one.sched_shape(4, 64, 32864, occ)
     assert not one.fits_one_wave(4, 64, 32864, occ) and few.cap == SCHED_FEW_WAVES * few.slots // 4

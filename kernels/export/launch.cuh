@@ -207,7 +207,7 @@ static inline int WB_SYM(wb_failed)(const WbArgs& a, cudaError_t e) {
 #if WB_PARTITION == -2 && WB_GRAPH_SCHED
 // Scheduled graph-bound launches (Variant.graph_sched, `workbench export --graph-sched`): where the
 // grid for the bound is more than 8 waves of CTAs, or the batch has 2+ sequences of at most 4 CTAs
-// each, or its whole sequences fill half to one wave (onepass), or less than half a wave, the split
+// each, or its whole sequences fill half to one wave (onepass, any CTAs each), or less than half a wave, the split
 // grid has item slots for 8 waves (4 for the second and fourth rules: fewer empty CTAs; one for the
 // third) and
 // runs the step's schedule that wb_plan_run planned on the device from the real lengths (a long sequence among short ones spreads over every slot). Variant.sched_shape,
@@ -232,9 +232,10 @@ static inline bool WB_SYM(wb_sched_shape_occ)(const WB_SYM(WbOcc)* plain, int gr
   int ptok = WB_SYM(wb_auto_tokens_occ)(o, (int)ctas, bound, smem_limit);
   if (ptok <= 0) ptok = 256;                        // the bound's plan is whole sequences: split from the finest up
   const long long slots = WB_SYM(wb_split_slots)(o, ptok);
-  // Variant.fits_one_wave: whole sequences fill half to all of one wave (the lengthening below keeps
-  // the slots, so only its "one item each" half waits for it); nothing scheduled: no lengthening
-  const bool may_fit = num_seqs >= 2 && grid_x > 4 && 2 * ctas >= slots && ctas <= slots;
+  // Variant.fits_one_wave: whole sequences fill half to all of one wave, at any CTAs per sequence
+  // (SCHED_FIT_FEW; the lengthening below keeps the slots, so only its "one item each" half waits
+  // for it); nothing scheduled: no lengthening
+  const bool may_fit = num_seqs >= 2 && 2 * ctas >= slots && ctas <= slots;
   // Variant.sparse (SCHED_SPARSE): whole sequences fill less than half a wave, so under the plain grid
   // a long sequence among short ones would run on its own 1/num_seqs of the GPU
   const bool sparse = num_seqs >= 2 && grid_x > 4 && 2 * ctas < slots;
@@ -297,6 +298,7 @@ extern "C" int WB_SYM(wb_plan_run)(const WbArgs& a) {
   pp.max_parts = s.parts;
   pp.key = s.key;
   pp.wave_tokens = 384;                              // variant.SCHED_WAVE_TOKENS
+  pp.whole_max = 4096;                               // variant.SCHED_WHOLE_MAX
   WB_SYM(wb_plan)<<<1, 512, 0, a.stream>>>(pp);
   const cudaError_t e = cudaGetLastError();
   return e == cudaSuccess ? WB_OK : WB_SYM(wb_failed)(a, e);

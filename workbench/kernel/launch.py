@@ -40,6 +40,7 @@ class _PlanParams(ctypes.Structure):      # kernels/decode.cu PlanParams
         ("seq_lens", ctypes.c_void_p), ("sched", ctypes.c_void_p), ("num_seqs", ctypes.c_int),
         ("pt_cap", ctypes.c_int), ("slots", ctypes.c_int), ("grid_x", ctypes.c_int), ("cap", ctypes.c_int),
         ("max_parts", ctypes.c_int), ("key", ctypes.c_int), ("wave_tokens", ctypes.c_int),
+        ("whole_max", ctypes.c_int),
     ]
 
 
@@ -282,6 +283,7 @@ class LoadedVariant:
         a probe passes 1 to run the scheduled kernel on whole sequences (scripts/probe_ragged.py).
         The variant's partition cap still binds: a sequence longer than it takes more."""
         import torch
+        import workbench.kernel.variant as variant_mod
 
         v = self.variant
         if not v.graph_sched or workspace.sched is None:
@@ -299,6 +301,7 @@ class LoadedVariant:
         a.seq_lens, a.sched, a.num_seqs = seq_lens.data_ptr(), workspace.sched.data_ptr(), num_seqs
         a.pt_cap, a.slots, a.grid_x, a.cap = sh.part_tokens, sh.slots, grid_x, sh.cap
         a.max_parts, a.key, a.wave_tokens = max_parts or workspace.max_parts, sh.key, SCHED_WAVE_TOKENS
+        a.whole_max = variant_mod.SCHED_WHOLE_MAX       # read here, so scripts/wb_with.py can A/B it
         stream = torch.cuda.current_stream(seq_lens.device).cuda_stream
         self._launch("wb_plan", (1, 1, 1), 512, 0, a, stream)
 

@@ -45,6 +45,15 @@ SCHED_FIT_FILL = 0.5         # a scheduled grid whose whole sequences fill this 
 SCHED_FIT_WAVES = 1.0        # ... that many waves of item slots. 2 and 4 cost b32 x 1k / 4k 5% and did not help a
                              # ragged r8 on a one-wave grid (H200, 2026-11-30, results/h200-2026-11-30-s22/5-fit-waves);
                              # the exported launcher (launch.cuh wb_sched_shape) assumes 1
+SCHED_FIT_FEW = 1            # the one-wave rule (SCHED_FIT_FILL) holds for few-CTAs batches (SCHED_FEW_CTAS) too;
+                             # with SCHED_FEW_WAVES of slots, most of them empty beside whole sequences, qwen2.5-7b
+                             # b64 x 4k (onepass q8: 4 CTAs a sequence) ran 147.5 us, with one wave 138.7 (FA3 133);
+                             # bench suite ÷ FA3 0.978 -> 0.986 (llama-3.1-70b TP8 0.998 -> 0.986, its changed
+                             # shapes +-5% both ways, unchanged ones as much: noise at 12-50 us). H200 2026-11-30,
+                             # results/h200-2026-11-30-s24/2-fit-few. 0: the rule before
+SCHED_WHOLE_MAX = 4096       # wb_plan runs an about-uniform one-wave batch whole only up to this longest length
+                             # (tokens; 0: any): whole, qwen b64 x 32k ran 1094 us, split 967; 70b b256 x 32k 1095
+                             # vs 977; b64 x 4k gained 6%, b256 x 1k 3% (results/h200-2026-11-30-s24/1-fit-few)
 SCHED_SPARSE = 1             # batches of SCHED_MIN_SEQS+ sequences whose whole-sequence CTAs fill less than
                              # SCHED_FIT_FILL of one wave are planned too (SCHED_FEW_WAVES of item slots): the
                              # plain grid gives each sequence about 1/num_seqs of the GPU, so one long sequence
@@ -503,11 +512,11 @@ class Variant:
                       partition: tuple[int, int] | None = None) -> bool:
         """Whether a graph-bound launch of num_seqs sequences is a batch whose whole sequences fill half
         to all of one wave of the scheduled kernel's slots, for a variant whose scheduled partition
-        covers the bound (onepass: a sequence is one item), with more CTAs per sequence than the
-        few-CTAs rule of `schedules` plans for. Such a launch is scheduled, with one wave of item
-        slots (sched_shape): wb_plan runs an about-uniform batch whole there and splits a ragged one
+        covers the bound (onepass: a sequence is one item); few-CTAs batches too where SCHED_FIT_FEW.
+        Such a launch is scheduled, with one wave of item slots (sched_shape): wb_plan runs an
+        about-uniform batch whole there up to SCHED_WHOLE_MAX tokens and splits a ragged or longer one
         (SCHED_FIT_FILL). partition: sched_partition's answer where the caller has it."""
-        if num_seqs < SCHED_MIN_SEQS or grid_x <= SCHED_FEW_CTAS:
+        if num_seqs < SCHED_MIN_SEQS or (grid_x <= SCHED_FEW_CTAS and not SCHED_FIT_FEW):
             return False
         ptok, slots = partition or self.sched_partition(grid_x, num_seqs, launch_len, occ)
         return ptok >= launch_len and SCHED_FIT_FILL * slots <= grid_x * num_seqs <= slots
@@ -694,7 +703,8 @@ def sched_rules() -> str:
     as one string: graph-bound timings taken under other rules timed other launches (a refinement
     records it: tune.refine.Refinement.graph_rules)."""
     return (f"sparse={SCHED_SPARSE} fit={SCHED_FIT_FILL:g}/{SCHED_FIT_WAVES:g} few={SCHED_FEW_CTAS}/{SCHED_FEW_WAVES} "
-            f"min={SCHED_MIN_SEQS} waves={GRAPH_SCHED_WAVES}/{GRAPH_WALK_WAVES}")
+            f"min={SCHED_MIN_SEQS} waves={GRAPH_SCHED_WAVES}/{GRAPH_WALK_WAVES} fitfew={SCHED_FIT_FEW} "
+            f"whole={SCHED_WHOLE_MAX}")
 
 
 def seq_part_tokens(seq_len: int, seq_fill: int, part_tokens: int, grid_parts: int = 0,

@@ -55,8 +55,11 @@ REFINE_BAND_KEEP = 0.05   # a table row's band leaves the row's pick only for a 
 GRAPH_RULES = ("geomean", "worst", "band", "band-worst")   # a graph row's pick: lowest geomean over its shapes, least
                                              # worst-shape loss, or per band of batch sizes (lowest geomean at the
                                              # band's batch; band-worst: least worst-shape loss there)
-GRAPH_RULE = "band"       # the default: on the H200 the e2e grid went from 12 to 13 of 13 points >= 0.99x FLASH_ATTN
-                          # with it (docs/perf-notes.md v13), the captured sizes of a row differ by up to 3.7x in batch
+GRAPH_RULE = "band-worst" # the default: per band (the captured sizes of a row differ by up to 3.7x in batch; band:
+                          # the e2e grid 12 -> 13 of 13 points >= 0.99x FLASH_ATTN, perf-notes v13), each band's
+                          # least worst-shape loss, not its lowest geomean (bench ÷ FA3 on the H200: qwen2.5-7b
+                          # 0.981 -> 0.987, b1 x 32k 0.81 -> 0.99; llama-3.1-8b and 70b TP8 within noise;
+                          # results/h200-2026-11-30-s24/1-fit-few, 2-fit-few)
 REFINE_ROUNDS = 3         # interleaved rounds per shape (the median of the rounds' medians)
 GRAPH_LEN = 32768         # graph picks' launch bound by default (bench's tuned-graph row's)
 
