@@ -6,7 +6,9 @@
 #               shapes: the kernel ratio k of each point) -> /tmp/wbe2e/{pkg,bench-e2e.json}
 #   STAGE=run   needs the vLLM bundle (scripts/bundle_vllm.sh; part1 in an earlier call, the last
 #               part in this one) and .offline/: `workbench e2e` for BACKENDS (resumes /tmp/wbe2e/run).
-#               E2E_BATCHES / E2E_CONTEXTS: a part of the grid (e.g. 32 and 1k,4k,16k).
+#               E2E_BATCHES / E2E_CONTEXTS: a part of the grid (e.g. 32 and 1k,4k,16k), each part in a run
+#               folder of its own (RUN=run-b1-b64; default run): the engine settings follow the grid
+#               (max_num_seqs = its largest batch), so `e2e` refuses to resume one part's folder with another.
 #               On a host without the prep stage's /tmp: DB (and STUDY) export again, BENCH_JSON gives the
 #               prep bench carried in the tree; SEED=<saved e2e.json or e2e.json.gz> reuses its FLASH_ATTN
 #               attention shares (`e2e --shares-from`; with SHARES=none), on any grid. REF2=1: FLASH_ATTN
@@ -109,13 +111,14 @@ run)
   [ -n "${BENCH_JSON:-}" ] && cp "$BENCH_JSON" $W/bench-e2e.json     # the prep stage's bench, carried in the tree
   # SEED=old-e2e.json(.gz): FLASH_ATTN's attention shares (a per point) from a saved run (`e2e --shares-from`),
   # so this call measures the backends but needs no nsys capture; any grid (E2E_BATCHES / E2E_CONTEXTS too)
-  timeout ${E2E_S:-560} python3 -m workbench e2e --package $PKG --bench $W/bench-e2e.json --out $W/run \
+  timeout ${E2E_S:-560} python3 -m workbench e2e --package $PKG --bench $W/bench-e2e.json --out $W/${RUN:-run} \
     ${SEED:+--shares-from $SEED} $([ "${REF2:-0}" = 1 ] && echo --reference-twice) \
     --backends ${BACKENDS:-CUSTOM,FLASH_ATTN} --share-backends ${SHARES:-FLASH_ATTN,CUSTOM} --steps ${STEPS:-128} \
     --timeout ${CHILD_S:-400} ${E2E_BATCHES:+--batches $E2E_BATCHES} ${E2E_CONTEXTS:+--contexts $E2E_CONTEXTS} \
     > $OUT/e2e.txt 2> $OUT/e2e.err
   echo "e2e rc=$? ${SECONDS}s"; tail -40 $OUT/e2e.err
-  tar czf $OUT/e2e-run.tgz -C $W run/e2e.json run/e2e.png run/logs run/backends 2>/dev/null
-  cp $W/run/e2e.json $W/run/e2e.png $OUT/ 2>/dev/null; cat $OUT/e2e.txt
+  R=${RUN:-run}
+  tar czf $OUT/e2e-run.tgz -C $W $R/e2e.json $R/e2e.png $R/logs $R/backends 2>/dev/null
+  cp $W/$R/e2e.json $W/$R/e2e.png $OUT/ 2>/dev/null; cat $OUT/e2e.txt
   ;;
 esac
