@@ -164,6 +164,7 @@ def test_refine_cli_shows_a_stored_refinement_without_a_gpu_and_export_uses_it(s
     # asked for graph picks at another bound: measured again (no GPU here)
     p = wb(["refine", "--study", STUDY, "--storage", url, "--graph-len", "8192"], tmp_path)
     assert p.returncode != 0 and "no NVIDIA GPU" in p.stderr
+    assert "graph picks are for --graph-len 32768, not 8192" in " ".join(p.stderr.split())     # what to ask instead
     p = wb(["refine", "--study", STUDY, "--storage", url, "--json"], tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "not measured again" in p.stderr

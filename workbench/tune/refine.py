@@ -775,9 +775,13 @@ def refine_study(study: str, storage: str, *, margin: float = REFINE_MARGIN, top
 def why_measure(have: Refinement | None, again: bool, graph_len: int, neighbours: bool, split_forms: bool) -> str:
     """What a refine without a GPU is told beyond "measures on a GPU" where only the graph candidates asked
     for are missing from the stored refinement (`again`: something else asks to measure): which, and the
-    flags that re-choose from its stored timings without measuring (it was made before them)."""
-    if have is None or again or graph_len == 0 or have.graph_len != graph_len or not have.graph_rows:
+    flags that re-choose from its stored timings without measuring (it was made before them); or that its
+    graph picks are for another --graph-len."""
+    if have is None or again or graph_len == 0 or not have.graph_rows:
         return ""
+    if have.graph_len != graph_len:          # e.g. the default bound asked of a study refined at vLLM's 32864
+        return (f" (its stored graph picks are for --graph-len {have.graph_len}, not {graph_len}: "
+                f"`--graph-len {have.graph_len}` shows or re-chooses them without measuring)")
     flags = [f for f, want, got in (("--no-graph-neighbours", neighbours, have.graph_neighbours),
                                     ("--no-graph-split-forms", split_forms, have.graph_split_forms)) if want and not got]
     return (f" (the stored refinement of {have.created} lacks the graph candidates of "
