@@ -13,7 +13,8 @@ from typing import Any
 
 from workbench.kernel.build import BuildResult
 from workbench.errors import WorkbenchError
-from workbench.kernel.variant import PARTITION_AUTO, SCHED_WAVE_TOKENS, Occupancy, SchedShape, sched_ints
+from workbench.kernel import variant as variant_mod
+from workbench.kernel.variant import PARTITION_AUTO, Occupancy, SchedShape, sched_ints
 
 
 class KernelFault(RuntimeError):
@@ -283,7 +284,6 @@ class LoadedVariant:
         a probe passes 1 to run the scheduled kernel on whole sequences (scripts/probe_ragged.py).
         The variant's partition cap still binds: a sequence longer than it takes more."""
         import torch
-        import workbench.kernel.variant as variant_mod
 
         v = self.variant
         if not v.graph_sched or workspace.sched is None:
@@ -300,8 +300,9 @@ class LoadedVariant:
         a = _PlanParams()
         a.seq_lens, a.sched, a.num_seqs = seq_lens.data_ptr(), workspace.sched.data_ptr(), num_seqs
         a.pt_cap, a.slots, a.grid_x, a.cap = sh.part_tokens, sh.slots, grid_x, sh.cap
-        a.max_parts, a.key, a.wave_tokens = max_parts or workspace.max_parts, sh.key, SCHED_WAVE_TOKENS
-        a.whole_max = variant_mod.SCHED_WHOLE_MAX       # read here, so scripts/wb_with.py can A/B it
+        # the plan's constants read at each call (launch.cuh holds them as literals; scripts/wb_with.py A/Bs them)
+        a.max_parts, a.key = max_parts or workspace.max_parts, sh.key
+        a.wave_tokens, a.whole_max = variant_mod.SCHED_WAVE_TOKENS, variant_mod.SCHED_WHOLE_MAX
         stream = torch.cuda.current_stream(seq_lens.device).cuda_stream
         self._launch("wb_plan", (1, 1, 1), 512, 0, a, stream)
 

@@ -422,7 +422,7 @@ def pick_graph_row(row: RefineRow, bucket: Any, rule: str, keep: float = REFINE_
     timed = len(row.candidates) > 1
     key = pick(ragged_guard(row.candidates), row.study_key, keep) if timed else row.study_key
     bands = []
-    if rule.startswith("band") and timed:
+    if rule in ("band", "band-worst") and timed:
         for n, lo, hi in graph_bands(bucket):
             sub = at_batch(row.candidates, n)
             bands.append(GraphBand(batch=n, batch_lo=lo, batch_hi=hi,
