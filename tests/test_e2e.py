@@ -418,6 +418,103 @@ def test_attention_share_from_capture(tmp_path):
         window_kernels(empty)
 
 
+def test_attention_time_is_timeline_time_when_pdl_kernels_overlap(tmp_path):
+    """A PDL-launched attention kernel starts inside the kernel before it and waits: its duration
+    holds the other kernel's tail. Attention's time is when only attention runs; busy time is the
+    union (session 25: the durations' sum put CUSTOM's attention at b32x1k at 2449 µs a step where
+    its kernels ran 1257)."""
+    from workbench.e2e.attention_share import exclusive_times
+    # other 0-300 | decode 200-500 (waits 200-300 inside the other) | reduce 250-560 | other 560-800
+    spans = [(0, 300, "other"), (200, 500, "attention"), (250, 560, "attention"), (560, 800, "other")]
+    busy, own = exclusive_times(spans)
+    assert busy == 800 and own == {"other": 200 + 240, "attention": 260}
+    assert exclusive_times([(0, 100, "a"), (100, 200, "b"), (300, 300, "a")]) == (200, {"a": 100, "b": 100})
+    db = tmp_path / "p.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("create table StringIds (id integer primary key, value text)")
+    con.execute("create table NVTX_EVENTS (start int, end int, text text, textId int)")
+    con.execute("create table CUPTI_ACTIVITY_KIND_KERNEL (start int, end int, demangledName int)")
+    con.executemany("insert into StringIds values (?, ?)", {1: "wb_decode_sched_v8", 2: "wb_reduce_sched_v8",
+                                                            3: "nvjet_sm90_tst_64x8", 4: NVTX_PREFIX + "b32x1024"}.items())
+    con.execute("insert into NVTX_EVENTS values (0, 10000, NULL, 4)")
+    rows = []
+    for t in (0, 1000):                                          # two steps of the spans above
+        rows += [(t, t + 300, 3), (t + 200, t + 500, 1), (t + 250, t + 560, 2), (t + 560, t + 800, 3)]
+    con.executemany("insert into CUPTI_ACTIVITY_KIND_KERNEL values (?, ?, ?)", rows)
+    con.commit()
+    con.close()
+    w = window_kernels(db)["b32x1024"]
+    assert (w.total_ns, w.attention_ns, w.duration_sum_ns) == (1600, 520, 2 * 1150)
+    s = share_from_window("CUSTOM", 32, 1024, w, steps=2, step_ms=0.001)
+    assert s.attention_us_per_step == pytest.approx(0.26) and s.kernel_us_per_step == pytest.approx(0.8)
+    assert s.a_kernels == pytest.approx(260 / 800)
+
+
+def test_clock_stats_and_runs_at_different_clocks(tmp_path, monkeypatch):
+    """NVML samples summarised over a window; a point whose runs decoded at SM clocks more than 1%
+    apart is named, with the clock difference its ratio holds."""
+    from workbench.measure import clocks
+    rows = [(0.0, 1980.0, 3201.0, 50.0, 400.0, 0), (0.05, 1830.0, 3201.0, 61.0, 690.0, 0x4 | 0x1),
+            (0.10, 1900.0, 3201.0, 55.0, 500.0, 0)]
+    st = clocks.summarize(rows, 0.1)
+    assert (st.samples, st.sm_mhz_median, st.sm_mhz_min, st.sm_mhz_max) == (3, 1900.0, 1830.0, 1980.0)
+    assert st.temp_c_max == 61.0 and st.power_w_median == 500.0 and st.reasons == ["sw-power-cap"]
+    assert "SM 1900 MHz (1830–1980)" in st.short() and "sw-power-cap" in st.short()
+    assert clocks.summarize([], 1.0, "NVML unavailable (x)").short().startswith("no clock samples")
+    run = _run_record(tmp_path)
+    fa, cu = run.results["FLASH_ATTN"].points[0], run.results["CUSTOM"].points[0]
+    fa.clocks = clocks.summarize(rows[:1], 1.0).to_dict()
+    cu.clocks = clocks.summarize(rows[1:2], 1.0).to_dict()
+    c = compare.clock_summary(run)
+    assert c["apart"] == [fa.label] and c["sm_mhz"][fa.label] == {"FLASH_ATTN": 1980.0, "CUSTOM": 1830.0}
+    lines = compare.clock_lines(c)
+    assert "1830–1980 MHz" in lines[0] and "8.2% clock difference" in lines[1] and "sw-power-cap" in lines[2]
+    cu.clocks = clocks.summarize([(0.0, 1975.0, 3201.0, 50.0, 400.0, 0)], 1.0).to_dict()
+    assert compare.clock_summary(run)["apart"] == []
+    assert compare.summary(run)["clocks"]["sm_mhz"][fa.label]["CUSTOM"] == 1975.0
+    # the sampler never raises: without NVML it holds no samples and says why
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    with clocks.ClockSampler(period_s=0.01) as smp:
+        pass
+    assert smp.stats.samples == 0 and "NVML unavailable" in smp.stats.error
+
+
+def test_clock_sampler_reads_nvml_and_keeps_a_window(monkeypatch):
+    from workbench.measure import clocks
+    calls = []
+
+    class FakeNvml:
+        NVML_CLOCK_SM, NVML_CLOCK_MEM, NVML_TEMPERATURE_GPU = 1, 2, 0
+
+        def nvmlInit(self):
+            pass
+
+        def nvmlDeviceGetHandleByIndex(self, i):
+            calls.append(i)
+            return "h"
+
+        def nvmlDeviceGetClockInfo(self, h, which):
+            return 1980 if which == 1 else 3201
+
+        def nvmlDeviceGetTemperature(self, h, which):
+            return 40
+
+        def nvmlDeviceGetPowerUsage(self, h):
+            return 300_000
+
+        def nvmlDeviceGetCurrentClocksEventReasons(self, h):
+            return 0x1
+
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml())
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    with clocks.ClockSampler(period_s=0.005) as smp:
+        time.sleep(0.06)
+    assert calls == [3] and smp.stats.samples >= 3 and smp.stats.sm_mhz_median == 1980
+    assert smp.stats.power_w_median == 300 and smp.stats.reasons == []
+    t = smp._rows[1][0]
+    assert smp.between(t, t).samples == 1 and smp.between(-2.0, -1.0).samples == smp.stats.samples
+
+
 # ---- child processes -------------------------------------------------------------------------------
 def test_child_timeout_kills_its_whole_group(tmp_path):
     pidfile = tmp_path / "grandchild.pid"
@@ -713,7 +810,11 @@ def test_step_breakdown_places_the_loss(tmp_path):
     assert d["other_kernels_us"] == pytest.approx((860 - 250 - 30) - (900 - 300 - 20))
     assert d["itl_us"] == pytest.approx(1000 / 1.1 - 1000)
     assert d["attention_us"] + d["kv_write_us"] + d["other_kernels_us"] + d["not_kernel_us"] == pytest.approx(d["itl_us"])
-    assert "attention -50" in compare.breakdown_lines(run, bd)[0]
+    # the attention ratio as the engine ran it (300 -> 250 µs), beside the bench's 2.0, and its prediction
+    assert d["k_engine"] == pytest.approx(1.2) and d["k_bench"] == 2.0
+    assert d["predicted_engine"] == pytest.approx(1 / (0.7 + 0.3 / 1.2))
+    line = compare.breakdown_lines(run, bd)[0]
+    assert "attention -50" in line and "300 → 250 µs/step: k in the engine 1.20 (bench 2.00)" in line
     assert compare.summary(run)["step_breakdown"] == bd
 
 

@@ -17,6 +17,14 @@ write and the rest by name. Per step:
     a_kernels = attention kernel time ÷ all kernel time             (from the capture alone)
     a         = attention kernel time ÷ the measured step time      (mean ITL of the unprofiled run)
 
+Kernel time is time on the timeline, not a sum of durations: a kernel launched with programmatic
+dependent launch (PDL, as the exported package's are) starts while the kernel before it still runs
+and waits inside, so its recorded duration holds the other kernel's tail. Summing durations counted
+that tail twice (session 25: CUSTOM's attention at b32x1k came out at 2449 µs a step, 76 µs a layer,
+where its kernels take 39). So: all kernel time = the union of the kernels' intervals; a class's
+time (attention, KV write) = the time in which only kernels of that class run; what overlaps other
+kernels counts as theirs (it would run without the attention kernel).
+
 `a` is the one the prediction uses: the measured step also holds host gaps and everything else
 that attention does not speed up. Node-level graph tracing slows the step a little, which is why
 the denominator comes from the run without nsys; kernel durations are not affected.
@@ -61,13 +69,38 @@ class KernelWindow:
     start_ns: int
     end_ns: int
     kernels: int = 0
-    total_ns: int = 0
-    attention_ns: int = 0
-    kv_write_ns: int = 0
-    by_name: dict[str, int] = field(default_factory=dict)   # attention kernels: name -> ns
+    total_ns: int = 0              # the union of all kernel intervals (busy time)
+    attention_ns: int = 0          # time in which only attention kernels run
+    kv_write_ns: int = 0           # time in which only KV-cache writes run
+    duration_sum_ns: int = 0       # plain sum of durations (> total_ns where kernels overlap)
+    by_name: dict[str, int] = field(default_factory=dict)   # attention kernels: name -> summed ns
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def exclusive_times(intervals: list[tuple[int, int, str]]) -> tuple[int, dict[str, int]]:
+    """(busy, {kind: ns}) for kernel intervals (start, end, kind): busy = the length of their union;
+    per kind, the time in which kernels of that kind and no other run (a sweep over the boundaries)."""
+    events: list[tuple[int, int, str]] = []
+    for s, e, k in intervals:
+        if e > s:
+            events += [(s, 1, k), (e, -1, k)]
+    events.sort(key=lambda x: (x[0], x[1]))     # ends before starts at one instant: no zero-length overlap
+    active: dict[str, int] = {}
+    busy, own = 0, {}
+    last = None
+    for t, d, k in events:
+        if last is not None and t > last and active:
+            busy += t - last
+            if len(active) == 1:
+                only = next(iter(active))
+                own[only] = own.get(only, 0) + t - last
+        active[k] = active.get(k, 0) + d
+        if active[k] == 0:
+            del active[k]
+        last = t
+    return busy, own
 
 
 def _table(con: sqlite3.Connection, name: str) -> bool:
@@ -102,19 +135,20 @@ def window_kernels(sqlite_path: str | Path, prefix: str = NVTX_PREFIX) -> dict[s
         kcols = _columns(con, "CUPTI_ACTIVITY_KIND_KERNEL")
         name_col = "demangledName" if "demangledName" in kcols else "shortName"
         for w in windows.values():
+            spans: list[tuple[int, int, str]] = []
             for s, e, nid in con.execute(f"select start, end, {name_col} from CUPTI_ACTIVITY_KIND_KERNEL "
                                          "where start >= ? and start < ?", (w.start_ns, w.end_ns)):
                 kname = strings.get(nid, str(nid)) if isinstance(nid, int) else str(nid)
                 dur = int(e) - int(s)
                 w.kernels += 1
-                w.total_ns += dur
+                w.duration_sum_ns += dur
                 kind = classify(kname)
+                spans.append((int(s), int(e), kind))
                 if kind == "attention":
-                    w.attention_ns += dur
                     short = kname if len(kname) <= 120 else kname[:117] + "..."
                     w.by_name[short] = w.by_name.get(short, 0) + dur
-                elif kind == "kv_write":
-                    w.kv_write_ns += dur
+            w.total_ns, own = exclusive_times(spans)
+            w.attention_ns, w.kv_write_ns = own.get("attention", 0), own.get("kv_write", 0)
         return windows
     finally:
         con.close()

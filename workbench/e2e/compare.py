@@ -167,8 +167,10 @@ def step_breakdown(run: E2eRun) -> list[dict[str, Any]]:
     """Where a backend's decode step differs from the reference's, per point where both were captured
     under nsys (--share-backends FLASH_ATTN,CUSTOM): µs per step of attention kernels, KV-cache
     write, every other kernel, and what is not kernel time (the unprofiled mean ITL minus the
-    capture's kernel time: host work, launch gaps). A kernel win that does not reach the step shows
-    up in the last three."""
+    capture's kernel time: host work, launch gaps). Times are on the timeline (attention_share: a
+    class's time is when only its kernels run), so they add up to the step. A kernel win that does
+    not reach the step shows up in the last three. Also the attention ratio as the engine runs it
+    (k_engine) beside the bench's k, and the prediction from k_engine."""
     out = []
     ref = run.results.get(run.reference)
     for s in run.shares:
@@ -182,6 +184,11 @@ def step_breakdown(run: E2eRun) -> list[dict[str, Any]]:
                                                       s.kernel_us_per_step, r.kernel_us_per_step):
             continue
         d = {"point": s.label, "backend": s.backend,
+             "attention_own_us": s.attention_us_per_step, "attention_ref_us": r.attention_us_per_step,
+             # the kernel ratio as the engine runs it (captured graphs, PDL, the kernels around it),
+             # beside the bench's k (attention alone, cold L2)
+             "k_engine": (r.attention_us_per_step / s.attention_us_per_step) if s.attention_us_per_step else None,
+             "k_bench": ((run.bench or {}).get("ratios") or {}).get(s.label),
              "attention_us": s.attention_us_per_step - r.attention_us_per_step,
              "kv_write_us": (s.kv_write_us_per_step or 0.0) - (r.kv_write_us_per_step or 0.0),
              "other_kernels_us": (s.kernel_us_per_step - s.attention_us_per_step - (s.kv_write_us_per_step or 0.0))
@@ -190,15 +197,54 @@ def step_breakdown(run: E2eRun) -> list[dict[str, Any]]:
         if mp is not None and rp is not None and mp.itl_mean_ms and rp.itl_mean_ms:
             d["itl_us"] = (mp.itl_mean_ms - rp.itl_mean_ms) * 1e3
             d["not_kernel_us"] = (mp.itl_mean_ms * 1e3 - s.kernel_us_per_step) - (rp.itl_mean_ms * 1e3 - r.kernel_us_per_step)
+        d["predicted_engine"] = predicted_ratio(r.a, d["k_engine"]) if r.a is not None and d["k_engine"] else None
         out.append(d)
     return out
 
 
+CLOCK_TOLERANCE = 0.01    # SM clocks of two runs further apart than this: their ratio holds a clock change
+
+
+def clock_summary(run: E2eRun) -> dict[str, Any]:
+    """Per point, the median SM clock (NVML) each backend's run decoded at, and the points where runs
+    differ by more than CLOCK_TOLERANCE: there a tok/s ratio measures the clocks as well as the backends."""
+    per: dict[str, dict[str, float]] = {}
+    reasons: dict[str, list[str]] = {}
+    for name, res in run.results.items():
+        for p in res.points:
+            c = p.clocks or {}
+            if c.get("sm_mhz_median"):
+                per.setdefault(p.label, {})[name] = float(c["sm_mhz_median"])
+            if c.get("reasons"):
+                reasons.setdefault(p.label, []).append(f"{name}: {'/'.join(c['reasons'])}")
+    apart = [lab for lab, d in per.items() if len(d) > 1 and max(d.values()) / min(d.values()) - 1 > CLOCK_TOLERANCE]
+    return {"sm_mhz": per, "apart": apart, "reasons": reasons}
+
+
+def clock_lines(clocks: dict[str, Any]) -> list[str]:
+    per = clocks.get("sm_mhz") or {}
+    if not per:
+        return []
+    vals = [v for d in per.values() for v in d.values()]
+    lines = [f"GPU SM clock over the decode windows (NVML median per run): {min(vals):.0f}–{max(vals):.0f} MHz"]
+    for lab in clocks.get("apart") or []:
+        d = per[lab]
+        lines.append(f"  {lab}: runs at different clocks ({', '.join(f'{n} {v:.0f}' for n, v in d.items())} MHz): "
+                     f"the ratio there holds a {max(d.values()) / min(d.values()) - 1:.1%} clock difference")
+    for lab, rs in (clocks.get("reasons") or {}).items():
+        lines.append(f"  {lab}: clocks held down ({'; '.join(rs)})")
+    return lines
+
+
 def breakdown_lines(run: E2eRun, bd: list[dict[str, Any]]) -> list[str]:
     f = lambda x: "–" if x is None else f"{x:+.0f}"  # noqa: E731
+    g = lambda x, fmt: "–" if x is None else format(x, fmt)  # noqa: E731
     return [f"step {d['backend']} − {run.reference} at {d['point']} (µs/step): attention {f(d['attention_us'])}, "
             f"KV write {f(d['kv_write_us'])}, other kernels {f(d['other_kernels_us'])}, not kernel time "
-            f"{f(d['not_kernel_us'])} = ITL {f(d['itl_us'])}" for d in bd]
+            f"{f(d['not_kernel_us'])} = ITL {f(d['itl_us'])}; attention in the engine "
+            f"{g(d.get('attention_ref_us'), '.0f')} → {g(d.get('attention_own_us'), '.0f')} µs/step: k in the engine "
+            f"{g(d.get('k_engine'), '.2f')} (bench {g(d.get('k_bench'), '.2f')}), predicted from it "
+            f"{g(d.get('predicted_engine'), '.3f')}" for d in bd]
 
 
 def pooled_lines(run: E2eRun, pooled: dict[str, Any]) -> list[str]:
@@ -233,6 +279,7 @@ def summary(run: E2eRun, rs: list[Row] | None = None) -> dict[str, Any]:
                                                      if r.ref_drift is not None and abs(r.ref_drift) > RATIO_TOLERANCE]}
     out["correctness_pooled"] = pooled_correctness(run, rs)
     out["step_breakdown"] = step_breakdown(run)
+    out["clocks"] = clock_summary(run)
     pkg = [r for r in rs if r.backend == PACKAGE_BACKEND and r.ratio is not None]
     if pkg:
         out["package"] = {

@@ -42,6 +42,7 @@ class PointResult:
     window_tokens: int = 0
     generate_s: float | None = None          # wall time of the timed request set, prefill included
     self_ids_match: float | None = None      # greedy ids of the timed run = the correctness run's (same backend)
+    clocks: dict[str, Any] | None = None     # measure.clocks.ClockStats over the decode window (NVML)
     outputs: PointOutputs | None = None
 
     @property

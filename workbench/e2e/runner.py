@@ -24,6 +24,8 @@ import time
 import traceback
 from typing import Any, Callable
 
+from workbench.measure.clocks import ClockSampler, ClockStats
+
 from .correctness import PointOutputs
 from .grid import GridPoint, max_tokens, prompt_len, tokens_needed
 from .metrics import decode_window
@@ -242,7 +244,9 @@ def _measure_points(llm: Any, args: RunnerArgs, settings: EngineSettings, res: B
         try:
             if args.mode == "profile":
                 win = _ProfileWindow(p.label, args.profile_steps)
-                stream_run(llm, prompts, pr.max_tokens, f"prof-{p.label}", on_step=win)
+                with ClockSampler() as clk:
+                    stream_run(llm, prompts, pr.max_tokens, f"prof-{p.label}", on_step=win)
+                pr.clocks = clk.stats.to_dict()
                 pr.window_steps = args.profile_steps if win.done else 0
                 pr.status, pr.reason = ("ok", "") if win.done else ("failed", "the decode window never opened")
             else:
@@ -250,7 +254,8 @@ def _measure_points(llm: Any, args: RunnerArgs, settings: EngineSettings, res: B
                 pr.outputs = correctness_run(llm, prompts, args.correctness_steps, args.logprobs,
                                              args.logprob_positions)
                 _say(f"{args.backend} {p.label}: warm-up + correctness {time.perf_counter() - t:.1f} s")
-                times, ids, wall = stream_run(llm, prompts, pr.max_tokens, f"t-{p.label}")
+                with ClockSampler() as clk:     # two engines in turn may not run at one clock
+                    times, ids, wall = stream_run(llm, prompts, pr.max_tokens, f"t-{p.label}")
                 pr.generate_s = wall
                 n = args.correctness_steps        # the same backend run twice: its own rounding noise
                 pr.self_ids_match = sum(a[:n] == b[:n] for a, b in zip(ids, pr.outputs.ids)) / max(1, len(ids))
@@ -261,10 +266,11 @@ def _measure_points(llm: Any, args: RunnerArgs, settings: EngineSettings, res: B
                     pr.tok_s, pr.itl_mean_ms, pr.itl_p50_ms, pr.itl_p99_ms = w.tok_s, w.itl_mean_ms, w.itl_p50_ms, \
                         w.itl_p99_ms
                     pr.window_steps, pr.window_tokens = w.steps, w.tokens
+                    pr.clocks = clk.between(w.t0, w.t1).to_dict()
                     if w.steps < args.decode_steps // 2:
                         pr.reason = f"short window: {w.steps} steps"
                     _say(f"{args.backend} {p.label}: {w.tok_s:.0f} tok/s, ITL mean {w.itl_mean_ms:.2f} ms "
-                         f"p99 {w.itl_p99_ms:.2f} ms over {w.steps} steps")
+                         f"p99 {w.itl_p99_ms:.2f} ms over {w.steps} steps; {ClockStats.from_dict(pr.clocks).short()}")
         except Exception as e:
             pr.status, pr.reason = "failed", _why("failed", e)
             _say(f"{args.backend} {p.label}: {pr.reason}")
