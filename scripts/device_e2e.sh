@@ -13,6 +13,9 @@
 #               prep bench carried in the tree; SEED=<saved e2e.json or e2e.json.gz> reuses its FLASH_ATTN
 #               attention shares (`e2e --shares-from`; with SHARES=none), on any grid. REF2=1: FLASH_ATTN
 #               runs again after the others (`e2e --reference-twice`: ratios to the mean of its runs).
+#               MAX_LEN=32864: vLLM's max_model_len as a 32k server sets it (the bench's --graph-len), where a
+#               part of the grid would otherwise bound its graphs at what it needs (1104 for 1k points:
+#               session 25's small-a runs; their in-engine attention ratio is for that bound).
 # The package is built with the per-step device schedule (the default since v9). WALK=1: with `export
 # --graph-walk` and k from `bench --graph-walk` instead (opt-in walk); PLAIN=1: `--no-graph-sched`.
 # STAGE=ab (after STAGE=prep-ab, which exports and benches both packages): the plain package
@@ -115,7 +118,7 @@ run)
     ${SEED:+--shares-from $SEED} $([ "${REF2:-0}" = 1 ] && echo --reference-twice) \
     --backends ${BACKENDS:-CUSTOM,FLASH_ATTN} --share-backends ${SHARES:-FLASH_ATTN,CUSTOM} --steps ${STEPS:-128} \
     --timeout ${CHILD_S:-400} ${E2E_BATCHES:+--batches $E2E_BATCHES} ${E2E_CONTEXTS:+--contexts $E2E_CONTEXTS} \
-    > $OUT/e2e.txt 2> $OUT/e2e.err
+    ${MAX_LEN:+--max-model-len $MAX_LEN} > $OUT/e2e.txt 2> $OUT/e2e.err
   echo "e2e rc=$? ${SECONDS}s"; tail -40 $OUT/e2e.err
   R=${RUN:-run}
   tar czf $OUT/e2e-run.tgz -C $W $R/e2e.json $R/e2e.png $R/logs $R/backends 2>/dev/null
