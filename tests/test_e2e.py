@@ -813,8 +813,10 @@ def test_step_breakdown_places_the_loss(tmp_path):
     # the attention ratio as the engine ran it (300 -> 250 µs), beside the bench's 2.0, and its prediction
     assert d["k_engine"] == pytest.approx(1.2) and d["k_bench"] == 2.0
     assert d["predicted_engine"] == pytest.approx(1 / (0.7 + 0.3 / 1.2))
+    assert d["outside_attention"] == pytest.approx(1.1 / d["predicted_engine"] - 1)      # ITL 1000 -> 1000/1.1
     line = compare.breakdown_lines(run, bd)[0]
     assert "attention -50" in line and "300 → 250 µs/step: k in the engine 1.20 (bench 2.00)" in line
+    assert f"measured {d['outside_attention'] * 100:+.1f}% off it (outside attention)" in line
     assert compare.summary(run)["step_breakdown"] == bd
 
 
