@@ -513,6 +513,10 @@ def test_clock_sampler_reads_nvml_and_keeps_a_window(monkeypatch):
     assert smp.stats.power_w_median == 300 and smp.stats.reasons == []
     t = smp._rows[1][0]
     assert smp.between(t, t).samples == 1 and smp.between(-2.0, -1.0).samples == smp.stats.samples
+    monkeypatch.setenv("WORKBENCH_CLOCKS", "0")                  # off: no thread, no NVML call, says so
+    with clocks.ClockSampler(period_s=0.005) as off:
+        time.sleep(0.02)
+    assert off.stats.samples == 0 and "WORKBENCH_CLOCKS=0" in off.stats.error and calls == [3]
 
 
 # ---- child processes -------------------------------------------------------------------------------
