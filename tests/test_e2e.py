@@ -468,9 +468,10 @@ def test_clock_stats_and_runs_at_different_clocks(tmp_path, monkeypatch):
     c = compare.clock_summary(run)
     assert c["apart"] == [fa.label] and c["sm_mhz"][fa.label] == {"FLASH_ATTN": 1980.0, "CUSTOM": 1830.0}
     lines = compare.clock_lines(c)
-    assert "1830–1980 MHz" in lines[0] and "8.2% clock difference" in lines[1] and "sw-power-cap" in lines[2]
-    cu.clocks = clocks.summarize([(0.0, 1975.0, 3201.0, 50.0, 400.0, 0)], 1.0).to_dict()
+    assert "1830–1980 MHz" in lines[0] and "8.2% clock difference; held down by CUSTOM: sw-power-cap" in lines[1]
+    cu.clocks = clocks.summarize([(0.0, 1975.0, 3201.0, 50.0, 400.0, 0x4)], 1.0).to_dict()
     assert compare.clock_summary(run)["apart"] == []
+    assert len(compare.clock_lines(compare.clock_summary(run))) == 1     # a cap both runs share: no line
     assert compare.summary(run)["clocks"]["sm_mhz"][fa.label]["CUSTOM"] == 1975.0
     # the sampler never raises: without NVML it holds no samples and says why
     monkeypatch.setitem(sys.modules, "pynvml", None)

@@ -231,12 +231,14 @@ def clock_lines(clocks: dict[str, Any]) -> list[str]:
         return []
     vals = [v for d in per.values() for v in d.values()]
     lines = [f"GPU SM clock over the decode windows (NVML median per run): {min(vals):.0f}–{max(vals):.0f} MHz"]
+    # the throttle reasons only where the runs' clocks part: a power cap that every run hits alike
+    # (b8/b32 on the H200, session 25) moves no ratio; the JSON keeps them all
+    reasons = clocks.get("reasons") or {}
     for lab in clocks.get("apart") or []:
         d = per[lab]
+        why = f"; held down by {'; '.join(reasons[lab])}" if reasons.get(lab) else ""
         lines.append(f"  {lab}: runs at different clocks ({', '.join(f'{n} {v:.0f}' for n, v in d.items())} MHz): "
-                     f"the ratio there holds a {max(d.values()) / min(d.values()) - 1:.1%} clock difference")
-    for lab, rs in (clocks.get("reasons") or {}).items():
-        lines.append(f"  {lab}: clocks held down ({'; '.join(rs)})")
+                     f"the ratio there holds a {max(d.values()) / min(d.values()) - 1:.1%} clock difference{why}")
     return lines
 
 
