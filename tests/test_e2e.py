@@ -372,6 +372,7 @@ def test_kernel_classes():
     assert classify(fa3) == "attention"
     assert classify("void flash::prepare_varlen_num_blocks_kernel(int, int)") == "attention"
     assert classify("wb_decode_split_v3") == "attention" and classify("wb_reduce_v0") == "attention"
+    assert classify("wb_plan_v4") == "attention"          # the step's device schedule
     assert classify("kernel_unified_attention_2d") == "attention"
     assert classify("void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16>(...)") == "kv_write"
     for other in ("triton_red_fused__to_copy_add_mean_mul_pow_rsqrt_0", "nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NTN",
@@ -448,6 +449,8 @@ def test_attention_time_is_timeline_time_when_pdl_kernels_overlap(tmp_path):
     s = share_from_window("CUSTOM", 32, 1024, w, steps=2, step_ms=0.001)
     assert s.attention_us_per_step == pytest.approx(0.26) and s.kernel_us_per_step == pytest.approx(0.8)
     assert s.a_kernels == pytest.approx(260 / 800)
+    # the other kernels by name, per step: launches and µs (summed durations)
+    assert s.other_kernels == {"nvjet_sm90_tst_64x8": [pytest.approx(2.0), pytest.approx(0.54)]}
 
 
 def test_clock_stats_and_runs_at_different_clocks(tmp_path, monkeypatch):
@@ -819,10 +822,29 @@ def test_step_breakdown_places_the_loss(tmp_path):
     assert d["k_engine"] == pytest.approx(1.2) and d["k_bench"] == 2.0
     assert d["predicted_engine"] == pytest.approx(1 / (0.7 + 0.3 / 1.2))
     assert d["outside_attention"] == pytest.approx(1.1 / d["predicted_engine"] - 1)      # ITL 1000 -> 1000/1.1
+    assert d["other_top"] == []                     # no per-kernel figures in these shares
     line = compare.breakdown_lines(run, bd)[0]
     assert "attention -50" in line and "300 → 250 µs/step: k in the engine 1.20 (bench 2.00)" in line
     assert f"measured {d['outside_attention'] * 100:+.1f}% off it (outside attention)" in line
     assert compare.summary(run)["step_breakdown"] == bd
+
+
+def test_other_kernels_that_differ_most_between_two_engines(tmp_path):
+    """Where the non-attention time parts, per kernel: session 25's gate/up GEMM took 56.6 µs a
+    launch in FLASH_ATTN's engine and 61.2 in ours, 32 launches a step (+147 µs) — the line names it."""
+    ref = {"gemm_up": [32.0, 32 * 56.6], "gemm_down": [32.0, 32 * 29.1], "rms": [64.0, 64 * 2.1]}
+    own = {"gemm_up": [32.0, 32 * 61.2], "gemm_down": [32.0, 32 * 29.0], "rms": [64.0, 64 * 2.1],
+           "wb_extra": [1.0, 4.9]}
+    top = compare.other_kernel_deltas(ref, own)
+    assert [t["kernel"] for t in top] == ["gemm_up", "wb_extra", "gemm_down"]
+    assert top[0]["delta_us"] == pytest.approx(32 * 4.6) and top[0]["own_us_per_launch"] == pytest.approx(61.2)
+    assert top[1]["ref_us_per_launch"] is None and top[1]["own_us_per_launch"] == pytest.approx(4.9)
+    run = _run_record(tmp_path)
+    run.shares[0].other_kernels = ref
+    run.shares.append(ShareResult(backend="CUSTOM", batch=1, context=1024, steps=16, attention_us_per_step=250.0,
+                                  kernel_us_per_step=900.0, a_kernels=0.28, a=0.25, other_kernels=own))
+    line = compare.breakdown_lines(run, compare.step_breakdown(run))[0]
+    assert "other kernels that differ most: gemm_up +147 µs/step (56.6 → 61.2 µs a launch)" in line
 
 
 def test_kernel_ratio_prefers_the_graph_launch_and_skips_ragged_rows(tmp_path):

@@ -197,6 +197,7 @@ def step_breakdown(run: E2eRun) -> list[dict[str, Any]]:
         if mp is not None and rp is not None and mp.itl_mean_ms and rp.itl_mean_ms:
             d["itl_us"] = (mp.itl_mean_ms - rp.itl_mean_ms) * 1e3
             d["not_kernel_us"] = (mp.itl_mean_ms * 1e3 - s.kernel_us_per_step) - (rp.itl_mean_ms * 1e3 - r.kernel_us_per_step)
+        d["other_top"] = other_kernel_deltas(r.other_kernels, s.other_kernels)
         d["predicted_engine"] = predicted_ratio(r.a, d["k_engine"]) if r.a is not None and d["k_engine"] else None
         # what the attention measured in the engine does not explain: the rest of the step (session 25:
         # ±2–3% in the non-attention GEMMs, either sign, with the host)
@@ -204,6 +205,19 @@ def step_breakdown(run: E2eRun) -> list[dict[str, Any]]:
                                   if d["predicted_engine"] and d["itl_us"] is not None else None)
         out.append(d)
     return out
+
+
+def other_kernel_deltas(ref: dict[str, list[float]], own: dict[str, list[float]], n: int = 3) -> list[dict[str, Any]]:
+    """The non-attention kernels whose time per step differs most between two captures of a point,
+    with µs a launch in each (session 25: the MLP's gate/up GEMM, 56.6 µs a launch in one engine and
+    61.2 in the other, every layer: +147 µs a step that attention had nothing to do with)."""
+    out = []
+    for name in set(ref) | set(own):
+        rc, ru = ref.get(name, [0.0, 0.0])
+        oc, ou = own.get(name, [0.0, 0.0])
+        out.append({"kernel": name, "delta_us": ou - ru, "ref_us_per_launch": ru / rc if rc else None,
+                    "own_us_per_launch": ou / oc if oc else None})
+    return sorted(out, key=lambda d: -abs(d["delta_us"]))[:n]
 
 
 CLOCK_TOLERANCE = 0.01    # SM clocks of two runs further apart than this: their ratio holds a clock change
@@ -252,7 +266,16 @@ def breakdown_lines(run: E2eRun, bd: list[dict[str, Any]]) -> list[str]:
             f"{g(d.get('k_engine'), '.2f')} (bench {g(d.get('k_bench'), '.2f')}), predicted from it "
             f"{g(d.get('predicted_engine'), '.3f')}, measured "
             f"{g(None if d.get('outside_attention') is None else d['outside_attention'] * 100, '+.1f')}% off it "
-            f"(outside attention)" for d in bd]
+            f"(outside attention)" + _others(d.get("other_top")) for d in bd]
+
+
+def _others(top: list[dict[str, Any]] | None) -> str:
+    g = lambda x: "–" if x is None else f"{x:.1f}"  # noqa: E731
+    if not top:
+        return ""
+    return "; other kernels that differ most: " + ", ".join(
+        f"{t['kernel'][:48]} {t['delta_us']:+.0f} µs/step ({g(t['ref_us_per_launch'])} → "
+        f"{g(t['own_us_per_launch'])} µs a launch)" for t in top)
 
 
 def pooled_lines(run: E2eRun, pooled: dict[str, Any]) -> list[str]:

@@ -117,6 +117,7 @@ class ShareResult:
     a_kernels: float | None = None           # attention ÷ all kernel time
     a: float | None = None                   # attention ÷ the measured (unprofiled) step time
     attention_kernels: list[str] = field(default_factory=list)
+    other_kernels: dict[str, list[float]] = field(default_factory=dict)   # name -> [launches, µs] per step
 
     @property
     def label(self) -> str:
