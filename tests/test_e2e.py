@@ -428,8 +428,12 @@ def test_attention_time_is_timeline_time_when_pdl_kernels_overlap(tmp_path):
     # other 0-300 | decode 200-500 (waits 200-300 inside the other) | reduce 250-560 | other 560-800
     spans = [(0, 300, "other"), (200, 500, "attention"), (250, 560, "attention"), (560, 800, "other")]
     busy, own = exclusive_times(spans)
-    assert busy == 800 and own == {"other": 200 + 240, "attention": 260}
+    assert busy == 800 and own == {"other": 300 + 240, "attention": 260}      # the kinds add up to busy
     assert exclusive_times([(0, 100, "a"), (100, 200, "b"), (300, 300, "a")]) == (200, {"a": 100, "b": 100})
+    # attention launched inside the KV write: the overlap is the write's; a GEMM's over both
+    assert exclusive_times([(0, 100, "kv_write"), (60, 200, "attention")]) == (200, {"kv_write": 100, "attention": 100})
+    assert exclusive_times([(0, 100, "kv_write"), (50, 150, "other"), (120, 300, "attention")]) == \
+        (300, {"kv_write": 50, "other": 100, "attention": 150})
     db = tmp_path / "p.sqlite"
     con = sqlite3.connect(db)
     con.execute("create table StringIds (id integer primary key, value text)")

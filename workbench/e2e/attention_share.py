@@ -21,9 +21,9 @@ Kernel time is time on the timeline, not a sum of durations: a kernel launched w
 dependent launch (PDL, as the exported package's are) starts while the kernel before it still runs
 and waits inside, so its recorded duration holds the other kernel's tail. Summing durations counted
 that tail twice (session 25: CUSTOM's attention at b32x1k came out at 2449 µs a step, 76 µs a layer,
-where its kernels take 39). So: all kernel time = the union of the kernels' intervals; a class's
-time (attention, KV write) = the time in which only kernels of that class run; what overlaps other
-kernels counts as theirs (it would run without the attention kernel).
+where its kernels take 39). So: all kernel time = the union of the kernels' intervals; attention's
+time = the time in which only attention kernels run; what overlaps other kernels counts as theirs
+(it would run without the attention kernel): KV write before attention, other kernels before both.
 
 `a` is the one the prediction uses: the measured step also holds host gaps and everything else
 that attention does not speed up. Node-level graph tracing slows the step a little, which is why
@@ -85,9 +85,12 @@ class KernelWindow:
         return asdict(self)
 
 
-def exclusive_times(intervals: list[tuple[int, int, str]]) -> tuple[int, dict[str, int]]:
-    """(busy, {kind: ns}) for kernel intervals (start, end, kind): busy = the length of their union;
-    per kind, the time in which kernels of that kind and no other run (a sweep over the boundaries)."""
+def exclusive_times(intervals: list[tuple[int, int, str]],
+                    precedence: tuple[str, ...] = ("other", "kv_write")) -> tuple[int, dict[str, int]]:
+    """(busy, {kind: ns}) for kernel intervals (start, end, kind): busy = the length of their union,
+    split over the kinds by a sweep over the boundaries. Time where kinds overlap goes to the first
+    active kind of `precedence` (a PDL attention kernel waiting inside the KV write or a GEMM: that
+    time is theirs), so the kinds' times add up to busy and attention keeps only its own."""
     events: list[tuple[int, int, str]] = []
     for s, e, k in intervals:
         if e > s:
@@ -99,9 +102,8 @@ def exclusive_times(intervals: list[tuple[int, int, str]]) -> tuple[int, dict[st
     for t, d, k in events:
         if last is not None and t > last and active:
             busy += t - last
-            if len(active) == 1:
-                only = next(iter(active))
-                own[only] = own.get(only, 0) + t - last
+            who = next((p for p in precedence if p in active), None) or min(active)
+            own[who] = own.get(who, 0) + t - last
         active[k] = active.get(k, 0) + d
         if active[k] == 0:
             del active[k]

@@ -1,10 +1,11 @@
 """What the GPU ran at while something was measured: SM / memory clocks, temperature, power and the
 reasons the driver gave for holding clocks down, sampled through NVML on a background thread.
 
-Why: two engines measured one after the other on the same GPU can run at different clocks (session
-25: every prefill GEMM of one vLLM engine took 5% longer than the same kernel in the engine before
-it, and its decode step 1.4% longer, with attention no part of either). A ratio between two such
-runs says nothing about the backends unless the clocks they ran at are on record beside it.
+Why: two engines measured one after the other on the same GPU can run at different clocks, and a
+ratio between them then measures the clocks too. Session 25 found one vLLM engine's GEMMs (prefill
+and decode alike, attention no part of them) 5–8% slower than the same kernels in the engine before
+it, with nothing on record to say whether the clocks differed. The next host, sampled, ran every
+engine at the same SM clock: so the clocks are now on record beside every ratio.
 """
 from __future__ import annotations
 
