@@ -452,3 +452,33 @@ def test_plan_runs_short_uniform_batches_whole_and_splits_long_ones(cubin_cache,
         print(f"b{n} uniform, 4 CTAs a sequence: 4k plan {short}, 32k plan {long_}, rel err {c.rel_error:.2e}")
     finally:
         ks.close()
+
+
+def test_replay_times_the_graph_launch_as_vllm_runs_it(cubin_cache):
+    """`bench --replay-ours`: our graph-bound scheduled launch captured into one CUDA graph per
+    rotation copy and the replays timed, as the peers are timed and as vLLM's decode graphs run it
+    (PDL edges included), beside the default eager, event-timed launches. A capture that held no
+    kernel (a launch on another stream) would replay in ~2 µs: the ratio's floor catches it; a
+    capture that failed falls back to eager timing, which the method string says."""
+    from workbench.kernel.launch import load
+    from workbench.measure.gpuinfo import gpu_info
+    from workbench.measure.timing import time_variant
+
+    v = Variant(algorithm="onepass", threads=256, heads_per_cta=4, partition="auto", stages=2, mma=True).scheduling()
+    (b,) = build_many([v], "sm_90a")
+    assert b.ok, b.error
+    k, info = load(b), gpu_info(0)
+    try:
+        for lens in ((1024,) * 8, (4096,) * 32):
+            spec = WorkloadSpec(seq_lens=lens, num_heads=32, num_kv_heads=8, seed=next(_seed))
+            how = dict(launches=30, launch_len=32864, per_seq_split=True)
+            eager = time_variant(k, spec, info, **how)
+            rep = time_variant(k, spec, info, replay=True, **how)
+            assert eager.method.startswith("cuda-events per launch"), eager.method
+            assert rep.method.startswith("CUDA graph replay per launch") and "rotating block tables" in rep.method, \
+                rep.method
+            assert 0.3 < rep.median_us / eager.median_us < 1.5, (spec.label, eager.median_us, rep.median_us)
+            print(f"{spec.label}: eager {eager.median_us:.1f} µs [{eager.p10_us:.1f}-{eager.p90_us:.1f}], "
+                  f"graph replay {rep.median_us:.1f} µs [{rep.p10_us:.1f}-{rep.p90_us:.1f}]")
+    finally:
+        k.close()

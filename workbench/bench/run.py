@@ -141,7 +141,7 @@ def _measuring(emu: Any) -> Any:
 
 def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: Callable[[Any], Any] | None,
           shape: dict[str, Any], emu: Any = None, graph_len: int = GRAPH_LEN, graph_walk: bool = False,
-          graph_sched: bool | None = None) -> PeerResult:
+          graph_sched: bool | None = None, replay: bool = False) -> PeerResult:
     from workbench.measure.check import check_variant
     from workbench.measure.timing import time_variant
     from workbench.kernel.references import named
@@ -181,7 +181,7 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
             with _measuring(emu):
                 t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, rotation=rot, **how)
         else:
-            t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, **how)
+            t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, replay=replay, **how)
     finally:
         k.close()
     bad = ck is not None and not ck.ok
@@ -209,8 +209,10 @@ def _loaded(v: Any, info: Any, name: str, emu: Any) -> Any:
 def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: list[str], launches: int,
               pick: Callable[[Any], Any] | None, progress: Callable[[str], None], tuned_note: str,
               save: Callable[[BenchRun], None] | None = None, emu: Any = None,
-              graph_len: int = GRAPH_LEN, graph_walk: bool = False, graph_sched: bool | None = None) -> BenchRun:
+              graph_len: int = GRAPH_LEN, graph_walk: bool = False, graph_sched: bool | None = None,
+              replay_ours: bool = False) -> BenchRun:
     """emu: a started greenctx.Emulation: every timed region (ours and the peers') runs inside it.
+    replay_ours: our rows timed as the peers are, by CUDA-graph replay of each launch (not with emu).
     graph_len: the launch bound of the tuned-graph row (the max_model_len vLLM runs with);
     graph_walk: that row's auto variants built with Variant.graph_walk (`export --graph-walk`);
     graph_sched: with Variant.graph_sched (as `export` builds by default; None: unless graph_walk), the
@@ -242,7 +244,7 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
             try:
                 if p in KERNEL_ROWS:
                     got = _ours(p, spec, info, ceiling.gbps, launches, pick, shape, emu, graph_len, graph_walk,
-                                graph_sched)
+                                graph_sched, replay_ours)
                     got.shape, got.batch, got.context = b.label, b.batch, b.context
                     r = got
                 else:

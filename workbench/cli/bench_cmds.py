@@ -45,6 +45,9 @@ def bench_cmd(
     out_file: Path = typer.Option(Path("bench.json"), "--out", help="JSON of the run"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: efficiency vs KV bytes, one line per peer"),
     prefetch_map: bool = typer.Option(False, "--prefetch-map", help="instead: best with vs without L2 prefetch per shape"),
+    replay_ours: bool = typer.Option(False, "--replay-ours",
+                                     help="time our rows by CUDA-graph replay of each launch, as the peers are "
+                                          "timed and as vLLM's graphs run them (default: eager launches, all queued first)"),
     emulate: Optional[bool] = typer.Option(None, "--emulate/--no-emulate",
                                            help="time everything inside an emulation of a smaller --gpu of the same "
                                                 "architecture (as `tune` does); default: whenever --gpu names one"),
@@ -82,6 +85,8 @@ def bench_cmd(
     g, plan, note = resolve_target(gpu, devs[0], emulate=emulate_mode(emulate))
     if plan and prefetch_map:
         raise WorkbenchError("--prefetch-map does not run under emulation: pass --no-emulate or the attached GPU")
+    if plan and replay_ours:
+        raise WorkbenchError("--replay-ours does not run under emulation: pass --no-emulate or the attached GPU")
     if prefetch_map:
         from workbench.bench.prefetch_map import prefetch_table, run_prefetch_map
         with Progress(transient=True, console=err) as prog:
@@ -106,7 +111,8 @@ def bench_cmd(
             run = run_bench(heads=heads, dtype=dtype, block_size=block_size, suite=su, peers=names,
                             launches=launches, pick=pick, tuned_note=tuned_note, save=lambda r: r.save(out_file),
                             progress=lambda s: prog.update(task, advance=1, description=s), emu=emu,
-                            graph_len=graph_len, graph_walk=graph_walk, graph_sched=graph_sched)
+                            graph_len=graph_len, graph_walk=graph_walk, graph_sched=graph_sched,
+                            replay_ours=replay_ours)
     finally:
         if emu is not None:
             emu.close()

@@ -165,8 +165,11 @@ def widen_block_table(table: Any, tokens: int, block_size: int) -> Any:
 def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: int = 50, warmup: int = 5,
                  ceiling_gbps: float = 0.0, device: Any = "cuda", hold: bool = True,
                  rotation: tuple[Any, list[Any]] | None = None, warmup_s: float = 0.05,
-                 launch_len: int | None = None, per_seq_split: bool = False) -> TimingResult:
+                 launch_len: int | None = None, per_seq_split: bool = False, replay: bool = False) -> TimingResult:
     """`hold=False` under ncu: it serialises launches, so a held stream would wait for its timeout.
+    `replay`: each rotation copy's launch captured once into a CUDA graph and the replays timed, as
+    `time_calls` times the peers and as vLLM's decode graphs run our kernels (PDL edges included);
+    default: eager launches, event-timed, all queued first.
     `rotation`: a (workload, block tables) pair from build_rotation to reuse across variants.
     `warmup_s`: clocks ramp up from idle over tens of ms; later shapes of a busy worker need less.
     `launch_len`: bound the launch there instead of at the longest sequence (block tables widened,
@@ -193,8 +196,15 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
                w.seq_lens, L, workspace=ws, **extra)
 
     name = nvtx_range_name(v.label, spec.label)
-    samples = _timed(launch, launches=launches, min_warmup=warmup, warmup_s=warmup_s, name=name, hold=hold,
-                     device_index=kernel.device_index, arch=info.arch)
+    method = TimingResult.method
+    if replay:
+        import functools
+        samples, method = time_calls([functools.partial(launch, i) for i in range(len(tables))], info,
+                                     launches=launches, name=name, warmup_s=warmup_s)
+        method = method.replace("(rotating copies)", "(rotating block tables)")
+    else:
+        samples = _timed(launch, launches=launches, min_warmup=warmup, warmup_s=warmup_s, name=name, hold=hold,
+                         device_index=kernel.device_index, arch=info.arch)
     med = statistics.median(samples)
     q = statistics.quantiles(samples, n=10) if len(samples) >= 2 else [med] * 9
     gbps = spec.kv_bytes / (med * 1e-6) / 1e9
@@ -205,7 +215,7 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
         split=ws is not None, rotation_copies=len(tables),
         pool_bytes=w.key_cache.numel() * 2 * w.key_cache.element_size(), gpu=info.to_dict(),
         ceiling_gbps=ceiling_gbps, efficiency=gbps / ceiling_gbps if ceiling_gbps else 0.0,
-        nvtx_range=name, recorded_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), samples_us=samples)
+        nvtx_range=name, recorded_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), samples_us=samples, method=method)
 
 
 def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str = "",
