@@ -176,6 +176,39 @@ def test_ncu_csv_nvtx_column_is_read():
     _check(metrics_per_range(kernels, MANIFEST))
 
 
+def test_a_pdl_reduce_inside_the_split_kernel_counts_once():
+    """A reduce launched with PDL starts while the split-K kernel runs and waits inside it: the
+    launch takes the time the two cover, not the sum of their durations."""
+    from workbench.measure.nsys import covered_us
+    assert covered_us([(0, 7000), (1700, 8400)]) == pytest.approx(8.4)          # not 7.0 + 6.7
+    assert covered_us([(0, 1000), (2000, 2500)]) == pytest.approx(1.5)          # a gap is not kernel time
+    assert covered_us([(0, 5000), (1000, 2000), (4000, 6000)]) == pytest.approx(6.0)
+    assert covered_us([]) == 0
+
+
+def test_range_kernels_counts_an_overlapping_reduce_once(tmp_path):
+    import sqlite3
+    db = tmp_path / "pdl.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("create table StringIds (id integer, value text)")
+    con.execute("create table NVTX_EVENTS (start int, end int, globalTid int, text text, textId int)")
+    con.execute("create table CUPTI_ACTIVITY_KIND_RUNTIME (start int, end int, globalTid int, correlationId int)")
+    con.execute("create table CUPTI_ACTIVITY_KIND_KERNEL (start int, end int, shortName int, correlationId int)")
+    # the scheduled form's names: its reduce follows its split kernel as wb_reduce follows wb_decode_split
+    con.executemany("insert into StringIds values (?, ?)", [(1, "wb_decode_sched"), (2, "wb_reduce_sched")])
+    con.execute("insert into NVTX_EVENTS values (0, 100000, 1, 'v :: b1x1024', NULL)")
+    corr = 0
+    for t in (1000, 21000, 41000):                 # three launches: split 7 µs, reduce from 1.7 µs in to 8.4
+        for n, s, e in ((1, t, t + 7000), (2, t + 1700, t + 8400)):
+            corr += 1
+            con.execute("insert into CUPTI_ACTIVITY_KIND_RUNTIME values (?, ?, 1, ?)", (s - 500, s - 400, corr))
+            con.execute("insert into CUPTI_ACTIVITY_KIND_KERNEL values (?, ?, ?, ?)", (s, e, n, corr))
+    con.commit()
+    con.close()
+    (r,) = range_kernels(db)
+    assert r.launches == 3 and r.median_launch_us == pytest.approx(8.4) and r.total_kernel_us == pytest.approx(3 * 8.4)
+
+
 def test_nsys_attributes_by_range_and_cuts_launches_by_name(tmp_path):
     """An nsys SQLite export built here: three ranges on one thread, a fourth on another thread
     whose kernels must not count, and kernels correlated to runtime calls inside each range."""
@@ -207,6 +240,7 @@ def test_nsys_attributes_by_range_and_cuts_launches_by_name(tmp_path):
     con.close()
     got = {r.nvtx_range: r for r in range_kernels(db)}
     assert set(got) == {SPLIT, FUSED, WHOLE}
+    assert got[SPLIT].total_kernel_us == pytest.approx(3 * WANT[SPLIT]["duration_us"])
     for r, w in WANT.items():
         assert got[r].launches == 3 and got[r].kernels == 3 * len(w["kernels"]), r
         assert got[r].median_launch_us == pytest.approx(w["duration_us"]), r

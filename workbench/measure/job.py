@@ -22,7 +22,7 @@ RESULTS_KIND = "workbench-results"
 # split-K launch with reduce "kernel", by wb_reduce; a fused-reduce split-K launch is one kernel.
 # How many kernels a launch makes depends on the variant *and* the shape (partition vllm / auto
 # pick whole or split per launch), so profilers cut launches by kernel name, never by a count.
-FOLLOWER_KERNELS = ("wb_reduce",)
+FOLLOWER_KERNELS = ("wb_reduce", "wb_reduce_sched")   # the scheduled form's reduce follows wb_decode_sched
 
 
 def split_launches(names: list[str]) -> list[list[int]]:

@@ -24,8 +24,8 @@ class RangeKernels:
     nvtx_range: str
     kernels: int
     launches: int
-    median_launch_us: float        # kernels of one launch summed, median over launches
-    total_kernel_us: float
+    median_launch_us: float        # time one launch's kernels cover (their union), median over launches
+    total_kernel_us: float         # time the range's kernels cover (their union)
     range_us: float                 # wall time of the range itself
     kernel_names: list[str]
 
@@ -47,9 +47,24 @@ def _text(con: sqlite3.Connection, table: str) -> bool:
     return bool(con.execute("select name from sqlite_master where type='table' and name=?", (table,)).fetchone())
 
 
+def covered_us(spans: list[tuple[int, int]]) -> float:
+    """µs the (start, end) ns intervals cover: overlaps once. A reduce launched with PDL starts
+    inside the split-K kernel and waits there, so its duration holds the split kernel's tail; the
+    sum of the two counted that tail twice (session 25, where vLLM's e2e breakdown had the same flaw)."""
+    total, end = 0, None
+    for s, e in sorted(spans):
+        if end is None or s > end:
+            total += e - s
+            end = e
+        elif e > end:
+            total += e - end
+            end = e
+    return total / 1e3
+
+
 def range_kernels(sqlite_path: str | Path) -> list[RangeKernels]:
     """Per NVTX push/pop range: the kernels launched from inside it (same thread), their time;
-    a launch's kernels (split-K + reduce) summed, median over launches."""
+    a launch's time = the time its kernels (split-K + reduce) cover, median over launches."""
     from workbench.measure.job import split_launches
 
     p = Path(sqlite_path)
@@ -74,10 +89,10 @@ def range_kernels(sqlite_path: str | Path) -> list[RangeKernels]:
                 (tid, start, end)).fetchall()
             if not rows:
                 continue
-            durs = [(e - s) / 1e3 for s, e, _ in rows]
             names = [strings.get(n, str(n)) for _, _, n in rows]
-            launches = [sum(durs[i] for i in g) for g in split_launches(names)]
-            out.append(RangeKernels(name, len(rows), len(launches), statistics.median(launches), sum(durs),
+            spans = [(int(s), int(e)) for s, e, _ in rows]
+            launches = [covered_us([spans[i] for i in g]) for g in split_launches(names)]
+            out.append(RangeKernels(name, len(rows), len(launches), statistics.median(launches), covered_us(spans),
                                     (end - start) / 1e3, sorted(set(names))))
         return out
     finally:
