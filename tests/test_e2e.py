@@ -457,6 +457,42 @@ def test_attention_time_is_timeline_time_when_pdl_kernels_overlap(tmp_path):
     assert s.other_kernels == {"nvjet_sm90_tst_64x8": [pytest.approx(2.0), pytest.approx(0.54)]}
 
 
+def test_reread_recomputes_a_saved_runs_shares_from_its_captures(tmp_path, capsys):
+    """scripts/e2e_reread.py: a run captured before an accounting fix re-read from its saved SQLite
+    (xz too) without measuring again; the shares of the named backend change, the others stay."""
+    import lzma
+    import runpy
+    run = _run_record(tmp_path)
+    run.shares.append(ShareResult(backend="CUSTOM", batch=1, context=1024, steps=2, attention_us_per_step=999.0,
+                                  kernel_us_per_step=2000.0, a_kernels=0.5, a=0.9))
+    run.save(tmp_path / "e2e.json")
+    db = tmp_path / "c.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("create table StringIds (id integer primary key, value text)")
+    con.execute("create table NVTX_EVENTS (start int, end int, text text, textId int)")
+    con.execute("create table CUPTI_ACTIVITY_KIND_KERNEL (start int, end int, demangledName int)")
+    con.executemany("insert into StringIds values (?, ?)", {1: "wb_decode_sched_v8", 2: "wb_reduce_sched_v8",
+                                                            3: "nvjet_sm90_tst_64x8", 4: NVTX_PREFIX + "b1x1024"}.items())
+    con.execute("insert into NVTX_EVENTS values (0, 10000, NULL, 4)")
+    for t in (0, 1000):
+        con.executemany("insert into CUPTI_ACTIVITY_KIND_KERNEL values (?, ?, ?)",
+                        [(t, t + 300, 3), (t + 200, t + 500, 1), (t + 250, t + 560, 2), (t + 560, t + 800, 3)])
+    con.commit()
+    con.close()
+    xz = tmp_path / "c.sqlite.xz"
+    xz.write_bytes(lzma.compress(db.read_bytes()))
+    script = str(Path(__file__).resolve().parents[1] / "scripts" / "e2e_reread.py")
+    ns = runpy.run_path(script)
+    assert ns["main"]([str(tmp_path / "e2e.json"), f"CUSTOM={xz}", "--out", str(tmp_path / "new.json")]) == 0
+    new = E2eRun.load(tmp_path / "new.json")
+    cu = new.share("CUSTOM", 1, 1024)
+    assert cu.attention_us_per_step == pytest.approx(0.26) and cu.steps == 2
+    assert new.share("FLASH_ATTN", 1, 1024).attention_us_per_step == 300.0        # not named: kept
+    assert "step CUSTOM − FLASH_ATTN at b1x1024" in capsys.readouterr().out
+    assert ns["main"]([str(tmp_path / "e2e.json"), "CUSTOM"]) == 2                  # bad input: one message
+    assert ns["main"]([str(tmp_path / "missing.json"), f"CUSTOM={xz}"]) == 2
+
+
 def test_clock_stats_and_runs_at_different_clocks(tmp_path, monkeypatch):
     """NVML samples summarised over a window; a point whose runs decoded at SM clocks more than 1%
     apart is named, with the clock difference its ratio holds."""
