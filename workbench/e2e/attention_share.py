@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.measure.nsys import timeline_split
 
 from .results import ShareResult
 from .runner_args import NVTX_PREFIX
@@ -87,28 +88,10 @@ class KernelWindow:
 
 def exclusive_times(intervals: list[tuple[int, int, str]],
                     precedence: tuple[str, ...] = ("other", "kv_write")) -> tuple[int, dict[str, int]]:
-    """(busy, {kind: ns}) for kernel intervals (start, end, kind): busy = the length of their union,
-    split over the kinds by a sweep over the boundaries. Time where kinds overlap goes to the first
-    active kind of `precedence` (a PDL attention kernel waiting inside the KV write or a GEMM: that
-    time is theirs), so the kinds' times add up to busy and attention keeps only its own."""
-    events: list[tuple[int, int, str]] = []
-    for s, e, k in intervals:
-        if e > s:
-            events += [(s, 1, k), (e, -1, k)]
-    events.sort(key=lambda x: (x[0], x[1]))     # ends before starts at one instant: no zero-length overlap
-    active: dict[str, int] = {}
-    busy, own = 0, {}
-    last = None
-    for t, d, k in events:
-        if last is not None and t > last and active:
-            busy += t - last
-            who = next((p for p in precedence if p in active), None) or min(active)
-            own[who] = own.get(who, 0) + t - last
-        active[k] = active.get(k, 0) + d
-        if active[k] == 0:
-            del active[k]
-        last = t
-    return busy, own
+    """(busy, {kind: ns}) of a window's kernels (measure.nsys.timeline_split): where kinds overlap the
+    time is the other kernel's, then the KV write's (a PDL attention kernel waiting inside the KV
+    write or a GEMM), so the kinds add up to busy and attention keeps only its own."""
+    return timeline_split(intervals, precedence)
 
 
 def _table(con: sqlite3.Connection, name: str) -> bool:

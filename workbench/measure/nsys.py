@@ -47,19 +47,34 @@ def _text(con: sqlite3.Connection, table: str) -> bool:
     return bool(con.execute("select name from sqlite_master where type='table' and name=?", (table,)).fetchone())
 
 
+def timeline_split(intervals: list[tuple[int, int, str]], precedence: tuple[str, ...] = ()) -> tuple[int, dict[str, int]]:
+    """(busy, {kind: ns}) of kernel intervals (start, end, kind) on the GPU's timeline: busy is the
+    length of their union, split over the kinds by a sweep over the boundaries; time where kinds
+    overlap goes to the first active kind of `precedence` (else the least name). A kernel launched
+    with PDL starts inside the one before it and waits there, so its duration holds the other's
+    tail: a sum of durations counts that tail twice (session 25)."""
+    events: list[tuple[int, int, str]] = []
+    for s, e, k in intervals:
+        if e > s:
+            events += [(s, 1, k), (e, -1, k)]
+    events.sort(key=lambda x: (x[0], x[1]))     # ends before starts at one instant: no zero-length overlap
+    active: dict[str, int] = {}
+    own: dict[str, int] = {}
+    last = None
+    for t, d, k in events:
+        if last is not None and t > last and active:
+            who = next((p for p in precedence if p in active), None) or min(active)
+            own[who] = own.get(who, 0) + t - last
+        active[k] = active.get(k, 0) + d
+        if active[k] == 0:
+            del active[k]
+        last = t
+    return sum(own.values()), own
+
+
 def covered_us(spans: list[tuple[int, int]]) -> float:
-    """µs the (start, end) ns intervals cover: overlaps once. A reduce launched with PDL starts
-    inside the split-K kernel and waits there, so its duration holds the split kernel's tail; the
-    sum of the two counted that tail twice (session 25, where vLLM's e2e breakdown had the same flaw)."""
-    total, end = 0, None
-    for s, e in sorted(spans):
-        if end is None or s > end:
-            total += e - s
-            end = e
-        elif e > end:
-            total += e - end
-            end = e
-    return total / 1e3
+    """µs the (start, end) ns intervals cover, overlaps once (a PDL reduce inside its split kernel)."""
+    return timeline_split([(s, e, "") for s, e in spans])[0] / 1e3
 
 
 def range_kernels(sqlite_path: str | Path) -> list[RangeKernels]:
