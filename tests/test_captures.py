@@ -186,14 +186,20 @@ def test_a_pdl_reduce_inside_the_split_kernel_counts_once():
     assert covered_us([]) == 0
 
 
-def test_range_kernels_counts_an_overlapping_reduce_once(tmp_path):
+def _nsys_tables(db):
+    """An empty nsys SQLite export with the tables range_kernels reads (an open connection)."""
     import sqlite3
-    db = tmp_path / "pdl.sqlite"
     con = sqlite3.connect(db)
     con.execute("create table StringIds (id integer, value text)")
     con.execute("create table NVTX_EVENTS (start int, end int, globalTid int, text text, textId int)")
     con.execute("create table CUPTI_ACTIVITY_KIND_RUNTIME (start int, end int, globalTid int, correlationId int)")
     con.execute("create table CUPTI_ACTIVITY_KIND_KERNEL (start int, end int, shortName int, correlationId int)")
+    return con
+
+
+def test_range_kernels_counts_an_overlapping_reduce_once(tmp_path):
+    db = tmp_path / "pdl.sqlite"
+    con = _nsys_tables(db)
     # the scheduled form's names: its reduce follows its split kernel as wb_reduce follows wb_decode_split
     con.executemany("insert into StringIds values (?, ?)", [(1, "wb_decode_sched"), (2, "wb_reduce_sched")])
     con.execute("insert into NVTX_EVENTS values (0, 100000, 1, 'v :: b1x1024', NULL)")
@@ -212,13 +218,8 @@ def test_range_kernels_counts_an_overlapping_reduce_once(tmp_path):
 def test_nsys_attributes_by_range_and_cuts_launches_by_name(tmp_path):
     """An nsys SQLite export built here: three ranges on one thread, a fourth on another thread
     whose kernels must not count, and kernels correlated to runtime calls inside each range."""
-    import sqlite3
     db = tmp_path / "t.sqlite"
-    con = sqlite3.connect(db)
-    con.execute("create table StringIds (id integer, value text)")
-    con.execute("create table NVTX_EVENTS (start int, end int, globalTid int, text text, textId int)")
-    con.execute("create table CUPTI_ACTIVITY_KIND_RUNTIME (start int, end int, globalTid int, correlationId int)")
-    con.execute("create table CUPTI_ACTIVITY_KIND_KERNEL (start int, end int, shortName int, correlationId int)")
+    con = _nsys_tables(db)
     names = {"wb_decode_split": 1, "wb_reduce": 2, "wb_decode_full": 3, "other_kernel": 4}
     con.executemany("insert into StringIds values (?, ?)", [(i, n) for n, i in names.items()] + [(9, WHOLE)])
     t, corr = 1_000_000, 0

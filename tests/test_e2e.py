@@ -419,6 +419,24 @@ def test_attention_share_from_capture(tmp_path):
         window_kernels(empty)
 
 
+def _pdl_capture(db, label):
+    """An nsys export of one window `label`, two steps of: a GEMM 0-300, our decode 200-500 (launched
+    with PDL: it waits 200-300 inside the GEMM), our reduce 250-560, a GEMM 560-800 (ns)."""
+    con = sqlite3.connect(db)
+    con.execute("create table StringIds (id integer primary key, value text)")
+    con.execute("create table NVTX_EVENTS (start int, end int, text text, textId int)")
+    con.execute("create table CUPTI_ACTIVITY_KIND_KERNEL (start int, end int, demangledName int)")
+    con.executemany("insert into StringIds values (?, ?)", {1: "wb_decode_sched_v8", 2: "wb_reduce_sched_v8",
+                                                            3: "nvjet_sm90_tst_64x8", 4: NVTX_PREFIX + label}.items())
+    con.execute("insert into NVTX_EVENTS values (0, 10000, NULL, 4)")
+    for t in (0, 1000):
+        con.executemany("insert into CUPTI_ACTIVITY_KIND_KERNEL values (?, ?, ?)",
+                        [(t, t + 300, 3), (t + 200, t + 500, 1), (t + 250, t + 560, 2), (t + 560, t + 800, 3)])
+    con.commit()
+    con.close()
+    return db
+
+
 def test_attention_time_is_timeline_time_when_pdl_kernels_overlap(tmp_path):
     """A PDL-launched attention kernel starts inside the kernel before it and waits: its duration
     holds the other kernel's tail. Attention's time is when only attention runs; busy time is the
@@ -434,20 +452,7 @@ def test_attention_time_is_timeline_time_when_pdl_kernels_overlap(tmp_path):
     assert exclusive_times([(0, 100, "kv_write"), (60, 200, "attention")]) == (200, {"kv_write": 100, "attention": 100})
     assert exclusive_times([(0, 100, "kv_write"), (50, 150, "other"), (120, 300, "attention")]) == \
         (300, {"kv_write": 50, "other": 100, "attention": 150})
-    db = tmp_path / "p.sqlite"
-    con = sqlite3.connect(db)
-    con.execute("create table StringIds (id integer primary key, value text)")
-    con.execute("create table NVTX_EVENTS (start int, end int, text text, textId int)")
-    con.execute("create table CUPTI_ACTIVITY_KIND_KERNEL (start int, end int, demangledName int)")
-    con.executemany("insert into StringIds values (?, ?)", {1: "wb_decode_sched_v8", 2: "wb_reduce_sched_v8",
-                                                            3: "nvjet_sm90_tst_64x8", 4: NVTX_PREFIX + "b32x1024"}.items())
-    con.execute("insert into NVTX_EVENTS values (0, 10000, NULL, 4)")
-    rows = []
-    for t in (0, 1000):                                          # two steps of the spans above
-        rows += [(t, t + 300, 3), (t + 200, t + 500, 1), (t + 250, t + 560, 2), (t + 560, t + 800, 3)]
-    con.executemany("insert into CUPTI_ACTIVITY_KIND_KERNEL values (?, ?, ?)", rows)
-    con.commit()
-    con.close()
+    db = _pdl_capture(tmp_path / "p.sqlite", "b32x1024")
     w = window_kernels(db)["b32x1024"]
     assert (w.total_ns, w.attention_ns, w.duration_sum_ns) == (1600, 520, 2 * 1150)
     s = share_from_window("CUSTOM", 32, 1024, w, steps=2, step_ms=0.001)
@@ -466,19 +471,7 @@ def test_reread_recomputes_a_saved_runs_shares_from_its_captures(tmp_path, capsy
     run.shares.append(ShareResult(backend="CUSTOM", batch=1, context=1024, steps=2, attention_us_per_step=999.0,
                                   kernel_us_per_step=2000.0, a_kernels=0.5, a=0.9))
     run.save(tmp_path / "e2e.json")
-    db = tmp_path / "c.sqlite"
-    con = sqlite3.connect(db)
-    con.execute("create table StringIds (id integer primary key, value text)")
-    con.execute("create table NVTX_EVENTS (start int, end int, text text, textId int)")
-    con.execute("create table CUPTI_ACTIVITY_KIND_KERNEL (start int, end int, demangledName int)")
-    con.executemany("insert into StringIds values (?, ?)", {1: "wb_decode_sched_v8", 2: "wb_reduce_sched_v8",
-                                                            3: "nvjet_sm90_tst_64x8", 4: NVTX_PREFIX + "b1x1024"}.items())
-    con.execute("insert into NVTX_EVENTS values (0, 10000, NULL, 4)")
-    for t in (0, 1000):
-        con.executemany("insert into CUPTI_ACTIVITY_KIND_KERNEL values (?, ?, ?)",
-                        [(t, t + 300, 3), (t + 200, t + 500, 1), (t + 250, t + 560, 2), (t + 560, t + 800, 3)])
-    con.commit()
-    con.close()
+    db = _pdl_capture(tmp_path / "c.sqlite", "b1x1024")
     xz = tmp_path / "c.sqlite.xz"
     xz.write_bytes(lzma.compress(db.read_bytes()))
     script = str(Path(__file__).resolve().parents[1] / "scripts" / "e2e_reread.py")
