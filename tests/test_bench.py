@@ -129,6 +129,85 @@ def test_bench_bad_input(tmp_path):
     assert p.returncode == 2 and ">= 30" in p.stderr
     p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--graph-len", "0"], capture_output=True, text=True)
     assert p.returncode == 2 and "--graph-len must be >= 1" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--replay-ours", "--in-graph"], capture_output=True,
+                       text=True)
+    assert p.returncode == 2 and "two timings" in p.stderr and "Traceback" not in p.stderr
+
+
+def _fake_cuda(monkeypatch, events, fail_capture=False):
+    """torch.cuda's graph API as time_calls uses it, recording captures, calls and replays."""
+    import contextlib
+
+    import torch
+
+    from workbench.measure import timing
+
+    class Stream:
+        def synchronize(self) -> None:
+            pass
+
+        def wait_stream(self, other) -> None:
+            pass
+    cur = Stream()
+
+    class Graph:
+        def __init__(self) -> None:
+            self.n = len([e for e in events if e == "capture"])
+
+        def replay(self) -> None:
+            events.append(("replay", self.n))
+
+    @contextlib.contextmanager
+    def graph(g, stream=None):
+        events.append("capture")
+        if fail_capture:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        yield
+        events.append("end")
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a: cur)
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph)
+    monkeypatch.setattr(torch.cuda, "graph", graph)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+
+    def fake_timed(run, **kw):
+        for i in range(4):
+            run(i)
+        return [10.0, 20.0, 30.0, 40.0]
+    monkeypatch.setattr(timing, "_timed", fake_timed)
+
+
+def test_in_graph_timing_captures_every_launch_in_one_graph(monkeypatch):
+    """`bench --in-graph` (measure.timing.time_calls(in_graph=True)): the rotation's launches are
+    captured one after another into ONE graph, each replay runs them all, and a sample is the
+    replay ÷ the launches; the default captures a graph per launch and replays them in turn. A
+    capture that fails is an error in this form, not a silent eager timing."""
+    from types import SimpleNamespace
+
+    from workbench.measure import timing
+
+    events: list = []
+    _fake_cuda(monkeypatch, events)
+    calls = [lambda i=i: events.append(("call", i)) for i in range(5)]
+    info = SimpleNamespace(arch="sm_90a")
+    samples, method = timing.time_calls(calls, info, in_graph=True)
+    assert samples == [2.0, 4.0, 6.0, 8.0] and method.startswith("CUDA graph of 5 launches back to back")
+    assert events.count("capture") == 1
+    first = events.index("capture")
+    assert events[first + 1:first + 7] == [("call", i) for i in range(5)] + ["end"]   # all five inside it
+    assert [e for e in events if e[0] == "replay"] == [("replay", 0)] * 4
+
+    events.clear()
+    samples, method = timing.time_calls(calls, info)
+    assert samples == [10.0, 20.0, 30.0, 40.0] and method.startswith("CUDA graph replay per launch")
+    assert events.count("capture") == 5 and [e for e in events if e[0] == "replay"] == [("replay", i) for i in range(4)]
+
+    events.clear()
+    _fake_cuda(monkeypatch, events, fail_capture=True)
+    with pytest.raises(RuntimeError, match="in-graph timing: the launches do not capture"):
+        timing.time_calls(calls, info, in_graph=True)
+    samples, method = timing.time_calls(calls, info)                 # the default falls back, and says so
+    assert "no CUDA graph" in method
 
 
 def test_ragged_shapes_in_the_bench_suite_not_in_buckets(tmp_path):

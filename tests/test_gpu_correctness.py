@@ -457,7 +457,8 @@ def test_plan_runs_short_uniform_batches_whole_and_splits_long_ones(cubin_cache,
 def test_replay_times_the_graph_launch_as_vllm_runs_it(cubin_cache):
     """`bench --replay-ours`: our graph-bound scheduled launch captured into one CUDA graph per
     rotation copy and the replays timed, as the peers are timed and as vLLM's decode graphs run it
-    (PDL edges included), beside the default eager, event-timed launches. A capture that held no
+    (PDL edges included), beside the default eager, event-timed launches, and `bench --in-graph`: a
+    launch per rotation copy back to back in one graph, ÷ the launches. A capture that held no
     kernel (a launch on another stream) would replay in ~2 µs: the ratio's floor catches it; a
     capture that failed falls back to eager timing, which the method string says."""
     from workbench.kernel.launch import load
@@ -474,11 +475,17 @@ def test_replay_times_the_graph_launch_as_vllm_runs_it(cubin_cache):
             how = dict(launches=30, launch_len=32864, per_seq_split=True)
             eager = time_variant(k, spec, info, **how)
             rep = time_variant(k, spec, info, replay=True, **how)
+            step = time_variant(k, spec, info, in_graph=True, **how)
             assert eager.method.startswith("cuda-events per launch"), eager.method
             assert rep.method.startswith("CUDA graph replay per launch") and "rotating block tables" in rep.method, \
                 rep.method
+            assert step.method.startswith("CUDA graph of ") and "back to back" in step.method, step.method
             assert 0.3 < rep.median_us / eager.median_us < 1.5, (spec.label, eager.median_us, rep.median_us)
+            # back to back in one graph: the graph's own launch latency (~2 µs) is gone, the kernels are not
+            assert 0.5 < step.median_us / rep.median_us < 1.0, (spec.label, rep.median_us, step.median_us)
             print(f"{spec.label}: eager {eager.median_us:.1f} µs [{eager.p10_us:.1f}-{eager.p90_us:.1f}], "
-                  f"graph replay {rep.median_us:.1f} µs [{rep.p10_us:.1f}-{rep.p90_us:.1f}]")
+                  f"graph replay {rep.median_us:.1f} µs [{rep.p10_us:.1f}-{rep.p90_us:.1f}], "
+                  f"in one graph {step.median_us:.1f} µs [{step.p10_us:.1f}-{step.p90_us:.1f}] "
+                  f"({step.method.split(' launches')[0]})")
     finally:
         k.close()

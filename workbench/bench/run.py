@@ -141,7 +141,7 @@ def _measuring(emu: Any) -> Any:
 
 def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: Callable[[Any], Any] | None,
           shape: dict[str, Any], emu: Any = None, graph_len: int = GRAPH_LEN, graph_walk: bool = False,
-          graph_sched: bool | None = None, replay: bool = False) -> PeerResult:
+          graph_sched: bool | None = None, replay: bool = False, in_graph: bool = False) -> PeerResult:
     from workbench.measure.check import check_variant
     from workbench.measure.timing import time_variant
     from workbench.kernel.references import named
@@ -181,7 +181,8 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
             with _measuring(emu):
                 t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, rotation=rot, **how)
         else:
-            t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, replay=replay, **how)
+            t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, replay=replay,
+                             in_graph=in_graph, **how)
     finally:
         k.close()
     bad = ck is not None and not ck.ok
@@ -210,9 +211,11 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
               pick: Callable[[Any], Any] | None, progress: Callable[[str], None], tuned_note: str,
               save: Callable[[BenchRun], None] | None = None, emu: Any = None,
               graph_len: int = GRAPH_LEN, graph_walk: bool = False, graph_sched: bool | None = None,
-              replay_ours: bool = False) -> BenchRun:
+              replay_ours: bool = False, in_graph: bool = False) -> BenchRun:
     """emu: a started greenctx.Emulation: every timed region (ours and the peers') runs inside it.
     replay_ours: our rows timed as the peers are, by CUDA-graph replay of each launch (not with emu).
+    in_graph: every row, ours and the peers', timed as one CUDA graph of a launch per rotation copy,
+    back to back as in a decode step's graph (measure.timing.time_calls; not with emu).
     graph_len: the launch bound of the tuned-graph row (the max_model_len vLLM runs with);
     graph_walk: that row's auto variants built with Variant.graph_walk (`export --graph-walk`);
     graph_sched: with Variant.graph_sched (as `export` builds by default; None: unless graph_walk), the
@@ -235,6 +238,9 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
     notes = [tuned_note] if tuned_note else []
     if emu is not None:
         notes.append(emu.plan.provenance().replace("tuned for", "measured for", 1))
+    if in_graph:
+        notes.append("timing: every row as one CUDA graph of a launch per rotation copy, back to back, replay ÷ "
+                     "launches (--in-graph: attention as it runs inside vLLM's decode graph)")
     told: set[str] = set()
     for b, spec in suite.bench_specs(heads, dtype, block_size):
         floor_us = spec.kv_bytes / (ceiling.gbps * 1e9) * 1e6
@@ -244,13 +250,14 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
             try:
                 if p in KERNEL_ROWS:
                     got = _ours(p, spec, info, ceiling.gbps, launches, pick, shape, emu, graph_len, graph_walk,
-                                graph_sched, replay_ours)
+                                graph_sched, replay_ours, in_graph)
                     got.shape, got.batch, got.context = b.label, b.batch, b.context
                     r = got
                 else:
                     calls, note, err = PEERS[p](spec, min_bytes, check=spec.kv_bytes <= CHECK_MAX_BYTES)
                     timer = emu.peer_timer() if emu is not None else time_calls
-                    samples, method = timer(calls, info, launches=launches, name=f"{p} :: {b.label}")
+                    samples, method = (timer(calls, info, launches=launches, name=f"{p} :: {b.label}", in_graph=True)
+                                       if in_graph else timer(calls, info, launches=launches, name=f"{p} :: {b.label}"))
                     q = statistics.quantiles(samples, n=10)
                     r.median_us, r.p10_us, r.p90_us = statistics.median(samples), q[0], q[-1]
                     r.rel_error, r.method = err, method

@@ -48,6 +48,11 @@ def bench_cmd(
     replay_ours: bool = typer.Option(False, "--replay-ours",
                                      help="time our rows by CUDA-graph replay of each launch, as the peers are "
                                           "timed and as vLLM's graphs run them (default: eager launches, all queued first)"),
+    in_graph: bool = typer.Option(False, "--in-graph",
+                                  help="time every row (ours and the peers) as one CUDA graph holding a launch per "
+                                       "rotation copy, back to back as attention runs inside vLLM's decode graph, "
+                                       "÷ the launches (default: one launch per timed call, which adds the graph's "
+                                       "or the launch's own latency, ~2-3 µs, to every row)"),
     emulate: Optional[bool] = typer.Option(None, "--emulate/--no-emulate",
                                            help="time everything inside an emulation of a smaller --gpu of the same "
                                                 "architecture (as `tune` does); default: whenever --gpu names one"),
@@ -73,6 +78,8 @@ def bench_cmd(
         raise WorkbenchError("--launches must be >= 30")
     if graph_len < 1:
         raise WorkbenchError("--graph-len must be >= 1 (vLLM's max_model_len)")
+    if replay_ours and in_graph:
+        raise WorkbenchError("--replay-ours and --in-graph are two timings: choose one")
     from workbench.kernel.variant import graph_form
     graph_walk, graph_sched = graph_form(graph_walk, graph_sched)
     heads = head_shape(load_model(model), tp)
@@ -85,8 +92,9 @@ def bench_cmd(
     g, plan, note = resolve_target(gpu, devs[0], emulate=emulate_mode(emulate))
     if plan and prefetch_map:
         raise WorkbenchError("--prefetch-map does not run under emulation: pass --no-emulate or the attached GPU")
-    if plan and replay_ours:
-        raise WorkbenchError("--replay-ours does not run under emulation: pass --no-emulate or the attached GPU")
+    if plan and (replay_ours or in_graph):
+        raise WorkbenchError(f"{'--in-graph' if in_graph else '--replay-ours'} does not run under emulation: "
+                             "pass --no-emulate or the attached GPU")
     if prefetch_map:
         from workbench.bench.prefetch_map import prefetch_table, run_prefetch_map
         with Progress(transient=True, console=err) as prog:
@@ -112,7 +120,7 @@ def bench_cmd(
                             launches=launches, pick=pick, tuned_note=tuned_note, save=lambda r: r.save(out_file),
                             progress=lambda s: prog.update(task, advance=1, description=s), emu=emu,
                             graph_len=graph_len, graph_walk=graph_walk, graph_sched=graph_sched,
-                            replay_ours=replay_ours)
+                            replay_ours=replay_ours, in_graph=in_graph)
     finally:
         if emu is not None:
             emu.close()

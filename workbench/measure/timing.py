@@ -165,11 +165,14 @@ def widen_block_table(table: Any, tokens: int, block_size: int) -> Any:
 def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: int = 50, warmup: int = 5,
                  ceiling_gbps: float = 0.0, device: Any = "cuda", hold: bool = True,
                  rotation: tuple[Any, list[Any]] | None = None, warmup_s: float = 0.05,
-                 launch_len: int | None = None, per_seq_split: bool = False, replay: bool = False) -> TimingResult:
+                 launch_len: int | None = None, per_seq_split: bool = False, replay: bool = False,
+                 in_graph: bool = False) -> TimingResult:
     """`hold=False` under ncu: it serialises launches, so a held stream would wait for its timeout.
     `replay`: each rotation copy's launch captured once into a CUDA graph and the replays timed, as
     `time_calls` times the peers and as vLLM's decode graphs run our kernels (PDL edges included);
-    default: eager launches, event-timed, all queued first.
+    default: eager launches, event-timed, all queued first. `in_graph`: one CUDA graph holding a launch
+    per rotation copy, back to back as a decode step's graph runs them, each replay ÷ the launches
+    (time_calls(in_graph=True)).
     `rotation`: a (workload, block tables) pair from build_rotation to reuse across variants.
     `warmup_s`: clocks ramp up from idle over tens of ms; later shapes of a busy worker need less.
     `launch_len`: bound the launch there instead of at the longest sequence (block tables widened,
@@ -197,10 +200,10 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
 
     name = nvtx_range_name(v.label, spec.label)
     method = TimingResult.method
-    if replay:
+    if replay or in_graph:
         import functools
         samples, method = time_calls([functools.partial(launch, i) for i in range(len(tables))], info,
-                                     launches=launches, name=name, warmup_s=warmup_s)
+                                     launches=launches, name=name, warmup_s=warmup_s, in_graph=in_graph)
         method = method.replace("(rotating copies)", "(rotating block tables)")
     else:
         samples = _timed(launch, launches=launches, min_warmup=warmup, warmup_s=warmup_s, name=name, hold=hold,
@@ -220,11 +223,17 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
 
 def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str = "",
                graphs: bool = True, warmup_s: float = 0.05, stream: Any = None,
-               timed: Callable[[], Any] | None = None) -> tuple[list[float], str]:
+               timed: Callable[[], Any] | None = None, in_graph: bool = False) -> tuple[list[float], str]:
     """Cold-L2 timing of any GPU work (peers): `calls[i]` runs one launch over rotation copy i.
     Each call is captured once into a CUDA graph (host overhead out of the picture even for
     Python-heavy ops); replays are timed with events, all queued behind the gate. Falls back to
     plain calls when capture fails. Returns (samples in µs, method).
+    `in_graph`: all calls captured into one graph instead, one after another, and a sample is a
+    replay ÷ len(calls). A graph of one launch pays the graph's launch and the events around it
+    (~2-3 µs on an H200, session 26: 1.6-1.9 µs from the previous graph's last kernel to the first
+    kernel alone); kernels inside one graph follow each other ~0.4 µs apart, as attention does
+    between the KV write and the next GEMM in vLLM's decode graph. Cold L2 holds: each launch reads
+    its own copy and the copies together are >= 4x L2.
     An emulation (measure.greenctx) passes `stream`, its green context's stream: calls are warmed
     up and captured there, because a graph's kernels keep the context they were captured in (one
     captured on an ordinary stream ran on all 132 SMs of an H200 when replayed on an 80-SM green
@@ -245,21 +254,28 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
                 s = stream if stream is not None else torch.cuda.Stream()   # capture off the current stream
                 if s is not stream:
                     s.wait_stream(torch.cuda.current_stream())
-                for c in calls:
+                for group in ([calls] if in_graph else [[c] for c in calls]):
                     g = torch.cuda.CUDAGraph()
                     with torch.cuda.graph(g, stream=s):
-                        c()
+                        for c in group:
+                            c()
                     gs.append(g)
                 if s is not stream:
                     torch.cuda.current_stream().wait_stream(s)
                 runners = [g.replay for g in gs]
-                method = "CUDA graph replay per launch, " + method.split(", ", 1)[1]
+                method = (f"CUDA graph of {len(calls)} launches back to back (one per rotation copy), replay ÷ {len(calls)}, "
+                          if in_graph else "CUDA graph replay per launch, ") + method.split(", ", 1)[1]
             except Exception as e:              # an op that syncs or allocates oddly: time it eagerly
                 torch.cuda.current_stream().synchronize()
                 method += f" (no CUDA graph: {type(e).__name__})"
+                if in_graph:                     # the step form is a graph or nothing: say so, do not mix forms
+                    raise RuntimeError(f"in-graph timing: the launches do not capture into one CUDA graph "
+                                       f"({type(e).__name__}: {e})") from None
     # eager ops may synchronise inside: holding the stream would then stall until the timeout
     with timed() if timed is not None else contextlib.nullcontext():
         samples = _timed(lambda i: runners[i % len(runners)](), launches=launches, min_warmup=3, warmup_s=warmup_s,
                          name=name.replace("/", "-").replace("@", "_"), hold=method.startswith("CUDA graph"),
                          device_index=torch.cuda.current_device(), arch=info.arch)
+    if in_graph:
+        samples = [x / len(calls) for x in samples]
     return samples, method

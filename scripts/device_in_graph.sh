@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Device recipe (perf-notes v24): the bench suites timed both ways in one call on one host: the default
+# (one launch per timed call: ours eager, the peers one CUDA graph per launch) and `--in-graph` (every
+# row as one CUDA graph of a launch per rotation copy, back to back, as attention runs inside vLLM's
+# decode graph). First the GPU test of the timings (tests/test_gpu_correctness.py -k replay).
+# Runs: RUNS="model:tp:study:db:suite ..." (db: a results/ path, .db or .db.gz); default: session 23's
+# band-worst studies (session 24's headline tables) on the bench suite, 70b and qwen on fewctas, the 8b on e2e.
+# Carry .offline and .peers/fa3.tar.xz.
+set -uo pipefail
+SECONDS=0
+source scripts/device_env.sh
+fa3_only || echo "no FA3 bundle: its rows say why"
+export COLUMNS=200
+D=results/h200-2026-11-30-s23/9-band-worst
+RUNS=${RUNS:-"llama-3.1-8b:1:h200-train:$D/studies-llama-3.1-8b.db.gz:bench llama-3.1-70b:8:h200-llama-3.1-70b-tp8:$D/models-llama-3.1-70b.db.gz:bench qwen2.5-7b:1:h200-qwen2.5-7b-tp1:$D/models-qwen2.5-7b.db.gz:bench llama-3.1-70b:8:h200-llama-3.1-70b-tp8:$D/models-llama-3.1-70b.db.gz:fewctas qwen2.5-7b:1:h200-qwen2.5-7b-tp1:$D/models-qwen2.5-7b.db.gz:fewctas llama-3.1-8b:1:h200-train:$D/studies-llama-3.1-8b.db.gz:e2e"}
+if [ "${SKIP_TEST:-0}" != 1 ]; then
+  timeout 150 python3 -m pytest -q -s -p no:cacheprovider tests/test_gpu_correctness.py -k replay > $OUT/gputest-timings.txt 2>&1
+  echo "gputest timings rc=$? ${SECONDS}s"; grep -E "µs|passed|failed|Error" $OUT/gputest-timings.txt | head -8
+fi
+for S in $RUNS; do
+  IFS=: read -r m tp study db suite <<< "$S"
+  W=/tmp/wbsuites/$study; mkdir -p $W
+  [ -f $W/s.db ] || { case $db in *.gz) gunzip -c "$db" > $W/s.db ;; *) cp "$db" $W/s.db ;; esac; }
+  for T in default in-graph; do
+    [ $SECONDS -gt ${STOP_S:-520} ] && { echo "skipped $m $suite $T: ${SECONDS}s"; continue; }
+    N=$OUT/$m-$suite-$T
+    timeout ${BENCH_S:-150} python3 -m workbench bench --model $m --tp $tp --study $study --storage sqlite:///$W/s.db \
+      --suite $suite --peers ${PEERS:-tuned,tuned-graph,fa3} --graph-len ${GRAPH_LEN:-32864} \
+      $([ $T = in-graph ] && echo --in-graph) --out $N.json > $N.txt 2> $W/bench.err
+    echo "== $m $suite $T rc=$? ${SECONDS}s"; grep -E "geomean" $N.txt; tail -1 $W/bench.err
+    gzip -f $N.json
+  done
+done
+echo "done ${SECONDS}s"
+pack_out in-graph
