@@ -1300,24 +1300,18 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_sched)
     // left whole items to CTAs whose earlier ones ran long: with one wave of slots it lost 2-3% at
     // 70b TP8 b64 x 4k and qwen b8 x 6k-12k (H200, session 26), and with four waves the empty slot
     // CTAs cost 1.5 us of a 14 us launch. The claim is issued as an item starts, so its latency hides
-    // behind the item's work. Thread 0 hands the claim on through the item's own shared memory
-    // once the item is done: a static __shared__ int would move the dynamic shared memory's base
-    // off its alignment (every scheduled launch ran 10-40% slower so, H200, session 26).
-    extern __shared__ float4 smem_raw[];
-    int* const bcast = reinterpret_cast<int*>(smem_raw);
+    // behind the item's work.
+    __shared__ int s_next;
     const int n = p.sched[0];
     int* ctr = blockIdx.x < WB_SCHED_CTRS ? const_cast<int*>(p.sched) + WB_SCHED_CTR + blockIdx.x : nullptr;
     for (int i = blockIdx.y; t.x >= 0; ) {
       if (t.x >= p.sched_seqs || t.y >= p.max_parts) break;      // not this launch's: never trusted
       if (i != (int)blockIdx.y) __syncthreads();                 // the next item reuses the shared memory
-      int claim = 0;
-      if (ctr && threadIdx.x == 0) claim = atomicAdd(ctr, 1);
+      if (ctr && threadIdx.x == 0) s_next = atomicAdd(ctr, 1);
       WB_NS::decode_body<WB_SPLIT_TOKENS>(p, 0, WB_NS::Item{t.x, t.y, t.z, t.w});
       if (ctr) {
-        __syncthreads();                                         // the item's shared memory is free
-        if (threadIdx.x == 0) bcast[0] = claim;
-        __syncthreads();
-        i = bcast[0];
+        __syncthreads();                                         // s_next from thread 0
+        i = s_next;
       } else {
         i += gridDim.y;
       }
@@ -1345,7 +1339,6 @@ static __device__ __forceinline__ void WB_SYM(wb_reduce_body)(const WB_NS::Param
   constexpr int DPT = (WB_HEAD + 127) / 128;          // dims per thread
   constexpr int U = 8;                                // partitions in flight per step
   const int head = blockIdx.x, seq = blockIdx.y, tid = threadIdx.x;
-#if WB_GRAPH_SCHED
   if (kSched && head == 0 && seq == 0 && WB_NS::sched_trusted(p)) {
     // the split grid's claim counters back to its slots for the next launch (the next layer's, in
     // the same step's schedule): once that grid has finished claiming (griddepcontrol.wait: its
@@ -1356,7 +1349,6 @@ static __device__ __forceinline__ void WB_SYM(wb_reduce_body)(const WB_NS::Param
     int* hdr = const_cast<int*>(p.sched);
     for (int x = tid; x < min(hdr[5], WB_SCHED_CTRS); x += 128) hdr[WB_SCHED_CTR + x] = hdr[4];
   }
-#endif
   const int len = max(p.seq_lens[seq], 0);
   int ptok, nparts;
   if (kSched) {
