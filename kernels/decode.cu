@@ -355,13 +355,7 @@ __device__ __forceinline__ bool sched_trusted(const Params& P) {
 // partition size, so a CTA knows its token range from one 16-byte load (wb_plan writes them).
 // len < 0: read seq_lens; ptok <= 0: seq_part_tokens (the non-graph launches).
 struct Item { int seq, part, len, ptok; };
-// A schedule's header, 64 ints before the items (16-byte aligned for their int4 loads): n_items, part
-// tokens, key, longest length; [4] the grid's item slots (the counters' reset value), [5] the grid's
-// x (kv-head groups); from [8] one claim counter per kv-head group (the next item a CTA of that group
-// takes once its own is done: wb_plan sets them, wb_reduce_sched resets them after each launch).
-#define WB_SCHED_HDR 64
-#define WB_SCHED_CTR 8
-#define WB_SCHED_CTRS (WB_SCHED_HDR - WB_SCHED_CTR)   // groups with a counter; a wider grid walks statically
+#define WB_SCHED_HDR 4             // ints before the items: n_items, part tokens, key, longest length
 // what wb_plan needs to know of the launch it plans for (LoadedVariant.sched_shape / wb_sched_shape)
 struct PlanParams {
   const int* seq_lens;         // [num_seqs], the step's (padded slots 0)
@@ -1295,27 +1289,12 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_sched)
   const int4* items = reinterpret_cast<const int4*>(p.sched + WB_SCHED_HDR);
   int4 t = items[blockIdx.y];
   if (WB_NS::sched_trusted(p)) {
-    // Past its first item (slot y), a CTA claims the next one from its kv-head group's counter, so
-    // items past the slots go to whichever CTAs free up first. A static walk (y, y + slots, ...)
-    // left whole items to CTAs whose earlier ones ran long: with one wave of slots it lost 2-3% at
-    // 70b TP8 b64 x 4k and qwen b8 x 6k-12k (H200, session 26), and with four waves the empty slot
-    // CTAs cost 1.5 us of a 14 us launch. The claim is issued as an item starts, so its latency hides
-    // behind the item's work.
-    __shared__ int s_next;
-    const int n = p.sched[0];
-    int* ctr = blockIdx.x < WB_SCHED_CTRS ? const_cast<int*>(p.sched) + WB_SCHED_CTR + blockIdx.x : nullptr;
     for (int i = blockIdx.y; t.x >= 0; ) {
       if (t.x >= p.sched_seqs || t.y >= p.max_parts) break;      // not this launch's: never trusted
       if (i != (int)blockIdx.y) __syncthreads();                 // the next item reuses the shared memory
-      if (ctr && threadIdx.x == 0) s_next = atomicAdd(ctr, 1);
       WB_NS::decode_body<WB_SPLIT_TOKENS>(p, 0, WB_NS::Item{t.x, t.y, t.z, t.w});
-      if (ctr) {
-        __syncthreads();                                         // s_next from thread 0
-        i = s_next;
-      } else {
-        i += gridDim.y;
-      }
-      t = i < n ? items[i] : make_int4(-1, -1, -1, -1);
+      i += gridDim.y;
+      t = items[i];
     }
   } else {
     const int n = p.sched_seqs * p.max_parts;
@@ -1339,16 +1318,6 @@ static __device__ __forceinline__ void WB_SYM(wb_reduce_body)(const WB_NS::Param
   constexpr int DPT = (WB_HEAD + 127) / 128;          // dims per thread
   constexpr int U = 8;                                // partitions in flight per step
   const int head = blockIdx.x, seq = blockIdx.y, tid = threadIdx.x;
-  if (kSched && head == 0 && seq == 0 && WB_NS::sched_trusted(p)) {
-    // the split grid's claim counters back to its slots for the next launch (the next layer's, in
-    // the same step's schedule): once that grid has finished claiming (griddepcontrol.wait: its
-    // completion; a no-op without PDL, where this grid starts after it anyway)
-#if __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-    int* hdr = const_cast<int*>(p.sched);
-    for (int x = tid; x < min(hdr[5], WB_SCHED_CTRS); x += 128) hdr[WB_SCHED_CTR + x] = hdr[4];
-  }
   const int len = max(p.seq_lens[seq], 0);
   int ptok, nparts;
   if (kSched) {
@@ -1527,11 +1496,7 @@ extern "C" __global__ void __launch_bounds__(512) WB_SYM(wb_plan)(const WB_NS::P
     a.sched[1] = pt;
     a.sched[2] = a.key;
     a.sched[3] = mx;
-    a.sched[4] = a.cap;
-    a.sched[5] = a.grid_x;
   }
-  // the claim counters: the first item a CTA claims is the first one past the grid's slots
-  for (int x = tid; x < min(a.grid_x, WB_SCHED_CTRS); x += NT) a.sched[WB_SCHED_CTR + x] = a.cap;
 }
 #endif
 #endif

@@ -411,60 +411,6 @@ def test_graph_launch_planned_where_the_bound_would_not_split(cubin_cache):
     assert whole >= 1, "no case had a whole-sequence plan for the bound: the test misses its path"
 
 
-def test_scheduled_items_past_the_slots_are_claimed_launch_after_launch(cubin_cache, monkeypatch):
-    """A scheduled launch with more items than item slots (70b TP8's 8/1 heads, onepass q4: two CTAs
-    an item, one wave of slots): past its first item a CTA claims the next from its kv-head group's
-    counter (decode.cu wb_decode_sched), and wb_reduce_sched puts the counters back to the slots
-    after every launch, so one step's schedule serves every layer. Planned once, launched three
-    times as a step's layers are, each output against the fp32 reference; the header's counters
-    read back at the slots after each launch. Without the reset the second launch's CTAs would find
-    no items to claim and leave most of the batch unwritten."""
-    import torch
-
-    import workbench.kernel.variant as variant_mod
-    from workbench.kernel.launch import load
-    from workbench.measure.check import TOLERANCE
-    from workbench.measure.reference import reference_decode, relative_error
-    from workbench.measure.suite import RaggedShape
-    from workbench.measure.timing import widen_block_table
-    from workbench.measure.workload import build_workload
-
-    monkeypatch.setattr(variant_mod, "SCHED_FEW_WAVES", 1)
-    v = Variant(algorithm="onepass", threads=256, heads_per_cta=4, partition="auto", stages=2, mma=True).scheduling()
-    (b,) = build_many([v], "sm_90a")
-    assert b.ok, b.error
-    ks, bound, claimed = load(b), 32864, 0
-    hdr, ctr = variant_mod.SCHED_HDR, 8
-    try:
-        gx = ks.grid_x(8, 1)
-        for lens in ((4096,) * 64, (12288,) * 16, RaggedShape(32, 200, 32000, 7).lengths()):
-            spec = WorkloadSpec(seq_lens=lens, num_heads=8, num_kv_heads=1, seed=next(_seed))
-            sh = ks.sched_shape(gx, spec.num_seqs, bound)
-            assert sh is not None, spec.label
-            w = build_workload(spec, "cuda")
-            wide = widen_block_table(w.block_tables, bound, 16)
-            ref = reference_decode(w.query, w.key_cache, w.value_cache, w.block_tables, w.seq_lens, w.scale, 1)
-            ws = ks.workspace(spec.num_seqs, 8, bound)
-            ks.plan(ws, w.seq_lens, 8, 1, bound)
-            torch.cuda.synchronize()
-            head = ws.sched[:hdr].tolist()
-            assert head[4] == sh.cap and head[5] == gx and head[ctr:ctr + gx] == [sh.cap] * gx, head[:ctr + gx]
-            claimed += head[0] > sh.cap
-            for layer in range(3):
-                out = w.new_output()
-                ks(out, w.query, w.key_cache, w.value_cache, 1, w.scale, wide, w.seq_lens, bound,
-                   workspace=ws, per_seq_split=True)
-                torch.cuda.synchronize()
-                err = relative_error(out, ref)
-                assert err <= TOLERANCE["bf16"], (spec.label, layer, err, head[:4], sh)
-                assert ws.sched[ctr:ctr + gx].tolist() == [sh.cap] * gx, (spec.label, layer)
-            print(f"{spec.label}: {head[0]} items, {sh.cap} item slots x {gx}, partition {head[1]}, rel err {err:.2e}")
-            del w, wide, ref, ws
-    finally:
-        ks.close()
-    assert claimed >= 1, "no batch had more items than slots: the claim path was not exercised"
-
-
 def test_plan_runs_short_uniform_batches_whole_and_splits_long_ones(cubin_cache, monkeypatch):
     """A graph-bound launch of few CTAs per sequence (qwen2.5-7b's 28/4 heads, onepass q8: 4 CTAs a
     sequence) whose whole sequences fill one wave of slots gets one wave of item slots

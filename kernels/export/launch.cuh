@@ -270,7 +270,7 @@ static inline bool WB_SYM(wb_sched_shape_occ)(const WB_SYM(WbOcc)* plain, int gr
   s->cap = (int)cap;
   s->key = (int)(h & 0x7FFFFFFFu);
   s->slots = slots;
-  s->ints = 64 + 4 * ((long long)num_seqs * parts + cap);   // WB_SCHED_HDR (header, claim counters), items, sentinels
+  s->ints = 4 + 4 * ((long long)num_seqs * parts + cap);
   return true;
 }
 static inline bool WB_SYM(wb_sched_shape)(int grid_x, int num_seqs, int bound, int smem_limit, WB_SYM(WbSched)* s) {

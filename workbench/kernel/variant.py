@@ -68,7 +68,7 @@ RAGGED_FILL = 0.5            # per-shape (eager) launches plan a batch whose tok
                              # (sequences x longest): the plain grid sizes every sequence's split by the
                              # longest (H200 70b TP8 r32: 78.6 us plain, 40.4 planned; uniform batches lose
                              # 0.5-2 us to the plan, so they keep the plain grid)
-SCHED_HDR = 64               # ints before a schedule's items (kernels/decode.cu WB_SCHED_HDR: header, claim counters)
+SCHED_HDR = 4                # ints before a schedule's items (kernels/decode.cu WB_SCHED_HDR)
 PREFETCH_TARGETS = ("k", "v", "kv")
 PREFETCH_OPS = ("bulk", "line")          # cp.async.bulk.prefetch.L2 (sm_90+) / prefetch.global.L2
 PREFETCH_HINTS = ("none", "evict_first", "evict_last")

@@ -110,8 +110,8 @@ def scheduled() -> bool:
 def schedule_ints(rows: int, max_seq_len: int) -> int:
     """int32s of a schedule buffer that serves every scheduled launch of up to `rows` sequences
     bounded at max_seq_len (header, an item per partition of at least 64 tokens, a slot's worth
-    of sentinels: launch.cuh wb_sched_shape; the header holds the claim counters)."""
-    return 64 + 8 * rows * math.ceil(max_seq_len / 64)
+    of sentinels: launch.cuh wb_sched_shape)."""
+    return 4 + 8 * rows * math.ceil(max_seq_len / 64)
 
 
 def is_scheduled(num_seqs, num_heads, num_kv_heads, max_seq_len, variant) -> bool:
