@@ -5,7 +5,9 @@
 #               against the host's torch) and benches tuned vs FA3 on the e2e suite (the grid's
 #               shapes: the kernel ratio k of each point) -> /tmp/wbe2e/{pkg,bench-e2e.json}.
 #               GRAPH_LEN (default 32864): the bench's bound (1104 = a 1k-only grid's own); REPLAY=1:
-#               `bench --replay-ours` (our rows by CUDA-graph replay, as FA3's)
+#               `bench --replay-ours` (our rows by CUDA-graph replay, as FA3's); INGRAPH=1: `bench --in-graph`
+#               (every row as one graph of launches back to back, as attention runs in the engine's step:
+#               at b1 x 1k it reads 8.0 us where one launch per graph reads 10.4-11.0; session 26)
 #   STAGE=run   needs the vLLM bundle (scripts/bundle_vllm.sh; part1 in an earlier call, the last
 #               part in this one) and .offline/: `workbench e2e` for BACKENDS (resumes /tmp/wbe2e/run).
 #               E2E_BATCHES / E2E_CONTEXTS: a part of the grid (e.g. 32 and 1k,4k,16k), each part in a run
@@ -100,7 +102,7 @@ prep)
   python3 -m workbench export --study $STUDY --storage sqlite:///$W/studies.db --out $W/pkg $WALKF --json > $OUT/export.json 2> $OUT/export.err
   echo "export rc=$? ${SECONDS}s"; tail -3 $OUT/export.err
   timeout ${BENCH_S:-300} python3 -m workbench bench --study $STUDY --storage sqlite:///$W/studies.db --suite e2e \
-    --peers tuned,tuned-graph,fa3 --graph-len ${GRAPH_LEN:-32864} $WALKF $([ "${REPLAY:-0}" = 1 ] && echo --replay-ours) \
+    --peers tuned,tuned-graph,fa3 --graph-len ${GRAPH_LEN:-32864} $WALKF $([ "${REPLAY:-0}" = 1 ] && echo --replay-ours) $([ "${INGRAPH:-0}" = 1 ] && echo --in-graph) \
     --out $W/bench-e2e.json > $OUT/bench-e2e.txt 2> $OUT/bench-e2e.err
   echo "bench rc=$? ${SECONDS}s"; tail -3 $OUT/bench-e2e.err; cp $W/bench-e2e.json $OUT/ 2>/dev/null; cat $OUT/bench-e2e.txt
   ;;
