@@ -11,7 +11,7 @@ export COLUMNS=200
 W=/tmp/wbn; mkdir -p $W
 source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || fa3_only || echo "peers bundle missing: FA3 will say why"
 STUDY=${STUDY:-h200-train}
-case $DB in *.gz) gunzip -c "$DB" > $W/studies.db ;; *) cp "$DB" $W/studies.db ;; esac; chmod u+w $W/studies.db
+db_copy "$DB" $W/studies.db
 for R in eager replay; do
   timeout 200 nsys profile --trace cuda,nvtx --cuda-graph-trace node -o $W/bench-$R --force-overwrite true \
     python3 -m workbench bench --study $STUDY --storage sqlite:///$W/studies.db --suite scripts/probe-small1k.yaml \

@@ -47,8 +47,6 @@ export COLUMNS=220
 W=/tmp/wbe2e; mkdir -p $W
 WALKF=$([ "${WALK:-0}" = 1 ] && echo --graph-walk)      # export and bench flag of the opt-in walk
 [ "${PLAIN:-0}" = 1 ] && WALKF=--no-graph-sched          # ... or of the plain graph-bound grid
-# DB may be a committed study (.db) or its gzip (.db.gz, as results/ keeps the larger ones)
-db_copy() { case $1 in *.gz) gunzip -c "$1" > "$2" ;; *) cp "$1" "$2" ;; esac; chmod u+w "$2"; }
 SECONDS=0
 case ${STAGE:-run} in
 prep-ab)

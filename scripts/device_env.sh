@@ -41,3 +41,6 @@ ragged_probe() { local name=$1; shift
   env "$@" timeout ${PROBE_S:-170} python3 scripts/probe_ragged.py $OUT/$name.json "$K" $S > $OUT/$name.txt 2>&1
   echo "== $name rc=$? ${SECONDS}s"; grep -v Warning $OUT/$name.txt | tail -${PROBE_TAIL:-34}
 }
+# `db_copy SRC DEST`: a study DB into place, from a committed .db or its gzip (.db.gz, as results/ keeps
+# the larger ones), writable (Optuna opens it read-write)
+db_copy() { case $1 in *.gz) gunzip -c "$1" > "$2" ;; *) cp "$1" "$2" ;; esac; chmod u+w "$2"; }

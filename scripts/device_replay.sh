@@ -15,7 +15,7 @@ W=/tmp/wbe2e; mkdir -p $W
 source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || fa3_only || echo "peers bundle missing: FA3 will say why"
 [ -d .vllm/part1 ] && { source scripts/vllm_activate.sh .vllm >/dev/null 2>&1; echo "vLLM part1 unpacked"; }
 STUDY=${STUDY:-h200-train}
-case $DB in *.gz) gunzip -c "$DB" > $W/studies.db ;; *) cp "$DB" $W/studies.db ;; esac; chmod u+w $W/studies.db
+db_copy "$DB" $W/studies.db
 timeout 150 python3 -m pytest -q -s -p no:cacheprovider tests/test_gpu_correctness.py -k replay > $OUT/gputest-replay.txt 2>&1
 echo "gputest replay rc=$? ${SECONDS}s"; tail -3 $OUT/gputest-replay.txt
 python3 -m workbench export --study $STUDY --storage sqlite:///$W/studies.db --out $W/pkg --json > $W/export.json 2> $W/export.err
