@@ -798,7 +798,8 @@ def test_e2e_command_bad_input_is_one_message(tmp_path):
     import sys
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     for args, words in ((["--batches", "1,x"], "--batches"), (["--steps", "2"], "--steps"),
-                        (["--contexts", "0"], "--contexts"), (["--max-model-len", "100"], "--max-model-len")):
+                        (["--contexts", "0"], "--contexts"), (["--max-model-len", "100"], "--max-model-len"),
+                        (["--bench-ref", "xqa"], "--bench-ref")):
         r = subprocess.run([sys.executable, "-m", "workbench", "e2e", "--out", str(tmp_path / "o"), *args],
                            capture_output=True, text=True, cwd=tmp_path, env=env)
         assert r.returncode == 2 and "Traceback" not in r.stderr and words in r.stderr, (args, r.stderr[-500:])

@@ -29,7 +29,7 @@ from workbench.bench.peers.paged import csr_pages, gather_pages, key_pages, our_
 from workbench.measure.reference import gather_kv, reference_decode
 from workbench.measure.workload import WorkloadSpec, build_rotation, build_workload
 
-NEW = ("fa3", "flashinfer", "flashinfer-tc", "xqa")
+NEW = ("fa3", "fa3-packed", "flashinfer", "flashinfer-tc", "xqa")
 RAGGED = WorkloadSpec(seq_lens=(33, 17, 64, 5), num_heads=8, num_kv_heads=2, head_size=64, seed=4)
 MQA = WorkloadSpec(seq_lens=(40, 16), num_heads=4, num_kv_heads=1, head_size=64, block_size=32, seed=9)
 
@@ -76,7 +76,7 @@ def test_missing_package_says_how_to_provide_it(monkeypatch, name, hidden):
         PEERS[name](RAGGED, 0, check=True)
     msg = str(e.value)
     assert "scripts/bundle_peers.sh" in msg and "peers_activate.sh .peers" in msg and "\n" not in msg
-    assert ("vLLM 0.26" in msg) if name == "fa3" else ("flashinfer-python 0.7.2.post1" in msg)
+    assert ("vLLM 0.26" in msg) if name.startswith("fa3") else ("flashinfer-python 0.7.2.post1" in msg)
 
 
 # ---- layout helpers ---------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def test_csr_pages(page):
     assert all(1 <= x <= page for x in last.tolist())
 
 
-@pytest.mark.parametrize("layout", ["NHD", "HND"])
+@pytest.mark.parametrize("layout", ["NHD", "HND", "NHD-packed"])
 def test_our_kv_is_the_timed_workload(layout):
     min_bytes = 5 * RAGGED.blocks_needed * RAGGED.block_bytes     # 5 copies
     kv = our_kv(RAGGED, min_bytes, layout, check=True, device="cpu")
@@ -170,6 +170,7 @@ def _fake_fa3():
                                aux_tensors=None, dynamic_causal=None):
         assert fa_version == 3 and causal and max_seqlen_q == 1 and cu_seqlens_k is None
         assert scheduler_metadata is not None and num_splits == calls["meta"]["num_splits"] > 0
+        calls["kv"] = (k.stride(), v.stride(), v.data_ptr() - k.data_ptr(), k.element_size())
         assert cu_seqlens_q.tolist() == list(range(q.shape[0] + 1))
         for s, n in enumerate(seqused_k.tolist()):
             out[s] = _attend(q[s], (k, v), block_table[s], n, k.shape[1], "NHD", softmax_scale).to(out.dtype)
@@ -264,8 +265,16 @@ def test_builder_calls_package_on_our_kv(fake_packages, name, spec):
         ref = reference_decode(w.query, w.key_cache, w.value_cache, tables[i], w.seq_lens, w.scale, spec.num_kv_heads)
         assert (LAST["out"].float() - ref).norm() / ref.norm() < 1e-2, i
     layout = "HND" if name == "xqa" else "NHD"
-    assert f"{layout} pages of {spec.block_size}" in note
+    if name == "fa3-packed":      # K and V: views of one [pages, P, KH, 2D] tensor, as vLLM's FLASH_ATTN cache
+        D, KH, P = spec.head_size, spec.num_kv_heads, spec.block_size
+        ks, vs, gap, el = fake_packages["kv"]
+        assert "K|V packed per token" in note and ks == vs == (P * KH * 2 * D, KH * 2 * D, 2 * D, 1) and gap == D * el
+    else:
+        assert f"{layout} pages of {spec.block_size}" in note
     if name == "fa3":
+        ks, vs, _, _ = fake_packages["kv"]
+        assert ks == vs and ks[2] == spec.head_size             # two tensors, rows of D
+    if name.startswith("fa3"):
         m = fake_packages["meta"]
         assert m["batch_size"] == spec.num_seqs and m["max_seqlen_q"] == 1 and m["causal"]
         assert m["page_size"] == spec.block_size and m["num_splits"] == 32

@@ -27,11 +27,12 @@ def bench_cmd(
     model: str = typer.Option("llama-3.1-8b", help="model whose heads the suite uses"),
     tp: int = typer.Option(1, help="tensor-parallel degree (divides the heads)"), dtype: str = typer.Option("bf16", help="bf16 or fp16"), block_size: int = typer.Option(16, help="KV block (page) size in tokens"),
     suite: str = typer.Option("bench", help="suite name or YAML (batch x context grid)"),
-    peers: str = typer.Option("baseline,paper,simple,simple-pf,tuned,tuned-graph,fa3,flashinfer,flashinfer-tc,xqa",
+    peers: str = typer.Option("baseline,paper,simple,simple-pf,tuned,tuned-graph,fa3,fa3-packed,flashinfer,flashinfer-tc,xqa",
                               help="comma-separated; baseline / paper = vLLM 0.10.2's own kernel without / with "
                                    "the paper's prefetch (built from its sdist); simple / simple-pf = ours in "
                                    "vLLM's decomposition; fa3 / flashinfer / flashinfer-tc / xqa = the decode "
                                    "kernels vLLM serves with (scripts/bundle_peers.sh brings them to a host); "
+                                   "fa3-packed = FA3 on the K|V-per-token cache vLLM allocates for FLASH_ATTN; "
                                    "tuned-graph = the tuned table launched as the exported backend's CUDA "
                                    "graphs launch it (bounded at --graph-len); also selectable: sdpa, xformers, flex"),
     graph_len: int = typer.Option(32768, help="tuned-graph: the launch bound (the max_model_len vLLM runs with)"),

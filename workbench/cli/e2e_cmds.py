@@ -20,6 +20,8 @@ def e2e_cmd(
     steps: int = typer.Option(128, help="decode steps timed per point"),
     out_dir: Path = typer.Option(Path("e2e"), "--out", help="output folder (e2e.json, e2e.png, logs/)"),
     bench: Optional[Path] = typer.Option(None, help="a `workbench bench` JSON with fa3: kernel ratio k per shape"),
+    bench_ref: str = typer.Option("fa3", help="the bench row k divides by: fa3, or fa3-packed (FA3 on the K|V-per-token "
+                                  "cache vLLM allocates for FLASH_ATTN)"),
     share_backends: str = typer.Option("FLASH_ATTN,CUSTOM", help="backends captured with nsys: FLASH_ATTN's "
                                        "attention share a; the others' step breakdown against it (none: skip)"),
     shares_from: Optional[Path] = typer.Option(None, help="an earlier run's e2e.json (or .json.gz): FLASH_ATTN's "
@@ -39,16 +41,18 @@ def e2e_cmd(
     from workbench.e2e import parse_sizes, run_e2e
     from workbench.e2e.compare import breakdown_lines, clock_lines, pooled_lines, table
 
+    from workbench.errors import WorkbenchError
     if steps < 8:
-        from workbench.errors import WorkbenchError
         raise WorkbenchError("--steps must be >= 8")
+    if bench_ref not in ("fa3", "fa3-packed"):
+        raise WorkbenchError(f"--bench-ref {bench_ref!r}: choose fa3 or fa3-packed (the kernel FLASH_ATTN runs)")
     names = [b.strip().upper() for b in backends.split(",") if b.strip()]
     shares = [] if share_backends.strip().lower() == "none" else [b.strip().upper() for b in share_backends.split(",") if b.strip()]
     run = run_e2e(model, package, names, (parse_sizes(batches, "--batches"), parse_sizes(contexts, "--contexts")),
                   out_dir, str(bench) if bench else None, decode_steps=steps,
                   gpu_memory_utilization=gpu_memory_utilization, weights=weights, share_backends=shares,
                   shares_from=str(shares_from) if shares_from else None, reference_twice=reference_twice,
-                  fresh=fresh, child_timeout_s=timeout, max_model_len=max_model_len,
+                  fresh=fresh, child_timeout_s=timeout, max_model_len=max_model_len, bench_ref=bench_ref,
                   progress=lambda line: err.print(line, markup=False))
     out.print(table(run))
     for line in pooled_lines(run, (run.summary or {}).get("correctness_pooled") or {}):

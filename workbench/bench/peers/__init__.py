@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from workbench.bench.peers.common import BUNDLE, PeerUnavailable
-from workbench.bench.peers.fa3 import fa3
+from workbench.bench.peers.fa3 import fa3, fa3_packed
 from workbench.bench.peers.flashinfer import flashinfer_cuda_cores, flashinfer_tensor_cores
 from workbench.bench.peers.flex import flex_attention
 from workbench.bench.peers.sdpa import sdpa
@@ -17,7 +17,7 @@ from workbench.bench.peers.xformers import xformers_splitk
 from workbench.bench.peers.xqa import xqa
 
 PEERS: dict[str, Callable[..., tuple[list[Callable[[], None]], str, float]]] = {
-    "fa3": fa3, "flashinfer": flashinfer_cuda_cores, "flashinfer-tc": flashinfer_tensor_cores, "xqa": xqa,
+    "fa3": fa3, "fa3-packed": fa3_packed, "flashinfer": flashinfer_cuda_cores, "flashinfer-tc": flashinfer_tensor_cores, "xqa": xqa,
     "sdpa": sdpa, "xformers": xformers_splitk, "flex": flex_attention}
 
 # per peer: the top-level modules it imports, the distribution its version is read from, what
@@ -25,6 +25,8 @@ PEERS: dict[str, Callable[..., tuple[list[Callable[[], None]], str, float]]] = {
 _NEEDS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "fa3": (("vllm",), "vllm", "Hopper (sm_90)",
             f"FA3 needs vllm.vllm_flash_attn (vLLM 0.26's FA3 build): {BUNDLE}"),
+    "fa3-packed": (("vllm",), "vllm", "Hopper (sm_90)",
+                   f"FA3 needs vllm.vllm_flash_attn (vLLM 0.26's FA3 build): {BUNDLE}"),
     "flashinfer": (("flashinfer", "tvm_ffi"), "flashinfer-python", "sm_80 or newer",
                    f"flashinfer-python 0.7.2.post1 + apache-tvm-ffi 0.1.11: {BUNDLE}"),
     "flashinfer-tc": (("flashinfer", "tvm_ffi"), "flashinfer-python", "sm_80 or newer",
@@ -69,11 +71,12 @@ def peer_status() -> list[dict[str, Any]]:
     for name in PEERS:
         mods, dist, gpu, provide = _NEEDS[name]
         missing = [m for m in mods if importlib.util.find_spec(m) is None]
-        where = _fa3_found() if name == "fa3" and not missing else None
-        if name == "fa3" and not missing and where is None:
+        fa = name.startswith("fa3")
+        where = _fa3_found() if fa and not missing else None
+        if fa and not missing and where is None:
             missing = ["vllm.vllm_flash_attn with _vllm_fa3_C"]
         ver = _version(dist)
-        if name == "fa3" and where and ver is None:
+        if fa and where and ver is None:
             ver = f"vLLM's FA3 build without vllm metadata (the peers bundle) at {where}"
         ok = not missing
         rows.append({"name": name, "available": ok, "version": (ver or "installed") if ok else None,

@@ -39,19 +39,21 @@ def load_fa3() -> tuple[Callable[..., Any], Callable[..., Any], str]:
 
 
 def fa3(spec: WorkloadSpec, min_bytes: int, check: bool = True,
-        device: str = "cuda") -> tuple[list[Callable[[], None]], str, float]:
-    """FA3 paged decode on our KV contents in NHD pages [pages, block, KH, D] (vLLM's FLASH_ATTN
-    cache, K and V as two tensors), one block table per rotation copy; q [B, H, D], one token each."""
+        device: str = "cuda", packed: bool = False) -> tuple[list[Callable[[], None]], str, float]:
+    """FA3 paged decode on our KV contents in NHD pages [pages, block, KH, D], K and V as two
+    tensors, one block table per rotation copy; q [B, H, D], one token each. `packed`: K and V as
+    the two views of one [pages, block, KH, 2D] tensor, the cache vLLM 0.26 and 0.33 allocate for
+    FLASH_ATTN (each token's K and V rows of a head side by side)."""
     import torch
 
-    from workbench.bench.peers.paged import our_kv
+    from workbench.bench.peers.paged import PACKED, our_kv
     varlen, scheduler_metadata, ver = load_fa3()
     require_device("FA3", device, majors=(9,))
     if spec.block_size % 16:
         # vLLM's FlashAttentionBackend.get_kv_cache_shape refuses other block sizes
         raise PeerUnavailable(f"FA3 (vLLM) needs a block size that is a multiple of 16, not {spec.block_size}")
     B, H, KH, D, L = spec.num_seqs, spec.num_heads, spec.num_kv_heads, spec.head_size, spec.max_seq_len
-    kv = our_kv(spec, min_bytes, "NHD", check, device)
+    kv = our_kv(spec, min_bytes, PACKED if packed else "NHD", check, device)
     cu_q = torch.arange(B + 1, dtype=torch.int32, device=device)      # one query token per sequence
     # made once, outside the timed calls, as vLLM's builder does once per step for all layers
     meta = scheduler_metadata(
@@ -71,5 +73,13 @@ def fa3(spec: WorkloadSpec, min_bytes: int, check: bool = True,
     calls = [call(i) for i in range(kv.copies)]
     err = checked_error(calls, out, kv.ref) if check else math.nan
     return calls, (f"FA3 ({ver} vllm_flash_attn) flash_attn_varlen_func with AOT scheduler metadata, "
-                   f"num_splits {MAX_SPLITS_UNDER_GRAPHS} as under vLLM's CUDA graphs, NHD pages of "
-                   f"{spec.block_size}, our kernel's KV contents, {kv.copies} copies"), err
+                   f"num_splits {MAX_SPLITS_UNDER_GRAPHS} as under vLLM's CUDA graphs, "
+                   + (f"K|V packed per token as vLLM's FLASH_ATTN cache [pages, {spec.block_size}, KH, 2D]"
+                      if packed else f"NHD pages of {spec.block_size}")
+                   + f", our kernel's KV contents, {kv.copies} copies"), err
+
+
+def fa3_packed(spec: WorkloadSpec, min_bytes: int, check: bool = True,
+               device: str = "cuda") -> tuple[list[Callable[[], None]], str, float]:
+    """`fa3` on the cache vLLM allocates for FLASH_ATTN: K and V interleaved per token (fa3(packed=True))."""
+    return fa3(spec, min_bytes, check, device, packed=True)

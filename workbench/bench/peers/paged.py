@@ -7,6 +7,9 @@ copy) and re-lays its pages out:
   vLLM (ours)  K [pages, KH, D/x, P, x]   V [pages, KH, D, P]
   NHD          K, V [pages, P, KH, D]      (FA3, FlashInfer)
   HND          K, V [pages, KH, P, D]      (XQA)
+  NHD-packed   one [pages, P, KH, 2D] tensor, K the first D of each row, V the last: the cache vLLM
+               0.26 and 0.33 allocate for FLASH_ATTN (get_kv_cache_shape (pages, KH, P, 2D) in NHD
+               stride order, split into K and V views), so FA3 reads K and V interleaved per token
 Page ids are unchanged, so each copy's block table indexes the peer's pages as it does ours.
 """
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from workbench.measure.workload import WorkloadSpec
 
 LAYOUTS = ("NHD", "HND")
+PACKED = "NHD-packed"          # our_kv only: K and V as views of one packed tensor (NHD-shaped)
 
 
 def _check(layout: str) -> None:
@@ -54,8 +58,22 @@ def value_pages(value_cache: Any, layout: str) -> Any:
     return out
 
 
+def packed_pages(key_cache: Any, value_cache: Any) -> tuple[Any, Any]:
+    """vLLM's K [N, KH, D/x, P, x] and V [N, KH, D, P] as one NHD-packed tensor [N, P, KH, 2D]
+    (FLASH_ATTN's cache in vLLM 0.26 / 0.33); returns its K and V views, each [N, P, KH, D] with
+    the packed strides (a token's row of one head is 2D long), as FlashAttentionImpl splits it."""
+    n, kh, dx, p, x = key_cache.shape
+    d = dx * x
+    kv = _fresh((n, p, kh, 2 * d), key_cache)
+    kv[..., :d].unflatten(-1, (dx, x)).copy_(key_cache.permute(0, 3, 1, 2, 4))
+    kv[..., d:].copy_(value_cache.permute(0, 3, 1, 2))
+    return kv[..., :d], kv[..., d:]
+
+
 def gather_pages(pages: Any, block_ids: Any, seq_len: int, layout: str) -> Any:
-    """One sequence's K or V as [KH, seq_len, D] from NHD / HND pages (tests, fake peers)."""
+    """One sequence's K or V as [KH, seq_len, D] from NHD / HND pages (tests, fake peers); the
+    views of NHD-packed pages are NHD-shaped."""
+    layout = "NHD" if layout == PACKED else layout
     _check(layout)
     g = pages[block_ids.long()]
     g = g.permute(2, 0, 1, 3) if layout == "NHD" else g.permute(1, 0, 2, 3)   # [KH, nb, P, D]
@@ -102,6 +120,10 @@ def our_kv(spec: WorkloadSpec, min_bytes: int, layout: str, check: bool, device:
     w, tables = build_rotation(spec, device, min_bytes)
     ref = reference_decode(w.query, w.key_cache, w.value_cache, tables[0], w.seq_lens, w.scale,
                            spec.num_kv_heads) if check else None
+    if layout == PACKED:              # one tensor for both: the peak is both pools, twice
+        k, v = packed_pages(w.key_cache, w.value_cache)
+        w.key_cache = w.value_cache = None
+        return PeerKV(q=w.query, k=k, v=v, tables=tables, seq_lens=w.seq_lens, scale=w.scale, layout=layout, ref=ref)
     # one pool in each layout would double the peak at 9 GB of KV: K is freed before V is copied
     k = key_pages(w.key_cache, layout)
     w.key_cache = None
