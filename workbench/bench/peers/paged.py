@@ -67,7 +67,18 @@ def packed_pages(key_cache: Any, value_cache: Any) -> tuple[Any, Any]:
     kv = _fresh((n, p, kh, 2 * d), key_cache)
     kv[..., :d].unflatten(-1, (dx, x)).copy_(key_cache.permute(0, 3, 1, 2, 4))
     kv[..., d:].copy_(value_cache.permute(0, 3, 1, 2))
-    return kv[..., :d], kv[..., d:]
+    return _canonical_unit_strides(kv[..., :d]), _canonical_unit_strides(kv[..., d:])
+
+
+def _canonical_unit_strides(t: Any) -> Any:
+    """A size-1 dim's stride set to what a contiguous tensor would have there (KH = 1 under TP),
+    as vLLM does to its cache views before FA3: TMA rejects odd strides even on size-1 dims."""
+    strides, inner = list(t.stride()), 1
+    for i in range(t.dim() - 1, -1, -1):
+        if t.shape[i] == 1:
+            strides[i] = inner
+        inner = strides[i] * t.shape[i]
+    return t.as_strided(t.shape, strides) if strides != list(t.stride()) else t
 
 
 def gather_pages(pages: Any, block_ids: Any, seq_len: int, layout: str) -> Any:
