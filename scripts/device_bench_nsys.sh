@@ -9,7 +9,7 @@ SECONDS=0
 source scripts/device_env.sh
 export COLUMNS=200
 W=/tmp/wbn; mkdir -p $W
-source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || fa3_only || echo "peers bundle missing: FA3 will say why"
+peers_or_fa3
 STUDY=${STUDY:-h200-train}
 db_copy "$DB" $W/studies.db
 for R in eager replay; do

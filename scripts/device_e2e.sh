@@ -50,7 +50,7 @@ WALKF=$([ "${WALK:-0}" = 1 ] && echo --graph-walk)      # export and bench flag 
 SECONDS=0
 case ${STAGE:-run} in
 prep-ab)
-  source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || fa3_only || echo "peers bundle missing: FA3 will say why"
+  peers_or_fa3
   STUDY=${STUDY:-h200-train}; DB=${DB:-results/h200-2026-11-28-v6/studies.db}
   db_copy "$DB" $W/studies.db
   for F in --no-graph-sched --graph-sched; do
@@ -94,7 +94,7 @@ for p in sorted(set(a) | set(b), key=lambda s: tuple(int(x) for x in s[1:].split
 PY
   ;;
 prep)
-  source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || fa3_only || echo "peers bundle missing: FA3 will say why"
+  peers_or_fa3
   STUDY=${STUDY:-h200-train}; DB=${DB:-results/h200-2026-11-28-v2/studies.db}
   db_copy "$DB" $W/studies.db
   python3 -m workbench export --study $STUDY --storage sqlite:///$W/studies.db --out $W/pkg $WALKF --json > $OUT/export.json 2> $OUT/export.err

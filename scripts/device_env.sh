@@ -44,3 +44,16 @@ ragged_probe() { local name=$1; shift
 # `db_copy SRC DEST`: a study DB into place, from a committed .db or its gzip (.db.gz, as results/ keeps
 # the larger ones), writable (Optuna opens it read-write)
 db_copy() { case $1 in *.gz) gunzip -c "$1" > "$2" ;; *) cp "$1" "$2" ;; esac; chmod u+w "$2"; }
+# `peers_or_fa3`: the peers bundle where it was carried, else FA3 alone (.peers/fa3.tar.xz)
+peers_or_fa3() { source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || fa3_only || echo "peers bundle missing: FA3 will say why"; }
+# `band_worst M` (qwen | 70b | llama): sets model, tp, study and db to session 23's band-worst study of M
+# (the studies session 24's headline tables and session 26's in-graph A/Bs were benched from)
+band_worst() {
+  local d=results/h200-2026-11-30-s23/9-band-worst
+  case $1 in
+    qwen)  model=qwen2.5-7b; tp=1; study=h200-qwen2.5-7b-tp1; db=$d/models-qwen2.5-7b.db.gz ;;
+    70b)   model=llama-3.1-70b; tp=8; study=h200-llama-3.1-70b-tp8; db=$d/models-llama-3.1-70b.db.gz ;;
+    llama) model=llama-3.1-8b; tp=1; study=h200-train; db=$d/studies-llama-3.1-8b.db.gz ;;
+    *) echo "band_worst: unknown model key $1 (qwen, 70b, llama)"; return 1 ;;
+  esac
+}

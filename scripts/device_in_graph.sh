@@ -3,24 +3,25 @@
 # (one launch per timed call: ours eager, the peers one CUDA graph per launch) and `--in-graph` (every
 # row as one CUDA graph of a launch per rotation copy, back to back, as attention runs inside vLLM's
 # decode graph). First the GPU test of the timings (tests/test_gpu_correctness.py -k replay).
-# Runs: RUNS="model:tp:study:db:suite ..." (db: a results/ path, .db or .db.gz); default: session 23's
-# band-worst studies (session 24's headline tables) on the bench suite, 70b and qwen on fewctas, the 8b on e2e.
+# Runs: RUNS="M:suite ..." (M: qwen | 70b | llama, session 23's band-worst studies: device_env.sh band_worst);
+# default: the three on the bench suite (session 24's headline tables), 70b and qwen on fewctas, the 8b on e2e.
 # Carry .offline and .peers/fa3.tar.xz.
 set -uo pipefail
 SECONDS=0
 source scripts/device_env.sh
 fa3_only || echo "no FA3 bundle: its rows say why"
 export COLUMNS=200
-D=results/h200-2026-11-30-s23/9-band-worst
-RUNS=${RUNS:-"llama-3.1-8b:1:h200-train:$D/studies-llama-3.1-8b.db.gz:bench llama-3.1-70b:8:h200-llama-3.1-70b-tp8:$D/models-llama-3.1-70b.db.gz:bench qwen2.5-7b:1:h200-qwen2.5-7b-tp1:$D/models-qwen2.5-7b.db.gz:bench llama-3.1-70b:8:h200-llama-3.1-70b-tp8:$D/models-llama-3.1-70b.db.gz:fewctas qwen2.5-7b:1:h200-qwen2.5-7b-tp1:$D/models-qwen2.5-7b.db.gz:fewctas llama-3.1-8b:1:h200-train:$D/studies-llama-3.1-8b.db.gz:e2e"}
+RUNS=${RUNS:-"llama:bench 70b:bench qwen:bench 70b:fewctas qwen:fewctas llama:e2e"}
 if [ "${SKIP_TEST:-0}" != 1 ]; then
   timeout 150 python3 -m pytest -q -s -p no:cacheprovider tests/test_gpu_correctness.py -k replay > $OUT/gputest-timings.txt 2>&1
   echo "gputest timings rc=$? ${SECONDS}s"; grep -E "µs|passed|failed|Error" $OUT/gputest-timings.txt | head -8
 fi
 for S in $RUNS; do
-  IFS=: read -r m tp study db suite <<< "$S"
+  IFS=: read -r M suite <<< "$S"
+  band_worst $M || continue
+  m=$model
   W=/tmp/wbsuites/$study; mkdir -p $W
-  [ -f $W/s.db ] || { case $db in *.gz) gunzip -c "$db" > $W/s.db ;; *) cp "$db" $W/s.db ;; esac; }
+  [ -f $W/s.db ] || db_copy "$db" $W/s.db
   for T in default in-graph; do
     [ $SECONDS -gt ${STOP_S:-520} ] && { echo "skipped $m $suite $T: ${SECONDS}s"; continue; }
     N=$OUT/$m-$suite-$T

@@ -12,7 +12,7 @@ SECONDS=0
 source scripts/device_env.sh
 export COLUMNS=200
 W=/tmp/wbe2e; mkdir -p $W
-source scripts/peers_activate.sh ${PEERS_DIR:-.peers} || fa3_only || echo "peers bundle missing: FA3 will say why"
+peers_or_fa3
 [ -d .vllm/part1 ] && { source scripts/vllm_activate.sh .vllm >/dev/null 2>&1; echo "vLLM part1 unpacked"; }
 STUDY=${STUDY:-h200-train}
 db_copy "$DB" $W/studies.db

@@ -8,17 +8,12 @@ SECONDS=0
 source scripts/device_env.sh
 fa3_only || echo "no FA3 bundle"
 export COLUMNS=200
-D=results/h200-2026-11-30-s23/9-band-worst
 RUNS=${RUNS:-"70b:fewctas:A:- 70b:fewctas:W1:SCHED_FEW_WAVES=1 70b:fewctas:W2:SCHED_FEW_WAVES=2 70b:bench:A:- 70b:bench:W1:SCHED_FEW_WAVES=1 qwen:fewctas:A:- qwen:fewctas:W1:SCHED_FEW_WAVES=1 qwen:bench:A:- qwen:bench:W1:SCHED_FEW_WAVES=1 llama:bench:A:- llama:bench:G2:GRAPH_SCHED_WAVES=2 llama:e2e:A:- llama:e2e:G2:GRAPH_SCHED_WAVES=2"}
 for run in $RUNS; do
   IFS=: read -r M su L sets <<< "$run"
-  case $M in
-    qwen)  model=qwen2.5-7b; tp=1; study=h200-qwen2.5-7b-tp1; db=$D/models-qwen2.5-7b.db.gz ;;
-    70b)   model=llama-3.1-70b; tp=8; study=h200-llama-3.1-70b-tp8; db=$D/models-llama-3.1-70b.db.gz ;;
-    llama) model=llama-3.1-8b; tp=1; study=h200-train; db=$D/studies-llama-3.1-8b.db.gz ;;
-  esac
+  band_worst $M || continue
   W=/tmp/wbw/$M; mkdir -p $W
-  [ -f $W/s.db ] || gunzip -c $db > $W/s.db
+  [ -f $W/s.db ] || db_copy "$db" $W/s.db
   [ $SECONDS -gt ${STOP_S:-540} ] && { echo "skipped $run: ${SECONDS}s"; continue; }
   wb=(python3 -m workbench)
   [ "$sets" != - ] && wb=(python3 scripts/wb_with.py "${sets//,/ }")

@@ -256,8 +256,7 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
                 else:
                     calls, note, err = PEERS[p](spec, min_bytes, check=spec.kv_bytes <= CHECK_MAX_BYTES)
                     timer = emu.peer_timer() if emu is not None else time_calls
-                    samples, method = (timer(calls, info, launches=launches, name=f"{p} :: {b.label}", in_graph=True)
-                                       if in_graph else timer(calls, info, launches=launches, name=f"{p} :: {b.label}"))
+                    samples, method = timer(calls, info, launches=launches, name=f"{p} :: {b.label}", in_graph=in_graph)
                     q = statistics.quantiles(samples, n=10)
                     r.median_us, r.p10_us, r.p90_us = statistics.median(samples), q[0], q[-1]
                     r.rel_error, r.method = err, method

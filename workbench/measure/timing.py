@@ -267,10 +267,10 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
                           if in_graph else "CUDA graph replay per launch, ") + method.split(", ", 1)[1]
             except Exception as e:              # an op that syncs or allocates oddly: time it eagerly
                 torch.cuda.current_stream().synchronize()
-                method += f" (no CUDA graph: {type(e).__name__})"
                 if in_graph:                     # the step form is a graph or nothing: say so, do not mix forms
                     raise RuntimeError(f"in-graph timing: the launches do not capture into one CUDA graph "
                                        f"({type(e).__name__}: {e})") from None
+                method += f" (no CUDA graph: {type(e).__name__})"
     # eager ops may synchronise inside: holding the stream would then stall until the timeout
     with timed() if timed is not None else contextlib.nullcontext():
         samples = _timed(lambda i: runners[i % len(runners)](), launches=launches, min_warmup=3, warmup_s=warmup_s,

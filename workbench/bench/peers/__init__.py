@@ -25,8 +25,6 @@ PEERS: dict[str, Callable[..., tuple[list[Callable[[], None]], str, float]]] = {
 _NEEDS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "fa3": (("vllm",), "vllm", "Hopper (sm_90)",
             f"FA3 needs vllm.vllm_flash_attn (vLLM 0.26's FA3 build): {BUNDLE}"),
-    "fa3-packed": (("vllm",), "vllm", "Hopper (sm_90)",
-                   f"FA3 needs vllm.vllm_flash_attn (vLLM 0.26's FA3 build): {BUNDLE}"),
     "flashinfer": (("flashinfer", "tvm_ffi"), "flashinfer-python", "sm_80 or newer",
                    f"flashinfer-python 0.7.2.post1 + apache-tvm-ffi 0.1.11: {BUNDLE}"),
     "flashinfer-tc": (("flashinfer", "tvm_ffi"), "flashinfer-python", "sm_80 or newer",
@@ -37,6 +35,9 @@ _NEEDS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "flex": (("torch",), "torch", "any CUDA GPU", "torch ≥ 2.5 (installed with workbench)"),
     "xformers": (("xformers",), "xformers", "any CUDA GPU", "pip install xformers==0.0.35"),
 }
+
+
+_NEEDS["fa3-packed"] = _NEEDS["fa3"]        # the same FA3 build, on another cache layout
 
 
 def _fa3_found() -> str | None:
