@@ -5,6 +5,8 @@
 # decode graph). First the GPU test of the timings (tests/test_gpu_correctness.py -k replay).
 # Runs: RUNS="M:suite ..." (M: qwen | 70b | llama, session 23's band-worst studies: device_env.sh band_worst);
 # default: the three on the bench suite (session 24's headline tables), 70b and qwen on fewctas, the 8b on e2e.
+# FORMS: the timings, each run per suite (default: "default in-graph"); a form ending in -contig also
+# passes --pages contiguous (e.g. FORMS="in-graph in-graph-contig": the page order A/B, session 27).
 # Carry .offline and .peers/fa3.tar.xz.
 set -uo pipefail
 SECONDS=0
@@ -22,12 +24,13 @@ for S in $RUNS; do
   m=$model
   W=/tmp/wbsuites/$study; mkdir -p $W
   [ -f $W/s.db ] || db_copy "$db" $W/s.db
-  for T in default in-graph; do
+  for T in ${FORMS:-default in-graph}; do
     [ $SECONDS -gt ${STOP_S:-520} ] && { echo "skipped $m $suite $T: ${SECONDS}s"; continue; }
     N=$OUT/$m-$suite-$T
     timeout ${BENCH_S:-150} python3 -m workbench bench --model $m --tp $tp --study $study --storage sqlite:///$W/s.db \
       --suite $suite --peers ${PEERS:-tuned,tuned-graph,fa3} --graph-len ${GRAPH_LEN:-32864} \
-      $([ $T = in-graph ] && echo --in-graph) --out $N.json > $N.txt 2> $W/bench.err
+      $([[ $T = in-graph* ]] && echo --in-graph) $([[ $T = *-contig ]] && echo --pages contiguous) \
+      --out $N.json > $N.txt 2> $W/bench.err
     echo "== $m $suite $T rc=$? ${SECONDS}s"; grep -E "geomean" $N.txt; tail -1 $W/bench.err
     gzip -f $N.json
   done

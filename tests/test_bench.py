@@ -132,6 +132,9 @@ def test_bench_bad_input(tmp_path):
     p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--replay-ours", "--in-graph"], capture_output=True,
                        text=True)
     assert p.returncode == 2 and "two timings" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--pages", "sorted"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--pages 'sorted': choose from scattered, contiguous" in p.stderr \
+        and "Traceback" not in p.stderr
 
 
 def _fake_cuda(monkeypatch, events, fail_capture=False):
@@ -190,12 +193,22 @@ def test_in_graph_timing_captures_every_launch_in_one_graph(monkeypatch):
     _fake_cuda(monkeypatch, events)
     calls = [lambda i=i: events.append(("call", i)) for i in range(5)]
     info = SimpleNamespace(arch="sm_90a")
+    monkeypatch.setattr(timing, "IN_GRAPH_MIN_LAUNCHES", 4)
     samples, method = timing.time_calls(calls, info, in_graph=True)
     assert samples == [2.0, 4.0, 6.0, 8.0] and method.startswith("CUDA graph of 5 launches back to back")
     assert events.count("capture") == 1
     first = events.index("capture")
     assert events[first + 1:first + 7] == [("call", i) for i in range(5)] + ["end"]   # all five inside it
     assert [e for e in events if e[0] == "replay"] == [("replay", 0)] * 4
+
+    # a short rotation is cycled until the graph holds the minimum (a step's graph has a launch per
+    # layer: a graph of 2 would charge each launch half the graph's own start)
+    events.clear()
+    monkeypatch.setattr(timing, "IN_GRAPH_MIN_LAUNCHES", 16)
+    samples, method = timing.time_calls(calls[:2], info, in_graph=True)
+    assert samples == [10 / 16, 20 / 16, 30 / 16, 40 / 16] and method.startswith("CUDA graph of 16 launches")
+    first = events.index("capture")
+    assert events[first + 1:first + 18] == [("call", i % 2) for i in range(16)] + ["end"]
 
     events.clear()
     samples, method = timing.time_calls(calls, info)

@@ -23,6 +23,7 @@ import torch
 
 from workbench.bench.peers import PEERS, peer_status
 from workbench.bench.peers import flashinfer as fi_peer
+from workbench.bench.peers.fa3 import fa3
 from workbench.bench.peers.common import PeerUnavailable
 from workbench.bench.peers.flex import flex_attention
 from workbench.bench.peers.paged import csr_pages, gather_pages, key_pages, our_kv, value_pages
@@ -157,7 +158,8 @@ def _fake_fa3():
                                cu_seqlens_k_new=None, cache_leftpad=None, page_size=None, max_seqlen_k_new=0,
                                causal=False, window_size=(-1, -1), has_softcap=False, num_splits=0, pack_gqa=None,
                                sm_margin=0):
-        calls["meta"] = dict(batch_size=batch_size, max_seqlen_q=max_seqlen_q, page_size=page_size, causal=causal,
+        calls["meta"] = dict(batch_size=batch_size, max_seqlen_q=max_seqlen_q, max_seqlen_k=max_seqlen_k,
+                             page_size=page_size, causal=causal,
                              num_splits=num_splits, heads=(num_heads_q, num_heads_kv, headdim), dtype=qkv_dtype)
         return torch.zeros(1 + 4 * -(-batch_size // 4), dtype=torch.int32)
 
@@ -171,6 +173,7 @@ def _fake_fa3():
         assert fa_version == 3 and causal and max_seqlen_q == 1 and cu_seqlens_k is None
         assert scheduler_metadata is not None and num_splits == calls["meta"]["num_splits"] > 0
         calls["kv"] = (k.stride(), v.stride(), v.data_ptr() - k.data_ptr(), k.element_size())
+        calls["told"] = max_seqlen_k
         assert cu_seqlens_q.tolist() == list(range(q.shape[0] + 1))
         for s, n in enumerate(seqused_k.tolist()):
             out[s] = _attend(q[s], (k, v), block_table[s], n, k.shape[1], "NHD", softmax_scale).to(out.dtype)
@@ -281,6 +284,12 @@ def test_builder_calls_package_on_our_kv(fake_packages, name, spec):
         assert m["batch_size"] == spec.num_seqs and m["max_seqlen_q"] == 1 and m["causal"]
         assert m["page_size"] == spec.block_size and m["num_splits"] == 32
         assert m["heads"] == (spec.num_heads, spec.num_kv_heads, spec.head_size) and m["dtype"] == torch.bfloat16
+        assert m["max_seqlen_k"] == fake_packages["told"] == spec.max_seq_len
+        # as a graph captured at max_model_len holds it: the call is told the bound, the metadata the lengths
+        calls, note, _ = fa3(spec, min_bytes, check=False, device="cpu", packed=name == "fa3-packed", max_seqlen_k=32864)
+        calls[0]()
+        assert fake_packages["told"] == 32864 and fake_packages["meta"]["max_seqlen_k"] == spec.max_seq_len
+        assert "max_seqlen_k 32864" in note
     if name.startswith("flashinfer"):
         assert _FakeDecodeWrapper.made == 3                    # one CUDA-graph plan per rotation copy
         assert ("tensor cores" in note) == LAST["tensor_cores"] == (name == "flashinfer-tc")

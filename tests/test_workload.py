@@ -28,8 +28,34 @@ def test_kv_bytes_and_labels():
     assert WorkloadSpec.from_dict(s.to_dict()) == s
 
 
+def test_contiguous_pages_in_order_per_copy_and_scattered_unchanged():
+    """pages="contiguous" (bench --pages): each sequence's blocks are consecutive ids, sequence
+    after sequence, and each rotation copy takes the next run of ids (disjoint copies); the
+    default stays scattered and out of to_dict (saved specs read the same)."""
+    from workbench.measure.workload import build_rotation
+    lens = (1, 16, 17, 100)
+    spec = WorkloadSpec(seq_lens=lens, num_heads=8, num_kv_heads=2, head_size=64, pages="contiguous")
+    assert spec.to_dict()["pages"] == "contiguous" and WorkloadSpec.from_dict(spec.to_dict()) == spec
+    assert spec.label.endswith(" contiguous")
+    w, tables = build_rotation(spec, "cpu", 40 * spec.blocks_needed * spec.block_bytes)
+    assert len(tables) == 40
+    need = spec.blocks_needed
+    for c, t in enumerate(tables):
+        used = [int(t[i, j]) for i, n in enumerate(spec.blocks_per_seq) for j in range(n)]
+        assert used == list(range(c * need, (c + 1) * need)), c
+    assert w.key_cache.shape[0] == 40 * need
+    t0 = build_workload(spec).block_tables
+    assert [int(t0[i, j]) for i, n in enumerate(spec.blocks_per_seq) for j in range(n)] == list(range(need))
+    plain = WorkloadSpec(seq_lens=lens, num_heads=8, num_kv_heads=2, head_size=64)
+    assert "pages" not in plain.to_dict() and not plain.label.endswith("contiguous")
+    _, scattered = build_rotation(plain, "cpu", 40 * need * plain.block_bytes)
+    ids = [int(x) for x in scattered[0][3, :7]]
+    assert ids != sorted(ids)                               # random over the pool, as before
+
+
 @pytest.mark.parametrize("kw", [dict(seq_lens=()), dict(seq_lens=(0,)), dict(seq_lens=(4,), num_heads=6, num_kv_heads=4),
-                                dict(seq_lens=(4,), head_size=100), dict(seq_lens=(40,), num_blocks=1)])
+                                dict(seq_lens=(4,), head_size=100), dict(seq_lens=(40,), num_blocks=1),
+                                dict(seq_lens=(4,), pages="sorted")])
 def test_bad_specs(kw):
     with pytest.raises(WorkbenchError):
         WorkloadSpec(**kw)

@@ -2,6 +2,7 @@
 of decode shapes, cold L2 for all, against the floor (KV bytes ÷ the measured read ceiling)."""
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import math
@@ -211,11 +212,12 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
               pick: Callable[[Any], Any] | None, progress: Callable[[str], None], tuned_note: str,
               save: Callable[[BenchRun], None] | None = None, emu: Any = None,
               graph_len: int = GRAPH_LEN, graph_walk: bool = False, graph_sched: bool | None = None,
-              replay_ours: bool = False, in_graph: bool = False) -> BenchRun:
+              replay_ours: bool = False, in_graph: bool = False, pages: str = "scattered") -> BenchRun:
     """emu: a started greenctx.Emulation: every timed region (ours and the peers') runs inside it.
     replay_ours: our rows timed as the peers are, by CUDA-graph replay of each launch (not with emu).
     in_graph: every row, ours and the peers', timed as one CUDA graph of a launch per rotation copy,
     back to back as in a decode step's graph (measure.timing.time_calls; not with emu).
+    pages: the block ids of every row's KV (measure.workload.PAGE_ORDERS), one order for all rows.
     graph_len: the launch bound of the tuned-graph row (the max_model_len vLLM runs with);
     graph_walk: that row's auto variants built with Variant.graph_walk (`export --graph-walk`);
     graph_sched: with Variant.graph_sched (as `export` builds by default; None: unless graph_walk), the
@@ -241,8 +243,11 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
     if in_graph:
         notes.append("timing: every row as one CUDA graph of a launch per rotation copy, back to back, replay ÷ "
                      "launches (--in-graph: attention as it runs inside vLLM's decode graph)")
+    if pages != "scattered":
+        notes.append(f"pages: {pages} (each sequence's KV blocks in order, sequence after sequence, every row)")
     told: set[str] = set()
     for b, spec in suite.bench_specs(heads, dtype, block_size):
+        spec = dataclasses.replace(spec, pages=pages)
         floor_us = spec.kv_bytes / (ceiling.gbps * 1e9) * 1e6
         for p in peers:
             progress(f"{b.label} · {p}")

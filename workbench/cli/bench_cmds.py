@@ -54,6 +54,10 @@ def bench_cmd(
                                        "rotation copy, back to back as attention runs inside vLLM's decode graph, "
                                        "÷ the launches (default: one launch per timed call, which adds the graph's "
                                        "or the launch's own latency, ~2-3 µs, to every row)"),
+    pages: str = typer.Option("scattered", "--pages",
+                              help="block ids of every row's KV: scattered (random over the pool, as a long-running "
+                                   "server's allocator leaves them) or contiguous (each sequence's blocks in order, as "
+                                   "a fresh engine leaves a batch admitted together: what `workbench e2e` runs)"),
     emulate: Optional[bool] = typer.Option(None, "--emulate/--no-emulate",
                                            help="time everything inside an emulation of a smaller --gpu of the same "
                                                 "architecture (as `tune` does); default: whenever --gpu names one"),
@@ -81,6 +85,9 @@ def bench_cmd(
         raise WorkbenchError("--graph-len must be >= 1 (vLLM's max_model_len)")
     if replay_ours and in_graph:
         raise WorkbenchError("--replay-ours and --in-graph are two timings: choose one")
+    from workbench.measure.workload import PAGE_ORDERS
+    if pages not in PAGE_ORDERS:
+        raise WorkbenchError(f"--pages {pages!r}: choose from {', '.join(PAGE_ORDERS)}")
     from workbench.kernel.variant import graph_form
     graph_walk, graph_sched = graph_form(graph_walk, graph_sched)
     heads = head_shape(load_model(model), tp)
@@ -121,7 +128,7 @@ def bench_cmd(
                             launches=launches, pick=pick, tuned_note=tuned_note, save=lambda r: r.save(out_file),
                             progress=lambda s: prog.update(task, advance=1, description=s), emu=emu,
                             graph_len=graph_len, graph_walk=graph_walk, graph_sched=graph_sched,
-                            replay_ours=replay_ours, in_graph=in_graph)
+                            replay_ours=replay_ours, in_graph=in_graph, pages=pages)
     finally:
         if emu is not None:
             emu.close()

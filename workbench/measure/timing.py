@@ -228,8 +228,8 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
     Each call is captured once into a CUDA graph (host overhead out of the picture even for
     Python-heavy ops); replays are timed with events, all queued behind the gate. Falls back to
     plain calls when capture fails. Returns (samples in µs, method).
-    `in_graph`: all calls captured into one graph instead, one after another, and a sample is a
-    replay ÷ len(calls). A graph of one launch pays the graph's launch and the events around it
+    `in_graph`: all calls captured into one graph instead, one after another (in turn, repeated
+    to at least IN_GRAPH_MIN_LAUNCHES launches), and a sample is a replay ÷ the launches. A graph of one launch pays the graph's launch and the events around it
     (~2-3 µs on an H200, session 26: 1.6-1.9 µs from the previous graph's last kernel to the first
     kernel alone); kernels inside one graph follow each other ~0.4 µs apart, as attention does
     between the KV write and the next GEMM in vLLM's decode graph. Cold L2 holds: each launch reads
@@ -254,7 +254,7 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
                 s = stream if stream is not None else torch.cuda.Stream()   # capture off the current stream
                 if s is not stream:
                     s.wait_stream(torch.cuda.current_stream())
-                for group in ([calls] if in_graph else [[c] for c in calls]):
+                for group in ([_graph_launches(calls)] if in_graph else [[c] for c in calls]):
                     g = torch.cuda.CUDAGraph()
                     with torch.cuda.graph(g, stream=s):
                         for c in group:
@@ -263,7 +263,8 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
                 if s is not stream:
                     torch.cuda.current_stream().wait_stream(s)
                 runners = [g.replay for g in gs]
-                method = (f"CUDA graph of {len(calls)} launches back to back (one per rotation copy), replay ÷ {len(calls)}, "
+                n = len(_graph_launches(calls))
+                method = (f"CUDA graph of {n} launches back to back (rotation copies in turn), replay ÷ {n}, "
                           if in_graph else "CUDA graph replay per launch, ") + method.split(", ", 1)[1]
             except Exception as e:              # an op that syncs or allocates oddly: time it eagerly
                 torch.cuda.current_stream().synchronize()
@@ -277,5 +278,19 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
                          name=name.replace("/", "-").replace("@", "_"), hold=method.startswith("CUDA graph"),
                          device_index=torch.cuda.current_device(), arch=info.arch)
     if in_graph:
-        samples = [x / len(calls) for x in samples]
+        samples = [x / len(_graph_launches(calls)) for x in samples]
     return samples, method
+
+
+# A decode step's graph holds a launch per layer (32 for llama-3.1-8b). A graph of two launches
+# (a large shape's rotation is 2 copies) would charge each launch half the graph's own start
+# (~2 us on an H200, session 26), which vLLM's step pays once for all layers.
+IN_GRAPH_MIN_LAUNCHES = 16
+
+
+def _graph_launches(calls: list[Any]) -> list[Any]:
+    """The rotation's calls in turn, repeated until one graph holds IN_GRAPH_MIN_LAUNCHES. Cold L2
+    still holds: between two turns of one copy every other copy is read, and the copies together
+    span >= 4x L2 (>= 2x L2 without it, even at 2 copies)."""
+    reps = -(-IN_GRAPH_MIN_LAUNCHES // max(1, len(calls)))
+    return list(calls) * reps

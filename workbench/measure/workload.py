@@ -1,7 +1,9 @@
 """Workloads: a JSON-serializable spec of a decode batch, and the paged tensors built from it.
 
 KV blocks are drawn at random (seeded) from a pool, distinct across the batch, as a serving
-engine's allocator would leave them after a while.
+engine's allocator would leave them after a while (`pages="scattered"`, the default), or handed out
+in order, each sequence's blocks one after another (`pages="contiguous"`), as a fresh engine's
+allocator leaves a batch whose prompts were admitted together (what `workbench e2e` runs).
 """
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.kernel.variant import BLOCK_SIZES, DTYPES, HEAD_SIZES
+
+
+# scattered: random distinct ids over the pool; contiguous: in order, sequence after sequence
+PAGE_ORDERS = ("scattered", "contiguous")
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,7 @@ class WorkloadSpec:
     dtype: str = "bf16"
     num_blocks: int = 0          # pool size; 0 = just what the batch needs
     seed: int = 0
+    pages: str = "scattered"     # block ids: PAGE_ORDERS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seq_lens", tuple(int(x) for x in self.seq_lens))
@@ -37,6 +44,8 @@ class WorkloadSpec:
             raise WorkbenchError(f"block size {self.block_size} unsupported; supported: {BLOCK_SIZES}")
         if self.dtype not in DTYPES:
             raise WorkbenchError(f"dtype {self.dtype!r} unsupported; supported: {DTYPES}")
+        if self.pages not in PAGE_ORDERS:
+            raise WorkbenchError(f"page order {self.pages!r} unknown; choose from {', '.join(PAGE_ORDERS)}")
         if self.num_blocks and self.num_blocks < self.blocks_needed:
             raise WorkbenchError(f"pool of {self.num_blocks} blocks is smaller than the "
                                  f"{self.blocks_needed} the batch needs")
@@ -84,11 +93,13 @@ class WorkloadSpec:
         lens = set(self.seq_lens)
         ctx = str(self.seq_lens[0]) if len(lens) == 1 else f"mixed{min(lens)}-{max(lens)}"
         return (f"b{self.num_seqs}x{ctx} h{self.num_heads}/{self.num_kv_heads} d{self.head_size} "
-                f"blk{self.block_size} {self.dtype}")
+                f"blk{self.block_size} {self.dtype}" + ("" if self.pages == PAGE_ORDERS[0] else f" {self.pages}"))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["seq_lens"] = list(self.seq_lens)
+        if self.pages == PAGE_ORDERS[0]:   # the default stays out: specs saved before it read the same
+            del d["pages"]
         return d
 
     @classmethod
@@ -135,10 +146,19 @@ def _fill_table(spec: WorkloadSpec, ids: Any) -> Any:
     return bt
 
 
+def _block_ids(spec: WorkloadSpec, pool: int, generator: Any) -> Any:
+    """All the pool's ids in the order copies take them (copy c: [c * need, (c + 1) * need))."""
+    import torch
+
+    if spec.pages == "contiguous":
+        return torch.arange(pool, dtype=torch.int64)
+    return torch.randperm(pool, generator=generator)
+
+
 def make_block_tables(spec: WorkloadSpec, generator: Any) -> Any:
     import torch
 
-    return _fill_table(spec, torch.randperm(spec.pool_blocks, generator=generator)[: spec.blocks_needed].to(torch.int32))
+    return _fill_table(spec, _block_ids(spec, spec.pool_blocks, generator)[: spec.blocks_needed].to(torch.int32))
 
 
 def build_workload(spec: WorkloadSpec, device: Any = "cpu", *, poison_padding: bool = True) -> Workload:
@@ -183,7 +203,7 @@ def build_rotation(spec: WorkloadSpec, device: Any, min_bytes: int) -> tuple[Wor
     copies = max(2, math.ceil(min_bytes / max(1, spec.blocks_needed * spec.block_bytes)))
     pooled = WorkloadSpec(**{**spec.to_dict(), "num_blocks": max(spec.num_blocks, copies * spec.blocks_needed)})
     w = build_workload(pooled, device, poison_padding=False)
-    ids = torch.randperm(pooled.pool_blocks, generator=torch.Generator().manual_seed(spec.seed + 2))
+    ids = _block_ids(spec, pooled.pool_blocks, torch.Generator().manual_seed(spec.seed + 2))
     need = spec.blocks_needed
     tables = [_fill_table(spec, ids[c * need:(c + 1) * need].to(torch.int32)).to(w.query.device)
               for c in range(copies)]

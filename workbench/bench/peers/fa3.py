@@ -39,11 +39,15 @@ def load_fa3() -> tuple[Callable[..., Any], Callable[..., Any], str]:
 
 
 def fa3(spec: WorkloadSpec, min_bytes: int, check: bool = True,
-        device: str = "cuda", packed: bool = False) -> tuple[list[Callable[[], None]], str, float]:
+        device: str = "cuda", packed: bool = False,
+        max_seqlen_k: int | None = None) -> tuple[list[Callable[[], None]], str, float]:
     """FA3 paged decode on our KV contents in NHD pages [pages, block, KH, D], K and V as two
     tensors, one block table per rotation copy; q [B, H, D], one token each. `packed`: K and V as
     the two views of one [pages, block, KH, 2D] tensor, the cache vLLM 0.26 and 0.33 allocate for
-    FLASH_ATTN (each token's K and V rows of a head side by side)."""
+    FLASH_ATTN (each token's K and V rows of a head side by side). `max_seqlen_k`: what the call is
+    told (default the batch's longest sequence); vLLM's captured graphs hold max_model_len there
+    (gpu_model_runner builds capture metadata with max_seq_len = max_model_len), while the scheduler
+    metadata is made each step from the real lengths."""
     import torch
 
     from workbench.bench.peers.paged import PACKED, our_kv
@@ -53,6 +57,7 @@ def fa3(spec: WorkloadSpec, min_bytes: int, check: bool = True,
         # vLLM's FlashAttentionBackend.get_kv_cache_shape refuses other block sizes
         raise PeerUnavailable(f"FA3 (vLLM) needs a block size that is a multiple of 16, not {spec.block_size}")
     B, H, KH, D, L = spec.num_seqs, spec.num_heads, spec.num_kv_heads, spec.head_size, spec.max_seq_len
+    told = max(L, max_seqlen_k or 0)
     kv = our_kv(spec, min_bytes, PACKED if packed else "NHD", check, device)
     cu_q = torch.arange(B + 1, dtype=torch.int32, device=device)      # one query token per sequence
     # made once, outside the timed calls, as vLLM's builder does once per step for all layers
@@ -67,7 +72,7 @@ def fa3(spec: WorkloadSpec, min_bytes: int, check: bool = True,
 
         def run() -> None:
             varlen(q=kv.q, k=kv.k, v=kv.v, out=out, cu_seqlens_q=cu_q, max_seqlen_q=1, seqused_k=kv.seq_lens,
-                   max_seqlen_k=L, softmax_scale=kv.scale, causal=True, block_table=table,
+                   max_seqlen_k=told, softmax_scale=kv.scale, causal=True, block_table=table,
                    scheduler_metadata=meta, fa_version=3, num_splits=MAX_SPLITS_UNDER_GRAPHS)
         return run
     calls = [call(i) for i in range(kv.copies)]
@@ -76,6 +81,7 @@ def fa3(spec: WorkloadSpec, min_bytes: int, check: bool = True,
                    f"num_splits {MAX_SPLITS_UNDER_GRAPHS} as under vLLM's CUDA graphs, "
                    + (f"K|V packed per token as vLLM's FLASH_ATTN cache [pages, {spec.block_size}, KH, 2D]"
                       if packed else f"NHD pages of {spec.block_size}")
+                   + (f", max_seqlen_k {told} as in a graph captured at that max_model_len" if told != L else "")
                    + f", our kernel's KV contents, {kv.copies} copies"), err
 
 
