@@ -6,7 +6,8 @@
 # Runs: RUNS="M:suite ..." (M: qwen | 70b | llama, session 23's band-worst studies: device_env.sh band_worst);
 # default: the three on the bench suite (session 24's headline tables), 70b and qwen on fewctas, the 8b on e2e.
 # FORMS: the timings, each run per suite (default: "default in-graph"); a form ending in -contig also
-# passes --pages contiguous (e.g. FORMS="in-graph in-graph-contig": the page order A/B, session 27).
+# passes --pages contiguous (e.g. FORMS="in-graph in-graph-contig": the page order A/B, session 27); one
+# holding -kvw also --kv-write (each launch after a KV-write stand-in: FORMS="in-graph in-graph-kvw").
 # Carry .offline and .peers/fa3.tar.xz.
 set -uo pipefail
 SECONDS=0
@@ -30,6 +31,7 @@ for S in $RUNS; do
     timeout ${BENCH_S:-150} python3 -m workbench bench --model $m --tp $tp --study $study --storage sqlite:///$W/s.db \
       --suite $suite --peers ${PEERS:-tuned,tuned-graph,fa3} --graph-len ${GRAPH_LEN:-32864} \
       $([[ $T = in-graph* ]] && echo --in-graph) $([[ $T = *-contig ]] && echo --pages contiguous) \
+      $([[ $T = *-kvw* ]] && echo --kv-write) \
       --out $N.json > $N.txt 2> $W/bench.err
     echo "== $m $suite $T rc=$? ${SECONDS}s"; grep -E "geomean" $N.txt; tail -1 $W/bench.err
     gzip -f $N.json

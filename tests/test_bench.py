@@ -132,6 +132,8 @@ def test_bench_bad_input(tmp_path):
     p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--replay-ours", "--in-graph"], capture_output=True,
                        text=True)
     assert p.returncode == 2 and "two timings" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--kv-write"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--kv-write times the in-graph form" in p.stderr and "Traceback" not in p.stderr
     p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--pages", "sorted"], capture_output=True, text=True)
     assert p.returncode == 2 and "--pages 'sorted': choose from scattered, contiguous" in p.stderr \
         and "Traceback" not in p.stderr
@@ -209,6 +211,20 @@ def test_in_graph_timing_captures_every_launch_in_one_graph(monkeypatch):
     assert samples == [10 / 16, 20 / 16, 30 / 16, 40 / 16] and method.startswith("CUDA graph of 16 launches")
     first = events.index("capture")
     assert events[first + 1:first + 18] == [("call", i % 2) for i in range(16)] + ["end"]
+
+    # --kv-write: the step's KV-write stand-in before every launch in the graph, then a graph of it
+    # alone (same count), whose per-launch median is subtracted
+    events.clear()
+    monkeypatch.setattr(timing, "IN_GRAPH_MIN_LAUNCHES", 4)
+    samples, method = timing.time_calls(calls[:2], info, in_graph=True, between=lambda: events.append("kv"))
+    first = events.index("capture")
+    assert events[first + 1:first + 10] == ["kv", ("call", 0), "kv", ("call", 1)] * 2 + ["end"]
+    second = events.index("capture", first + 1)
+    assert events[second + 1:second + 6] == ["kv"] * 4 + ["end"]
+    assert samples == [10 / 4 - 6.25, 20 / 4 - 6.25, 30 / 4 - 6.25, 40 / 4 - 6.25]
+    assert "KV-write stand-in, its own 6.25 µs subtracted" in method
+    with pytest.raises(ValueError, match="in-graph form"):
+        timing.time_calls(calls, info, between=lambda: None)
 
     events.clear()
     samples, method = timing.time_calls(calls, info)

@@ -464,6 +464,7 @@ def test_replay_times_the_graph_launch_as_vllm_runs_it(cubin_cache):
     from workbench.kernel.launch import load
     from workbench.measure.gpuinfo import gpu_info
     from workbench.measure.timing import time_variant
+    from workbench.measure.workload import kv_write_standin
 
     v = Variant(algorithm="onepass", threads=256, heads_per_cta=4, partition="auto", stages=2, mma=True).scheduling()
     (b,) = build_many([v], "sm_90a")
@@ -476,6 +477,7 @@ def test_replay_times_the_graph_launch_as_vllm_runs_it(cubin_cache):
             eager = time_variant(k, spec, info, **how)
             rep = time_variant(k, spec, info, replay=True, **how)
             step = time_variant(k, spec, info, in_graph=True, **how)
+            kvw = time_variant(k, spec, info, in_graph=True, between=kv_write_standin(spec, "cuda"), **how)
             assert eager.method.startswith("cuda-events per launch"), eager.method
             assert rep.method.startswith("CUDA graph replay per launch") and "rotating block tables" in rep.method, \
                 rep.method
@@ -483,9 +485,13 @@ def test_replay_times_the_graph_launch_as_vllm_runs_it(cubin_cache):
             assert 0.3 < rep.median_us / eager.median_us < 1.5, (spec.label, eager.median_us, rep.median_us)
             # back to back in one graph: the graph's own launch latency (~2 µs) is gone, the kernels are not
             assert 0.5 < step.median_us / rep.median_us < 1.0, (spec.label, rep.median_us, step.median_us)
+            # after the KV-write stand-in (its time subtracted): no overlap with the previous launch's tail
+            assert "KV-write stand-in" in kvw.method, kvw.method
+            assert 0.9 < kvw.median_us / step.median_us < 1.5, (spec.label, step.median_us, kvw.median_us)
             print(f"{spec.label}: eager {eager.median_us:.1f} µs [{eager.p10_us:.1f}-{eager.p90_us:.1f}], "
                   f"graph replay {rep.median_us:.1f} µs [{rep.p10_us:.1f}-{rep.p90_us:.1f}], "
-                  f"in one graph {step.median_us:.1f} µs [{step.p10_us:.1f}-{step.p90_us:.1f}] "
+                  f"in one graph {step.median_us:.1f} µs [{step.p10_us:.1f}-{step.p90_us:.1f}], "
+                  f"after the KV write {kvw.median_us:.1f} µs [{kvw.p10_us:.1f}-{kvw.p90_us:.1f}] "
                   f"({step.method.split(' launches')[0]})")
     finally:
         k.close()

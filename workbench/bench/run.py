@@ -142,7 +142,8 @@ def _measuring(emu: Any) -> Any:
 
 def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: Callable[[Any], Any] | None,
           shape: dict[str, Any], emu: Any = None, graph_len: int = GRAPH_LEN, graph_walk: bool = False,
-          graph_sched: bool | None = None, replay: bool = False, in_graph: bool = False) -> PeerResult:
+          graph_sched: bool | None = None, replay: bool = False, in_graph: bool = False,
+          between: Callable[[], Any] | None = None) -> PeerResult:
     from workbench.measure.check import check_variant
     from workbench.measure.timing import time_variant
     from workbench.kernel.references import named
@@ -183,7 +184,7 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
                 t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, rotation=rot, **how)
         else:
             t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, replay=replay,
-                             in_graph=in_graph, **how)
+                             in_graph=in_graph, between=between, **how)
     finally:
         k.close()
     bad = ck is not None and not ck.ok
@@ -212,11 +213,14 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
               pick: Callable[[Any], Any] | None, progress: Callable[[str], None], tuned_note: str,
               save: Callable[[BenchRun], None] | None = None, emu: Any = None,
               graph_len: int = GRAPH_LEN, graph_walk: bool = False, graph_sched: bool | None = None,
-              replay_ours: bool = False, in_graph: bool = False, pages: str = "scattered") -> BenchRun:
+              replay_ours: bool = False, in_graph: bool = False, pages: str = "scattered",
+              kv_write: bool = False) -> BenchRun:
     """emu: a started greenctx.Emulation: every timed region (ours and the peers') runs inside it.
     replay_ours: our rows timed as the peers are, by CUDA-graph replay of each launch (not with emu).
     in_graph: every row, ours and the peers', timed as one CUDA graph of a launch per rotation copy,
     back to back as in a decode step's graph (measure.timing.time_calls; not with emu).
+    kv_write (with in_graph): each launch after a KV-write stand-in kernel, as attention follows the
+    KV-cache write in vLLM's step (measure.workload.kv_write_standin), its own time subtracted.
     pages: the block ids of every row's KV (measure.workload.PAGE_ORDERS), one order for all rows.
     graph_len: the launch bound of the tuned-graph row (the max_model_len vLLM runs with);
     graph_walk: that row's auto variants built with Variant.graph_walk (`export --graph-walk`);
@@ -229,6 +233,7 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
     from workbench.bench.peers import PEERS
     from workbench.bench.peers.common import PeerUnavailable
     from workbench.measure.timing import time_calls
+    from workbench.measure.workload import kv_write_standin
 
     if not torch.cuda.is_available():
         raise WorkbenchError("no CUDA device visible: `workbench bench` measures on a GPU")
@@ -243,11 +248,18 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
     if in_graph:
         notes.append("timing: every row as one CUDA graph of a launch per rotation copy, back to back, replay ÷ "
                      "launches (--in-graph: attention as it runs inside vLLM's decode graph)")
+    if kv_write and not in_graph:
+        raise WorkbenchError("--kv-write times the in-graph form: add --in-graph")
+    if kv_write:
+        notes.append("timing: each launch after a KV-write stand-in kernel (one copy of the step's new K and V), "
+                     "as attention follows the KV-cache write in vLLM's step; the stand-in's own time subtracted")
     if pages != "scattered":
         notes.append(f"pages: {pages} (each sequence's KV blocks in order, sequence after sequence, every row)")
     told: set[str] = set()
     for b, spec in suite.bench_specs(heads, dtype, block_size):
         spec = dataclasses.replace(spec, pages=pages)
+        between = kv_write_standin(spec, "cuda") if kv_write else None
+        extra = {"between": between} if between is not None else {}
         floor_us = spec.kv_bytes / (ceiling.gbps * 1e9) * 1e6
         for p in peers:
             progress(f"{b.label} · {p}")
@@ -255,13 +267,14 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
             try:
                 if p in KERNEL_ROWS:
                     got = _ours(p, spec, info, ceiling.gbps, launches, pick, shape, emu, graph_len, graph_walk,
-                                graph_sched, replay_ours, in_graph)
+                                graph_sched, replay_ours, in_graph, between)
                     got.shape, got.batch, got.context = b.label, b.batch, b.context
                     r = got
                 else:
                     calls, note, err = PEERS[p](spec, min_bytes, check=spec.kv_bytes <= CHECK_MAX_BYTES)
                     timer = emu.peer_timer() if emu is not None else time_calls
-                    samples, method = timer(calls, info, launches=launches, name=f"{p} :: {b.label}", in_graph=in_graph)
+                    samples, method = timer(calls, info, launches=launches, name=f"{p} :: {b.label}", in_graph=in_graph,
+                                            **extra)
                     q = statistics.quantiles(samples, n=10)
                     r.median_us, r.p10_us, r.p90_us = statistics.median(samples), q[0], q[-1]
                     r.rel_error, r.method = err, method

@@ -54,6 +54,10 @@ def bench_cmd(
                                        "rotation copy, back to back as attention runs inside vLLM's decode graph, "
                                        "÷ the launches (default: one launch per timed call, which adds the graph's "
                                        "or the launch's own latency, ~2-3 µs, to every row)"),
+    kv_write: bool = typer.Option(False, "--kv-write",
+                                  help="with --in-graph: each launch after a KV-write stand-in kernel, as attention "
+                                       "follows the KV-cache write in vLLM's step (back to back, launches overlap "
+                                       "one another's tails where they use PDL: FA3's and ours), its own time subtracted"),
     pages: str = typer.Option("scattered", "--pages",
                               help="block ids of every row's KV: scattered (random over the pool, as a long-running "
                                    "server's allocator leaves them) or contiguous (each sequence's blocks in order, as "
@@ -85,6 +89,8 @@ def bench_cmd(
         raise WorkbenchError("--graph-len must be >= 1 (vLLM's max_model_len)")
     if replay_ours and in_graph:
         raise WorkbenchError("--replay-ours and --in-graph are two timings: choose one")
+    if kv_write and not in_graph:
+        raise WorkbenchError("--kv-write times the in-graph form: add --in-graph")
     from workbench.measure.workload import PAGE_ORDERS
     if pages not in PAGE_ORDERS:
         raise WorkbenchError(f"--pages {pages!r}: choose from {', '.join(PAGE_ORDERS)}")
@@ -128,7 +134,7 @@ def bench_cmd(
                             launches=launches, pick=pick, tuned_note=tuned_note, save=lambda r: r.save(out_file),
                             progress=lambda s: prog.update(task, advance=1, description=s), emu=emu,
                             graph_len=graph_len, graph_walk=graph_walk, graph_sched=graph_sched,
-                            replay_ours=replay_ours, in_graph=in_graph, pages=pages)
+                            replay_ours=replay_ours, in_graph=in_graph, pages=pages, kv_write=kv_write)
     finally:
         if emu is not None:
             emu.close()

@@ -166,13 +166,13 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
                  ceiling_gbps: float = 0.0, device: Any = "cuda", hold: bool = True,
                  rotation: tuple[Any, list[Any]] | None = None, warmup_s: float = 0.05,
                  launch_len: int | None = None, per_seq_split: bool = False, replay: bool = False,
-                 in_graph: bool = False) -> TimingResult:
+                 in_graph: bool = False, between: Callable[[], Any] | None = None) -> TimingResult:
     """`hold=False` under ncu: it serialises launches, so a held stream would wait for its timeout.
     `replay`: each rotation copy's launch captured once into a CUDA graph and the replays timed, as
     `time_calls` times the peers and as vLLM's decode graphs run our kernels (PDL edges included);
     default: eager launches, event-timed, all queued first. `in_graph`: one CUDA graph holding a launch
     per rotation copy, back to back as a decode step's graph runs them, each replay ÷ the launches
-    (time_calls(in_graph=True)).
+    (time_calls(in_graph=True)), each after `between` if given (time_calls).
     `rotation`: a (workload, block tables) pair from build_rotation to reuse across variants.
     `warmup_s`: clocks ramp up from idle over tens of ms; later shapes of a busy worker need less.
     `launch_len`: bound the launch there instead of at the longest sequence (block tables widened,
@@ -203,7 +203,8 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
     if replay or in_graph:
         import functools
         samples, method = time_calls([functools.partial(launch, i) for i in range(len(tables))], info,
-                                     launches=launches, name=name, warmup_s=warmup_s, in_graph=in_graph)
+                                     launches=launches, name=name, warmup_s=warmup_s, in_graph=in_graph,
+                                     between=between)
         method = method.replace("(rotating copies)", "(rotating block tables)")
     else:
         samples = _timed(launch, launches=launches, min_warmup=warmup, warmup_s=warmup_s, name=name, hold=hold,
@@ -223,7 +224,8 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
 
 def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str = "",
                graphs: bool = True, warmup_s: float = 0.05, stream: Any = None,
-               timed: Callable[[], Any] | None = None, in_graph: bool = False) -> tuple[list[float], str]:
+               timed: Callable[[], Any] | None = None, in_graph: bool = False,
+               between: Callable[[], Any] | None = None) -> tuple[list[float], str]:
     """Cold-L2 timing of any GPU work (peers): `calls[i]` runs one launch over rotation copy i.
     Each call is captured once into a CUDA graph (host overhead out of the picture even for
     Python-heavy ops); replays are timed with events, all queued behind the gate. Falls back to
@@ -234,6 +236,11 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
     kernel alone); kernels inside one graph follow each other ~0.4 µs apart, as attention does
     between the KV write and the next GEMM in vLLM's decode graph. Cold L2 holds: each launch reads
     its own copy and the copies together are >= 4x L2.
+    `between` (in_graph only): a small op captured before every launch, as vLLM's step runs the KV-cache
+    write before each layer's attention; its own per-launch time (a graph of it alone, same count) is
+    subtracted. Back to back, a launch can overlap the previous one's tail (PDL: FA3's main kernel after
+    its own combine, ours after our reduce); after another kernel it cannot (session 27: FA3 +1.5 / +2.4
+    / +5.0 us at b1 / b8 / b32 x 1k, ours +0.7 / +1.1 / +1.3, the engine's pattern).
     An emulation (measure.greenctx) passes `stream`, its green context's stream: calls are warmed
     up and captured there, because a graph's kernels keep the context they were captured in (one
     captured on an ordinary stream ran on all 132 SMs of an H200 when replayed on an 80-SM green
@@ -243,7 +250,11 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
 
     import torch
 
+    if between is not None and not in_graph:
+        raise ValueError("time_calls: `between` belongs to the in-graph form")
     with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+        if between is not None:
+            between()
         for c in calls:                          # compile / autotune / allocate outside any graph
             c()
         torch.cuda.current_stream().synchronize()     # not the device: see _timed
@@ -254,7 +265,10 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
                 s = stream if stream is not None else torch.cuda.Stream()   # capture off the current stream
                 if s is not stream:
                     s.wait_stream(torch.cuda.current_stream())
-                for group in ([_graph_launches(calls)] if in_graph else [[c] for c in calls]):
+                step = _graph_launches(calls)
+                if between is not None:
+                    step = [f for c in step for f in (between, c)]
+                for group in ([step] if in_graph else [[c] for c in calls]):
                     g = torch.cuda.CUDAGraph()
                     with torch.cuda.graph(g, stream=s):
                         for c in group:
@@ -279,6 +293,12 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
                          device_index=torch.cuda.current_device(), arch=info.arch)
     if in_graph:
         samples = [x / len(_graph_launches(calls)) for x in samples]
+        if between is not None and method.startswith("CUDA graph"):
+            alone, _ = time_calls([between], info, launches=launches, name=f"{name} (between)", warmup_s=warmup_s,
+                                  stream=stream, timed=timed, in_graph=True)
+            base = statistics.median(alone)
+            samples = [x - base for x in samples]
+            method += f"; each launch after the step's KV-write stand-in, its own {base:.2f} µs subtracted"
     return samples, method
 
 

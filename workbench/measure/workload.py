@@ -209,3 +209,15 @@ def build_rotation(spec: WorkloadSpec, device: Any, min_bytes: int) -> tuple[Wor
               for c in range(copies)]
     w.block_tables = tables[0]
     return w, tables
+
+
+def kv_write_standin(spec: WorkloadSpec, device: Any) -> Any:
+    """What vLLM's step runs right before each layer's attention, for `bench --in-graph --kv-write`:
+    one small kernel writing the step's new K and V (num_seqs x 2 x KH x D) into a buffer of its own,
+    as reshape_and_cache does into the cache (ours leaves the timed KV untouched). It ends the chain
+    of back-to-back attention launches, which overlap one another's tails where they use PDL."""
+    import torch
+
+    src = torch.randn(spec.num_seqs, 2, spec.num_kv_heads, spec.head_size, device=device).to(torch_dtype(spec.dtype))
+    dst = torch.empty_like(src)
+    return lambda: dst.copy_(src)
