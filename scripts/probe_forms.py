@@ -23,9 +23,7 @@ def main() -> None:
     import torch
 
     from workbench.config.profiles import heads_from_text
-    from workbench.kernel.build import build_variant
-    from workbench.kernel.launch import load
-    from workbench.kernel.variant import Variant, parse_knobs
+    from probe_common import load_knobs
     from workbench.measure.gpuinfo import gpu_info
     from workbench.measure.timing import time_variant
     from workbench.measure.workload import WorkloadSpec, build_rotation
@@ -34,11 +32,8 @@ def main() -> None:
     heads = heads_from_text(os.environ.get("PROBE_MODEL", "llama-3.1-8b"))
     bound = int(os.environ.get("GRAPH_LEN", "32864"))
     info = gpu_info(0)
-    v = Variant.from_dict({**parse_knobs(knobs), "head_size": heads.head_size}).scheduling()
-    b = build_variant(v, info.arch)
-    if not b.ok:
-        raise SystemExit(f"build failed: {(b.error or '')[-400:]}")
-    k = load(b, 0)
+    (k,) = load_knobs(knobs, heads.head_size, info.arch, lambda v: v.scheduling())
+    v = k.variant
     occ = k.occupancy()
     gx = k.grid_x(heads.num_heads, heads.num_kv_heads)
     rows = []

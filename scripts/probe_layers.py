@@ -38,9 +38,7 @@ def main() -> None:
 
     from workbench.bench.peers.fa3 import MAX_SPLITS_UNDER_GRAPHS, fa3, load_fa3
     from workbench.config.profiles import heads_from_text
-    from workbench.kernel.build import build_variant
-    from workbench.kernel.launch import load
-    from workbench.kernel.variant import Variant, parse_knobs
+    from probe_common import load_knobs
     from workbench.measure.gpuinfo import gpu_info
     from workbench.measure.timing import time_calls, time_variant, widen_block_table
     from workbench.measure.workload import WorkloadSpec, torch_dtype
@@ -51,11 +49,8 @@ def main() -> None:
     n_layers = int(os.environ.get("LAYERS", "32"))
     pool_gb = float(os.environ.get("POOL_GB", "3"))
     info = gpu_info(0)
-    v = Variant.from_dict({**parse_knobs(knobs), "head_size": heads.head_size}).scheduling()
-    b = build_variant(v, info.arch)
-    if not b.ok:
-        raise SystemExit(f"build failed: {(b.error or '')[-400:]}")
-    k = load(b, 0)
+    (k,) = load_knobs(knobs, heads.head_size, info.arch, lambda v: v.scheduling())
+    v = k.variant
     varlen, sched_meta, _ = load_fa3()
     H, KH, D = heads.num_heads, heads.num_kv_heads, heads.head_size
     rows = []

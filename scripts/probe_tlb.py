@@ -30,9 +30,7 @@ def main() -> None:
 
     from workbench.bench.peers.fa3 import fa3
     from workbench.config.profiles import heads_from_text
-    from workbench.kernel.build import build_variant
-    from workbench.kernel.launch import load
-    from workbench.kernel.variant import Variant, parse_knobs
+    from probe_common import load_knobs
     from workbench.measure.gpuinfo import gpu_info
     from workbench.measure.timing import time_calls, widen_block_table
     from workbench.measure.workload import WorkloadSpec, build_rotation
@@ -55,13 +53,8 @@ def main() -> None:
             torch.sum(v, dim=0, out=sink[slot])
         return run
     touch = {"far": toucher(far_v, 0), "near": toucher(near_v, 1)}
-    kernels = []
-    for knobs in knob_sets:
-        v = Variant.from_dict({**parse_knobs(knobs), "head_size": heads.head_size}).scheduling()
-        b = build_variant(v, info.arch)
-        if not b.ok:
-            raise SystemExit(f"build failed: {(b.error or '')[-400:]}")
-        kernels.append((v.name, load(b, 0)))
+    kernels = [(k.variant.name, k) for k in load_knobs(";".join(knob_sets), heads.head_size, info.arch,
+                                                         lambda v: v.scheduling())]
     rows = []
 
     def med(calls):
