@@ -53,6 +53,22 @@ def test_rows_are_judged_against_the_reference_of_their_own_run():
     assert only.rows[0].after_ratio is None and only.rows[0].ratio_change is None and "fa3 missing" in only.notes[0]
 
 
+def test_runs_timed_in_different_forms_say_so():
+    """bench --in-graph / --kv-write / --pages contiguous change every row's time: comparing a run
+    of one form with a run of another says so (the ratio columns stay comparable)."""
+    from workbench.bench.compare import compare_runs
+    times = {"tuned-graph": {"b1x1024": 10.0}, "fa3": {"b1x1024": 11.0}}
+    a, b = run(times), run(times)
+    assert not compare_runs(a, b).notes
+    b.notes = ["timing: every row as one CUDA graph of a launch per rotation copy, back to back, replay ÷ launches",
+               "timing: each launch after a KV-write stand-in kernel (one copy of the step's new K and V)",
+               "pages: contiguous (each sequence's KV blocks in order)"]
+    (note,) = compare_runs(a, b).notes
+    assert "different forms (before: default; after: in-graph; kv-write; pages contiguous)" in note
+    a.notes = list(b.notes)
+    assert not compare_runs(a, b).notes
+
+
 def test_runs_of_different_workloads_or_without_the_row_are_refused():
     from workbench.bench.compare import compare_runs
     a = run({"tuned-graph": {"b1x1024": 10.0}, "fa3": {"b1x1024": 11.0}})

@@ -79,6 +79,13 @@ def _times(run: BenchRun, peer: str) -> dict[str, Any]:
     return {r.shape: r for r in run.results if r.peer == peer and r.median_us}
 
 
+def _form(run: BenchRun) -> list[str]:
+    """How a run timed its rows, from its notes (bench --in-graph / --kv-write / --pages): one word each."""
+    marks = (("one CUDA graph of a launch per rotation copy", "in-graph"), ("KV-write stand-in", "kv-write"),
+             ("pages: contiguous", "pages contiguous"))
+    return [word for text, word in marks if any(text in n for n in run.notes)]
+
+
 def compare_runs(before: BenchRun, after: BenchRun, peer: str = "tuned-graph", vs: str = "fa3",
                  before_label: str = "before", after_label: str = "after") -> Comparison:
     """The rows of `peer` in both runs, each with its ratio to `vs` in its own run. Refuses runs of
@@ -103,6 +110,10 @@ def compare_runs(before: BenchRun, after: BenchRun, peer: str = "tuned-graph", v
     gb, ga = before.gpu.get("uuid") or before.gpu.get("name"), after.gpu.get("uuid") or after.gpu.get("name")
     if gb != ga:
         notes.append("the runs come from different GPUs (or hosts): read the ratio columns, not the times")
+    fb, fa = _form(before), _form(after)
+    if fb != fa:
+        notes.append(f"the runs were timed in different forms (before: {'; '.join(fb) or 'default'}; after: "
+                     f"{'; '.join(fa) or 'default'}): the time columns differ by that too, read the ratio columns")
     order = list(dict.fromkeys([*b, *a]))
     rows = []
     for s in order:
