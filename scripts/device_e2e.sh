@@ -7,7 +7,10 @@
 #               GRAPH_LEN (default 32864): the bench's bound (1104 = a 1k-only grid's own); REPLAY=1:
 #               `bench --replay-ours` (our rows by CUDA-graph replay, as FA3's); INGRAPH=1: `bench --in-graph`
 #               (every row as one graph of launches back to back, as attention runs in the engine's step:
-#               at b1 x 1k it reads 8.0 us where one launch per graph reads 10.4-11.0; session 26)
+#               at b1 x 1k it reads 8.0 us where one launch per graph reads 10.4-11.0; session 26); with it
+#               KVW=1: `--kv-write` (each launch after a KV-write stand-in); CONTIG=1: `--pages contiguous` (a
+#               fresh engine's block ids, as the e2e engine has them); BENCH_REF=fa3-packed: FA3 on vLLM's packed
+#               cache as the bench's reference row (then run e2e with `--bench-ref fa3-packed`; session 27: it ties fa3)
 #   STAGE=run   needs the vLLM bundle (scripts/bundle_vllm.sh; part1 in an earlier call, the last
 #               part in this one) and .offline/: `workbench e2e` for BACKENDS (resumes /tmp/wbe2e/run).
 #               E2E_BATCHES / E2E_CONTEXTS: a part of the grid (e.g. 32 and 1k,4k,16k), each part in a run
@@ -100,7 +103,8 @@ prep)
   python3 -m workbench export --study $STUDY --storage sqlite:///$W/studies.db --out $W/pkg $WALKF --json > $OUT/export.json 2> $OUT/export.err
   echo "export rc=$? ${SECONDS}s"; tail -3 $OUT/export.err
   timeout ${BENCH_S:-300} python3 -m workbench bench --study $STUDY --storage sqlite:///$W/studies.db --suite e2e \
-    --peers tuned,tuned-graph,fa3 --graph-len ${GRAPH_LEN:-32864} $WALKF $([ "${REPLAY:-0}" = 1 ] && echo --replay-ours) $([ "${INGRAPH:-0}" = 1 ] && echo --in-graph) \
+    --peers tuned,tuned-graph,${BENCH_REF:-fa3} --graph-len ${GRAPH_LEN:-32864} $WALKF $([ "${REPLAY:-0}" = 1 ] && echo --replay-ours) $([ "${INGRAPH:-0}" = 1 ] && echo --in-graph) \
+    $([ "${KVW:-0}" = 1 ] && echo --kv-write) $([ "${CONTIG:-0}" = 1 ] && echo --pages contiguous) \
     --out $W/bench-e2e.json > $OUT/bench-e2e.txt 2> $OUT/bench-e2e.err
   echo "bench rc=$? ${SECONDS}s"; tail -3 $OUT/bench-e2e.err; cp $W/bench-e2e.json $OUT/ 2>/dev/null; cat $OUT/bench-e2e.txt
   ;;
@@ -121,7 +125,7 @@ run)
     ${SEED:+--shares-from $SEED} $([ "${REF2:-0}" = 1 ] && echo --reference-twice) \
     --backends ${BACKENDS:-CUSTOM,FLASH_ATTN} --share-backends ${SHARES:-FLASH_ATTN,CUSTOM} --steps ${STEPS:-128} \
     --timeout ${CHILD_S:-400} ${E2E_BATCHES:+--batches $E2E_BATCHES} ${E2E_CONTEXTS:+--contexts $E2E_CONTEXTS} \
-    ${MAX_LEN:+--max-model-len $MAX_LEN} > $OUT/e2e.txt 2> $OUT/e2e.err
+    ${MAX_LEN:+--max-model-len $MAX_LEN} ${BENCH_REF:+--bench-ref $BENCH_REF} > $OUT/e2e.txt 2> $OUT/e2e.err
   echo "e2e rc=$? ${SECONDS}s"; tail -40 $OUT/e2e.err
   R=${RUN:-run}
   tar czf $OUT/e2e-run.tgz -C $W $R/e2e.json $R/e2e.png $R/logs $R/backends 2>/dev/null
