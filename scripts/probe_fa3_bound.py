@@ -48,8 +48,7 @@ def main() -> None:
                   f"graph {row['graph']['median_us']:8.2f}  in-graph {row['in_graph']['median_us']:8.2f} µs", flush=True)
             del calls
     with open(out_path, "w") as f:
-        json.dump({"gpu": info.name, "model": heads.__dict__ if hasattr(heads, "__dict__") else str(heads),
-                   "bounds": bounds, "rows": rows}, f, indent=1, default=str)
+        json.dump({"gpu": info.to_dict(), "heads": heads.to_dict(), "bounds": bounds, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

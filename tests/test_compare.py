@@ -60,9 +60,8 @@ def test_runs_timed_in_different_forms_say_so():
     times = {"tuned-graph": {"b1x1024": 10.0}, "fa3": {"b1x1024": 11.0}}
     a, b = run(times), run(times)
     assert not compare_runs(a, b).notes
-    b.notes = ["timing: every row as one CUDA graph of a launch per rotation copy, back to back, replay ÷ launches",
-               "timing: each launch after a KV-write stand-in kernel (one copy of the step's new K and V)",
-               "pages: contiguous (each sequence's KV blocks in order)"]
+    from workbench.bench.run import FORM_NOTES, timing_form
+    b.notes = [FORM_NOTES[f] for f in timing_form(True, True, "contiguous")]     # as run_bench writes them
     (note,) = compare_runs(a, b).notes
     assert "different forms (before: default; after: in-graph; kv-write; pages contiguous)" in note
     a.notes = list(b.notes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from workbench.bench.run import BenchRun
+from workbench.bench.run import FORM_NOTES, BenchRun
 from workbench.errors import WorkbenchError
 from workbench.measure.stats import geomean
 
@@ -80,10 +80,8 @@ def _times(run: BenchRun, peer: str) -> dict[str, Any]:
 
 
 def _form(run: BenchRun) -> list[str]:
-    """How a run timed its rows, from its notes (bench --in-graph / --kv-write / --pages): one word each."""
-    marks = (("one CUDA graph of a launch per rotation copy", "in-graph"), ("KV-write stand-in", "kv-write"),
-             ("pages: contiguous", "pages contiguous"))
-    return [word for text, word in marks if any(text in n for n in run.notes)]
+    """How a run timed its rows (bench --in-graph / --kv-write / --pages): the notes run_bench wrote for it."""
+    return [form for form, note in FORM_NOTES.items() if note in run.notes]
 
 
 def compare_runs(before: BenchRun, after: BenchRun, peer: str = "tuned-graph", vs: str = "fa3",

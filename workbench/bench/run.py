@@ -209,6 +209,22 @@ def _loaded(v: Any, info: Any, name: str, emu: Any) -> Any:
     return load(b, 0, emu.sms if emu is not None else None)
 
 
+# How a run timed its rows, one note each (workbench compare reads them back: bench.compare.form_of)
+FORM_NOTES = {
+    "in-graph": "timing: every row as one CUDA graph of a launch per rotation copy, back to back, replay ÷ "
+                "launches (--in-graph: attention as it runs inside vLLM's decode graph)",
+    "kv-write": "timing: each launch after a KV-write stand-in kernel (one copy of the step's new K and V), "
+                "as attention follows the KV-cache write in vLLM's step; the stand-in's own time subtracted",
+    "pages contiguous": "pages: contiguous (each sequence's KV blocks in order, sequence after sequence, every row)",
+}
+
+
+def timing_form(in_graph: bool, kv_write: bool, pages: str) -> list[str]:
+    """The FORM_NOTES keys of a run timed with these options (none: the default form)."""
+    return [k for k, on in (("in-graph", in_graph), ("kv-write", kv_write),
+                            ("pages contiguous", pages == "contiguous")) if on]
+
+
 def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: list[str], launches: int,
               pick: Callable[[Any], Any] | None, progress: Callable[[str], None], tuned_note: str,
               save: Callable[[BenchRun], None] | None = None, emu: Any = None,
@@ -245,16 +261,9 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
     notes = [tuned_note] if tuned_note else []
     if emu is not None:
         notes.append(emu.plan.provenance().replace("tuned for", "measured for", 1))
-    if in_graph:
-        notes.append("timing: every row as one CUDA graph of a launch per rotation copy, back to back, replay ÷ "
-                     "launches (--in-graph: attention as it runs inside vLLM's decode graph)")
     if kv_write and not in_graph:
         raise WorkbenchError("--kv-write times the in-graph form: add --in-graph")
-    if kv_write:
-        notes.append("timing: each launch after a KV-write stand-in kernel (one copy of the step's new K and V), "
-                     "as attention follows the KV-cache write in vLLM's step; the stand-in's own time subtracted")
-    if pages != "scattered":
-        notes.append(f"pages: {pages} (each sequence's KV blocks in order, sequence after sequence, every row)")
+    notes += [FORM_NOTES[f] for f in timing_form(in_graph, kv_write, pages)]
     told: set[str] = set()
     for b, spec in suite.bench_specs(heads, dtype, block_size):
         spec = dataclasses.replace(spec, pages=pages)

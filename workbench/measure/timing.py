@@ -230,17 +230,17 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
     Each call is captured once into a CUDA graph (host overhead out of the picture even for
     Python-heavy ops); replays are timed with events, all queued behind the gate. Falls back to
     plain calls when capture fails. Returns (samples in µs, method).
-    `in_graph`: all calls captured into one graph instead, one after another (in turn, repeated
-    to at least IN_GRAPH_MIN_LAUNCHES launches), and a sample is a replay ÷ the launches. A graph of one launch pays the graph's launch and the events around it
-    (~2-3 µs on an H200, session 26: 1.6-1.9 µs from the previous graph's last kernel to the first
-    kernel alone); kernels inside one graph follow each other ~0.4 µs apart, as attention does
-    between the KV write and the next GEMM in vLLM's decode graph. Cold L2 holds: each launch reads
-    its own copy and the copies together are >= 4x L2.
+    `in_graph`: all calls captured into one graph instead, one after another (in turn, repeated to
+    at least IN_GRAPH_MIN_LAUNCHES launches), and a sample is a replay ÷ the launches. A graph of one
+    launch pays the graph's launch and the events around it (~2-3 µs on an H200, session 26: 1.6-1.9
+    µs from the previous graph's last kernel to the first kernel alone); kernels inside one graph
+    follow each other ~0.4 µs apart, as attention does between the KV write and the next GEMM in
+    vLLM's decode graph. Cold L2 holds: each launch reads its own copy and the copies together are
+    >= 4x L2.
     `between` (in_graph only): a small op captured before every launch, as vLLM's step runs the KV-cache
     write before each layer's attention; its own per-launch time (a graph of it alone, same count) is
-    subtracted. Back to back, a launch can overlap the previous one's tail (PDL: FA3's main kernel after
-    its own combine, ours after our reduce); after another kernel it cannot (session 27: FA3 +1.5 / +2.4
-    / +5.0 us at b1 / b8 / b32 x 1k, ours +0.7 / +1.1 / +1.3, the engine's pattern).
+    subtracted. Back to back, a launch can overlap the previous one's tail where both use PDL; after
+    another kernel it cannot. Session 27, a copy kernel in between: FA3 and ours each moved -0.2 to +0.9 µs.
     An emulation (measure.greenctx) passes `stream`, its green context's stream: calls are warmed
     up and captured there, because a graph's kernels keep the context they were captured in (one
     captured on an ordinary stream ran on all 132 SMs of an H200 when replayed on an 80-SM green
@@ -252,6 +252,7 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
 
     if between is not None and not in_graph:
         raise ValueError("time_calls: `between` belongs to the in-graph form")
+    launched = _graph_launches(calls)            # the in-graph form's launches, in graph order
     with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
         if between is not None:
             between()
@@ -265,9 +266,7 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
                 s = stream if stream is not None else torch.cuda.Stream()   # capture off the current stream
                 if s is not stream:
                     s.wait_stream(torch.cuda.current_stream())
-                step = _graph_launches(calls)
-                if between is not None:
-                    step = [f for c in step for f in (between, c)]
+                step = [f for c in launched for f in ((between, c) if between is not None else (c,))]
                 for group in ([step] if in_graph else [[c] for c in calls]):
                     g = torch.cuda.CUDAGraph()
                     with torch.cuda.graph(g, stream=s):
@@ -277,7 +276,7 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
                 if s is not stream:
                     torch.cuda.current_stream().wait_stream(s)
                 runners = [g.replay for g in gs]
-                n = len(_graph_launches(calls))
+                n = len(launched)
                 method = (f"CUDA graph of {n} launches back to back (rotation copies in turn), replay ÷ {n}, "
                           if in_graph else "CUDA graph replay per launch, ") + method.split(", ", 1)[1]
             except Exception as e:              # an op that syncs or allocates oddly: time it eagerly
@@ -292,7 +291,7 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
                          name=name.replace("/", "-").replace("@", "_"), hold=method.startswith("CUDA graph"),
                          device_index=torch.cuda.current_device(), arch=info.arch)
     if in_graph:
-        samples = [x / len(_graph_launches(calls)) for x in samples]
+        samples = [x / len(launched) for x in samples]
         if between is not None and method.startswith("CUDA graph"):
             alone, _ = time_calls([between], info, launches=launches, name=f"{name} (between)", warmup_s=warmup_s,
                                   stream=stream, timed=timed, in_graph=True)
