@@ -341,6 +341,15 @@ struct Params {
   const int* sched;            // WB_GRAPH_SCHED graph-bound launches: the step's schedule (wb_plan), else null
   int sched_key;               // the launch shape the schedule must have been planned for (else: fallback)
   int sched_seqs;              // sequences of the launch (its grid's y is the schedule's slots)
+  // The step's KV-cache write, fused (vLLM's forward_includes_kv_cache_update): each sequence's new
+  // token, K and V [num_seqs, num_kv_heads, HEAD] (strides in elements), written at slot_mapping[seq]
+  // (block * BLOCK + offset; < 0: a padded row, nothing written) by the CTAs whose range ends at the
+  // sequence's last token, before they read that block. Null slot_mapping: the cache is written elsewhere.
+  const elem_t* k_new;
+  const elem_t* v_new;
+  const long long* slot_mapping;
+  long long new_seq_stride;
+  long long new_head_stride;
 };
 
 // Whether the step's schedule was planned for this launch (wb_decode_sched and wb_reduce_sched
@@ -534,6 +543,24 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
   const int blk_end = (tok_end + BLOCK - 1) / BLOCK;
   const int ntok = (blk_end - blk_begin) * BLOCK;    // logits slots used (whole blocks)
   const int* bt = P.block_tables + (long long)seq * P.max_blocks_per_seq;
+  if (P.slot_mapping != nullptr && tok_end == seq_len) {
+    // the new token, written where this CTA will read it; CTAs of one KV head write the same values.
+    // The condition is the same for the whole CTA, so is the barrier.
+    const long long slot = P.slot_mapping[seq];
+    if (slot >= 0) {
+      const long long blk = slot / BLOCK, off = slot % BLOCK;
+      const long long base = blk * P.kv_block_stride + (long long)kvh * P.kv_head_stride;
+      const long long src = (long long)seq * P.new_seq_stride + (long long)kvh * P.new_head_stride;
+      elem_t* kc = const_cast<elem_t*>(P.k_cache);
+      elem_t* vc = const_cast<elem_t*>(P.v_cache);
+      for (int d = tid; d < HEAD; d += NT) {
+        kc[base + (d / X) * BLOCK * X + off * X + d % X] = P.k_new[src + d];   // K [.., HEAD/X, BLOCK, X]
+        vc[base + (long long)d * BLOCK + off] = P.v_new[src + d];             // V [.., HEAD, BLOCK]
+      }
+    }
+    __threadfence_block();
+    __syncthreads();
+  }
 #if WB_STAGES > 0 && WB_ALGO == 0
   constexpr int TILE = HEAD * BLOCK;                  // elements of one K or V tile
   elem_t* ring = reinterpret_cast<elem_t*>(logits + QPC * P.logits_len) + warp * WB_STAGES * TILE;

@@ -495,3 +495,72 @@ def test_replay_times_the_graph_launch_as_vllm_runs_it(cubin_cache):
                   f"({step.method.split(' launches')[0]})")
     finally:
         k.close()
+
+
+@pytest.mark.parametrize("graph", [False, True], ids=["per-shape", "graph-bound"])
+def test_fused_kv_write_writes_the_new_token_before_reading_it(cubin_cache, graph):
+    """kv_new (vLLM's forward_includes_kv_cache_update): each sequence's new token is absent from the
+    cache (its slot poisoned with NaN) and handed to the launch; the output must equal the fp32
+    reference on the intact cache, and the cache must hold the token afterwards. A padded row (length
+    0, slot -1) writes nothing. Variants: split, whole-sequence, tensor cores, twopass + L2 prefetch,
+    stages 0; graph-bound: bounded at 32864 with per-sequence splits (scheduled where the variant is)."""
+    import torch
+
+    from workbench.kernel.launch import load
+    from workbench.kernel.variant import PARTITION_AUTO
+    from workbench.measure.reference import reference_decode
+    from workbench.measure.timing import widen_block_table
+    from workbench.measure.workload import build_workload
+
+    vs = [Variant(algorithm="onepass", threads=256, heads_per_cta=2, partition="auto", stages=2, mma=True),
+          Variant(algorithm="twopass", threads=256, heads_per_cta=4, partition="auto", stages=2, mma=True,
+                  prefetch_distance=2, prefetch_target="kv", prefetch_op="bulk"),
+          Variant(algorithm="onepass", threads=128, heads_per_cta=1, partition=512),
+          Variant(algorithm="onepass", threads=128, heads_per_cta=4, partition=0, stages=3)]
+    if graph:
+        vs = [v.scheduling() for v in vs if v.partition == PARTITION_AUTO] + [vs[2]]
+    builds = build_many(vs, "sm_90a")
+    assert all(b.ok for b in builds), [(b.variant.name, b.error) for b in builds if not b.ok]
+    worst = 0.0
+    for b in builds:
+        k = load(b)
+        try:
+            for lens in ((1000, 17, 4096, 0, 333), (1024,) * 8):
+                if b.variant.partition == 0 and max(lens) > 2048:
+                    continue                                   # whole-sequence: its shared memory's limit
+                spec = WorkloadSpec(seq_lens=lens, num_heads=32, num_kv_heads=8, seed=next(_seed))
+                w = build_workload(spec, "cuda", poison_padding=False)
+                ref = reference_decode(w.query, w.key_cache, w.value_cache, w.block_tables, w.seq_lens, w.scale, 8)
+                P, x = spec.block_size, 8
+                slots = torch.full((len(lens),), -1, dtype=torch.int64, device="cuda")
+                k_new = torch.zeros(len(lens), 8, 128, dtype=w.query.dtype, device="cuda")
+                v_new = torch.zeros_like(k_new)
+                for i, n in enumerate(lens):
+                    if n == 0:
+                        continue
+                    blk, off = int(w.block_tables[i, (n - 1) // P]), (n - 1) % P
+                    slots[i] = blk * P + off
+                    k_new[i] = w.key_cache[blk, :, :, off, :].reshape(8, 128)
+                    v_new[i] = w.value_cache[blk, :, :, off]
+                    w.key_cache[blk, :, :, off, :] = float("nan")     # the token is not in the cache yet
+                    w.value_cache[blk, :, :, off] = float("nan")
+                out = torch.full_like(w.query, float("nan"))
+                L = 32864 if graph else spec.max_seq_len
+                table = widen_block_table(w.block_tables, L, P) if graph else w.block_tables
+                ws = k.step_workspace(w.seq_lens, 32, 8, L, True) if graph else None
+                k(out, w.query, w.key_cache, w.value_cache, 8, w.scale, table, w.seq_lens, L, workspace=ws,
+                  per_seq_split=graph, kv_new=(k_new, v_new, slots))
+                torch.cuda.synchronize()
+                live = torch.tensor([n > 0 for n in lens], device="cuda")
+                err = ((out[live].float() - ref[live]).norm() / ref[live].norm()).item()
+                assert err < 1e-2 and not out[live].isnan().any(), (b.variant.name, lens, err)
+                assert (out[~live] == 0).all(), b.variant.name               # the padded row: zeros
+                for i, n in enumerate(lens):
+                    if n:
+                        blk, off = int(slots[i]) // P, int(slots[i]) % P
+                        assert torch.equal(w.key_cache[blk, :, :, off, :].reshape(8, 128), k_new[i])
+                        assert torch.equal(w.value_cache[blk, :, :, off], v_new[i])
+                worst = max(worst, err)
+        finally:
+            k.close()
+    print(f"\n[fused kv write, {'graph-bound' if graph else 'per-shape'}] {len(builds)} variants, worst rel err {worst:.2e}")

@@ -33,6 +33,8 @@ class _Params(ctypes.Structure):
         ("counters", ctypes.c_void_p), ("part_tokens", ctypes.c_int), ("seq_fill", ctypes.c_int),
         ("grid_parts", ctypes.c_int), ("sched", ctypes.c_void_p), ("sched_key", ctypes.c_int),
         ("sched_seqs", ctypes.c_int),
+        ("k_new", ctypes.c_void_p), ("v_new", ctypes.c_void_p), ("slot_mapping", ctypes.c_void_p),
+        ("new_seq_stride", ctypes.c_longlong), ("new_head_stride", ctypes.c_longlong),
     ]
 
 
@@ -308,13 +310,18 @@ class LoadedVariant:
 
     def __call__(self, out: Any, query: Any, key_cache: Any, value_cache: Any, num_kv_heads: int,
                  scale: float, block_tables: Any, seq_lens: Any, max_seq_len: int,
-                 workspace: Workspace | None = None, per_seq_split: bool = False) -> None:
+                 workspace: Workspace | None = None, per_seq_split: bool = False,
+                 kv_new: tuple[Any, Any, Any] | None = None) -> None:
         """out[s, h, :] = softmax(scale * q k^T) v over the paged cache (shapes as vLLM's).
         per_seq_split (auto variants): each sequence splits by its own length, not by max_seq_len
         (Variant.seq_fill): for launches whose bound is far above the lengths, as in a CUDA graph
         captured for the model's longest sequence. With per_seq_split a Variant.graph_walk variant's
         split grid holds Variant.graph_parts partitions, not all that max_seq_len needs, and a CTA
-        walks the rest of a long sequence (Params.grid_parts)."""
+        walks the rest of a long sequence (Params.grid_parts).
+        kv_new = (k_new, v_new, slot_mapping): the step's KV-cache write fused into the launch (vLLM's
+        forward_includes_kv_cache_update): each sequence's new token, K and V [num_seqs, num_kv_heads,
+        head] (head contiguous), written at slot_mapping[seq] (int64, block * block_size + offset; < 0
+        for a padded row) by the CTAs that read that block, before they read it."""
         import torch
 
         v = self.variant
@@ -332,6 +339,11 @@ class LoadedVariant:
         p.num_heads, p.num_kv_heads = num_heads, num_kv_heads
         p.max_blocks_per_seq = block_tables.shape[1]
         p.scale = float(scale)
+        if kv_new is not None:
+            k_new, v_new, slots = kv_new
+            self._validate_kv_new(query, k_new, v_new, slots, num_kv_heads)
+            p.k_new, p.v_new, p.slot_mapping = k_new.data_ptr(), v_new.data_ptr(), slots.data_ptr()
+            p.new_seq_stride, p.new_head_stride = k_new.stride(0), k_new.stride(1)
         if num_seqs > 65535:
             raise WorkbenchError(f"{num_seqs} sequences: at most 65535 per launch (grid y)")
         sched = self.sched_shape(grid_x, num_seqs, max_seq_len) if per_seq_split and v.graph_sched else None
@@ -382,6 +394,19 @@ class LoadedVariant:
             # our reduce keeps its running sums in registers; vLLM's own keeps 2 floats per partition
             smem = 8 * ws.max_parts if v.algorithm == "vllm" else 0
             self._launch(reduce_k, (num_heads, num_seqs, 1), 128, smem, p, stream, self.pdl)
+
+    def _validate_kv_new(self, query: Any, k_new: Any, v_new: Any, slots: Any, num_kv_heads: int) -> None:
+        import torch
+
+        want = (query.shape[0], num_kv_heads, self.variant.head_size)
+        for name, t in (("k_new", k_new), ("v_new", v_new)):
+            if t.dtype != query.dtype or not t.is_cuda or tuple(t.shape) != want or t.stride(2) != 1:
+                raise WorkbenchError(f"{name} must be a CUDA {query.dtype} tensor of shape {list(want)} with "
+                                     f"contiguous heads (got {t.dtype}, {tuple(t.shape)}, strides {t.stride()})")
+        if k_new.stride() != v_new.stride():
+            raise WorkbenchError("k_new and v_new must share strides")
+        if slots.dtype != torch.int64 or not slots.is_contiguous() or slots.shape[0] < query.shape[0]:
+            raise WorkbenchError(f"slot_mapping must be a contiguous int64 tensor of >= {query.shape[0]} slots")
 
     def _validate(self, out: Any, query: Any, key_cache: Any, value_cache: Any,
                   block_tables: Any, seq_lens: Any) -> None:
