@@ -494,10 +494,13 @@ def _():
     b = builder()
     dec = Recorder()
     pre = Recorder()
+    wr = Recorder()                              # vLLM's KV-cache write: the prefill rows only
     fake_pp = ModuleType("vllm.v1.attention.ops.prefix_prefill")
     fake_pp.context_attention_fwd = pre
-    saved_decode, saved_pp = mod.decode, sys.modules.get(fake_pp.__name__)
-    mod.decode, sys.modules[fake_pp.__name__] = dec, fake_pp
+    fake_wr = ModuleType("vllm.v1.attention.ops.triton_reshape_and_cache_flash")
+    fake_wr.triton_reshape_and_cache_flash = wr
+    saved_decode, saved_pp, saved_wr = mod.decode, sys.modules.get(fake_pp.__name__), sys.modules.get(fake_wr.__name__)
+    mod.decode, sys.modules[fake_pp.__name__], sys.modules[fake_wr.__name__] = dec, fake_pp, fake_wr
     try:
         # profiling run: no metadata
         o = torch.full((4, H, D), 7.0, dtype=DT)
@@ -516,10 +519,17 @@ def _():
                     "block_table_rows": bt.shape[0], "seq_lens": sl.numel(), "max_seq_len": msl,
                     "variant": kw.get("variant"), "workspace": kw.get("workspace") is b.workspace,
                     "counters": kw.get("counters") is b.counters, "kv_views": tuple(kc.shape) == (NB, HKV, D // X, BLOCK, X)}
+        # the KV-cache write fused into the decode launch: its 8 rows' new K, V and slots (6 from vLLM's
+        # slot_mapping, the 2 padding rows -1), in the builder's persistent buffer the graph replays
+        kn, vn, slots = kw.get("kv_new") or (None, None, None)
+        captured["kv_new"] = None if kn is None else [kn.shape[0], vn.shape[0], slots.tolist()]
+        captured["slots_persistent"] = slots is not None and slots.data_ptr() == b.slots.data_ptr()
         cap_ok = (captured["out_is_output"] and captured["query_no_copy"] and captured["query_rows"] == 8
                   and captured["block_table_rows"] == 8 and captured["seq_lens"] == 8 and msl == MAX_MODEL_LEN
                   and captured["variant"] == md.decode_variant >= 0 and captured["workspace"] and captured["counters"]
-                  and captured["kv_views"] and not pre.calls)
+                  and captured["kv_views"] and not pre.calls and not wr.calls
+                  and captured["kv_new"] == [8, 8, [0] * 6 + [-1, -1]] and captured["slots_persistent"]
+                  and B.forward_includes_kv_cache_update)
         # an eager mixed batch: 3 decodes, then prefills of 5 and 7 tokens (15 tokens, 2 of padding)
         dec.calls.clear()
         md = b.build(0, common([1, 1, 1, 5, 7], [40, 900, 3, 12, 7], 900))
@@ -529,6 +539,9 @@ def _():
         impl.forward(layer, q, key, val, kv, md, o)
         (a, kw), = dec.calls
         (pa, pkw), = pre.calls
+        (wa, wkw), = wr.calls                    # the 12 prefill tokens' K and V: vLLM's write
+        wnames = vllm_params("v1/attention/ops/triton_reshape_and_cache_flash.py", "triton_reshape_and_cache_flash")
+        wbound = dict(zip(wnames, wa)) | wkw
         names = vllm_params("v1/attention/ops/prefix_prefill.py", "context_attention_fwd")
         binds = len(pa) <= len(names) and set(pkw) <= set(names)
         bound = dict(zip(names, pa)) | pkw
@@ -536,7 +549,9 @@ def _():
                  "prefill_q_rows": bound["q"].shape[0], "prefill_k_rows": bound["k"].shape[0],
                  "b_start_loc": bound["b_start_loc"].tolist(), "b_seq_len": bound["b_seq_len"].tolist(),
                  "b_loc_rows": bound["b_loc"].shape[0], "binds_to_vllm_signature": binds,
-                 "out_rows_from": (bound["o"].data_ptr() - o.data_ptr()) // (H * D * o.element_size())}
+                 "out_rows_from": (bound["o"].data_ptr() - o.data_ptr()) // (H * D * o.element_size()),
+                 "decode_kv_new_rows": [t.shape[0] for t in kw.get("kv_new") or ()],
+                 "prefill_write_rows": [wbound["key"].shape[0], wbound["value"].shape[0], wbound["slot_mapping"].numel()]}
         # a decode-only batch whose token count is padded past its requests (piecewise graphs pad
         # tokens): one query row per request still
         dec.calls.clear()
@@ -549,13 +564,15 @@ def _():
                     and a[8] == 900 and kw.get("variant") == -1
                     and eager["prefill_q_rows"] == 12 and eager["prefill_k_rows"] == 12
                     and eager["b_start_loc"] == [0, 5, 12] and eager["b_seq_len"] == [12, 7] and eager["b_loc_rows"] == 2
-                    and eager["out_rows_from"] == 3)
+                    and eager["out_rows_from"] == 3 and eager["decode_kv_new_rows"] == [3, 3, 3]
+                    and eager["prefill_write_rows"] == [12, 12, 12])
     finally:
         mod.decode = saved_decode
-        if saved_pp is None:
-            sys.modules.pop(fake_pp.__name__, None)
-        else:
-            sys.modules[fake_pp.__name__] = saved_pp
+        for name, saved in ((fake_pp.__name__, saved_pp), (fake_wr.__name__, saved_wr)):
+            if saved is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = saved
     return profile_zero and cap_ok and eager_ok, {"profile_zero": profile_zero, "captured": captured, "eager": eager}
 
 

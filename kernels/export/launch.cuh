@@ -327,6 +327,11 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
   p.num_kv_heads = a.num_kv_heads;
   p.max_blocks_per_seq = a.max_blocks_per_seq;
   p.scale = a.scale;
+  p.k_new = reinterpret_cast<const elem_t*>(a.k_new);
+  p.v_new = reinterpret_cast<const elem_t*>(a.v_new);
+  p.slot_mapping = a.slot_mapping;
+  p.new_seq_stride = a.new_seq_stride;
+  p.new_head_stride = a.new_head_stride;
   const dim3 block(WB_THREADS);
   const int grid_x = WB_SYM(wb_grid_x)(a);
 #if WB_PARTITION == -2

@@ -208,7 +208,32 @@ struct Call {
   at::Tensor* tmp_out;
   bool per_seq_split = false;
   const std::optional<at::Tensor>* schedule = nullptr;   // graph_sched variants: the step's plan (plan_schedule)
+  const std::optional<at::Tensor>* k_new = nullptr;      // the step's KV-cache write, fused (all three or none)
+  const std::optional<at::Tensor>* v_new = nullptr;
+  const std::optional<at::Tensor>* slot_mapping = nullptr;
 };
+
+// the fused KV-cache write's tensors, checked: new K and V [num_seqs, num_kv_heads, head] in the query's
+// dtype with contiguous heads and one set of strides, slots int64 with >= num_seqs entries
+void set_kv_new(WbArgs& a, const Call& c) {
+  const bool any = (c.k_new && c.k_new->has_value()) || (c.v_new && c.v_new->has_value()) ||
+                   (c.slot_mapping && c.slot_mapping->has_value());
+  if (!any) return;
+  TORCH_CHECK(c.k_new && c.k_new->has_value() && c.v_new && c.v_new->has_value() && c.slot_mapping &&
+              c.slot_mapping->has_value(), "k_new, v_new and slot_mapping go together");
+  const at::Tensor &kn = **c.k_new, &vn = **c.v_new, &sm = **c.slot_mapping;
+  for (const at::Tensor* t : {&kn, &vn}) {
+    TORCH_CHECK(t->dim() == 3 && t->size(0) == c.q.size(0) && t->size(1) == c.num_kv_heads &&
+                t->size(2) == c.q.size(2) && t->stride(2) == 1 && t->scalar_type() == c.q.scalar_type() &&
+                t->device() == c.q.device(), "k_new / v_new must be [num_seqs, num_kv_heads, head] in the query's "
+                "dtype and device, heads contiguous");
+  }
+  TORCH_CHECK(kn.strides() == vn.strides(), "k_new and v_new must share strides");
+  TORCH_CHECK(sm.scalar_type() == at::kLong && sm.dim() == 1 && sm.is_contiguous() && sm.numel() >= c.q.size(0) &&
+              sm.device() == c.q.device(), "slot_mapping must be a contiguous int64 vector of >= num_seqs slots");
+  a.k_new = kn.data_ptr(); a.v_new = vn.data_ptr(); a.slot_mapping = sm.data_ptr<int64_t>();
+  a.new_seq_stride = kn.stride(0); a.new_head_stride = kn.stride(1);
+}
 
 // a schedule buffer (int32, on the query's device): pointer and size, or null when absent
 std::pair<int*, long long> schedule_of(const std::optional<at::Tensor>* t, const at::Tensor& q) {
@@ -242,6 +267,7 @@ int launch(int variant, const Call& c, int* cuda_error) {
   a.parts_needed = &parts;
   a.per_seq_split = c.per_seq_split ? 1 : 0;
   std::tie(a.sched, a.sched_ints) = schedule_of(c.schedule, c.q);
+  set_kv_new(a, c);
   const int st = vi.run(a);                      // whole sequence: launched (or WB_TOO_LONG) here
   if (st != WB_NEED_WORKSPACE) return st;
   TORCH_CHECK(parts > 0 && parts <= kMaxParts, "max_seq_len ", c.max_seq_len, " needs ", parts,
@@ -340,16 +366,17 @@ void paged_attention_v2(at::Tensor& out, at::Tensor& exp_sums, at::Tensor& max_l
 // (the grid), not each sequence: seq_lens are read on the device. workspace: flat fp32, at least
 // workspace_floats(num_seqs * num_heads * parts, head); counters: zeroed int32, at least
 // num_seqs * num_heads, used by one stream at a time (the kernels leave them zero).
-void decode_variant(at::Tensor& out, const at::Tensor& query, const at::Tensor& key_cache,
-                    const at::Tensor& value_cache, int64_t num_kv_heads, double scale,
+void decode_variant(at::Tensor& out, const at::Tensor& query, at::Tensor& key_cache,
+                    at::Tensor& value_cache, int64_t num_kv_heads, double scale,
                     const at::Tensor& block_tables, const at::Tensor& seq_lens, int64_t max_seq_len,
                     int64_t variant, const std::optional<at::Tensor>& workspace,
                     const std::optional<at::Tensor>& counters, bool per_seq_split,
-                    const std::optional<at::Tensor>& schedule) {
+                    const std::optional<at::Tensor>& schedule, const std::optional<at::Tensor>& k_new,
+                    const std::optional<at::Tensor>& v_new, const std::optional<at::Tensor>& slot_mapping) {
   TORCH_CHECK(variant < kNumVariants, "no variant ", variant, " (the package has ", kNumVariants, ")");
   run(variant < 0 ? pick(query.size(0), max_seq_len) : (int)variant,
       Call{out, query, key_cache, value_cache, num_kv_heads, scale, block_tables, seq_lens, max_seq_len,
-           workspace, counters, nullptr, nullptr, nullptr, per_seq_split, &schedule});
+           workspace, counters, nullptr, nullptr, nullptr, per_seq_split, &schedule, &k_new, &v_new, &slot_mapping});
 }
 
 // The step's schedule for the captured decode launch of num_seqs sequences (the padded batch)
@@ -423,10 +450,11 @@ TORCH_LIBRARY(WB_PKG, m) {
         "Tensor seq_lens, int block_size, int max_seq_len, Tensor? alibi_slopes, str kv_cache_dtype, "
         "Tensor k_scale, Tensor v_scale, int tp_rank=0, int blocksparse_local_blocks=0, "
         "int blocksparse_vert_stride=0, int blocksparse_block_size=64, int blocksparse_head_sliding_step=0) -> ()");
-  m.def("decode_variant(Tensor(a!) out, Tensor query, Tensor key_cache, Tensor value_cache, int num_kv_heads, "
+  // the caches are written when k_new / v_new / slot_mapping are given (the fused KV-cache write)
+  m.def("decode_variant(Tensor(a!) out, Tensor query, Tensor(d!) key_cache, Tensor(e!) value_cache, int num_kv_heads, "
         "float scale, Tensor block_tables, Tensor seq_lens, int max_seq_len, int variant=-1, "
         "Tensor(b!)? workspace=None, Tensor(c!)? counters=None, bool per_seq_split=False, "
-        "Tensor? schedule=None) -> ()");
+        "Tensor? schedule=None, Tensor? k_new=None, Tensor? v_new=None, Tensor? slot_mapping=None) -> ()");
   m.def("is_scheduled(int num_seqs, int num_heads, int num_kv_heads, int max_seq_len, int variant) -> bool",
         &is_scheduled);
   m.def("plan_schedule(Tensor(a!) schedule, Tensor seq_lens, int num_seqs, int num_heads, int num_kv_heads, "

@@ -37,4 +37,9 @@ struct WbArgs {
   int* sched;               // graph_sched variants, per_seq_split: the step's schedule (wb_plan_run wrote it);
   long long sched_ints;     // its int32s (a launch the buffer cannot hold runs the plain per-sequence grid)
   int plan_seqs;            // wb_plan_run: the real sequences (num_seqs is the captured, padded batch)
+  const void* k_new;        // the step's KV-cache write, fused (vLLM's forward_includes_kv_cache_update):
+  const void* v_new;        // each sequence's new K and V [num_seqs, num_kv_heads, head], written at
+  const long long* slot_mapping;  // slot_mapping[seq] (< 0: none) before it is read; null: not fused
+  long long new_seq_stride;
+  long long new_head_stride;
 };

@@ -136,20 +136,23 @@ def plan(schedule, seq_lens, num_seqs, num_heads, num_kv_heads, max_seq_len, var
 
 
 def decode(out, query, key_cache, value_cache, num_kv_heads, scale, block_tables, seq_lens, max_seq_len,
-           variant=None, workspace=None, counters=None, per_seq_split=False, schedule=None):
+           variant=None, workspace=None, counters=None, per_seq_split=False, schedule=None, kv_new=None):
     """Paged decode attention. variant None: the dispatch table's pick for (num_seqs, max_seq_len).
     max_seq_len bounds the launch; each sequence's length is read on the device from seq_lens.
     per_seq_split (auto-split variants): each sequence splits by its own length on the device, not
     by max_seq_len: for a launch bounded far above the lengths, as in a CUDA graph captured at
     max_model_len (the vLLM backend sets it for captured batches).
     workspace (flat fp32, workspace_floats long) and counters (zeroed int32, num_seqs * num_heads)
-    are optional: pass them to launch without allocating (e.g. under CUDA-graph capture)."""
+    are optional: pass them to launch without allocating (e.g. under CUDA-graph capture).
+    kv_new = (k_new, v_new, slot_mapping): the step's KV-cache write fused into the launch: each
+    sequence's new K and V [num_seqs, num_kv_heads, head], written at slot_mapping[seq] (int64; < 0:
+    none) by the CTAs that read that block, before they read it (vLLM's forward_includes_kv_cache_update)."""
     import torch
     load_ops()
     v = pick_variant(query.shape[0], int(max_seq_len)) if variant is None or variant < 0 else int(variant)
     torch.ops.@PKG@.decode_variant(out, query, key_cache, value_cache, int(num_kv_heads), float(scale),
                                    block_tables, seq_lens, int(max_seq_len), v, workspace, counters,
-                                   bool(per_seq_split), schedule)
+                                   bool(per_seq_split), schedule, *(kv_new or (None, None, None)))
     return out
 
 

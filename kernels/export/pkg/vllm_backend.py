@@ -73,6 +73,8 @@ class WorkbenchDecodeMetadata(AttentionMetadata):
                                            # is bounded at max_model_len, the batches replayed are shorter);
                                            # eager: a ragged batch planned at its own bound (schedule)
     schedule: torch.Tensor | None = None   # the step's schedule (the builder's, persistent; not with --no-graph-sched)
+    decode_slots: torch.Tensor | None = None   # int64 slot of each decode row's new token, -1 for padded rows
+                                               # (the builder's, persistent: a captured launch reads it at replay)
 
 
 def ragged(lengths: list[int]) -> bool:
@@ -126,6 +128,9 @@ class WorkbenchDecodeMetadataBuilder(AttentionMetadataBuilder[WorkbenchDecodeMet
                          if scheduled() and self.capture_sizes and os.environ.get("WB_GRAPH_SCHED", "1") != "0"
                          else None)
         self._plans: dict[int, int] = {}        # capture size -> variant whose launch is scheduled, or -1
+        # the decode rows' slots for the KV-cache write the decode kernel does (forward_includes_kv_cache_update):
+        # refilled by build() each step, -1 past vLLM's slot_mapping (a captured batch's padding rows)
+        self.slots = torch.full((self.max_rows,), -1, dtype=torch.int64, device=device)
         # eager steps (mixed batches; decode batches no graph holds) plan ragged decode batches at their
         # own bound into a buffer of their own: a step vLLM replays after all never clobbers the graph's
         self.eager_schedule = (torch.zeros_like(self.schedule) if self.schedule is not None
@@ -148,12 +153,17 @@ class WorkbenchDecodeMetadataBuilder(AttentionMetadataBuilder[WorkbenchDecodeMet
             if b and self._plans[b] >= 0:
                 plan(self.schedule, m.seq_lens[:nd], b, self.num_heads, self.num_kv_heads, self.max_model_len,
                      self._plans[b])
+        if nd:
+            k = min(nd, m.slot_mapping.numel(), self.max_rows)
+            self.slots[:k].copy_(m.slot_mapping[:k], non_blocking=True)
+            self.slots[k:nd].fill_(-1)
         md = WorkbenchDecodeMetadata(
             num_actual_tokens=m.num_actual_tokens, max_query_len=m.max_query_len,
             query_start_loc=m.query_start_loc, max_seq_len=m.max_seq_len, seq_lens=m.seq_lens,
             block_table=m.block_table_tensor, slot_mapping=m.slot_mapping, num_decodes=nd, num_prefills=npf,
             decode_max_seq_len=int(m.max_seq_len), workspace=self.workspace, counters=self.counters,
-            causal=m.causal if isinstance(m.causal, bool) else True, schedule=self.schedule)
+            causal=m.causal if isinstance(m.causal, bool) else True, schedule=self.schedule,
+            decode_slots=self.slots[:nd] if nd <= self.max_rows else None)
         replayed = bool(self.capture_sizes) and not npf and nd <= self.capture_sizes[-1]
         if self.eager_schedule is not None and nd >= RAGGED_MIN_SEQS and not replayed:
             self._plan_eager(md, m, nd)
@@ -241,8 +251,11 @@ class WorkbenchDecodeImpl(AttentionImpl[WorkbenchDecodeMetadata]):
 
     def do_kv_cache_update(self, layer, key: torch.Tensor, value: torch.Tensor, kv_cache: torch.Tensor,
                            slot_mapping: torch.Tensor) -> None:
-        from vllm.v1.attention.ops.triton_reshape_and_cache_flash import triton_reshape_and_cache_flash
         k_cache, v_cache = split_kv_cache(kv_cache, self.num_kv_heads, self.head_size)
+        self._write_kv(layer, key, value, k_cache, v_cache, slot_mapping)
+
+    def _write_kv(self, layer, key, value, k_cache, v_cache, slot_mapping) -> None:
+        from vllm.v1.attention.ops.triton_reshape_and_cache_flash import triton_reshape_and_cache_flash
         # the 5-D key cache selects its head-major path; it follows the caches' strides
         triton_reshape_and_cache_flash(key, value, k_cache, v_cache, slot_mapping, self.kv_cache_dtype,
                                        layer._k_scale, layer._v_scale)
@@ -260,16 +273,25 @@ class WorkbenchDecodeImpl(AttentionImpl[WorkbenchDecodeMetadata]):
         q = query.view(-1, self.num_heads, self.head_size)
         out = output.view(-1, self.num_heads, self.head_size)
         nd, n = md.num_decodes, md.num_actual_tokens
+        # forward_includes_kv_cache_update: this step's K and V go into the cache here, not in a kernel
+        # of vLLM's before it: the decode kernel writes each request's token where it reads it
+        write = key is not None and value is not None and self.kv_sharing_target_layer_name is None
+        if write and nd and md.decode_slots is None:   # more decode rows than the builder sized for
+            self._write_kv(layer, key[:nd], value[:nd], k_cache, v_cache, md.slot_mapping[:nd])
+        fused = write and nd and md.decode_slots is not None
         if nd:                                     # one token per request: the tuned kernels
             dst = out[:nd]
             tmp = dst if dst.is_contiguous() else torch.empty_like(q[:nd])
             decode(tmp, q[:nd], k_cache, v_cache, self.num_kv_heads, self.scale, md.block_table[:nd],
                    md.seq_lens[:nd], md.decode_max_seq_len, variant=md.decode_variant, workspace=md.workspace,
-                   counters=md.counters, per_seq_split=md.per_seq_split, schedule=md.schedule)
+                   counters=md.counters, per_seq_split=md.per_seq_split, schedule=md.schedule,
+                   kv_new=(key[:nd], value[:nd], md.decode_slots) if fused else None)
             if tmp is not dst:
                 dst.copy_(tmp)
         if md.num_prefills:                        # prefill / chunked prefill: vLLM's Triton kernel
             from vllm.v1.attention.ops.prefix_prefill import context_attention_fwd
+            if write:                              # their tokens into the cache first (later steps read them)
+                self._write_kv(layer, key[nd:n], value[nd:n], k_cache, v_cache, md.slot_mapping[nd:n])
             k_new = None if key is None else key[nd:n]          # None (0.33 only): context from the cache
             v_new = None if value is None else value[nd:n]
             context_attention_fwd(
@@ -282,7 +304,7 @@ class WorkbenchDecodeImpl(AttentionImpl[WorkbenchDecodeMetadata]):
 class @CLASS@(AttentionBackend):
     supported_dtypes: ClassVar[list[torch.dtype]] = [DTYPE]
     supported_kv_cache_dtypes: ClassVar[list[str]] = list(CACHE_DTYPES)
-    forward_includes_kv_cache_update: bool = False
+    forward_includes_kv_cache_update: bool = True      # decode rows: fused into the decode kernel
 
     @staticmethod
     def get_name() -> str:
