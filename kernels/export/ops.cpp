@@ -231,7 +231,7 @@ void set_kv_new(WbArgs& a, const Call& c) {
   TORCH_CHECK(kn.strides() == vn.strides(), "k_new and v_new must share strides");
   TORCH_CHECK(sm.scalar_type() == at::kLong && sm.dim() == 1 && sm.is_contiguous() && sm.numel() >= c.q.size(0) &&
               sm.device() == c.q.device(), "slot_mapping must be a contiguous int64 vector of >= num_seqs slots");
-  a.k_new = kn.data_ptr(); a.v_new = vn.data_ptr(); a.slot_mapping = sm.data_ptr<int64_t>();
+  a.k_new = kn.data_ptr(); a.v_new = vn.data_ptr(); a.slot_mapping = reinterpret_cast<const long long*>(sm.data_ptr<int64_t>());
   a.new_seq_stride = kn.stride(0); a.new_head_stride = kn.stride(1);
 }
 
