@@ -1,6 +1,7 @@
 """vLLM V1 attention backend (selected as CUSTOM): decode tokens run on this package's tuned
-kernels; prefill / chunked-prefill tokens and the KV-cache write use vLLM's own Triton ops
-(`prefix_prefill.context_attention_fwd`, `triton_reshape_and_cache_flash`), which read and write the same
+kernels, which also write each decode token's K and V into the cache (forward_includes_kv_cache_update:
+no write kernel of vLLM's before each layer); prefill / chunked-prefill tokens use vLLM's own Triton ops
+(`triton_reshape_and_cache_flash`, `prefix_prefill.context_attention_fwd`), which read and write the same
 split paged layout: keys [blocks, kv_heads, head/x, block, x], values [blocks, kv_heads, head, block].
 
 Built for: head size @HEAD@, KV block @BLOCK@, @DTYPE@, compute capability @CC@ (the tuned GPU).
@@ -43,6 +44,9 @@ CACHE_DTYPES = ("auto", "bfloat16" if DTYPE == torch.bfloat16 else "float16")
 # (workbench's Variant.plans_eager / variant.ragged, the same constants)
 RAGGED_FILL = @RAGGED_FILL@
 RAGGED_MIN_SEQS = @RAGGED_MIN_SEQS@
+# the step's KV-cache write fused into the decode kernel (forward_includes_kv_cache_update); read at
+# import: WB_FUSED_KV_WRITE=0 leaves the write to vLLM's own kernel before each layer (for A/B runs)
+FUSED_KV_WRITE = os.environ.get("WB_FUSED_KV_WRITE", "1") != "0"
 
 if hasattr(AttentionBackend, "customize_spec"):
     VLLM_API = "spec"
@@ -275,7 +279,7 @@ class WorkbenchDecodeImpl(AttentionImpl[WorkbenchDecodeMetadata]):
         nd, n = md.num_decodes, md.num_actual_tokens
         # forward_includes_kv_cache_update: this step's K and V go into the cache here, not in a kernel
         # of vLLM's before it: the decode kernel writes each request's token where it reads it
-        write = key is not None and value is not None and self.kv_sharing_target_layer_name is None
+        write = FUSED_KV_WRITE and key is not None and value is not None and self.kv_sharing_target_layer_name is None
         if write and nd and md.decode_slots is None:   # more decode rows than the builder sized for
             self._write_kv(layer, key[:nd], value[:nd], k_cache, v_cache, md.slot_mapping[:nd])
         fused = write and nd and md.decode_slots is not None
@@ -304,7 +308,7 @@ class WorkbenchDecodeImpl(AttentionImpl[WorkbenchDecodeMetadata]):
 class @CLASS@(AttentionBackend):
     supported_dtypes: ClassVar[list[torch.dtype]] = [DTYPE]
     supported_kv_cache_dtypes: ClassVar[list[str]] = list(CACHE_DTYPES)
-    forward_includes_kv_cache_update: bool = True      # decode rows: fused into the decode kernel
+    forward_includes_kv_cache_update: bool = FUSED_KV_WRITE     # decode rows: fused into the decode kernel
 
     @staticmethod
     def get_name() -> str:
