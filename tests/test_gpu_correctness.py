@@ -516,7 +516,7 @@ def test_fused_kv_write_writes_the_new_token_before_reading_it(cubin_cache, grap
           Variant(algorithm="twopass", threads=256, heads_per_cta=4, partition="auto", stages=2, mma=True,
                   prefetch_distance=2, prefetch_target="kv", prefetch_op="bulk"),
           Variant(algorithm="onepass", threads=128, heads_per_cta=1, partition=512),
-          Variant(algorithm="onepass", threads=128, heads_per_cta=4, partition=0, stages=3)]
+          Variant(algorithm="onepass", threads=128, heads_per_cta=4, partition=0, stages=3, mma=True)]
     if graph:
         vs = [v.scheduling() for v in vs if v.partition == PARTITION_AUTO] + [vs[2]]
     builds = build_many(vs, "sm_90a")
