@@ -348,8 +348,10 @@ struct Params {
   const elem_t* k_new;
   const elem_t* v_new;
   const long long* slot_mapping;
-  long long new_seq_stride;
+  long long new_seq_stride;    // k_new's
   long long new_head_stride;
+  long long new_v_seq_stride;  // v_new's (vLLM's value is a view of the qkv projection, its key a
+  long long new_v_head_stride; // rotated copy: their strides differ)
 };
 
 // Whether the step's schedule was planned for this launch (wb_decode_sched and wb_reduce_sched
@@ -510,11 +512,12 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
   elem_t new_k[NWT], new_v[NWT];
   if (P.slot_mapping != nullptr) {
     new_slot = P.slot_mapping[seq];
-    const long long src = (long long)seq * P.new_seq_stride + (long long)kvh * P.new_head_stride;
+    const long long ks = (long long)seq * P.new_seq_stride + (long long)kvh * P.new_head_stride;
+    const long long vs = (long long)seq * P.new_v_seq_stride + (long long)kvh * P.new_v_head_stride;
 #pragma unroll
     for (int j = 0; j < NWT; ++j) {
       const int d = tid + j * NT;
-      if (d < HEAD) { new_k[j] = P.k_new[src + d]; new_v[j] = P.v_new[src + d]; }
+      if (d < HEAD) { new_k[j] = P.k_new[ks + d]; new_v[j] = P.v_new[vs + d]; }
     }
   }
 #if WB_STAGES > 0 && WB_ALGO == 0

@@ -201,7 +201,9 @@ def main(export_dir: str, out_json: str, check_only: bool = False) -> int:
         P, x, KH, D = spec.block_size, 16 // w.query.element_size(), spec.num_kv_heads, spec.head_size
         slots = torch.full((len(spec.seq_lens),), -1, dtype=torch.int64, device="cuda")
         k_new = torch.zeros(len(spec.seq_lens), KH, D, dtype=w.query.dtype, device="cuda")
-        v_new = torch.zeros_like(k_new)
+        # the value a view into a qkv-like projection, as vLLM's forward hands it (the key: a rotated copy)
+        v_new = torch.zeros(len(spec.seq_lens), heads.num_heads + 2 * KH, D, dtype=w.query.dtype,
+                            device="cuda")[:, heads.num_heads + KH:]
         for i, n in enumerate(spec.seq_lens):
             if n:
                 blk, off = int(w.block_tables[i, (n - 1) // P]), (n - 1) % P

@@ -503,7 +503,9 @@ def test_fused_kv_write_writes_the_new_token_before_reading_it(cubin_cache, grap
     cache (its slot poisoned with NaN) and handed to the launch; the output must equal the fp32
     reference on the intact cache, and the cache must hold the token afterwards. A padded row (length
     0, slot -1) writes nothing. Variants: split, whole-sequence, tensor cores, twopass + L2 prefetch,
-    stages 0; graph-bound: bounded at 32864 with per-sequence splits (scheduled where the variant is)."""
+    stages 0; graph-bound: bounded at 32864 with per-sequence splits (scheduled where the variant is).
+    K and V with strides of their own, as vLLM's forward hands them (session 28's first engine run
+    failed on an op that assumed one set)."""
     import torch
 
     from workbench.kernel.launch import load
@@ -533,8 +535,9 @@ def test_fused_kv_write_writes_the_new_token_before_reading_it(cubin_cache, grap
                 ref = reference_decode(w.query, w.key_cache, w.value_cache, w.block_tables, w.seq_lens, w.scale, 8)
                 P, x = spec.block_size, 8
                 slots = torch.full((len(lens),), -1, dtype=torch.int64, device="cuda")
+                # as vLLM hands them: a rotated key of its own, the value a view into the qkv projection
                 k_new = torch.zeros(len(lens), 8, 128, dtype=w.query.dtype, device="cuda")
-                v_new = torch.zeros_like(k_new)
+                v_new = torch.zeros(len(lens), 48, 128, dtype=w.query.dtype, device="cuda")[:, 40:]
                 for i, n in enumerate(lens):
                     if n == 0:
                         continue

@@ -332,6 +332,8 @@ extern "C" int WB_SYM(wb_run)(const WbArgs& a) {
   p.slot_mapping = a.slot_mapping;
   p.new_seq_stride = a.new_seq_stride;
   p.new_head_stride = a.new_head_stride;
+  p.new_v_seq_stride = a.new_v_seq_stride;
+  p.new_v_head_stride = a.new_v_head_stride;
   const dim3 block(WB_THREADS);
   const int grid_x = WB_SYM(wb_grid_x)(a);
 #if WB_PARTITION == -2

@@ -214,7 +214,8 @@ struct Call {
 };
 
 // the fused KV-cache write's tensors, checked: new K and V [num_seqs, num_kv_heads, head] in the query's
-// dtype with contiguous heads and one set of strides, slots int64 with >= num_seqs entries
+// dtype with contiguous heads (strides of their own: vLLM hands a rotated key and a value viewed in the
+// qkv projection), slots int64 with >= num_seqs entries
 void set_kv_new(WbArgs& a, const Call& c) {
   const bool any = (c.k_new && c.k_new->has_value()) || (c.v_new && c.v_new->has_value()) ||
                    (c.slot_mapping && c.slot_mapping->has_value());
@@ -228,11 +229,11 @@ void set_kv_new(WbArgs& a, const Call& c) {
                 t->device() == c.q.device(), "k_new / v_new must be [num_seqs, num_kv_heads, head] in the query's "
                 "dtype and device, heads contiguous");
   }
-  TORCH_CHECK(kn.strides() == vn.strides(), "k_new and v_new must share strides");
   TORCH_CHECK(sm.scalar_type() == at::kLong && sm.dim() == 1 && sm.is_contiguous() && sm.numel() >= c.q.size(0) &&
               sm.device() == c.q.device(), "slot_mapping must be a contiguous int64 vector of >= num_seqs slots");
   a.k_new = kn.data_ptr(); a.v_new = vn.data_ptr(); a.slot_mapping = reinterpret_cast<const long long*>(sm.data_ptr<int64_t>());
   a.new_seq_stride = kn.stride(0); a.new_head_stride = kn.stride(1);
+  a.new_v_seq_stride = vn.stride(0); a.new_v_head_stride = vn.stride(1);
 }
 
 // a schedule buffer (int32, on the query's device): pointer and size, or null when absent

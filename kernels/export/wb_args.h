@@ -42,4 +42,6 @@ struct WbArgs {
   const long long* slot_mapping;  // slot_mapping[seq] (< 0: none) before it is read; null: not fused
   long long new_seq_stride;
   long long new_head_stride;
+  long long new_v_seq_stride;
+  long long new_v_head_stride;
 };

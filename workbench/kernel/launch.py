@@ -35,6 +35,7 @@ class _Params(ctypes.Structure):
         ("sched_seqs", ctypes.c_int),
         ("k_new", ctypes.c_void_p), ("v_new", ctypes.c_void_p), ("slot_mapping", ctypes.c_void_p),
         ("new_seq_stride", ctypes.c_longlong), ("new_head_stride", ctypes.c_longlong),
+        ("new_v_seq_stride", ctypes.c_longlong), ("new_v_head_stride", ctypes.c_longlong),
     ]
 
 
@@ -344,6 +345,7 @@ class LoadedVariant:
             self._validate_kv_new(query, k_new, v_new, slots, num_kv_heads)
             p.k_new, p.v_new, p.slot_mapping = k_new.data_ptr(), v_new.data_ptr(), slots.data_ptr()
             p.new_seq_stride, p.new_head_stride = k_new.stride(0), k_new.stride(1)
+            p.new_v_seq_stride, p.new_v_head_stride = v_new.stride(0), v_new.stride(1)
         if num_seqs > 65535:
             raise WorkbenchError(f"{num_seqs} sequences: at most 65535 per launch (grid y)")
         sched = self.sched_shape(grid_x, num_seqs, max_seq_len) if per_seq_split and v.graph_sched else None
@@ -403,8 +405,6 @@ class LoadedVariant:
             if t.dtype != query.dtype or not t.is_cuda or tuple(t.shape) != want or t.stride(2) != 1:
                 raise WorkbenchError(f"{name} must be a CUDA {query.dtype} tensor of shape {list(want)} with "
                                      f"contiguous heads (got {t.dtype}, {tuple(t.shape)}, strides {t.stride()})")
-        if k_new.stride() != v_new.stride():
-            raise WorkbenchError("k_new and v_new must share strides")
         if slots.dtype != torch.int64 or not slots.is_contiguous() or slots.shape[0] < query.shape[0]:
             raise WorkbenchError(f"slot_mapping must be a contiguous int64 tensor of >= {query.shape[0]} slots")
 
