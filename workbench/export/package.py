@@ -345,8 +345,9 @@ pip install --no-build-isolation .          # builds the CUDA extension against 
 vllm serve {cfg.get('model')} --attention-backend CUSTOM
 ```
 The package registers itself through the `vllm.general_plugins` entry point as the `CUSTOM`
-backend. Decode tokens run on these kernels; prefill and chunked-prefill tokens, and the KV-cache
-write, use vLLM's own ops (see `{pkg}/vllm_backend.py`).
+backend. Decode tokens run on these kernels, which also write each decode token's K and V into the
+cache (no separate write kernel per layer; `WB_FUSED_KV_WRITE=0` in the environment turns that off);
+prefill and chunked-prefill tokens use vLLM's own ops (see `{pkg}/vllm_backend.py`).
 
 Without vLLM:
 ```python
