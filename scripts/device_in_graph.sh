@@ -7,7 +7,8 @@
 # default: the three on the bench suite (session 24's headline tables), 70b and qwen on fewctas, the 8b on e2e.
 # FORMS: the timings, each run per suite (default: "default in-graph"); a form ending in -contig also
 # passes --pages contiguous (e.g. FORMS="in-graph in-graph-contig": the page order A/B, session 27); one
-# holding -kvw also --kv-write (each launch after a KV-write stand-in: FORMS="in-graph in-graph-kvw").
+# holding -kvw also --kv-write (each launch after a KV-write stand-in: FORMS="in-graph in-graph-kvw"); one
+# holding -fused also --fused-write (the peers pay the stand-in, ours write the token fused: session 28).
 # Carry .offline and .peers/fa3.tar.xz.
 set -uo pipefail
 SECONDS=0
@@ -31,7 +32,7 @@ for S in $RUNS; do
     timeout ${BENCH_S:-150} python3 -m workbench bench --model $m --tp $tp --study $study --storage sqlite:///$W/s.db \
       --suite $suite --peers ${PEERS:-tuned,tuned-graph,fa3} --graph-len ${GRAPH_LEN:-32864} \
       $([[ $T = in-graph* ]] && echo --in-graph) $([[ $T = *-contig ]] && echo --pages contiguous) \
-      $([[ $T = *-kvw* ]] && echo --kv-write) \
+      $([[ $T = *-kvw* ]] && echo --kv-write) $([[ $T = *-fused* ]] && echo --fused-write) \
       --out $N.json > $N.txt 2> $W/bench.err
     echo "== $m $suite $T rc=$? ${SECONDS}s"; grep -E "geomean" $N.txt; tail -1 $W/bench.err
     gzip -f $N.json

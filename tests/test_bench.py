@@ -134,6 +134,11 @@ def test_bench_bad_input(tmp_path):
     assert p.returncode == 2 and "two timings" in p.stderr and "Traceback" not in p.stderr
     p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--kv-write"], capture_output=True, text=True)
     assert p.returncode == 2 and "--kv-write times the in-graph form" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--fused-write"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--fused-write times the in-graph form" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--in-graph", "--kv-write", "--fused-write"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "two timings of the KV write" in p.stderr and "Traceback" not in p.stderr
     p = subprocess.run([sys.executable, "-m", "workbench", "bench", "--pages", "sorted"], capture_output=True, text=True)
     assert p.returncode == 2 and "--pages 'sorted': choose from scattered, contiguous" in p.stderr \
         and "Traceback" not in p.stderr
@@ -223,6 +228,14 @@ def test_in_graph_timing_captures_every_launch_in_one_graph(monkeypatch):
     assert events[second + 1:second + 6] == ["kv"] * 4 + ["end"]
     assert samples == [10 / 4 - 6.25, 20 / 4 - 6.25, 30 / 4 - 6.25, 40 / 4 - 6.25]
     assert "KV-write stand-in, its own 6.25 µs subtracted" in method
+    # --fused-write: the peers' rows keep the stand-in's time (a row is attention plus the step's write)
+    events.clear()
+    samples, method = timing.time_calls(calls[:2], info, in_graph=True, between=lambda: events.append("kv"),
+                                        charge_between=True)
+    first = events.index("capture")
+    assert events[first + 1:first + 10] == ["kv", ("call", 0), "kv", ("call", 1)] * 2 + ["end"]
+    assert events.count("capture") == 1                  # no graph of the stand-in alone
+    assert samples == [10 / 4, 20 / 4, 30 / 4, 40 / 4] and "its time included" in method
     with pytest.raises(ValueError, match="in-graph form"):
         timing.time_calls(calls, info, between=lambda: None)
 

@@ -478,6 +478,8 @@ def test_replay_times_the_graph_launch_as_vllm_runs_it(cubin_cache):
             rep = time_variant(k, spec, info, replay=True, **how)
             step = time_variant(k, spec, info, in_graph=True, **how)
             kvw = time_variant(k, spec, info, in_graph=True, between=kv_write_standin(spec, "cuda"), **how)
+            # bench --fused-write: each launch writes its step's tokens (the cache stays as it was)
+            fused = time_variant(k, spec, info, in_graph=True, fused_write=True, **how)
             assert eager.method.startswith("cuda-events per launch"), eager.method
             assert rep.method.startswith("CUDA graph replay per launch") and "rotating block tables" in rep.method, \
                 rep.method
@@ -488,10 +490,13 @@ def test_replay_times_the_graph_launch_as_vllm_runs_it(cubin_cache):
             # after the KV-write stand-in (its time subtracted): no overlap with the previous launch's tail
             assert "KV-write stand-in" in kvw.method, kvw.method
             assert 0.9 < kvw.median_us / step.median_us < 1.5, (spec.label, step.median_us, kvw.median_us)
+            # the fused write costs the kernel something, never more than the write kernel it replaces would
+            assert 0.95 < fused.median_us / step.median_us < 1.2, (spec.label, step.median_us, fused.median_us)
             print(f"{spec.label}: eager {eager.median_us:.1f} µs [{eager.p10_us:.1f}-{eager.p90_us:.1f}], "
                   f"graph replay {rep.median_us:.1f} µs [{rep.p10_us:.1f}-{rep.p90_us:.1f}], "
                   f"in one graph {step.median_us:.1f} µs [{step.p10_us:.1f}-{step.p90_us:.1f}], "
-                  f"after the KV write {kvw.median_us:.1f} µs [{kvw.p10_us:.1f}-{kvw.p90_us:.1f}] "
+                  f"after the KV write {kvw.median_us:.1f} µs [{kvw.p10_us:.1f}-{kvw.p90_us:.1f}], "
+                  f"writing it fused {fused.median_us:.1f} µs [{fused.p10_us:.1f}-{fused.p90_us:.1f}] "
                   f"({step.method.split(' launches')[0]})")
     finally:
         k.close()

@@ -53,6 +53,27 @@ def test_contiguous_pages_in_order_per_copy_and_scattered_unchanged():
     assert ids != sorted(ids)                               # random over the pool, as before
 
 
+def test_new_tokens_are_each_sequences_last_token_as_cached():
+    """bench --fused-write hands each launch the step's new tokens (measure.workload.new_tokens): the
+    last token of every sequence, K and V as the cache holds them, at its slot; -1 for an empty one."""
+    from workbench.measure.workload import build_rotation, new_tokens
+    spec = WorkloadSpec(seq_lens=(1, 16, 17, 0, 100), num_heads=8, num_kv_heads=2, head_size=64, seed=3)
+    w, tables = build_rotation(spec, "cpu", 6 * spec.blocks_needed * spec.block_bytes)
+    for t in tables[:2]:
+        k_new, v_new, slots = new_tokens(w, t)
+        assert slots.dtype == torch.int64 and k_new.shape == v_new.shape == (5, 2, 64)
+        for i, n in enumerate(spec.seq_lens):
+            if n == 0:
+                assert slots[i] == -1
+                continue
+            blk, off = int(t[i, (n - 1) // 16]), (n - 1) % 16
+            assert int(slots[i]) == blk * 16 + off
+            assert torch.equal(k_new[i], w.key_cache[blk, :, :, off, :].reshape(2, 64))
+            assert torch.equal(v_new[i], w.value_cache[blk, :, :, off])
+            assert not torch.isnan(k_new[i]).any()          # the last token is real, not padding
+    assert not torch.equal(new_tokens(w, tables[0])[2], new_tokens(w, tables[1])[2])   # each copy its own slots
+
+
 @pytest.mark.parametrize("kw", [dict(seq_lens=()), dict(seq_lens=(0,)), dict(seq_lens=(4,), num_heads=6, num_kv_heads=4),
                                 dict(seq_lens=(4,), head_size=100), dict(seq_lens=(40,), num_blocks=1),
                                 dict(seq_lens=(4,), pages="sorted")])

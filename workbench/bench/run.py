@@ -143,7 +143,7 @@ def _measuring(emu: Any) -> Any:
 def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: Callable[[Any], Any] | None,
           shape: dict[str, Any], emu: Any = None, graph_len: int = GRAPH_LEN, graph_walk: bool = False,
           graph_sched: bool | None = None, replay: bool = False, in_graph: bool = False,
-          between: Callable[[], Any] | None = None) -> PeerResult:
+          between: Callable[[], Any] | None = None, fused_write: bool = False) -> PeerResult:
     from workbench.measure.check import check_variant
     from workbench.measure.timing import time_variant
     from workbench.kernel.references import named
@@ -183,8 +183,12 @@ def _ours(name: str, spec: Any, info: Any, ceiling: float, launches: int, pick: 
             with _measuring(emu):
                 t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, rotation=rot, **how)
         else:
+            # --fused-write: our kernels write the step's token themselves; vLLM's own kernel cannot, so it
+            # pays the write kernel before it, as the peers do
+            fuse = fused_write and v.algorithm != "vllm"
             t = time_variant(k, spec, info, launches=launches, ceiling_gbps=ceiling, replay=replay,
-                             in_graph=in_graph, between=between, **how)
+                             in_graph=in_graph, between=None if fuse else between, fused_write=fuse,
+                             charge_between=fused_write, **how)
     finally:
         k.close()
     bad = ck is not None and not ck.ok
@@ -215,13 +219,16 @@ FORM_NOTES = {
                 "launches (--in-graph: attention as it runs inside vLLM's decode graph)",
     "kv-write": "timing: each launch after a KV-write stand-in kernel (one copy of the step's new K and V), "
                 "as attention follows the KV-cache write in vLLM's step; the stand-in's own time subtracted",
+    "fused-write": "timing: every row is attention plus the step's KV-cache write as its backend runs it "
+                   "(--fused-write): the peers (and vLLM's own kernel) after a KV-write stand-in kernel, its time "
+                   "included; our kernels with the write fused into the launch, as the exported backend runs them",
     "pages contiguous": "pages: contiguous (each sequence's KV blocks in order, sequence after sequence, every row)",
 }
 
 
-def timing_form(in_graph: bool, kv_write: bool, pages: str) -> list[str]:
+def timing_form(in_graph: bool, kv_write: bool, pages: str, fused_write: bool = False) -> list[str]:
     """The FORM_NOTES keys of a run timed with these options (none: the default form)."""
-    return [k for k, on in (("in-graph", in_graph), ("kv-write", kv_write),
+    return [k for k, on in (("in-graph", in_graph), ("kv-write", kv_write), ("fused-write", fused_write),
                             ("pages contiguous", pages == "contiguous")) if on]
 
 
@@ -230,13 +237,16 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
               save: Callable[[BenchRun], None] | None = None, emu: Any = None,
               graph_len: int = GRAPH_LEN, graph_walk: bool = False, graph_sched: bool | None = None,
               replay_ours: bool = False, in_graph: bool = False, pages: str = "scattered",
-              kv_write: bool = False) -> BenchRun:
+              kv_write: bool = False, fused_write: bool = False) -> BenchRun:
     """emu: a started greenctx.Emulation: every timed region (ours and the peers') runs inside it.
     replay_ours: our rows timed as the peers are, by CUDA-graph replay of each launch (not with emu).
     in_graph: every row, ours and the peers', timed as one CUDA graph of a launch per rotation copy,
     back to back as in a decode step's graph (measure.timing.time_calls; not with emu).
     kv_write (with in_graph): each launch after a KV-write stand-in kernel, as attention follows the
     KV-cache write in vLLM's step (measure.workload.kv_write_standin), its own time subtracted.
+    fused_write (with in_graph): every row is attention plus the step's KV write as its backend runs
+    it: the peers after the stand-in, its time kept; our rows with the write fused into the launch
+    (the exported backend's forward_includes_kv_cache_update).
     pages: the block ids of every row's KV (measure.workload.PAGE_ORDERS), one order for all rows.
     graph_len: the launch bound of the tuned-graph row (the max_model_len vLLM runs with);
     graph_walk: that row's auto variants built with Variant.graph_walk (`export --graph-walk`);
@@ -261,14 +271,16 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
     notes = [tuned_note] if tuned_note else []
     if emu is not None:
         notes.append(emu.plan.provenance().replace("tuned for", "measured for", 1))
-    if kv_write and not in_graph:
-        raise WorkbenchError("--kv-write times the in-graph form: add --in-graph")
-    notes += [FORM_NOTES[f] for f in timing_form(in_graph, kv_write, pages)]
+    if (kv_write or fused_write) and not in_graph:
+        raise WorkbenchError(f"--{'kv' if kv_write else 'fused'}-write times the in-graph form: add --in-graph")
+    if kv_write and fused_write:
+        raise WorkbenchError("--kv-write and --fused-write are two timings of the KV write: choose one")
+    notes += [FORM_NOTES[f] for f in timing_form(in_graph, kv_write, pages, fused_write)]
     told: set[str] = set()
     for b, spec in suite.bench_specs(heads, dtype, block_size):
         spec = dataclasses.replace(spec, pages=pages)
-        between = kv_write_standin(spec, "cuda") if kv_write else None
-        extra = {"between": between} if between is not None else {}
+        between = kv_write_standin(spec, "cuda") if kv_write or fused_write else None
+        extra = {"between": between, "charge_between": fused_write} if between is not None else {}
         floor_us = spec.kv_bytes / (ceiling.gbps * 1e9) * 1e6
         for p in peers:
             progress(f"{b.label} · {p}")
@@ -276,7 +288,7 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
             try:
                 if p in KERNEL_ROWS:
                     got = _ours(p, spec, info, ceiling.gbps, launches, pick, shape, emu, graph_len, graph_walk,
-                                graph_sched, replay_ours, in_graph, between)
+                                graph_sched, replay_ours, in_graph, between, fused_write)
                     got.shape, got.batch, got.context = b.label, b.batch, b.context
                     r = got
                 else:

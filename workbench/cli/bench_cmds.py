@@ -58,6 +58,10 @@ def bench_cmd(
                                   help="with --in-graph: each launch after a KV-write stand-in kernel, as attention "
                                        "follows the KV-cache write in vLLM's step (back to back, launches overlap "
                                        "one another's tails where they use PDL: FA3's and ours), its own time subtracted"),
+    fused_write: bool = typer.Option(False, "--fused-write",
+                                     help="with --in-graph: every row is attention plus the step's KV-cache write as its "
+                                          "backend runs it: the peers after a KV-write stand-in kernel (its time kept), "
+                                          "our kernels writing the token themselves, as the exported vLLM backend does"),
     pages: str = typer.Option("scattered", "--pages",
                               help="block ids of every row's KV: scattered (random over the pool, as a long-running "
                                    "server's allocator leaves them) or contiguous (each sequence's blocks in order, as "
@@ -89,8 +93,10 @@ def bench_cmd(
         raise WorkbenchError("--graph-len must be >= 1 (vLLM's max_model_len)")
     if replay_ours and in_graph:
         raise WorkbenchError("--replay-ours and --in-graph are two timings: choose one")
-    if kv_write and not in_graph:
-        raise WorkbenchError("--kv-write times the in-graph form: add --in-graph")
+    if (kv_write or fused_write) and not in_graph:
+        raise WorkbenchError(f"--{'kv' if kv_write else 'fused'}-write times the in-graph form: add --in-graph")
+    if kv_write and fused_write:
+        raise WorkbenchError("--kv-write and --fused-write are two timings of the KV write: choose one")
     from workbench.measure.workload import PAGE_ORDERS
     if pages not in PAGE_ORDERS:
         raise WorkbenchError(f"--pages {pages!r}: choose from {', '.join(PAGE_ORDERS)}")
@@ -134,7 +140,8 @@ def bench_cmd(
                             launches=launches, pick=pick, tuned_note=tuned_note, save=lambda r: r.save(out_file),
                             progress=lambda s: prog.update(task, advance=1, description=s), emu=emu,
                             graph_len=graph_len, graph_walk=graph_walk, graph_sched=graph_sched,
-                            replay_ours=replay_ours, in_graph=in_graph, pages=pages, kv_write=kv_write)
+                            replay_ours=replay_ours, in_graph=in_graph, pages=pages, kv_write=kv_write,
+                            fused_write=fused_write)
     finally:
         if emu is not None:
             emu.close()

@@ -400,6 +400,8 @@ class LoadedVariant:
     def _validate_kv_new(self, query: Any, k_new: Any, v_new: Any, slots: Any, num_kv_heads: int) -> None:
         import torch
 
+        if self.variant.algorithm == "vllm":
+            raise WorkbenchError("kv_new: vLLM's own kernel (algorithm vllm) does not write the cache")
         want = (query.shape[0], num_kv_heads, self.variant.head_size)
         for name, t in (("k_new", k_new), ("v_new", v_new)):
             if t.dtype != query.dtype or not t.is_cuda or tuple(t.shape) != want or t.stride(2) != 1:

@@ -166,13 +166,17 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
                  ceiling_gbps: float = 0.0, device: Any = "cuda", hold: bool = True,
                  rotation: tuple[Any, list[Any]] | None = None, warmup_s: float = 0.05,
                  launch_len: int | None = None, per_seq_split: bool = False, replay: bool = False,
-                 in_graph: bool = False, between: Callable[[], Any] | None = None) -> TimingResult:
+                 in_graph: bool = False, between: Callable[[], Any] | None = None,
+                 fused_write: bool = False, charge_between: bool = False) -> TimingResult:
     """`hold=False` under ncu: it serialises launches, so a held stream would wait for its timeout.
     `replay`: each rotation copy's launch captured once into a CUDA graph and the replays timed, as
     `time_calls` times the peers and as vLLM's decode graphs run our kernels (PDL edges included);
     default: eager launches, event-timed, all queued first. `in_graph`: one CUDA graph holding a launch
     per rotation copy, back to back as a decode step's graph runs them, each replay ÷ the launches
     (time_calls(in_graph=True)), each after `between` if given (time_calls).
+    `fused_write`: each launch also writes the step's new token of every sequence into the cache, as the
+    exported backend's decode kernel does (`LoadedVariant(kv_new=)`: the token as the cache holds it, so
+    the timed KV stays the same). `charge_between`: `between`'s time kept in the samples (time_calls).
     `rotation`: a (workload, block tables) pair from build_rotation to reuse across variants.
     `warmup_s`: clocks ramp up from idle over tens of ms; later shapes of a busy worker need less.
     `launch_len`: bound the launch there instead of at the longest sequence (block tables widened,
@@ -193,10 +197,14 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
     # step (every rotation copy has the same lengths)
     ws = kernel.step_workspace(w.seq_lens, spec.num_heads, spec.num_kv_heads, L, per_seq_split)
     extra = {"per_seq_split": True} if per_seq_split else {}
+    writes = None
+    if fused_write:
+        from workbench.measure.workload import new_tokens
+        writes = [new_tokens(w, t) for t in tables]      # a widened table's extra columns are never read
 
     def launch(i: int) -> None:
         kernel(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, tables[i % len(tables)],
-               w.seq_lens, L, workspace=ws, **extra)
+               w.seq_lens, L, workspace=ws, **extra, **({"kv_new": writes[i % len(writes)]} if writes else {}))
 
     name = nvtx_range_name(v.label, spec.label)
     method = TimingResult.method
@@ -204,7 +212,7 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
         import functools
         samples, method = time_calls([functools.partial(launch, i) for i in range(len(tables))], info,
                                      launches=launches, name=name, warmup_s=warmup_s, in_graph=in_graph,
-                                     between=between)
+                                     between=between, charge_between=charge_between)
         method = method.replace("(rotating copies)", "(rotating block tables)")
     else:
         samples = _timed(launch, launches=launches, min_warmup=warmup, warmup_s=warmup_s, name=name, hold=hold,
@@ -225,7 +233,7 @@ def time_variant(kernel: Any, spec: WorkloadSpec, info: GpuInfo, *, launches: in
 def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str = "",
                graphs: bool = True, warmup_s: float = 0.05, stream: Any = None,
                timed: Callable[[], Any] | None = None, in_graph: bool = False,
-               between: Callable[[], Any] | None = None) -> tuple[list[float], str]:
+               between: Callable[[], Any] | None = None, charge_between: bool = False) -> tuple[list[float], str]:
     """Cold-L2 timing of any GPU work (peers): `calls[i]` runs one launch over rotation copy i.
     Each call is captured once into a CUDA graph (host overhead out of the picture even for
     Python-heavy ops); replays are timed with events, all queued behind the gate. Falls back to
@@ -241,6 +249,8 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
     write before each layer's attention; its own per-launch time (a graph of it alone, same count) is
     subtracted. Back to back, a launch can overlap the previous one's tail where both use PDL; after
     another kernel it cannot. Session 27, a copy kernel in between: FA3 and ours each moved -0.2 to +0.9 µs.
+    `charge_between`: the op's time stays in every sample (bench --fused-write: a row is attention plus the
+    step's KV write as its backend runs it).
     An emulation (measure.greenctx) passes `stream`, its green context's stream: calls are warmed
     up and captured there, because a graph's kernels keep the context they were captured in (one
     captured on an ordinary stream ran on all 132 SMs of an H200 when replayed on an 80-SM green
@@ -292,7 +302,9 @@ def time_calls(calls: list[Any], info: GpuInfo, *, launches: int = 50, name: str
                          device_index=torch.cuda.current_device(), arch=info.arch)
     if in_graph:
         samples = [x / len(launched) for x in samples]
-        if between is not None and method.startswith("CUDA graph"):
+        if between is not None and charge_between:
+            method += "; each launch after the step's KV-write stand-in, its time included"
+        elif between is not None and method.startswith("CUDA graph"):
             alone, _ = time_calls([between], info, launches=launches, name=f"{name} (between)", warmup_s=warmup_s,
                                   stream=stream, timed=timed, in_graph=True)
             base = statistics.median(alone)

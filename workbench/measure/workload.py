@@ -211,6 +211,27 @@ def build_rotation(spec: WorkloadSpec, device: Any, min_bytes: int) -> tuple[Wor
     return w, tables
 
 
+def new_tokens(w: Workload, table: Any) -> tuple[Any, Any, Any]:
+    """(k_new, v_new, slot_mapping) of the step's KV-cache write through `table`: each sequence's last
+    token as the cache holds it, K and V [num_seqs, num_kv_heads, head], slots int64 (block * block_size
+    + offset; -1 for an empty sequence). Written back by a fused launch (LoadedVariant(kv_new=)), it
+    leaves the cache as it was."""
+    import torch
+
+    P = w.key_cache.shape[3]
+    lens = w.seq_lens.to(torch.int64)
+    last = (lens - 1).clamp(min=0)
+    live = lens > 0
+    # an empty sequence's row holds EMPTY_ROW_BLOCK (outside the pool): read block 0 for it, write nothing
+    blk = torch.where(live, table.to(torch.int64).gather(1, (last // P).unsqueeze(1)).squeeze(1), 0)
+    off = last % P
+    slots = torch.where(live, blk * P + off, torch.full_like(lens, -1))
+    n, KH, D = lens.numel(), w.value_cache.shape[1], w.value_cache.shape[2]
+    k_new = w.key_cache[blk, :, :, off, :].reshape(n, KH, D).contiguous()
+    v_new = w.value_cache[blk, :, :, off].contiguous()
+    return k_new, v_new, slots
+
+
 def kv_write_standin(spec: WorkloadSpec, device: Any) -> Any:
     """What vLLM's step runs right before each layer's attention, for `bench --in-graph --kv-write`:
     one small kernel writing the step's new K and V (num_seqs x 2 x KH x D) into a buffer of its own,
