@@ -267,6 +267,35 @@ def _run_record(tmp_path):
     return run
 
 
+def test_a_bench_with_the_fused_write_predicts_attention_and_write_together(tmp_path):
+    """`bench --fused-write` times attention plus the step's KV write (FA3 after a write kernel, ours
+    writing in the launch): its k is of both, so a becomes the share of FLASH_ATTN's attention and its
+    write kernel in the step (same capture); the table says "a+write". A capture that did not separate
+    the write gives no prediction rather than a wrong one."""
+    from workbench.bench.run import FORM_NOTES
+    p = _bench(tmp_path, [("tuned-graph", 1, 1024, 8.0), ("fa3-packed", 1, 1024, 12.0)])
+    doc = json.loads(p.read_text())
+    assert load_kernel_ratios(p, ours="auto", ref="fa3-packed").includes_write is False
+    doc["notes"] = [FORM_NOTES["in-graph"], FORM_NOTES["fused-write"]]
+    p.write_text(json.dumps(doc))
+    kr = load_kernel_ratios(p, ours="auto", ref="fa3-packed")
+    assert kr.includes_write and kr.k(1, 1024) == pytest.approx(1.5)
+    run = _run_record(tmp_path)
+    run.bench = kr.to_dict()
+    run.shares[0].kv_write_us_per_step = 60.0              # attention 300 µs a step, its write 60 more
+    by = {(r.point, r.backend): r for r in compare.rows(run)}
+    c = by[("b1x1024", "CUSTOM")]
+    assert c.a == pytest.approx(0.3 * 360 / 300) and c.k == pytest.approx(1.5)
+    assert c.predicted == pytest.approx(1 / (1 - 0.36 + 0.36 / 1.5))
+    assert by[("b8x4096", "CUSTOM")].a is None and by[("b8x4096", "CUSTOM")].predicted is None   # no write figure
+    from rich.console import Console
+    con = Console(record=True, width=250)
+    con.print(compare.table(run))
+    assert "a+write" in con.export_text()
+    run.bench = {**kr.to_dict(), "includes_write": False}   # a plain bench: attention alone, as before
+    assert {(r.point, r.backend): r for r in compare.rows(run)}[("b1x1024", "CUSTOM")].a == pytest.approx(0.3)
+
+
 def test_json_round_trip_and_table(tmp_path):
     run = _run_record(tmp_path)
     path = tmp_path / "e2e.json"

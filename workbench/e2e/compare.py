@@ -3,7 +3,9 @@ share a, the kernel ratio k, predicted vs measured, and the correctness verdict;
 plot of it. Works from an `E2eRun` alone (its JSON holds the bench ratios it used).
 
 Columns "a" = FLASH_ATTN's attention share at the point (what the prediction uses), "a own" = the
-row's backend's own share where it was captured too (share_backends).
+row's backend's own share where it was captured too (share_backends). With a bench timed with
+`--fused-write` (k of attention + the step's KV write) the column is "a+write": attention and FLASH_ATTN's
+write kernel together.
 """
 from __future__ import annotations
 
@@ -51,16 +53,24 @@ class Row:
         return d
 
 
-def _share_a(run: E2eRun, backend: str, batch: int, context: int) -> float | None:
+def _share_a(run: E2eRun, backend: str, batch: int, context: int, with_write: bool = False) -> float | None:
+    """Attention's share of the backend's step at the point; with_write: attention and its KV-cache
+    write kernel together (what a `bench --fused-write` k is the ratio of)."""
     s = run.share(backend, batch, context)
     if s is None or s.status != "ok":
         return None
-    return s.a if s.a is not None else s.a_kernels
+    a = s.a if s.a is not None else s.a_kernels
+    if with_write and a is not None:
+        if not s.attention_us_per_step or s.kv_write_us_per_step is None:
+            return None                          # a capture that did not separate the write
+        a *= 1.0 + s.kv_write_us_per_step / s.attention_us_per_step
+    return a
 
 
 def rows(run: E2eRun) -> list[Row]:
     tol = Tolerances(**run.tolerances) if run.tolerances else Tolerances()
     ratios = (run.bench or {}).get("ratios") or {}
+    with_write = bool((run.bench or {}).get("includes_write"))
     ref = run.results.get(run.reference)
     again = run.results.get(repeat_key(run.reference))
     out = []
@@ -76,7 +86,7 @@ def rows(run: E2eRun) -> list[Row]:
             drift = rp2.tok_s / ref_tok - 1.0
             ref_tok = (ref_tok + rp2.tok_s) / 2
             ref_itl = (rp.itl_mean_ms + rp2.itl_mean_ms) / 2 if rp.itl_mean_ms and rp2.itl_mean_ms else None
-        a = _share_a(run, run.reference, b, c)
+        a = _share_a(run, run.reference, b, c, with_write)
         for name in run.backends:
             br = run.results.get(name)
             p = br.point(b, c) if br else None
@@ -339,7 +349,7 @@ def table(run: E2eRun, rs: list[Row] | None = None) -> Any:
                     f"weights {s.get('weights')}", title_justify="left")
     twice = any(r.ref_drift is not None for r in rs)
     for c in ("point", "backend", "tok/s", "ITL ms", "p99 ms", f"× {run.reference}", *(["ref Δ"] if twice else []),
-              "a", "a own", "k", "predicted ×", "meas/pred", "ids match (self)", "max |Δlogprob|", "verdict"):
+              "a+write" if (run.bench or {}).get("includes_write") else "a", "a own", "k", "predicted ×", "meas/pred", "ids match (self)", "max |Δlogprob|", "verdict"):
         t.add_column(c, justify="left" if c in ("point", "backend", "verdict") else "right")
     last = None
     for r in rs:

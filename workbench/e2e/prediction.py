@@ -9,6 +9,11 @@ median_us; `heads`, `dtype`, `block_size` of the run). `ours` is the bench peer 
 exported dispatch table: "tuned-graph" where the bench timed it (the table launched as the
 backend's CUDA graphs launch it: bounded at max_model_len, per-sequence split), else "tuned" (a
 per-shape launch); `ref` the kernel FLASH_ATTN runs ("fa3"). Ragged bench rows are left out.
+
+A bench timed with `--fused-write` (each row attention plus the step's KV-cache write as its backend
+runs it: FA3 after a write kernel, ours writing in the launch, as the exported backend does since
+session 28) gives k of attention + write; a is then the share of both in the FLASH_ATTN step
+(attention and its KV-write kernel, from the same capture: KernelRatios.includes_write).
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ class KernelRatios:
     gpu: str = ""
     heads: dict[str, Any] = field(default_factory=dict)
     created: str = ""
+    includes_write: bool = False     # the bench ran --fused-write: k is of attention + the step's KV write
 
     def k(self, batch: int, context: int) -> float | None:
         return self.ratios.get(shape_label(batch, context))
@@ -89,5 +95,7 @@ def load_kernel_ratios(path: str | Path, *, ours: str = "tuned", ref: str = "fa3
             t[(r["peer"], int(r["batch"]), int(r["context"]))] = float(r["median_us"])
     ratios = {shape_label(b, c): t[(ref, b, c)] / t[(ours, b, c)]
               for (peer, b, c) in t if peer == ours and (ref, b, c) in t}
+    from workbench.bench.run import FORM_NOTES
     return KernelRatios(path=str(p), ours=ours, ref=ref, ratios=ratios, gpu=(d.get("gpu") or {}).get("name", ""),
-                        heads=h, created=d.get("created", ""))
+                        heads=h, created=d.get("created", ""),
+                        includes_write=FORM_NOTES["fused-write"] in (d.get("notes") or []))
