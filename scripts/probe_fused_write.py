@@ -37,7 +37,7 @@ def main() -> None:
     from workbench.measure.gpuinfo import gpu_info
     from workbench.measure.reference import reference_decode
     from workbench.measure.timing import time_calls, widen_block_table
-    from workbench.measure.workload import WorkloadSpec, build_rotation, build_workload, kv_write_standin
+    from workbench.measure.workload import WorkloadSpec, build_rotation, build_workload, kv_write_standin, new_tokens
 
     out_path, labels = sys.argv[1], sys.argv[2:]
     heads = heads_from_text(os.environ.get("PROBE_MODEL", "llama-3.1-8b"))
@@ -52,20 +52,11 @@ def main() -> None:
         s, _ = time_calls(calls, info, launches=30, in_graph=True)
         return statistics.median(s), (min(s), max(s))
 
-    def new_tokens(key_cache, value_cache, table, lens, P):
-        """(k_new, v_new, slots): each live sequence's last token as it sits in the cache now."""
-        n, KH, D = len(lens), key_cache.shape[1], value_cache.shape[2]
-        slots = torch.full((n,), -1, dtype=torch.int64, device="cuda")
-        for i, L in enumerate(lens):
-            if L:
-                slots[i] = int(table[i, (L - 1) // P]) * P + (L - 1) % P
+    def with_pages(tok, P):
+        """measure.workload.new_tokens' (k_new, v_new, slots) and its live rows' blocks and offsets."""
+        k_new, v_new, slots = tok
         live = slots >= 0
-        blk, off = (slots // P)[live], (slots % P)[live]
-        k_new = torch.zeros(n, KH, D, dtype=key_cache.dtype, device="cuda")
-        v_new = torch.zeros_like(k_new)
-        k_new[live] = key_cache[blk, :, :, off, :].reshape(-1, KH, D)
-        v_new[live] = value_cache[blk, :, :, off]
-        return k_new, v_new, slots, blk, off
+        return k_new, v_new, slots, (slots // P)[live], (slots % P)[live]
 
     for label in labels:
         n, ctx = (int(x) for x in label[1:].split("x"))
@@ -81,7 +72,7 @@ def main() -> None:
         cw = build_workload(WorkloadSpec(**{**spec.to_dict(), "seq_lens": tuple([ctx] * (n - 1) + [ctx // 3 + 1])}),
                             "cuda", poison_padding=False)
         ref = reference_decode(cw.query, cw.key_cache, cw.value_cache, cw.block_tables, cw.seq_lens, cw.scale, KH)
-        kn, vn, sl, blk, off = new_tokens(cw.key_cache, cw.value_cache, cw.block_tables, cw.seq_lens.tolist(), P)
+        kn, vn, sl, blk, off = with_pages(new_tokens(cw, cw.block_tables), P)
         cw.key_cache[blk, :, :, off, :] = float("nan")
         cw.value_cache[blk, :, :, off] = float("nan")
         o = torch.full_like(cw.query, float("nan"))
@@ -96,8 +87,7 @@ def main() -> None:
         wide = [widen_block_table(t, L, P) for t in tables]
         ws = k.step_workspace(w.seq_lens, spec.num_heads, KH, L, True)
         out = torch.empty_like(w.query)
-        lens = w.seq_lens.tolist()
-        toks = [new_tokens(w.key_cache, w.value_cache, t, lens, P) for t in tables]
+        toks = [with_pages(new_tokens(w, t), P) for t in tables]
         standin = kv_write_standin(spec, "cuda")
 
         def ours(i, fused=False):

@@ -226,6 +226,14 @@ FORM_NOTES = {
 }
 
 
+def check_write_forms(in_graph: bool, kv_write: bool, fused_write: bool) -> None:
+    """--kv-write / --fused-write: each times the in-graph form, and they are two timings of one write."""
+    if (kv_write or fused_write) and not in_graph:
+        raise WorkbenchError(f"--{'kv' if kv_write else 'fused'}-write times the in-graph form: add --in-graph")
+    if kv_write and fused_write:
+        raise WorkbenchError("--kv-write and --fused-write are two timings of the KV write: choose one")
+
+
 def timing_form(in_graph: bool, kv_write: bool, pages: str, fused_write: bool = False) -> list[str]:
     """The FORM_NOTES keys of a run timed with these options (none: the default form)."""
     return [k for k, on in (("in-graph", in_graph), ("kv-write", kv_write), ("fused-write", fused_write),
@@ -271,10 +279,7 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
     notes = [tuned_note] if tuned_note else []
     if emu is not None:
         notes.append(emu.plan.provenance().replace("tuned for", "measured for", 1))
-    if (kv_write or fused_write) and not in_graph:
-        raise WorkbenchError(f"--{'kv' if kv_write else 'fused'}-write times the in-graph form: add --in-graph")
-    if kv_write and fused_write:
-        raise WorkbenchError("--kv-write and --fused-write are two timings of the KV write: choose one")
+    check_write_forms(in_graph, kv_write, fused_write)
     notes += [FORM_NOTES[f] for f in timing_form(in_graph, kv_write, pages, fused_write)]
     told: set[str] = set()
     for b, spec in suite.bench_specs(heads, dtype, block_size):

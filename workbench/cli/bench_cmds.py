@@ -83,7 +83,7 @@ def bench_cmd(
     from workbench.measure.suite import load_suite
 
     names = [p.strip() for p in peers.split(",") if p.strip()]
-    from workbench.bench.run import KERNEL_ROWS
+    from workbench.bench.run import KERNEL_ROWS, check_write_forms
     bad = [p for p in names if p not in (*KERNEL_ROWS, *PEERS)]
     if bad:
         raise WorkbenchError(f"--peers: unknown {', '.join(bad)}; choose from {', '.join((*KERNEL_ROWS, *PEERS))}")
@@ -93,10 +93,7 @@ def bench_cmd(
         raise WorkbenchError("--graph-len must be >= 1 (vLLM's max_model_len)")
     if replay_ours and in_graph:
         raise WorkbenchError("--replay-ours and --in-graph are two timings: choose one")
-    if (kv_write or fused_write) and not in_graph:
-        raise WorkbenchError(f"--{'kv' if kv_write else 'fused'}-write times the in-graph form: add --in-graph")
-    if kv_write and fused_write:
-        raise WorkbenchError("--kv-write and --fused-write are two timings of the KV write: choose one")
+    check_write_forms(in_graph, kv_write, fused_write)
     from workbench.measure.workload import PAGE_ORDERS
     if pages not in PAGE_ORDERS:
         raise WorkbenchError(f"--pages {pages!r}: choose from {', '.join(PAGE_ORDERS)}")
