@@ -110,8 +110,9 @@ prep)
   ;;
 run)
   source scripts/vllm_activate.sh ${VLLM:-.vllm} || { echo "vLLM bundle incomplete"; exit 3; }
-  # FlashInfer (for BACKENDS=...FLASHINFER) only when asked: vLLM 0.26 was built against 0.6.14
-  [ "${WITH_FLASHINFER:-0}" = 1 ] && source scripts/peers_activate.sh ${PEERS_DIR:-.peers}
+  # FlashInfer (for BACKENDS=...FLASHINFER) only when asked: the 0.6.14 that vLLM 0.26 pins
+  # (scripts/bundle_flashinfer_vllm.sh; carry .vllm/flashinfer once per warm host)
+  [ "${WITH_FLASHINFER:-0}" = 1 ] && { source scripts/flashinfer_vllm_activate.sh .vllm/flashinfer || exit 3; }
   PKG=$W/pkg
   if [ ! -d $PKG ] && [ -n "${DB:-}" ]; then     # a fresh host: export again (seconds), from the same study
     db_copy "$DB" $W/studies.db

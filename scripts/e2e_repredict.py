@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run"), ap.add_argument("bench")
-    ap.add_argument("--ours", default="auto"), ap.add_argument("--ref", default="fa3")
+    ap.add_argument("--ours", default="auto"), ap.add_argument("--ref", default="fa3-packed")
     ap.add_argument("--backend", default="CUSTOM")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as t:
@@ -50,4 +50,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from workbench.errors import WorkbenchError
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except (WorkbenchError, OSError) as e:      # a wrong file or peer: one line, no traceback
+        print(f"e2e_repredict: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -989,3 +989,50 @@ def test_shares_from_an_earlier_run_give_a_and_only_the_references(tmp_path, fak
         _e2e(tmp_path / "out3", ["CUSTOM", "FLASH_ATTN"], shares_from=str(tmp_path / "bad.json"))
     with pytest.raises(WorkbenchError, match="not a readable e2e JSON"):
         _e2e(tmp_path / "out4", ["CUSTOM", "FLASH_ATTN"], shares_from=str(tmp_path / "missing.json"))
+
+
+def test_flashinfer_for_vllm_unpacks_once_and_refuses_a_damaged_bundle(tmp_path):
+    """scripts/flashinfer_vllm_activate.sh (vLLM's FLASHINFER backend in e2e, session 29): a bundle as
+    scripts/bundle_flashinfer_vllm.sh lays it out is unpacked once into the site, put first on
+    PYTHONPATH (its flashinfer is the one imported), not unpacked again on a warm host, used from the
+    site when nothing is carried, and refused (non-zero) when its archive does not match the manifest."""
+    import shutil
+    import subprocess
+    import tarfile
+    if not (shutil.which("bash") and shutil.which("xz") and shutil.which("sha256sum")):
+        pytest.skip("needs bash, xz and sha256sum")
+    root = Path(__file__).resolve().parent.parent
+    src = tmp_path / "src"
+    (src / "flashinfer").mkdir(parents=True)
+    (src / "flashinfer" / "__init__.py").write_text("__version__ = '0.6.14'\n")
+    dist = src / "flashinfer_python-0.6.14.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: flashinfer-python\nVersion: 0.6.14\n")
+    bundle = tmp_path / "fi"
+    bundle.mkdir()
+    with tarfile.open(bundle / "flashinfer.tar.xz", "w:xz") as t:
+        for p in ("flashinfer", dist.name):
+            t.add(src / p, arcname=p)
+    subprocess.run("sha256sum flashinfer.tar.xz > MANIFEST.sha256", shell=True, cwd=bundle, check=True)
+    site = tmp_path / "site"
+
+    def activate(dest):
+        cmd = (f"source {root}/scripts/flashinfer_vllm_activate.sh {dest} && echo \"PP=$PYTHONPATH\" "
+               "&& python3 -c 'import flashinfer; print(\"FI=\" + flashinfer.__file__)'")
+        env = {**os.environ, "WB_FI_SITE": str(site), "PYTHONPATH": "/elsewhere"}
+        return subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, env=env)
+
+    r = activate(bundle)
+    assert r.returncode == 0, r.stderr
+    assert f"PP={site}:/elsewhere" in r.stdout and f"FI={site}/flashinfer/__init__.py" in r.stdout
+    assert "flashinfer 0.6.14" in r.stdout
+    marker = site / "flashinfer" / "marker"
+    marker.write_text("kept")                       # a second call on a warm host does not unpack again
+    assert activate(bundle).returncode == 0 and marker.exists()
+    assert activate(tmp_path / "absent").returncode == 0       # nothing carried: the unpacked site
+    (bundle / "flashinfer.tar.xz").write_bytes(b"damaged")
+    r = activate(bundle)
+    assert r.returncode != 0 and "does not match its MANIFEST" in r.stderr
+    shutil.rmtree(site)
+    r = activate(tmp_path / "absent")
+    assert r.returncode != 0 and "bundle_flashinfer_vllm.sh" in r.stderr
