@@ -374,3 +374,32 @@ def test_doctor_lists_every_peer_and_vllm():
     for name in PEERS:
         c = checks[f"peer {name}"]
         assert c.status == "ok" or c.fix, (name, c)
+
+
+@pytest.mark.parametrize("have,status,says", [("0.6.14", "ok", "vLLM's pin"), ("0.7.2.post1", "warn", "pins 0.6.14"),
+                                              (None, "warn", "not installed")])
+def test_doctor_says_whether_flashinfer_is_the_release_vllm_pins(tmp_path, monkeypatch, have, status, says):
+    """vLLM 0.26.0 pins flashinfer-python==0.6.14 for its FLASHINFER backend; the bench's peers use 0.7.2.
+    doctor reads both dist-infos (nothing imported) and says which one the e2e backend would get."""
+    import importlib.metadata
+    from workbench.doctor import vllm_flashinfer
+    for name, version, requires in [("vllm", "0.26.0", ["torch==2.11.0", "flashinfer-python==0.6.14",
+                                                        'flashinfer-python==0.6.14; extra == "x"']),
+                                    ("flashinfer_python", have, [])]:
+        if version is None:
+            continue
+        d = tmp_path / f"{name}-{version}.dist-info"
+        d.mkdir()
+        meta = [f"Metadata-Version: 2.1", f"Name: {name.replace('_', '-')}", f"Version: {version}"]
+        d.joinpath("METADATA").write_text("\n".join(meta + [f"Requires-Dist: {r}" for r in requires]) + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    real = importlib.metadata.version
+
+    def version(dist):           # the machine's own flashinfer (if any) must not answer for the fake site
+        if dist == "flashinfer-python" and have is None:
+            raise importlib.metadata.PackageNotFoundError(dist)
+        return real(dist)
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    c = vllm_flashinfer()
+    assert c is not None and c.status == status and says in c.detail, c
+    assert status == "ok" or "bundle_flashinfer_vllm.sh" in c.fix
