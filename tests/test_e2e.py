@@ -763,6 +763,8 @@ def test_failing_backends_are_reported_and_the_rest_run(tmp_path, fake_runner, m
     assert any("nsys not found" in n for n in run.notes)                              # a not measured, said so
     assert any("FLASH_ATTN b8x1024 done" in s for s in seen) and any("TRITON_ATTN: failed" in s for s in seen)
     assert run.provenance["gpu"] == "Fake H200" and run.provenance["vllm"] == "0.26.0"
+    fi_note = [n for n in run.notes if n.startswith("FLASHINFER: ")]      # which FlashInfer it was, said once
+    assert len(fi_note) == 1 and any(s == fi_note[0] for s in seen), run.notes
     saved = E2eRun.load(out / "e2e.json")
     assert saved.results["FLASHINFER"].reason == r["FLASHINFER"].reason
     assert (out / "logs" / "FLASHINFER.log").read_text().count("boom") == 1
@@ -1036,3 +1038,24 @@ def test_flashinfer_for_vllm_unpacks_once_and_refuses_a_damaged_bundle(tmp_path)
     shutil.rmtree(site)
     r = activate(tmp_path / "absent")
     assert r.returncode != 0 and "bundle_flashinfer_vllm.sh" in r.stderr
+
+
+def test_e2e_says_when_flashinfer_is_not_the_release_vllm_pins(tmp_path, fake_runner, monkeypatch):
+    """vLLM 0.26.0's FLASHINFER backend was built against FlashInfer 0.6.14; with the bench peers' 0.7.2 first on
+    the path it would run that one. The run says which one it got, in its progress and its notes (once, also
+    on resume); a run without FLASHINFER says nothing about it."""
+    from workbench.e2e import flashinfer_pin as fp
+    monkeypatch.setattr(fp, "flashinfer_pin", lambda: fp.FlashInferPin(vllm="0.26.0", pin="0.6.14", have="0.7.2.post1"))
+    seen = []
+    out = tmp_path / "out"
+    _e2e(out, ["FLASHINFER"], progress=seen.append)
+    run = _e2e(out, ["FLASHINFER"], progress=seen.append)
+    want = "FLASHINFER: flashinfer-python 0.7.2.post1, but vLLM 0.26.0 pins 0.6.14"
+    assert [n for n in run.notes if n.startswith("FLASHINFER: ")] == [want + ": its FLASHINFER backend was built against that one"]
+    assert sum(s.startswith(want) for s in seen) == 2
+    monkeypatch.setattr(fp, "flashinfer_pin", lambda: fp.FlashInferPin(vllm="0.26.0", pin="0.6.14", have="0.6.14"))
+    run = _e2e(out, ["FLASHINFER"], progress=seen.append)
+    assert [n for n in run.notes if n.startswith("FLASHINFER: ")] == ["FLASHINFER: flashinfer-python 0.6.14"]
+    other = _e2e(tmp_path / "other", ["CUSTOM"], progress=seen.append)
+    assert not any(n.startswith("FLASHINFER") for n in other.notes)
+    assert fp.FlashInferPin(vllm="0.26.0", pin="0.6.14", have=None).problem.startswith("flashinfer-python is not installed")

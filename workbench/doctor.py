@@ -135,29 +135,17 @@ def _vllm() -> Check:
 
 def vllm_flashinfer() -> Check | None:
     """FlashInfer as vLLM's FLASHINFER backend needs it (a backend `workbench e2e` runs): the release the
-    installed vLLM pins (0.26.0: flashinfer-python==0.6.14), read from the dist-info, nothing imported.
-    None where vLLM is not installed (the vllm check says so). The bench's FlashInfer peers may be
-    another release (0.7.2): that is the peers' check."""
-    import importlib.metadata
-    import re
-    try:
-        reqs = importlib.metadata.requires("vllm") or []
-    except importlib.metadata.PackageNotFoundError:
+    installed vLLM pins. None where vLLM is not installed (the vllm check says so). The bench's FlashInfer
+    peers may be another release (0.7.2): that is the peers' check."""
+    from workbench.e2e.flashinfer_pin import BUNDLE_HINT, flashinfer_pin
+    p = flashinfer_pin()
+    if p.vllm is None:
         return None
-    pin = next((m.group(1) for r in reqs if (m := re.match(r"flashinfer-python\s*==\s*([^;\s]+)\s*$", r))), None)
-    try:
-        have = importlib.metadata.version("flashinfer-python")
-    except importlib.metadata.PackageNotFoundError:
-        have = None
-    name, how = "vllm FLASHINFER backend", ("offline: bash scripts/bundle_flashinfer_vllm.sh, then source "
-                                            "scripts/flashinfer_vllm_activate.sh .vllm/flashinfer (after vllm_activate)")
-    if have is None:
-        return Check(name, "warn", "flashinfer-python not installed: `e2e --backends ...,FLASHINFER` cannot run it"
-                     + (f" (vLLM pins {pin})" if pin else ""), how)
-    if pin and have != pin:
-        return Check(name, "warn", f"flashinfer-python {have}, but vLLM {importlib.metadata.version('vllm')} pins "
-                     f"{pin}: its FLASHINFER backend was built against that one", how)
-    return Check(name, "ok", f"flashinfer-python {have}" + (" (vLLM's pin)" if pin else ""))
+    name = "vllm FLASHINFER backend"
+    if p.problem:
+        what = p.problem + (": `e2e --backends ...,FLASHINFER` cannot run it" if p.have is None else "")
+        return Check(name, "warn", what, BUNDLE_HINT)
+    return Check(name, "ok", f"flashinfer-python {p.have}" + (" (vLLM's pin)" if p.pin else ""))
 
 
 def _green(probe: bool) -> Check:

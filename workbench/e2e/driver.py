@@ -247,6 +247,14 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
     if shares_from:
         reused_shares(run, shares_from, plan)
     env = child_env(site)
+    if "FLASHINFER" in names:
+        # the FlashInfer that vLLM's backend will import, against the release vLLM pins (0.26.0: 0.6.14): the
+        # bench peers' 0.7.2 on the path first would be measured silently otherwise
+        from .flashinfer_pin import flashinfer_pin
+        fp = flashinfer_pin()
+        note = f"FLASHINFER: {fp.problem}" if fp.problem else f"FLASHINFER: flashinfer-python {fp.have}"
+        progress(note)
+        run.notes = [n for n in run.notes if not n.startswith("FLASHINFER: ")] + [note]
     if bench_json:
         from .prediction import load_kernel_ratios
         kr = load_kernel_ratios(bench_json, ours=bench_ours, ref=bench_ref,
