@@ -25,7 +25,7 @@ def _plain(path: str, tmp: Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    from workbench.e2e.compare import rows
+    from workbench.e2e.compare import PACKAGE_BACKEND, prediction_lines, rows, summary
     from workbench.e2e.prediction import RATIO_TOLERANCE, load_kernel_ratios
     from workbench.e2e.results import E2eRun
 
@@ -46,6 +46,9 @@ def main(argv: list[str]) -> int:
         print(f"{r.point:>10} {r.a:6.3f} {r.k:6.3f} {r.ratio:9.3f} {r.predicted:9.3f} {r.vs_predicted * 100:+8.1f}%")
     ok = sum(1 for r in got if abs(r.vs_predicted) <= RATIO_TOLERANCE)
     print(f"within ±{RATIO_TOLERANCE:.0%}: {ok} of {len(got)}")
+    if a.backend == PACKAGE_BACKEND:         # and over the points whose two runs kept one SM clock
+        for line in prediction_lines(run, summary(run).get("package")):
+            print(line)
     return 0
 
 

@@ -1059,3 +1059,28 @@ def test_e2e_says_when_flashinfer_is_not_the_release_vllm_pins(tmp_path, fake_ru
     other = _e2e(tmp_path / "other", ["CUSTOM"], progress=seen.append)
     assert not any(n.startswith("FLASHINFER") for n in other.notes)
     assert fp.FlashInferPin(vllm="0.26.0", pin="0.6.14", have=None).problem.startswith("flashinfer-python is not installed")
+
+
+def test_prediction_is_also_counted_where_both_runs_kept_one_clock(tmp_path):
+    """Under the H200's power cap a point's FLASH_ATTN and CUSTOM runs can decode 5-30% apart on the SM clock
+    (session 29): the summary counts the prediction over all points and over the clock-matched ones, and
+    names the misses that sit at a clock gap; the printed line says both."""
+    run = _run_record(tmp_path)
+    mhz = {("FLASH_ATTN", 1): 1530.0, ("CUSTOM", 1): 1965.0, ("FLASH_ATTN", 8): 1980.0, ("CUSTOM", 8): 1975.0}
+    for name in ("FLASH_ATTN", "CUSTOM"):
+        for p in run.results[name].points:
+            p.clocks = {"sm_mhz_median": mhz[(name, p.batch)]}
+    s = compare.summary(run)
+    pk = s["package"]
+    assert pk["prediction_within_2pct"] == 1 and pk["prediction_compared"] == 2        # b1x1024 is off (−6.5%)
+    cm = pk["prediction_clock_matched"]
+    assert cm["compared"] == 1 and cm["within_2pct"] == 1 and cm["off"] == []
+    assert cm["apart"] == ["b1x1024: -6.5% at a 28.4% clock gap"]
+    line = compare.prediction_lines(run, pk)[0]
+    assert "1 of 2 points" in line and "1 of the 1 where both runs decoded at one SM clock" in line
+    assert "b1x1024: -6.5% at a 28.4% clock gap" in line
+    for p in run.results["CUSTOM"].points:                    # one clock everywhere: one count, no second clause
+        p.clocks = {"sm_mhz_median": mhz[("FLASH_ATTN", p.batch)]}
+    pk = compare.summary(run)["package"]
+    assert pk["prediction_clock_matched"]["compared"] == 2 and pk["prediction_clock_matched"]["off"] == ["b1x1024: -6.5%"]
+    assert compare.prediction_lines(run, pk) == ["prediction (CUSTOM ÷ FLASH_ATTN, ±2%): 1 of 2 points"]

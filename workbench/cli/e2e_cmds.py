@@ -39,7 +39,7 @@ def e2e_cmd(
 ) -> None:
     """Decode tok/s and inter-token latency of vLLM with the exported backend vs its own, CUDA graphs on."""
     from workbench.e2e import parse_sizes, run_e2e
-    from workbench.e2e.compare import breakdown_lines, clock_lines, pooled_lines, table
+    from workbench.e2e.compare import breakdown_lines, clock_lines, pooled_lines, prediction_lines, table
 
     from workbench.errors import WorkbenchError
     if steps < 8:
@@ -58,6 +58,8 @@ def e2e_cmd(
     for line in pooled_lines(run, (run.summary or {}).get("correctness_pooled") or {}):
         out.print(line, markup=False)
     for line in breakdown_lines(run, (run.summary or {}).get("step_breakdown") or []):
+        out.print(line, markup=False)
+    for line in prediction_lines(run, (run.summary or {}).get("package")):
         out.print(line, markup=False)
     for line in clock_lines((run.summary or {}).get("clocks") or {}):
         out.print(line, markup=False)

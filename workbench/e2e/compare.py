@@ -330,7 +330,40 @@ def summary(run: E2eRun, rs: list[Row] | None = None) -> dict[str, Any]:
             "prediction_compared": sum(1 for r in pkg if r.prediction_ok is not None),
             "prediction_off": [f"{r.point}: {r.vs_predicted:+.1%}" for r in pkg if r.prediction_ok is False],
         }
+        # the same count over the points where the package's run and the reference's decoded at one SM clock:
+        # under a power cap the two runs of a point can part by 5-30% (session 29), and a memory-bound step
+        # moves less than that but not nothing, so a miss there does not test the prediction alone
+        per = out["clocks"]["sm_mhz"]
+        gap = {r.point: _clock_gap(per.get(r.point, {}), run.reference, PACKAGE_BACKEND) for r in pkg}
+        same = [r for r in pkg if r.prediction_ok is not None and gap[r.point] is not None
+                and gap[r.point] <= CLOCK_TOLERANCE]
+        out["package"]["prediction_clock_matched"] = {
+            "compared": len(same), "within_2pct": sum(1 for r in same if r.prediction_ok),
+            "off": [f"{r.point}: {r.vs_predicted:+.1%}" for r in same if r.prediction_ok is False],
+            "apart": [f"{r.point}: {r.vs_predicted:+.1%} at a {gap[r.point]:.1%} clock gap" for r in pkg
+                      if r.prediction_ok is not None and gap[r.point] is not None and gap[r.point] > CLOCK_TOLERANCE]}
     return out
+
+
+def _clock_gap(per_backend: dict[str, float], a: str, b: str) -> float | None:
+    """How far apart (fraction) two backends' runs of a point decoded on the SM clock; None if one is unknown."""
+    x, y = per_backend.get(a), per_backend.get(b)
+    return None if not x or not y else max(x, y) / min(x, y) - 1
+
+
+def prediction_lines(run: E2eRun, pkg: dict[str, Any] | None) -> list[str]:
+    """The package's prediction count, over all points and over those whose runs kept one SM clock."""
+    if not pkg or not pkg.get("prediction_compared"):
+        return []
+    line = (f"prediction ({PACKAGE_BACKEND} ÷ {run.reference}, ±{RATIO_TOLERANCE:.0%}): {pkg['prediction_within_2pct']} "
+            f"of {pkg['prediction_compared']} points")
+    cm = pkg.get("prediction_clock_matched")
+    if cm and cm["compared"] < pkg["prediction_compared"]:
+        line += (f"; {cm['within_2pct']} of the {cm['compared']} where both runs decoded at one SM clock (±"
+                 f"{CLOCK_TOLERANCE:.0%})" + (f", off there: {', '.join(cm['off'])}" if cm["off"] else ""))
+        if cm["apart"]:
+            line += f"; at different clocks: {', '.join(cm['apart'])}"
+    return [line]
 
 
 def _f(x: Any, fmt: str) -> str:
