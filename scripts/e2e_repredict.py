@@ -9,19 +9,7 @@ Prints the package's measured ÷ reference, the prediction and meas/pred per poi
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
-import tempfile
-from pathlib import Path
-
-
-def _plain(path: str, tmp: Path) -> Path:
-    p = Path(path)
-    if p.suffix != ".gz":
-        return p
-    out = tmp / p.stem
-    out.write_bytes(gzip.open(p).read())
-    return out
 
 
 def main(argv: list[str]) -> int:
@@ -34,9 +22,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--ours", default="auto"), ap.add_argument("--ref", default="fa3-packed")
     ap.add_argument("--backend", default="CUSTOM")
     a = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as t:
-        run = E2eRun.load(_plain(a.run, Path(t)))
-        kr = load_kernel_ratios(_plain(a.bench, Path(t)), ours=a.ours, ref=a.ref)
+    run = E2eRun.load(a.run)                       # both read .json or .json.gz
+    kr = load_kernel_ratios(a.bench, ours=a.ours, ref=a.ref)
     run.bench = kr.to_dict()
     print(f"k = {kr.ref} / {kr.ours} from {a.bench}" + (" (attention + the step's KV write: a+write)"
                                                          if kr.includes_write else ""))

@@ -190,6 +190,10 @@ def test_kernel_ratio_from_bench_json(tmp_path):
     bad.write_text("{}")
     with pytest.raises(WorkbenchError, match="not a workbench bench file"):
         load_kernel_ratios(bad)
+    import gzip                                   # results/ keeps benches gzipped: read as they are
+    gz = tmp_path / "bench.json.gz"
+    gz.write_bytes(gzip.compress(BENCH_H100.read_bytes()))
+    assert load_kernel_ratios(gz, ours="tuned", ref="baseline").ratios == real.ratios
 
 
 # ---- correctness verdicts ------------------------------------------------------------------------

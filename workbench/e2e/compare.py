@@ -245,8 +245,14 @@ def clock_summary(run: E2eRun) -> dict[str, Any]:
                 per.setdefault(p.label, {})[name] = float(c["sm_mhz_median"])
             if c.get("reasons"):
                 reasons.setdefault(p.label, []).append(f"{name}: {'/'.join(c['reasons'])}")
-    apart = [lab for lab, d in per.items() if len(d) > 1 and max(d.values()) / min(d.values()) - 1 > CLOCK_TOLERANCE]
+    apart = [lab for lab, d in per.items() if len(d) > 1 and _spread(d.values()) > CLOCK_TOLERANCE]
     return {"sm_mhz": per, "apart": apart, "reasons": reasons}
+
+
+def _spread(mhz: Any) -> float:
+    """How far apart (a fraction) runs decoded on the SM clock: the fastest over the slowest, minus one."""
+    v = list(mhz)
+    return max(v) / min(v) - 1
 
 
 def clock_lines(clocks: dict[str, Any]) -> list[str]:
@@ -262,7 +268,7 @@ def clock_lines(clocks: dict[str, Any]) -> list[str]:
         d = per[lab]
         why = f"; held down by {'; '.join(reasons[lab])}" if reasons.get(lab) else ""
         lines.append(f"  {lab}: runs at different clocks ({', '.join(f'{n} {v:.0f}' for n, v in d.items())} MHz): "
-                     f"the ratio there holds a {max(d.values()) / min(d.values()) - 1:.1%} clock difference{why}")
+                     f"the ratio there holds a {_spread(d.values()):.1%} clock difference{why}")
     return lines
 
 
@@ -334,21 +340,18 @@ def summary(run: E2eRun, rs: list[Row] | None = None) -> dict[str, Any]:
         # under a power cap the two runs of a point can part by 5-30% (session 29), and a memory-bound step
         # moves less than that but not nothing, so a miss there does not test the prediction alone
         per = out["clocks"]["sm_mhz"]
-        gap = {r.point: _clock_gap(per.get(r.point, {}), run.reference, PACKAGE_BACKEND) for r in pkg}
-        same = [r for r in pkg if r.prediction_ok is not None and gap[r.point] is not None
-                and gap[r.point] <= CLOCK_TOLERANCE]
+        gap = {}                                   # point -> clock spread of the two runs (known at both)
+        for r in pkg:
+            d = per.get(r.point, {})
+            if r.prediction_ok is not None and d.get(run.reference) and d.get(PACKAGE_BACKEND):
+                gap[r.point] = _spread((d[run.reference], d[PACKAGE_BACKEND]))
+        same = [r for r in pkg if r.point in gap and gap[r.point] <= CLOCK_TOLERANCE]
         out["package"]["prediction_clock_matched"] = {
             "compared": len(same), "within_2pct": sum(1 for r in same if r.prediction_ok),
             "off": [f"{r.point}: {r.vs_predicted:+.1%}" for r in same if r.prediction_ok is False],
             "apart": [f"{r.point}: {r.vs_predicted:+.1%} at a {gap[r.point]:.1%} clock gap" for r in pkg
-                      if r.prediction_ok is not None and gap[r.point] is not None and gap[r.point] > CLOCK_TOLERANCE]}
+                      if gap.get(r.point, 0.0) > CLOCK_TOLERANCE]}
     return out
-
-
-def _clock_gap(per_backend: dict[str, float], a: str, b: str) -> float | None:
-    """How far apart (fraction) two backends' runs of a point decoded on the SM clock; None if one is unknown."""
-    x, y = per_backend.get(a), per_backend.get(b)
-    return None if not x or not y else max(x, y) / min(x, y) - 1
 
 
 def prediction_lines(run: E2eRun, pkg: dict[str, Any] | None) -> list[str]:
@@ -381,8 +384,9 @@ def table(run: E2eRun, rs: list[Row] | None = None) -> Any:
                     f"{s.get('block_size')} · {run.decode_steps} decode steps · vLLM {prov.get('vllm', '?')} · "
                     f"weights {s.get('weights')}", title_justify="left")
     twice = any(r.ref_drift is not None for r in rs)
+    a_col = "a+write" if (run.bench or {}).get("includes_write") else "a"     # what the k of the bench covers
     for c in ("point", "backend", "tok/s", "ITL ms", "p99 ms", f"× {run.reference}", *(["ref Δ"] if twice else []),
-              "a+write" if (run.bench or {}).get("includes_write") else "a", "a own", "k", "predicted ×", "meas/pred", "ids match (self)", "max |Δlogprob|", "verdict"):
+              a_col, "a own", "k", "predicted ×", "meas/pred", "ids match (self)", "max |Δlogprob|", "verdict"):
         t.add_column(c, justify="left" if c in ("point", "backend", "verdict") else "right")
     last = None
     for r in rs:

@@ -17,7 +17,6 @@ session 28) gives k of attention + write; a is then the share of both in the FLA
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,12 +62,10 @@ def load_kernel_ratios(path: str | Path, *, ours: str = "tuned", ref: str = "fa3
                        heads: dict[str, int] | None = None, dtype: str | None = None,
                        block_size: int | None = None) -> KernelRatios:
     """k per (batch, context) from a bench JSON; checks it measured the same head shape / dtype / block."""
+    from .results import read_json
     p = Path(path)
-    try:
-        d = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        raise WorkbenchError(f"{p}: not a readable bench JSON ({e}); pass the file `workbench bench` wrote") from None
-    if not isinstance(d, dict) or d.get("kind") != "workbench-bench":
+    d = read_json(p, "bench")                  # .json or .json.gz (results/ keeps them gzipped)
+    if d.get("kind") != "workbench-bench":
         raise WorkbenchError(f"{p}: not a workbench bench file (kind != workbench-bench)")
     peers = d.get("peers") or sorted({r.get("peer") for r in d.get("results", [])})
     if ours == "auto":      # what the exported backend's graphs launch, where the bench timed it

@@ -99,7 +99,7 @@ class BackendResult:
 
     @classmethod
     def load(cls, path: str | Path) -> "BackendResult":
-        return cls.from_dict(_read(Path(path), "backend result"))
+        return cls.from_dict(read_json(Path(path), "backend result"))
 
 
 @dataclass
@@ -182,7 +182,7 @@ class E2eRun:
 
     @classmethod
     def load(cls, path: str | Path) -> "E2eRun":
-        d = _read(Path(path), "e2e")
+        d = read_json(Path(path), "e2e")
         try:
             return cls.from_dict(d)
         except WorkbenchError as e:
@@ -199,7 +199,7 @@ def _atomic_write(path: Path, doc: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _read(path: Path, what: str) -> dict[str, Any]:
+def read_json(path: Path, what: str) -> dict[str, Any]:
     """A JSON object from path; a .gz path is read through gzip (results/ keeps large runs gzipped)."""
     import gzip
     try:
