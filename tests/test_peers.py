@@ -55,9 +55,9 @@ def test_flex_needs_whole_pages():
 def test_registry_and_default_peers():
     from workbench.bench.run import KERNEL_ROWS
     from workbench.cli.bench_cmds import bench_cmd
-    assert set(NEW) | {"sdpa", "xformers", "flex"} == set(PEERS)
+    assert set(NEW) | {"sdpa", "xformers", "flex", "read"} == set(PEERS)
     default = inspect.signature(bench_cmd).parameters["peers"].default.default.split(",")
-    assert default == [*KERNEL_ROWS, *NEW]
+    assert default == [*KERNEL_ROWS, *NEW, "read"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks what a machine without a GPU is told")
@@ -363,6 +363,57 @@ def test_real_peers_on_gpu(name):
         samples, method = time_calls(calls, info, launches=30, name=name)
         assert method.startswith("CUDA graph replay"), method
         assert len(samples) == 30 and min(samples) > 0
+
+
+# ---- the read bound --------------------------------------------------------------------------------
+
+def test_read_bound_forms_and_page_numbering():
+    """Pages numbered page-major over the batch (empty sequences hold none); grids of 1-8 CTAs per SM,
+    none larger than the tiles; a thread per 16 bytes of a tile; tiles it cannot take are refused."""
+    from workbench.bench.peers.read import cu_pages, forms, tile_threads
+    assert cu_pages([33, 0, 16, 1], 16) == [0, 3, 3, 4, 5]
+    spec = WorkloadSpec.uniform(8, 1024)                 # 32/8 heads d128 block 16: 8 x 64 pages x 8 heads
+    fs = forms(spec, 132)
+    assert sorted({f.ctas for f in fs}) == [132, 264, 528, 1056] and {f.in_flight for f in fs} == {4, 8}
+    assert {f.threads for f in fs} == {256} == {tile_threads(spec)}
+    tiny = WorkloadSpec.uniform(1, 16, num_heads=4, num_kv_heads=1)
+    assert {f.ctas for f in forms(tiny, 132)} == {1}     # one tile: one CTA
+    with pytest.raises(PeerUnavailable, match="512 B to 8 KB"):
+        tile_threads(WorkloadSpec.uniform(1, 64, head_size=256, block_size=32))
+
+
+def test_read_bound_is_not_a_speedup_of_tuned():
+    """The read row is a bound: every row's time over it is reported, and no 'tuned vs read' speedup."""
+    from workbench.bench.run import BenchRun, PeerResult, summary
+    res = [PeerResult(peer=p, shape=s, batch=1, context=1, kv_bytes=1, median_us=t)
+           for s, ts in (("a", (10.0, 12.0, 5.0)), ("b", (40.0, 40.0, 20.0))) for p, t in zip(("tuned", "fa3", "read"), ts)]
+    sm = summary(BenchRun(gpu={}, ceiling={}, heads={}, dtype="bf16", block_size=16, suite={"name": "t"},
+                          peers=["tuned", "fa3", "read"], results=res, created=""))
+    assert "read" not in sm["geomean_speedup_of_tuned"]
+    assert sm["geomean_over_read"]["tuned"] == pytest.approx(2.0)
+    assert sm["geomean_over_read"]["fa3"] == pytest.approx(math.sqrt(2.4 * 2.0))
+
+
+@pytest.mark.gpu
+def test_read_bound_reads_every_tile_once_on_gpu(cubin_cache):
+    """The read kernel's xor of every word it read equals the CPU's xor of the batch's pages (a tile
+    skipped or read twice changes it) in every launch form, on a ragged batch with an empty sequence
+    and a uniform one; then the bench builder's calls time as CUDA-graph replays."""
+    from workbench.bench.peers.read import PagedRead, expected_xor, forms
+    from workbench.measure.gpuinfo import gpu_info
+    from workbench.measure.timing import time_calls
+    info = gpu_info(0)
+    for spec in (WorkloadSpec(seq_lens=(1000, 0, 17, 4096, 333)), WorkloadSpec.uniform(8, 1024)):
+        w = build_workload(spec, "cuda", poison_padding=False)
+        r = PagedRead(w.key_cache, w.value_cache, w.seq_lens, spec, info.arch)
+        want = expected_xor(w.key_cache, w.value_cache, w.block_tables, spec.seq_lens, spec.block_size)
+        for f in forms(spec, info.sm_count):
+            assert r.xor_of(w.block_tables, f) == want, (spec.label, f)
+        r.close()
+        calls, note, err = PEERS["read"](spec, 4 * info.l2_bytes, check=True)
+        assert math.isnan(err) and "a bound, not attention" in note
+        samples, method = time_calls(calls, info, launches=30, name="read")
+        assert method.startswith("CUDA graph replay") and min(samples) > 0
 
 
 def test_doctor_lists_every_peer_and_vllm():

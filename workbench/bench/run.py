@@ -81,6 +81,7 @@ class BenchRun:
 
 
 FLASHINFER_PEERS = ("flashinfer", "flashinfer-tc", "xqa")    # FlashInfer's decode kernels
+READ = "read"               # a measured bound (bench.peers.read), not attention: no speedup of tuned over it
 
 
 def summary(run: BenchRun) -> dict[str, Any]:
@@ -95,17 +96,20 @@ def summary(run: BenchRun) -> dict[str, Any]:
     out: dict[str, Any] = {"efficiency_geomean": {
         p: geomean([by[(p, s)].efficiency for s in shapes if (p, s) in by and by[(p, s)].efficiency])
         for p in run.peers}}
-    out["geomean_speedup_of_tuned"] = {p: speedup("tuned", p) for p in run.peers if p != "tuned"}
+    out["geomean_speedup_of_tuned"] = {p: speedup("tuned", p) for p in run.peers if p not in ("tuned", READ)}
     # the shapes a geomean leaves out (either side failed or was skipped): a geomean over fewer shapes
     # than the suite's must say so (a KeyError in the picker once dropped 3 of 18 silently)
     out["geomean_missing_shapes_of_tuned"] = {
         p: [s for s in shapes if not ((p, s) in by and ("tuned", s) in by and by[(p, s)].median_us
                                       and by[("tuned", s)].median_us)]
-        for p in run.peers if p not in ("tuned", "floor")}
+        for p in run.peers if p not in ("tuned", "floor", READ)}
     out["shapes"] = len(shapes)
     if "tuned-graph" in run.peers:             # what vLLM runs through the exported backend, vs each peer
         out["geomean_speedup_of_tuned_graph"] = {p: speedup("tuned-graph", p) for p in run.peers
                                                  if p not in ("tuned", "tuned-graph")}
+    if READ in run.peers:
+        # each row's time ÷ the paged read alone: the most a kernel reading the KV this way could gain on that row
+        out["geomean_over_read"] = {p: speedup(READ, p) for p in run.peers if p != READ}
     # issue 12's second target: against the best of FlashInfer's kernels (CUDA cores, tensor cores,
     # XQA through FlashInfer's API) shape by shape, not against each one
     fi = [p for p in FLASHINFER_PEERS if p in run.peers]
@@ -304,8 +308,10 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
                     q = statistics.quantiles(samples, n=10)
                     r.median_us, r.p10_us, r.p90_us = statistics.median(samples), q[0], q[-1]
                     r.rel_error, r.method = err, method
-                    if p not in told:              # once per peer (copies differ per shape)
-                        notes.append(f"{p}: {note.rsplit(', ', 1)[0]}")
+                    if p == READ:                  # its launch form is picked per shape
+                        r.variant = note.split(": ", 1)[-1].rsplit(", ", 1)[0]
+                    if p not in told:              # once per peer (copies differ per shape; read's form too)
+                        notes.append(f"{p}: {note.split(': ', 1)[0] if p == READ else note.rsplit(', ', 1)[0]}")
                         told.add(p)
                     del calls
             except PeerUnavailable as e:

@@ -27,14 +27,15 @@ def bench_cmd(
     model: str = typer.Option("llama-3.1-8b", help="model whose heads the suite uses"),
     tp: int = typer.Option(1, help="tensor-parallel degree (divides the heads)"), dtype: str = typer.Option("bf16", help="bf16 or fp16"), block_size: int = typer.Option(16, help="KV block (page) size in tokens"),
     suite: str = typer.Option("bench", help="suite name or YAML (batch x context grid)"),
-    peers: str = typer.Option("baseline,paper,simple,simple-pf,tuned,tuned-graph,fa3,fa3-packed,flashinfer,flashinfer-tc,xqa",
+    peers: str = typer.Option("baseline,paper,simple,simple-pf,tuned,tuned-graph,fa3,fa3-packed,flashinfer,flashinfer-tc,xqa,read",
                               help="comma-separated; baseline / paper = vLLM 0.10.2's own kernel without / with "
                                    "the paper's prefetch (built from its sdist); simple / simple-pf = ours in "
                                    "vLLM's decomposition; fa3 / flashinfer / flashinfer-tc / xqa = the decode "
                                    "kernels vLLM serves with (scripts/bundle_peers.sh brings them to a host); "
                                    "fa3-packed = FA3 on the K|V-per-token cache vLLM allocates for FLASH_ATTN; "
                                    "tuned-graph = the tuned table launched as the exported backend's CUDA "
-                                   "graphs launch it (bounded at --graph-len); also selectable: sdpa, xformers, flex"),
+                                   "graphs launch it (bounded at --graph-len); read = the shape's paged KV read alone, a "
+                                   "measured bound; also selectable: sdpa, xformers, flex"),
     graph_len: int = typer.Option(32768, help="tuned-graph: the launch bound (the max_model_len vLLM runs with)"),
     graph_walk: bool = typer.Option(False, "--graph-walk", help="tuned-graph: as `export --graph-walk` builds it"),
     graph_sched: Optional[bool] = typer.Option(None, "--graph-sched/--no-graph-sched",
@@ -165,6 +166,9 @@ def bench_cmd(
             out.print(f"{p} vs fa3 on ragged batches: " + ", ".join(f"{s} {x:.2f}×" for s, x in v.items()))
     for p, v in (sm.get("geomean_speedup_of_tuned_graph") or {}).items():
         out.print(f"tuned-graph vs {p}: geomean speedup {v:.2f}×" if v else f"tuned-graph vs {p}: –")
+    if sm.get("geomean_over_read"):
+        out.print("time ÷ the paged read alone (the most a kernel reading the KV so could gain), geomean: "
+                  + ", ".join(f"{p} {v:.2f}×" for p, v in sm["geomean_over_read"].items() if v and p != "floor"))
     out.print("efficiency geomean: " + ", ".join(f"{p} {v:.2f}" for p, v in sm["efficiency_geomean"].items() if v))
     for ref in ("baseline", "simple"):
         if sm[f"shapes_where_tuned_is_slower_than_{ref}"]:

@@ -12,13 +12,14 @@ from workbench.bench.peers.common import BUNDLE, PeerUnavailable
 from workbench.bench.peers.fa3 import fa3, fa3_packed
 from workbench.bench.peers.flashinfer import flashinfer_cuda_cores, flashinfer_tensor_cores
 from workbench.bench.peers.flex import flex_attention
+from workbench.bench.peers.read import paged_read
 from workbench.bench.peers.sdpa import sdpa
 from workbench.bench.peers.xformers import xformers_splitk
 from workbench.bench.peers.xqa import xqa
 
 PEERS: dict[str, Callable[..., tuple[list[Callable[[], None]], str, float]]] = {
     "fa3": fa3, "fa3-packed": fa3_packed, "flashinfer": flashinfer_cuda_cores, "flashinfer-tc": flashinfer_tensor_cores, "xqa": xqa,
-    "sdpa": sdpa, "xformers": xformers_splitk, "flex": flex_attention}
+    "sdpa": sdpa, "xformers": xformers_splitk, "flex": flex_attention, "read": paged_read}
 
 # per peer: the top-level modules it imports, the distribution its version is read from, what
 # the GPU must be, and how to provide it
@@ -34,6 +35,7 @@ _NEEDS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "sdpa": (("torch",), "torch", "any CUDA GPU", "torch (installed with workbench)"),
     "flex": (("torch",), "torch", "any CUDA GPU", "torch ≥ 2.5 (installed with workbench)"),
     "xformers": (("xformers",), "xformers", "any CUDA GPU", "pip install xformers==0.0.35"),
+    "read": (("torch",), "torch", "any CUDA GPU", "built from kernels/readprobe.cu (a bound: the paged KV read alone)"),
 }
 
 
