@@ -18,7 +18,7 @@ timeout 150 python3 -m pytest -q -p no:cacheprovider $T -k read_bound_reads > $O
 echo "gputest read, a tile skipped: rc=$? (must be 1)"; tail -1 $OUT/gputest-read-broken.txt
 cp /tmp/readprobe.cu kernels/readprobe.cu
 SKIP_TEST=1 FORMS=in-graph RUNS=${RUNS1:-llama:bench} PEERS=${PEERS1:-tuned,tuned-graph,fa3-packed,flashinfer-tc,xqa,read} \
-  STOP_S=0 BENCH_S=${BENCH1_S:-240} bash scripts/device_in_graph.sh
+  STOP_S=120 BENCH_S=${BENCH1_S:-240} bash scripts/device_in_graph.sh
 SKIP_TEST=1 FORMS=in-graph RUNS=${RUNS2:-"qwen:bench 70b:bench llama:e2e"} PEERS=${PEERS2:-tuned,tuned-graph,fa3-packed,read} \
   STOP_S=$(( ${DEADLINE_S:-470} - SECONDS )) bash scripts/device_in_graph.sh
 echo "done ${SECONDS}s"
