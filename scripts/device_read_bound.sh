@@ -17,6 +17,12 @@ cmp -s kernels/readprobe.cu /tmp/readprobe.cu && echo "BROKEN FORM NOT MADE"
 timeout 150 python3 -m pytest -q -p no:cacheprovider $T -k read_bound_reads > $OUT/gputest-read-broken.txt 2>&1
 echo "gputest read, a tile skipped: rc=$? (must be 1)"; tail -1 $OUT/gputest-read-broken.txt
 cp /tmp/readprobe.cu kernels/readprobe.cu
+cp workbench/bench/peers/read.py /tmp/read.py
+sed -i 's/lambda _t=table, _r=self:/lambda:/' workbench/bench/peers/read.py
+cmp -s workbench/bench/peers/read.py /tmp/read.py && echo "BROKEN FORM NOT MADE"
+timeout 150 python3 -m pytest -q -p no:cacheprovider $T -k read_bound_reads > $OUT/gputest-read-broken2.txt 2>&1
+echo "gputest read, calls without their tables: rc=$? (must be 1)"; tail -1 $OUT/gputest-read-broken2.txt
+cp /tmp/read.py workbench/bench/peers/read.py
 SKIP_TEST=1 FORMS=in-graph RUNS=${RUNS1:-llama:bench} PEERS=${PEERS1:-tuned,tuned-graph,fa3-packed,flashinfer-tc,xqa,read} \
   STOP_S=120 BENCH_S=${BENCH1_S:-240} bash scripts/device_in_graph.sh
 SKIP_TEST=1 FORMS=in-graph RUNS=${RUNS2:-"qwen:bench 70b:bench llama:e2e"} PEERS=${PEERS2:-tuned,tuned-graph,fa3-packed,read} \

@@ -106,7 +106,7 @@ def summary(run: BenchRun) -> dict[str, Any]:
     out["shapes"] = len(shapes)
     if "tuned-graph" in run.peers:             # what vLLM runs through the exported backend, vs each peer
         out["geomean_speedup_of_tuned_graph"] = {p: speedup("tuned-graph", p) for p in run.peers
-                                                 if p not in ("tuned", "tuned-graph")}
+                                                 if p not in ("tuned", "tuned-graph", READ)}
     if READ in run.peers:
         # each row's time ÷ the paged read alone: the most a kernel reading the KV this way could gain on that row
         out["geomean_over_read"] = {p: speedup(READ, p) for p in run.peers if p != READ}

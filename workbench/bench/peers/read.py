@@ -83,9 +83,10 @@ class PagedRead:
                 ctypes.c_int(self.kh), ctypes.c_int(self.total), ctypes.c_void_p(self.sink.data_ptr()),
                 ctypes.c_int(int(check))]
         mod = self.mods[form.in_flight]
-        # the stream at call time: time_calls captures on a stream of its own
-        return lambda: mod.launch("wb_paged_read", (form.ctas, 1, 1), form.threads, 0, args,
-                                  torch.cuda.current_stream().cuda_stream)
+        # the stream at call time (time_calls captures on a stream of its own); the call holds the table
+        # and this reader (its pool, modules): the kernel reads them through raw pointers
+        return lambda _t=table, _r=self: mod.launch("wb_paged_read", (form.ctas, 1, 1), form.threads, 0, args,
+                                                    torch.cuda.current_stream().cuda_stream)
 
     def xor_of(self, table: Any, form: ReadForm) -> int:
         """The xor of every 32-bit word the kernel read through `table` (tests)."""
@@ -134,8 +135,7 @@ def paged_read(spec: WorkloadSpec, min_bytes: int, check: bool = True,
         samples, _ = time_calls([r.call(t, f) for t in tables], info, launches=PICK_LAUNCHES, name=f"read :: {f.label}")
         timed.append((sorted(samples)[len(samples) // 2], f))
     best = min(timed, key=lambda x: x[0])[1]
-    # each call holds the reader (its modules, the pool) for as long as the calls live
-    calls = [(lambda c=r.call(t, best), _r=r: c()) for t in tables]
+    calls = [r.call(t, best) for t in tables]
     return calls, (f"the paged KV read once through the block tables, nothing computed (a bound, not attention), "
                    f"the fastest of {len(fs)} launch forms per shape (the row's variant): {best.label}, "
                    f"{len(tables)} copies"), math.nan
