@@ -137,5 +137,6 @@ def paged_read(spec: WorkloadSpec, min_bytes: int, check: bool = True,
     best = min(timed, key=lambda x: x[0])[1]
     calls = [r.call(t, best) for t in tables]
     return calls, (f"the paged KV read once through the block tables, nothing computed (a bound, not attention), "
-                   f"the fastest of {len(fs)} launch forms per shape (the row's variant): {best.label}, "
+                   f"the fastest of its launch forms per shape (1-8 CTAs per SM x 4 or 8 tiles in flight; the "
+                   f"row's variant): {best.label}, "
                    f"{len(tables)} copies"), math.nan
