@@ -35,7 +35,7 @@ _NEEDS: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "sdpa": (("torch",), "torch", "any CUDA GPU", "torch (installed with workbench)"),
     "flex": (("torch",), "torch", "any CUDA GPU", "torch ≥ 2.5 (installed with workbench)"),
     "xformers": (("xformers",), "xformers", "any CUDA GPU", "pip install xformers==0.0.35"),
-    "read": (("torch",), "torch", "any CUDA GPU", "built from kernels/readprobe.cu (a bound: the paged KV read alone)"),
+    "read": (("torch",), "workbench", "any CUDA GPU", "built from workbench's kernels/readprobe.cu (a bound: the paged KV read alone)"),
 }
 
 
