@@ -5,10 +5,12 @@ sweep of partition sizes and ring depths, FA3 beside it, cold L2, one process.
 Part 0 = the launch's own choice (auto_tokens); others force Params.part_tokens (auto variants).
 If time falls as partitions grow, a partition's fixed cost (prologue, pass switch, partial write,
 the CTA's restart) is the gap; if deeper rings win, bytes in flight are.
+IN_GRAPH=1: every row timed as bench --in-graph times it (one graph of a launch per rotation copy).
 """
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 
@@ -28,6 +30,7 @@ def main() -> None:
 
     out_path, knob_text, parts_text = sys.argv[1:4]
     labels = sys.argv[4:]
+    in_graph = os.environ.get("IN_GRAPH") == "1"
     info, ceiling = gpu_info(0), read_ceiling(0)
     vs = [Variant.from_dict(parse_knobs(t)) for t in knob_text.split(";")]
     builds = build_many(vs, info.arch)
@@ -41,7 +44,7 @@ def main() -> None:
         b, c = label[1:].split("x")
         spec = WorkloadSpec.uniform(int(b), int(c))
         calls, _, _ = fa3(spec, 4 * info.l2_bytes, check=False)
-        s, _ = time_calls(calls, info, launches=30, name=f"fa3 {label}")
+        s, _ = time_calls(calls, info, launches=30, name=f"fa3 {label}", in_graph=in_graph)
         fa = statistics.median(s)
         del calls
         floor = spec.kv_bytes / (ceiling.gbps * 1e3)
@@ -54,7 +57,8 @@ def main() -> None:
                 k.auto_tokens = own if pt == 0 else (lambda ctas_, len_, pt=pt: pt)
                 try:
                     ck = check_variant(k, spec, "cuda") if spec.kv_bytes <= 1.1e9 and pt == parts[0] else None
-                    t = time_variant(k, spec, info, launches=30, ceiling_gbps=ceiling.gbps, rotation=rot)
+                    t = time_variant(k, spec, info, launches=30, ceiling_gbps=ceiling.gbps, rotation=rot,
+                                     in_graph=in_graph)
                 except Exception as e:    # a forced partition that does not fit shared memory
                     print(f"  {k.variant.name[:48]:<48} part {pt:>5}: {type(e).__name__}: {str(e)[:100]}")
                     continue
