@@ -382,6 +382,13 @@ def test_read_bound_forms_and_page_numbering():
         tile_threads(WorkloadSpec.uniform(1, 64, head_size=256, block_size=32))
 
 
+def test_read_bound_note_names_the_run_and_the_shapes_form():
+    """The bench keeps the read's run note once and this shape's launch form as the row's variant."""
+    from workbench.bench.peers.read import RUN_NOTE, ReadForm, note_for, split_note
+    f = ReadForm(ctas=528, in_flight=4, threads=256)
+    assert split_note(note_for(f, 3)) == (RUN_NOTE, "528 CTAs x 256 threads, 4 tiles in flight")
+
+
 def test_read_bound_is_not_a_speedup_of_tuned():
     """The read row is a bound: every row's time over it is reported, and no 'tuned (-graph) vs read' speedup."""
     from workbench.bench.run import BenchRun, PeerResult, summary

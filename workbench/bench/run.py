@@ -308,10 +308,12 @@ def run_bench(*, heads: Any, dtype: str, block_size: int, suite: Any, peers: lis
                     q = statistics.quantiles(samples, n=10)
                     r.median_us, r.p10_us, r.p90_us = statistics.median(samples), q[0], q[-1]
                     r.rel_error, r.method = err, method
-                    if p == READ:                  # its launch form is picked per shape
-                        r.variant = note.split(": ", 1)[-1].rsplit(", ", 1)[0]
-                    if p not in told:              # once per peer (copies differ per shape; read's form too)
-                        notes.append(f"{p}: {note.split(': ', 1)[0] if p == READ else note.rsplit(', ', 1)[0]}")
+                    run_note = note.rsplit(', ', 1)[0]     # copies differ per shape
+                    if p == READ:                          # and the read's launch form: the row's variant
+                        from workbench.bench.peers.read import split_note
+                        run_note, r.variant = split_note(note)
+                    if p not in told:              # once per peer
+                        notes.append(f"{p}: {run_note}")
                         told.add(p)
                     del calls
             except PeerUnavailable as e:

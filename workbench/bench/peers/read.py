@@ -135,8 +135,20 @@ def paged_read(spec: WorkloadSpec, min_bytes: int, check: bool = True,
         samples, _ = time_calls([r.call(t, f) for t in tables], info, launches=PICK_LAUNCHES, name=f"read :: {f.label}")
         timed.append((sorted(samples)[len(samples) // 2], f))
     best = min(timed, key=lambda x: x[0])[1]
-    calls = [r.call(t, best) for t in tables]
-    return calls, (f"the paged KV read once through the block tables, nothing computed (a bound, not attention), "
-                   f"the fastest of its launch forms per shape (1-8 CTAs per SM x 4 or 8 tiles in flight; the "
-                   f"row's variant): {best.label}, "
-                   f"{len(tables)} copies"), math.nan
+    return [r.call(t, best) for t in tables], note_for(best, len(tables)), math.nan
+
+
+RUN_NOTE = ("the paged KV read once through the block tables, nothing computed (a bound, not attention), the "
+            "fastest of its launch forms per shape (1-8 CTAs per SM x 4 or 8 tiles in flight; the row's variant)")
+
+
+def note_for(form: ReadForm, copies: int) -> str:
+    """The builder's note: what the row is (the same every shape), then this shape's form and copies."""
+    return f"{RUN_NOTE}: {form.label}, {copies} copies"
+
+
+def split_note(note: str) -> tuple[str, str]:
+    """(the run's note, this shape's launch form) of a note_for note: the bench keeps the first once and
+    the second as the row's variant."""
+    head, _, tail = note.partition(": ")
+    return head, tail.rsplit(", ", 1)[0]
