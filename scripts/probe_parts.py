@@ -5,6 +5,7 @@ sweep of partition sizes and ring depths, FA3 beside it, cold L2, one process.
 Part 0 = the launch's own choice (auto_tokens); others force Params.part_tokens (auto variants).
 If time falls as partitions grow, a partition's fixed cost (prologue, pass switch, partial write,
 the CTA's restart) is the gap; if deeper rings win, bytes in flight are.
+Each row of a shape up to 110 MB of KV is checked against fp32 (larger: its first part only).
 IN_GRAPH=1: every row timed as bench --in-graph times it (one graph of a launch per rotation copy).
 """
 from __future__ import annotations
@@ -56,7 +57,8 @@ def main() -> None:
             for pt in parts:
                 k.auto_tokens = own if pt == 0 else (lambda ctas_, len_, pt=pt: pt)
                 try:
-                    ck = check_variant(k, spec, "cuda") if spec.kv_bytes <= 1.1e9 and pt == parts[0] else None
+                    ck = check_variant(k, spec, "cuda") if (spec.kv_bytes <= 1.1e9 and pt == parts[0]
+                                                             or spec.kv_bytes <= 1.1e8) else None
                     t = time_variant(k, spec, info, launches=30, ceiling_gbps=ceiling.gbps, rotation=rot,
                                      in_graph=in_graph)
                 except Exception as e:    # a forced partition that does not fit shared memory
