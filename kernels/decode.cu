@@ -107,6 +107,14 @@
 #ifndef WB_MMA              // 1 = QK and PV on tensor cores (mma.sync m16n8k16, twopass with stages, block 16)
 #define WB_MMA 0
 #endif
+// Where a CTA has a cp.async ring (twopass with stages, onepass on tensor cores), its warps' accumulators
+// are merged through their ring slices (free once the loop is done), not by atomicAdd into shared
+// memory (decode_body's merge)
+#if (WB_STAGES > 0 && WB_ALGO == 0) || (WB_ALGO == 1 && WB_MMA)
+#define WB_RING_MERGE 1
+#else
+#define WB_RING_MERGE 0
+#endif
 #ifndef WB_FAULT            // test-only: 0 none, 1 write out of bounds, 2 wrong values, 3 hang
 #define WB_FAULT 0
 #endif
@@ -145,6 +153,43 @@ static __device__ __forceinline__ elem_t from_float(float v) {
 #endif
   return r;
 }
+
+// WB_TRACE (scripts/probe_chain.py only, never a variant knob): thread 0 of each CTA stamps the
+// global timer at points of its life (WB_T; WB_TW: every warp's lane 0), the reduce's CTAs at theirs (WB_TR), so a probe can see
+// which dependent round trip a small launch waits on. Expands to nothing otherwise.
+#if WB_TRACE
+#define WB_TRACE_CTAS 4096
+extern "C" {
+__device__ unsigned long long wb_trace[WB_TRACE_CTAS * 24];
+__device__ unsigned long long wb_trace_red[WB_TRACE_CTAS * 4];
+}
+static __device__ __forceinline__ unsigned long long wb_now() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+#define WB_STAMP(buf, n, i)                                                                     \
+  do {                                                                                          \
+    if (threadIdx.x == 0) {                                                                     \
+      const unsigned c_ = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);       \
+      if (c_ < WB_TRACE_CTAS) buf[c_ * n + (i)] = wb_now();                                     \
+    }                                                                                           \
+  } while (0)
+#define WB_T(i) WB_STAMP(wb_trace, 24, i)
+// lane 0 of every warp: slot i + warp (at most 8 warps)
+#define WB_TW(i)                                                                                \
+  do {                                                                                          \
+    if (threadIdx.x % 32 == 0) {                                                                \
+      const unsigned c_ = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);       \
+      if (c_ < WB_TRACE_CTAS) wb_trace[c_ * 24 + (i) + threadIdx.x / 32] = wb_now();            \
+    }                                                                                           \
+  } while (0)
+#define WB_TR(i) WB_STAMP(wb_trace_red, 4, i)
+#else
+#define WB_T(i) do {} while (0)
+#define WB_TW(i) do {} while (0)
+#define WB_TR(i) do {} while (0)
+#endif
 
 namespace WB_NS {
 
@@ -464,6 +509,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz, const Item 
 #else
 __device__ __forceinline__ void decode_body(const Params& P, int bz) {
 #endif
+  WB_T(0);
   extern __shared__ float4 smem_raw[];
   float* q_s = reinterpret_cast<float*>(smem_raw);
   float* acc_s = q_s + QPC * HEAD;
@@ -611,6 +657,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
     acc_s[i] = 0.f;
   }
   __syncthreads();
+  WB_T(1);
 
   const elem_t* k_head = P.k_cache + (long long)kvh * P.kv_head_stride;
   const elem_t* v_head = P.v_cache + (long long)kvh * P.kv_head_stride;
@@ -686,6 +733,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
 #endif
     issue_k(jj + WB_STAGES - 1);
     cp_async_wait<WB_STAGES - 1>();
+    if (jj == 0) WB_T(2);
 #if WB_MMA
     __syncwarp();                      // ldmatrix reads rows other lanes copied
 #endif
@@ -773,6 +821,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
   for (int h = 0; h < QPC; ++h) run_max[h] = h == 2 * mc ? rmax0 : (h == 2 * mc + 1 ? rmax1 : -INFINITY);
 #endif
 
+  WB_T(3);
 #if WB_STAGES > 0 && !WB_UNIFIED
   // drain the K ring (only empty groups can remain), then start the first V tiles now so they
   // land during the softmax
@@ -803,6 +852,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
     if (lane == 0) warp_max[warp * QPC + h] = m;
   }
   __syncthreads();
+  WB_T(17);
   float head_max[QPC];
 #pragma unroll
   for (int h = 0; h < QPC; ++h) {
@@ -832,6 +882,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
     head_sum[h] = s;
   }
 
+  WB_T(4);
   // ---- pass 2: p @ V ---------------------------------------------------------------------
 #if WB_MMA
   float o_acc[HEAD / 16][4];           // O^T: dims 16m + g (+8) x heads 2c, 2c+1
@@ -864,6 +915,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
 #endif
     issue_v(jj + WB_STAGES - 1);
     cp_async_wait<WB_STAGES - 1>();
+    if (jj == 0) WB_T(5);
 #if WB_MMA
     __syncwarp();
 #endif
@@ -907,6 +959,8 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
     pv_acc(raw, p, slot, valid_tok, acc);
 #endif
   }
+  WB_T(6);
+  WB_TW(8);
 #elif WB_MMA
   // ---- onepass on tensor cores: each warp streams its blocks once through a cp.async ring whose
   // slots hold a block's K and V tiles, with a running max / sum per head (online softmax). No
@@ -961,6 +1015,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
     __syncwarp();                      // every lane is done reading the slot about to be refilled
     issue(jj + WB_STAGES - 1);
     cp_async_wait<WB_STAGES - 1>();
+    if (jj == 0) WB_T(2);
     __syncwarp();                      // ldmatrix reads rows other lanes copied
     const uint32_t kaddr = (uint32_t)__cvta_generic_to_shared(ring + (jj % WB_STAGES) * 2 * TILE);
     float s0[4] = {0.f, 0.f, 0.f, 0.f}, s1[4] = {0.f, 0.f, 0.f, 0.f};   // tokens 0-7, 8-15
@@ -993,11 +1048,14 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
     pv_mma<HEAD, BLOCK, true>(o_acc, kaddr + TILE * 2 + v_lane, vt, mc, pb0, pb1, ca, cb);
   }
   cp_async_wait<0>();                  // only empty groups remain
+  WB_T(6);
+  WB_TW(8);
   // merge warps: common max per head, each warp's sum and O^T columns rescaled to it
   l_run += __shfl_xor_sync(0xffffffffu, l_run, 1);
   l_run += __shfl_xor_sync(0xffffffffu, l_run, 2);
   if (mc == 0 && mg < QPC) warp_max[warp * QPC + mg] = m_run;
   __syncthreads();
+  WB_T(17);
   float head_max[QPC], head_sum[QPC];
   float fg = 0.f;                      // exp(this warp's max - the CTA's) for head g
 #pragma unroll
@@ -1118,6 +1176,21 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
   for (int h = 0; h < QPC; ++h) head_sum[h] = warps_sum(warp_sum, h);
 #endif
 
+#if WB_RING_MERGE
+  // Every warp's accumulators go to its own ring slice, and after one barrier each output is the sum
+  // of the warps' slices, in warp order. The shared-memory float atomicAdd this replaced is a
+  // compare-and-swap loop per element, a dependent chain per lane: 1.2 us (twopass t256 q2) to 4 us
+  // (onepass t128 q4) between a CTA's last warp ending its loop and its output, at every shape
+  // (scripts/probe_chain.py, H200, b1 x 1k: 7.3 us in all). The slice is free: the warp's copies
+  // have all landed (only empty groups can be pending) and its lanes are past their last read.
+  constexpr int RING_STRIDE = WB_ALGO == 0 ? WB_STAGES * TILE : WB_STAGES * 2 * TILE;   // elements per warp
+  static_assert(RING_STRIDE * (int)sizeof(elem_t) >= QPC * HEAD * (int)sizeof(float),
+                "a warp's ring slice holds its accumulators");
+  cp_async_wait<0>();
+  __syncwarp();
+  float* red_w = reinterpret_cast<float*>(ring);
+  const elem_t* ring0 = ring - warp * RING_STRIDE;
+#endif
 #if WB_MMA
   // every warp's O^T fragment into the CTA's accumulators (heads past the CTA's are zero columns)
   if (2 * mc < QPC) {
@@ -1127,8 +1200,12 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
       for (int r = 0; r < 4; ++r) {
         const int h = 2 * mc + (r & 1), d = 16 * m + mg + 8 * (r >> 1);
         if (h < QPC) {
+#if WB_RING_MERGE
+          red_w[h * HEAD + d] = o_acc[m][r];
+#else
           if (NW == 1) acc_s[h * HEAD + d] = o_acc[m][r];
           else atomicAdd(acc_s + h * HEAD + d, o_acc[m][r]);
+#endif
         }
       }
   }
@@ -1146,12 +1223,17 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
     for (int h = 0; h < QPC; ++h)
 #pragma unroll
       for (int i = 0; i < RPL; ++i) {
+#if WB_RING_MERGE
+        red_w[h * HEAD + row0 + ROW_STEP * i] = acc[h][i];
+#else
         if (NW == 1) acc_s[h * HEAD + row0 + ROW_STEP * i] = acc[h][i];
         else atomicAdd(acc_s + h * HEAD + row0 + ROW_STEP * i, acc[h][i]);
+#endif
       }
   }
 #endif
   __syncthreads();
+  WB_T(16);
 
   // ---- write -----------------------------------------------------------------------------
   // A sequence of one partition is already whole: its output goes straight to `out` and the reduce
@@ -1165,7 +1247,14 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
     float inv = 0.f;
 #pragma unroll
     for (int hh = 0; hh < QPC; ++hh) if (hh == h) inv = 1.f / head_sum[hh];
-    const float o = acc_s[i] * inv;
+#if WB_RING_MERGE
+    float a = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; ++w) a += reinterpret_cast<const float*>(ring0 + w * RING_STRIDE)[i];
+#else
+    const float a = acc_s[i];
+#endif
+    const float o = a * inv;
     const long long row = (long long)seq * P.num_heads + head0 + h;
     if (kSplit && !one_part) {
       P.tmp_out[(row * P.max_parts + part) * HEAD + d] = o;
@@ -1180,6 +1269,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz) {
       P.out[row * HEAD + d] = from_float(WB_FAULT == 2 ? o + 0.25f : o);
     }
   }
+  WB_T(7);
 #if WB_FUSED_REDUCE
   if (kSplit) {
     // the last partition of this (seq, head group) to finish combines all of them: no second
@@ -1364,6 +1454,7 @@ template <bool kSched>
 static __device__ __forceinline__ void WB_SYM(wb_reduce_body)(const WB_NS::Params& p) {
   constexpr int DPT = (WB_HEAD + 127) / 128;          // dims per thread
   constexpr int U = 8;                                // partitions in flight per step
+  WB_TR(0);
   const int head = blockIdx.x, seq = blockIdx.y, tid = threadIdx.x;
   const int len = max(p.seq_lens[seq], 0);
   int ptok, nparts;
@@ -1387,6 +1478,7 @@ static __device__ __forceinline__ void WB_SYM(wb_reduce_body)(const WB_NS::Param
   // PDL: the split grid's partials are complete and visible after this (a no-op without PDL)
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+  WB_TR(1);
   const float* ml = p.max_logits + row * p.max_parts;
   const float* es = p.exp_sums + row * p.max_parts;
   const float* to = p.tmp_out + row * p.max_parts * WB_HEAD;
@@ -1428,6 +1520,7 @@ static __device__ __forceinline__ void WB_SYM(wb_reduce_body)(const WB_NS::Param
     const int d = tid + 128 * k;
     if (d < WB_HEAD) p.out[row * WB_HEAD + d] = from_float(WB_FAULT == 2 ? o[k] * inv + 0.25f : o[k] * inv);
   }
+  WB_TR(2);
 }
 
 extern "C" __global__ void __launch_bounds__(128) WB_SYM(wb_reduce)(const WB_NS::Params p) {

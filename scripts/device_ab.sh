@@ -8,7 +8,7 @@
 # The device returns at most 8 files per call: tar $OUT into one file at the end of the command.
 set -uo pipefail
 source scripts/device_env.sh
-source scripts/peers_activate.sh .peers >/dev/null 2>&1 || echo "peers bundle missing: FA3 will say why"
+peers_or_fa3 >/dev/null 2>&1
 export COLUMNS=200 WB_RESULTS=$OUT
 SUITE=${SUITE:-bench}
 KNOBS=${KNOBS:-"threads=128,heads_per_cta=4,partition=auto,stages=3,mma=1;threads=256,heads_per_cta=4,partition=auto,stages=4,mma=1;threads=256,heads_per_cta=2,partition=auto,stages=3,mma=1"}

@@ -4,12 +4,14 @@ cold L2 exactly as `workbench bench` times ours (time_variant); FA3 as bench tim
 
   python3 scripts/probe_variants.py OUT.json SUITE "knobs;knobs;..." [model[:tp] | Q/KV[/D]]
   e.g. scripts/probe_variants.py /tmp/p.json bench "threads=128,heads_per_cta=4,partition=auto,stages=3"
+IN_GRAPH=1: every row timed as bench --in-graph times it (one graph of a launch per rotation copy).
 Prints a table of µs per shape (and × FA3 for each variant), writes every number to OUT.json.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import sys
 
@@ -27,6 +29,7 @@ def main() -> None:
     from workbench.measure.timing import time_calls, time_variant
 
     out_path, suite_name, knob_text = sys.argv[1:4]
+    in_graph = os.environ.get("IN_GRAPH") == "1"   # every row timed as bench --in-graph times it
     heads = heads_from_text(sys.argv[4] if len(sys.argv) > 4 else "llama-3.1-8b")   # model[:tp] or Q/KV[/D]
     info, ceiling = gpu_info(0), read_ceiling(0)
     kernels = load_knobs(knob_text, heads.head_size, info.arch)
@@ -35,12 +38,12 @@ def main() -> None:
     for b, spec in load_suite(suite_name).bench_specs(heads, "bf16", 16):
         row = {"shape": b.label, "kv_bytes": spec.kv_bytes, "floor_us": spec.kv_bytes / (ceiling.gbps * 1e3)}
         calls, _, err = fa3(spec, 4 * info.l2_bytes, check=spec.kv_bytes <= 2e9)
-        s, _ = time_calls(calls, info, launches=50, name=f"fa3 {b.label}")
+        s, _ = time_calls(calls, info, launches=50, name=f"fa3 {b.label}", in_graph=in_graph)
         row["fa3"] = {"us": statistics.median(s), "err": err}
         del calls
         for k in kernels:
             ck = check_variant(k, spec, "cuda") if spec.kv_bytes <= 2e9 else None
-            t = time_variant(k, spec, info, launches=50, ceiling_gbps=ceiling.gbps)
+            t = time_variant(k, spec, info, launches=50, ceiling_gbps=ceiling.gbps, in_graph=in_graph)
             row[k.variant.name] = {"us": t.median_us, "p10": t.p10_us, "p90": t.p90_us,
                                    "err": None if ck is None else ck.rel_error,
                                    "status": None if ck is None else ck.status}
