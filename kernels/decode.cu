@@ -107,10 +107,12 @@
 #ifndef WB_MMA              // 1 = QK and PV on tensor cores (mma.sync m16n8k16, twopass with stages, block 16)
 #define WB_MMA 0
 #endif
-// Where a CTA has a cp.async ring (twopass with stages, onepass on tensor cores), its warps' accumulators
-// are merged through their ring slices (free once the loop is done), not by atomicAdd into shared
-// memory (decode_body's merge)
-#if (WB_STAGES > 0 && WB_ALGO == 0) || (WB_ALGO == 1 && WB_MMA)
+// Where a CTA has a cp.async ring (twopass with stages, onepass on tensor cores) and a warp's slice of
+// it holds the warp's fp32 accumulators (16-bit elements: stages x block (x 2 onepass) >= 2 x heads),
+// its warps' accumulators are merged through their ring slices (free once the loop is done), not by
+// atomicAdd into shared memory (decode_body's merge)
+#if ((WB_STAGES > 0 && WB_ALGO == 0 && WB_STAGES * WB_BLOCK >= 2 * WB_QPC) || \
+     (WB_ALGO == 1 && WB_MMA && WB_STAGES * WB_BLOCK >= WB_QPC))
 #define WB_RING_MERGE 1
 #else
 #define WB_RING_MERGE 0
