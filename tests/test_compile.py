@@ -148,6 +148,26 @@ def test_helper_kernels_compile(cubin_cache, source):
     assert os.path.getsize(build_source(source, "sm_90a")) > 0
 
 
+@pytest.mark.parametrize("knobs", ["algorithm=twopass,threads=256,heads_per_cta=2,partition=auto,stages=4",
+                                   "algorithm=onepass,threads=128,heads_per_cta=4,partition=auto,stages=2,mma=true"])
+def test_traced_build_has_the_buffers_probe_chain_reads(cubin_cache, knobs):
+    """scripts/probe_chain.py builds decode.cu with WB_TRACE and reads `wb_trace` / `wb_trace_red` back by
+    name (cuModuleGetGlobal): that build must compile and export both, and a plain build neither (its
+    stamps expand to nothing), so the diagnostic cannot rot unnoticed between GPU calls."""
+    from workbench.kernel.build import build_source, defines
+    from workbench.kernel.variant import parse_knobs
+
+    v = Variant.from_dict(parse_knobs(knobs))
+    defs = dict(d[2:].split("=", 1) for d in defines(v))
+    with open(build_source("decode.cu", "sm_90a", {**defs, "WB_TRACE": 1}), "rb") as f:
+        traced = f.read()
+    with open(build_source("decode.cu", "sm_90a", defs), "rb") as f:
+        plain = f.read()
+    for name in (b"wb_trace", b"wb_trace_red"):
+        assert b"\0" + name + b"\0" in traced, name
+        assert b"\0" + name + b"\0" not in plain, name
+
+
 @pytest.mark.parametrize("struct", ["Params", "PlanParams"])
 def test_launcher_params_match_the_kernels_struct(tmp_path, struct):
     """The Python launcher passes decode.cu's Params (and wb_plan's PlanParams) by value as a ctypes
