@@ -170,23 +170,17 @@ static __device__ __forceinline__ unsigned long long wb_now() {
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   return t;
 }
-#define WB_STAMP(buf, n, i)                                                                     \
+// the stamping thread (who) writes slot `slot` of this CTA's row of n in buf
+#define WB_STAMP(who, buf, n, slot)                                                             \
   do {                                                                                          \
-    if (threadIdx.x == 0) {                                                                     \
+    if (who) {                                                                                  \
       const unsigned c_ = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);       \
-      if (c_ < WB_TRACE_CTAS) buf[c_ * n + (i)] = wb_now();                                     \
+      if (c_ < WB_TRACE_CTAS) buf[c_ * n + (slot)] = wb_now();                                  \
     }                                                                                           \
   } while (0)
-#define WB_T(i) WB_STAMP(wb_trace, 24, i)
-// lane 0 of every warp: slot i + warp (at most 8 warps)
-#define WB_TW(i)                                                                                \
-  do {                                                                                          \
-    if (threadIdx.x % 32 == 0) {                                                                \
-      const unsigned c_ = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);       \
-      if (c_ < WB_TRACE_CTAS) wb_trace[c_ * 24 + (i) + threadIdx.x / 32] = wb_now();            \
-    }                                                                                           \
-  } while (0)
-#define WB_TR(i) WB_STAMP(wb_trace_red, 4, i)
+#define WB_T(i) WB_STAMP(threadIdx.x == 0, wb_trace, 24, i)
+#define WB_TW(i) WB_STAMP(threadIdx.x % 32 == 0, wb_trace, 24, (i) + threadIdx.x / 32)   // slots i .. i + 7
+#define WB_TR(i) WB_STAMP(threadIdx.x == 0, wb_trace_red, 4, i)
 #else
 #define WB_T(i) do {} while (0)
 #define WB_TW(i) do {} while (0)

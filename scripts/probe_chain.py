@@ -12,13 +12,12 @@ start, medians over the replays:
 
   python3 scripts/probe_chain.py OUT.json "knobs;knobs" b1x1024 b1x4096 ...   [PART=128: forced partition]
 
-The trace build is a separate cubin (the define is put at the top of kernels/decode.cu for the build and
-taken out again; its source hash differs, so no untraced cubin is replaced). The stamps cost a few
+The trace build is a separate cubin (build_source with the variant's defines and WB_TRACE; the untraced cubins are
+byte-identical to a build without the stamps). The stamps cost a few
 instructions per CTA; the probe also times each variant untraced beside it, to show they do not move it.
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import statistics
@@ -29,17 +28,15 @@ SLOTS = 24              # kernels/decode.cu wb_trace: per CTA
 RPOINTS = ["R0", "R1", "R2"]
 
 
-def traced_kernels(knobs: str, head_size: int, arch: str) -> list:
-    from probe_common import load_knobs
-    from workbench.config.paths import kernels_dir
+def traced(k, arch: str):
+    """The loaded variant k again, from a cubin of the same source and defines plus WB_TRACE (build_source:
+    its own cache key, so no untraced cubin is replaced and the source is never edited)."""
+    import dataclasses
 
-    src = kernels_dir() / "decode.cu"
-    text = src.read_text()
-    src.write_text("#define WB_TRACE 1\n" + text)
-    try:
-        return load_knobs(knobs, head_size, arch)
-    finally:
-        src.write_text(text)
+    from workbench.kernel.build import trace_cubin
+    from workbench.kernel.launch import load
+
+    return load(dataclasses.replace(k.build, cubin=trace_cubin(k.variant, arch)), 0)
 
 
 def globals_of(k) -> dict:
@@ -121,7 +118,7 @@ def main() -> None:
     heads = heads_from_text(os.environ.get("PROBE_MODEL", "llama-3.1-8b"))
     info = gpu_info(0)
     plain = load_knobs(knobs, heads.head_size, info.arch)
-    traced = traced_kernels(knobs, heads.head_size, info.arch)
+    traced_ = [traced(k, info.arch) for k in plain]
     rows = []
     for label in labels:
         n, ctx = (int(x) for x in label[1:].split("x"))
@@ -129,7 +126,7 @@ def main() -> None:
                                     head_size=heads.head_size)
         rot = build_rotation(spec, "cuda", 4 * info.l2_bytes)
         w, tables = rot
-        for kp, kt in zip(plain, traced):
+        for kp, kt in zip(plain, traced_):
             for k in (kp, kt):
                 if part:
                     k.auto_tokens = lambda ctas, length, pt=part: pt

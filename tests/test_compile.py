@@ -154,14 +154,15 @@ def test_traced_build_has_the_buffers_probe_chain_reads(cubin_cache, knobs):
     """scripts/probe_chain.py builds decode.cu with WB_TRACE and reads `wb_trace` / `wb_trace_red` back by
     name (cuModuleGetGlobal): that build must compile and export both, and a plain build neither (its
     stamps expand to nothing), so the diagnostic cannot rot unnoticed between GPU calls."""
-    from workbench.kernel.build import build_source, defines
+    from workbench.kernel.build import trace_cubin
     from workbench.kernel.variant import parse_knobs
 
     v = Variant.from_dict(parse_knobs(knobs))
-    defs = dict(d[2:].split("=", 1) for d in defines(v))
-    with open(build_source("decode.cu", "sm_90a", {**defs, "WB_TRACE": 1}), "rb") as f:
+    with open(trace_cubin(v, "sm_90a"), "rb") as f:
         traced = f.read()
-    with open(build_source("decode.cu", "sm_90a", defs), "rb") as f:
+    plain_build = build_variant(v, "sm_90a")
+    assert plain_build.ok, plain_build.error
+    with open(plain_build.cubin, "rb") as f:
         plain = f.read()
     for name in (b"wb_trace", b"wb_trace_red"):
         assert b"\0" + name + b"\0" in traced, name

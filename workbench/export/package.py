@@ -125,7 +125,7 @@ def export_study(study: str, storage: str, out: Path, name: str | None = None, w
     (docs/perf-notes.md v8, v9). graph_walk: with Variant.graph_walk instead (graph-bound grids walk
     long sequences: faster on uniform short batches, slower on ragged ones; v7). Both off
     (graph_sched=False): the plain grid for the bound."""
-    from workbench.kernel.build import defines
+    from workbench.kernel.build import define_map
     from workbench.kernel.variant import Variant, graph_form
 
     graph_walk, graph_sched = graph_form(graph_walk, graph_sched)     # a bad pair: refused before any write
@@ -167,7 +167,7 @@ def export_study(study: str, storage: str, out: Path, name: str | None = None, w
         files.append(csrc / f)
     write(csrc / "ops.cpp", (src / "export" / "ops.cpp").read_text().replace("WB_PKG", pkg))
     for i, v in enumerate(variants):
-        defs = "\n".join(f"#define {d[2:].split('=')[0]} {d.split('=')[1]}" for d in defines(v))
+        defs = "\n".join(f"#define {name} {val}" for name, val in define_map(v).items())
         write(csrc / f"v{i}.cu", f"// variant {i}: {v.name} (key {v.key})\n{defs}\n#define WB_NS wb_v{i}\n"
                                  f"#define WB_SYM(name) name##_v{i}\n#include \"decode.cu\"\n#include \"launch.cuh\"\n")
     write(csrc / "dispatch.h", _dispatch_h(table, variants, index))

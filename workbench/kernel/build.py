@@ -101,7 +101,8 @@ def gencode(arch: str) -> str:
     return f"-gencode=arch=compute_{num},code=sm_{num}"
 
 
-def defines(v: Variant) -> list[str]:
+def define_map(v: Variant) -> dict[str, int]:
+    """The preprocessor constants (WB_*) that make variant v out of kernels/decode.cu."""
     d = {
         "WB_HEAD": v.head_size, "WB_BLOCK": v.block_size, "WB_DTYPE": 0 if v.dtype == "fp16" else 1,
         "WB_THREADS": v.threads, "WB_QPC": v.heads_per_cta,
@@ -133,7 +134,11 @@ def defines(v: Variant) -> list[str]:
         d["WB_GRAPH_SCHED"] = 1
     if v.fault != "none":
         d["WB_FAULT"] = {"oob_write": 1, "wrong_values": 2, "hang": 3}[v.fault]
-    return [f"-D{k}={val}" for k, val in d.items()]
+    return d
+
+
+def defines(v: Variant) -> list[str]:
+    return [f"-D{k}={val}" for k, val in define_map(v).items()]
 
 
 def cache_key(v: Variant, arch: str, nvcc: str, src_hash: str) -> str:
@@ -236,6 +241,12 @@ def build_source(source: str, arch: str, defs: dict[str, int] | None = None) -> 
             raise WorkbenchError(f"nvcc failed on {src}: {proc.stderr.strip()[-500:]}")
         os.replace(tmp, cubin)
     return str(cubin)
+
+
+def trace_cubin(v: Variant, arch: str) -> str:
+    """Variant v built with WB_TRACE (decode.cu's timer stamps, read back by scripts/probe_chain.py): a
+    cubin of its own, beside the variant's untraced one."""
+    return build_source(KERNEL_SOURCE, arch, {**define_map(v), "WB_TRACE": 1})
 
 
 @dataclass(frozen=True)
