@@ -5,7 +5,8 @@
 #   STAGE=tune   needs .offline/: one tune of TUNE_S seconds per model into /tmp/wbmodels/models.db
 #   STAGE=bench  needs .offline/ (kept from the tune call) and .peers/: refine, with graph picks at
 #                GRAPH_LEN (default 32864; 0: none) for the packages' captured launches, and bench,
-#                PEERS (default tuned,tuned-graph,fa3)
+#                PEERS (default tuned,tuned-graph,fa3); REFINE=0: bench the stored dispatch as it is;
+#                BENCH_ARGS: more `bench` options (e.g. --in-graph)
 # MODELS: model[:tp] words, default the issue's four: qwen2.5-7b (28/4), llama-3.1-70b:8 (8/1 per
 # GPU), gemma-2-9b (16/8 d256), llama-2-7b (32/32, MHA). DB=<models.db> seeds /tmp from a saved run.
 # TRIALS is high so TUNE_S bounds the tune (a 600-trial 70b run ended after 101 s: its trials were
@@ -43,11 +44,11 @@ bench)
   source scripts/peers_activate.sh ${PEERS_DIR:-.peers} >/dev/null 2>&1 || fa3_only || echo "peers bundle missing: FA3 will say why"
   for M in $MODELS; do
     m=${M%%:*}; tp=1; [ "$M" != "$m" ] && tp=${M#*:}; S=$GPU-$m-tp$tp
-    timeout ${REFINE_S:-150} python3 -m workbench refine --study $S --storage sqlite:///$W/models.db --graph-len ${GRAPH_LEN:-32864} \
+    [ "${REFINE:-1}" = 1 ] && timeout ${REFINE_S:-150} python3 -m workbench refine --study $S --storage sqlite:///$W/models.db --graph-len ${GRAPH_LEN:-32864} \
       > $W/refine-$S.txt 2> $W/refine-$S.err
     echo "refine $S rc=$? ${SECONDS}s"
     timeout ${BENCH_S:-150} python3 -m workbench bench --model $m --tp $tp --study $S --storage sqlite:///$W/models.db \
-      --suite bench --peers ${PEERS:-tuned,tuned-graph,fa3} --graph-len ${GRAPH_LEN:-32864} --out $OUT/bench-$S.json > $W/bench-$S.txt 2> $W/bench-$S.err
+      --suite bench --peers ${PEERS:-tuned,tuned-graph,fa3} --graph-len ${GRAPH_LEN:-32864} ${BENCH_ARGS:-} --out $OUT/bench-$S.json > $W/bench-$S.txt 2> $W/bench-$S.err
     echo "bench $S rc=$? ${SECONDS}s"; grep -E "geomean|below" $W/bench-$S.txt; tail -2 $W/bench-$S.err
   done
   cp $W/models.db $OUT/models.db
