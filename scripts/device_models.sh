@@ -44,9 +44,11 @@ bench)
   source scripts/peers_activate.sh ${PEERS_DIR:-.peers} >/dev/null 2>&1 || fa3_only || echo "peers bundle missing: FA3 will say why"
   for M in $MODELS; do
     m=${M%%:*}; tp=1; [ "$M" != "$m" ] && tp=${M#*:}; S=$GPU-$m-tp$tp
-    [ "${REFINE:-1}" = 1 ] && timeout ${REFINE_S:-150} python3 -m workbench refine --study $S --storage sqlite:///$W/models.db --graph-len ${GRAPH_LEN:-32864} \
-      > $W/refine-$S.txt 2> $W/refine-$S.err
-    echo "refine $S rc=$? ${SECONDS}s"
+    if [ "${REFINE:-1}" = 1 ]; then
+      timeout ${REFINE_S:-150} python3 -m workbench refine --study $S --storage sqlite:///$W/models.db --graph-len ${GRAPH_LEN:-32864} \
+        > $W/refine-$S.txt 2> $W/refine-$S.err
+      echo "refine $S rc=$? ${SECONDS}s"
+    fi
     timeout ${BENCH_S:-150} python3 -m workbench bench --model $m --tp $tp --study $S --storage sqlite:///$W/models.db \
       --suite bench --peers ${PEERS:-tuned,tuned-graph,fa3} --graph-len ${GRAPH_LEN:-32864} ${BENCH_ARGS:-} --out $OUT/bench-$S.json > $W/bench-$S.txt 2> $W/bench-$S.err
     echo "bench $S rc=$? ${SECONDS}s"; grep -E "geomean|below" $W/bench-$S.txt; tail -2 $W/bench-$S.err
