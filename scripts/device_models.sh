@@ -6,7 +6,9 @@
 #   STAGE=bench  needs .offline/ (kept from the tune call) and .peers/: refine, with graph picks at
 #                GRAPH_LEN (default 32864; 0: none) for the packages' captured launches, and bench,
 #                PEERS (default tuned,tuned-graph,fa3); REFINE=0: bench the stored dispatch as it is;
-#                BENCH_ARGS: more `bench` options (e.g. --in-graph)
+#                BENCH_ARGS: more `bench` options (e.g. --in-graph); STUDY_GPU=h200: bench the studies of
+#                that GPU's profile on this one (REFINE=0: refine refuses a study of another GPU)
+# W: the host folder of the run (default /tmp/wbmodels; another one keeps a second DB apart on a warm host)
 # MODELS: model[:tp] words, default the issue's four: qwen2.5-7b (28/4), llama-3.1-70b:8 (8/1 per
 # GPU), gemma-2-9b (16/8 d256), llama-2-7b (32/32, MHA). DB=<models.db> seeds /tmp from a saved run.
 # TRIALS is high so TUNE_S bounds the tune (a 600-trial 70b run ended after 101 s: its trials were
@@ -16,7 +18,7 @@
 set -uo pipefail
 source scripts/device_env.sh
 export COLUMNS=200
-GPU=${GPU:-h200}; W=/tmp/wbmodels; mkdir -p $W
+GPU=${GPU:-h200}; W=${W:-/tmp/wbmodels}; mkdir -p $W
 MODELS=${MODELS:-qwen2.5-7b llama-3.1-70b:8 gemma-2-9b llama-2-7b}
 SPACE=${SPACE:-tuning/spaces/hopper.yaml}
 if [ -n "${DB:-}" ] && [ ! -f $W/models.db ]; then       # a saved run's models.db, or its .db.gz under results/
@@ -43,7 +45,7 @@ PY
 bench)
   source scripts/peers_activate.sh ${PEERS_DIR:-.peers} >/dev/null 2>&1 || fa3_only || echo "peers bundle missing: FA3 will say why"
   for M in $MODELS; do
-    m=${M%%:*}; tp=1; [ "$M" != "$m" ] && tp=${M#*:}; S=$GPU-$m-tp$tp
+    m=${M%%:*}; tp=1; [ "$M" != "$m" ] && tp=${M#*:}; S=${STUDY_GPU:-$GPU}-$m-tp$tp
     if [ "${REFINE:-1}" = 1 ]; then
       timeout ${REFINE_S:-150} python3 -m workbench refine --study $S --storage sqlite:///$W/models.db --graph-len ${GRAPH_LEN:-32864} \
         > $W/refine-$S.txt 2> $W/refine-$S.err
