@@ -6,6 +6,8 @@ breakdown and the clock lines are printed again. For a run captured before an ac
   python3 scripts/e2e_reread.py RUN/e2e.json[.gz] FLASH_ATTN=a.sqlite[.xz] CUSTOM=b.sqlite[.xz] [--out NEW.json]
 
 Each share keeps its window's step count and takes `a` against the run's unprofiled ITL, as the run did.
+`--floor-from EARLIER/e2e.json[.gz]` (with or without captures): the correctness verdicts judged against an
+earlier run's TRITON_ATTN, as `workbench e2e --floor-from` does, for a run that did not measure it.
 """
 from __future__ import annotations
 
@@ -34,16 +36,26 @@ def main(argv: list[str]) -> int:
     from workbench.e2e.results import E2eRun
     from workbench.errors import WorkbenchError
 
-    args, out = list(argv), None
-    if "--out" in args:
-        i = args.index("--out")
-        out = Path(args[i + 1])
-        del args[i:i + 2]
-    if len(args) < 2 or any("=" not in a for a in args[1:]):
-        print(__doc__.strip().splitlines()[-3], file=sys.stderr)
+    from workbench.e2e.correctness import Tolerances
+    from workbench.e2e.driver import _save, reused_floor
+
+    args, out, floor = list(argv), None, None
+    for flag in ("--out", "--floor-from"):
+        if flag in args:
+            i = args.index(flag)
+            if i + 1 >= len(args):
+                print(f"{flag} needs a path", file=sys.stderr)
+                return 2
+            val = args[i + 1]
+            del args[i:i + 2]
+            out, floor = (Path(val), floor) if flag == "--out" else (out, val)
+    if not args or (len(args) < 2 and floor is None) or any("=" not in a for a in args[1:]):
+        print(__doc__.strip().splitlines()[-5], file=sys.stderr)
         return 2
     try:
         run = E2eRun.load(args[0])
+        if floor is not None:
+            reused_floor(run, floor, Tolerances(**run.tolerances) if run.tolerances else Tolerances())
         with tempfile.TemporaryDirectory() as td:
             for spec in args[1:]:
                 name, path = spec.split("=", 1)
@@ -57,15 +69,18 @@ def main(argv: list[str]) -> int:
     except (WorkbenchError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    run.summary = compare.summary(run)
+    rs = compare.rows(run)
+    run.table, run.summary = [r.to_dict() for r in rs], compare.summary(run, rs)
     con = Console(width=220)
     con.print(compare.table(run))
+    for line in compare.pooled_lines(run, run.summary.get("correctness_pooled") or {}):
+        con.print(line, markup=False)
     for line in compare.breakdown_lines(run, run.summary.get("step_breakdown") or []):
         con.print(line, markup=False)
     for line in compare.clock_lines(run.summary.get("clocks") or {}):
         con.print(line, markup=False)
     if out is not None:
-        run.save(out)
+        _save(run, out)
         con.print(f"results: {out}")
     return 0
 

@@ -1088,3 +1088,91 @@ def test_prediction_is_also_counted_where_both_runs_kept_one_clock(tmp_path):
     pk = compare.summary(run)["package"]
     assert pk["prediction_clock_matched"]["compared"] == 2 and pk["prediction_clock_matched"]["off"] == ["b1x1024: -6.5%"]
     assert compare.prediction_lines(run, pk) == ["prediction (CUSTOM ÷ FLASH_ATTN, ±2%): 1 of 2 points"]
+
+
+def _diverged(n, k):
+    """n sequences' outputs, the last k of them parting from _outs at step 3 (ids only)."""
+    o = _outs(n=n)
+    for i in range(n - k, n):
+        o.ids[i][3] += 1
+    return o
+
+
+def _floor_source(tmp_path, triton_diverged, settings=None, name="floor.json"):
+    """An earlier run that measured TRITON_ATTN at b8x4096 (k of 8 sequences off FLASH_ATTN's ids)."""
+    src = E2eRun(model={"model": "llama-3.1-8b"}, backends=["FLASH_ATTN", "TRITON_ATTN"],
+                 settings=settings or EngineSettings(max_model_len=4176, max_num_seqs=32).to_dict(), grid={},
+                 decode_steps=128, tolerances=Tolerances().to_dict(), created="2026-11-30T05:19:10+0000",
+                 provenance={"gpu": "NVIDIA H200"})
+    src.results["FLASH_ATTN"] = BackendResult(backend="FLASH_ATTN", status="ok", points=[
+        PointResult(batch=8, context=4096, outputs=_outs(n=8))])
+    src.results["TRITON_ATTN"] = BackendResult(backend="TRITON_ATTN", status="ok", points=[
+        PointResult(batch=8, context=4096, outputs=_diverged(8, triton_diverged))])
+    path = tmp_path / name
+    src.save(path)
+    return path
+
+
+def test_floor_from_an_earlier_run_judges_ids_where_this_run_has_no_floor(tmp_path, capsys):
+    """`e2e --floor-from` / `scripts/e2e_reread.py --floor-from`: where this run did not measure TRITON_ATTN,
+    an earlier run's TRITON_ATTN-vs-FLASH_ATTN ids agreement (same weights and seed) is the floor, per point
+    and pooled over the points both hold. CUSTOM at 4 of 8 ids fails on its own (< 90%), passes beside a
+    floor of 3 of 8 and fails beside one of 8 of 8; other weights, or a run without TRITON_ATTN outputs,
+    are one clear message; a resumed run keeps the floor."""
+    from workbench.e2e.driver import reused_floor
+    run = _run_record(tmp_path)
+    run.results.pop("TRITON_ATTN")
+    run.backends = ["FLASH_ATTN", "CUSTOM"]
+    run.results["CUSTOM"].points[1].outputs = _diverged(8, 4)          # b8x4096: half the ids part ways
+    tol = Tolerances()
+    alone = compare.pooled_correctness(run, compare.rows(run))["CUSTOM"]
+    assert not alone["ok"] and "greedy ids" in alone["verdict"] and "floor" not in alone
+
+    assert reused_floor(run, str(_floor_source(tmp_path, triton_diverged=5)), tol) == 1
+    assert run.floor["points"]["b8x4096"]["ids_match_fraction"] == pytest.approx(3 / 8)
+    by = {(r.point, r.backend): r for r in compare.rows(run)}
+    assert by[("b8x4096", "CUSTOM")].correctness.ok                     # 50% >= the floor's 37.5%
+    assert "TRITON_ATTN's 38%" in by[("b8x4096", "CUSTOM")].correctness.verdict
+    pooled = compare.pooled_correctness(run, compare.rows(run))["CUSTOM"]
+    assert pooled["ok"] and pooled["points"] == 1 and pooled["sequences"] == 8      # b1x1024: no floor there
+    assert pooled["floor"]["from"].endswith("floor.json")
+    assert pooled["floor"]["ids_match_fraction"] == pytest.approx(3 / 8)
+    assert any(n.startswith("ids floor: TRITON_ATTN") for n in run.notes)
+    assert "--floor-from" in compare.pooled_lines(run, {"CUSTOM": pooled})[0]
+    # the same run against a floor that follows FLASH_ATTN exactly: CUSTOM's 50% is a failure
+    reused_floor(run, str(_floor_source(tmp_path, triton_diverged=0, name="exact.json")), tol)
+    assert not compare.pooled_correctness(run, compare.rows(run))["CUSTOM"]["ok"]
+    assert sum(n.startswith("ids floor: ") for n in run.notes) == 1     # the note replaced, not repeated
+
+    other = EngineSettings(max_model_len=4176, max_num_seqs=32, weights="normal:0.02").to_dict()
+    with pytest.raises(WorkbenchError, match="weights 'normal:0.02' vs 'gpt2:0.02'"):
+        reused_floor(run, str(_floor_source(tmp_path, 3, settings=other, name="other.json")), tol)
+    none = E2eRun.load(_floor_source(tmp_path, 3, name="none.json"))
+    none.results.pop("TRITON_ATTN")
+    none.save(tmp_path / "none.json")
+    with pytest.raises(WorkbenchError, match="no point where both FLASH_ATTN and TRITON_ATTN"):
+        reused_floor(run, str(tmp_path / "none.json"), tol)
+
+    # the script on a saved run: the verdict line says pass, and --out keeps the floor
+    saved = tmp_path / "run.json"
+    run.floor = {}
+    run.save(saved)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    try:
+        import e2e_reread
+        assert e2e_reread.main([str(saved), "--floor-from", str(tmp_path / "floor.json"),
+                                "--out", str(tmp_path / "new.json")]) == 0
+    finally:
+        sys.path.pop(0)
+    new = E2eRun.load(tmp_path / "new.json")
+    assert new.floor["points"] and new.summary["correctness_pooled"]["CUSTOM"]["ok"]
+    assert "-> pass" in capsys.readouterr().out
+
+
+def test_a_resumed_run_keeps_its_floor(tmp_path, fake_runner):
+    src = _floor_source(tmp_path, triton_diverged=5)
+    out = tmp_path / "out"
+    run = _e2e(out, ["CUSTOM", "FLASH_ATTN"], floor_from=str(src))
+    assert set(run.floor["points"]) == {"b8x4096"}
+    again = _e2e(out, ["CUSTOM", "FLASH_ATTN"])
+    assert again.floor == run.floor and len(fake_runner()) == 2           # nothing measured twice

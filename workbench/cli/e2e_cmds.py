@@ -27,6 +27,9 @@ def e2e_cmd(
     shares_from: Optional[Path] = typer.Option(None, help="an earlier run's e2e.json (or .json.gz): FLASH_ATTN's "
                                                "attention shares a from it where this run captures none "
                                                "(with --share-backends none: no nsys; any grid)"),
+    floor_from: Optional[Path] = typer.Option(None, help="an earlier run's e2e.json (or .json.gz) that measured "
+                                              "TRITON_ATTN with the same weights and seed: its ids agreement with "
+                                              "FLASH_ATTN is the correctness floor where this run does not run it"),
     reference_twice: bool = typer.Option(False, "--reference-twice",
                                          help="run FLASH_ATTN again after the other backends: ratios to the mean of "
                                               "its two runs, and how far it moved between them (column ref Δ)"),
@@ -52,6 +55,7 @@ def e2e_cmd(
                   out_dir, str(bench) if bench else None, decode_steps=steps,
                   gpu_memory_utilization=gpu_memory_utilization, weights=weights, share_backends=shares,
                   shares_from=str(shares_from) if shares_from else None, reference_twice=reference_twice,
+                  floor_from=str(floor_from) if floor_from else None,
                   fresh=fresh, child_timeout_s=timeout, max_model_len=max_model_len, bench_ref=bench_ref,
                   progress=lambda line: err.print(line, markup=False))
     out.print(table(run))

@@ -104,8 +104,11 @@ def rows(run: E2eRun) -> list[Row]:
                 floor = None
                 fb = run.results.get(tol.ids_floor_backend)
                 fp = fb.point(b, c) if fb is not None and name != tol.ids_floor_backend else None
+                stored = (getattr(run, "floor", None) or {}).get("points") or {}
                 if fp is not None and fp.outputs is not None:
                     floor = agreement(rp.outputs, fp.outputs, tol).ids_match_fraction
+                elif name != tol.ids_floor_backend and label in stored:       # an earlier run's (--floor-from)
+                    floor = stored[label]["ids_match_fraction"]
                 r.correctness = agreement(rp.outputs, p.outputs, tol, floor)
             if name == PACKAGE_BACKEND:
                 r.k = ratios.get(label)
@@ -129,14 +132,16 @@ def pooled_correctness(run: E2eRun, rs: list[Row]) -> dict[str, Any]:
     noise, and b1 points (one sequence) pass or fail on a coin toss. Over the grid's hundreds of
     sequences, "follows the reference as closely as vLLM's own second backend does" is a test:
     ids fraction ≥ the floor's minus two standard errors of the difference (or ≥ ids_min_fraction),
-    and log-probabilities of the first steps within bf16 tolerance on ≥ logprob_min_fraction."""
+    and log-probabilities of the first steps within bf16 tolerance on ≥ logprob_min_fraction.
+    Where this run did not measure the floor backend, an earlier run's (run.floor, `--floor-from`) stands
+    in, over the points both hold."""
     import math
     tol = Tolerances(**run.tolerances) if run.tolerances else Tolerances()
     floor_pts = {r.point for r in rs if r.backend == tol.ids_floor_backend and r.correctness is not None}
+    stored = {} if floor_pts else dict((getattr(run, "floor", None) or {}).get("points") or {})
     out: dict[str, Any] = {}
 
-    def pool(name: str, pts: set[str]) -> dict[str, Any] | None:
-        mine = [r.correctness for r in rs if r.backend == name and r.point in pts and r.correctness is not None]
+    def pooled(mine: list[Any]) -> dict[str, Any] | None:
         n = sum(a.sequences for a in mine)
         if not n:
             return None
@@ -145,12 +150,20 @@ def pooled_correctness(run: E2eRun, rs: list[Row]) -> dict[str, Any]:
                 "logprob_ok_fraction": sum(a.logprob_ok_fraction * a.sequences for a in mine) / n,
                 "mean_matching_prefix": sum(a.mean_matching_prefix * a.sequences for a in mine) / n}
 
+    def pool(name: str, pts: set[str]) -> dict[str, Any] | None:
+        return pooled([r.correctness for r in rs if r.backend == name and r.point in pts and r.correctness is not None])
+
     floor = pool(tol.ids_floor_backend, floor_pts)
     for name in run.backends:
         if name == run.reference:
             continue
-        me = pool(name, floor_pts if floor and name != tol.ids_floor_backend else
-                  {r.point for r in rs if r.backend == name})
+        mine = {r.point for r in rs if r.backend == name and r.correctness is not None}
+        if stored and name != tol.ids_floor_backend:
+            pts = mine & set(stored)          # both pooled over the same points
+            floor = pooled([Agreement(**stored[p]) for p in sorted(pts)])
+            if floor is not None:
+                floor = {**floor, "from": run.floor.get("from"), "created": run.floor.get("created")}
+        me = pool(name, (pts if stored else floor_pts) if floor and name != tol.ids_floor_backend else mine)
         if me is None:
             continue
         problems = []
@@ -298,7 +311,10 @@ def pooled_lines(run: E2eRun, pooled: dict[str, Any]) -> list[str]:
     lines = []
     for name, d in pooled.items():
         f = d.get("floor")
-        vs = (f"; {Tolerances(**run.tolerances).ids_floor_backend if run.tolerances else 'TRITON_ATTN'} on the same "
+        fb = Tolerances(**run.tolerances).ids_floor_backend if run.tolerances else "TRITON_ATTN"
+        if f and f.get("from"):
+            fb += f" (measured {f.get('created') or '?'}, --floor-from)"
+        vs = (f"; {fb} on the same "
               f"points: ids {f['ids_match_fraction']:.0%}, log-probs {f['logprob_ok_fraction']:.0%}, prefix "
               f"{f['mean_matching_prefix']:.1f}") if f else ""
         lines.append(f"correctness {name} vs {run.reference}, pooled over {d['sequences']} sequences at {d['points']} "

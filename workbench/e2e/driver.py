@@ -130,6 +130,49 @@ def reused_shares(run: E2eRun, path: str, plan: Any) -> int:
     return len(got)
 
 
+# what must be equal for an earlier run's greedy ids to stand beside this run's: the same random weights
+# and seed (hence the same prompts) on the same model and cache layout
+FLOOR_SETTINGS = ("weights", "seed", "dtype", "block_size")
+
+
+def reused_floor(run: E2eRun, path: str, tol: Tolerances) -> int:
+    """The ids floor of an earlier run: how closely its floor backend (TRITON_ATTN) followed its reference,
+    per point, for the points where this run does not measure the floor backend itself. The reference is
+    reproducible across runs and hosts with the same weights and seed (FLASH_ATTN's ids 88-94% and
+    log-probs 100% the same between 2026-11-30's and 2026-12-01's runs), vLLM's second backend is not
+    (38-44%), so "as close to FLASH_ATTN as TRITON_ATTN" transfers, and saves an engine run per grid.
+    Returns how many points it holds."""
+    from .correctness import agreement
+    try:
+        src = E2eRun.load(path)
+    except WorkbenchError as e:
+        raise WorkbenchError(f"--floor-from {e}") from None
+    name = tol.ids_floor_backend
+    if (src.model or {}).get("model") != (run.model or {}).get("model"):
+        raise WorkbenchError(f"--floor-from {path}: a run of {(src.model or {}).get('model')!r}, this one is of "
+                             f"{(run.model or {}).get('model')!r}")
+    differ = [k for k in FLOOR_SETTINGS if src.settings.get(k) != run.settings.get(k)]
+    if differ:
+        what = ", ".join(f"{k} {src.settings.get(k)!r} vs {run.settings.get(k)!r}" for k in differ)
+        raise WorkbenchError(f"--floor-from {path}: its engine settings differ ({what}): greedy ids of other "
+                             "weights or prompts are no floor for these")
+    ref, fl = src.results.get(src.reference), src.results.get(name)
+    pts = {}
+    for p in (fl.points if fl else []):
+        r = ref.point(p.batch, p.context) if ref else None
+        if p.status == "ok" and p.outputs is not None and r is not None and r.outputs is not None:
+            pts[p.label] = agreement(r.outputs, p.outputs, tol).to_dict()
+    if not pts:
+        raise WorkbenchError(f"--floor-from {path}: no point where both {src.reference} and {name} kept their "
+                             f"outputs (run `workbench e2e --backends {name},...` once to make one)")
+    run.floor = {"backend": name, "from": str(path), "created": src.created,
+                 "gpu": (src.provenance or {}).get("gpu"), "points": pts}
+    note = (f"ids floor: {name} against {src.reference} at {len(pts)} point(s) from {path} (measured "
+            f"{src.created or '?'} on {run.floor['gpu'] or '?'}), used where this run does not measure {name}")
+    run.notes = [n for n in run.notes if not n.startswith("ids floor: ")] + [note]
+    return len(pts)
+
+
 def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | None, grid: Any,
             out_dir: str | Path, bench_json: str | None = None, *,
             decode_steps: int = 128,
@@ -139,6 +182,7 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
             seed: int = 0,
             share_backends: list[str] | None = None,
             shares_from: str | None = None,
+            floor_from: str | None = None,
             reference_twice: bool = False,
             bench_ours: str = "auto",
             bench_ref: str = "fa3",
@@ -156,7 +200,9 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
     grid: (batches, contexts), a GridPlan, or None for batch {1, 8, 32, 64} × context {1k, 4k, 16k, 32k}.
     share_backends: backends whose attention share is captured under nsys (default: FLASH_ATTN only;
     [] skips nsys). shares_from: an earlier run's e2e.json (or .json.gz) whose reference-backend shares
-    give a where this run has none (reused_shares). gpu_memory: bytes, for planning which points fit
+    give a where this run has none (reused_shares). floor_from: an earlier run's e2e.json (same weights and
+    seed) whose floor backend's ids agreement stands in where this run does not measure it (reused_floor).
+    gpu_memory: bytes, for planning which points fit
     (default: read through NVML). reference_twice: the reference runs again after the other backends
     (results key FLASH_ATTN#2), so each ratio is to the mean of a run before and one after, and the
     table shows how far the reference moved between them (whole-engine runs move 2-4% between
@@ -213,6 +259,7 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
                                  "package): resume it with the same arguments, start afresh (--fresh), or choose "
                                  "another --out")
         run.results, run.shares, run.created = old.results, old.shares, old.created or run.created
+        run.floor = old.floor
         run.backends = _order(old.backends + names, REFERENCE)      # a call may measure a subset
         run.notes = [n for n in old.notes if not n.startswith("resumed")]
         done = [n for n, r in old.results.items() if r.status == "ok"]
@@ -246,6 +293,8 @@ def run_e2e(model: str, package_dir_or_wheel: str | None, backends: list[str] | 
             run.notes.append(note)
     if shares_from:
         reused_shares(run, shares_from, plan)
+    if floor_from:
+        reused_floor(run, floor_from, tolerances)
     env = child_env(site)
     if "FLASHINFER" in names:
         # the FlashInfer that vLLM's backend will import, against the release vLLM pins (0.26.0: 0.6.14): the

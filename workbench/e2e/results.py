@@ -143,6 +143,9 @@ class E2eRun:
     bench: dict[str, Any] = field(default_factory=dict)      # path, peers used for k
     results: dict[str, BackendResult] = field(default_factory=dict)
     shares: list[ShareResult] = field(default_factory=list)
+    # the ids floor taken from an earlier run (`e2e --floor-from`) where this one did not run the floor
+    # backend: {"backend", "from", "created", "gpu", "points": {label: Agreement of it vs the reference}}
+    floor: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     table: list[dict[str, Any]] = field(default_factory=list)   # compare.rows, derived: rewritten on save
