@@ -314,6 +314,30 @@ def test_summary_best_flashinfer_per_shape_and_shapes_below_fa3_target():
     assert s["shapes_where_tuned_is_below_0.98_of_fa3"] == ["b8x4096"]          # 0.95; b1x1024 ties at 1.0
 
 
+def test_summary_prefers_fa3_on_the_packed_cache_and_names_large_shapes_below_the_ceiling():
+    """Issue 12's per-shape targets against the FA3 that vLLM's FLASH_ATTN runs (`fa3-packed`, on its
+    K|V-per-token cache) where the run has it, and its ceiling target: the shapes of >= 1 GB of KV
+    where a row of ours reads below 0.97 of the read ceiling (a 0.5 GB shape at 0.90 is not one)."""
+    rows = {"b8x32768": (1_074_000_000, {"tuned": (100.0, 0.96), "tuned-graph": (99.0, 0.97), "fa3": (97.0, 0.99),
+                                          "fa3-packed": (103.0, 0.93)}),
+            "b64x4096": (1_074_000_000, {"tuned": (100.0, 0.93), "tuned-graph": (98.0, 0.95), "fa3": (99.0, 0.94),
+                                          "fa3-packed": (101.0, 0.92)}),
+            "b8x16384": (537_000_000, {"tuned": (50.0, 0.90), "tuned-graph": (50.0, 0.90), "fa3": (47.0, 0.96),
+                                        "fa3-packed": (50.0, 0.90)})}
+    results = [PeerResult(peer=p, shape=s, batch=1, context=1, kv_bytes=kv, median_us=us, efficiency=eff)
+               for s, (kv, d) in rows.items() for p, (us, eff) in d.items()]
+    run = BenchRun(gpu={"name": "g"}, ceiling={"gbps": 1.0}, heads={}, dtype="bf16", block_size=16, suite={"name": "t"},
+                   peers=["tuned", "tuned-graph", "fa3", "fa3-packed"], results=results, created="")
+    s = summary(run)
+    assert s["fa3_peer"] == "fa3-packed" and s["shapes_where_tuned_is_below_0.98_of_fa3"] == []
+    assert s["shapes_of_1gb_below_0.97_of_the_ceiling"] == {"tuned": {"b8x32768": 0.96, "b64x4096": 0.93},
+                                                           "tuned-graph": {"b64x4096": 0.95}}
+    run.peers = ["tuned", "tuned-graph", "fa3"]                  # FA3 on our cache layout only
+    run.results = [r for r in results if r.peer != "fa3-packed"]
+    s = summary(run)
+    assert s["fa3_peer"] == "fa3" and s["shapes_where_tuned_is_below_0.98_of_fa3"] == ["b8x32768", "b8x16384"]
+
+
 def test_summary_gives_each_ragged_batch_against_fa3_for_both_rows_of_ours():
     """Issue 12's ragged target per batch: FA3 ÷ tuned and FA3 ÷ tuned-graph on the suite's ragged
     shapes only (their RaggedShape labels), leaving out a shape either side failed."""

@@ -159,11 +159,16 @@ def bench_cmd(
     bf = sm.get("geomean_speedup_of_tuned_vs_best_flashinfer")
     if bf and bf.get("geomean"):
         out.print(f"tuned vs the best of {', '.join(bf['peers'])} per shape: geomean speedup {bf['geomean']:.2f}×")
+    fa3 = sm.get("fa3_peer", "fa3")
     if sm.get("shapes_where_tuned_is_below_0.98_of_fa3"):
-        out.print(f"tuned below 0.98× FA3 on: {', '.join(sm['shapes_where_tuned_is_below_0.98_of_fa3'])}")
+        out.print(f"tuned below 0.98× {fa3} on: {', '.join(sm['shapes_where_tuned_is_below_0.98_of_fa3'])}")
     for p, v in (sm.get("ragged_speedup_vs_fa3") or {}).items():
         if v:
-            out.print(f"{p} vs fa3 on ragged batches: " + ", ".join(f"{s} {x:.2f}×" for s, x in v.items()))
+            out.print(f"{p} vs {fa3} on ragged batches: " + ", ".join(f"{s} {x:.2f}×" for s, x in v.items()))
+    for p, v in (sm.get("shapes_of_1gb_below_0.97_of_the_ceiling") or {}).items():
+        if v:
+            out.print(f"{p} below 0.97 of the read ceiling at ≥ 1 GB of KV: "
+                      + ", ".join(f"{s} {x:.2f}" for s, x in v.items()))
     for p, v in (sm.get("geomean_speedup_of_tuned_graph") or {}).items():
         out.print(f"tuned-graph vs {p}: geomean speedup {v:.2f}×" if v else f"tuned-graph vs {p}: –")
     if sm.get("geomean_over_read"):
