@@ -20,6 +20,9 @@
 #               prep bench carried in the tree; SEED=<saved e2e.json or e2e.json.gz> reuses its FLASH_ATTN
 #               attention shares (`e2e --shares-from`; with SHARES=none), on any grid. REF2=1: FLASH_ATTN
 #               runs again after the others (`e2e --reference-twice`: ratios to the mean of its runs).
+#               FLOOR=<saved e2e.json(.gz) with TRITON_ATTN, same weights and seed>: the ids floor where this run
+#               does not measure TRITON_ATTN (`e2e --floor-from`; results/h200-2026-11-30-s23/2-floor/e2e.json.gz
+#               holds b8/b32 x 1k/4k).
 #               MAX_LEN=32864: vLLM's max_model_len as a 32k server sets it (the bench's --graph-len), where a
 #               part of the grid would otherwise bound its graphs at what it needs (1104 for 1k points:
 #               session 25's small-a runs; their in-engine attention ratio is for that bound).
@@ -123,7 +126,7 @@ run)
   # SEED=old-e2e.json(.gz): FLASH_ATTN's attention shares (a per point) from a saved run (`e2e --shares-from`),
   # so this call measures the backends but needs no nsys capture; any grid (E2E_BATCHES / E2E_CONTEXTS too)
   timeout ${E2E_S:-560} python3 -m workbench e2e --package $PKG --bench $W/bench-e2e.json --out $W/${RUN:-run} \
-    ${SEED:+--shares-from $SEED} $([ "${REF2:-0}" = 1 ] && echo --reference-twice) \
+    ${SEED:+--shares-from $SEED} ${FLOOR:+--floor-from $FLOOR} $([ "${REF2:-0}" = 1 ] && echo --reference-twice) \
     --backends ${BACKENDS:-CUSTOM,FLASH_ATTN} --share-backends ${SHARES:-FLASH_ATTN,CUSTOM} --steps ${STEPS:-128} \
     --timeout ${CHILD_S:-400} ${E2E_BATCHES:+--batches $E2E_BATCHES} ${E2E_CONTEXTS:+--contexts $E2E_CONTEXTS} \
     ${MAX_LEN:+--max-model-len $MAX_LEN} ${BENCH_REF:+--bench-ref $BENCH_REF} > $OUT/e2e.txt 2> $OUT/e2e.err
