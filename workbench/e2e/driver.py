@@ -138,7 +138,7 @@ FLOOR_SETTINGS = ("weights", "seed", "dtype", "block_size")
 def reused_floor(run: E2eRun, path: str, tol: Tolerances) -> int:
     """The ids floor of an earlier run: how closely its floor backend (TRITON_ATTN) followed its reference,
     per point, for the points where this run does not measure the floor backend itself. The reference is
-    reproducible across runs and hosts with the same weights and seed (FLASH_ATTN's ids 88-94% and
+    reproducible across engine runs with the same weights and seed (FLASH_ATTN's ids 88-94% and
     log-probs 100% the same between 2026-11-30's and 2026-12-01's runs), vLLM's second backend is not
     (38-44%), so "as close to FLASH_ATTN as TRITON_ATTN" transfers, and saves an engine run per grid.
     Returns how many points it holds."""
