@@ -3,7 +3,8 @@ the shares of the given backends are recomputed from their SQLite exports, and t
 breakdown and the clock lines are printed again. For a run captured before an accounting fix
 (session 25: CUSTOM's PDL kernels were counted twice), without measuring anything again.
 
-  python3 scripts/e2e_reread.py RUN/e2e.json[.gz] FLASH_ATTN=a.sqlite[.xz] CUSTOM=b.sqlite[.xz] [--out NEW.json]
+  python3 scripts/e2e_reread.py RUN/e2e.json[.gz] [FLASH_ATTN=a.sqlite[.xz] CUSTOM=b.sqlite[.xz]] [--out NEW.json]
+                                [--floor-from EARLIER/e2e.json[.gz]]
 
 Each share keeps its window's step count and takes `a` against the run's unprofiled ITL, as the run did.
 `--floor-from EARLIER/e2e.json[.gz]` (with or without captures): the correctness verdicts judged against an
@@ -16,6 +17,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+USAGE = __doc__.split("\n\n")[1]          # the docstring's usage lines
 
 
 def _sqlite(path: str, tmp: Path) -> Path:
@@ -39,18 +42,17 @@ def main(argv: list[str]) -> int:
     from workbench.e2e.correctness import Tolerances
     from workbench.e2e.driver import _save, reused_floor
 
-    args, out, floor = list(argv), None, None
+    args, opts = list(argv), {}
     for flag in ("--out", "--floor-from"):
         if flag in args:
             i = args.index(flag)
-            if i + 1 >= len(args):
-                print(f"{flag} needs a path", file=sys.stderr)
-                return 2
-            val = args[i + 1]
+            opts[flag] = args[i + 1] if i + 1 < len(args) else None
             del args[i:i + 2]
-            out, floor = (Path(val), floor) if flag == "--out" else (out, val)
-    if not args or (len(args) < 2 and floor is None) or any("=" not in a for a in args[1:]):
-        print(__doc__.strip().splitlines()[-5], file=sys.stderr)
+    out = Path(opts["--out"]) if opts.get("--out") else None
+    floor = opts.get("--floor-from")
+    if (not args or None in opts.values() or (len(args) < 2 and floor is None)
+            or any("=" not in a for a in args[1:])):
+        print(USAGE, file=sys.stderr)
         return 2
     try:
         run = E2eRun.load(args[0])

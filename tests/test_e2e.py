@@ -1137,6 +1137,11 @@ def test_floor_from_an_earlier_run_judges_ids_where_this_run_has_no_floor(tmp_pa
     assert pooled["ok"] and pooled["points"] == 1 and pooled["sequences"] == 8      # b1x1024: no floor there
     assert pooled["floor"]["from"].endswith("floor.json")
     assert pooled["floor"]["ids_match_fraction"] == pytest.approx(3 / 8)
+    # a point the earlier run holds and this one does not measure stays out of the floor's pool
+    run.floor["points"]["b64x1024"] = {**run.floor["points"]["b8x4096"], "sequences": 64, "ids_match_fraction": 0.0}
+    again = compare.pooled_correctness(run, compare.rows(run))["CUSTOM"]
+    assert again["floor"]["points"] == 1 and again["floor"]["ids_match_fraction"] == pytest.approx(3 / 8)
+    del run.floor["points"]["b64x1024"]
     assert any(n.startswith("ids floor: TRITON_ATTN") for n in run.notes)
     assert "--floor-from" in compare.pooled_lines(run, {"CUSTOM": pooled})[0]
     # the same run against a floor that follows FLASH_ATTN exactly: CUSTOM's 50% is a failure

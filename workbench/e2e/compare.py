@@ -73,6 +73,7 @@ def rows(run: E2eRun) -> list[Row]:
     with_write = bool((run.bench or {}).get("includes_write"))
     ref = run.results.get(run.reference)
     again = run.results.get(repeat_key(run.reference))
+    stored = (run.floor or {}).get("points") or {}          # an earlier run's floor (--floor-from)
     out = []
     for pd in run.grid.get("points", []):
         b, c = int(pd["batch"]), int(pd["context"])
@@ -104,10 +105,9 @@ def rows(run: E2eRun) -> list[Row]:
                 floor = None
                 fb = run.results.get(tol.ids_floor_backend)
                 fp = fb.point(b, c) if fb is not None and name != tol.ids_floor_backend else None
-                stored = (getattr(run, "floor", None) or {}).get("points") or {}
                 if fp is not None and fp.outputs is not None:
                     floor = agreement(rp.outputs, fp.outputs, tol).ids_match_fraction
-                elif name != tol.ids_floor_backend and label in stored:       # an earlier run's (--floor-from)
+                elif name != tol.ids_floor_backend and label in stored:
                     floor = stored[label]["ids_match_fraction"]
                 r.correctness = agreement(rp.outputs, p.outputs, tol, floor)
             if name == PACKAGE_BACKEND:
@@ -153,17 +153,22 @@ def pooled_correctness(run: E2eRun, rs: list[Row]) -> dict[str, Any]:
     def pool(name: str, pts: set[str]) -> dict[str, Any] | None:
         return pooled([r.correctness for r in rs if r.backend == name and r.point in pts and r.correctness is not None])
 
-    floor = pool(tol.ids_floor_backend, floor_pts)
+    measured = pool(tol.ids_floor_backend, floor_pts)
+
+    def floor_for(mine: set[str]) -> tuple[dict[str, Any] | None, set[str]]:
+        """The floor for a backend with correctness at points `mine`, and the points both are pooled over."""
+        if not stored:
+            return measured, floor_pts
+        pts = mine & set(stored)
+        f = pooled([Agreement(**stored[p]) for p in sorted(pts)])
+        return (f and {**f, "from": run.floor.get("from"), "created": run.floor.get("created")}), pts
+
     for name in run.backends:
         if name == run.reference:
             continue
         mine = {r.point for r in rs if r.backend == name and r.correctness is not None}
-        if stored and name != tol.ids_floor_backend:
-            pts = mine & set(stored)          # both pooled over the same points
-            floor = pooled([Agreement(**stored[p]) for p in sorted(pts)])
-            if floor is not None:
-                floor = {**floor, "from": run.floor.get("from"), "created": run.floor.get("created")}
-        me = pool(name, (pts if stored else floor_pts) if floor and name != tol.ids_floor_backend else mine)
+        floor, pts = floor_for(mine) if name != tol.ids_floor_backend else (None, mine)
+        me = pool(name, pts if floor else mine)
         if me is None:
             continue
         problems = []
