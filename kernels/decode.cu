@@ -181,7 +181,18 @@ static __device__ __forceinline__ unsigned long long wb_now() {
 #define WB_T(i) WB_STAMP(threadIdx.x == 0, wb_trace, 24, i)
 #define WB_TW(i) WB_STAMP(threadIdx.x % 32 == 0, wb_trace, 24, (i) + threadIdx.x / 32)   // slots i .. i + 7
 #define WB_TR(i) WB_STAMP(threadIdx.x == 0, wb_trace_red, 4, i)
+// slot 18: the SM the CTA ran on (a value, not a time: whether late CTAs share SMs)
+#define WB_TSM()                                                                                \
+  do {                                                                                          \
+    if (threadIdx.x == 0) {                                                                     \
+      const unsigned c_ = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);       \
+      unsigned sm_;                                                                             \
+      asm volatile("mov.u32 %0, %%smid;" : "=r"(sm_));                                          \
+      if (c_ < WB_TRACE_CTAS) wb_trace[c_ * 24 + 18] = sm_ + 1;                                 \
+    }                                                                                           \
+  } while (0)
 #else
+#define WB_TSM() do {} while (0)
 #define WB_T(i) do {} while (0)
 #define WB_TW(i) do {} while (0)
 #define WB_TR(i) do {} while (0)
@@ -506,6 +517,7 @@ __device__ __forceinline__ void decode_body(const Params& P, int bz, const Item 
 __device__ __forceinline__ void decode_body(const Params& P, int bz) {
 #endif
   WB_T(0);
+  WB_TSM();
   extern __shared__ float4 smem_raw[];
   float* q_s = reinterpret_cast<float*>(smem_raw);
   float* acc_s = q_s + QPC * HEAD;

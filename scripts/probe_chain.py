@@ -11,6 +11,7 @@ start, medians over the replays:
   R0 reduce CTA start   R1 after griddepcontrol.wait   R2 reduce done
 
   python3 scripts/probe_chain.py OUT.json "knobs;knobs" b1x1024 b1x4096 ...   [PART=128: forced partition]
+  RAW=1: each row also holds the last replay's CTAs one by one (raw_ctas: SM, start, first tile, end)
 
 The trace build is a separate cubin (build_source with the variant's defines and WB_TRACE; the untraced cubins are
 byte-identical to a build without the stamps). The stamps cost a few
@@ -102,6 +103,16 @@ def summarize(st: dict) -> dict:
     return row
 
 
+def raw_ctas(st: dict) -> list[list[int]]:
+    """RAW=1: the last replay's CTAs one by one, [CTA index, SM, T0, T2, T7] (ns from the first T0):
+    whether the late ends share SMs, start late, or are spread at random."""
+    tr = st["wb_trace"].view(-1, SLOTS)
+    idx = (tr[:, 0] > 0).nonzero().flatten()
+    t0 = int(tr[idx, 0].min())
+    return [[int(c), int(tr[c, 18]) - 1] + [int(tr[c, i]) - t0 if tr[c, i] > 0 else -1 for i in (0, 2, 7)]
+            for c in idx.tolist()]
+
+
 def main() -> None:
     import torch
 
@@ -157,13 +168,16 @@ def main() -> None:
                 clear(glob)
                 g.replay()
                 torch.cuda.synchronize()
-                per.append(summarize(read_stamps(glob, torch)))
+                st = read_stamps(glob, torch)
+                per.append(summarize(st))
             agg = {"shape": label, "variant": kt.variant.name, "part": part, "us_plain": t_plain,
                    "us_traced": t_traced, "ctas": per[0]["ctas"], "red_ctas": per[0]["red_ctas"]}
             for p in POINTS + RPOINTS:
                 vals = [r[p] for r in per if p in r]
                 if vals:
                     agg[p] = (statistics.median(v[0] for v in vals), statistics.median(v[1] for v in vals))
+            if os.environ.get("RAW"):
+                agg["raw"] = raw_ctas(st)
             rows.append(agg)
             pts = "  ".join(f"{p} {agg[p][0]:.2f}/{agg[p][1]:.2f}" for p in POINTS + RPOINTS if p in agg)
             print(f"{label:9} {kt.variant.name[:46]:46} part {part or 'own'} {t_plain:6.2f} us (traced {t_traced:6.2f})"
