@@ -11,6 +11,7 @@ start, medians over the replays:
   R0 reduce CTA start   R1 after griddepcontrol.wait   R2 reduce done
 
   python3 scripts/probe_chain.py OUT.json "knobs;knobs" b1x1024 b1x4096 ...   [PART=128: forced partition]
+  SCHED=1: the scheduled build and kernel (wb_decode_sched, forced on, its plan first) on the same batches
   RAW=1: each row also holds the last replay's CTAs one by one (raw_ctas: SM, start, first tile, end)
 
 The trace build is a separate cubin (build_source with the variant's defines and WB_TRACE; the untraced cubins are
@@ -128,7 +129,11 @@ def main() -> None:
     replays = int(os.environ.get("REPLAYS", "30"))
     heads = heads_from_text(os.environ.get("PROBE_MODEL", "llama-3.1-8b"))
     info = gpu_info(0)
-    plain = load_knobs(knobs, heads.head_size, info.arch)
+    sched = os.environ.get("SCHED") == "1"
+    if sched:          # the scheduled kernel on the same batch (wb_decode_sched: its items from wb_plan)
+        import workbench.kernel.variant as vm
+        vm.Variant.schedules = lambda self, *a, **kw: True
+    plain = load_knobs(knobs, heads.head_size, info.arch, form=(lambda v: v.scheduling()) if sched else (lambda v: v))
     traced_ = [traced(k, info.arch) for k in plain]
     rows = []
     for label in labels:
@@ -141,14 +146,14 @@ def main() -> None:
             for k in (kp, kt):
                 if part:
                     k.auto_tokens = lambda ctas, length, pt=part: pt
-            t_plain = time_variant(kp, spec, info, launches=30, rotation=rot, in_graph=True).median_us
-            t_traced = time_variant(kt, spec, info, launches=30, rotation=rot, in_graph=True).median_us
+            t_plain = time_variant(kp, spec, info, launches=30, rotation=rot, in_graph=True, per_seq_split=sched).median_us
+            t_traced = time_variant(kt, spec, info, launches=30, rotation=rot, in_graph=True, per_seq_split=sched).median_us
             out = torch.empty_like(w.query)
-            ws = kt.step_workspace(w.seq_lens, spec.num_heads, spec.num_kv_heads, spec.max_seq_len)
+            ws = kt.step_workspace(w.seq_lens, spec.num_heads, spec.num_kv_heads, spec.max_seq_len, sched)
 
             def launch(i: int) -> None:
                 kt(out, w.query, w.key_cache, w.value_cache, spec.num_kv_heads, w.scale, tables[i % len(tables)],
-                   w.seq_lens, spec.max_seq_len, workspace=ws)
+                   w.seq_lens, spec.max_seq_len, workspace=ws, per_seq_split=sched)
 
             count = max(len(tables), IN_GRAPH_MIN_LAUNCHES)
             for i in range(count):

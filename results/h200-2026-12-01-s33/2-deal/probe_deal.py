@@ -6,11 +6,12 @@ fp32. Forms of each variant (its -sched build), the launch bounded at the batch'
   static   the scheduled kernel forced on, wb_plan's static plan, the item slots sched_shape gives (4-8 waves)
   dealt    the same grid with the dealt plan (SCHED_DEAL_MIN=DEAL_MIN): one wave of slots claims, the rest leave
   dealt1   the dealt plan on a grid of one wave of item slots (no slots that leave at once)
+  claim1   wb_plan's static items on one wave of item slots that claim the rest (SCHED_DEAL_CLAIM=2): no empty slots
   hw       the dealt plan's items, a slot each (SCHED_DEAL_CLAIM=0): the hardware deals them in the plan's order
   a form may name its own small items and tail: dealt:512:100, hw:256:100 (tokens, per mille)
 
   python3 scripts/probe_deal.py OUT.json "knobs;knobs" b8x32768 b64x4096 ...
-  env: DEAL_MIN (2048), DEAL_SMALL (256), DEAL_TAIL (200), FORMS (plain,static,dealt,dealt1), LAUNCHES (30)
+  env: BOUND (graph-bound launches there; plain then = the form the rules pick), DEAL_MIN (2048), DEAL_SMALL (256), DEAL_TAIL (200), FORMS (plain,static,dealt,dealt1), LAUNCHES (30)
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def main() -> None:
     labels = sys.argv[3:]
     forms = os.environ.get("FORMS", "plain,static,dealt,dealt1").split(",")
     launches = int(os.environ.get("LAUNCHES", "30"))
+    bound = int(os.environ.get("BOUND", "0"))          # 0: each batch's own longest; else graph-bound there
     deal = (int(os.environ.get("DEAL_MIN", "2048")), int(os.environ.get("DEAL_SMALL", "256")),
             int(os.environ.get("DEAL_TAIL", "200")))
     heads = heads_from_text(os.environ.get("PROBE_MODEL", "llama-3.1-8b"))
@@ -61,7 +63,7 @@ def main() -> None:
                 return dataclasses.replace(sh, cap=cap, key=vm.sched_key(num_seqs, launch_len, sh.part_tokens, cap,
                                                                           sh.slots))
             vm.Variant.sched_shape = every_item
-        if name == "dealt1":
+        if name in ("dealt1", "claim1"):
             def one_wave(self, grid_x, num_seqs, launch_len, occ):
                 sh = orig_shape(self, grid_x, num_seqs, launch_len, occ)
                 cap = max(1, sh.slots // max(grid_x, 1))
@@ -72,7 +74,7 @@ def main() -> None:
         vm.SCHED_DEAL_MIN = deal[0] if on else 0
         vm.SCHED_DEAL_SMALL = small
         vm.SCHED_DEAL_TAIL = int(par[1]) if len(par) > 1 else deal[2]
-        vm.SCHED_DEAL_CLAIM = 0 if name == "hw" else 1
+        vm.SCHED_DEAL_CLAIM = 0 if name == "hw" else 2 if name == "claim1" else 1
 
     rows = []
     print(f"{'shape':10} {'variant':50} " + " ".join(f"{f:>12}" for f in forms) + "   (us; dealt: plan)", flush=True)
@@ -85,19 +87,20 @@ def main() -> None:
             row = {"shape": label, "variant": k.variant.name, "deal": deal}
             for form in forms:
                 set_form(form, k)
-                per = form != "plain"
-                if per:
-                    c = check_variant(k, spec, per_seq_split=True)
+                per = form != "plain" or bool(bound)
+                if form != "plain":
+                    c = check_variant(k, spec, per_seq_split=True, launch_len=bound or None)
                     row[f"{form}_check"] = c.to_dict()
                     if not c.ok:
                         print(f"  CHECK FAILED {label} {form}: {c.status} {c.detail} err {c.rel_error}", flush=True)
                         row[form] = None
                         continue
-                t = time_variant(k, spec, info, launches=launches, rotation=rot, in_graph=True, per_seq_split=per)
+                t = time_variant(k, spec, info, launches=launches, rotation=rot, in_graph=True, per_seq_split=per,
+                                 launch_len=bound or None)
                 row[form] = t.median_us
                 row[f"{form}_p10_p90"] = (t.p10_us, t.p90_us)
-                if form.split(":")[0] in ("dealt", "dealt1", "hw"):
-                    ws = k.step_workspace(rot[0].seq_lens, spec.num_heads, spec.num_kv_heads, spec.max_seq_len, True)
+                if form.split(":")[0] in ("dealt", "dealt1", "hw", "claim1"):
+                    ws = k.step_workspace(rot[0].seq_lens, spec.num_heads, spec.num_kv_heads, bound or spec.max_seq_len, True)
                     h = ws.sched[:8].tolist()
                     row[f"{form}_plan"] = {"items": h[0], "big": h[1], "small": h[4], "tail": h[5], "slots": h[6]}
             set_form("plain", ks[0])
