@@ -6,6 +6,8 @@ fp32. Forms of each variant (its -sched build), the launch bounded at the batch'
   static   the scheduled kernel forced on, wb_plan's static plan, the item slots sched_shape gives (4-8 waves)
   dealt    the same grid with the dealt plan (SCHED_DEAL_MIN=DEAL_MIN): one wave of slots claims, the rest leave
   dealt1   the dealt plan on a grid of one wave of item slots (no slots that leave at once)
+  claimA   as claim1, each claim one item ahead (issued before the item's body) and the counters zeroed by the reduce
+  dealtA   the dealt plan so (one wave of slots, claims one ahead)
   claim1   wb_plan's static items on one wave of item slots that claim the rest (SCHED_DEAL_CLAIM=2): no empty slots
   hw       the dealt plan's items, a slot each (SCHED_DEAL_CLAIM=0): the hardware deals them in the plan's order
   a form may name its own small items and tail: dealt:512:100, hw:256:100 (tokens, per mille)
@@ -63,18 +65,18 @@ def main() -> None:
                 return dataclasses.replace(sh, cap=cap, key=vm.sched_key(num_seqs, launch_len, sh.part_tokens, cap,
                                                                           sh.slots))
             vm.Variant.sched_shape = every_item
-        if name in ("dealt1", "claim1"):
+        if name in ("dealt1", "claim1", "claimA", "dealtA"):
             def one_wave(self, grid_x, num_seqs, launch_len, occ):
                 sh = orig_shape(self, grid_x, num_seqs, launch_len, occ)
                 cap = max(1, sh.slots // max(grid_x, 1))
                 return dataclasses.replace(sh, cap=cap, key=vm.sched_key(num_seqs, launch_len, sh.part_tokens, cap,
                                                                           sh.slots))
             vm.Variant.sched_shape = one_wave
-        on = name in ("dealt", "dealt1", "hw")
+        on = name in ("dealt", "dealt1", "hw", "dealtA")
         vm.SCHED_DEAL_MIN = deal[0] if on else 0
         vm.SCHED_DEAL_SMALL = small
         vm.SCHED_DEAL_TAIL = int(par[1]) if len(par) > 1 else deal[2]
-        vm.SCHED_DEAL_CLAIM = 0 if name == "hw" else 2 if name == "claim1" else 1
+        vm.SCHED_DEAL_CLAIM = {"hw": 0, "claim1": 2, "claimA": 3, "dealtA": 3}.get(name, 1)
 
     rows = []
     print(f"{'shape':10} {'variant':50} " + " ".join(f"{f:>12}" for f in forms) + "   (us; dealt: plan)", flush=True)
@@ -99,7 +101,7 @@ def main() -> None:
                                  launch_len=bound or None)
                 row[form] = t.median_us
                 row[f"{form}_p10_p90"] = (t.p10_us, t.p90_us)
-                if form.split(":")[0] in ("dealt", "dealt1", "hw", "claim1"):
+                if form.split(":")[0] in ("dealt", "dealt1", "hw", "claim1", "claimA", "dealtA"):
                     ws = k.step_workspace(rot[0].seq_lens, spec.num_heads, spec.num_kv_heads, bound or spec.max_seq_len, True)
                     h = ws.sched[:8].tolist()
                     row[f"{form}_plan"] = {"items": h[0], "big": h[1], "small": h[4], "tail": h[5], "slots": h[6]}
