@@ -1392,6 +1392,7 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_split)
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
   wb_fault(p);
+  WB_T(19);                            // the kernel's entry (probe_chain E): before the item or length loads
 #if WB_GRAPH_SCHED
   WB_NS::decode_body<WB_SPLIT_TOKENS>(p, blockIdx.z, WB_NS::Item{(int)blockIdx.y, (int)blockIdx.z, -1, 0});
 #else
@@ -1425,6 +1426,7 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS) WB_SYM(wb_decode_sched)
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");   // as wb_decode_split (PDL reduce)
 #endif
   wb_fault(p);
+  WB_T(19);                            // the kernel's entry (probe_chain E): before the item or length loads
   // A scheduled graph-bound launch (wb_plan): the grid's y is the schedule's slots, not the
   // sequences. Slot y runs items y, y + slots, ... until a sentinel (the plan writes one slot's
   // worth after the last item), so the grid is sized for a few waves, not for every partition

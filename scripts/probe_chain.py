@@ -4,6 +4,7 @@ times it (one CUDA graph of a launch per rotation copy, cold L2). After each rep
 stamps are read back; per point, the median and the latest CTA relative to the launch's first CTA
 start, medians over the replays:
 
+  E  kernel entry (before a scheduled CTA's item load)
   T0 CTA start   T1 queries + table staged   T2 warp 0's first K (onepass: K+V) tile landed
   T3 K pass done T4 softmax done             T5 first V tile landed   T6 PV done   T7 output / partial issued
   S  the first barrier after the K pass (twopass: every warp's logits; onepass: every warp's max)
@@ -25,7 +26,7 @@ import os
 import statistics
 import sys
 
-POINTS = ["T0", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "S", "Wlo", "Whi", "M"]
+POINTS = ["E", "T0", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "S", "Wlo", "Whi", "M"]
 SLOTS = 24              # kernels/decode.cu wb_trace: per CTA
 RPOINTS = ["R0", "R1", "R2"]
 
@@ -78,7 +79,7 @@ def summarize(st: dict) -> dict:
     row = {"ctas": int(live.shape[0])}
     warps = live[:, 8:16].double()
     warps[warps == 0] = float("nan")
-    cols = {**{f"T{i}": live[:, i] for i in range(8)}, "S": live[:, 17], "M": live[:, 16]}
+    cols = {**{f"T{i}": live[:, i] for i in range(8)}, "S": live[:, 17], "M": live[:, 16], "E": live[:, 19]}
     for p in POINTS:
         if p in ("Wlo", "Whi"):
             w = (warps - t0) / 1e3
