@@ -170,27 +170,25 @@ static __device__ __forceinline__ unsigned long long wb_now() {
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   return t;
 }
-// the stamping thread (who) writes slot `slot` of this CTA's row of n in buf
-#define WB_STAMP(who, buf, n, slot)                                                             \
+static __device__ __forceinline__ unsigned wb_smid() {
+  unsigned s;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(s));
+  return s;
+}
+// the stamping thread (who) writes `value` to slot `slot` of this CTA's row of n in buf
+#define WB_PUT(who, buf, n, slot, value)                                                        \
   do {                                                                                          \
     if (who) {                                                                                  \
       const unsigned c_ = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);       \
-      if (c_ < WB_TRACE_CTAS) buf[c_ * n + (slot)] = wb_now();                                  \
+      if (c_ < WB_TRACE_CTAS) buf[c_ * n + (slot)] = (value);                                   \
     }                                                                                           \
   } while (0)
+#define WB_STAMP(who, buf, n, slot) WB_PUT(who, buf, n, slot, wb_now())
 #define WB_T(i) WB_STAMP(threadIdx.x == 0, wb_trace, 24, i)
 #define WB_TW(i) WB_STAMP(threadIdx.x % 32 == 0, wb_trace, 24, (i) + threadIdx.x / 32)   // slots i .. i + 7
 #define WB_TR(i) WB_STAMP(threadIdx.x == 0, wb_trace_red, 4, i)
-// slot 18: the SM the CTA ran on (a value, not a time: whether late CTAs share SMs)
-#define WB_TSM()                                                                                \
-  do {                                                                                          \
-    if (threadIdx.x == 0) {                                                                     \
-      const unsigned c_ = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);       \
-      unsigned sm_;                                                                             \
-      asm volatile("mov.u32 %0, %%smid;" : "=r"(sm_));                                          \
-      if (c_ < WB_TRACE_CTAS) wb_trace[c_ * 24 + 18] = sm_ + 1;                                 \
-    }                                                                                           \
-  } while (0)
+// slot 18: the SM the CTA ran on, + 1 (a value, not a time: whether late CTAs share SMs)
+#define WB_TSM() WB_PUT(threadIdx.x == 0, wb_trace, 24, 18, wb_smid() + 1)
 #else
 #define WB_TSM() do {} while (0)
 #define WB_T(i) do {} while (0)

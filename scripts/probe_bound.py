@@ -15,7 +15,7 @@ import sys
 def main() -> None:
     import torch
 
-    from probe_common import load_knobs
+    from probe_common import load_knobs, scheduled_form
     from workbench.config.profiles import heads_from_text
     from workbench.measure.gpuinfo import gpu_info
     from workbench.measure.timing import time_variant
@@ -24,11 +24,7 @@ def main() -> None:
     out_path, knobs = sys.argv[1:3]
     heads = heads_from_text(os.environ.get("PROBE_MODEL", "llama-3.1-8b"))
     info = gpu_info(0)
-    sched = os.environ.get("SCHED") == "1"
-    if sched:          # the scheduled build, forced on for every per-sequence launch (its plan first)
-        import workbench.kernel.variant as vm
-        vm.Variant.schedules = lambda self, *a, **kw: True
-    (k,) = load_knobs(knobs, heads.head_size, info.arch, form=(lambda v: v.scheduling()) if sched else (lambda v: v))
+    (k,) = load_knobs(knobs, heads.head_size, info.arch, form=scheduled_form(os.environ.get("SCHED") == "1"))
     rows = []
     for label in sys.argv[3:]:
         n, ctx = (int(x) for x in label[1:].split("x"))

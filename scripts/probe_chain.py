@@ -118,7 +118,7 @@ def raw_ctas(st: dict) -> list[list[int]]:
 def main() -> None:
     import torch
 
-    from probe_common import load_knobs
+    from probe_common import load_knobs, scheduled_form
     from workbench.config.profiles import heads_from_text
     from workbench.measure.gpuinfo import gpu_info
     from workbench.measure.timing import IN_GRAPH_MIN_LAUNCHES, time_variant
@@ -131,10 +131,7 @@ def main() -> None:
     heads = heads_from_text(os.environ.get("PROBE_MODEL", "llama-3.1-8b"))
     info = gpu_info(0)
     sched = os.environ.get("SCHED") == "1"
-    if sched:          # the scheduled kernel on the same batch (wb_decode_sched: its items from wb_plan)
-        import workbench.kernel.variant as vm
-        vm.Variant.schedules = lambda self, *a, **kw: True
-    plain = load_knobs(knobs, heads.head_size, info.arch, form=(lambda v: v.scheduling()) if sched else (lambda v: v))
+    plain = load_knobs(knobs, heads.head_size, info.arch, form=scheduled_form(sched))
     traced_ = [traced(k, info.arch) for k in plain]
     rows = []
     for label in labels:

@@ -19,6 +19,17 @@ def load_knobs(knob_text: str, head_size: int, arch: str, form: Callable[[Any], 
     return [load(b, 0) for b in builds]
 
 
+def scheduled_form(on: bool) -> Callable[[Any], Any]:
+    """The `form` for load_knobs: with `on`, each variant's scheduled build, and Variant.schedules forced
+    true in this process, so every per-sequence launch runs wb_decode_sched on its plan (probe_chain.py and
+    probe_bound.py SCHED=1: the scheduled kernel beside the plain grid on the same batch)."""
+    if not on:
+        return lambda v: v
+    import workbench.kernel.variant as vm
+    vm.Variant.schedules = lambda self, *a, **kw: True      # type: ignore[method-assign]
+    return lambda v: v.scheduling()
+
+
 def capped(k: Any, max_parts: int) -> Any:
     """The loaded kernel whose step plan gives a sequence at most max_parts partitions (1: the
     scheduled kernel on whole sequences; env PLAN_MAX_PARTS of probe_ragged.py and probe_ncu.py)."""
